@@ -1,0 +1,258 @@
+"""Chat history, tool specifications and tool-scope selection, independent of any wire format.
+
+Provider adapters render these neutral types into their own JSON; nothing here knows a provider.
+
+Tools are plain Python callables. Their JSON schema comes from the signature (via pydantic) and
+their description from the docstring. A tool belongs to a scope, ``APPLICATION`` by default; the
+:func:`tool` decorator marks ``SYSTEM`` tools. The ``LLM_TOOLS_SCOPE`` metadata entry chooses
+which tools a request offers (see :func:`select_tools`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+import pydantic
+
+from .exceptions import ConfigurationError
+
+__all__ = [
+    "LLM_TOOLS_SCOPE",
+    "ChatHistoryItem",
+    "ChatRole",
+    "ChatStyle",
+    "ToolCall",
+    "ToolScope",
+    "ToolSpec",
+    "select_tools",
+    "tool",
+    "tool_spec",
+]
+
+LLM_TOOLS_SCOPE = "LLM_TOOLS_SCOPE"
+"""Metadata key choosing the tools a request offers, e.g. ``"APPLICATION,+web_search,-delete_file"``."""
+
+_SCOPE_ATTRIBUTE = "__statek_tool_scope__"
+
+
+class ChatRole(str, Enum):
+    """Who wrote a history item."""
+
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class ChatStyle(str, Enum):
+    """How history is rendered and whether tools are offered.
+
+    ``NATIVE`` (the default) uses the provider's own tool-calling messages. ``PLAIN`` renders tool
+    calls and tool results as ordinary text turns and offers no tools: for models or gateways that
+    reject tool messages.
+    """
+
+    NATIVE = "native"
+    PLAIN = "plain"
+
+
+class ToolScope(str, Enum):
+    """Which group a tool belongs to; ``ALL`` selects both."""
+
+    SYSTEM = "SYSTEM"
+    APPLICATION = "APPLICATION"
+    ALL = "ALL"
+
+
+@dataclass(frozen=True, eq=False)
+class ToolCall:
+    """A tool call the model asked for (the seed's *call request*).
+
+    ``args`` is always ``[]`` (providers pass named arguments only); ``kwargs`` holds them. Two calls
+    are equal, and hash alike, when their ids are equal.
+    """
+
+    id: str
+    name: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ToolCall) and other.id == self.id
+
+
+@dataclass(frozen=True)
+class ChatHistoryItem:
+    """One turn of a conversation.
+
+    * ``USER`` / ``SYSTEM``: ``content`` is the text.
+    * ``ASSISTANT``: ``content`` is the text (may be empty) and ``tool_calls`` the calls it made.
+    * ``TOOL``: ``content`` is the tool's result and ``tool_call_id`` the id of the call it answers
+      (``name`` the tool's name, which Gemini needs).
+    """
+
+    role: ChatRole
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "role", ChatRole(self.role))
+        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        if self.role is ChatRole.TOOL and not self.tool_call_id:
+            raise ConfigurationError("a TOOL history item needs tool_call_id: the id of the call it answers")
+
+    @classmethod
+    def user(cls, content: str) -> ChatHistoryItem:
+        return cls(ChatRole.USER, content)
+
+    @classmethod
+    def assistant(cls, content: str = "", tool_calls: Iterable[ToolCall] = ()) -> ChatHistoryItem:
+        return cls(ChatRole.ASSISTANT, content, tuple(tool_calls))
+
+    @classmethod
+    def tool_result(cls, call: ToolCall, result: Any) -> ChatHistoryItem:
+        """The answer to ``call``; a non-string ``result`` is sent as JSON."""
+        text = result if isinstance(result, str) else json.dumps(result, default=str)
+        return cls(ChatRole.TOOL, text, tool_call_id=call.id, name=call.name)
+
+    def as_plain_text(self) -> str:
+        """This item as one text turn, for :attr:`ChatStyle.PLAIN`."""
+        if self.role is ChatRole.TOOL:
+            return f"[result of tool {self.name or self.tool_call_id}]\n{self.content}"
+        calls = "".join(
+            f"\n[called tool {c.name} with {json.dumps(c.kwargs, sort_keys=True)}]" for c in self.tool_calls
+        )
+        return f"{self.content}{calls}"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as offered to a model: name, description and a JSON schema of its keyword arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+    scope: ToolScope = ToolScope.APPLICATION
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tool(scope: ToolScope | str = ToolScope.APPLICATION) -> Callable[[F], F]:
+    """Mark a callable's scope: ``@tool("SYSTEM")`` for tools the platform provides itself."""
+    resolved = ToolScope(scope.upper() if isinstance(scope, str) else scope)
+    if resolved is ToolScope.ALL:
+        raise ConfigurationError("a tool belongs to SYSTEM or APPLICATION, not ALL")
+
+    def mark(func: F) -> F:
+        setattr(func, _SCOPE_ATTRIBUTE, resolved)
+        return func
+
+    return mark
+
+
+_ARGS_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters):\s*$", re.MULTILINE)
+_ARG_LINE = re.compile(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
+
+
+def _describe(doc: str) -> tuple[str, dict[str, str]]:
+    """Split a docstring into its summary (text before ``Args:``) and per-argument descriptions."""
+    match = _ARGS_SECTION.search(doc)
+    if not match:
+        return doc.strip(), {}
+    arguments = {}
+    for line in doc[match.end() :].splitlines():
+        arg = _ARG_LINE.match(line)
+        if arg:
+            arguments[arg.group(1)] = arg.group(2).strip()
+    return doc[: match.start()].strip(), arguments
+
+
+def tool_spec(func: Callable[..., Any]) -> ToolSpec:
+    """Build the :class:`ToolSpec` of ``func`` from its name, signature, annotations and docstring.
+
+    Every parameter must be annotated or have a default (its type is then ``Any``); ``*args`` and
+    ``**kwargs`` are not offered to the model.
+    """
+    name = getattr(func, "__name__", None)
+    if not name or name == "<lambda>":
+        raise ConfigurationError(f"tool {func!r} needs a name: use a def, not a lambda")
+    summary, arg_docs = _describe(inspect.getdoc(func) or "")
+    hints = _type_hints(func)
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = hints.get(param.name, Any)
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (annotation, pydantic.Field(default, description=arg_docs.get(param.name)))
+    model = pydantic.create_model(f"{name}_arguments", **fields)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    scope = getattr(func, _SCOPE_ATTRIBUTE, ToolScope.APPLICATION)
+    return ToolSpec(name=name, description=summary or name, parameters=schema, scope=scope)
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        import typing
+
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: fall back to Any rather than refuse the tool
+        return {}
+
+
+def select_tools(
+    available_tools: Sequence[Callable[..., Any]] | None,
+    scope_expression: str | None,
+) -> tuple[ToolSpec, ...]:
+    """Pick the tools a request offers.
+
+    ``scope_expression`` is the ``LLM_TOOLS_SCOPE`` metadata value: comma- or space-separated terms,
+    read left to right. ``SYSTEM``, ``APPLICATION`` or ``ALL`` add every tool of that scope;
+    ``+name`` adds one tool, ``-name`` removes one. With no scope term the starting set is ``ALL``
+    (so ``"-delete_file"`` means "everything but delete_file"). Unknown scope words and names of
+    tools that are not available raise :class:`ConfigurationError`.
+    """
+    specs = [tool_spec(f) for f in (available_tools or ())]
+    by_name = {s.name: s for s in specs}
+    if len(by_name) != len(specs):
+        raise ConfigurationError("available_tools has two tools with the same name")
+    terms = [t for t in re.split(r"[,\s]+", scope_expression or "") if t]
+    if not any(t[0] not in "+-" for t in terms):
+        terms.insert(0, ToolScope.ALL.value)
+    chosen: dict[str, ToolSpec] = {}
+    for term in terms:
+        if term[0] in "+-":
+            name = term[1:]
+            if name not in by_name:
+                raise ConfigurationError(
+                    f"{LLM_TOOLS_SCOPE} names tool {name!r}, which is not in available_tools "
+                    f"(available: {', '.join(sorted(by_name)) or 'none'})"
+                )
+            if term[0] == "+":
+                chosen[name] = by_name[name]
+            else:
+                chosen.pop(name, None)
+            continue
+        try:
+            scope = ToolScope(term.upper())
+        except ValueError:
+            raise ConfigurationError(
+                f"{LLM_TOOLS_SCOPE} term {term!r} is not SYSTEM, APPLICATION, ALL, +name or -name"
+            ) from None
+        chosen.update({s.name: s for s in specs if scope is ToolScope.ALL or s.scope is scope})
+    return tuple(chosen.values())

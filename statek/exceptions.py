@@ -1,0 +1,149 @@
+"""The statek error tree.
+
+Every error statek raises on purpose is one of these::
+
+    StatekError
+    ├── ConfigurationError (ValueError)      bad settings or arguments; fix the code or the environment
+    │   └── UnknownProviderError              no provider registered under that name
+    ├── PricingError (ValueError)             price files that do not load; lists every problem found
+    └── ProviderError                         the provider call failed; carries what the provider said
+        ├── ProviderHTTPError                 a non-2xx answer: status, body, headers, retry_after
+        │   ├── AuthenticationError           401 / 403
+        │   ├── RateLimitError                429
+        │   └── ProviderServerError           5xx
+        ├── ProviderConnectionError           the request never got an answer (connect, read, timeout)
+        └── ResponseFormatError               an answer statek cannot read (bad JSON, bad shape)
+            └── MalformedToolCallError        a tool call whose name or arguments cannot be parsed
+
+Configuration errors are ``ValueError`` subclasses, as the public contract promises for bad settings,
+bad temperatures, empty models and duplicate provider names. Transport exceptions from httpx are
+translated at the boundary with ``raise ... from exc``; the original stays on ``__cause__``.
+
+No exception message, ``repr`` or attribute ever holds an API key: headers are redacted before they
+are stored (:func:`redact_headers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigurationError",
+    "MalformedToolCallError",
+    "PricingError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderServerError",
+    "RateLimitError",
+    "ResponseFormatError",
+    "StatekError",
+    "UnknownProviderError",
+    "redact_headers",
+]
+
+_SECRET_HEADERS = frozenset(
+    {"authorization", "api-key", "x-api-key", "x-goog-api-key", "cf-aig-authorization", "proxy-authorization"}
+)
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return a copy of ``headers`` with every credential-bearing header replaced by ``"<redacted>"``."""
+    return {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+class StatekError(Exception):
+    """Base class of every error statek raises on purpose."""
+
+
+class ConfigurationError(StatekError, ValueError):
+    """Settings or arguments are wrong; the message says what, where, and how to fix it."""
+
+
+class UnknownProviderError(ConfigurationError):
+    """No provider is registered under the requested name (or any of its aliases)."""
+
+
+class PricingError(StatekError, ValueError):
+    """Price data failed to load or validate.
+
+    ``problems`` lists every problem found (not only the first), each already formatted as
+    ``file:line: column: reason``.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems or [])
+
+
+class ProviderError(StatekError):
+    """A provider call failed.
+
+    ``provider`` is the provider key, ``attempts`` how many HTTP attempts were made,
+    ``bytes_sent`` / ``bytes_received`` what went over the wire before the failure (so usage is not
+    lost on errors).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        attempts: int = 1,
+        bytes_sent: int = 0,
+        bytes_received: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.attempts = attempts
+        self.bytes_sent = bytes_sent
+        self.bytes_received = bytes_received
+
+
+class ProviderHTTPError(ProviderError):
+    """The provider answered with a non-2xx status.
+
+    ``body`` is the response text (truncated to 4 KiB), ``headers`` the response headers with
+    credentials redacted, ``retry_after`` the server's requested delay in seconds, if it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.status_code = status_code
+        self.body = body[:4096]
+        self.headers = redact_headers(headers or {})
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ProviderHTTPError):
+    """401 or 403: the key is missing, wrong, or lacks permission."""
+
+
+class RateLimitError(ProviderHTTPError):
+    """429: too many requests; ``retry_after`` says how long the provider asked to wait."""
+
+
+class ProviderServerError(ProviderHTTPError):
+    """5xx: the provider failed on its side."""
+
+
+class ProviderConnectionError(ProviderError):
+    """No answer arrived: connection refused or reset, DNS failure, or a timeout."""
+
+
+class ResponseFormatError(ProviderError):
+    """The provider answered 2xx but with a body statek cannot read."""
+
+
+class MalformedToolCallError(ResponseFormatError):
+    """A tool call in the response has no name, or arguments that are not a JSON object."""

@@ -1,0 +1,116 @@
+"""Provider settings and every environment variable statek reads.
+
+Per provider key (``OPENAI``, ``ANTHROPIC``, an alias such as ``GROK``, or a name given to
+``add_provider``), settings come from, in order of precedence:
+
+1. keyword arguments to ``LLM_API.get(...)`` / ``add_provider(...)``;
+2. ``{NAME}_API_URL``, ``{NAME}_API_KEY``, ``{NAME}_RESPONSE_FORMAT_FILE``,
+   ``{NAME}_USE_PROMPT_CACHING`` for the name asked for (an alias), then for its canonical key;
+3. the built-in provider's defaults (public endpoint URL; local servers need no key).
+
+``api_url`` is the full URL that requests are POSTed to, e.g.
+``http://localhost:8000/v1/chat/completions``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+__all__ = [
+    "API_KEY_SUFFIX",
+    "API_URL_SUFFIX",
+    "DEFAULT_PROVIDER_ENV",
+    "DEFAULT_PROVIDER",
+    "MODEL_INFO_DIR_ENV",
+    "PROMPT_CACHING_SUFFIX",
+    "RESPONSE_FORMAT_FILE_SUFFIX",
+    "SETTING_SUFFIXES",
+    "ProviderSettings",
+    "env_names",
+    "load_provider_settings",
+    "parse_bool",
+]
+
+DEFAULT_PROVIDER_ENV = "STATEK_DEFAULT_LLM_API_PROVIDER"
+"""Provider used by ``LLM_API.get()`` when no name is given."""
+DEFAULT_PROVIDER = "OPENROUTER"
+"""The provider used when ``STATEK_DEFAULT_LLM_API_PROVIDER`` is unset."""
+MODEL_INFO_DIR_ENV = "STATEK_MODEL_INFO_DIR"
+"""A folder of price files (CSV/TXT) loaded on first use, on top of the shipped table."""
+
+API_URL_SUFFIX = "_API_URL"
+"""``{NAME}_API_URL``: full endpoint URL requests are POSTed to."""
+API_KEY_SUFFIX = "_API_KEY"
+"""``{NAME}_API_KEY``: the provider's credential. Never printed."""
+RESPONSE_FORMAT_FILE_SUFFIX = "_RESPONSE_FORMAT_FILE"
+"""``{NAME}_RESPONSE_FORMAT_FILE``: path of a JSON schema the response must follow."""
+PROMPT_CACHING_SUFFIX = "_USE_PROMPT_CACHING"
+"""``{NAME}_USE_PROMPT_CACHING``: true/false; adds provider cache markers (Anthropic ``cache_control``)."""
+
+SETTING_SUFFIXES: Mapping[str, str] = {
+    "api_url": API_URL_SUFFIX,
+    "api_key": API_KEY_SUFFIX,
+    "response_format_file": RESPONSE_FORMAT_FILE_SUFFIX,
+    "use_prompt_caching": PROMPT_CACHING_SUFFIX,
+}
+
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "t", "enable", "enabled"})
+
+
+def parse_bool(value: object) -> bool:
+    """``True`` for bools that are true and strings like true/1/yes/on; ``False`` for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    return isinstance(value, str) and value.strip().lower() in _TRUE
+
+
+class ProviderSettings(BaseModel):
+    """Where and how to reach one provider. ``api_key`` is a ``SecretStr``: its repr shows no key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_url: str | None = None
+    api_key: SecretStr | None = None
+    response_format_file: str | None = None
+    use_prompt_caching: bool = False
+
+    def key_value(self) -> str | None:
+        """The raw key, for building request headers only."""
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
+def env_names(name: str) -> dict[str, str]:
+    """The environment variable of each setting for provider ``name``."""
+    prefix = name.strip().upper()
+    return {field: prefix + suffix for field, suffix in SETTING_SUFFIXES.items()}
+
+
+def load_provider_settings(
+    names: Sequence[str],
+    overrides: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ProviderSettings:
+    """Resolve settings for a provider known by ``names`` (the name asked for first, canonical key next).
+
+    ``overrides`` (explicit arguments) win over the environment, which wins over ``defaults``.
+    ``None`` overrides are ignored.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if v is not None}
+    for field in SETTING_SUFFIXES:
+        for name in names:
+            raw = env.get(env_names(name)[field])
+            if raw not in (None, ""):
+                values[field] = raw
+                break
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "use_prompt_caching" in values:
+        values["use_prompt_caching"] = parse_bool(values["use_prompt_caching"])
+    return ProviderSettings(**values)
