@@ -115,11 +115,15 @@ class LLM_API(ABC):
     Class attributes describe the provider for telemetry and pricing: ``provider_key`` (canonical
     registry key), ``genai_provider_name`` (OpenTelemetry ``gen_ai.provider.name``) and
     ``pricing_provider`` (the price-table provider whose rows apply; defaults to ``provider_key``).
+    The registry uses ``default_api_url`` when no URL is configured and refuses to build a provider
+    with ``requires_api_key`` and no key.
     """
 
     provider_key: ClassVar[str] = "CUSTOM"
     genai_provider_name: ClassVar[str] = "openai"
     pricing_provider: ClassVar[str | None] = None
+    default_api_url: ClassVar[str | None] = None
+    requires_api_key: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -1,0 +1,5 @@
+"""PLACEHOLDER: `statek demo`."""
+
+
+def demo() -> None:
+    """Run the demo (not built yet)."""

@@ -1,0 +1,10 @@
+"""PLACEHOLDER: `statek metrics ...` commands."""
+
+import typer
+
+app = typer.Typer(help="metrics commands", no_args_is_help=True)
+
+
+@app.command("placeholder")
+def placeholder() -> None:
+    """Not built yet."""
