@@ -362,3 +362,22 @@ def add_provider(name: str, llm_api_impl: type[LLM_API] | None = None, **kwargs:
     from .providers.registry import add_provider as register
 
     register(name, llm_api_impl, **kwargs)
+
+
+_PROVIDER_MODULES = ("statek.providers.catalog", "statek.providers.anthropic", "statek.providers.vertex")
+
+
+def __getattr__(name: str) -> Any:
+    """The built-in provider classes, importable from here as the contract documents.
+
+    They live in ``statek.providers`` (which imports this module), so they are resolved on first
+    access instead of at import time.
+    """
+    if name.endswith("_API"):
+        import importlib
+
+        for module_name in _PROVIDER_MODULES:
+            provider = getattr(importlib.import_module(module_name), name, None)
+            if provider is not None:
+                return provider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -114,3 +114,14 @@ def load_provider_settings(
     if "use_prompt_caching" in values:
         values["use_prompt_caching"] = parse_bool(values["use_prompt_caching"])
     return ProviderSettings(**values)
+
+# --- Vertex AI (appended by the Anthropic/Vertex adapters work) --------------------------------------
+VERTEXAI_PROJECT_ENV = "VERTEXAI_PROJECT"
+"""Google Cloud project for Vertex AI; with it, ``VertexAI_API`` calls the Vertex model resource URL
+(``…/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent``) with
+``Authorization: Bearer`` (the ``VERTEXAI_API_KEY`` value is the access token). Without it, the
+Gemini API with ``x-goog-api-key``. The ``project=`` constructor argument wins."""
+VERTEXAI_LOCATION_ENV = "VERTEXAI_LOCATION"
+"""Vertex AI location (region) such as ``us-central1``; default ``global``. ``location=`` wins."""
+
+__all__ += ["VERTEXAI_LOCATION_ENV", "VERTEXAI_PROJECT_ENV"]

@@ -1,26 +1,37 @@
-"""PLACEHOLDER (owned by the pricing work). Fixed interface: ``CallCost``, ``price_call``."""
+"""The pricing engine: price tables read with polars, a compiled lookup, exact per-call cost.
+
+Fixed interface: :func:`price_call` and :class:`CallCost`. The process-wide table is loaded lazily
+on first use from the shipped default table plus ``STATEK_MODEL_INFO_DIR``; see
+:mod:`statek.metering.registry` for precedence and reloads, :mod:`statek.metering.cost` for the
+cost rules, :mod:`statek.metering.index` for model matching, and ``docs/pricing.md`` for the file
+format.
+
+Modules: ``schema`` (columns), ``records`` (rows, problems, name keys), ``loader`` (read and
+validate files), ``cost`` (exact arithmetic), ``index`` (compiled lookup), ``registry`` (the
+process-wide table), ``types`` (:class:`CallCost`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING
+from .cost import Prices
+from .index import PriceTable
+from .loader import LoadReport, read_price_files
+from .records import PriceRow, Problem, normalise
+from .registry import PriceRegistry, default_registry, price_call, set_default_registry, shipped_prices_path
+from .types import CallCost
 
-if TYPE_CHECKING:
-    from ..llm_api import CostStatus, LLM_Stats
-
-
-@dataclass(frozen=True, slots=True)
-class CallCost:
-    amount: Decimal | None
-    status: CostStatus
-    currency: str = "USD"
-
-
-def price_call(
-    provider: str, model: str, stats: LLM_Stats, *, at: datetime | None = None, model_family: str | None = None
-) -> CallCost:
-    if stats.cost is not None:
-        return CallCost(stats.cost, "reported")
-    return CallCost(None, "unpriced")
+__all__ = [
+    "CallCost",
+    "LoadReport",
+    "PriceRegistry",
+    "PriceRow",
+    "PriceTable",
+    "Prices",
+    "Problem",
+    "default_registry",
+    "normalise",
+    "price_call",
+    "read_price_files",
+    "set_default_registry",
+    "shipped_prices_path",
+]

@@ -1,0 +1,188 @@
+"""Seed API: :class:`LLM_Usage`, the usage and cost a job accumulated.
+
+Two ways to fill one in. By hand (the seed's way): set the ``total_*`` fields and a ``pricing``,
+and :attr:`LLM_Usage.total_cost` applies the seed rule. By recording calls (what ``Job`` does):
+:meth:`LLM_Usage.record` adds each call's counts and its own cost, priced when the call was made
+(with that call's model, tier and date); ``total_cost`` is then the sum of those costs and is never
+computed again from summed tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from decimal import Context, Decimal
+from typing import TYPE_CHECKING
+
+from ..model_pricing import ModelPricing, get_model_pricing
+
+if TYPE_CHECKING:
+    from ..llm_api import LLM_Stats
+
+__all__ = ["LLM_Usage", "ModelUsage"]
+
+_EXACT = Context(prec=80)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """A snapshot of what one (provider, model) used within a job.
+
+    ``cost`` sums the costs of the calls that had one (``None`` when none did);
+    ``unpriced_calls`` counts the calls without any, which ``cost`` therefore leaves out.
+    """
+
+    provider: str
+    model: str
+    calls: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    cost: Decimal | None = None
+    reported_cost: Decimal | None = None
+    calculated_calls: int = 0
+    reported_calls: int = 0
+    unpriced_calls: int = 0
+
+
+class _Totals:
+    """Mutable per-model counters, touched only under the usage's lock."""
+
+    __slots__ = ("bytes_received", "bytes_sent", "cache_write_tokens", "cached_tokens", "calculated_calls",
+                 "calls", "cost", "input_tokens", "output_tokens", "reasoning_tokens", "reported_calls",
+                 "reported_cost", "unpriced_calls")
+
+    def __init__(self) -> None:
+        self.calls = self.input_tokens = self.cached_tokens = self.cache_write_tokens = 0
+        self.output_tokens = self.reasoning_tokens = self.bytes_sent = self.bytes_received = 0
+        self.calculated_calls = self.reported_calls = self.unpriced_calls = 0
+        self.cost: Decimal | None = None
+        self.reported_cost: Decimal | None = None
+
+
+@dataclass(eq=False)
+class LLM_Usage:
+    """Accumulated byte counts, token counts, provider-reported cost and calculated cost of a job.
+
+    ``total_cached_tokens`` is included in ``total_input_tokens``. ``total_reported_cost`` sums what
+    providers reported (``None`` when none did). See :attr:`total_cost` for how the cost is obtained.
+    :meth:`record` is thread-safe; reading a field while calls are being recorded gives a value that
+    was current at some moment (use :meth:`by_model` for a consistent per-model snapshot).
+    """
+
+    pricing: ModelPricing | None = None
+    context_bytes: int = 0
+    total_bytes_sent: int = 0
+    total_bytes_received: int = 0
+    total_input_tokens: int = 0
+    total_cached_tokens: int = 0
+    total_output_tokens: int = 0
+    total_reported_cost: Decimal | None = None
+    total_cache_write_tokens: int = 0
+    total_reasoning_tokens: int = 0
+    calls: int = 0
+    unpriced_calls: int = 0
+    _recorded_cost: Decimal | None = field(default=None, init=False, repr=False)
+    _models: dict[tuple[str, str], _Totals] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @classmethod
+    def for_model(cls, provider: str, model: str, model_family: str | None = None) -> LLM_Usage:
+        """An empty usage priced with the table's current price for ``model`` (``pricing`` is
+        ``None`` when the table has none)."""
+        return cls(pricing=get_model_pricing(provider, model, model_family, no_create=True))
+
+    @property
+    def total_cost(self) -> Decimal | None:
+        """The job's cost in USD, or ``None`` when it cannot be known (never a made-up ``$0``).
+
+        After :meth:`record`: the sum of the recorded calls' own costs; calls that were unpriced add
+        nothing and are counted in :attr:`unpriced_calls`; ``None`` when no call had a cost.
+
+        Filled in by hand (no call recorded): when ``pricing`` is valid and tokens were used,
+        non-cached input at the input price, cached input at the cached price (the input price when
+        there is none) and output at the output price; else the provider-reported cost; else ``None``.
+        """
+        if self.calls:
+            return self._recorded_cost
+        pricing = self.pricing
+        if pricing is not None and pricing.is_valid and (self.total_input_tokens or self.total_output_tokens):
+            input_price: Decimal = pricing.input_price_per_M  # type: ignore[assignment]
+            cached_price = pricing.input_price_per_cached_M
+            if cached_price is None:
+                cached_price = input_price
+            cached = min(self.total_cached_tokens, self.total_input_tokens)
+            total = (
+                (self.total_input_tokens - cached) * input_price
+                + cached * cached_price
+                + self.total_output_tokens * pricing.output_price_per_M  # type: ignore[operator]
+            )
+            return total.scaleb(-6, _EXACT)
+        return self.total_reported_cost
+
+    def record(self, provider: str, model: str, stats: LLM_Stats) -> None:
+        """Add one call. ``stats`` must already be priced (``priced_cost`` and ``cost_status`` set)."""
+        status = stats.cost_status
+        cost = stats.priced_cost if status != "unpriced" else None
+        reported = stats.cost
+        with self._lock:
+            totals = self._models.get((provider, model))
+            if totals is None:
+                totals = self._models[(provider, model)] = _Totals()
+            self.calls += 1
+            self.total_bytes_sent += stats.total_bytes_sent
+            self.total_bytes_received += stats.total_bytes_received
+            self.total_input_tokens += stats.input_tokens
+            self.total_cached_tokens += stats.cached_tokens
+            self.total_output_tokens += stats.output_tokens
+            self.total_cache_write_tokens += stats.cache_write_tokens
+            self.total_reasoning_tokens += stats.reasoning_tokens
+            totals.calls += 1
+            totals.input_tokens += stats.input_tokens
+            totals.cached_tokens += stats.cached_tokens
+            totals.cache_write_tokens += stats.cache_write_tokens
+            totals.output_tokens += stats.output_tokens
+            totals.reasoning_tokens += stats.reasoning_tokens
+            totals.bytes_sent += stats.total_bytes_sent
+            totals.bytes_received += stats.total_bytes_received
+            if reported is not None:
+                self.total_reported_cost = reported if self.total_reported_cost is None else self.total_reported_cost + reported
+                totals.reported_cost = reported if totals.reported_cost is None else totals.reported_cost + reported
+            if cost is None:
+                self.unpriced_calls += 1
+                totals.unpriced_calls += 1
+                return
+            self._recorded_cost = cost if self._recorded_cost is None else self._recorded_cost + cost
+            totals.cost = cost if totals.cost is None else totals.cost + cost
+            if status == "calculated":
+                totals.calculated_calls += 1
+            else:
+                totals.reported_calls += 1
+
+    def by_model(self) -> dict[tuple[str, str], ModelUsage]:
+        """A consistent snapshot of the per-(provider, model) breakdown, in first-use order."""
+        with self._lock:
+            return {
+                (provider, model): ModelUsage(
+                    provider,
+                    model,
+                    calls=t.calls,
+                    input_tokens=t.input_tokens,
+                    cached_tokens=t.cached_tokens,
+                    cache_write_tokens=t.cache_write_tokens,
+                    output_tokens=t.output_tokens,
+                    reasoning_tokens=t.reasoning_tokens,
+                    bytes_sent=t.bytes_sent,
+                    bytes_received=t.bytes_received,
+                    cost=t.cost,
+                    reported_cost=t.reported_cost,
+                    calculated_calls=t.calculated_calls,
+                    reported_calls=t.reported_calls,
+                    unpriced_calls=t.unpriced_calls,
+                )
+                for (provider, model), t in self._models.items()
+            }

@@ -1,0 +1,90 @@
+"""The values the engine passes around: a price row, a problem found while loading, and name keys."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+from .cost import Prices
+
+__all__ = ["PriceRow", "Problem", "normalise"]
+
+
+def normalise(name: str) -> str:
+    """The matching key of a provider, family or model name: whitespace removed, case folded.
+
+    ``"Open AI"`` and ``"OPENAI"`` give the same key, as do ``"gpt-4 turbo"`` and ``"GPT-4TURBO"``.
+    """
+    return "".join(name.split()).casefold()
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a price file. ``line`` and ``column`` are ``None`` when they do not apply."""
+
+    path: str
+    line: int | None
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.column}: {self.reason}" if self.column else f"{where}: {self.reason}"
+
+
+class PriceRow(NamedTuple):
+    """One validated row of a price table. Prices are USD per million tokens, exact.
+
+    A flat tuple because a table may hold hundreds of thousands of them; :attr:`prices` and
+    :attr:`long_context` give the structured view. ``valid_from`` is timezone-aware (UTC when the
+    file gave no offset), ``None`` for "always". ``path``/``line`` say where the row came from
+    (``"<set_model_pricing>"`` for rows set in code).
+    """
+
+    provider: str
+    model_family: str
+    model: str
+    input: Decimal
+    cached: Decimal | None
+    output: Decimal
+    cache_write_5m: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    long_context_threshold: int | None = None
+    long_context_input: Decimal | None = None
+    long_context_cached: Decimal | None = None
+    long_context_output: Decimal | None = None
+    long_context_cache_write_5m: Decimal | None = None
+    long_context_cache_write_1h: Decimal | None = None
+    valid_from: datetime | None = None
+    currency: str = "USD"
+    source: str = ""
+    checked: date | None = None
+    path: str = ""
+    line: int = 0
+
+    @property
+    def prices(self) -> Prices:
+        """The standard tier."""
+        return Prices(self.input, self.output, self.cached, self.cache_write_5m, self.cache_write_1h)
+
+    @property
+    def long_context(self) -> Prices | None:
+        """The tier used above :attr:`long_context_threshold` prompt tokens, if the row has one."""
+        if self.long_context_threshold is None or self.long_context_input is None or self.long_context_output is None:
+            return None
+        return Prices(
+            self.long_context_input,
+            self.long_context_output,
+            self.long_context_cached,
+            self.long_context_cache_write_5m,
+            self.long_context_cache_write_1h,
+        )
+
+    @property
+    def location(self) -> str:
+        """``path:line`` of the row, for messages."""
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    def price_fields(self) -> tuple[object, ...]:
+        """Everything that decides a price; two rows with equal keys and equal price fields agree."""
+        return tuple(self[3:16])

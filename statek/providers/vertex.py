@@ -1,0 +1,429 @@
+"""``VertexAI_API``: Google's ``generateContent`` wire format, on the Gemini API or on Vertex AI.
+
+Where requests go, in order:
+
+1. a configured ``api_url`` other than the Gemini default (``{model}``, ``{project}`` and
+   ``{location}`` in it are filled in);
+2. with a project (``project=`` or ``VERTEXAI_PROJECT``), the Vertex model resource
+   ``https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent``
+   (host ``aiplatform.googleapis.com`` for location ``global``, the default);
+3. else the Gemini API, ``https://generativelanguage.googleapis.com/v1beta/models/{model}:generateContent``.
+
+Auth follows the mode: Vertex (a project, an ``aiplatform.googleapis.com`` host, or ``vertexai=True``)
+sends ``Authorization: Bearer <api_key>`` (an OAuth access token) and reports
+``gen_ai.provider.name = gcp.vertex_ai``; the Gemini API sends ``x-goog-api-key`` and reports ``gcp.gemini``.
+
+Request: roles ``user`` / ``model``, consecutive turns of one role merged; tool calls as
+``functionCall`` parts (with their ``thoughtSignature``, which Gemini 3 requires back), tool results
+as ``functionResponse`` parts ``{"output": result}``; tool schemas cut down to Gemini's OpenAPI subset
+(:func:`gemini_schema`); reasoning as ``thinkingConfig`` (budget from ``REASONING_BUDGET_TOKENS``, else
+``REASONING_EFFORT``, else ``-1``: dynamic; thought summaries are not requested, statek returns answer
+text only); ``response_format_file`` as ``responseMimeType`` + ``responseSchema``.
+
+Usage: Gemini reports thoughts *outside* ``candidatesTokenCount`` and tool-use prompt tokens outside
+``promptTokenCount``; statek adds them in (never subtracts). Cached tokens are already inside the prompt.
+Streaming (``stream=True``, ``:streamGenerateContent?alt=sse``): every chunk's ``usageMetadata`` is
+cumulative, so the last one counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._http import RawResponse, RetryPolicy
+from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall, ToolSpec
+from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
+from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
+from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
+from ._response_format import load_response_schema
+from ._wire import error_context, iter_sse_json, post_raw
+
+__all__ = ["GEMINI_API_URL", "GeminiToolCall", "VertexAI_API", "gemini_schema", "vertex_url"]
+
+GEMINI_API_URL = "https://generativelanguage.googleapis.com/v1beta/models/{model}:generateContent"
+"""The Gemini API endpoint template (the provider's default URL)."""
+DEFAULT_LOCATION = "global"
+DYNAMIC_THINKING = -1
+"""``thinkingBudget`` that lets the model decide how much to think."""
+EFFORT_BUDGETS: Mapping[str, int] = {"low": 1024, "medium": 8192, "high": 24576}
+
+_SCHEMA_KEYS = frozenset(
+    {
+        "description", "enum", "example", "format", "maxItems", "maxLength", "maxProperties", "maximum",
+        "minItems", "minLength", "minProperties", "minimum", "nullable", "pattern", "propertyOrdering", "required",
+    }
+)  # fmt: skip
+"""JSON-schema keywords Gemini's schema subset accepts as they are (besides type/properties/items/anyOf)."""
+
+
+def vertex_url(project: str, location: str) -> str:
+    """The Vertex AI ``generateContent`` URL template (``{model}`` left in) for a project and location."""
+    host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
+    return f"https://{host}/v1/projects/{project}/locations/{location}/publishers/google/models/{{model}}:generateContent"
+
+
+@dataclass(frozen=True, eq=False)
+class GeminiToolCall(ToolCall):
+    """A tool call from a Gemini answer.
+
+    ``thought_signature`` is the opaque signature Gemini attached to the call (sent back with it, as
+    Gemini 3 requires); ``provider_id`` says whether ``id`` came from Gemini (sent back) or was made
+    up by statek as ``call_{n}`` (kept local). Equal to, and hashed like, any call with the same id.
+    """
+
+    thought_signature: str | None = field(default=None, repr=False)
+    provider_id: bool = False
+
+
+class VertexAI_API(LLM_API):
+    """Gemini ``generateContent`` on the Gemini API or Vertex AI. See the module docstring.
+
+    Extra constructor arguments: ``project`` / ``location`` (Vertex; default from
+    ``VERTEXAI_PROJECT`` / ``VERTEXAI_LOCATION``), ``vertexai`` (force the auth mode; default: inferred)
+    and ``stream`` (use server-sent events).
+    """
+
+    provider_key: ClassVar[str] = "VERTEXAI"
+    genai_provider_name: ClassVar[str] = "gcp.gemini"
+    default_api_url: ClassVar[str | None] = GEMINI_API_URL
+    requires_api_key: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        settings: ProviderSettings | None = None,
+        *,
+        model: str | None = None,
+        provider_key: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout | float = 60.0,
+        retry: RetryPolicy | None = None,
+        project: str | None = None,
+        location: str | None = None,
+        vertexai: bool | None = None,
+        stream: bool = False,
+    ) -> None:
+        super().__init__(
+            settings,
+            model=model,
+            provider_key=provider_key,
+            http_client=http_client,
+            timeout=timeout,
+            retry=retry,
+        )
+        self.stream = stream
+        self.project = project or os.environ.get(VERTEXAI_PROJECT_ENV) or None
+        self.location = location or os.environ.get(VERTEXAI_LOCATION_ENV) or DEFAULT_LOCATION
+        self._url_template = self._resolve_url(vertexai)
+        host = urlsplit(self._url_template).hostname or ""
+        self.vertexai = (
+            vertexai
+            if vertexai is not None
+            else bool(self.project) or host.endswith("aiplatform.googleapis.com")
+        )
+        # Per instance: the same class serves the Gemini API and Vertex AI.
+        self.genai_provider_name = "gcp.vertex_ai" if self.vertexai else "gcp.gemini"  # type: ignore[misc]
+        path = self.settings.response_format_file
+        env = env_names(self.provider_key)["response_format_file"]
+        self._response_schema = gemini_schema(load_response_schema(path, env)) if path else None
+
+    def _resolve_url(self, vertexai: bool | None) -> str:
+        configured = self.settings.api_url
+        if configured and configured != GEMINI_API_URL:
+            template = configured
+        elif self.project:
+            template = vertex_url(self.project, self.location)
+        else:
+            template = "{project}" if vertexai else GEMINI_API_URL
+        if "{project}" in template and not self.project:
+            raise ConfigurationError(
+                f"Vertex AI needs a project: set {VERTEXAI_PROJECT_ENV} (and {VERTEXAI_LOCATION_ENV}) or pass "
+                f"project=..., or set {env_names(self.provider_key)['api_url']} to the full endpoint URL"
+            )
+        return template.replace("{project}", self.project or "").replace("{location}", self.location)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(provider={self.provider_key!r}, url={self._url_template!r}, model={self.model!r})"
+
+    @property
+    def api_url(self) -> str:
+        """The endpoint template requests go to; ``{model}`` is filled in per request."""
+        return self._url_template
+
+    def server_address(self) -> tuple[str | None, int | None]:
+        parts = urlsplit(self._url_template)
+        return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+
+    def _endpoint(self, model: str) -> tuple[str, dict[str, str] | None]:
+        url = self._url_template.replace("{model}", model.removeprefix("models/"))
+        if not self.stream:
+            return url, None
+        if ":generateContent" not in url:
+            raise ConfigurationError(
+                f"streaming needs a ...:generateContent URL to derive ...:streamGenerateContent from, got {url!r}"
+            )
+        return url.replace(":generateContent", ":streamGenerateContent"), {"alt": "sse"}
+
+    def _request_headers(self) -> dict[str, str]:
+        key = self.settings.key_value()
+        if not key:
+            raise ConfigurationError(
+                f"no credential for provider {self.provider_key}: set {env_names(self.provider_key)['api_key']} "
+                f"to a Gemini API key, or (with {VERTEXAI_PROJECT_ENV}) to an OAuth access token such as "
+                "the output of `gcloud auth print-access-token`"
+            )
+        auth = {"authorization": f"Bearer {key}"} if self.vertexai else {"x-goog-api-key": key}
+        return {"content-type": "application/json", **auth}
+
+    # ----------------------------------------------------------------- request
+    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "contents": _contents(params.chat_history, params.chat_style, send_ids=not self.vertexai)
+        }
+        system = "\n\n".join(
+            [params.system_prompt or ""]
+            + [i.content for i in params.chat_history if i.role is ChatRole.SYSTEM]
+        ).strip()
+        if system:
+            payload["systemInstruction"] = {"parts": [{"text": system}]}
+        if params.tools:
+            payload["tools"] = [{"functionDeclarations": [_declaration(t) for t in params.tools]}]
+        config: dict[str, Any] = {}
+        if params.temperature is not None:
+            config["temperature"] = params.temperature
+        if params.max_tokens is not None:
+            config["maxOutputTokens"] = params.max_tokens
+        if params.enable_reasoning:
+            budget = params.reasoning_budget_tokens or EFFORT_BUDGETS.get(params.reasoning_effort or "")
+            config["thinkingConfig"] = {
+                "thinkingBudget": budget or DYNAMIC_THINKING,
+                "includeThoughts": False,
+            }
+        if self._response_schema is not None:
+            config["responseMimeType"] = "application/json"
+            config["responseSchema"] = copy.deepcopy(self._response_schema)
+        if config:
+            payload["generationConfig"] = config
+        return payload
+
+    # ----------------------------------------------------------------- response
+    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+        url, query = self._endpoint(params.model)
+        headers = self._request_headers()
+        if not self.stream:
+            body, raw = await self._post_json(payload, url=url, headers=headers, params=query)
+            return self._parse_response(body, raw)
+        raw = await post_raw(self, payload, url=url, headers=headers, params=query)
+        try:
+            chunks = [data for _, data in iter_sse_json(raw.content)]
+        except ValueError as exc:
+            raise ResponseFormatError(
+                f"{self.provider_key} sent a stream event that is not JSON", **error_context(self, raw)
+            ) from exc
+        for chunk in chunks:
+            if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+                error = chunk["error"]
+                raise ProviderError(
+                    f"{self.provider_key} stream failed: {error.get('status')}: {error.get('message')}",
+                    **error_context(self, raw),
+                )
+        return self._parse_response(_fold_stream(chunks), raw)
+
+    def _parse_response(self, body: Any, raw: RawResponse) -> LLM_Response:
+        if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
+            raise ResponseFormatError(
+                f"{self.provider_key} answered without usageMetadata: {str(body)[:200]}",
+                **error_context(self, raw),
+            )
+        candidates = body.get("candidates") or [{}]
+        candidate = candidates[0] if isinstance(candidates[0], dict) else {}
+        parts = [p for p in (candidate.get("content") or {}).get("parts") or () if isinstance(p, dict)]
+        text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
+        calls = [p for p in parts if "functionCall" in p]
+        call_requests = [self._tool_call(p, n, raw) for n, p in enumerate(calls)]
+        finish = candidate.get("finishReason") or (body.get("promptFeedback") or {}).get("blockReason")
+        return LLM_Response(
+            text, _stats(body["usageMetadata"], raw, body.get("modelVersion"), finish), call_requests or None
+        )
+
+    def _tool_call(self, part: Mapping[str, Any], position: int, raw: RawResponse) -> ToolCall:
+        call = part["functionCall"]
+        name = call.get("name") if isinstance(call, dict) else None
+        if not isinstance(name, str) or not name:
+            raise MalformedToolCallError(
+                f"{self.provider_key} functionCall without a name: {str(call)[:200]}",
+                **error_context(self, raw),
+            )
+        arguments = call.get("args", {})
+        if not isinstance(arguments, dict):
+            raise MalformedToolCallError(
+                f"{self.provider_key} functionCall {name!r} args is not a JSON object: {str(arguments)[:200]}",
+                **error_context(self, raw),
+            )
+        given = call.get("id")
+        return GeminiToolCall(
+            id=given if isinstance(given, str) and given else f"call_{position}",
+            name=name,
+            kwargs=arguments,
+            thought_signature=part.get("thoughtSignature"),
+            provider_id=isinstance(given, str) and bool(given),
+        )
+
+
+def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, finish: Any) -> LLM_Stats:
+    prompt = int(usage.get("promptTokenCount") or 0)
+    tool_prompt = int(usage.get("toolUsePromptTokenCount") or 0)
+    candidates = int(usage.get("candidatesTokenCount") or 0)
+    thoughts = int(usage.get("thoughtsTokenCount") or 0)
+    return LLM_Stats(
+        total_bytes_sent=raw.bytes_sent,
+        total_bytes_received=raw.bytes_received,
+        cost=None,
+        input_tokens=prompt + tool_prompt,
+        output_tokens=candidates + thoughts,
+        cached_tokens=int(usage.get("cachedContentTokenCount") or 0),
+        reasoning_tokens=thoughts,
+        response_model=model if isinstance(model, str) else None,
+        finish_reason=finish if isinstance(finish, str) else None,
+    )
+
+
+def _fold_stream(chunks: Iterable[Any]) -> dict[str, Any]:
+    """One response from stream chunks: parts in order; last finish reason, model and usage (cumulative)."""
+    parts: list[Any] = []
+    folded: dict[str, Any] = {}
+    finish = None
+    for chunk in chunks:
+        if not isinstance(chunk, dict):
+            continue
+        for key in ("usageMetadata", "modelVersion", "promptFeedback"):
+            if key in chunk:
+                folded[key] = chunk[key]
+        candidate = (chunk.get("candidates") or [{}])[0]
+        if isinstance(candidate, dict):
+            parts.extend((candidate.get("content") or {}).get("parts") or ())
+            finish = candidate.get("finishReason") or finish
+    folded["candidates"] = [{"content": {"role": "model", "parts": parts}, "finishReason": finish}]
+    return folded
+
+
+def _contents(
+    history: Iterable[ChatHistoryItem], style: ChatStyle, *, send_ids: bool
+) -> list[dict[str, Any]]:
+    items = [i for i in history if i.role is not ChatRole.SYSTEM]
+    calls = {c.id: c for i in items for c in i.tool_calls}
+    contents: list[dict[str, Any]] = []
+    for item in items:
+        role = "model" if item.role is ChatRole.ASSISTANT else "user"
+        parts = _parts(item, style, calls, send_ids)
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents
+
+
+def _parts(
+    item: ChatHistoryItem, style: ChatStyle, calls: Mapping[str, ToolCall], send_ids: bool
+) -> list[dict[str, Any]]:
+    if style is ChatStyle.PLAIN:
+        text = item.as_plain_text()
+        return [{"text": text}] if text else []
+    if item.role is ChatRole.TOOL:
+        call = calls.get(item.tool_call_id or "")
+        name = item.name or (call.name if call else None)
+        if not name:
+            raise ConfigurationError(
+                f"Gemini needs the tool name of the result for call {item.tool_call_id!r}: "
+                "build it with ChatHistoryItem.tool_result(call, result) or pass name=..."
+            )
+        response: dict[str, Any] = {"name": name, "response": {"output": _json_or_text(item.content)}}
+        if send_ids and isinstance(call, GeminiToolCall) and call.provider_id:
+            response["id"] = call.id
+        return [{"functionResponse": response}]
+    parts: list[dict[str, Any]] = [{"text": item.content}] if item.content else []
+    for call in item.tool_calls:
+        function_call: dict[str, Any] = {"name": call.name, "args": dict(call.kwargs)}
+        if send_ids and isinstance(call, GeminiToolCall) and call.provider_id:
+            function_call["id"] = call.id
+        part: dict[str, Any] = {"functionCall": function_call}
+        if isinstance(call, GeminiToolCall) and call.thought_signature:
+            part["thoughtSignature"] = call.thought_signature
+        parts.append(part)
+    return parts
+
+
+def _json_or_text(content: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        return content
+
+
+def _declaration(spec: ToolSpec) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"name": spec.name, "description": spec.description}
+    # Gemini rejects an OBJECT schema with no properties, so a tool without arguments declares none.
+    if spec.parameters.get("properties"):
+        declaration["parameters"] = gemini_schema(spec.parameters)
+    return declaration
+
+
+def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``schema`` (JSON schema, e.g. from pydantic) in the OpenAPI subset Gemini's ``Schema`` accepts.
+
+    ``$ref`` to ``$defs``/``definitions`` is inlined; ``anyOf``/``oneOf``/``allOf`` with ``null`` or a
+    ``["x", "null"]`` type become ``nullable``; ``const`` becomes a one-value ``enum``; keywords Gemini
+    does not know (``title``, ``default``, ``additionalProperties``, ``$schema``, ...) are dropped.
+    Raises :class:`ConfigurationError` for recursive or unresolvable references.
+    """
+    definitions = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
+    return _convert(schema, definitions, ())
+
+
+def _convert(
+    node: Mapping[str, Any], definitions: Mapping[str, Any], seen: tuple[str, ...]
+) -> dict[str, Any]:
+    reference = node.get("$ref")
+    if isinstance(reference, str):
+        name = reference.rsplit("/", 1)[-1]
+        if name in seen or name not in definitions:
+            raise ConfigurationError(
+                f"schema reference {reference!r} is recursive or unresolved: Gemini schemas cannot express it"
+            )
+        node = {**definitions[name], **{k: v for k, v in node.items() if k != "$ref"}}
+        seen = (*seen, name)
+    out: dict[str, Any] = {}
+    # A one-element allOf is pydantic's way to attach a description to a $ref; longer ones have no
+    # Gemini equivalent and are dropped.
+    single_all_of = node.get("allOf") if len(node.get("allOf") or ()) == 1 else None
+    variants = list(node.get("anyOf") or node.get("oneOf") or single_all_of or ())
+    kind = node.get("type")
+    if isinstance(kind, list):
+        variants += [{"type": t} for t in kind]
+        kind = None
+    concrete = [v for v in variants if v.get("type") != "null"]
+    if len(concrete) < len(variants):
+        out["nullable"] = True
+    if len(concrete) == 1:
+        out.update(_convert(concrete[0], definitions, seen))
+    elif concrete:
+        out["anyOf"] = [_convert(v, definitions, seen) for v in concrete]
+    if kind is not None:
+        out["type"] = kind
+    if "const" in node:
+        out["enum"] = [node["const"]]
+    if isinstance(node.get("properties"), dict):
+        out["properties"] = {k: _convert(v, definitions, seen) for k, v in node["properties"].items()}
+    if isinstance(node.get("items"), dict):
+        out["items"] = _convert(node["items"], definitions, seen)
+    out.update({k: copy.deepcopy(v) for k, v in node.items() if k in _SCHEMA_KEYS})
+    return out

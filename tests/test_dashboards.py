@@ -1,0 +1,216 @@
+"""The Grafana dashboard only asks Prometheus for series that statek really emits.
+
+The metric names in every PromQL expression (panel targets and template-variable queries) are parsed
+out and checked against ``statek.instruments.PROMETHEUS_SERIES``, the one instrument catalogue; a
+rename there fails here instead of silently emptying a panel. Whether the queries return data on a
+real Prometheus is ``tests/e2e/test_dashboards_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from statek.instruments import PROMETHEUS_SERIES
+
+DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
+DASHBOARD_FILE = DASHBOARDS / "statek.json"
+
+# Words that can stand bare in PromQL without being a metric name.
+_KEYWORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
+     "atan2", "inf", "nan"}
+)
+# A grouping/matching clause lists label names, not metrics.
+_LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_TOKEN = re.compile(
+    r"(?P<number>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<var>\$\{?\w+\}?)"
+    r"|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)"
+    r"|(?P<other>\S)"
+)
+_NAME_MATCHER = re.compile(r'__name__\s*=\s*"([^"]+)"')
+_MODIFIER = re.compile(r"\b(?:offset\s+-?|@\s*)[0-9][0-9.a-z]*", re.IGNORECASE)  # offset 5m, @ 1700000000
+
+
+def metric_names(expr: str) -> set[str]:
+    """Every metric name a PromQL expression selects.
+
+    A metric is an identifier that is not a function call (followed by ``(``), not a keyword, not a
+    label name inside ``{...}`` or a ``by (...)``-style list, and not inside a string or a ``[...]``
+    range; plus any ``{__name__="..."}`` matcher.
+    """
+    names = set(_NAME_MATCHER.findall(expr))
+    text = _LABEL_LIST.sub(" ", _STRING.sub('""', expr))
+    text = re.sub(r"\{[^}]*\}", "{}", text)  # label matchers: names and values, never metrics
+    text = re.sub(r"\[[^\]]*\]", "[]", text)  # ranges and subqueries: durations and variables
+    text = _MODIFIER.sub(" ", text)
+    tokens = [(m.lastgroup, m.group()) for m in _TOKEN.finditer(text)]
+    for i, (kind, value) in enumerate(tokens):
+        if kind != "ident" or value.lower() in _KEYWORDS:
+            continue
+        following = tokens[i + 1][1] if i + 1 < len(tokens) else ""
+        if following == "(":
+            continue  # a function such as rate( or histogram_quantile(
+        names.add(value)
+    return names
+
+
+def label_values_metric(query: str) -> set[str]:
+    """The metric of a Grafana ``label_values(metric{...}, label)`` variable query."""
+    match = re.fullmatch(r"\s*label_values\((?P<selector>.*),\s*(?P<label>\w+)\s*\)\s*", query, re.DOTALL)
+    assert match, f"not a label_values(metric, label) query: {query!r}"
+    return metric_names(match["selector"])
+
+
+def load_dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD_FILE.read_text())
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])  # panels inside collapsed rows
+
+
+def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(panel title / refId, expr)`` for every query target of every panel."""
+    return [
+        (f"{panel['title']} / {target['refId']}", target["expr"])
+        for panel in panels(dashboard)
+        for target in panel.get("targets", [])
+    ]
+
+
+def variable_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            query = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
+            out.append((var["name"], query))
+    return out
+
+
+# ----------------------------------------------------------------------------- the parser itself
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("statek_tokens_total", {"statek_tokens_total"}),
+        ('sum by (gen_ai_token_type) (rate(statek_tokens_total{gen_ai_token_type="input"}[5m]))',
+         {"statek_tokens_total"}),
+        ("histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket[$__rate_interval])))",
+         {"gen_ai_client_operation_duration_seconds_bucket"}),
+        ("a_total / ignoring(error_type) group_left sum without (x) (b_total) * 1e3 + c offset 5m",
+         {"a_total", "b_total", "c"}),
+        ('(sum(x{l="by (y)"}) or vector(0)) / on (z) y_count', {"x", "y_count"}),
+        ('{__name__="statek_bytes_total", network_io_direction="receive"}', {"statek_bytes_total"}),
+        ("rate(statek_cost_usd_total[5m:1m]) > bool 0 and statek_requests_total", {"statek_cost_usd_total",
+                                                                                     "statek_requests_total"}),
+    ],
+)
+def test_metric_names_are_parsed_out_of_promql(expr: str, expected: set[str]) -> None:
+    assert metric_names(expr) == expected
+
+
+# ----------------------------------------------------------------------------- the dashboard
+
+
+def test_catalogue_is_the_pinned_one() -> None:
+    # The dashboard is written against these; if the catalogue drops one, a panel goes blank.
+    assert {"statek_cost_usd_total", "statek_tokens_total", "statek_requests_total", "statek_bytes_total",
+            "statek_retries_total", "gen_ai_client_operation_duration_seconds_bucket",
+            "gen_ai_client_token_usage_bucket"} <= PROMETHEUS_SERIES
+
+
+def test_every_panel_query_names_only_emitted_series() -> None:
+    queries = panel_queries(load_dashboard())
+    assert len(queries) >= 20
+    for where, expr in queries:
+        names = metric_names(expr)
+        assert names, f"{where}: no metric in {expr!r}"
+        unknown = names - PROMETHEUS_SERIES
+        assert not unknown, f"{where}: {sorted(unknown)} not in statek.instruments.PROMETHEUS_SERIES"
+
+
+def test_a_renamed_metric_would_be_caught() -> None:
+    where, expr = panel_queries(load_dashboard())[0]
+    broken = expr.replace("statek_", "statek_old_")
+    assert metric_names(broken) - PROMETHEUS_SERIES, where
+
+
+def test_variable_queries_name_only_emitted_series() -> None:
+    queries = dict(variable_queries(load_dashboard()))
+    assert set(queries) == {"provider", "model"}
+    for name, query in queries.items():
+        metrics = label_values_metric(query)
+        assert metrics and metrics <= PROMETHEUS_SERIES, (name, query)
+    assert "gen_ai_provider_name" in queries["provider"]
+    assert "gen_ai_request_model" in queries["model"] and "$provider" in queries["model"]
+
+
+def test_dashboard_covers_every_required_view() -> None:
+    dashboard = load_dashboard()
+    exprs = " ".join(expr for _, expr in panel_queries(dashboard))
+    for needed in ("statek_cost_usd_total", "statek_tokens_total", 'gen_ai_token_type="cache_read"',
+                   "statek_outcome", "error_type", "statek_cost_status=\"unpriced\"", "statek_bytes_total",
+                   "topk(", "gen_ai_client_operation_duration_seconds_bucket"):
+        assert needed in exprs, needed
+    for quantile in ("0.5", "0.95", "0.99"):
+        assert f"histogram_quantile({quantile}, sum by (le) (rate(gen_ai_client_operation_duration" in exprs
+    units = {p["fieldConfig"]["defaults"].get("unit") for p in panels(dashboard) if p["type"] != "row"}
+    assert {"currencyUSD", "s", "percentunit", "count:tokens/s", "Bps", "bytes"} <= units
+
+
+def test_dashboard_is_portable_grafana_json() -> None:
+    dashboard = load_dashboard()
+    assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+    assert "id" not in dashboard or dashboard["id"] is None  # an id pins it to one Grafana instance
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    for name in ("provider", "model"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+    ids = [p["id"] for p in panels(dashboard)]
+    assert len(ids) == len(set(ids))
+    for panel in panels(dashboard):
+        if panel["type"] == "row":
+            continue
+        refs = [panel["datasource"], *(t["datasource"] for t in panel["targets"])]
+        for ref in refs:
+            assert ref == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        for target in panel["targets"]:
+            # Every selector is narrowed by the provider and model variables.
+            assert target["expr"].count("{") == target["expr"].count('gen_ai_provider_name=~"$provider"')
+            assert target["expr"].count("{") == target["expr"].count('gen_ai_request_model=~"$model"')
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24
+
+
+def test_provisioning_points_at_the_dashboard() -> None:
+    providers = yaml.safe_load((DASHBOARDS / "provisioning" / "dashboards.yaml").read_text())
+    assert providers["apiVersion"] == 1
+    (provider,) = providers["providers"]
+    assert provider["type"] == "file"
+    # The documented mount puts the repository's dashboards/ folder at this path.
+    assert provider["options"]["path"].rstrip("/").endswith("/statek")
+    docs = (DASHBOARDS.parent / "docs" / "dashboards.md").read_text()
+    assert provider["options"]["path"] in docs and "dashboards/statek.json" in docs
+
+    sources = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources.yaml").read_text())
+    (source,) = sources["datasources"]
+    assert source["type"] == "prometheus" and source["url"].startswith("http")
+
+
+def test_example_prometheus_config_scrapes_the_default_metrics_port() -> None:
+    config = yaml.safe_load((DASHBOARDS / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:9464"]

@@ -1,0 +1,117 @@
+"""The HTTP exchange: retries, Retry-After, deadlines, wire bytes, error translation."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from statek._http import ClientPool, RetryEvent, RetryPolicy, parse_retry_after, post
+from statek.exceptions import (
+    AuthenticationError,
+    ProviderConnectionError,
+    ProviderHTTPError,
+    ProviderServerError,
+    RateLimitError,
+)
+
+FAST = RetryPolicy(max_attempts=4, initial_backoff=0.0, max_backoff=0.05, jitter=False)
+
+
+def scripted(*answers: httpx.Response | Exception) -> tuple[httpx.AsyncClient, list[httpx.Request]]:
+    """A client whose transport gives ``answers`` in order and records the requests it got."""
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = queue.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler)), seen
+
+
+async def test_retries_429_then_succeeds_and_counts_every_attempt_bytes() -> None:
+    client, seen = scripted(
+        httpx.Response(429, headers={"retry-after": "0.01"}, text="slow down"),
+        httpx.Response(503, text="busy"),
+        httpx.Response(200, json={"ok": True}),
+    )
+    events: list[RetryEvent] = []
+    raw = await post(client, "http://127.0.0.1/x", body=b"12345", headers={}, provider="P", retry=FAST,
+                     on_retry=events.append)
+    assert raw.attempts == 3 and len(seen) == 3
+    assert raw.bytes_sent == 15
+    assert raw.bytes_received == len(b"slow down") + len(b"busy") + len(b'{"ok":true}')
+    assert [(e.attempt, e.status_code, e.error_type) for e in events] == [(1, 429, "429"), (2, 503, "503")]
+    assert events[0].delay == pytest.approx(0.01)
+
+
+async def test_non_retryable_status_fails_at_once_with_typed_error() -> None:
+    client, seen = scripted(httpx.Response(401, json={"error": "bad key"}, headers={"x-api-key": "sk-secret"}))
+    with pytest.raises(AuthenticationError) as info:
+        await post(client, "http://127.0.0.1/x", body=b"{}", headers={}, provider="P", retry=FAST)
+    assert len(seen) == 1
+    err = info.value
+    assert err.status_code == 401 and "bad key" in err.body and err.attempts == 1
+    assert err.headers["x-api-key"] == "<redacted>"
+    assert "sk-secret" not in repr(err.__dict__)
+
+
+async def test_exhausted_retries_raise_the_last_http_error() -> None:
+    client, seen = scripted(*[httpx.Response(500, text="boom")] * 4)
+    with pytest.raises(ProviderServerError) as info:
+        await post(client, "http://127.0.0.1/x", body=b"ab", headers={}, provider="P", retry=FAST)
+    assert len(seen) == 4
+    assert info.value.attempts == 4 and info.value.bytes_sent == 8 and info.value.status_code == 500
+
+
+async def test_rate_limit_error_carries_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=1)
+    client, _ = scripted(httpx.Response(429, headers={"retry-after": "7"}))
+    with pytest.raises(RateLimitError) as info:
+        await post(client, "http://127.0.0.1/x", body=b"", headers={}, provider="P", retry=policy)
+    assert info.value.retry_after == 7.0
+
+
+async def test_transport_errors_are_retried_then_translated() -> None:
+    boom = httpx.ConnectError("refused")
+    client, seen = scripted(boom, boom, boom, boom)
+    with pytest.raises(ProviderConnectionError) as info:
+        await post(client, "http://127.0.0.1/x", body=b"abc", headers={}, provider="P", retry=FAST)
+    assert len(seen) == 4 and info.value.attempts == 4
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+async def test_total_timeout_stops_retrying_before_a_long_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=10, max_backoff=60, total_timeout=1.0)
+    client, seen = scripted(httpx.Response(503, headers={"retry-after": "30"}), httpx.Response(200))
+    with pytest.raises(ProviderHTTPError):
+        await post(client, "http://127.0.0.1/x", body=b"", headers={}, provider="P", retry=policy)
+    assert len(seen) == 1
+
+
+def test_backoff_is_exponential_capped_and_jittered_below_the_ceiling() -> None:
+    policy = RetryPolicy(initial_backoff=0.5, max_backoff=3.0, jitter=False)
+    assert [policy.delay(n, None) for n in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    jittered = RetryPolicy(initial_backoff=0.5, max_backoff=3.0)
+    assert all(0 <= jittered.delay(3, None) <= 2.0 for _ in range(200))
+    assert policy.delay(1, 99.0) == 3.0
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+async def test_client_pool_gives_one_client_per_event_loop() -> None:
+    pool = ClientPool()
+    first = pool.get()
+    assert pool.get() is first
+    await pool.aclose()
+    assert first.is_closed
+    assert pool.get() is not first
+    await pool.aclose()
