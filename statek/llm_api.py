@@ -31,9 +31,9 @@ from .exceptions import ConfigurationError, ResponseFormatError
 from .settings import ProviderSettings, parse_bool
 
 __all__ = [
+    "LLM_API",
     "CallParams",
     "CostStatus",
-    "LLM_API",
     "LLM_Response",
     "LLM_Stats",
     "add_provider",
@@ -262,17 +262,17 @@ class LLM_API(ABC):
             headers["authorization"] = f"Bearer {key}"
         return headers
 
-    async def _post_json(
+    async def _post_raw(
         self,
         payload: Mapping[str, Any],
         *,
         url: str | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> tuple[Any, RawResponse]:
-        """POST ``payload`` as compact JSON with retries; return the parsed JSON body and the raw exchange."""
+    ) -> RawResponse:
+        """POST ``payload`` as compact JSON with retries; return the 2xx answer unparsed (e.g. a stream)."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        raw = await post(
+        return await post(
             self._clients.get(),
             url or self.api_url,
             body=body,
@@ -282,17 +282,33 @@ class LLM_API(ABC):
             on_retry=telemetry.current_retry_hook(),
             params=params,
         )
+
+    async def _post_json(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[Any, RawResponse]:
+        """Like :meth:`_post_raw`, and parse the body as JSON; return it with the raw exchange."""
+        raw = await self._post_raw(payload, url=url, headers=headers, params=params)
         try:
             return json.loads(raw.content), raw
         except ValueError as exc:
-            raise ResponseFormatError(
-                f"{self.provider_key} answered HTTP {raw.status_code} with a body that is not JSON: "
-                f"{raw.content[:200]!r}",
-                provider=self.provider_key,
-                attempts=raw.attempts,
-                bytes_sent=raw.bytes_sent,
-                bytes_received=raw.bytes_received,
+            raise self._format_error(
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {raw.content[:200]!r}", raw
             ) from exc
+
+    def _format_error(self, message: str, raw: RawResponse) -> ResponseFormatError:
+        """A :class:`ResponseFormatError` for an answer that arrived but cannot be read."""
+        return ResponseFormatError(
+            f"{self.provider_key}: {message}",
+            provider=self.provider_key,
+            attempts=raw.attempts,
+            bytes_sent=raw.bytes_sent,
+            bytes_received=raw.bytes_received,
+        )
 
     async def aclose(self) -> None:
         """Close this instance's pooled HTTP client for the running event loop."""

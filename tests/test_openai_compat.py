@@ -24,6 +24,7 @@ from statek.exceptions import (
     ProviderServerError,
     ResponseFormatError,
 )
+from statek.providers._wire import iter_sse_json
 from statek.providers.catalog import (
     XAI_API,
     DashScope_API,
@@ -37,7 +38,6 @@ from statek.providers.openai_compat import (
     ChatCompletionsProfile,
     OpenAICompatible_API,
     UsageCounts,
-    iter_sse_data,
     normalise_usage,
 )
 from statek.settings import ProviderSettings
@@ -500,8 +500,11 @@ async def test_a_stream_error_event_is_a_format_error() -> None:
 
 
 def test_sse_parser_handles_crlf_comments_and_multiline_data() -> None:
-    raw = b': keep-alive\r\n\r\ndata: {"a":\r\ndata: 1}\r\n\r\nevent: x\ndata:[DONE]\n\n'
-    assert list(iter_sse_data(raw)) == ['{"a":\n1}', "[DONE]"]
+    raw = (
+        b': keep-alive\r\n\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
+        b'event: x\ndata: {"b":"\xe2\x80\xa8"}\n\ndata:[DONE]\n\n'
+    )
+    assert list(iter_sse_json(raw)) == [(None, {"a": 1}), ("x", {"b": "\u2028"})]
 
 
 # ----------------------------------------------------------------------------- retries and secrets

@@ -1,47 +1,26 @@
-"""Raw exchanges for adapters that read the response body themselves (server-sent events).
+"""Server-sent events, shared by the adapters that stream.
 
-:func:`post_raw` sends exactly the bytes :meth:`LLM_API._post_json` would (compact JSON), through the
-same retrying :func:`statek._http.post`, but hands back the raw body instead of parsing it as JSON, so
-retries and wire-byte accounting stay in one place. :func:`iter_sse_json` then walks the events,
-following the WHATWG event-stream rules that matter for LLM APIs: ``event:`` and ``data:`` fields,
-multi-line data joined with ``\\n``, comment lines (``:``) ignored, CRLF or LF line endings.
+Adapters fetch a stream with :meth:`LLM_API._post_raw` (same bytes, retries and wire-byte accounting
+as a JSON call); :func:`iter_sse_json` then walks the events, following the WHATWG event-stream rules
+that matter for LLM APIs: ``event:`` and ``data:`` fields, multi-line data joined with ``\\n``,
+comment lines (``:``) ignored, CR, LF or CRLF line endings.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .. import telemetry
-from .._http import RawResponse, post
+from .._http import RawResponse
 
 if TYPE_CHECKING:
     from ..llm_api import LLM_API
 
-__all__ = ["error_context", "iter_sse_json", "post_raw"]
+__all__ = ["error_context", "iter_sse_json"]
 
-
-async def post_raw(
-    api: LLM_API,
-    payload: Mapping[str, Any],
-    *,
-    url: str,
-    headers: Mapping[str, str],
-    params: Mapping[str, str] | None = None,
-) -> RawResponse:
-    """POST ``payload`` as compact JSON with ``api``'s client and retry policy; return the raw 2xx answer."""
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return await post(
-        api._clients.get(),
-        url,
-        body=body,
-        headers=headers,
-        provider=api.provider_key,
-        retry=api.retry,
-        on_retry=telemetry.current_retry_hook(),
-        params=params,
-    )
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def error_context(api: LLM_API, raw: RawResponse) -> dict[str, Any]:
@@ -62,7 +41,9 @@ def iter_sse_json(body: bytes) -> Iterator[tuple[str | None, Any]]:
     """
     event: str | None = None
     data: list[str] = []
-    for line in body.decode("utf-8").splitlines():
+    # Only CR, LF and CRLF end lines in an event stream; str.splitlines would also split on U+2028
+    # and friends, which JSON may carry unescaped inside strings.
+    for line in _LINE_END.split(body.decode("utf-8")):
         if not line:
             if data and data != ["[DONE]"]:
                 yield event, json.loads("\n".join(data))

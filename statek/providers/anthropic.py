@@ -44,7 +44,7 @@ from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderErr
 from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
 from ..settings import ProviderSettings, env_names
 from ._response_format import load_response_schema
-from ._wire import error_context, iter_sse_json, post_raw
+from ._wire import error_context, iter_sse_json
 
 __all__ = ["ANTHROPIC_VERSION", "ClaudeAI_API", "ClaudeToolCall", "Claude_API"]
 
@@ -200,7 +200,7 @@ class ClaudeAI_API(LLM_API):
         if not self.stream:
             message, raw = await self._post_json(payload, url=self.api_url, headers=headers)
             return self._parse_message(message, raw)
-        raw = await post_raw(self, payload, url=self.api_url, headers=headers)
+        raw = await self._post_raw(payload, url=self.api_url, headers=headers)
         try:
             message = _fold_stream(raw.content)
         except _StreamFailed as exc:

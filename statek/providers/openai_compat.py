@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -29,12 +29,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from .. import telemetry
-from .._http import RawResponse, RetryPolicy, post
+from .._http import RawResponse, RetryPolicy
 from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall, ToolSpec
-from ..exceptions import ConfigurationError, MalformedToolCallError, ResponseFormatError
+from ..exceptions import ConfigurationError, MalformedToolCallError
 from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
 from ..settings import ProviderSettings
+from ._wire import iter_sse_json
 
 __all__ = [
     "AuthStyle",
@@ -42,7 +42,6 @@ __all__ = [
     "OpenAICompatible_API",
     "ReasoningRequest",
     "UsageCounts",
-    "iter_sse_data",
     "normalise_usage",
 ]
 
@@ -180,25 +179,6 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     )
 
 
-_SSE_LINE = re.compile(r"\r\n|\r|\n")
-
-
-def iter_sse_data(body: bytes) -> Iterator[str]:
-    """The ``data`` of each server-sent event in ``body`` (multi-line data joined with ``\\n``)."""
-    lines: list[str] = []
-    for line in _SSE_LINE.split(body.decode("utf-8", errors="replace")):
-        if not line:
-            if lines:
-                yield "\n".join(lines)
-                lines = []
-            continue
-        name, _, value = line.partition(":")
-        if name == "data":
-            lines.append(value.removeprefix(" "))
-    if lines:
-        yield "\n".join(lines)
-
-
 class _Answer(NamedTuple):
     """The parts of one answer, whether it came whole or streamed."""
 
@@ -316,31 +296,6 @@ class OpenAICompatible_API(LLM_API):
         calls = self._tool_calls(answer.message.get("tool_calls"), raw)
         return LLM_Response(text, stats, calls)
 
-    async def _post_raw(
-        self, payload: Mapping[str, Any], *, url: str, params: Mapping[str, str] | None
-    ) -> RawResponse:
-        """POST like :meth:`_post_json` (same bytes, retries, accounting) but return the body unparsed."""
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        return await post(
-            self._clients.get(),
-            url,
-            body=body,
-            headers=self._request_headers(),
-            provider=self.provider_key,
-            retry=self.retry,
-            on_retry=telemetry.current_retry_hook(),
-            params=params,
-        )
-
-    def _format_error(self, message: str, raw: RawResponse) -> ResponseFormatError:
-        return ResponseFormatError(
-            f"{self.provider_key}: {message}",
-            provider=self.provider_key,
-            attempts=raw.attempts,
-            bytes_sent=raw.bytes_sent,
-            bytes_received=raw.bytes_received,
-        )
-
     def _read_body(self, body: Any, raw: RawResponse) -> _Answer:
         if not isinstance(body, Mapping):
             raise self._format_error(f"expected a JSON object, got {type(body).__name__}", raw)
@@ -367,19 +322,16 @@ class OpenAICompatible_API(LLM_API):
             except ValueError as exc:
                 raise self._format_error(f"body is neither SSE nor JSON: {raw.content[:200]!r}", raw) from exc
         stream = _StreamState(self.profile.stream_usage_paths)
-        for data in iter_sse_data(raw.content):
-            if data.strip() == "[DONE]":
-                break
-            try:
-                chunk = json.loads(data)
-            except ValueError as exc:
-                raise self._format_error(f"stream chunk is not JSON: {data[:200]!r}", raw) from exc
-            if isinstance(chunk, Mapping) and chunk.get("error") and not chunk.get("choices"):
-                raise self._format_error(
-                    f"the stream reported an error: {json.dumps(chunk['error'])[:300]}", raw
-                )
-            if isinstance(chunk, Mapping):
-                stream.add(chunk)
+        try:
+            for _, chunk in iter_sse_json(raw.content):
+                if isinstance(chunk, Mapping) and chunk.get("error") and not chunk.get("choices"):
+                    raise self._format_error(
+                        f"the stream reported an error: {json.dumps(chunk['error'])[:300]}", raw
+                    )
+                if isinstance(chunk, Mapping):
+                    stream.add(chunk)
+        except ValueError as exc:
+            raise self._format_error(f"a stream chunk is not JSON: {exc}", raw) from exc
         return stream.answer()
 
     def _tool_calls(self, calls: Any, raw: RawResponse) -> list[ToolCall] | None:

@@ -44,7 +44,7 @@ from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderErr
 from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
 from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
 from ._response_format import load_response_schema
-from ._wire import error_context, iter_sse_json, post_raw
+from ._wire import error_context, iter_sse_json
 
 __all__ = ["GEMINI_API_URL", "GeminiToolCall", "VertexAI_API", "gemini_schema", "vertex_url"]
 
@@ -220,7 +220,7 @@ class VertexAI_API(LLM_API):
         if not self.stream:
             body, raw = await self._post_json(payload, url=url, headers=headers, params=query)
             return self._parse_response(body, raw)
-        raw = await post_raw(self, payload, url=url, headers=headers, params=query)
+        raw = await self._post_raw(payload, url=url, headers=headers, params=query)
         try:
             chunks = [data for _, data in iter_sse_json(raw.content)]
         except ValueError as exc:

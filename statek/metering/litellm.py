@@ -1,0 +1,154 @@
+"""Convert LiteLLM's ``model_prices_and_context_window.json`` into rows of the STATEK metering format.
+
+LiteLLM keeps USD prices **per token** as JSON numbers; they are parsed straight to ``Decimal`` (never
+through a float) and multiplied by one million. Mapped fields:
+
+=========================================================  =====================================
+LiteLLM field                                              price-file column
+=========================================================  =====================================
+``input_cost_per_token``                                   ``INPUT_PRICE_PER_M``
+``output_cost_per_token``                                  ``OUTPUT_PRICE_PER_M``
+``cache_read_input_token_cost``                            ``INPUT_PRICE_PER_CACHED_M``
+``cache_creation_input_token_cost``                        ``CACHE_WRITE_5M_PRICE_PER_M``
+``cache_creation_input_token_cost_above_1hr``              ``CACHE_WRITE_1H_PRICE_PER_M``
+``input_cost_per_token_above_{N}k_tokens`` (smallest N)    ``LONG_CONTEXT_*`` with threshold N*1000
+=========================================================  =====================================
+
+Entries that are not chat/completion models (embeddings, images, audio...) or have no token prices
+are skipped and counted; malformed values are reported per model and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+from . import schema as S
+
+__all__ = ["LITELLM_PROVIDERS", "LiteLLMConversion", "convert_litellm", "format_price"]
+
+LITELLM_PROVIDERS: Final[Mapping[str, str]] = {
+    "openai": "OPENAI",
+    "text-completion-openai": "OPENAI",
+    "anthropic": "ANTHROPIC",
+    "gemini": "GEMINI",
+    "deepseek": "DEEPSEEK",
+    "xai": "XAI",
+    "mistral": "MISTRAL",
+    "groq": "GROQ",
+    "together_ai": "TOGETHER",
+    "fireworks_ai": "FIREWORKS",
+    "openrouter": "OPENROUTER",
+    "cerebras": "CEREBRAS",
+    "perplexity": "PERPLEXITY",
+    "moonshot": "MOONSHOT",
+    "dashscope": "DASHSCOPE",
+    "bedrock": "BEDROCK",
+    "bedrock_converse": "BEDROCK",
+    "azure": "AZURE_OPENAI",
+    "nvidia_nim": "NVIDIA",
+    "sambanova": "SAMBANOVA",
+    "cohere_chat": "COHERE",
+}
+"""LiteLLM ``litellm_provider`` values and the statek provider keys they become (others: upper-cased)."""
+
+_CHAT_MODES: Final = frozenset({"chat", "completion", "responses"})
+_TIER: Final = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
+_MILLION_DIGITS: Final = 6
+
+
+@dataclass
+class LiteLLMConversion:
+    """The converted rows (as CSV cell dicts keyed by column), what was skipped, and problems."""
+
+    rows: list[dict[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def format_price(value: Decimal) -> str:
+    """Plain decimal notation without trailing zeros: ``2.5E+0`` → ``"2.5"``, ``1E+1`` → ``"10"``."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _per_million(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
+        raise ValueError(f"{what} is not a number: {value!r}")
+    price = Decimal(value).scaleb(_MILLION_DIGITS)
+    if price < 0:
+        raise ValueError(f"{what} is negative: {value!r}")
+    return price
+
+
+def _provider(litellm_provider: str) -> str:
+    return LITELLM_PROVIDERS.get(litellm_provider) or re.sub(r"[^A-Za-z0-9]+", "_", litellm_provider).strip("_").upper()
+
+
+def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion:
+    """Read LiteLLM's JSON price file at ``path`` and convert every chat model with token prices.
+
+    Raises ``ValueError`` when the file is not a JSON object.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    data = json.loads(text, parse_float=Decimal)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of models, found {type(data).__name__}")
+    out = LiteLLMConversion()
+    source = f"litellm:{Path(path).name}"
+    for name, spec in data.items():
+        if name == "sample_spec" or not isinstance(spec, dict):
+            out.skipped += 1
+            continue
+        mode = spec.get("mode")
+        if (mode is not None and mode not in _CHAT_MODES) or "input_cost_per_token" not in spec \
+                or "output_cost_per_token" not in spec:
+            out.skipped += 1
+            continue
+        try:
+            out.rows.append(_row(name, spec, source, checked))
+        except ValueError as exc:
+            out.problems.append(f"{path}: {name}: {exc}")
+    return out
+
+
+def _row(name: str, spec: dict[str, Any], source: str, checked: str) -> dict[str, str]:
+    litellm_provider = str(spec.get("litellm_provider") or "").strip()
+    model = name[len(litellm_provider) + 1:] if litellm_provider and name.startswith(litellm_provider + "/") else name
+    row = {
+        S.PROVIDER: _provider(litellm_provider) if litellm_provider else "UNKNOWN",
+        S.MODEL_FAMILY: "",
+        S.MODEL: model,
+        S.CURRENCY: S.DEFAULT_CURRENCY,
+        S.SOURCE: source,
+        S.CHECKED: checked,
+    }
+    optional = {
+        S.CACHED: "cache_read_input_token_cost",
+        S.CACHE_WRITE_5M: "cache_creation_input_token_cost",
+        S.CACHE_WRITE_1H: "cache_creation_input_token_cost_above_1hr",
+    }
+    row[S.INPUT] = format_price(_per_million(spec["input_cost_per_token"], "input_cost_per_token"))
+    row[S.OUTPUT] = format_price(_per_million(spec["output_cost_per_token"], "output_cost_per_token"))
+    for column, key in optional.items():
+        if spec.get(key) is not None:
+            row[column] = format_price(_per_million(spec[key], key))
+    tiers = sorted(int(m.group(1)) for key in spec if (m := _TIER.match(key)) and spec[key] is not None)
+    for thousands in tiers:
+        suffix = f"_above_{thousands}k_tokens"
+        if spec.get("output_cost_per_token" + suffix) is None:
+            continue
+        row[S.LC_THRESHOLD] = str(thousands * 1000)
+        row[S.LC_INPUT] = format_price(_per_million(spec["input_cost_per_token" + suffix], "input" + suffix))
+        row[S.LC_OUTPUT] = format_price(_per_million(spec["output_cost_per_token" + suffix], "output" + suffix))
+        for column, key in ((S.LC_CACHED, "cache_read_input_token_cost"),
+                            (S.LC_CACHE_WRITE_5M, "cache_creation_input_token_cost")):
+            if spec.get(key + suffix) is not None:
+                row[column] = format_price(_per_million(spec[key + suffix], key + suffix))
+        break  # the format has one long-context tier: the lowest threshold
+    return row
