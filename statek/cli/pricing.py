@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 
 FilesOption = Annotated[
-    Optional[list[Path]],  # noqa: UP045 - typer needs typing.Optional on Python 3.10
+    list[Path] | None,
     typer.Option("--file", "-f", help="Use these price files/folders instead of the default table."),
 ]
 
@@ -66,11 +66,13 @@ def _table_from(files: list[Path] | None) -> tuple[PriceTable, LoadReport | None
     if not files:
         return default_registry().table, None
     report = read_price_files(files)
-    return PriceTable(report.rows), report
+    return PriceTable([report]), report
 
 
 @app.command("validate")
-def validate(paths: Annotated[list[Path], typer.Argument(help="Price files or folders (.csv/.txt, recursive).")]) -> None:
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Price files or folders (.csv/.txt, recursive).")],
+) -> None:
     """Check price files; print every problem as file:line: column: reason; exit 1 if there is any."""
     report = read_price_files(paths)
     if _report_problems(report):
@@ -81,8 +83,10 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Price files or fo
 
 @app.command("show")
 def show(
-    provider: Annotated[Optional[str], typer.Option(help="Only this provider (names match ignoring case/spaces).")] = None,  # noqa: UP045
-    model: Annotated[Optional[str], typer.Option(help="Only models whose name contains this.")] = None,  # noqa: UP045
+    provider: Annotated[
+        str | None, typer.Option(help="Only this provider (names match ignoring case/spaces).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only models whose name contains this.")] = None,
     files: FilesOption = None,
     sources: Annotated[bool, typer.Option("--sources", help="Add SOURCE and CHECKED columns.")] = False,
 ) -> None:
@@ -95,16 +99,35 @@ def show(
     if model:
         rows = [r for r in rows if normalise(model) in normalise(r.model)]
     out = Table(title=f"{len(rows)} price row(s), USD per million tokens")
-    for title in ("Provider", "Model", "Family", "Input", "Cached", "Output", "Write 5m", "Write 1h",
-                  "Long context", "Valid from"):
+    for title in (
+        "Provider",
+        "Model",
+        "Family",
+        "Input",
+        "Cached",
+        "Output",
+        "Write 5m",
+        "Write 1h",
+        "Long context",
+        "Valid from",
+    ):
         out.add_column(title, no_wrap=True)
     if sources:
         out.add_column("Source", no_wrap=True)
         out.add_column("Checked", no_wrap=True)
     for r in rows:
-        cells = [r.provider, r.model, r.model_family, _money(r.input), _money(r.cached), _money(r.output),
-                 _money(r.cache_write_5m), _money(r.cache_write_1h), _long_context(r),
-                 r.valid_from.isoformat() if r.valid_from else ""]
+        cells = [
+            r.provider,
+            r.model,
+            r.model_family,
+            _money(r.input),
+            _money(r.cached),
+            _money(r.output),
+            _money(r.cache_write_5m),
+            _money(r.cache_write_1h),
+            _long_context(r),
+            r.valid_from.isoformat() if r.valid_from else "",
+        ]
         if sources:
             cells += [r.source, r.checked.isoformat() if r.checked else ""]
         out.add_row(*cells)
@@ -124,14 +147,22 @@ def _long_context(row: PriceRow) -> str:
 def cost(
     provider: Annotated[str, typer.Option(help="Price-table provider, e.g. OPENAI.")],
     model: Annotated[str, typer.Option(help="Model id as sent to the provider.")],
-    input: Annotated[int, typer.Option("--input", min=0, help="Prompt tokens, cache reads and writes included.")],
+    input: Annotated[
+        int, typer.Option("--input", min=0, help="Prompt tokens, cache reads and writes included.")
+    ],
     output: Annotated[int, typer.Option("--output", min=0, help="Generated tokens, reasoning included.")],
     cached: Annotated[int, typer.Option("--cached", min=0, help="Prompt tokens read from cache.")] = 0,
-    cache_write: Annotated[int, typer.Option("--cache-write", min=0, help="Prompt tokens written to cache.")] = 0,
-    cache_write_1h: Annotated[int, typer.Option("--cache-write-1h", min=0, help="Part of --cache-write kept 1h.")] = 0,
-    reported_cost: Annotated[Optional[str], typer.Option(help="Provider-reported USD cost (fallback).")] = None,  # noqa: UP045
-    at: Annotated[Optional[str], typer.Option(help="When the call was made (ISO date/time, UTC default).")] = None,  # noqa: UP045
-    family: Annotated[Optional[str], typer.Option(help="Model family, when the table uses one.")] = None,  # noqa: UP045
+    cache_write: Annotated[
+        int, typer.Option("--cache-write", min=0, help="Prompt tokens written to cache.")
+    ] = 0,
+    cache_write_1h: Annotated[
+        int, typer.Option("--cache-write-1h", min=0, help="Part of --cache-write kept 1h.")
+    ] = 0,
+    reported_cost: Annotated[str | None, typer.Option(help="Provider-reported USD cost (fallback).")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="When the call was made (ISO date/time, UTC default).")
+    ] = None,
+    family: Annotated[str | None, typer.Option(help="Model family, when the table uses one.")] = None,
     files: FilesOption = None,
 ) -> None:
     """Price one call's usage exactly as statek would; exit 1 when it cannot be priced."""
@@ -141,7 +172,9 @@ def cost(
     except (ValueError, InvalidOperation) as exc:
         raise typer.BadParameter(str(exc)) from None
     if cached + cache_write > input or cache_write_1h > cache_write:
-        raise typer.BadParameter("--cached + --cache-write must not exceed --input, nor --cache-write-1h --cache-write")
+        raise typer.BadParameter(
+            "--cached + --cache-write must not exceed --input, nor --cache-write-1h --cache-write"
+        )
     table, report = _table_from(files)
     if report is not None and _report_problems(report):
         raise typer.Exit(1)
@@ -164,9 +197,16 @@ def cost(
         parts = (
             ("uncached input", input - cached - cache_write, tier.input),
             ("cache read", cached, tier.cached if tier.cached is not None else tier.input),
-            ("cache write 5m", cache_write - cache_write_1h,
-             tier.cache_write_5m if tier.cache_write_5m is not None else tier.input),
-            ("cache write 1h", cache_write_1h, tier.cache_write_1h if tier.cache_write_1h is not None else tier.input),
+            (
+                "cache write 5m",
+                cache_write - cache_write_1h,
+                tier.cache_write_5m if tier.cache_write_5m is not None else tier.input,
+            ),
+            (
+                "cache write 1h",
+                cache_write_1h,
+                tier.cache_write_1h if tier.cache_write_1h is not None else tier.input,
+            ),
             ("output", output, tier.output),
         )
         for name, tokens, price in parts:
@@ -195,7 +235,9 @@ def diff(
         details = ", ".join(f"{col} {_cell(a)} → {_cell(b)}" for col, a, b in change.changes)
         if change.kind == "added":
             details = f"input {_money(r.input)}, output {_money(r.output)}"
-        out.add_row(change.kind, r.provider, r.model, r.valid_from.isoformat() if r.valid_from else "", details)
+        out.add_row(
+            change.kind, r.provider, r.model, r.valid_from.isoformat() if r.valid_from else "", details
+        )
     _console().print(out)
     counts = {kind: sum(c.kind == kind for c in changes) for kind in ("added", "removed", "changed")}
     typer.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
@@ -214,7 +256,9 @@ def _cell(value: object) -> str:
 @app.command("import-litellm")
 def import_litellm(
     file: Annotated[Path, typer.Argument(help="LiteLLM model_prices_and_context_window.json")],
-    out: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the CSV here (default: stdout).")] = None,  # noqa: UP045
+    out: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the CSV here (default: stdout).")
+    ] = None,
     checked: Annotated[str, typer.Option(help="Value for the CHECKED column (YYYY-MM-DD).")] = "",
 ) -> None:
     """Convert LiteLLM's JSON price list to the STATEK metering CSV format."""
@@ -238,7 +282,10 @@ def import_litellm(
             handle.close()
     for problem in result.problems:
         typer.echo(problem, err=True)
-    typer.echo(f"converted {len(result.rows)} model(s), skipped {result.skipped} (not chat or no token prices), "
-               f"{len(result.problems)} problem(s)", err=True)
+    typer.echo(
+        f"converted {len(result.rows)} model(s), skipped {result.skipped} (not chat or no token prices), "
+        f"{len(result.problems)} problem(s)",
+        err=True,
+    )
     if result.problems:
         raise typer.Exit(1)

@@ -52,9 +52,21 @@ class ModelUsage:
 class _Totals:
     """Mutable per-model counters, touched only under the usage's lock."""
 
-    __slots__ = ("bytes_received", "bytes_sent", "cache_write_tokens", "cached_tokens", "calculated_calls",
-                 "calls", "cost", "input_tokens", "output_tokens", "reasoning_tokens", "reported_calls",
-                 "reported_cost", "unpriced_calls")
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "cache_write_tokens",
+        "cached_tokens",
+        "calculated_calls",
+        "calls",
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "reasoning_tokens",
+        "reported_calls",
+        "reported_cost",
+        "unpriced_calls",
+    )
 
     def __init__(self) -> None:
         self.calls = self.input_tokens = self.cached_tokens = self.cache_write_tokens = 0
@@ -150,8 +162,12 @@ class LLM_Usage:
             totals.bytes_sent += stats.total_bytes_sent
             totals.bytes_received += stats.total_bytes_received
             if reported is not None:
-                self.total_reported_cost = reported if self.total_reported_cost is None else self.total_reported_cost + reported
-                totals.reported_cost = reported if totals.reported_cost is None else totals.reported_cost + reported
+                self.total_reported_cost = (
+                    reported if self.total_reported_cost is None else self.total_reported_cost + reported
+                )
+                totals.reported_cost = (
+                    reported if totals.reported_cost is None else totals.reported_cost + reported
+                )
             if cost is None:
                 self.unpriced_calls += 1
                 totals.unpriced_calls += 1

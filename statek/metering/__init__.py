@@ -7,17 +7,19 @@ cost rules, :mod:`statek.metering.index` for model matching, and ``docs/pricing.
 format.
 
 Modules: ``schema`` (columns), ``records`` (rows, problems, name keys), ``loader`` (read and
-validate files), ``cost`` (exact arithmetic), ``index`` (compiled lookup), ``registry`` (the
-process-wide table), ``types`` (:class:`CallCost`).
+validate files), ``rows`` (validated rows kept as columns, built on demand), ``cost`` (exact
+arithmetic), ``index`` (compiled lookup), ``registry`` (the process-wide table), ``types``
+(:class:`CallCost`), ``diff`` and ``litellm`` (for ``statek pricing``), ``gcpause`` (bulk-load helper).
 """
 
 from __future__ import annotations
 
 from .cost import Prices
 from .index import PriceTable
-from .loader import LoadReport, read_price_files
+from .loader import read_price_files
 from .records import PriceRow, Problem, normalise
 from .registry import PriceRegistry, default_registry, price_call, set_default_registry, shipped_prices_path
+from .rows import LoadReport
 from .types import CallCost
 
 __all__ = [

@@ -49,8 +49,16 @@ class CompiledRate:
     ``long_context`` is the tier used when ``input_tokens > threshold``.
     """
 
-    __slots__ = ("cache_write_1h", "cache_write_5m", "cached", "exponent", "input", "long_context", "output",
-                 "threshold")
+    __slots__ = (
+        "cache_write_1h",
+        "cache_write_5m",
+        "cached",
+        "exponent",
+        "input",
+        "long_context",
+        "output",
+        "threshold",
+    )
 
     def __init__(
         self,
@@ -73,7 +81,11 @@ class CompiledRate:
         self.long_context = long_context
 
     def cost(
-        self, input_tokens: int, cached_tokens: int, cache_write_tokens: int, cache_write_1h_tokens: int,
+        self,
+        input_tokens: int,
+        cached_tokens: int,
+        cache_write_tokens: int,
+        cache_write_1h_tokens: int,
         output_tokens: int,
     ) -> Decimal:
         """The exact USD cost of a call with these token counts (see the module docstring for the rules)."""
@@ -81,11 +93,11 @@ class CompiledRate:
         if rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
             rate = rate.long_context
         uncached = input_tokens - cached_tokens - cache_write_tokens
-        total = (uncached if uncached > 0 else 0) * rate.input + output_tokens * rate.output
+        total = (max(0, uncached)) * rate.input + output_tokens * rate.output
         if cached_tokens:
             total += cached_tokens * rate.cached
         if cache_write_tokens:
-            one_hour = cache_write_1h_tokens if cache_write_1h_tokens < cache_write_tokens else cache_write_tokens
+            one_hour = min(cache_write_tokens, cache_write_1h_tokens)
             total += (cache_write_tokens - one_hour) * rate.cache_write_5m + one_hour * rate.cache_write_1h
         return Decimal(total).scaleb(rate.exponent, _EXACT)
 
@@ -99,14 +111,19 @@ def _scaled(price: Decimal, scale: int) -> int:
     return int(price.scaleb(scale, _EXACT))
 
 
-def compile_rate(prices: Prices, threshold: int | None = None, long_context: Prices | None = None) -> CompiledRate:
+def compile_rate(
+    prices: Prices, threshold: int | None = None, long_context: Prices | None = None
+) -> CompiledRate:
     """Scale ``prices`` (and the long-context tier, if any) to integers for :meth:`CompiledRate.cost`.
 
     Fallbacks are resolved here, once: a missing cached or cache-write price becomes the input price.
     """
     tier = compile_rate(long_context) if long_context is not None else None
-    listed = [p for p in (prices.input, prices.output, prices.cached, prices.cache_write_5m, prices.cache_write_1h)
-              if p is not None]
+    listed = [
+        p
+        for p in (prices.input, prices.output, prices.cached, prices.cache_write_5m, prices.cache_write_1h)
+        if p is not None
+    ]
     scale = max(_scale_of(p) for p in listed)
 
     def scaled(price: Decimal | None) -> int:

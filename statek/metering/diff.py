@@ -51,8 +51,11 @@ def diff_rows(old: Iterable[PriceRow], new: Iterable[PriceRow]) -> list[RowChang
             out.append(RowChange("added", row))
             continue
         previous = before[key]
-        changes = tuple((label, getattr(previous, attr), getattr(row, attr)) for label, attr in _COMPARED
-                        if getattr(previous, attr) != getattr(row, attr))
+        changes = tuple(
+            (label, getattr(previous, attr), getattr(row, attr))
+            for label, attr in _COMPARED
+            if getattr(previous, attr) != getattr(row, attr)
+        )
         if changes:
             out.append(RowChange("changed", row, changes))
     out.extend(RowChange("removed", row) for key, row in before.items() if key not in after)

@@ -18,61 +18,25 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .cost import CompiledRate, compile_rate
-from .records import PriceRow, normalise
+from .gcpause import paused_gc
+from .records import PriceRow, RowKey, normalise, provider_key, row_key
 from .types import UNPRICED, CallCost
 
 if TYPE_CHECKING:
     from ..llm_api import LLM_Stats
 
-__all__ = ["PROVIDER_ALIASES", "PriceTable", "RowKey", "row_key"]
+__all__ = ["PriceTable", "RowList", "RowSource"]
 
-PROVIDER_ALIASES: Final[Mapping[str, str]] = {
-    "claude": "anthropic",
-    "claudeai": "anthropic",
-    "google": "gemini",
-    "googleai": "gemini",
-    "googlegemini": "gemini",
-    "vertex": "gemini",
-    "vertexai": "gemini",
-    "vertex_ai": "gemini",
-    "x_ai": "xai",
-    "grok": "xai",
-    "mistralai": "mistral",
-    "mistral_ai": "mistral",
-    "deep_seek": "deepseek",
-    "moonshotai": "moonshot",
-    "moonshot_ai": "moonshot",
-    "kimi": "moonshot",
-    "togetherai": "together",
-    "together_ai": "together",
-    "fireworksai": "fireworks",
-    "fireworks_ai": "fireworks",
-}
-"""Normalised provider names that price like another provider's rows (the catalogue's aliases)."""
 
 _SEPARATORS: Final = frozenset("-_.:@/")
 _RESOLUTION_CACHE_LIMIT: Final = 65_536
-_MISSING: Final = object()
+_MISSING: Final[Any] = object()
 _ALWAYS: Final = -math.inf
-
-RowKey = tuple[str, str, str]
-"""Normalised ``(provider, family, model)``."""
-
-
-def provider_key(provider: str) -> str:
-    """The normalised provider name, aliases folded."""
-    key = normalise(provider)
-    return PROVIDER_ALIASES.get(key, key)
-
-
-def row_key(row: PriceRow) -> RowKey:
-    """The normalised ``(provider, family, model)`` of ``row``."""
-    return provider_key(row.provider), normalise(row.model_family), normalise(row.model)
 
 
 class _Entry:
@@ -88,7 +52,9 @@ class _Entry:
             compile_rate(r.prices, r.long_context_threshold, r.long_context) for r in rows
         )
         # The common case, one undated row, needs no clock at all.
-        self.only: CompiledRate | None = self.rates[0] if len(rows) == 1 and rows[0].valid_from is None else None
+        self.only: CompiledRate | None = (
+            self.rates[0] if len(rows) == 1 and rows[0].valid_from is None else None
+        )
 
     def index_at(self, when: float) -> int:
         """Index of the version in force at ``when`` (POSIX seconds), ``-1`` when none was yet."""
@@ -103,51 +69,121 @@ def _timestamp(at: datetime | None) -> float:
     return at.timestamp()
 
 
-class PriceTable:
-    """An immutable price table: rows grouped by provider → model → family → versions.
+class RowSource(Protocol):
+    """Rows an index can use without building them: their keys, dates, and each row on demand."""
 
-    Build it from rows in precedence order (later rows replace earlier ones with the same key and
-    ``VALID_FROM``); ``replace_all`` rows replace every version of their key.
+    @property
+    def keys(self) -> Sequence[RowKey]: ...
+
+    @property
+    def valid_from(self) -> Sequence[datetime | None]: ...
+
+    def row(self, i: int) -> PriceRow: ...
+
+
+class RowList:
+    """A :class:`RowSource` over rows already built (tests, overrides, small tables)."""
+
+    def __init__(self, rows: Iterable[PriceRow]) -> None:
+        self.rows = list(rows)
+        self.keys = [row_key(r) for r in self.rows]
+        self.valid_from = [r.valid_from for r in self.rows]
+
+    def row(self, i: int) -> PriceRow:
+        return self.rows[i]
+
+
+_SHIFT: Final = 32  # a row reference is (source index << 32) | row index: one int, no tuple per row
+
+
+class PriceTable:
+    """An immutable price table over one or more row sources, in precedence order (later wins).
+
+    A later source's row replaces an earlier one with the same provider, family, model and
+    ``VALID_FROM``; rows in ``replace_all`` replace every version of their provider/family/model.
+    The index holds references; a :class:`PriceRow` is built when its model is first resolved.
     """
 
-    def __init__(self, rows: Iterable[PriceRow] = (), replace_all: Iterable[PriceRow] = ()) -> None:
-        merged: dict[tuple[str, str, str, Any], PriceRow] = {}
-        memo: dict[str, str] = {}
-        for row in rows:
-            p, f = memo.get(row.provider), memo.get("\0" + row.model_family)
-            if p is None:
-                p = memo[row.provider] = provider_key(row.provider)
-            if f is None:
-                f = memo["\0" + row.model_family] = normalise(row.model_family)
-            merged[(p, f, normalise(row.model), row.valid_from)] = row
-        overrides = {row_key(row): row for row in replace_all}
-        grouped: dict[str, dict[str, dict[str, list[PriceRow]]]] = {}
-        for (p, f, m, _), row in merged.items():
-            if (p, f, m) not in overrides:
-                grouped.setdefault(p, {}).setdefault(m, {}).setdefault(f, []).append(row)
-        for (p, f, m), row in overrides.items():
-            grouped.setdefault(p, {}).setdefault(m, {})[f] = [row]
-        self._grouped = grouped
+    def __init__(self, sources: Sequence[RowSource] = (), replace_all: Iterable[PriceRow] = ()) -> None:
+        overrides = RowList(replace_all)
+        self._sources: list[RowSource] = [*sources, overrides]
+        by_model: dict[tuple[str, str], Any] = {}  # (provider, model) -> ref | list[ref]
+        with paused_gc():
+            for s, source in enumerate(sources):
+                base = s << _SHIFT
+                valid_from = source.valid_from
+                for i, (p, f, m) in enumerate(source.keys):
+                    key = (p, m)
+                    current = by_model.get(key)
+                    if current is None:
+                        by_model[key] = base | i
+                    else:
+                        self._merge(by_model, key, current, base | i, f, valid_from[i], replace=False)
+            base = len(sources) << _SHIFT
+            for i, (p, f, m) in enumerate(overrides.keys):
+                current = by_model.get((p, m))
+                if current is None:
+                    by_model[(p, m)] = base | i
+                else:
+                    self._merge(by_model, (p, m), current, base | i, f, None, replace=True)
+        self._by_model = by_model
+        self._providers = frozenset(p for p, _ in by_model)
         self._entries: dict[RowKey, _Entry] = {}
         self._resolved: dict[tuple[str, str, str | None], _Entry | None] = {}
-        self._size = len(merged) - sum(1 for k in merged if k[:3] in overrides) + len(overrides)
+
+    def _merge(
+        self,
+        by_model: dict[tuple[str, str], Any],
+        key: tuple[str, str],
+        current: Any,
+        ref: int,
+        family: str,
+        when: datetime | None,
+        *,
+        replace: bool,
+    ) -> None:
+        refs = current if isinstance(current, list) else [current]
+        kept = [
+            r for r in refs if not (self._key_of(r)[1] == family and (replace or self._when_of(r) == when))
+        ]
+        kept.append(ref)
+        by_model[key] = kept
+
+    def _key_of(self, ref: int) -> RowKey:
+        return self._sources[ref >> _SHIFT].keys[ref & 0xFFFFFFFF]
+
+    def _when_of(self, ref: int) -> datetime | None:
+        return self._sources[ref >> _SHIFT].valid_from[ref & 0xFFFFFFFF]
+
+    def _row_of(self, ref: int) -> PriceRow:
+        return self._sources[ref >> _SHIFT].row(ref & 0xFFFFFFFF)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[PriceRow]) -> PriceTable:
+        """A table of rows already built (later rows win, like later files)."""
+        return cls([RowList(rows)])
 
     def __len__(self) -> int:
-        return self._size
+        return sum(len(v) if isinstance(v, list) else 1 for v in self._by_model.values())
 
     # ----------------------------------------------------------------- hot path
     def price_call(
-        self, provider: str, model: str, stats: LLM_Stats, at: datetime | None = None, model_family: str | None = None
+        self,
+        provider: str,
+        model: str,
+        stats: LLM_Stats,
+        at: datetime | None = None,
+        model_family: str | None = None,
     ) -> CallCost:
         """Price one call: from this table, else the provider's own report, else unpriced."""
-        entry = self._resolved.get((provider, model, model_family), _MISSING)
+        entry: _Entry | None = self._resolved.get((provider, model, model_family), _MISSING)
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family)
         if entry is not None:
-            rate = entry.only  # type: ignore[union-attr]
+            rate = entry.only
             if rate is None:
-                i = entry.index_at(_timestamp(at))  # type: ignore[union-attr]
-                rate = entry.rates[i] if i >= 0 else None  # type: ignore[union-attr]
+                i = entry.index_at(_timestamp(at))
+                rate = entry.rates[i] if i >= 0 else None
             if rate is not None:
                 amount = rate.cost(
                     stats.input_tokens,
@@ -166,19 +202,27 @@ class PriceTable:
         self, provider: str, model: str, model_family: str | None = None, at: datetime | None = None
     ) -> PriceRow | None:
         """The row that prices ``model`` at ``at`` (default: now), or ``None``."""
-        entry = self._resolved.get((provider, model, model_family), _MISSING)
+        entry: _Entry | None = self._resolved.get((provider, model, model_family), _MISSING)
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family)
         if entry is None:
             return None
-        i = entry.index_at(_timestamp(at))  # type: ignore[union-attr]
-        return entry.rows[i] if i >= 0 else None  # type: ignore[union-attr]
+        i = entry.index_at(_timestamp(at))
+        return entry.rows[i] if i >= 0 else None
 
     def rows(self) -> list[PriceRow]:
-        """Every row in effect, sorted by provider, model, family and date."""
-        out = [row for models in self._grouped.values() for fams in models.values() for vs in fams.values() for row in vs]
-        out.sort(key=lambda r: (normalise(r.provider), normalise(r.model), normalise(r.model_family),
-                                _ALWAYS if r.valid_from is None else r.valid_from.timestamp()))
+        """Every row in effect, sorted by provider, model, family and date (builds them all)."""
+        out = [
+            self._row_of(ref) for v in self._by_model.values() for ref in (v if isinstance(v, list) else [v])
+        ]
+        out.sort(
+            key=lambda r: (
+                normalise(r.provider),
+                normalise(r.model),
+                normalise(r.model_family),
+                _ALWAYS if r.valid_from is None else r.valid_from.timestamp(),
+            )
+        )
         return out
 
     def _resolve_and_cache(self, provider: str, model: str, model_family: str | None) -> _Entry | None:
@@ -189,22 +233,25 @@ class PriceTable:
         return entry
 
     def _resolve(self, provider: str, model: str, model_family: str | None) -> _Entry | None:
-        models = self._grouped.get(provider_key(provider))
-        if not models:
+        p = provider_key(provider)
+        if p not in self._providers:
             return None
         m = normalise(model)
         family = None if model_family is None else normalise(model_family)
         candidates = [m] + [m[:i] for i in range(len(m) - 1, 0, -1) if m[i] in _SEPARATORS]
         for candidate in candidates:
-            families = models.get(candidate)
-            if not families:
+            refs = self._by_model.get((p, candidate))
+            if refs is None:
                 continue
-            f = self._pick_family(families, family)
+            by_family: dict[str, list[PriceRow]] = {}
+            for ref in refs if isinstance(refs, list) else [refs]:
+                by_family.setdefault(self._key_of(ref)[1], []).append(self._row_of(ref))
+            f = self._pick_family(by_family, family)
             if f is not None:
-                key = (provider_key(provider), f, candidate)
+                key = (p, f, candidate)
                 entry = self._entries.get(key)
                 if entry is None:
-                    entry = self._entries[key] = _Entry(list(families[f]))
+                    entry = self._entries[key] = _Entry(by_family[f])
                 return entry
         return None
 

@@ -79,7 +79,7 @@ def format_price(value: Decimal) -> str:
 
 def _per_million(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
-        raise ValueError(f"{what} is not a number: {value!r}")
+        raise ValueError(f"{what} is not a number: {value!r}")  # noqa: TRY004 - bad data, reported per model
     price = Decimal(value).scaleb(_MILLION_DIGITS)
     if price < 0:
         raise ValueError(f"{what} is negative: {value!r}")
@@ -87,7 +87,10 @@ def _per_million(value: Any, what: str) -> Decimal:
 
 
 def _provider(litellm_provider: str) -> str:
-    return LITELLM_PROVIDERS.get(litellm_provider) or re.sub(r"[^A-Za-z0-9]+", "_", litellm_provider).strip("_").upper()
+    return (
+        LITELLM_PROVIDERS.get(litellm_provider)
+        or re.sub(r"[^A-Za-z0-9]+", "_", litellm_provider).strip("_").upper()
+    )
 
 
 def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion:
@@ -98,7 +101,7 @@ def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion
     text = Path(path).read_text(encoding="utf-8")
     data = json.loads(text, parse_float=Decimal)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of models, found {type(data).__name__}")
+        raise ValueError(f"{path}: expected a JSON object of models, found {type(data).__name__}")  # noqa: TRY004
     out = LiteLLMConversion()
     source = f"litellm:{Path(path).name}"
     for name, spec in data.items():
@@ -106,8 +109,11 @@ def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion
             out.skipped += 1
             continue
         mode = spec.get("mode")
-        if (mode is not None and mode not in _CHAT_MODES) or "input_cost_per_token" not in spec \
-                or "output_cost_per_token" not in spec:
+        if (
+            (mode is not None and mode not in _CHAT_MODES)
+            or "input_cost_per_token" not in spec
+            or "output_cost_per_token" not in spec
+        ):
             out.skipped += 1
             continue
         try:
@@ -119,7 +125,11 @@ def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion
 
 def _row(name: str, spec: dict[str, Any], source: str, checked: str) -> dict[str, str]:
     litellm_provider = str(spec.get("litellm_provider") or "").strip()
-    model = name[len(litellm_provider) + 1:] if litellm_provider and name.startswith(litellm_provider + "/") else name
+    model = (
+        name[len(litellm_provider) + 1 :]
+        if litellm_provider and name.startswith(litellm_provider + "/")
+        else name
+    )
     row = {
         S.PROVIDER: _provider(litellm_provider) if litellm_provider else "UNKNOWN",
         S.MODEL_FAMILY: "",
@@ -145,9 +155,13 @@ def _row(name: str, spec: dict[str, Any], source: str, checked: str) -> dict[str
             continue
         row[S.LC_THRESHOLD] = str(thousands * 1000)
         row[S.LC_INPUT] = format_price(_per_million(spec["input_cost_per_token" + suffix], "input" + suffix))
-        row[S.LC_OUTPUT] = format_price(_per_million(spec["output_cost_per_token" + suffix], "output" + suffix))
-        for column, key in ((S.LC_CACHED, "cache_read_input_token_cost"),
-                            (S.LC_CACHE_WRITE_5M, "cache_creation_input_token_cost")):
+        row[S.LC_OUTPUT] = format_price(
+            _per_million(spec["output_cost_per_token" + suffix], "output" + suffix)
+        )
+        for column, key in (
+            (S.LC_CACHED, "cache_read_input_token_cost"),
+            (S.LC_CACHE_WRITE_5M, "cache_creation_input_token_cost"),
+        ):
             if spec.get(key + suffix) is not None:
                 row[column] = format_price(_per_million(spec[key + suffix], key + suffix))
         break  # the format has one long-context tier: the lowest threshold

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from .cost import Prices
 
-__all__ = ["PriceRow", "Problem", "normalise"]
+__all__ = ["PROVIDER_ALIASES", "PriceRow", "Problem", "RowKey", "normalise", "provider_key", "row_key"]
 
 
 def normalise(name: str) -> str:
@@ -17,6 +18,46 @@ def normalise(name: str) -> str:
     ``"Open AI"`` and ``"OPENAI"`` give the same key, as do ``"gpt-4 turbo"`` and ``"GPT-4TURBO"``.
     """
     return "".join(name.split()).casefold()
+
+
+PROVIDER_ALIASES: Final[Mapping[str, str]] = {
+    "claude": "anthropic",
+    "claudeai": "anthropic",
+    "google": "gemini",
+    "googleai": "gemini",
+    "googlegemini": "gemini",
+    "vertex": "gemini",
+    "vertexai": "gemini",
+    "vertex_ai": "gemini",
+    "x_ai": "xai",
+    "grok": "xai",
+    "mistralai": "mistral",
+    "mistral_ai": "mistral",
+    "deep_seek": "deepseek",
+    "moonshotai": "moonshot",
+    "moonshot_ai": "moonshot",
+    "kimi": "moonshot",
+    "togetherai": "together",
+    "together_ai": "together",
+    "fireworksai": "fireworks",
+    "fireworks_ai": "fireworks",
+}
+"""Normalised provider names that price like another provider's rows (the catalogue's aliases)."""
+
+
+RowKey = tuple[str, str, str]
+"""Normalised ``(provider, family, model)``."""
+
+
+def provider_key(provider: str) -> str:
+    """The normalised provider name, aliases folded."""
+    key = normalise(provider)
+    return PROVIDER_ALIASES.get(key, key)
+
+
+def row_key(row: PriceRow) -> RowKey:
+    """The normalised ``(provider, family, model)`` of ``row``."""
+    return provider_key(row.provider), normalise(row.model_family), normalise(row.model)
 
 
 class Problem(NamedTuple):
@@ -70,7 +111,11 @@ class PriceRow(NamedTuple):
     @property
     def long_context(self) -> Prices | None:
         """The tier used above :attr:`long_context_threshold` prompt tokens, if the row has one."""
-        if self.long_context_threshold is None or self.long_context_input is None or self.long_context_output is None:
+        if (
+            self.long_context_threshold is None
+            or self.long_context_input is None
+            or self.long_context_output is None
+        ):
             return None
         return Prices(
             self.long_context_input,

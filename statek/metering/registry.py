@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     from ..llm_api import LLM_Stats
     from .types import CallCost
 
-__all__ = ["FROM_ENV", "PriceRegistry", "default_registry", "price_call", "set_default_registry", "shipped_prices_path"]
+__all__ = [
+    "FROM_ENV",
+    "PriceRegistry",
+    "default_registry",
+    "price_call",
+    "set_default_registry",
+    "shipped_prices_path",
+]
 
 logger = logging.getLogger("statek.metering")
 
@@ -73,7 +80,9 @@ class PriceRegistry:
     (default: the ``STATEK_MODEL_INFO_DIR`` environment variable, read at first use; ``None``: none).
     """
 
-    def __init__(self, *, shipped: bool = True, model_info_dir: str | Path | None | _FromEnv = FROM_ENV) -> None:
+    def __init__(
+        self, *, shipped: bool = True, model_info_dir: str | Path | None | _FromEnv = FROM_ENV
+    ) -> None:
         self._shipped = shipped
         self._model_info_dir = model_info_dir
         self._lock = threading.RLock()
@@ -118,7 +127,7 @@ class PriceRegistry:
     @property
     def problems(self) -> list[Problem]:
         """Every problem reported by the layers currently loaded."""
-        self.table
+        self._ensure_started()
         return [p for layer in self._layers for p in layer.report.problems]
 
     # ----------------------------------------------------------------- changing
@@ -133,7 +142,7 @@ class PriceRegistry:
         if strict:
             _raise_if(report.problems, "price files rejected")
         with self._lock:
-            self.table  # start-up layers first, so this one lands above them
+            self._ensure_started()  # start-up layers first, so this one lands above them
             self._layers.append(_Layer(tuple(Path(p) for p in paths), report))
             self._swap()
         self._log(report.problems)
@@ -145,7 +154,7 @@ class PriceRegistry:
         Strict: any problem raises ``PricingError`` and the current table stays in effect.
         """
         with self._lock:
-            self.table
+            self._ensure_started()
             fresh = [_Layer(layer.paths, read_price_files(layer.paths)) for layer in self._layers]
             problems = [p for layer in fresh for p in layer.report.problems]
             if strict:
@@ -158,7 +167,7 @@ class PriceRegistry:
     def set_row(self, row: PriceRow) -> PriceRow:
         """Make ``row`` the price of its key, replacing every ``VALID_FROM`` version of it."""
         with self._lock:
-            self.table
+            self._ensure_started()
             self._overrides[row_key(row)] = row
             self._swap()
         return row
@@ -181,19 +190,27 @@ class PriceRegistry:
             self._table = None
 
     # ----------------------------------------------------------------- internals
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._table is None:
+                self._start()
+
     def _start(self) -> None:
         if self._shipped:
             path = shipped_prices_path()
             self._layers.append(_Layer((path,), read_price_files([path])))
-        folder = os.environ.get(MODEL_INFO_DIR_ENV) if isinstance(self._model_info_dir, _FromEnv) else self._model_info_dir
+        folder = (
+            os.environ.get(MODEL_INFO_DIR_ENV)
+            if isinstance(self._model_info_dir, _FromEnv)
+            else self._model_info_dir
+        )
         if folder:
             self._layers.append(_Layer((Path(folder),), read_price_files([folder])))
         self._swap()
         self._log([p for layer in self._layers for p in layer.report.problems])
 
     def _swap(self) -> None:
-        rows = [row for layer in self._layers for row in layer.report.rows]
-        self._table = PriceTable(rows, self._overrides.values())
+        self._table = PriceTable([layer.report for layer in self._layers], self._overrides.values())
 
     @staticmethod
     def _log(problems: Iterable[Problem]) -> None:
@@ -217,7 +234,12 @@ def set_default_registry(registry: PriceRegistry) -> PriceRegistry:
 
 
 def price_call(
-    provider: str, model: str, stats: LLM_Stats, *, at: datetime | None = None, model_family: str | None = None
+    provider: str,
+    model: str,
+    stats: LLM_Stats,
+    *,
+    at: datetime | None = None,
+    model_family: str | None = None,
 ) -> CallCost:
     """Price one call: from the price table when a valid price exists, else the provider-reported
     ``stats.cost``, else unpriced (``amount`` ``None``, never ``$0``).
@@ -229,5 +251,3 @@ def price_call(
     if table is None:
         table = _default.table
     return table.price_call(provider, model, stats, at, model_family)
-
-

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "CACHED",
     "CACHE_WRITE_1H",
     "CACHE_WRITE_5M",
-    "CACHED",
     "CHECKED",
     "COLUMNS",
     "COMMENT_PREFIX",
@@ -22,9 +22,9 @@ __all__ = [
     "DEFAULT_CURRENCY",
     "INPUT",
     "INTEGER_COLUMNS",
+    "LC_CACHED",
     "LC_CACHE_WRITE_1H",
     "LC_CACHE_WRITE_5M",
-    "LC_CACHED",
     "LC_INPUT",
     "LC_OUTPUT",
     "LC_THRESHOLD",

@@ -245,7 +245,7 @@ CATALOG: tuple[CatalogRow, ...] = (
     ),
     CatalogRow(
         "GEMINI_ENTERPRISE", ("GOOGLE_GEMINI_ENTERPRISE", "GOOGLE_OPENAI"), "GeminiEnterprise_API",
-        "gcp.vertex_ai", "google", None,
+        "gcp.vertex_ai", "gemini", None,
         # Observed on Gemini's OpenAI layer: thoughts are in total_tokens only (re-verify on Vertex).
         profile=ChatCompletionsProfile(reasoning_in_output=False, reasoning_from_total=True),
         url_hint="https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}"

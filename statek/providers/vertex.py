@@ -93,6 +93,7 @@ class VertexAI_API(LLM_API):
 
     provider_key: ClassVar[str] = "VERTEXAI"
     genai_provider_name: ClassVar[str] = "gcp.gemini"
+    pricing_provider: ClassVar[str | None] = "GEMINI"
     default_api_url: ClassVar[str | None] = GEMINI_API_URL
     requires_api_key: ClassVar[bool] = True
 
