@@ -107,11 +107,34 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
 
 
-async def test_client_pool_gives_one_client_per_event_loop() -> None:
-    pool = ClientPool()
-    first = pool.get()
-    assert pool.get() is first
+async def test_client_pool_spreads_requests_over_its_shards_and_closes_them() -> None:
+    pool = ClientPool(shards=3, connections_per_shard=2)
+    clients = [pool.get() for _ in range(6)]
+    assert len({id(c) for c in clients}) == 3
+    assert clients[:3] == clients[3:]
     await pool.aclose()
-    assert first.is_closed
-    assert pool.get() is not first
+    assert all(c.is_closed for c in clients)
+    assert pool.get() not in clients
     await pool.aclose()
+
+
+def test_client_pool_keeps_separate_clients_per_event_loop() -> None:
+    import asyncio
+
+    pool = ClientPool(shards=1)
+
+    async def client_of_this_loop() -> httpx.AsyncClient:
+        return pool.get()
+
+    first = asyncio.run(client_of_this_loop())
+    second = asyncio.run(client_of_this_loop())
+    assert first is not second
+
+
+async def test_a_given_client_is_always_used_and_never_closed() -> None:
+    given = httpx.AsyncClient()
+    pool = ClientPool(given)
+    assert pool.get() is given and pool.get() is given
+    await pool.aclose()
+    assert not given.is_closed
+    await given.aclose()

@@ -41,7 +41,7 @@ cannot express is dropped, e.g. cache writes on Gemini), ``wire_usage`` the raw 
 
 from __future__ import annotations
 
-from .behavior import Failure, FailureKind, ModelBehavior, ToolCallSpec, Usage
+from .behavior import Failure, FailureKind, ModelBehavior, StreamUsage, ToolCallSpec, Usage
 from .exchange import Outcome, RecordedRequest, SimRequest, Wire
 from .simulator import ProviderSimulator
 from .transport import SimulatorTransport
@@ -55,6 +55,7 @@ __all__ = [
     "RecordedRequest",
     "SimRequest",
     "SimulatorTransport",
+    "StreamUsage",
     "ToolCallSpec",
     "Usage",
     "Wire",

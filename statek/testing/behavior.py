@@ -32,6 +32,7 @@ __all__ = [
     "Fault",
     "ModelBehavior",
     "Reply",
+    "StreamUsage",
     "ToolCallSpec",
     "Usage",
     "plan_reply",
@@ -40,6 +41,9 @@ __all__ = [
 FailureKind = Literal["status", "malformed", "disconnect"]
 """``status``: an HTTP error answer; ``malformed``: HTTP 200 with a truncated, unparsable body;
 ``disconnect``: the connection is closed without an answer (a transport error for the client)."""
+
+StreamUsage = Literal["requested", "always", "never"]
+"""When an OpenAI-wire stream reports usage: on ``stream_options.include_usage``, always, or never."""
 
 _TOKEN_FIELDS = (
     "input_tokens",
@@ -273,13 +277,18 @@ class ModelBehavior:
         (Gemini only) are parts of the input. A wire that cannot express a part drops it from what it
         reports (Gemini reports no cache writes; only Anthropic splits 5m/1h). ``usage``, a callable
         ``(SimRequest) -> Usage``, overrides all of these. ``cost``: provider-reported USD, rendered as
-        OpenRouter's ``usage.cost`` on the OpenAI wire (other wires carry no cost).
+        OpenRouter's ``usage.cost`` on the OpenAI wire (other wires carry no cost). Set it only for
+        models you call as OpenRouter-like providers: adapters of providers that report no cost (OpenAI
+        itself, ...) rightly ignore the field, and ``Usage.mismatches`` will then show the cost.
 
     Everything else:
         ``response_model``: the model name in the answer (default: the requested one). ``latency``:
         seconds before the answer, fixed or a ``(low, high)`` range drawn from the seeded generator.
         ``failures``: the failure plan, see :class:`Failure`. ``stream_chunk_chars`` and
         ``stream_interval`` shape streamed answers (characters per chunk, seconds between chunks).
+        ``stream_usage`` says when an OpenAI-wire stream ends with a usage chunk: ``"requested"`` (with
+        ``stream_options.include_usage``, as OpenAI does), ``"always"`` (OpenRouter, Mistral,
+        Perplexity) or ``"never"`` (servers that ignore the option, e.g. llama.cpp).
     """
 
     text: str | Callable[[SimRequest], str] = "Hello from the statek simulator."
@@ -300,6 +309,7 @@ class ModelBehavior:
     failures: Sequence[Failure] = ()
     stream_chunk_chars: int = 16
     stream_interval: float = 0.0
+    stream_usage: StreamUsage = "requested"
 
     def __post_init__(self) -> None:
         calls = tuple(
@@ -311,6 +321,10 @@ class ModelBehavior:
         low, high = self.latency if isinstance(self.latency, tuple) else (self.latency, self.latency)
         if not 0 <= low <= high:
             raise ValueError(f"latency must be >= 0 (and low <= high for a range), got {self.latency!r}")
+        if self.stream_usage not in ("requested", "always", "never"):
+            raise ValueError(
+                f"stream_usage must be 'requested', 'always' or 'never', not {self.stream_usage!r}"
+            )
         if self.stream_chunk_chars < 1 or self.stream_interval < 0:
             raise ValueError("stream_chunk_chars must be >= 1 and stream_interval >= 0")
         for name in (
@@ -372,6 +386,7 @@ class Reply:
     latency: float
     chunk_chars: int
     interval: float
+    stream_usage: StreamUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,5 +432,6 @@ def plan_reply(behavior: ModelBehavior, request: SimRequest, rng: random.Random)
         latency=latency,
         chunk_chars=behavior.stream_chunk_chars,
         interval=behavior.stream_interval,
+        stream_usage=behavior.stream_usage,
     )
     return Fault(failure, latency, reply) if failure is not None else reply

@@ -9,6 +9,7 @@ Streaming (``"stream": true``): a role chunk, content (or ``reasoning_content``)
 deltas (id and name first, then argument fragments), a chunk with ``finish_reason``, then — only with
 ``stream_options.include_usage`` — a chunk with ``choices: []`` and the usage, then ``data: [DONE]``.
 With ``include_usage`` every other chunk carries ``"usage": null``, as OpenAI documents.
+``ModelBehavior.stream_usage`` changes when the usage chunk comes: always (OpenRouter) or never.
 """
 
 from __future__ import annotations
@@ -78,8 +79,11 @@ def render_reply(reply: Reply, request: SimRequest) -> SimResponse:
     body = request.body if isinstance(request.body, dict) else {}
     if request.stream:
         options = body.get("stream_options")
-        include = isinstance(options, dict) and options.get("include_usage") is True
-        return _stream(reply, wire_usage if include else None, reported if include else None)
+        requested = isinstance(options, dict) and options.get("include_usage") is True
+        include = reply.stream_usage == "always" or (reply.stream_usage == "requested" and requested)
+        return _stream(
+            reply, wire_usage if include else None, reported if include else None, null_usage=requested
+        )
     message: dict[str, Any] = {
         "role": "assistant",
         "content": reply.text if reply.text or not reply.tool_calls else None,
@@ -109,7 +113,9 @@ def render_reply(reply: Reply, request: SimRequest) -> SimResponse:
     return json_response(200, answer, reply=reply, usage=reported, wire_usage=wire_usage)
 
 
-def _stream(reply: Reply, wire_usage: dict[str, Any] | None, reported: Usage | None) -> SimResponse:
+def _stream(
+    reply: Reply, wire_usage: dict[str, Any] | None, reported: Usage | None, *, null_usage: bool
+) -> SimResponse:
     head = {
         "id": f"chatcmpl-{reply.token}",
         "object": "chat.completion.chunk",
@@ -117,11 +123,11 @@ def _stream(reply: Reply, wire_usage: dict[str, Any] | None, reported: Usage | N
         "model": reply.response_model,
         "system_fingerprint": "fp_statek_sim",
     }
-    null_usage = {"usage": None} if wire_usage is not None else {}
+    nulls = {"usage": None} if null_usage else {}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return sse_event({**head, "choices": [choice], **null_usage})
+        return sse_event({**head, "choices": [choice], **nulls})
 
     chunks = [chunk({"role": "assistant", "content": ""})]
     chunks += [chunk({"reasoning_content": p}) for p in pieces(reply.thinking or "", reply.chunk_chars)]

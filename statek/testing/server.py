@@ -44,6 +44,8 @@ class LoopbackServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self.connections_accepted = 0
+        """TCP connections accepted since the last start: with keep-alive, far fewer than requests."""
 
     @property
     def running(self) -> bool:
@@ -56,6 +58,7 @@ class LoopbackServer:
             raise RuntimeError("the simulator server is already running")
         self._ready.clear()
         self._error = None
+        self.connections_accepted = 0
         self._thread = threading.Thread(target=self._run, name=f"statek-simulator-{id(self):x}", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -109,10 +112,11 @@ class LoopbackServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
+        self.connections_accepted += 1
         conn = h11.Connection(h11.SERVER)
         try:
             while True:
-                request = await self._read_request(conn, reader)
+                request = await self._read_request(conn, reader, writer)
                 if request is None:
                     return
                 head, body = request
@@ -153,7 +157,7 @@ class LoopbackServer:
 
     @staticmethod
     async def _read_request(
-        conn: h11.Connection, reader: asyncio.StreamReader
+        conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> tuple[h11.Request, bytes] | None:
         """The next request and its whole body; ``None`` when the client closed the connection."""
         head: h11.Request | None = None
@@ -161,6 +165,8 @@ class LoopbackServer:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
+                if conn.they_are_waiting_for_100_continue:  # curl does this for bodies over 1 KiB
+                    writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
                 conn.receive_data(await reader.read(_READ_SIZE))
             elif isinstance(event, h11.Request):
                 head = event

@@ -99,6 +99,11 @@ class ProviderSimulator:
         return f"http://{self._server.host}:{self._server.port}"
 
     @property
+    def connections_accepted(self) -> int:
+        """TCP connections the server accepted since :meth:`start` (keep-alive makes it small)."""
+        return self._server.connections_accepted
+
+    @property
     def port(self) -> int:
         """The port the server listens on (after :meth:`start`)."""
         return self._server.port
@@ -123,19 +128,30 @@ class ProviderSimulator:
         """``{base_url}/v1beta/models/{model}:generateContent`` with a literal ``{model}`` to fill in."""
         return f"{self.base_url}/v1beta/models/{{model}}:generateContent"
 
-    def gemini_model_url(self, model: str, *, stream: bool = False) -> str:
-        """The Gemini API URL for ``model``; ``stream=True`` gives ``:streamGenerateContent?alt=sse``."""
+    def gemini_model_url(self, model: str = "{model}", *, stream: bool = False) -> str:
+        """The Gemini API URL for ``model``; ``stream=True`` gives ``:streamGenerateContent?alt=sse``.
+
+        Without ``model`` the URL keeps a literal ``{model}`` placeholder, like :attr:`gemini_url`.
+        """
         verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return f"{self.base_url}/v1beta/models/{quote(model, safe='')}:{verb}"
+        return f"{self.base_url}/v1beta/models/{quote(model, safe='{}')}:{verb}"
 
     def vertex_url(
-        self, model: str, *, project: str = "sim-project", location: str = "us-central1", stream: bool = False
+        self,
+        model: str = "{model}",
+        *,
+        project: str = "sim-project",
+        location: str = "us-central1",
+        stream: bool = False,
     ) -> str:
-        """A Vertex AI URL for ``model`` (``/v1/projects/{p}/locations/{l}/publishers/google/models/...``)."""
+        """A Vertex AI URL: ``{base_url}/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:…``.
+
+        Without ``model`` the URL keeps a literal ``{model}`` placeholder.
+        """
         verb = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return (
             f"{self.base_url}/v1/projects/{project}/locations/{location}/publishers/google/models/"
-            f"{quote(model, safe='')}:{verb}"
+            f"{quote(model, safe='{}')}:{verb}"
         )
 
     # ------------------------------------------------------------------ in-process use and the record
