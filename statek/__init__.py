@@ -5,10 +5,16 @@ OpenTelemetry span and token/byte/cost counters, priced exactly from price table
 per job in ``LLM_Usage``. See the README for the quick start.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall
+from .executors.job import Job
+from .executors.llm_usage import LLM_Usage
 from .llm_api import LLM_API, LLM_Response, LLM_Stats, add_provider
 from .providers.anthropic import Claude_API, ClaudeAI_API
 from .providers.catalog import (
+    VLLM_API,
+    XAI_API,
     AzureOpenAI_API,
     Bedrock_API,
     Cerebras_API,
@@ -21,8 +27,8 @@ from .providers.catalog import (
     GeminiEnterprise_API,
     GitHubModels_API,
     Groq_API,
-    LMStudio_API,
     LlamaCpp_API,
+    LMStudio_API,
     MicrosoftFoundry_API,
     MistralAI_API,
     MoonshotAI_API,
@@ -32,11 +38,9 @@ from .providers.catalog import (
     OpenAI_API,
     OpenRouter_API,
     Perplexity_API,
-    SGLang_API,
     SambaNova_API,
+    SGLang_API,
     TogetherAI_API,
-    VLLM_API,
-    XAI_API,
 )
 from .providers.vertex import VertexAI_API
 
@@ -58,9 +62,11 @@ __all__ = [
     "GeminiEnterprise_API",
     "GitHubModels_API",
     "Groq_API",
+    "Job",
     "LLM_API",
     "LLM_Response",
     "LLM_Stats",
+    "LLM_Usage",
     "LMStudio_API",
     "LlamaCpp_API",
     "MicrosoftFoundry_API",
@@ -80,4 +86,19 @@ __all__ = [
     "VertexAI_API",
     "XAI_API",
     "add_provider",
+    "instrument",
+    "shutdown",
 ]
+
+if TYPE_CHECKING:
+    from .exporters import instrument, shutdown
+
+
+def __getattr__(name: str) -> Any:
+    # The exporters load the OpenTelemetry SDK and prometheus_client's exposition code; a library
+    # that only meters (and leaves export to its host application) never pays for that import.
+    if name in ("instrument", "shutdown"):
+        from . import exporters
+
+        return getattr(exporters, name)
+    raise AttributeError(f"module 'statek' has no attribute {name!r}")

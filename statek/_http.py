@@ -94,7 +94,9 @@ class ClientPool:
         connections_per_shard: int = 16,
     ) -> None:
         self._given = client
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
+        self._timeout = (
+            timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout, connect=10.0)
+        )
         self._shards = shards
         self._limits = httpx.Limits(
             max_connections=connections_per_shard, max_keepalive_connections=connections_per_shard
@@ -203,10 +205,14 @@ async def post(
         else:
             received += len(response.content)
             if response.is_success:
-                return RawResponse(response.status_code, response.headers, response.content, attempt, sent, received)
+                return RawResponse(
+                    response.status_code, response.headers, response.content, attempt, sent, received
+                )
             status = response.status_code
             retry_after = parse_retry_after(response.headers)
-            error = _http_error(response, provider, attempts=attempt, bytes_sent=sent, bytes_received=received)
+            error = _http_error(
+                response, provider, attempts=attempt, bytes_sent=sent, bytes_received=received
+            )
             error_type = str(status)
             if status not in RETRYABLE_STATUS:
                 raise error

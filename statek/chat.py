@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -208,10 +209,8 @@ def tool_spec(func: Callable[..., Any]) -> ToolSpec:
 
 def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
-        import typing
-
         return typing.get_type_hints(func)
-    except Exception:  # unresolvable forward references: fall back to Any rather than refuse the tool
+    except (NameError, TypeError):  # unresolvable forward references: fall back to Any, not refuse
         return {}
 
 

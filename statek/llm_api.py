@@ -159,7 +159,14 @@ class LLM_API(ABC):
     ) -> dict[str, Any]:
         """The exact JSON body :meth:`process_request` would send for these arguments. No I/O."""
         params = self._prepare(
-            system_prompt, model, metadata, available_tools, chat_history, chat_style, temperature, enable_reasoning
+            system_prompt,
+            model,
+            metadata,
+            available_tools,
+            chat_history,
+            chat_style,
+            temperature,
+            enable_reasoning,
         )
         return self._build_request_payload(params)
 
@@ -181,7 +188,14 @@ class LLM_API(ABC):
         Every call, successful or not, is metered.
         """
         params = self._prepare(
-            system_prompt, model, metadata, available_tools, chat_history, chat_style, temperature, enable_reasoning
+            system_prompt,
+            model,
+            metadata,
+            available_tools,
+            chat_history,
+            chat_style,
+            temperature,
+            enable_reasoning,
         )
         payload = self._build_request_payload(params)
         return await telemetry.observe_call(self, params, lambda: self._process_request(params, payload))
@@ -327,7 +341,9 @@ class LLM_API(ABC):
         enable_reasoning: bool,
     ) -> CallParams:
         meta: Mapping[str, Any] = metadata or {}
-        style = ChatStyle(chat_style.lower() if isinstance(chat_style, str) else chat_style or ChatStyle.NATIVE)
+        style = ChatStyle(
+            chat_style.lower() if isinstance(chat_style, str) else chat_style or ChatStyle.NATIVE
+        )
         if temperature is None:
             temperature = meta.get(TEMPERATURE)
         effort = meta.get(REASONING_EFFORT)
@@ -339,7 +355,11 @@ class LLM_API(ABC):
             or bool(effort)
             or bool(budget)
         )
-        tools = () if style is ChatStyle.PLAIN else select_tools(list(available_tools or ()), meta.get(LLM_TOOLS_SCOPE))
+        tools = (
+            ()
+            if style is ChatStyle.PLAIN
+            else select_tools(list(available_tools or ()), meta.get(LLM_TOOLS_SCOPE))
+        )
         return CallParams(
             model=self.require_model(model or self.model),
             system_prompt=system_prompt,

@@ -23,13 +23,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 __all__ = [
     "API_KEY_SUFFIX",
     "API_URL_SUFFIX",
-    "DEFAULT_PROVIDER_ENV",
     "DEFAULT_PROVIDER",
+    "DEFAULT_PROVIDER_ENV",
     "MODEL_INFO_DIR_ENV",
     "PROMPT_CACHING_SUFFIX",
+    "ProviderSettings",
     "RESPONSE_FORMAT_FILE_SUFFIX",
     "SETTING_SUFFIXES",
-    "ProviderSettings",
     "env_names",
     "load_provider_settings",
     "parse_bool",
@@ -115,6 +115,7 @@ def load_provider_settings(
         values["use_prompt_caching"] = parse_bool(values["use_prompt_caching"])
     return ProviderSettings(**values)
 
+
 # --- Vertex AI (appended by the Anthropic/Vertex adapters work) --------------------------------------
 VERTEXAI_PROJECT_ENV = "VERTEXAI_PROJECT"
 """Google Cloud project for Vertex AI; with it, ``VertexAI_API`` calls the Vertex model resource URL
@@ -125,3 +126,11 @@ VERTEXAI_LOCATION_ENV = "VERTEXAI_LOCATION"
 """Vertex AI location (region) such as ``us-central1``; default ``global``. ``location=`` wins."""
 
 __all__ += ["VERTEXAI_LOCATION_ENV", "VERTEXAI_PROJECT_ENV"]
+
+# --- Telemetry (appended by the telemetry work) ------------------------------------------------------
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""true/false (the OpenTelemetry GenAI name): put prompts and completions on call spans
+(``gen_ai.input.messages`` / ``gen_ai.output.messages``). Off by default; ``configure_telemetry`` /
+``statek.instrument(capture_content=...)`` win."""
+
+__all__ += ["CAPTURE_CONTENT_ENV"]

@@ -1,30 +1,578 @@
-"""PLACEHOLDER (owned by the telemetry work): the one wrapper around every provider call.
+"""The one wrapper around every provider call: span, instruments, cost and job usage.
 
-Fixed interface:
-- ``async observe_call(api, params, run) -> LLM_Response``
-- ``current_retry_hook() -> Callable[[RetryEvent], None] | None``
+:func:`observe_call` is called by ``LLM_API.process_request`` for every call, built-in or added with
+``add_provider``. Per call it
+
+1. opens a span ``chat {model}`` (kind CLIENT, OpenTelemetry GenAI semantic conventions) and makes
+   it current while the provider runs; each retried HTTP attempt becomes a ``statek.retry`` event
+   (``_http.post`` reports it through :func:`current_retry_hook`);
+2. prices the usage with :func:`statek.metering.price_call` and fills ``stats.priced_cost`` /
+   ``stats.cost_status``;
+3. adds the priced call to the current :class:`~statek.executors.job.Job` and all its ancestors;
+4. records the instruments of :mod:`statek.instruments` and closes the span.
+
+Contracts: the caller's exception comes back unchanged (same object); a failure inside telemetry
+is logged, never raised, and never changes the response. Prompt and completion text are recorded
+only when content capture is switched on. Only the OpenTelemetry *API* is used: by default the
+global tracer and meter providers; :func:`configure_telemetry` injects others (tests inject SDK
+providers with in-memory exporters, :func:`statek.instrument` its own).
+
+The hot path is budgeted at 50 µs: attribute dicts, span names and counter cells are built once per
+(provider, model, job labels) in a :class:`_Series`, and counters are cells bumped under one lock
+(see :class:`statek.instruments.Instruments`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from . import instruments as inst
+from .exceptions import ProviderError, ProviderHTTPError
+from .executors.job import current_job
+from .settings import CAPTURE_CONTENT_ENV, parse_bool
 
 if TYPE_CHECKING:
     from ._http import RetryEvent
-    from .llm_api import LLM_API, CallParams, LLM_Response
+    from .executors.job import Job
+    from .llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
+
+__all__ = [
+    "TelemetryConfig",
+    "configure_telemetry",
+    "current_retry_hook",
+    "observe_call",
+    "telemetry_config",
+]
+
+_log = logging.getLogger("statek.telemetry")
+
+SCOPE = "statek"
+"""Instrumentation scope name of statek's tracer and meter."""
+OPERATION = "chat"
+"""``gen_ai.operation.name`` of every provider call."""
+
+
+# ----------------------------------------------------------------------------- configuration
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    """Where telemetry goes and what it may contain. Replace it with :func:`configure_telemetry`."""
+
+    tracer: Tracer
+    instruments: inst.Instruments
+    capture_content: bool = False
+    job_label_keys: tuple[str, ...] = ()
+
+
+_config: TelemetryConfig | None = None
+_config_lock = threading.Lock()
+_instruments_by_provider: weakref.WeakKeyDictionary[Any, inst.Instruments] = weakref.WeakKeyDictionary()
+_series_by_instruments: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[Any, ...], _Series]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def configure_telemetry(
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+    capture_content: bool | None = None,
+    job_label_keys: Iterable[str] = (),
+) -> TelemetryConfig:
+    """Send statek's spans and metrics to these providers (default: the global ones).
+
+    ``capture_content`` records prompts and completions on spans (``gen_ai.input.messages``,
+    ``gen_ai.output.messages``); default off, or ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+    ``job_label_keys`` is the allow-list of job attributes that become metric attributes
+    ``statek.job.<key>``; keep it to low-cardinality keys such as ``tenant`` or ``feature`` (``id`` is
+    refused: job ids go on spans only). Instruments are created once per meter provider, so
+    configuring the same provider again keeps its counters. Returns the new configuration.
+    """
+    from .exceptions import ConfigurationError
+
+    keys = tuple(job_label_keys)
+    for key in keys:
+        if not key or key == "id" or not key.replace("_", "").isalnum():
+            raise ConfigurationError(
+                f"job label key {key!r} is not allowed: use a short identifier other than 'id'"
+            )
+    if capture_content is None:
+        raw = os.environ.get(CAPTURE_CONTENT_ENV, "")
+        capture_content = parse_bool(raw) or raw.strip().upper() in ("SPAN_ONLY", "SPAN_AND_EVENT")
+    tracer_provider = tracer_provider or trace.get_tracer_provider()
+    meter_provider = meter_provider or metrics.get_meter_provider()
+    global _config
+    with _config_lock:
+        instruments = _instruments_by_provider.get(meter_provider)
+        if instruments is None:
+            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version()))
+            _instruments_by_provider[meter_provider] = instruments
+            _series_by_instruments[instruments] = {}
+        _config = TelemetryConfig(
+            tracer_provider.get_tracer(SCOPE, _version()), instruments, bool(capture_content), keys
+        )
+        return _config
+
+
+def telemetry_config() -> TelemetryConfig:
+    """The configuration in force (the global providers' until :func:`configure_telemetry` is called)."""
+    config = _config
+    if config is None:
+        config = configure_telemetry()
+    return config
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("statek")
+    except Exception:  # noqa: BLE001 - running from a source tree without metadata
+        return "0"
+
+
+# ----------------------------------------------------------------------------- per-series cache
+class _Series:
+    """Everything that is the same for every call to one (provider, model, job labels)."""
+
+    __slots__ = (
+        "base",
+        "cost",
+        "duration_attrs",
+        "error_requests",
+        "instruments",
+        "lock",
+        "ok_requests",
+        "received",
+        "retries",
+        "sent",
+        "span_attrs",
+        "span_name",
+        "token_attrs",
+        "tokens",
+    )
+
+    def __init__(
+        self, instruments: inst.Instruments, provider: str, model: str, labels: dict[str, str]
+    ) -> None:
+        self.instruments = instruments
+        self.lock = threading.Lock()
+        self.span_name = f"{OPERATION} {model}"
+        self.span_attrs = {
+            inst.GEN_AI_OPERATION_NAME: OPERATION,
+            inst.GEN_AI_PROVIDER_NAME: provider,
+            inst.GEN_AI_REQUEST_MODEL: model,
+        }
+        base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
+        self.base = base
+        self.tokens = {
+            t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
+        }
+        statuses = ("calculated", "reported", "unpriced")
+        self.cost = {
+            s: instruments.cell(inst.COST, {**base, inst.STATEK_COST_STATUS: s}, Decimal(0)) for s in statuses
+        }
+        self.ok_requests = {
+            s: instruments.cell(
+                inst.REQUESTS, {**base, inst.STATEK_OUTCOME: "success", inst.STATEK_COST_STATUS: s}
+            )
+            for s in statuses
+        }
+        self.sent = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "transmit"})
+        self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
+        self.error_requests: dict[str, inst.CounterCell] = {}
+        self.retries: dict[str, inst.CounterCell] = {}
+        self.token_attrs: dict[str | None, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {}
+        self.duration_attrs: dict[tuple[str | None, str], dict[str, str]] = {}
+
+    def histogram_attrs(
+        self, response_model: str | None
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """(input tokens, output tokens, duration) attributes of a successful call."""
+        attrs = self.token_attrs.get(response_model)
+        if attrs is None:
+            common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
+            if response_model:
+                common[inst.GEN_AI_RESPONSE_MODEL] = response_model
+            attrs = (
+                {**common, inst.GEN_AI_TOKEN_TYPE: "input"},
+                {**common, inst.GEN_AI_TOKEN_TYPE: "output"},
+                common,
+            )
+            self.token_attrs[response_model] = attrs
+        return attrs
+
+    def error_duration_attrs(self, error_type: str) -> dict[str, str]:
+        attrs = self.duration_attrs.get((None, error_type))
+        if attrs is None:
+            attrs = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
+            self.duration_attrs[(None, error_type)] = attrs
+        return attrs
+
+    def error_cell(self, error_type: str) -> inst.CounterCell:
+        return self._keyed(
+            self.error_requests,
+            inst.REQUESTS,
+            error_type,
+            {
+                inst.STATEK_OUTCOME: "error",
+                inst.ERROR_TYPE: error_type,
+                inst.STATEK_COST_STATUS: "unpriced",
+            },
+        )
+
+    def retry_cell(self, error_type: str) -> inst.CounterCell:
+        return self._keyed(self.retries, inst.RETRIES, error_type, {inst.ERROR_TYPE: error_type})
+
+    def _keyed(
+        self, cells: dict[str, inst.CounterCell], spec: inst.InstrumentSpec, key: str, extra: dict[str, str]
+    ) -> inst.CounterCell:
+        cell = cells.get(key)
+        if cell is None:
+            with self.lock:  # two cells with one attribute set would be observed twice
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = self.instruments.cell(spec, {**self.base, **extra})
+        return cell
+
+
+def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None) -> _Series:
+    labels: tuple[str, ...] = ()
+    if config.job_label_keys:
+        attributes = job.attributes if job is not None else {}
+        labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
+    key = (provider, model, labels)
+    cache = _series_by_instruments[config.instruments]
+    series = cache.get(key)
+    if series is None:
+        with _config_lock:
+            series = cache.get(key)
+            if series is None:
+                named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
+                series = cache[key] = _Series(config.instruments, provider, model, named)
+    return series
+
+
+# ----------------------------------------------------------------------------- one call
+_invocation: ContextVar[_Invocation | None] = ContextVar("statek_invocation", default=None)
+_servers: dict[tuple[type, str | None], tuple[str | None, int | None]] = {}
 
 
 def current_retry_hook() -> Callable[[RetryEvent], None] | None:
-    return None
+    """The callback ``_http.post`` must call on each retry of the call being observed, or ``None``."""
+    invocation = _invocation.get()
+    return invocation.on_retry if invocation is not None else None
 
 
-async def observe_call(api: LLM_API, params: CallParams, run: Callable[[], Awaitable[LLM_Response]]) -> Any:
+class _Invocation:
+    """One observed call: :meth:`start` opens it, then exactly one of :meth:`stop` / :meth:`fail`.
+
+    None of its methods raises: telemetry problems are logged and the call goes on.
+    """
+
+    __slots__ = (
+        "config",
+        "duration",
+        "job",
+        "retries",
+        "series",
+        "span",
+        "started",
+        "started_wall",
+        "tokens",
+    )
+
+    def __init__(self, config: TelemetryConfig | None, job: Job | None) -> None:
+        self.config = config
+        self.job = job
+        self.retries = 0
+        self.span: Span | None = None
+        self.series: _Series | None = None
+        self.tokens: tuple[Any, Any] | None = None
+        self.duration = 0.0
+        self.started = time.perf_counter()
+        self.started_wall = time.time()
+
+    def start(self, api: LLM_API, params: CallParams) -> None:
+        config = self.config
+        if config is None:
+            return
+        try:
+            series = self.series = _series(config, api.genai_provider_name, params.model, self.job)
+            attributes = dict(series.span_attrs)
+            where = (type(api), api.settings.api_url)
+            server = _servers.get(where)
+            if server is None:
+                server = _servers[where] = api.server_address()
+            if server[0]:
+                attributes["server.address"] = server[0]
+                if server[1]:
+                    attributes["server.port"] = server[1]
+            if params.temperature is not None:
+                attributes["gen_ai.request.temperature"] = params.temperature
+            if params.max_tokens is not None:
+                attributes["gen_ai.request.max_tokens"] = params.max_tokens
+            if self.job is not None:
+                attributes["statek.job.id"] = self.job.job_id
+            if config.capture_content:
+                attributes.update(_input_content(params))
+            span = self.span = config.tracer.start_span(
+                series.span_name, kind=SpanKind.CLIENT, attributes=attributes
+            )
+            self.tokens = (
+                otel_context.attach(trace.set_span_in_context(span)),
+                _invocation.set(self),
+            )
+        except Exception:  # noqa: BLE001 - telemetry never breaks the call
+            _log.exception("statek telemetry could not start a span; the call goes on unobserved")
+
+    def on_retry(self, event: RetryEvent) -> None:
+        """Record one retried attempt: a span event and the ``statek.retries`` counter."""
+        try:
+            self.retries += 1
+            attributes: dict[str, Any] = {
+                "statek.retry.attempt": event.attempt,
+                inst.ERROR_TYPE: event.error_type,
+                "statek.retry.delay_s": event.delay,
+            }
+            if event.status_code is not None:
+                attributes["http.response.status_code"] = event.status_code
+            if self.span is not None:
+                self.span.add_event("statek.retry", attributes)
+            if self.series is not None:
+                cell = self.series.retry_cell(event.error_type)
+                with self.series.instruments.lock:
+                    cell.value += 1
+        except Exception:  # noqa: BLE001
+            _log.exception("statek telemetry could not record a retry")
+
+    def stop(self, stats: LLM_Stats, response: LLM_Response) -> None:
+        """The call succeeded with priced ``stats``: record the instruments and close the span."""
+        self.duration = time.perf_counter() - self.started
+        self._leave()
+        series, span = self.series, self.span
+        if series is None:  # start failed: nothing was opened
+            return
+        try:
+            status = stats.cost_status
+            exemplar = span.get_span_context() if span is not None else None
+            if exemplar is not None and not exemplar.trace_flags.sampled:
+                exemplar = None
+            tokens, cost = series.tokens, series.cost[status]
+            with series.instruments.lock:
+                _bump(tokens["input"], stats.input_tokens, exemplar)
+                _bump(tokens["output"], stats.output_tokens, exemplar)
+                if stats.cached_tokens:
+                    _bump(tokens["cache_read"], stats.cached_tokens, exemplar)
+                if stats.cache_write_tokens:
+                    _bump(tokens["cache_write"], stats.cache_write_tokens, exemplar)
+                if stats.reasoning_tokens:
+                    _bump(tokens["reasoning"], stats.reasoning_tokens, exemplar)
+                if stats.priced_cost is not None:
+                    _bump(cost, stats.priced_cost, exemplar)
+                series.ok_requests[status].value += 1
+                series.sent.value += stats.total_bytes_sent
+                series.received.value += stats.total_bytes_received
+        except Exception:  # noqa: BLE001
+            _log.exception("statek telemetry could not count the call")
+        self._close(stats, response)
+
+    def _close(self, stats: LLM_Stats, response: LLM_Response) -> None:
+        series, span = self.series, self.span
+        if series is None:
+            return
+        try:
+            in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
+            instruments = series.instruments
+            instruments.duration.record(self.duration, duration_attrs, inst.NO_EXEMPLAR)
+            instruments.token_usage.record(stats.input_tokens, in_attrs, inst.NO_EXEMPLAR)
+            instruments.token_usage.record(stats.output_tokens, out_attrs, inst.NO_EXEMPLAR)
+        except Exception:  # noqa: BLE001
+            _log.exception("statek telemetry could not record the call's histograms")
+        if span is None:
+            return
+        try:
+            attributes: dict[str, Any] = {
+                "gen_ai.usage.input_tokens": stats.input_tokens,
+                "gen_ai.usage.output_tokens": stats.output_tokens,
+                "statek.cost.status": stats.cost_status,
+                "statek.bytes.sent": stats.total_bytes_sent,
+                "statek.bytes.received": stats.total_bytes_received,
+            }
+            if stats.response_model:
+                attributes[inst.GEN_AI_RESPONSE_MODEL] = stats.response_model
+            if stats.finish_reason:
+                attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
+            if stats.cached_tokens:
+                attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+            if stats.cache_write_tokens:
+                attributes["gen_ai.usage.cache_creation.input_tokens"] = stats.cache_write_tokens
+            if stats.reasoning_tokens:
+                attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
+            if stats.priced_cost is not None:
+                attributes["statek.cost.usd"] = float(stats.priced_cost)
+            if stats.cost is not None:
+                attributes["statek.cost.reported_usd"] = float(stats.cost)
+            if self.retries:
+                attributes["statek.retry.count"] = self.retries
+            if self.config is not None and self.config.capture_content:
+                attributes.update(_output_content(response))
+            span.set_attributes(attributes)
+            span.end()
+        except Exception:  # noqa: BLE001
+            _log.exception("statek telemetry could not close the call's span")
+
+    def fail(self, exc: BaseException) -> None:
+        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched."""
+        duration = time.perf_counter() - self.started
+        self._leave()
+        error_type = str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
+        sent = received = 0
+        if isinstance(exc, ProviderError):
+            sent, received = exc.bytes_sent, exc.bytes_received
+        series, span = self.series, self.span
+        try:
+            if series is not None:
+                series.instruments.duration.record(
+                    duration, series.error_duration_attrs(error_type), inst.NO_EXEMPLAR
+                )
+                cell = series.error_cell(error_type)
+                with series.instruments.lock:
+                    cell.value += 1
+                    series.sent.value += sent
+                    series.received.value += received
+        except Exception:  # noqa: BLE001
+            _log.exception("statek telemetry could not record the failed call's metrics")
+        if span is None:
+            return
+        try:
+            attributes: dict[str, Any] = {
+                inst.ERROR_TYPE: error_type,
+                "statek.bytes.sent": sent,
+                "statek.bytes.received": received,
+                "statek.cost.status": "unpriced",
+            }
+            if self.retries:
+                attributes["statek.retry.count"] = self.retries
+            span.set_attributes(attributes)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {str(exc)[:200]}"))
+            span.end()
+        except Exception:  # noqa: BLE001
+            _log.exception("statek telemetry could not close the failed call's span")
+
+    def _leave(self) -> None:
+        tokens, self.tokens = self.tokens, None
+        if tokens is None:
+            return
+        try:
+            _invocation.reset(tokens[1])
+            otel_context.detach(tokens[0])
+        except Exception:  # noqa: BLE001 - e.g. finished in another context than it started in
+            _log.debug("statek telemetry could not restore the context", exc_info=True)
+
+
+def _bump(cell: inst.CounterCell, amount: int | Decimal, exemplar: Any) -> None:
+    cell.value += amount
+    if exemplar is not None:
+        cell.exemplar = exemplar
+
+
+async def observe_call(
+    api: LLM_API, params: CallParams, run: Callable[[], Awaitable[LLM_Response]]
+) -> LLM_Response:
+    """Run one provider call (``run``) under telemetry; return its response with the cost filled in.
+
+    Exceptions from ``run`` propagate unchanged after their outcome is recorded.
+    """
+    job = current_job()
+    invocation = _Invocation(_config or _safe_config(), job)
+    invocation.start(api, params)
+    try:
+        response = await run()
+    except BaseException as exc:
+        invocation.fail(exc)
+        raise
+    stats = _price(api, params, response.stats, invocation.started_wall)
+    if job is not None:
+        _record_in_jobs(job, api.provider_key, params.model, stats)
+    response = type(response)(response.text, stats, response.call_requests)
+    invocation.stop(stats, response)
+    return response
+
+
+def _safe_config() -> TelemetryConfig | None:
+    try:
+        return telemetry_config()
+    except Exception:  # noqa: BLE001 - e.g. a meter provider that cannot create instruments
+        _log.exception("statek telemetry is not configured; calls go on unobserved")
+        return None
+
+
+def _price(api: LLM_API, params: CallParams, stats: LLM_Stats, started: float) -> LLM_Stats:
     from .metering import price_call
 
-    started = datetime.now(timezone.utc)
-    response = await run()
-    cost = price_call(api.pricing_provider or api.provider_key, params.model, response.stats, at=started)
-    stats = response.stats._replace(priced_cost=cost.amount, cost_status=cost.status)
-    return response._replace(stats=stats)
+    try:
+        at = datetime.fromtimestamp(started, timezone.utc)
+        cost = price_call(api.pricing_provider or api.provider_key, params.model, stats, at=at)
+        return _with_cost(stats, cost.amount, cost.status)
+    except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
+        _log.exception(
+            "statek could not price a %s call to %s; recorded as unpriced", api.provider_key, params.model
+        )
+        return _with_cost(stats, None, "unpriced")
+
+
+def _with_cost(stats: LLM_Stats, amount: Decimal | None, status: str) -> LLM_Stats:
+    # Positional rebuild: NamedTuple._replace costs three times as much on this hot path.
+    i = stats._fields.index("priced_cost")
+    return type(stats)(*stats[:i], amount, status, *stats[i + 2 :])
+
+
+def _record_in_jobs(job: Job, provider: str, model: str, stats: LLM_Stats) -> None:
+    for each in job.lineage:
+        try:
+            each.usage.record(provider, model, stats)
+        except Exception:  # noqa: BLE001
+            _log.exception("statek could not add a call to job %r", each.job_id)
+
+
+# ----------------------------------------------------------------------------- content (opt-in)
+def _input_content(params: CallParams) -> dict[str, str]:
+    messages = []
+    for item in params.chat_history:
+        parts: list[dict[str, Any]] = []
+        if item.role.value == "tool":
+            parts.append({"type": "tool_call_response", "id": item.tool_call_id, "response": item.content})
+        elif item.content:
+            parts.append({"type": "text", "content": item.content})
+        for call in item.tool_calls:
+            parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
+        messages.append({"role": item.role.value, "parts": parts})
+    out = {"gen_ai.input.messages": json.dumps(messages, ensure_ascii=False, default=str)}
+    if params.system_prompt:
+        out["gen_ai.system_instructions"] = json.dumps([{"type": "text", "content": params.system_prompt}])
+    return out
+
+
+def _output_content(response: LLM_Response) -> dict[str, str]:
+    parts: list[dict[str, Any]] = []
+    if response.text:
+        parts.append({"type": "text", "content": response.text})
+    for call in response.call_requests or ():
+        parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
+    message = {"role": "assistant", "parts": parts, "finish_reason": response.stats.finish_reason or ""}
+    return {"gen_ai.output.messages": json.dumps([message], ensure_ascii=False, default=str)}

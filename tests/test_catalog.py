@@ -49,77 +49,146 @@ class Expected(NamedTuple):
 
 _PLAIN = {"prompt_tokens": 31, "completion_tokens": 120, "total_tokens": 151}
 _CACHED = {
-    "prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+    "prompt_tokens": 2006,
+    "completion_tokens": 300,
+    "total_tokens": 2306,
     "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
-    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                  "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+    "completion_tokens_details": {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
+    },
 }
 
 # key -> (usage object as the provider sends it, extra top-level response fields, expected normalised usage)
 SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], Expected]] = {
     # GPT-5 sample: reasoning 512 is inside completion 651.
     "OPENAI": (
-        {"prompt_tokens": 1486, "completion_tokens": 651, "total_tokens": 2137,
-         "prompt_tokens_details": {"cached_tokens": 1408, "audio_tokens": 0},
-         "completion_tokens_details": {"reasoning_tokens": 512, "audio_tokens": 0}},
-        {"service_tier": "default"}, Expected(1486, 1408, 0, 651, 512, None),
+        {
+            "prompt_tokens": 1486,
+            "completion_tokens": 651,
+            "total_tokens": 2137,
+            "prompt_tokens_details": {"cached_tokens": 1408, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 512, "audio_tokens": 0},
+        },
+        {"service_tier": "default"},
+        Expected(1486, 1408, 0, 651, 512, None),
     ),
     # Real OpenRouter log (qwen3-next thinking): cost in usd.
     "OPENROUTER": (
-        {"prompt_tokens": 4347, "completion_tokens": 6471, "total_tokens": 10818, "cost": 0.01035855,
-         "is_byok": False,
-         "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0},
-         "cost_details": {"upstream_inference_cost": 0.01035855, "upstream_inference_prompt_cost": 0.00065205,
-                          "upstream_inference_completions_cost": 0.0097065},
-         "completion_tokens_details": {"reasoning_tokens": 5869, "image_tokens": 0}},
-        {"provider": "Alibaba"}, Expected(4347, 0, 0, 6471, 5869, Decimal("0.01035855")),
+        {
+            "prompt_tokens": 4347,
+            "completion_tokens": 6471,
+            "total_tokens": 10818,
+            "cost": 0.01035855,
+            "is_byok": False,
+            "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0},
+            "cost_details": {
+                "upstream_inference_cost": 0.01035855,
+                "upstream_inference_prompt_cost": 0.00065205,
+                "upstream_inference_completions_cost": 0.0097065,
+            },
+            "completion_tokens_details": {"reasoning_tokens": 5869, "image_tokens": 0},
+        },
+        {"provider": "Alibaba"},
+        Expected(4347, 0, 0, 6471, 5869, Decimal("0.01035855")),
     ),
     "GROQ": (
-        {"prompt_tokens": 1200, "completion_tokens": 80, "total_tokens": 1280,
-         "prompt_tokens_details": {"cached_tokens": 1024},
-         "completion_tokens_details": {"reasoning_tokens": 40},
-         "queue_time": 0.02, "prompt_time": 0.01, "completion_time": 0.1, "total_time": 0.11},
-        {"x_groq": {"id": "req_01"}}, Expected(1200, 1024, 0, 80, 40, None),
+        {
+            "prompt_tokens": 1200,
+            "completion_tokens": 80,
+            "total_tokens": 1280,
+            "prompt_tokens_details": {"cached_tokens": 1024},
+            "completion_tokens_details": {"reasoning_tokens": 40},
+            "queue_time": 0.02,
+            "prompt_time": 0.01,
+            "completion_time": 0.1,
+            "total_time": 0.11,
+        },
+        {"x_groq": {"id": "req_01"}},
+        Expected(1200, 1024, 0, 80, 40, None),
     ),
     # Mistral's own schema field num_cached_tokens.
     "MISTRAL": (
-        {"prompt_tokens": 2100, "completion_tokens": 120, "total_tokens": 2220, "num_cached_tokens": 2048,
-         "prompt_audio_seconds": None},
-        {}, Expected(2100, 2048, 0, 120, 0, None),
+        {
+            "prompt_tokens": 2100,
+            "completion_tokens": 120,
+            "total_tokens": 2220,
+            "num_cached_tokens": 2048,
+            "prompt_audio_seconds": None,
+        },
+        {},
+        Expected(2100, 2048, 0, 120, 0, None),
     ),
     # prompt_tokens = hit + miss; reasoning inside completion.
     "DEEPSEEK": (
-        {"prompt_tokens": 1500, "completion_tokens": 400, "total_tokens": 1900,
-         "prompt_cache_hit_tokens": 1280, "prompt_cache_miss_tokens": 220,
-         "completion_tokens_details": {"reasoning_tokens": 350}},
-        {"system_fingerprint": "fp_1"}, Expected(1500, 1280, 0, 400, 350, None),
+        {
+            "prompt_tokens": 1500,
+            "completion_tokens": 400,
+            "total_tokens": 1900,
+            "prompt_cache_hit_tokens": 1280,
+            "prompt_cache_miss_tokens": 220,
+            "completion_tokens_details": {"reasoning_tokens": 350},
+        },
+        {"system_fingerprint": "fp_1"},
+        Expected(1500, 1280, 0, 400, 350, None),
     ),
     # 10120 + 1499 + 2809 = 14428: reasoning outside completion; 1 USD = 1e10 ticks.
     "XAI": (
-        {"prompt_tokens": 10120, "completion_tokens": 1499, "total_tokens": 14428,
-         "prompt_tokens_details": {"text_tokens": 10120, "cached_tokens": 128},
-         "completion_tokens_details": {"reasoning_tokens": 2809}, "cost_in_usd_ticks": 158930000},
-        {}, Expected(10120, 128, 0, 4308, 2809, Decimal("0.015893")),
+        {
+            "prompt_tokens": 10120,
+            "completion_tokens": 1499,
+            "total_tokens": 14428,
+            "prompt_tokens_details": {"text_tokens": 10120, "cached_tokens": 128},
+            "completion_tokens_details": {"reasoning_tokens": 2809},
+            "cost_in_usd_ticks": 158930000,
+        },
+        {},
+        Expected(10120, 128, 0, 4308, 2809, Decimal("0.015893")),
     ),
     "TOGETHER": (dict(_PLAIN), {}, Expected(31, 0, 0, 120, 0, None)),
     "FIREWORKS": (
-        {"prompt_tokens": 1500, "completion_tokens": 60, "total_tokens": 1560,
-         "prompt_tokens_details": {"cached_tokens": 1024}},
-        {}, Expected(1500, 1024, 0, 60, 0, None),
+        {
+            "prompt_tokens": 1500,
+            "completion_tokens": 60,
+            "total_tokens": 1560,
+            "prompt_tokens_details": {"cached_tokens": 1024},
+        },
+        {},
+        Expected(1500, 1024, 0, 60, 0, None),
     ),
     "CEREBRAS": (
-        {"prompt_tokens": 220, "completion_tokens": 18, "total_tokens": 238,
-         "prompt_tokens_details": {"cached_tokens": 128}},
-        {"time_info": {"queue_time": 0.0001, "total_time": 0.02}}, Expected(220, 128, 0, 18, 0, None),
+        {
+            "prompt_tokens": 220,
+            "completion_tokens": 18,
+            "total_tokens": 238,
+            "prompt_tokens_details": {"cached_tokens": 128},
+        },
+        {"time_info": {"queue_time": 0.0001, "total_time": 0.02}},
+        Expected(220, 128, 0, 18, 0, None),
     ),
     # Sonar deep research: reasoning and citation tokens outside completion; provider total cost.
     "PERPLEXITY": (
-        {"prompt_tokens": 19, "completion_tokens": 8345, "total_tokens": 8364, "citation_tokens": 13295,
-         "num_search_queries": 22, "reasoning_tokens": 105836, "search_context_size": "low",
-         "cost": {"input_tokens_cost": 0.000038, "output_tokens_cost": 0.06676,
-                  "citation_tokens_cost": 0.02659, "reasoning_tokens_cost": 0.317508,
-                  "search_queries_cost": 0.11, "total_cost": 0.520896}},
-        {"citations": ["https://example.org/a"]}, Expected(19, 0, 0, 114181, 105836, Decimal("0.520896")),
+        {
+            "prompt_tokens": 19,
+            "completion_tokens": 8345,
+            "total_tokens": 8364,
+            "citation_tokens": 13295,
+            "num_search_queries": 22,
+            "reasoning_tokens": 105836,
+            "search_context_size": "low",
+            "cost": {
+                "input_tokens_cost": 0.000038,
+                "output_tokens_cost": 0.06676,
+                "citation_tokens_cost": 0.02659,
+                "reasoning_tokens_cost": 0.317508,
+                "search_queries_cost": 0.11,
+                "total_cost": 0.520896,
+            },
+        },
+        {"citations": ["https://example.org/a"]},
+        Expected(19, 0, 0, 114181, 105836, Decimal("0.520896")),
     ),
     "SAMBANOVA": (dict(_PLAIN), {}, Expected(31, 0, 0, 120, 0, None)),
     "NVIDIA": (dict(_PLAIN), {}, Expected(31, 0, 0, 120, 0, None)),
@@ -128,16 +197,26 @@ SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], Expected]] = {
     # Moonshot: cached_tokens at the top level of usage.
     "MOONSHOT": (
         {"prompt_tokens": 19, "completion_tokens": 21, "total_tokens": 40, "cached_tokens": 10},
-        {}, Expected(19, 10, 0, 21, 0, None),
+        {},
+        Expected(19, 10, 0, 21, 0, None),
     ),
     # DashScope: cache writes in prompt_tokens_details.cache_creation_input_tokens, inside prompt_tokens.
     "DASHSCOPE": (
-        {"prompt_tokens": 29719, "completion_tokens": 435, "total_tokens": 30154,
-         "completion_tokens_details": {"reasoning_tokens": 382, "text_tokens": 435},
-         "prompt_tokens_details": {"text_tokens": 29719, "cached_tokens": 0, "cache_type": "ephemeral",
-                                   "cache_creation_input_tokens": 29713,
-                                   "cache_creation": {"ephemeral_5m_input_tokens": 29713}}},
-        {}, Expected(29719, 0, 29713, 435, 382, None),
+        {
+            "prompt_tokens": 29719,
+            "completion_tokens": 435,
+            "total_tokens": 30154,
+            "completion_tokens_details": {"reasoning_tokens": 382, "text_tokens": 435},
+            "prompt_tokens_details": {
+                "text_tokens": 29719,
+                "cached_tokens": 0,
+                "cache_type": "ephemeral",
+                "cache_creation_input_tokens": 29713,
+                "cache_creation": {"ephemeral_5m_input_tokens": 29713},
+            },
+        },
+        {},
+        Expected(29719, 0, 29713, 435, 382, None),
     ),
     "CLOUDFLARE": (dict(_PLAIN), {}, Expected(31, 0, 0, 120, 0, None)),
     "CLOUDFLARE_AI_GATEWAY": (dict(_CACHED), {}, Expected(2006, 1920, 0, 300, 0, None)),
@@ -146,41 +225,68 @@ SAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any], Expected]] = {
     "MICROSOFT_FOUNDRY": (dict(_PLAIN), {}, Expected(31, 0, 0, 120, 0, None)),
     # OpenAI's 2026 cache-write field, plus Azure's content-filter annotations.
     "AZURE_OPENAI": (
-        {"prompt_tokens": 3000, "completion_tokens": 50, "total_tokens": 3050,
-         "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 1900},
-         "completion_tokens_details": {"reasoning_tokens": 0}},
+        {
+            "prompt_tokens": 3000,
+            "completion_tokens": 50,
+            "total_tokens": 3050,
+            "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 1900},
+            "completion_tokens_details": {"reasoning_tokens": 0},
+        },
         {"prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}]},
         Expected(3000, 1024, 1900, 50, 0, None),
     ),
     # Gemini's OpenAI layer: thoughts only in total_tokens (1725 - 758 - 102 = 865).
     "GEMINI_ENTERPRISE": (
         {"completion_tokens": 102, "prompt_tokens": 758, "total_tokens": 1725},
-        {}, Expected(758, 0, 0, 967, 865, None),
+        {},
+        Expected(758, 0, 0, 967, 865, None),
     ),
     "OLLAMA": (
         {"prompt_tokens": 26, "completion_tokens": 12, "total_tokens": 38},
-        {}, Expected(26, 0, 0, 12, 0, None),
+        {},
+        Expected(26, 0, 0, 12, 0, None),
     ),
     "LMSTUDIO": (
-        {"prompt_tokens": 40, "completion_tokens": 90, "total_tokens": 130,
-         "completion_tokens_details": {"reasoning_tokens": 70}},
-        {}, Expected(40, 0, 0, 90, 70, None),
+        {
+            "prompt_tokens": 40,
+            "completion_tokens": 90,
+            "total_tokens": 130,
+            "completion_tokens_details": {"reasoning_tokens": 70},
+        },
+        {},
+        Expected(40, 0, 0, 90, 70, None),
     ),
     "VLLM": (
-        {"prompt_tokens": 512, "completion_tokens": 64, "total_tokens": 576,
-         "prompt_tokens_details": {"cached_tokens": 496}},
-        {}, Expected(512, 496, 0, 64, 0, None),
+        {
+            "prompt_tokens": 512,
+            "completion_tokens": 64,
+            "total_tokens": 576,
+            "prompt_tokens_details": {"cached_tokens": 496},
+        },
+        {},
+        Expected(512, 496, 0, 64, 0, None),
     ),
     # SGLang: reasoning_tokens at the top level of usage.
     "SGLANG": (
-        {"prompt_tokens": 300, "completion_tokens": 700, "total_tokens": 1000, "reasoning_tokens": 550,
-         "prompt_tokens_details": {"cached_tokens": 256}},
-        {}, Expected(300, 256, 0, 700, 550, None),
+        {
+            "prompt_tokens": 300,
+            "completion_tokens": 700,
+            "total_tokens": 1000,
+            "reasoning_tokens": 550,
+            "prompt_tokens_details": {"cached_tokens": 256},
+        },
+        {},
+        Expected(300, 256, 0, 700, 550, None),
     ),
     "LLAMA_CPP": (
-        {"prompt_tokens": 14, "completion_tokens": 16, "total_tokens": 30,
-         "prompt_tokens_details": {"cached_tokens": 0}},
-        {"timings": {"cache_n": 0, "prompt_n": 14, "predicted_n": 16}}, Expected(14, 0, 0, 16, 0, None),
+        {
+            "prompt_tokens": 14,
+            "completion_tokens": 16,
+            "total_tokens": 30,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+        {"timings": {"cache_n": 0, "prompt_n": 14, "predicted_n": 16}},
+        Expected(14, 0, 0, 16, 0, None),
     ),
 }
 
@@ -196,11 +302,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def completion_body(usage: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1760000000, "model": "served-model-1",
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1760000000,
+        "model": "served-model-1",
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}
         ],
-        "usage": usage, **extra,
+        "usage": usage,
+        **extra,
     }
 
 

@@ -41,7 +41,12 @@ def test_tool_spec_schema_comes_from_signature_and_docstring() -> None:
         "type": "object",
         "properties": {
             "location": {"type": "string", "description": 'City and country, e.g. "Paris, FR".'},
-            "unit": {"type": "string", "enum": ["c", "f"], "default": "c", "description": "Temperature unit."},
+            "unit": {
+                "type": "string",
+                "enum": ["c", "f"],
+                "default": "c",
+                "description": "Temperature unit.",
+            },
         },
         "required": ["location"],
     }
@@ -92,6 +97,9 @@ def test_history_items() -> None:
     result = ChatHistoryItem.tool_result(call, {"temp": 21})
     assert result.role is ChatRole.TOOL and result.tool_call_id == "c1" and result.content == '{"temp": 21}'
     assert ChatHistoryItem("user", "hi").role is ChatRole.USER
-    assert "[called tool get_weather with {\"location\": \"Paris\"}]" in ChatHistoryItem.assistant("", [call]).as_plain_text()
+    assert (
+        '[called tool get_weather with {"location": "Paris"}]'
+        in ChatHistoryItem.assistant("", [call]).as_plain_text()
+    )
     with pytest.raises(ConfigurationError, match="tool_call_id"):
         ChatHistoryItem(ChatRole.TOOL, "x")

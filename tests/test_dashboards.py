@@ -24,8 +24,22 @@ DASHBOARD_FILE = DASHBOARDS / "statek.json"
 
 # Words that can stand bare in PromQL without being a metric name.
 _KEYWORDS = frozenset(
-    {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
-     "atan2", "inf", "nan"}
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "atan2",
+        "inf",
+        "nan",
+    }
 )
 # A grouping/matching clause lists label names, not metrics.
 _LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE)
@@ -105,16 +119,24 @@ def variable_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     ("expr", "expected"),
     [
         ("statek_tokens_total", {"statek_tokens_total"}),
-        ('sum by (gen_ai_token_type) (rate(statek_tokens_total{gen_ai_token_type="input"}[5m]))',
-         {"statek_tokens_total"}),
-        ("histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket[$__rate_interval])))",
-         {"gen_ai_client_operation_duration_seconds_bucket"}),
-        ("a_total / ignoring(error_type) group_left sum without (x) (b_total) * 1e3 + c offset 5m",
-         {"a_total", "b_total", "c"}),
+        (
+            'sum by (gen_ai_token_type) (rate(statek_tokens_total{gen_ai_token_type="input"}[5m]))',
+            {"statek_tokens_total"},
+        ),
+        (
+            "histogram_quantile(0.95, sum by (le) (rate(gen_ai_client_operation_duration_seconds_bucket[$__rate_interval])))",
+            {"gen_ai_client_operation_duration_seconds_bucket"},
+        ),
+        (
+            "a_total / ignoring(error_type) group_left sum without (x) (b_total) * 1e3 + c offset 5m",
+            {"a_total", "b_total", "c"},
+        ),
         ('(sum(x{l="by (y)"}) or vector(0)) / on (z) y_count', {"x", "y_count"}),
         ('{__name__="statek_bytes_total", network_io_direction="receive"}', {"statek_bytes_total"}),
-        ("rate(statek_cost_usd_total[5m:1m]) > bool 0 and statek_requests_total", {"statek_cost_usd_total",
-                                                                                     "statek_requests_total"}),
+        (
+            "rate(statek_cost_usd_total[5m:1m]) > bool 0 and statek_requests_total",
+            {"statek_cost_usd_total", "statek_requests_total"},
+        ),
     ],
 )
 def test_metric_names_are_parsed_out_of_promql(expr: str, expected: set[str]) -> None:
@@ -126,9 +148,15 @@ def test_metric_names_are_parsed_out_of_promql(expr: str, expected: set[str]) ->
 
 def test_catalogue_is_the_pinned_one() -> None:
     # The dashboard is written against these; if the catalogue drops one, a panel goes blank.
-    assert {"statek_cost_usd_total", "statek_tokens_total", "statek_requests_total", "statek_bytes_total",
-            "statek_retries_total", "gen_ai_client_operation_duration_seconds_bucket",
-            "gen_ai_client_token_usage_bucket"} <= PROMETHEUS_SERIES
+    assert {
+        "statek_cost_usd_total",
+        "statek_tokens_total",
+        "statek_requests_total",
+        "statek_bytes_total",
+        "statek_retries_total",
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_token_usage_bucket",
+    } <= PROMETHEUS_SERIES
 
 
 def test_every_panel_query_names_only_emitted_series() -> None:
@@ -160,9 +188,17 @@ def test_variable_queries_name_only_emitted_series() -> None:
 def test_dashboard_covers_every_required_view() -> None:
     dashboard = load_dashboard()
     exprs = " ".join(expr for _, expr in panel_queries(dashboard))
-    for needed in ("statek_cost_usd_total", "statek_tokens_total", 'gen_ai_token_type="cache_read"',
-                   "statek_outcome", "error_type", "statek_cost_status=\"unpriced\"", "statek_bytes_total",
-                   "topk(", "gen_ai_client_operation_duration_seconds_bucket"):
+    for needed in (
+        "statek_cost_usd_total",
+        "statek_tokens_total",
+        'gen_ai_token_type="cache_read"',
+        "statek_outcome",
+        "error_type",
+        'statek_cost_status="unpriced"',
+        "statek_bytes_total",
+        "topk(",
+        "gen_ai_client_operation_duration_seconds_bucket",
+    ):
         assert needed in exprs, needed
     for quantile in ("0.5", "0.95", "0.99"):
         assert f"histogram_quantile({quantile}, sum by (le) (rate(gen_ai_client_operation_duration" in exprs
@@ -175,7 +211,9 @@ def test_dashboard_is_portable_grafana_json() -> None:
     assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
     assert "id" not in dashboard or dashboard["id"] is None  # an id pins it to one Grafana instance
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert (
+        variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    )
     for name in ("provider", "model"):
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
     ids = [p["id"] for p in panels(dashboard)]

@@ -39,8 +39,15 @@ async def test_retries_429_then_succeeds_and_counts_every_attempt_bytes() -> Non
         httpx.Response(200, json={"ok": True}),
     )
     events: list[RetryEvent] = []
-    raw = await post(client, "http://127.0.0.1/x", body=b"12345", headers={}, provider="P", retry=FAST,
-                     on_retry=events.append)
+    raw = await post(
+        client,
+        "http://127.0.0.1/x",
+        body=b"12345",
+        headers={},
+        provider="P",
+        retry=FAST,
+        on_retry=events.append,
+    )
     assert raw.attempts == 3 and len(seen) == 3
     assert raw.bytes_sent == 15
     assert raw.bytes_received == len(b"slow down") + len(b"busy") + len(b'{"ok":true}')
@@ -49,7 +56,9 @@ async def test_retries_429_then_succeeds_and_counts_every_attempt_bytes() -> Non
 
 
 async def test_non_retryable_status_fails_at_once_with_typed_error() -> None:
-    client, seen = scripted(httpx.Response(401, json={"error": "bad key"}, headers={"x-api-key": "sk-secret"}))
+    client, seen = scripted(
+        httpx.Response(401, json={"error": "bad key"}, headers={"x-api-key": "sk-secret"})
+    )
     with pytest.raises(AuthenticationError) as info:
         await post(client, "http://127.0.0.1/x", body=b"{}", headers={}, provider="P", retry=FAST)
     assert len(seen) == 1

@@ -26,11 +26,36 @@ SEED_SYMBOLS = [
 ]
 
 PROVIDER_CLASSES = [
-    "OpenAI_API", "OpenRouter_API", "Groq_API", "MistralAI_API", "DeepSeek_API", "XAI_API", "TogetherAI_API",
-    "FireworksAI_API", "Cerebras_API", "Perplexity_API", "SambaNova_API", "NvidiaNIM_API", "Nebius_API",
-    "Cohere_API", "MoonshotAI_API", "DashScope_API", "CloudflareWorkersAI_API", "CloudflareAIGateway_API",
-    "GitHubModels_API", "Bedrock_API", "MicrosoftFoundry_API", "AzureOpenAI_API", "GeminiEnterprise_API",
-    "Ollama_API", "LMStudio_API", "VLLM_API", "SGLang_API", "LlamaCpp_API", "VertexAI_API", "ClaudeAI_API",
+    "OpenAI_API",
+    "OpenRouter_API",
+    "Groq_API",
+    "MistralAI_API",
+    "DeepSeek_API",
+    "XAI_API",
+    "TogetherAI_API",
+    "FireworksAI_API",
+    "Cerebras_API",
+    "Perplexity_API",
+    "SambaNova_API",
+    "NvidiaNIM_API",
+    "Nebius_API",
+    "Cohere_API",
+    "MoonshotAI_API",
+    "DashScope_API",
+    "CloudflareWorkersAI_API",
+    "CloudflareAIGateway_API",
+    "GitHubModels_API",
+    "Bedrock_API",
+    "MicrosoftFoundry_API",
+    "AzureOpenAI_API",
+    "GeminiEnterprise_API",
+    "Ollama_API",
+    "LMStudio_API",
+    "VLLM_API",
+    "SGLang_API",
+    "LlamaCpp_API",
+    "VertexAI_API",
+    "ClaudeAI_API",
     "Claude_API",
 ]
 
@@ -62,13 +87,20 @@ def test_all_is_sorted_unique_and_resolvable() -> None:
 def test_response_types_keep_the_seed_field_order() -> None:
     assert LLM_Response._fields == ("text", "stats", "call_requests")
     assert LLM_Stats._fields[:6] == (
-        "total_bytes_sent", "total_bytes_received", "cost", "input_tokens", "output_tokens", "cached_tokens",
+        "total_bytes_sent",
+        "total_bytes_received",
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
     )
     stats = LLM_Stats(1, 2, None, 3, 4, 0)
     assert stats.cost is None and stats.reasoning_tokens == 0 and stats.cost_status == "unpriced"
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, None), (0, 0.0), ("0.7", 0.7), (1.0, 1.0), (0.25, 0.25)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, None), (0, 0.0), ("0.7", 0.7), (1.0, 1.0), (0.25, 0.25)]
+)
 def test_parse_temperature_accepts(value: object, expected: float | None) -> None:
     assert LLM_API.parse_temperature(value) == expected
 
@@ -88,8 +120,20 @@ def test_require_model() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(True, True), (False, False), ("true", True), ("1", True), ("YES", True), (" on ", True),
-     ("false", False), ("0", False), ("maybe", False), ("", False), (None, False), (object(), False)],
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("1", True),
+        ("YES", True),
+        (" on ", True),
+        ("false", False),
+        ("0", False),
+        ("maybe", False),
+        ("", False),
+        (None, False),
+        (object(), False),
+    ],
 )
 def test_parse_enable_reasoning_never_raises(value: object, expected: bool) -> None:
     assert LLM_API.parse_enable_reasoning(value) is expected

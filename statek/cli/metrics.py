@@ -1,10 +1,110 @@
-"""PLACEHOLDER: `statek metrics ...` commands."""
+"""``statek metrics ...``: serve ``/metrics`` (optionally with simulated traffic) and show the catalogue.
+
+``statek metrics serve`` runs :func:`statek.exporters.instrument` in the foreground: Prometheus
+``/metrics`` on ``--host:--port`` and OTLP when ``--otlp-endpoint`` (or ``OTEL_EXPORTER_OTLP_*ENDPOINT``)
+is set. With ``--traffic N`` it also makes N simulated calls per second against the in-process
+loopback :class:`~statek.testing.ProviderSimulator` (no network, no keys), so a Prometheus or a
+Grafana dashboard has something to show. ``statek metrics catalogue`` prints every instrument and
+the Prometheus series it produces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="metrics commands", no_args_is_help=True)
+from ..exceptions import ConfigurationError
+
+__all__ = ["app"]
+
+app = typer.Typer(help="Serve and inspect statek's metrics.", no_args_is_help=True)
+
+SIMULATED_MODELS = ("gpt-4o-mini", "gpt-4.1-nano")
+"""Models the simulated traffic calls (OpenAI wire, priced from the shipped price table)."""
 
 
-@app.command("placeholder")
-def placeholder() -> None:
-    """Not built yet."""
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to serve /metrics on."),
+    port: int = typer.Option(9464, help="Port to serve /metrics on (0: any free port)."),
+    otlp_endpoint: str = typer.Option(
+        None, help="Also push OTLP to this collector base URL, e.g. http://127.0.0.1:4318."
+    ),
+    service_name: str = typer.Option("statek", help="service.name of the exported telemetry."),
+    traffic: float = typer.Option(0.0, min=0.0, help="Simulated calls per second (0: serve only)."),
+    duration: float = typer.Option(0.0, min=0.0, help="Stop after this many seconds (0: run until Ctrl+C)."),
+) -> None:
+    """Serve /metrics in the foreground, optionally with simulated provider traffic."""
+    from ..exporters import instrument, shutdown
+
+    console = Console()
+    try:
+        active = instrument(
+            service_name, prometheus_port=port, prometheus_host=host, otlp_endpoint=otlp_endpoint or None
+        )
+    except (OSError, ConfigurationError) as exc:
+        console.print(f"[red]cannot serve /metrics on {host}:{port}: {exc}[/]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"Serving [bold]http://{host}:{active.prometheus_port}/metrics[/]"
+        + (f", simulated traffic {traffic:g} calls/s" if traffic else "")
+        + ". Ctrl+C to stop."
+    )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(traffic, duration))
+    finally:
+        shutdown()
+    console.print("Stopped; telemetry flushed.")
+
+
+async def _run(traffic: float, duration: float) -> None:
+    deadline = time.monotonic() + duration if duration else None
+    if not traffic:
+        while deadline is None or time.monotonic() < deadline:
+            await asyncio.sleep(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+        return
+    from .. import LLM_API, ChatHistoryItem
+    from ..executors.job import Job
+    from ..testing import Failure, ModelBehavior, ProviderSimulator
+
+    behaviors = {
+        "gpt-4o-mini": ModelBehavior(
+            text="Paris.", cached_tokens=8, failures=[Failure.rate_limit(every=20, retry_after=0)]
+        ),
+        "gpt-4.1-nano": ModelBehavior(text="Bonjour.", failures=[Failure.server_error(status=500, every=50)]),
+    }
+    with ProviderSimulator(behaviors, seed=1) as sim:
+        api = LLM_API.get("OPENAI", api_url=sim.openai_url, api_key="simulated")
+        interval, n = 1.0 / traffic, 0
+        next_at = time.monotonic()
+        async with Job("statek-metrics-serve"):
+            while deadline is None or time.monotonic() < deadline:
+                model = SIMULATED_MODELS[n % len(SIMULATED_MODELS)]
+                question = [ChatHistoryItem.user(f"Question {n}: what is the capital of France?")]
+                with contextlib.suppress(Exception):  # failures are part of the show; they are metered
+                    await api.process_request(model=model, chat_history=question)
+                n += 1
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await api.aclose()
+
+
+@app.command("catalogue")
+def catalogue() -> None:
+    """List every instrument: name, kind, unit, Prometheus series and labels."""
+    from ..instruments import CATALOGUE
+
+    table = Table(title="statek instruments")
+    for column in ("instrument", "kind", "unit", "Prometheus series", "attributes"):
+        table.add_column(column, overflow="fold")
+    for spec in CATALOGUE:
+        table.add_row(
+            spec.name, spec.kind, spec.unit, "\n".join(spec.prometheus_series), "\n".join(spec.attributes)
+        )
+    Console().print(table)

@@ -39,15 +39,33 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--chat_format", "gemma",
-             "--n_ctx", "512", "--n_threads", "1", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model_path),
+                "--chat_format",
+                "gemma",
+                "--n_ctx",
+                "512",
+                "--n_threads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
-                pytest.fail(f"llama.cpp server exited with {process.returncode}:\n{Path(log).read_text()[-2000:]}")
+                pytest.fail(
+                    f"llama.cpp server exited with {process.returncode}:\n{Path(log).read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
                     break
@@ -140,7 +158,7 @@ async def test_real_llama_cpp_several_calls_accumulate(llama_server: str) -> Non
     assert job.usage.total_bytes_sent == sum(len(b) for b in wire.requests)
 
 
-def _user(text: str):  # noqa: ANN202 - small local helper
+def _user(text: str):
     from statek.chat import ChatHistoryItem
 
     return ChatHistoryItem.user(text)

@@ -1,0 +1,192 @@
+"""The demo's closing tables, built from the jobs' own :class:`~statek.executors.llm_usage.LLM_Usage`.
+
+Nothing here prices, counts or adds up a call again: every row is read from an ``LLM_Usage`` statek
+filled in (the run's parent job for the grand total and the per-model rows, via
+:meth:`LLM_Usage.by_model`; each job class's parent job for its row). Costs stay ``Decimal`` and are
+rounded only for display; a model without any price shows *unpriced*, never ``$0``. Failed calls add
+no usage, so the error counts come from the jobs that failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ..executors.llm_usage import LLM_Usage, ModelUsage
+
+__all__ = [
+    "REPORTED_MARK",
+    "UsageLine",
+    "format_cost",
+    "model_lines",
+    "render_tables",
+    "total_line",
+    "usage_line",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLine:
+    """One row of a table: usage of a model, a job class, or everything."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal | None = None
+    reported_calls: int = 0
+    unpriced_calls: int = 0
+    errors: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+def usage_line(model: ModelUsage, errors: int = 0) -> UsageLine:
+    """A row from one model's snapshot in an ``LLM_Usage``."""
+    return UsageLine(
+        calls=model.calls,
+        input_tokens=model.input_tokens,
+        cached_tokens=model.cached_tokens,
+        cache_write_tokens=model.cache_write_tokens,
+        output_tokens=model.output_tokens,
+        reasoning_tokens=model.reasoning_tokens,
+        cost=model.cost,
+        reported_calls=model.reported_calls,
+        unpriced_calls=model.unpriced_calls,
+        errors=errors,
+        bytes_sent=model.bytes_sent,
+        bytes_received=model.bytes_received,
+    )
+
+
+def total_line(usage: LLM_Usage, errors: int = 0) -> UsageLine:
+    """A row from an ``LLM_Usage``'s own totals (not from its per-model rows)."""
+    return UsageLine(
+        calls=usage.calls,
+        input_tokens=usage.total_input_tokens,
+        cached_tokens=usage.total_cached_tokens,
+        cache_write_tokens=usage.total_cache_write_tokens,
+        output_tokens=usage.total_output_tokens,
+        reasoning_tokens=usage.total_reasoning_tokens,
+        cost=usage.total_cost,
+        reported_calls=sum(m.reported_calls for m in usage.by_model().values()),
+        unpriced_calls=usage.unpriced_calls,
+        errors=errors,
+        bytes_sent=usage.total_bytes_sent,
+        bytes_received=usage.total_bytes_received,
+    )
+
+
+def model_lines(usage: LLM_Usage, errors: Mapping[str, int]) -> dict[tuple[str, str], UsageLine]:
+    """Per ``(provider, model)``: that model's row of ``usage``, with ``errors[model]`` failed calls.
+
+    A model whose calls all failed still gets a row (provider ``?``: a failed call adds no usage).
+    """
+    lines = {key: usage_line(model, errors.get(key[1], 0)) for key, model in usage.by_model().items()}
+    known = {model for _, model in lines}
+    for model, count in errors.items():
+        if model not in known:
+            lines[("?", model)] = UsageLine(errors=count)
+    return lines
+
+
+def format_cost(line: UsageLine) -> str:
+    """``$0.012345`` (exact to the micro-dollar, rounded half-even); ``unpriced`` when no call had a price."""
+    if line.cost is None:
+        return "unpriced" if line.unpriced_calls else "–"
+    return f"${line.cost.quantize(Decimal('0.000001')):,}"
+
+
+REPORTED_MARK = "*"
+"""Marks a cost the provider reported itself (no price-table row applied); explained under the table."""
+_COLUMNS = (
+    "Calls",
+    "Input",
+    "Cache read",
+    "Cache write",
+    "Output",
+    "Reasoning",
+    "Cost (USD)",
+    "Unpriced",
+    "Errors",
+)
+
+
+def _cells(line: UsageLine) -> list[str]:
+    reported = line.reported_calls and line.reported_calls == line.calls - line.unpriced_calls
+    return [
+        f"{line.calls:,}",
+        f"{line.input_tokens:,}",
+        f"{line.cached_tokens:,}",
+        f"{line.cache_write_tokens:,}",
+        f"{line.output_tokens:,}",
+        f"{line.reasoning_tokens:,}",
+        format_cost(line) + (REPORTED_MARK if reported else ""),
+        f"{line.unpriced_calls:,}",
+        f"{line.errors:,}",
+    ]
+
+
+def _table(
+    title: str, heads: Mapping[str, str], rows: list[tuple[list[str], UsageLine]], total: UsageLine
+) -> Table:
+    """``heads`` maps the label columns to their footer text."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        show_footer=True,
+        box=box.SIMPLE_HEAD,
+        header_style="bold",
+        footer_style="bold",
+    )
+    for head, footer in heads.items():
+        table.add_column(head, footer=footer, no_wrap=True)
+    for head, footer in zip(_COLUMNS, _cells(total)):
+        table.add_column(head, footer=footer, justify="right", no_wrap=True)
+    for labels, line in rows:
+        table.add_row(*labels, *_cells(line))
+    if any(REPORTED_MARK in _cells(line)[6] for _, line in rows):
+        table.caption = f"{REPORTED_MARK} cost reported by the provider itself (no price-table row)"
+        table.caption_justify = "left"
+    return table
+
+
+def render_tables(
+    console: Console,
+    *,
+    by_model: Mapping[tuple[str, str], UsageLine],
+    by_class: Mapping[str, tuple[int, int, UsageLine]],
+    total: UsageLine,
+) -> None:
+    """Print the per-model and per-job-class tables, each with the grand total as its footer.
+
+    ``by_class`` maps a job class to ``(jobs, failed_jobs, usage)``. Models are listed most expensive
+    first, unpriced ones last.
+    """
+
+    def cost_order(item: tuple[tuple[str, str], UsageLine]) -> tuple[bool, Decimal, tuple[str, str]]:
+        return (item[1].cost is None, -(item[1].cost or Decimal(0)), item[0])
+
+    model_rows = [
+        ([provider, model], line) for (provider, model), line in sorted(by_model.items(), key=cost_order)
+    ]
+    console.print(_table("Usage by model", {"Provider": "Total", "Model": ""}, model_rows, total))
+    jobs = sum(count for count, _, _ in by_class.values())
+    failed = sum(f for _, f, _ in by_class.values())
+    class_rows = [([name, f"{count:,}", f"{f:,}"], line) for name, (count, f, line) in by_class.items()]
+    console.print(
+        _table(
+            "Usage by job class",
+            {"Job class": "Total", "Jobs": f"{jobs:,}", "Failed": f"{failed:,}"},
+            class_rows,
+            total,
+        )
+    )

@@ -1,0 +1,197 @@
+"""OTLP push export of traces and metrics, configured like any OpenTelemetry application.
+
+Everything left unset comes from the standard environment variables, read by the OpenTelemetry
+exporters themselves: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and the ``_TRACES_`` / ``_METRICS_``
+variants), ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_EXPORTER_OTLP_TIMEOUT``,
+``OTEL_EXPORTER_OTLP_PROTOCOL`` (``http/protobuf``, the default, or ``grpc`` when
+``opentelemetry-exporter-otlp-proto-grpc`` is installed: ``pip install statek[grpc]``),
+``OTEL_BSP_*`` for span batching and ``OTEL_METRIC_EXPORT_INTERVAL`` for metrics.
+
+A collector that is down or slow never reaches a provider call: spans wait in the
+``BatchSpanProcessor``'s bounded queue (dropped when full, never blocking) and are sent from its
+worker thread; metrics are sent from the ``PeriodicExportingMetricReader``'s thread. Each export
+gives up after the exporter timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+
+from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from ..exceptions import ConfigurationError
+from .prometheus import PullMetricReader
+
+__all__ = [
+    "ENDPOINT_ENVS",
+    "MetricPusher",
+    "batch_span_processor",
+    "metric_exporter",
+    "otlp_configured",
+    "periodic_metric_reader",
+    "protocol_for",
+    "span_exporter",
+    "wants_cumulative",
+]
+
+_log = logging.getLogger("statek.telemetry")
+
+ENDPOINT_ENVS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+"""Any of these set means "export over OTLP" even without ``otlp_endpoint=``."""
+
+_PATHS = {"traces": "/v1/traces", "metrics": "/v1/metrics"}
+
+
+def otlp_configured(endpoint: str | None = None) -> bool:
+    """Whether OTLP export is asked for: an explicit endpoint or an endpoint variable."""
+    return bool(endpoint) or any(os.environ.get(name) for name in ENDPOINT_ENVS)
+
+
+def protocol_for(signal: str, protocol: str | None = None) -> str:
+    """``http/protobuf`` or ``grpc`` for ``signal`` (traces or metrics): argument, then
+    ``OTEL_EXPORTER_OTLP_{SIGNAL}_PROTOCOL``, then ``OTEL_EXPORTER_OTLP_PROTOCOL``."""
+    chosen = (
+        (
+            protocol
+            or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+        .strip()
+        .lower()
+    )
+    if chosen not in ("http/protobuf", "grpc"):
+        raise ConfigurationError(f"OTLP protocol {chosen!r} is not supported: use 'http/protobuf' or 'grpc'")
+    return chosen
+
+
+def _endpoint(signal: str, endpoint: str | None, protocol: str) -> str | None:
+    if endpoint is None or protocol == "grpc":
+        return endpoint
+    return endpoint.rstrip("/") + _PATHS[signal]
+
+
+def span_exporter(
+    endpoint: str | None = None,
+    *,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> SpanExporter:
+    """An OTLP span exporter. ``endpoint`` is the collector's base URL (``http://host:4318``;
+    ``/v1/traces`` is appended for HTTP); ``None`` leaves it to the environment."""
+    chosen = protocol_for("traces", protocol)
+    url = _endpoint("traces", endpoint, chosen)
+    if chosen == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+
+        return GrpcSpanExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
+
+
+def metric_exporter(
+    endpoint: str | None = None,
+    *,
+    protocol: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> MetricExporter:
+    """An OTLP metric exporter; arguments as for :func:`span_exporter` (``/v1/metrics`` for HTTP)."""
+    chosen = protocol_for("metrics", protocol)
+    url = _endpoint("metrics", endpoint, chosen)
+    if chosen == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return OTLPMetricExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
+
+
+def batch_span_processor(exporter: SpanExporter, *, max_queue_size: int | None = None) -> BatchSpanProcessor:
+    """Batching with a bounded queue (``OTEL_BSP_MAX_QUEUE_SIZE``, default 2048): a span that does
+    not fit is dropped, so a stuck collector costs memory up to the bound and never a wait."""
+    return BatchSpanProcessor(exporter, max_queue_size=max_queue_size)
+
+
+def periodic_metric_reader(
+    exporter: MetricExporter, *, interval: float | None = None
+) -> PeriodicExportingMetricReader:
+    """Push metrics every ``interval`` seconds (default ``OTEL_METRIC_EXPORT_INTERVAL``, 60 s)."""
+    millis = interval * 1000 if interval is not None else None
+    return PeriodicExportingMetricReader(exporter, export_interval_millis=millis)
+
+
+def wants_cumulative() -> bool:
+    """Whether OTLP metrics go out cumulative (the default of
+    ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``), so Prometheus' reader can serve both."""
+    preference = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "cumulative")
+    return preference.strip().lower() == "cumulative"
+
+
+class MetricPusher:
+    """Pushes what a :class:`PullMetricReader` collects to a ``MetricExporter`` every ``interval`` seconds.
+
+    One reader for both exporters: the SDK aggregates every measurement once per reader, so
+    Prometheus and OTLP sharing one cumulative reader halves the cost of each histogram record
+    compared with a second ``PeriodicExportingMetricReader``. ``interval`` defaults to
+    ``OTEL_METRIC_EXPORT_INTERVAL`` (ms, 60 000) and each export's timeout to
+    ``OTEL_METRIC_EXPORT_TIMEOUT`` (ms, 30 000). Export errors are logged; the thread goes on.
+    """
+
+    def __init__(
+        self, reader: PullMetricReader, exporter: MetricExporter, *, interval: float | None = None
+    ) -> None:
+        self.reader = reader
+        self.exporter = exporter
+        self.interval = (
+            interval if interval is not None else _env_millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000) / 1000
+        )
+        self.timeout_millis = _env_millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="statek-otlp-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.push()
+
+    def push(self, timeout_millis: float | None = None) -> bool:
+        """Collect now and export; ``True`` when the exporter accepted the batch."""
+        with self._lock:
+            try:
+                data = self.reader.read()
+                if data is None:
+                    return True
+                result = self.exporter.export(data, timeout_millis=timeout_millis or self.timeout_millis)
+                return getattr(result, "name", "") == "SUCCESS"
+            except Exception:  # noqa: BLE001 - a broken collector must not kill the thread
+                _log.exception("statek could not export metrics over OTLP")
+                return False
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the thread, push one last time (at most ``timeout`` seconds), close the exporter."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self.push(timeout * 1000)
+        self.exporter.shutdown(timeout_millis=timeout * 1000)
+
+
+def _env_millis(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default

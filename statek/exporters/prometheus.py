@@ -1,0 +1,258 @@
+"""Prometheus pull export: ``/metrics`` from the same OpenTelemetry ``MeterProvider`` that feeds OTLP.
+
+Three layers, as in ``prometheus_client``:
+
+- collection: :class:`PullMetricReader`, an SDK ``MetricReader`` that collects on demand
+  (cumulative), and :class:`OTelCollector`, a ``prometheus_client`` collector that turns what it
+  read into metric families;
+- registry: a ``prometheus_client.CollectorRegistry`` (``registry=``, default the global one);
+- exposition: ``prometheus_client`` itself (text format, or OpenMetrics when the scraper asks for
+  it in ``Accept``), served by :meth:`PrometheusExporter.start_http_server`, :meth:`~PrometheusExporter.wsgi_app`
+  or :meth:`~PrometheusExporter.asgi_app`.
+
+Why not ``opentelemetry-exporter-prometheus``: it derives names from the unit (``statek.cost`` in
+``USD`` would become ``statek_cost_USD_total``, ``statek.bytes`` ``statek_bytes_bytes_total``), adds
+``otel_scope_*`` labels, and drops exemplars. Here every instrument of :mod:`statek.instruments`
+gets exactly its pinned series name, and exemplars (``trace_id``, ``span_id``) are served on the
+samples that carry them when the scraper asks for OpenMetrics. Other instruments on the same
+provider follow the OpenTelemetry-to-Prometheus rules (sanitised name, unit suffix, ``_total``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    MetricReader,
+    MetricsData,
+    Sum,
+)
+from opentelemetry.sdk.metrics.export import Histogram as HistogramData
+from prometheus_client import REGISTRY, CollectorRegistry, make_asgi_app, make_wsgi_app
+from prometheus_client import start_http_server as _start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+
+from ..instruments import by_name
+
+__all__ = ["OTelCollector", "PrometheusExporter", "PullMetricReader"]
+
+_CUMULATIVE = {
+    kind: AggregationTemporality.CUMULATIVE
+    for kind in (
+        Counter,
+        UpDownCounter,
+        Histogram,
+        ObservableCounter,
+        ObservableUpDownCounter,
+        ObservableGauge,
+    )
+}
+
+
+class PullMetricReader(MetricReader):
+    """A ``MetricReader`` that collects only when asked (:meth:`read`), with cumulative temporality."""
+
+    def __init__(self) -> None:
+        super().__init__(preferred_temporality=_CUMULATIVE)
+        self._lock = threading.Lock()
+        self._received: MetricsData | None = None
+
+    def read(self) -> MetricsData | None:
+        """Collect now and return what the provider produced (``None`` before it is attached)."""
+        with self._lock:
+            self._received = None
+            self.collect()
+            data, self._received = self._received, None
+            return data
+
+    def _receive_metrics(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> None:
+        self._received = metrics_data
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to flush: a pull reader holds no data between scrapes."""
+
+
+class OTelCollector(Collector):
+    """Translates a :class:`PullMetricReader`'s data into Prometheus metric families on every scrape.
+
+    ``target_info=True`` adds the OpenTelemetry ``target_info`` family with the resource attributes
+    (``service_name``, ...).
+    """
+
+    def __init__(self, reader: PullMetricReader, *, target_info: bool = True) -> None:
+        self._reader = reader
+        self._target_info = target_info
+
+    def describe(self) -> list[Metric]:
+        # No names up front: the registry then skips its duplicate-name check instead of collecting.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        data = self._reader.read()
+        if data is None:
+            return
+        families: dict[str, Metric] = {}
+        for resource_metrics in data.resource_metrics:
+            if self._target_info and "target" not in families and resource_metrics.resource.attributes:
+                info = families["target"] = Metric("target", "Target metadata", "info")
+                info.add_sample("target_info", _labels(resource_metrics.resource.attributes), 1.0)
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    _translate(metric, families)
+        yield from families.values()
+
+
+def _translate(metric: Any, families: dict[str, Metric]) -> None:
+    spec = by_name(metric.name)
+    point_data = metric.data
+    if isinstance(point_data, Sum):
+        kind = "counter" if point_data.is_monotonic else "gauge"
+    elif isinstance(point_data, Gauge):
+        kind = "gauge"
+    elif isinstance(point_data, HistogramData):
+        kind = "histogram"
+    else:  # exponential histograms have no classic Prometheus form
+        return
+    if spec is not None:
+        name, unit = spec.prometheus_name, spec.prometheus_unit
+    else:
+        name, unit = _generic_name(metric.name, metric.unit or "")
+    family = families.get(name)
+    if family is None:
+        family = families[name] = Metric(name, metric.description or "", kind, unit)
+    elif family.type != kind:
+        return
+    name = family.name  # with the unit suffix, if the unit asked for one
+    for point in point_data.data_points:
+        labels = _labels(point.attributes)
+        exemplars = getattr(point, "exemplars", None) or ()
+        if kind == "counter":
+            family.add_sample(
+                name + "_total", labels, point.value, exemplar=_exemplar(exemplars[-1]) if exemplars else None
+            )
+        elif kind == "gauge":
+            family.add_sample(name, labels, point.value)
+        else:
+            _histogram_samples(family, name, labels, point, exemplars)
+
+
+def _histogram_samples(family: Metric, name: str, labels: dict[str, str], point: Any, exemplars: Any) -> None:
+    bounds = list(point.explicit_bounds)
+    by_bucket: dict[int, Exemplar] = {}
+    for exemplar in exemplars:
+        index = next((i for i, bound in enumerate(bounds) if exemplar.value <= bound), len(bounds))
+        by_bucket[index] = _exemplar(exemplar)
+    cumulative = 0
+    for index, count in enumerate(point.bucket_counts):
+        cumulative += count
+        le = floatToGoString(bounds[index]) if index < len(bounds) else "+Inf"
+        family.add_sample(name + "_bucket", {**labels, "le": le}, cumulative, exemplar=by_bucket.get(index))
+    family.add_sample(name + "_count", labels, point.count)
+    family.add_sample(name + "_sum", labels, point.sum)
+
+
+def _exemplar(exemplar: Any) -> Exemplar | None:
+    if not exemplar.trace_id:
+        return None
+    labels = {"trace_id": f"{exemplar.trace_id:032x}", "span_id": f"{exemplar.span_id:016x}"}
+    return Exemplar(labels, exemplar.value, exemplar.time_unix_nano / 1e9)
+
+
+_INVALID_NAME = re.compile(r"[^a-zA-Z0-9_:]+")
+_INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]+")
+_UNIT_WORDS = {
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+    "By": "bytes",
+    "KiBy": "kibibytes",
+    "MiBy": "mebibytes",
+    "1": "",
+    "%": "percent",
+}
+
+
+def _generic_name(name: str, unit: str) -> tuple[str, str]:
+    """OpenTelemetry-to-Prometheus naming for an instrument outside statek's catalogue."""
+    name = _INVALID_NAME.sub("_", name)
+    if name[:1].isdigit():
+        name = "_" + name
+    unit = re.sub(r"\{.*?\}", "", unit)
+    unit = _UNIT_WORDS.get(unit, _INVALID_LABEL.sub("_", unit).strip("_").lower())
+    return name, unit
+
+
+def _labels(attributes: Any) -> dict[str, str]:
+    labels = {}
+    for key, value in (attributes or {}).items():
+        label = _INVALID_LABEL.sub("_", key)
+        if label[:1].isdigit():
+            label = "_" + label
+        labels[label] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return labels
+
+
+class PrometheusExporter:
+    """Prometheus exposition of one ``MeterProvider``: add :attr:`reader` to the provider's readers.
+
+    ``registry`` defaults to ``prometheus_client``'s global registry; tests pass a fresh
+    ``CollectorRegistry()``. Serve it with :meth:`start_http_server` (a standalone ``/metrics``
+    server), or mount :meth:`wsgi_app` / :meth:`asgi_app` in an existing web application.
+    """
+
+    def __init__(self, *, registry: CollectorRegistry = REGISTRY, target_info: bool = True) -> None:
+        self.registry = registry
+        self.reader = PullMetricReader()
+        self._collector = OTelCollector(self.reader, target_info=target_info)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        registry.register(self._collector)
+
+    def start_http_server(self, port: int = 9464, addr: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``addr:port`` from a daemon thread; return the bound port (``port=0``
+        picks a free one). One server per exporter."""
+        if self._server is None:
+            self._server, self._thread = _start_http_server(port, addr=addr, registry=self.registry)
+        return int(self._server.server_port)
+
+    def wsgi_app(self) -> Callable[..., Iterable[bytes]]:
+        """A WSGI application serving this registry (content negotiation included)."""
+        return make_wsgi_app(self.registry)
+
+    def asgi_app(self) -> Callable[..., Any]:
+        """An ASGI application serving this registry (content negotiation included)."""
+        return make_asgi_app(self.registry)
+
+    def shutdown(self) -> None:
+        """Stop the server (if any) and leave the registry. Idempotent."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        try:
+            self.registry.unregister(self._collector)
+        except KeyError:
+            pass

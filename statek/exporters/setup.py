@@ -1,0 +1,210 @@
+"""One call that sets up telemetry export for an application: :func:`instrument`, and :func:`shutdown`.
+
+::
+
+    import statek
+    statek.instrument(service_name="billing-worker", prometheus_port=9464)   # + OTLP from OTEL_* env
+    ...
+    statek.shutdown()                                                         # flushes
+
+One SDK ``MeterProvider`` feeds both exporters (Prometheus pull and OTLP push): no double
+bookkeeping. Spans go to an SDK ``TracerProvider`` with OTLP batching when OTLP is configured;
+otherwise to the global tracer provider (the application's own, or none). The providers are
+statek's and are not made global unless ``set_global=True``; an application with its own SDK
+``TracerProvider`` passes it as ``tracer_provider=``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from ..exceptions import ConfigurationError
+from ..telemetry import configure_telemetry
+from . import otlp
+from .prometheus import PrometheusExporter
+
+__all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"]
+
+_log = logging.getLogger("statek.telemetry")
+_lock = threading.Lock()
+_active: Instrumentation | None = None
+
+
+@dataclass(eq=False)
+class Instrumentation:
+    """What :func:`instrument` set up. ``prometheus_port`` is the bound port of the standalone
+    ``/metrics`` server (``None`` without one); mount ``prometheus.wsgi_app()`` / ``asgi_app()``
+    to serve it from an existing web application instead."""
+
+    arguments: Mapping[str, Any]
+    meter_provider: MeterProvider
+    tracer_provider: trace.TracerProvider
+    prometheus: PrometheusExporter
+    prometheus_port: int | None = None
+    owns_tracer_provider: bool = False
+    metric_pusher: otlp.MetricPusher | None = None
+    closed: bool = field(default=False)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush and stop everything this instrumentation started; later calls do nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        millis = timeout * 1000
+        pusher = self.metric_pusher
+        for what, action in (
+            ("traces", lambda: self._shutdown_tracer(millis)),
+            ("OTLP metrics", lambda: pusher.shutdown(timeout) if pusher is not None else None),
+            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis)),
+            ("prometheus", self.prometheus.shutdown),
+        ):
+            try:
+                action()
+            except Exception:  # noqa: BLE001 - shut down the rest regardless
+                _log.exception("statek could not shut down its %s export cleanly", what)
+
+    def _shutdown_tracer(self, millis: float) -> None:
+        if self.owns_tracer_provider and isinstance(self.tracer_provider, TracerProvider):
+            self.tracer_provider.force_flush(timeout_millis=int(millis))
+            self.tracer_provider.shutdown()
+
+
+def instrument(
+    service_name: str | None = None,
+    *,
+    prometheus_port: int | None = None,
+    prometheus_host: str = "127.0.0.1",
+    registry: CollectorRegistry = REGISTRY,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    otlp_headers: Mapping[str, str] | None = None,
+    otlp_timeout: float | None = None,
+    metric_export_interval: float | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    capture_content: bool | None = None,
+    job_label_keys: Iterable[str] = (),
+    tracer_provider: trace.TracerProvider | None = None,
+    set_global: bool = False,
+) -> Instrumentation:
+    """Export statek's spans and metrics; idempotent.
+
+    - Prometheus: always registered in ``registry`` (default the global one); with
+      ``prometheus_port`` also served on ``prometheus_host:prometheus_port`` (``0`` = a free port).
+    - OTLP: traces and metrics when ``otlp_endpoint`` (base URL, e.g. ``http://127.0.0.1:4318``) or
+      an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variable is set; everything else from ``OTEL_*`` variables.
+    - ``service_name`` wins over ``OTEL_SERVICE_NAME``; ``OTEL_RESOURCE_ATTRIBUTES`` is honoured.
+    - ``capture_content`` and ``job_label_keys``: see :func:`statek.telemetry.configure_telemetry`.
+    - ``tracer_provider``: send statek's spans to the application's own provider instead (no OTLP
+      span exporter is added to it; it is not shut down here).
+    - ``set_global``: also install the providers as OpenTelemetry's global ones.
+
+    Calling it again with the same arguments returns the same :class:`Instrumentation`; with
+    different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
+    """
+    arguments = {
+        "service_name": service_name,
+        "prometheus_port": prometheus_port,
+        "prometheus_host": prometheus_host,
+        "registry": id(registry),
+        "otlp_endpoint": otlp_endpoint,
+        "otlp_protocol": otlp_protocol,
+        "otlp_headers": dict(otlp_headers or {}),
+        "otlp_timeout": otlp_timeout,
+        "metric_export_interval": metric_export_interval,
+        "resource_attributes": dict(resource_attributes or {}),
+        "capture_content": capture_content,
+        "job_label_keys": tuple(job_label_keys),
+        "tracer_provider": id(tracer_provider),
+        "set_global": set_global,
+    }
+    global _active
+    with _lock:
+        if _active is not None and not _active.closed:
+            if dict(_active.arguments) == arguments:
+                return _active
+            raise ConfigurationError(
+                "statek.instrument() was already called with other arguments; call statek.shutdown() first"
+            )
+        attributes = dict(resource_attributes or {})
+        if service_name:
+            attributes["service.name"] = service_name
+        resource = Resource.create(attributes)
+        prometheus = PrometheusExporter(registry=registry)
+        readers: list[Any] = [prometheus.reader]
+        chosen_tracer: trace.TracerProvider = tracer_provider or trace.get_tracer_provider()
+        owns_tracer = False
+        pusher: otlp.MetricPusher | None = None
+        try:
+            if otlp.otlp_configured(otlp_endpoint):
+                exporter_args = {"protocol": otlp_protocol, "headers": otlp_headers, "timeout": otlp_timeout}
+                metric_exporter = otlp.metric_exporter(otlp_endpoint, **exporter_args)
+                if otlp.wants_cumulative():
+                    pusher = otlp.MetricPusher(
+                        prometheus.reader, metric_exporter, interval=metric_export_interval
+                    )
+                else:  # delta temporality needs a reader of its own
+                    readers.append(
+                        otlp.periodic_metric_reader(metric_exporter, interval=metric_export_interval)
+                    )
+                if tracer_provider is None:
+                    sdk_tracer = TracerProvider(resource=resource)
+                    sdk_tracer.add_span_processor(
+                        otlp.batch_span_processor(otlp.span_exporter(otlp_endpoint, **exporter_args))
+                    )
+                    chosen_tracer, owns_tracer = sdk_tracer, True
+            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            port = (
+                prometheus.start_http_server(prometheus_port, prometheus_host)
+                if prometheus_port is not None
+                else None
+            )
+        except BaseException:
+            if pusher is not None:
+                pusher.shutdown(0)
+            prometheus.shutdown()
+            raise
+        if set_global:
+            metrics.set_meter_provider(meter_provider)
+            if owns_tracer:
+                trace.set_tracer_provider(chosen_tracer)
+        configure_telemetry(
+            tracer_provider=chosen_tracer,
+            meter_provider=meter_provider,
+            capture_content=capture_content,
+            job_label_keys=arguments["job_label_keys"],
+        )
+        _active = Instrumentation(
+            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher
+        )
+        return _active
+
+
+def active_instrumentation() -> Instrumentation | None:
+    """The instrumentation :func:`instrument` set up and :func:`shutdown` has not closed, if any."""
+    active = _active
+    return active if active is not None and not active.closed else None
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Flush and stop what :func:`instrument` set up, and send telemetry back to the global providers.
+
+    Waits at most about ``timeout`` seconds per signal for a collector. Safe to call when nothing
+    was set up, and more than once.
+    """
+    global _active
+    with _lock:
+        active, _active = _active, None
+    if active is None:
+        return
+    active.shutdown(timeout)
+    configure_telemetry()

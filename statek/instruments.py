@@ -1,0 +1,309 @@
+"""The one instrument catalogue: every metric statek records, with its name, unit, description,
+histogram buckets and Prometheus series.
+
+The Grafana dashboards are tested against :data:`PROMETHEUS_SERIES`, so a rename here that would
+silently break a panel fails a test instead. Histogram buckets are the OpenTelemetry GenAI semantic
+conventions' ``ExplicitBucketBoundaries`` (``gen-ai-metrics.md``; the same lists as
+``opentelemetry-instrumentation-openai-v2``'s ``instruments.py``).
+
+Labels are low-cardinality only: provider, model, token type, outcome, error type, cost status and
+direction. A job id, request id or user id is never a metric attribute (it goes on spans).
+:class:`Instruments` binds the catalogue to one ``Meter``; see its docstring for why the counters
+are asynchronous.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
+from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
+
+__all__ = [
+    "BYTES",
+    "CATALOGUE",
+    "COST",
+    "DURATION_BUCKETS",
+    "NO_EXEMPLAR",
+    "OPERATION_DURATION",
+    "PROMETHEUS_SERIES",
+    "REQUESTS",
+    "RETRIES",
+    "TOKENS",
+    "TOKEN_BUCKETS",
+    "TOKEN_USAGE",
+    "CounterCell",
+    "InstrumentSpec",
+    "Instruments",
+    "by_name",
+]
+
+# ----------------------------------------------------------------------------- attribute keys
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+ERROR_TYPE = "error.type"
+NETWORK_IO_DIRECTION = "network.io.direction"
+STATEK_COST_STATUS = "statek.cost.status"
+STATEK_OUTCOME = "statek.outcome"
+JOB_LABEL_PREFIX = "statek.job."
+"""Allow-listed job attributes become metric attributes ``statek.job.<key>`` (never ``statek.job.id``)."""
+
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
+"""Values of ``gen_ai.token.type`` on ``statek.tokens`` (the histogram uses only input and output)."""
+
+# ----------------------------------------------------------------------------- buckets
+TOKEN_BUCKETS: tuple[float, ...] = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+"""``gen_ai.client.token.usage`` bucket boundaries (OpenTelemetry GenAI semantic conventions)."""
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+"""``gen_ai.client.operation.duration`` bucket boundaries in seconds (same source)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    """One instrument: its OpenTelemetry identity and its Prometheus exposition.
+
+    ``prometheus_name`` is the metric family name (counters get ``_total`` on their sample);
+    ``prometheus_unit`` is the OpenMetrics ``# UNIT`` (the family name already ends with it).
+    """
+
+    name: str
+    kind: Literal["histogram", "counter"]
+    unit: str
+    description: str
+    prometheus_name: str
+    prometheus_unit: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus_series(self) -> tuple[str, ...]:
+        """Every sample name this instrument produces in the exposition."""
+        if self.kind == "histogram":
+            return tuple(self.prometheus_name + suffix for suffix in ("_bucket", "_sum", "_count"))
+        return (self.prometheus_name + "_total",)
+
+
+_MODEL = (GEN_AI_PROVIDER_NAME, GEN_AI_REQUEST_MODEL)
+
+TOKEN_USAGE = InstrumentSpec(
+    "gen_ai.client.token.usage",
+    "histogram",
+    "{token}",
+    "Measures number of input and output tokens used",
+    "gen_ai_client_token_usage",
+    "",
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE),
+    TOKEN_BUCKETS,
+)
+OPERATION_DURATION = InstrumentSpec(
+    "gen_ai.client.operation.duration",
+    "histogram",
+    "s",
+    "GenAI operation duration",
+    "gen_ai_client_operation_duration_seconds",
+    "seconds",
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE),
+    DURATION_BUCKETS,
+)
+TOKENS = InstrumentSpec(
+    "statek.tokens",
+    "counter",
+    "{token}",
+    "Tokens used, by type: input (whole prompt), output (incl. reasoning), cache_read, cache_write, reasoning",
+    "statek_tokens",
+    "",
+    (*_MODEL, GEN_AI_TOKEN_TYPE),
+)
+COST = InstrumentSpec(
+    "statek.cost",
+    "counter",
+    "USD",
+    "Cost of provider calls in US dollars, by how it was obtained (calculated, reported, unpriced)",
+    "statek_cost_usd",
+    "usd",
+    (*_MODEL, STATEK_COST_STATUS),
+)
+REQUESTS = InstrumentSpec(
+    "statek.requests",
+    "counter",
+    "{request}",
+    "Provider calls by outcome (success, error), error type and cost status",
+    "statek_requests",
+    "",
+    (*_MODEL, STATEK_OUTCOME, ERROR_TYPE, STATEK_COST_STATUS),
+)
+BYTES = InstrumentSpec(
+    "statek.bytes",
+    "counter",
+    "By",
+    "Request and response body bytes on the wire, over all attempts",
+    "statek_bytes",
+    "bytes",
+    (*_MODEL, NETWORK_IO_DIRECTION),
+)
+RETRIES = InstrumentSpec(
+    "statek.retries",
+    "counter",
+    "{retry}",
+    "HTTP attempts that failed and were retried, by error type (HTTP status or exception class)",
+    "statek_retries",
+    "",
+    (*_MODEL, ERROR_TYPE),
+)
+
+CATALOGUE: tuple[InstrumentSpec, ...] = (
+    TOKEN_USAGE,
+    OPERATION_DURATION,
+    TOKENS,
+    COST,
+    REQUESTS,
+    BYTES,
+    RETRIES,
+)
+"""Every instrument statek records, in exposition order."""
+
+PROMETHEUS_SERIES: frozenset[str] = frozenset(s for spec in CATALOGUE for s in spec.prometheus_series)
+"""Every Prometheus sample name statek exposes (histograms with ``_bucket``/``_sum``/``_count``)."""
+
+_BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def by_name(name: str) -> InstrumentSpec | None:
+    """The catalogue entry for an OpenTelemetry instrument name, ``None`` for anything else."""
+    return _BY_NAME.get(name)
+
+
+# ----------------------------------------------------------------------------- binding to a meter
+class CounterCell:
+    """The cumulative value of one counter series (one attribute set) and its latest exemplar.
+
+    Written only under the owning :class:`Instruments`' lock; read without it by the collection
+    callback (reading one attribute is atomic). ``value`` is an ``int`` or, for cost, an exact
+    ``Decimal`` that becomes a float only when it is observed.
+    """
+
+    __slots__ = ("attributes", "exemplar", "value")
+
+    def __init__(self, attributes: Mapping[str, str], zero: int | Decimal = 0) -> None:
+        self.attributes = attributes
+        self.value: int | Decimal = zero
+        self.exemplar: SpanContext | None = None
+
+
+class Instruments:
+    """The catalogue bound to one ``Meter``: two synchronous histograms and five asynchronous counters.
+
+    Why the counters are asynchronous: a synchronous ``Counter.add`` through the OpenTelemetry SDK
+    costs 6-12 µs (attribute cleaning and hashing per reader), and a call touches six or more counter
+    series, which alone would blow the 50 µs per-call budget. So each counter series is a
+    :class:`CounterCell` that a call bumps under one lock (well under a microsecond), and an
+    ``ObservableCounter`` reports the cumulative values whenever a reader collects. Exporters see
+    ordinary OpenTelemetry counters; nothing is counted twice. Token and cost observations carry the
+    context of the latest sampled span that touched the series, so exemplars hold a real trace id
+    (the exemplar's value is the series total at collection, as for any asynchronous counter).
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self.lock = threading.Lock()
+        self.token_usage: Histogram = meter.create_histogram(
+            TOKEN_USAGE.name,
+            unit=TOKEN_USAGE.unit,
+            description=TOKEN_USAGE.description,
+            explicit_bucket_boundaries_advisory=list(TOKEN_BUCKETS),
+        )
+        self.duration: Histogram = meter.create_histogram(
+            OPERATION_DURATION.name,
+            unit=OPERATION_DURATION.unit,
+            description=OPERATION_DURATION.description,
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self._cells: dict[str, list[CounterCell]] = {}
+        for spec, exemplars in (
+            (TOKENS, True),
+            (COST, True),
+            (REQUESTS, False),
+            (BYTES, False),
+            (RETRIES, False),
+        ):
+            cells: list[CounterCell] = []
+            self._cells[spec.name] = cells
+            meter.create_observable_counter(
+                spec.name,
+                callbacks=[_observer(cells, exemplars)],
+                unit=spec.unit,
+                description=spec.description,
+            )
+
+    def cell(
+        self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0
+    ) -> CounterCell:
+        """A new series of counter ``spec``. Callers cache it: one cell per attribute set, ever."""
+        cell = CounterCell(attributes, zero)
+        with self.lock:
+            self._cells[spec.name].append(cell)
+        return cell
+
+
+def _observer(
+    cells: list[CounterCell], exemplars: bool
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for cell in tuple(cells):
+            value = cell.value
+            context = _exemplar_context(cell.exemplar) if exemplars else NO_EXEMPLAR
+            out.append(
+                Observation(float(value) if isinstance(value, Decimal) else value, cell.attributes, context)
+            )
+        return out
+
+    return observe
+
+
+NO_EXEMPLAR = Context({"statek.no_exemplar": True})
+"""A context without a span: a measurement made with it never becomes an exemplar. Not empty on
+purpose: the SDK replaces a falsy (empty) context with the current one."""
+
+
+def _exemplar_context(span_context: SpanContext | None) -> Context:
+    if span_context is None:
+        return NO_EXEMPLAR
+    return set_span_in_context(NonRecordingSpan(span_context), NO_EXEMPLAR)

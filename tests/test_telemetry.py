@@ -1,0 +1,459 @@
+"""The telemetry wrapper: spans, metrics and cost of every call, read back from in-memory OTel exporters."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, StatusCode
+from test_telemetry_support import (  # noqa: F401 - fixtures
+    Captured,
+    ScriptedAPI,
+    attrs,
+    call,
+    captured_fixture,
+    expected_cost,
+    prices_fixture,
+    scripted_api,
+)
+
+from statek import ChatHistoryItem
+from statek import instruments as inst
+from statek.exceptions import ConfigurationError, ProviderConnectionError, ProviderHTTPError
+from statek.executors.job import Job
+from statek.llm_api import CallParams, LLM_Response
+from statek.telemetry import configure_telemetry, current_retry_hook
+
+MODEL = {"gen_ai.provider.name": "scripted", "gen_ai.request.model": "priced"}
+
+
+def model(**extra: str) -> frozenset[tuple[str, str]]:
+    return frozenset({**MODEL, **{k.replace("__", "."): v for k, v in extra.items()}}.items())
+
+
+# ----------------------------------------------------------------------------- catalogue
+def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
+    assert inst.PROMETHEUS_SERIES == {
+        "gen_ai_client_token_usage_bucket",
+        "gen_ai_client_token_usage_sum",
+        "gen_ai_client_token_usage_count",
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_operation_duration_seconds_sum",
+        "gen_ai_client_operation_duration_seconds_count",
+        "statek_tokens_total",
+        "statek_cost_usd_total",
+        "statek_requests_total",
+        "statek_bytes_total",
+        "statek_retries_total",
+    }
+    assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
+    assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
+    assert [(s.name, s.kind, s.unit) for s in inst.CATALOGUE] == [
+        ("gen_ai.client.token.usage", "histogram", "{token}"),
+        ("gen_ai.client.operation.duration", "histogram", "s"),
+        ("statek.tokens", "counter", "{token}"),
+        ("statek.cost", "counter", "USD"),
+        ("statek.requests", "counter", "{request}"),
+        ("statek.bytes", "counter", "By"),
+        ("statek.retries", "counter", "{retry}"),
+    ]
+    assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
+
+
+# ----------------------------------------------------------------------------- spans
+async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captured: Captured) -> None:
+    api = scripted_api()
+    response = await api.process_request(
+        model="priced",
+        chat_history=[ChatHistoryItem.user("in=1000 out=50 cached=200 write=100 reason=20")],
+        temperature=0.25,
+        metadata={"MAX_TOKENS": 64},
+    )
+
+    (span,) = captured.finished()
+    assert span.name == "chat priced"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is StatusCode.UNSET
+    assert response.stats.priced_cost == expected_cost(1000, 50, 200) == Decimal("0.0023")
+    assert dict(span.attributes) == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "scripted",
+        "gen_ai.request.model": "priced",
+        "gen_ai.request.temperature": 0.25,
+        "gen_ai.request.max_tokens": 64,
+        "server.address": "127.0.0.1",
+        "server.port": 9,
+        "gen_ai.response.model": "priced-2024",
+        "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 50,
+        "gen_ai.usage.cache_read.input_tokens": 200,
+        "gen_ai.usage.cache_creation.input_tokens": 100,
+        "gen_ai.usage.reasoning.output_tokens": 20,
+        "statek.cost.usd": pytest.approx(0.0023),
+        "statek.cost.status": "calculated",
+        "statek.bytes.sent": response.stats.total_bytes_sent,
+        "statek.bytes.received": response.stats.total_bytes_received,
+    }
+    assert response.stats.total_bytes_sent > 0 and response.stats.total_bytes_received > 0
+
+
+async def test_each_retry_is_a_span_event_and_counted_by_error_type(captured: Captured) -> None:
+    await call(scripted_api(), "in=10 out=2 fail=429,503,drop")
+
+    (span,) = captured.finished()
+    assert span.attributes["statek.retry.count"] == 3
+    assert [(e.name, dict(e.attributes)) for e in span.events] == [
+        (
+            "statek.retry",
+            {
+                "statek.retry.attempt": 1,
+                "error.type": "429",
+                "statek.retry.delay_s": 0.0,
+                "http.response.status_code": 429,
+            },
+        ),
+        (
+            "statek.retry",
+            {
+                "statek.retry.attempt": 2,
+                "error.type": "503",
+                "statek.retry.delay_s": 0.0,
+                "http.response.status_code": 503,
+            },
+        ),
+        (
+            "statek.retry",
+            {"statek.retry.attempt": 3, "error.type": "ConnectError", "statek.retry.delay_s": 0.0},
+        ),
+    ]
+    assert captured.values("statek.retries") == {
+        model(error__type="429"): 1,
+        model(error__type="503"): 1,
+        model(error__type="ConnectError"): 1,
+    }
+    assert captured.values("statek.requests") == {
+        model(statek__outcome="success", statek__cost__status="calculated"): 1
+    }
+
+
+async def test_the_retry_hook_exists_only_inside_an_observed_call(captured: Captured) -> None:
+    seen: list[Any] = []
+
+    class Peek(ScriptedAPI):
+        async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+            seen.append(current_retry_hook())
+            return await super()._process_request(params, payload)
+
+    api = scripted_api(cls=Peek)
+    assert current_retry_hook() is None
+    await call(api, "in=1 out=1")
+    assert callable(seen[0])
+    assert current_retry_hook() is None
+
+
+async def test_no_prompt_or_completion_on_spans_unless_switched_on(captured: Captured) -> None:
+    await call(scripted_api(), "secret prompt in=1 out=1")
+    assert not [k for k in captured.finished()[0].attributes if "messages" in k or "instructions" in k]
+
+    configure_telemetry(
+        tracer_provider=captured.tracer_provider, meter_provider=captured.meter_provider, capture_content=True
+    )
+    api = scripted_api()
+    await api.process_request(
+        model="priced",
+        system_prompt="Be brief.",
+        chat_history=[ChatHistoryItem.user("secret prompt in=1 out=1")],
+    )
+    span = captured.finished()[-1]
+    assert span.attributes["gen_ai.input.messages"] == (
+        '[{"role": "user", "parts": [{"type": "text", "content": "secret prompt in=1 out=1"}]}]'
+    )
+    assert span.attributes["gen_ai.system_instructions"] == '[{"type": "text", "content": "Be brief."}]'
+    assert span.attributes["gen_ai.output.messages"] == (
+        '[{"role": "assistant", "parts": [{"type": "text", "content": "ok"}], "finish_reason": "stop"}]'
+    )
+
+
+# ----------------------------------------------------------------------------- metrics
+async def test_metrics_are_exact_per_attribute_set(captured: Captured) -> None:
+    api = scripted_api()
+    first = await call(api, "in=1000 out=50 cached=200 write=100 reason=20")
+    second = await call(api, "in=10 out=5")
+    reported = await call(api, "in=7 out=3 cost=0.125", model="reported")
+    unpriced = await call(api, "in=4 out=1", model="unpriced")
+    responses = [first, second, reported, unpriced]
+
+    assert captured.values("statek.tokens") == {
+        model(gen_ai__token__type="input"): 1010,
+        model(gen_ai__token__type="output"): 55,
+        model(gen_ai__token__type="cache_read"): 200,
+        model(gen_ai__token__type="cache_write"): 100,
+        model(gen_ai__token__type="reasoning"): 20,
+        attrs(
+            gen_ai__provider__name="scripted", gen_ai__request__model="reported", gen_ai__token__type="input"
+        ): 7,
+        attrs(
+            gen_ai__provider__name="scripted", gen_ai__request__model="reported", gen_ai__token__type="output"
+        ): 3,
+        attrs(
+            gen_ai__provider__name="scripted", gen_ai__request__model="unpriced", gen_ai__token__type="input"
+        ): 4,
+        attrs(
+            gen_ai__provider__name="scripted", gen_ai__request__model="unpriced", gen_ai__token__type="output"
+        ): 1,
+    }
+    assert captured.values("statek.cost") == {
+        model(statek__cost__status="calculated"): pytest.approx(float(expected_cost(1010, 55, 200))),
+        attrs(
+            gen_ai__provider__name="scripted",
+            gen_ai__request__model="reported",
+            statek__cost__status="reported",
+        ): 0.125,
+    }
+    assert unpriced.stats.cost_status == "unpriced" and unpriced.stats.priced_cost is None
+    assert captured.values("statek.requests") == {
+        model(statek__outcome="success", statek__cost__status="calculated"): 2,
+        attrs(
+            gen_ai__provider__name="scripted",
+            gen_ai__request__model="reported",
+            statek__outcome="success",
+            statek__cost__status="reported",
+        ): 1,
+        attrs(
+            gen_ai__provider__name="scripted",
+            gen_ai__request__model="unpriced",
+            statek__outcome="success",
+            statek__cost__status="unpriced",
+        ): 1,
+    }
+    sent = {
+        m: sum(r.stats.total_bytes_sent for r in responses if r.stats.response_model == f"{m}-2024")
+        for m in ("priced", "reported", "unpriced")
+    }
+    assert captured.values("statek.bytes")[model(network__io__direction="transmit")] == sent["priced"]
+    assert sum(captured.values("statek.bytes").values()) == sum(
+        r.stats.total_bytes_sent + r.stats.total_bytes_received for r in responses
+    )
+
+    usage = captured.points("gen_ai.client.token.usage")
+    point = usage[
+        frozenset(
+            {
+                **MODEL,
+                "gen_ai.operation.name": "chat",
+                "gen_ai.response.model": "priced-2024",
+                "gen_ai.token.type": "input",
+            }.items()
+        )
+    ]
+    assert (point.count, point.sum, point.min, point.max) == (2, 1010, 10, 1000)
+    assert tuple(point.explicit_bounds) == inst.TOKEN_BUCKETS
+    assert list(point.bucket_counts)[:7] == [0, 0, 1, 0, 0, 1, 0]  # 10 in (4, 16], 1000 in (256, 1024]
+    duration = captured.points("gen_ai.client.operation.duration")
+    assert sum(p.count for p in duration.values()) == 4
+    assert all(tuple(p.explicit_bounds) == inst.DURATION_BUCKETS for p in duration.values())
+
+
+async def test_token_and_cost_counters_carry_the_trace_id_as_exemplar(captured: Captured) -> None:
+    await call(scripted_api(), "in=10 out=2")
+    (span,) = captured.finished()
+    for name, key in (
+        ("statek.tokens", model(gen_ai__token__type="input")),
+        ("statek.cost", model(statek__cost__status="calculated")),
+    ):
+        (exemplar,) = captured.points(name)[key].exemplars
+        assert exemplar.trace_id == span.context.trace_id
+        assert exemplar.span_id == span.context.span_id
+    requests = captured.points("statek.requests")[
+        model(statek__outcome="success", statek__cost__status="calculated")
+    ]
+    assert not requests.exemplars
+
+
+async def test_job_ids_never_become_metric_attributes_only_allow_listed_job_labels(
+    captured: Captured,
+) -> None:
+    api = scripted_api()
+    async with Job("job-123", attributes={"tenant": "acme", "user": "u-9"}):
+        await call(api, "in=3 out=1")
+    keys = {
+        k
+        for name in (
+            "statek.tokens",
+            "statek.requests",
+            "statek.bytes",
+            "gen_ai.client.token.usage",
+            "gen_ai.client.operation.duration",
+        )
+        for point in captured.points(name)
+        for k, _ in point
+    }
+    assert not [k for k in keys if "job" in k]
+    assert not [
+        v
+        for name in ("statek.tokens",)
+        for point in captured.points(name)
+        for _, v in point
+        if v == "job-123"
+    ]
+
+    configure_telemetry(
+        tracer_provider=captured.tracer_provider,
+        meter_provider=captured.meter_provider,
+        job_label_keys=("tenant",),
+    )
+    async with Job("job-124", attributes={"tenant": "acme", "user": "u-9"}):
+        await call(api, "in=3 out=1")
+    labelled = captured.values("statek.tokens")
+    assert labelled[model(gen_ai__token__type="input", statek__job__tenant="acme")] == 3
+    assert not [k for point in labelled for k, _ in point if k in ("statek.job.id", "statek.job.user")]
+
+    with pytest.raises(ConfigurationError):
+        configure_telemetry(job_label_keys=("id",))
+
+
+# ----------------------------------------------------------------------------- failures
+async def test_a_failed_call_records_its_error_and_bytes_and_raises_the_same_error(
+    captured: Captured,
+) -> None:
+    with pytest.raises(ProviderHTTPError) as raised:
+        await call(scripted_api(), "fail=400")
+
+    error = raised.value
+    assert error.status_code == 400 and error.bytes_sent > 0 and error.bytes_received > 0
+    (span,) = captured.finished()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "400"
+    assert span.attributes["statek.bytes.sent"] == error.bytes_sent
+    assert "gen_ai.usage.input_tokens" not in span.attributes
+    assert captured.values("statek.requests") == {
+        model(statek__outcome="error", error__type="400", statek__cost__status="unpriced"): 1
+    }
+    assert captured.values("statek.bytes") == {
+        model(network__io__direction="transmit"): error.bytes_sent,
+        model(network__io__direction="receive"): error.bytes_received,
+    }
+    assert captured.values("gen_ai.client.operation.duration").keys() == {
+        frozenset({**MODEL, "gen_ai.operation.name": "chat", "error.type": "400"}.items())
+    }
+    assert captured.values("statek.tokens") == {} and captured.values("gen_ai.client.token.usage") == {}
+
+
+async def test_connection_failures_use_the_exception_class_as_error_type(captured: Captured) -> None:
+    with pytest.raises(ProviderConnectionError):
+        await call(scripted_api(), "fail=drop,drop,drop,drop")
+    assert captured.finished()[0].attributes["error.type"] == "ProviderConnectionError"
+    assert captured.values("statek.retries") == {model(error__type="ConnectError"): 3}
+
+
+async def test_the_callers_exception_comes_back_as_the_very_same_object(captured: Captured) -> None:
+    boom = RuntimeError("adapter bug")
+
+    class Broken(ScriptedAPI):
+        async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+            raise boom
+
+    with pytest.raises(RuntimeError) as raised:
+        await call(scripted_api(cls=Broken), "x")
+    assert raised.value is boom and raised.value.__cause__ is None and raised.value.__context__ is None
+    assert captured.finished()[0].attributes["error.type"] == "RuntimeError"
+
+
+class _Explodes:
+    def __getattr__(self, name: str) -> Any:
+        def explode(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError(f"broken telemetry backend: {name}")
+
+        return explode
+
+
+class BrokenTracerProvider(trace.TracerProvider):
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        return _Explodes()
+
+
+async def test_broken_telemetry_is_logged_and_never_breaks_or_changes_the_call(
+    prices: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    class ExplodingHistograms(metrics.NoOpMeter):
+        def create_histogram(self, *args: Any, **kwargs: Any) -> Any:
+            return _Explodes()
+
+    class Provider(metrics.MeterProvider):
+        def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+            return ExplodingHistograms("broken")
+
+    configure_telemetry(tracer_provider=BrokenTracerProvider(), meter_provider=Provider())
+    try:
+        caplog.set_level(logging.ERROR, "statek.telemetry")
+        with Job("j") as job:
+            response = await call(scripted_api(), "in=100 out=10 fail=429")
+        assert response.stats.priced_cost == expected_cost(100, 10)
+        assert response.stats.cost_status == "calculated"
+        assert job.usage.calls == 1 and job.usage.total_cost == expected_cost(100, 10)
+        assert "broken telemetry backend" in caplog.text
+
+        with pytest.raises(ProviderHTTPError):
+            await call(scripted_api(), "fail=401")
+    finally:
+        configure_telemetry()
+
+
+async def test_a_global_meter_that_cannot_create_instruments_leaves_calls_unobserved_but_priced(
+    prices: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NoInstruments(metrics.MeterProvider):
+        def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+            return _Explodes()
+
+    with pytest.raises(RuntimeError):  # asking for it explicitly fails loudly, at configuration time
+        configure_telemetry(meter_provider=NoInstruments())
+    monkeypatch.setattr("statek.telemetry._config", None)  # as in a fresh process
+    monkeypatch.setattr(metrics, "get_meter_provider", NoInstruments)
+    response = await call(scripted_api(), "in=10 out=1")
+    assert response.stats.priced_cost == expected_cost(10, 1)
+    assert "calls go on unobserved" in caplog.text
+
+
+async def test_reconfiguring_keeps_each_providers_own_counters(prices: Any) -> None:
+    first, second = Captured(), Captured()
+    api = scripted_api()
+    configure_telemetry(tracer_provider=first.tracer_provider, meter_provider=first.meter_provider)
+    await call(api, "in=5 out=1")
+    configure_telemetry(tracer_provider=second.tracer_provider, meter_provider=second.meter_provider)
+    await call(api, "in=7 out=1")
+    configure_telemetry(tracer_provider=first.tracer_provider, meter_provider=first.meter_provider)
+    await call(api, "in=11 out=1")
+    configure_telemetry()
+
+    assert first.values("statek.tokens")[model(gen_ai__token__type="input")] == 16
+    assert second.values("statek.tokens")[model(gen_ai__token__type="input")] == 7
+    assert (len(first.finished()), len(second.finished())) == (2, 1)
+
+
+async def test_without_any_sdk_the_global_noop_providers_cost_nothing_and_break_nothing(prices: Any) -> None:
+    configure_telemetry(
+        tracer_provider=trace.NoOpTracerProvider(), meter_provider=metrics.NoOpMeterProvider()
+    )
+    try:
+        with Job("plain") as job:
+            response = await call(scripted_api(), "in=10 out=1 fail=503")
+    finally:
+        configure_telemetry()
+    assert response.stats.priced_cost == expected_cost(10, 1)
+    assert job.usage.total_input_tokens == 10
+
+
+def test_spans_made_by_other_code_nest_the_call_span(captured: Captured) -> None:
+    import asyncio
+
+    tracer = TracerProvider().get_tracer("app")
+    with tracer.start_as_current_span("handle request") as parent:
+        asyncio.run(call(scripted_api(), "in=2 out=1"))
+    (span,) = captured.finished()
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
