@@ -11,8 +11,9 @@ provider call without the wrapper (``_process_request`` called directly).
 Printed figures:
 
 - wrapper p50: ``observe_call`` around a provider step that does no I/O, minus that step: the work
-  on the caller's path, and all the work including the deferred histograms and span close (the CPU
-  a call costs; see ``statek.telemetry`` for why part of it is deferred);
+  on the caller's path (span, pricing, job accumulation, counters, span close), and all the work
+  including the histogram measurements that a call queues for the next collection (the CPU a call
+  costs; see :class:`statek.instruments.Instruments` for why they are queued);
 - loopback p50 on/off: whole calls to the server, interleaved in blocks, and their difference;
 - throughput: calls/s at concurrency 64, statek (metering on) vs raw ``httpx`` posting the same body.
 
@@ -148,11 +149,11 @@ def _api(url: str) -> Any:
 
 async def wrapper_p50(samples: int) -> tuple[float, float]:
     """p50 µs of ``observe_call`` around a provider step that returns at once (no I/O), minus the
-    bare step: (work on the caller's path, all work including the deferred histograms and span close)."""
+    bare step's: (the caller's path, all work including the queued histogram measurements)."""
     from statek import ChatHistoryItem
     from statek.executors.job import Job
     from statek.llm_api import LLM_Response, LLM_Stats
-    from statek.telemetry import flush, observe_call
+    from statek.telemetry import observe_call, telemetry_config
 
     api = _api("http://127.0.0.1:9/v1/chat/completions")
     params = api._prepare(None, MODEL, None, None, [ChatHistoryItem.user("hi")], None, None, False)
@@ -163,6 +164,7 @@ async def wrapper_p50(samples: int) -> tuple[float, float]:
     async def run() -> LLM_Response:
         return response
 
+    instruments = telemetry_config().instruments
     caller: list[int] = []
     total: list[int] = []
     bare: list[int] = []
@@ -171,7 +173,7 @@ async def wrapper_p50(samples: int) -> tuple[float, float]:
             t0 = time.perf_counter_ns()
             await observe_call(api, params, run)
             t1 = time.perf_counter_ns()
-            flush()
+            instruments.flush_histograms()
             t2 = time.perf_counter_ns()
             await run()
             t3 = time.perf_counter_ns()
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     with LoopbackServer() as server:
         caller, total = asyncio.run(wrapper_p50(args.calls * 4))
         print(f"wrapper p50, caller's path (no I/O):  {caller:7.1f} us   (goal <= 50 us)")
-        print(f"wrapper p50, all work incl. deferred: {total:7.1f} us   (CPU per call)")
+        print(f"wrapper p50, incl. queued histograms: {total:7.1f} us   (CPU per call)")
         on, off = asyncio.run(loopback_p50(server.url, args.calls))
         print(
             f"loopback call p50, metering on/off:   {on:7.1f} / {off:7.1f} us   difference {on - off:6.1f} us"

@@ -15,6 +15,7 @@ are asynchronous.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +32,7 @@ __all__ = [
     "DURATION_BUCKETS",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
+    "PENDING_LIMIT",
     "PROMETHEUS_SERIES",
     "REQUESTS",
     "RETRIES",
@@ -55,6 +57,9 @@ STATEK_COST_STATUS = "statek.cost.status"
 STATEK_OUTCOME = "statek.outcome"
 JOB_LABEL_PREFIX = "statek.job."
 """Allow-listed job attributes become metric attributes ``statek.job.<key>`` (never ``statek.job.id``)."""
+
+PENDING_LIMIT = 4096
+"""Histogram measurements queued before a call drains the queue itself (see :class:`Instruments`)."""
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 """Values of ``gen_ai.token.type`` on ``statek.tokens`` (the histogram uses only input and output)."""
@@ -239,10 +244,19 @@ class Instruments:
     ordinary OpenTelemetry counters; nothing is counted twice. Token and cost observations carry the
     context of the latest sampled span that touched the series, so exemplars hold a real trace id
     (the exemplar's value is the series total at collection, as for any asynchronous counter).
+
+    The histograms stay synchronous (the API has no asynchronous histogram), but a call does not
+    record into them itself: :meth:`record_later` queues the measurement (a deque append) and the
+    queue is drained into the SDK histograms by the counters' collection callback, which the SDK
+    runs before it reads any instrument's storage. So every collection still sees every call that
+    finished before it; the 5-8 µs per SDK ``record`` moves off the caller's path to the reader's
+    thread. The queue is bounded: a call that finds :data:`PENDING_LIMIT` measurements waiting
+    (no reader collecting, e.g. a no-op meter provider) drains it itself.
     """
 
     def __init__(self, meter: Meter) -> None:
         self.lock = threading.Lock()
+        self._pending: deque[tuple[Histogram, float, Mapping[str, str]]] = deque()
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
             unit=TOKEN_USAGE.unit,
@@ -267,10 +281,28 @@ class Instruments:
             self._cells[spec.name] = cells
             meter.create_observable_counter(
                 spec.name,
-                callbacks=[_observer(cells, exemplars)],
+                callbacks=[_observer(cells, exemplars, self.flush_histograms)],
                 unit=spec.unit,
                 description=spec.description,
             )
+
+    def record_later(self, histogram: Histogram, value: float, attributes: Mapping[str, str]) -> None:
+        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest."""
+        pending = self._pending
+        pending.append((histogram, value, attributes))
+        if len(pending) >= PENDING_LIMIT:
+            self.flush_histograms()
+
+    def flush_histograms(self) -> None:
+        """Record every queued histogram measurement, each exactly once (safe from several threads:
+        ``deque.popleft`` hands each item to one caller)."""
+        pending = self._pending
+        while True:
+            try:
+                histogram, value, attributes = pending.popleft()
+            except IndexError:
+                return
+            histogram.record(value, attributes, NO_EXEMPLAR)
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0
@@ -283,9 +315,10 @@ class Instruments:
 
 
 def _observer(
-    cells: list[CounterCell], exemplars: bool
+    cells: list[CounterCell], exemplars: bool, before: Callable[[], None]
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
+        before()
         out = []
         for cell in tuple(cells):
             value = cell.value

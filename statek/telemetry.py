@@ -18,8 +18,8 @@ global tracer and meter providers; :func:`configure_telemetry` injects others (t
 providers with in-memory exporters, :func:`statek.instrument` its own).
 
 The hot path is budgeted at 50 µs: attribute dicts, span names and counter cells are built once per
-(provider, model, job labels) in a :class:`_Series`, and counters are cells bumped under one lock
-(see :class:`statek.instruments.Instruments`).
+(provider, model, job labels) in a :class:`_Series`, counters are cells bumped under one lock, and
+histogram measurements are queued for the next collection (see :class:`statek.instruments.Instruments`).
 """
 
 from __future__ import annotations
@@ -398,9 +398,9 @@ class _Invocation:
         try:
             in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
             instruments = series.instruments
-            instruments.duration.record(self.duration, duration_attrs, inst.NO_EXEMPLAR)
-            instruments.token_usage.record(stats.input_tokens, in_attrs, inst.NO_EXEMPLAR)
-            instruments.token_usage.record(stats.output_tokens, out_attrs, inst.NO_EXEMPLAR)
+            instruments.record_later(instruments.duration, self.duration, duration_attrs)
+            instruments.record_later(instruments.token_usage, stats.input_tokens, in_attrs)
+            instruments.record_later(instruments.token_usage, stats.output_tokens, out_attrs)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not record the call's histograms")
         if span is None:
@@ -447,8 +447,9 @@ class _Invocation:
         series, span = self.series, self.span
         try:
             if series is not None:
-                series.instruments.duration.record(
-                    duration, series.error_duration_attrs(error_type), inst.NO_EXEMPLAR
+                instruments = series.instruments
+                instruments.record_later(
+                    instruments.duration, duration, series.error_duration_attrs(error_type)
                 )
                 cell = series.error_cell(error_type)
                 with series.instruments.lock:

@@ -457,3 +457,41 @@ def test_spans_made_by_other_code_nest_the_call_span(captured: Captured) -> None
         asyncio.run(call(scripted_api(), "in=2 out=1"))
     (span,) = captured.finished()
     assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+
+
+def _histogram_count(reader: Any, name: str) -> int:
+    data = reader.get_metrics_data()
+    return sum(
+        point.count
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    )
+
+
+def test_queued_histogram_measurements_reach_every_collection_exactly_once() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    instruments = inst.Instruments(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    for n in range(10):
+        instruments.record_later(instruments.duration, n / 10, {"gen_ai.request.model": "m"})
+    assert _histogram_count(reader, inst.OPERATION_DURATION.name) == 10
+    assert _histogram_count(reader, inst.OPERATION_DURATION.name) == 10  # cumulative, not re-added
+    instruments.record_later(instruments.duration, 1.0, {"gen_ai.request.model": "m"})
+    assert _histogram_count(reader, inst.OPERATION_DURATION.name) == 11
+
+
+def test_the_histogram_queue_is_bounded_when_nothing_collects() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    instruments = inst.Instruments(MeterProvider(metric_readers=[reader]).get_meter("test"))
+    for _ in range(inst.PENDING_LIMIT * 3):
+        instruments.record_later(instruments.token_usage, 7, {"gen_ai.token.type": "input"})
+    assert len(instruments._pending) < inst.PENDING_LIMIT
+    assert _histogram_count(reader, inst.TOKEN_USAGE.name) == inst.PENDING_LIMIT * 3
