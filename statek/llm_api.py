@@ -119,7 +119,7 @@ class LLM_API(ABC):
     with ``requires_api_key`` and no key.
     """
 
-    provider_key: ClassVar[str] = "CUSTOM"
+    provider_key: str = "CUSTOM"
     genai_provider_name: ClassVar[str] = "openai"
     pricing_provider: ClassVar[str | None] = None
     default_api_url: ClassVar[str | None] = None

@@ -313,7 +313,7 @@ class _Invocation:
             return
         try:
             series = self.series = _series(config, api.genai_provider_name, params.model, self.job)
-            attributes = dict(series.span_attrs)
+            attributes: dict[str, Any] = dict(series.span_attrs)
             where = (type(api), api.settings.api_url)
             server = _servers.get(where)
             if server is None:
@@ -540,7 +540,8 @@ def _price(api: LLM_API, params: CallParams, stats: LLM_Stats, started: float) -
 def _with_cost(stats: LLM_Stats, amount: Decimal | None, status: str) -> LLM_Stats:
     # Positional rebuild: NamedTuple._replace costs three times as much on this hot path.
     i = stats._fields.index("priced_cost")
-    return type(stats)(*stats[:i], amount, status, *stats[i + 2 :])
+    rebuild: Callable[..., LLM_Stats] = type(stats)
+    return rebuild(*stats[:i], amount, status, *stats[i + 2 :])
 
 
 def _record_in_jobs(job: Job, provider: str, model: str, stats: LLM_Stats) -> None:

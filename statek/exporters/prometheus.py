@@ -53,7 +53,7 @@ from ..instruments import by_name
 
 __all__ = ["OTelCollector", "PrometheusExporter", "PullMetricReader"]
 
-_CUMULATIVE = {
+_CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
     for kind in (
         Counter,
@@ -160,7 +160,9 @@ def _histogram_samples(family: Metric, name: str, labels: dict[str, str], point:
     by_bucket: dict[int, Exemplar] = {}
     for exemplar in exemplars:
         index = next((i for i, bound in enumerate(bounds) if exemplar.value <= bound), len(bounds))
-        by_bucket[index] = _exemplar(exemplar)
+        converted = _exemplar(exemplar)
+        if converted is not None:
+            by_bucket[index] = converted
     cumulative = 0
     for index, count in enumerate(point.bucket_counts):
         cumulative += count

@@ -111,6 +111,7 @@ def instrument(
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
     """
+    label_keys = tuple(job_label_keys)
     arguments = {
         "service_name": service_name,
         "prometheus_port": prometheus_port,
@@ -123,7 +124,7 @@ def instrument(
         "metric_export_interval": metric_export_interval,
         "resource_attributes": dict(resource_attributes or {}),
         "capture_content": capture_content,
-        "job_label_keys": tuple(job_label_keys),
+        "job_label_keys": label_keys,
         "tracer_provider": id(tracer_provider),
         "set_global": set_global,
     }
@@ -146,7 +147,11 @@ def instrument(
         pusher: otlp.MetricPusher | None = None
         try:
             if otlp.otlp_configured(otlp_endpoint):
-                exporter_args = {"protocol": otlp_protocol, "headers": otlp_headers, "timeout": otlp_timeout}
+                exporter_args: dict[str, Any] = {
+                    "protocol": otlp_protocol,
+                    "headers": otlp_headers,
+                    "timeout": otlp_timeout,
+                }
                 metric_exporter = otlp.metric_exporter(otlp_endpoint, **exporter_args)
                 if otlp.wants_cumulative():
                     pusher = otlp.MetricPusher(
@@ -181,7 +186,7 @@ def instrument(
             tracer_provider=chosen_tracer,
             meter_provider=meter_provider,
             capture_content=capture_content,
-            job_label_keys=arguments["job_label_keys"],
+            job_label_keys=label_keys,
         )
         _active = Instrumentation(
             arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher

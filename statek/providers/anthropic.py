@@ -79,7 +79,7 @@ class ClaudeAI_API(LLM_API):
     header value) and ``default_max_tokens`` (used when ``MAX_TOKENS`` metadata is absent).
     """
 
-    provider_key: ClassVar[str] = "ANTHROPIC"
+    provider_key = "ANTHROPIC"
     genai_provider_name: ClassVar[str] = "anthropic"
     default_api_url: ClassVar[str | None] = "https://api.anthropic.com/v1/messages"
     requires_api_key: ClassVar[bool] = True

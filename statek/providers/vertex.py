@@ -91,7 +91,7 @@ class VertexAI_API(LLM_API):
     and ``stream`` (use server-sent events).
     """
 
-    provider_key: ClassVar[str] = "VERTEXAI"
+    provider_key = "VERTEXAI"
     genai_provider_name: ClassVar[str] = "gcp.gemini"
     pricing_provider: ClassVar[str | None] = "GEMINI"
     default_api_url: ClassVar[str | None] = GEMINI_API_URL
