@@ -8,7 +8,8 @@
    (``_http.post`` reports it through :func:`current_retry_hook`);
 2. prices the usage with :func:`statek.metering.price_call` and fills ``stats.priced_cost`` /
    ``stats.cost_status``;
-3. adds the priced call to the current :class:`~statek.executors.job.Job` and all its ancestors;
+3. adds the priced call (or the failure, with its bytes) to the current
+   :class:`~statek.executors.job.Job` and all its ancestors;
 4. records the instruments of :mod:`statek.instruments` and closes the span.
 
 Contracts: the caller's exception comes back unchanged (same object); a failure inside telemetry
@@ -506,6 +507,8 @@ async def observe_call(
         response = await run()
     except BaseException as exc:
         invocation.fail(exc)
+        if job is not None:
+            _record_failure_in_jobs(job, api.provider_key, params.model, exc)
         raise
     stats = _price(api, params, response.stats, invocation.started_wall)
     if job is not None:
@@ -550,6 +553,15 @@ def _record_in_jobs(job: Job, provider: str, model: str, stats: LLM_Stats) -> No
             each.usage.record(provider, model, stats)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a call to job %r", each.job_id)
+
+
+def _record_failure_in_jobs(job: Job, provider: str, model: str, exc: BaseException) -> None:
+    sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+    for each in job.lineage:
+        try:
+            each.usage.record_failure(provider, model, sent, received)
+        except Exception:  # noqa: BLE001
+            _log.exception("statek could not add a failed call to job %r", each.job_id)
 
 
 # ----------------------------------------------------------------------------- content (opt-in)

@@ -122,6 +122,7 @@ async def test_the_job_span_parents_its_calls_and_ends_with_the_totals(captured:
         "statek.job.feature": "summaries",
         "statek.job.calls": 2,
         "statek.job.unpriced_calls": 0,
+        "statek.job.failed_calls": 0,
         "statek.job.input_tokens": 105,
         "statek.job.cached_tokens": 40,
         "statek.job.cache_write_tokens": 0,
@@ -150,3 +151,22 @@ def test_a_job_is_entered_once_and_needs_an_id() -> None:
     for bad in ("", "   ", None):
         with pytest.raises(ConfigurationError):
             Job(bad)  # type: ignore[arg-type]
+
+
+async def test_a_call_that_fails_for_good_counts_in_the_job_with_its_bytes(captured: Captured) -> None:
+    from statek.exceptions import ProviderHTTPError
+
+    api = scripted_api()
+    with Job("parent") as parent, Job("child") as child:
+        ok = await call(api, "in=10 out=1")
+        with pytest.raises(ProviderHTTPError) as failure:
+            await call(api, "in=10 out=1 fail=400")
+    error = failure.value
+    assert error.bytes_sent > 0 and error.bytes_received > 0
+    for usage in (child.usage, parent.usage):
+        assert (usage.calls, usage.failed_calls) == (1, 1)
+        assert usage.total_bytes_sent == ok.stats.total_bytes_sent + error.bytes_sent
+        assert usage.total_bytes_received == ok.stats.total_bytes_received + error.bytes_received
+        assert usage.total_input_tokens == 10  # a failed call has no tokens and no cost
+        (model,) = usage.by_model().values()
+        assert (model.calls, model.failed_calls) == (1, 1)

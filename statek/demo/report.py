@@ -3,8 +3,8 @@
 Nothing here prices, counts or adds up a call again: every row is read from an ``LLM_Usage`` statek
 filled in (the run's parent job for the grand total and the per-model rows, via
 :meth:`LLM_Usage.by_model`; each job class's parent job for its row). Costs stay ``Decimal`` and are
-rounded only for display; a model without any price shows *unpriced*, never ``$0``. Failed calls add
-no usage, so the error counts come from the jobs that failed.
+rounded only for display; a model without any price shows *unpriced*, never ``$0``. Errors are the
+calls that failed for good, which ``LLM_Usage`` counts too (with their bytes, and no tokens or cost).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class UsageLine:
     bytes_received: int = 0
 
 
-def usage_line(model: ModelUsage, errors: int = 0) -> UsageLine:
+def usage_line(model: ModelUsage) -> UsageLine:
     """A row from one model's snapshot in an ``LLM_Usage``."""
     return UsageLine(
         calls=model.calls,
@@ -60,13 +60,13 @@ def usage_line(model: ModelUsage, errors: int = 0) -> UsageLine:
         cost=model.cost,
         reported_calls=model.reported_calls,
         unpriced_calls=model.unpriced_calls,
-        errors=errors,
+        errors=model.failed_calls,
         bytes_sent=model.bytes_sent,
         bytes_received=model.bytes_received,
     )
 
 
-def total_line(usage: LLM_Usage, errors: int = 0) -> UsageLine:
+def total_line(usage: LLM_Usage) -> UsageLine:
     """A row from an ``LLM_Usage``'s own totals (not from its per-model rows)."""
     return UsageLine(
         calls=usage.calls,
@@ -78,23 +78,15 @@ def total_line(usage: LLM_Usage, errors: int = 0) -> UsageLine:
         cost=usage.total_cost,
         reported_calls=sum(m.reported_calls for m in usage.by_model().values()),
         unpriced_calls=usage.unpriced_calls,
-        errors=errors,
+        errors=usage.failed_calls,
         bytes_sent=usage.total_bytes_sent,
         bytes_received=usage.total_bytes_received,
     )
 
 
-def model_lines(usage: LLM_Usage, errors: Mapping[str, int]) -> dict[tuple[str, str], UsageLine]:
-    """Per ``(provider, model)``: that model's row of ``usage``, with ``errors[model]`` failed calls.
-
-    A model whose calls all failed still gets a row (provider ``?``: a failed call adds no usage).
-    """
-    lines = {key: usage_line(model, errors.get(key[1], 0)) for key, model in usage.by_model().items()}
-    known = {model for _, model in lines}
-    for model, count in errors.items():
-        if model not in known:
-            lines[("?", model)] = UsageLine(errors=count)
-    return lines
+def model_lines(usage: LLM_Usage) -> dict[tuple[str, str], UsageLine]:
+    """Per ``(provider, model)``: that model's row of ``usage`` (a model whose calls all failed too)."""
+    return {key: usage_line(model) for key, model in usage.by_model().items()}
 
 
 def format_cost(line: UsageLine) -> str:

@@ -54,14 +54,9 @@ class DemoResult:
         """Every job, in the order they finished."""
         return self.fleet.outcomes
 
-    @property
-    def failed_calls(self) -> Counter[str]:
-        """Calls that failed for good (after retries), per model name. (A failed call adds no usage.)"""
-        return Counter(o.failure.model for o in self.outcomes if o.failure is not None)
-
     def by_model(self) -> dict[tuple[str, str], UsageLine]:
-        """Per ``(provider, model)``: the run job's per-model usage, plus failed calls."""
-        return model_lines(self.fleet.run, self.failed_calls)
+        """Per ``(provider, model)``: the run job's per-model usage, failed calls included."""
+        return model_lines(self.fleet.run)
 
     def by_class(self) -> dict[str, tuple[int, int, UsageLine]]:
         """Per job class that ran: ``(jobs, failed jobs, usage of the class's parent job)``."""
@@ -70,13 +65,12 @@ class DemoResult:
             mine = [o for o in self.outcomes if o.plan.job_class == name]
             if mine:
                 failed = sum(o.failure is not None for o in mine)
-                out[name] = (len(mine), failed, total_line(usage, errors=failed))
+                out[name] = (len(mine), failed, total_line(usage))
         return out
 
     def total(self) -> UsageLine:
         """The grand total: the run job's usage."""
-        failed = sum(o.failure is not None for o in self.outcomes)
-        return total_line(self.fleet.run, errors=failed)
+        return total_line(self.fleet.run)
 
 
 def _simulated_apis(sim: ProviderSimulator, models: tuple[DemoModel, ...]) -> dict[str, LLM_API]:

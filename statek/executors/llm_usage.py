@@ -47,6 +47,7 @@ class ModelUsage:
     calculated_calls: int = 0
     reported_calls: int = 0
     unpriced_calls: int = 0
+    failed_calls: int = 0
 
 
 class _Totals:
@@ -60,6 +61,7 @@ class _Totals:
         "calculated_calls",
         "calls",
         "cost",
+        "failed_calls",
         "input_tokens",
         "output_tokens",
         "reasoning_tokens",
@@ -71,7 +73,7 @@ class _Totals:
     def __init__(self) -> None:
         self.calls = self.input_tokens = self.cached_tokens = self.cache_write_tokens = 0
         self.output_tokens = self.reasoning_tokens = self.bytes_sent = self.bytes_received = 0
-        self.calculated_calls = self.reported_calls = self.unpriced_calls = 0
+        self.calculated_calls = self.reported_calls = self.unpriced_calls = self.failed_calls = 0
         self.cost: Decimal | None = None
         self.reported_cost: Decimal | None = None
 
@@ -98,6 +100,7 @@ class LLM_Usage:
     total_reasoning_tokens: int = 0
     calls: int = 0
     unpriced_calls: int = 0
+    failed_calls: int = 0
     _recorded_cost: Decimal | None = field(default=None, init=False, repr=False)
     _models: dict[tuple[str, str], _Totals] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -179,6 +182,21 @@ class LLM_Usage:
             else:
                 totals.reported_calls += 1
 
+    def record_failure(self, provider: str, model: str, bytes_sent: int = 0, bytes_received: int = 0) -> None:
+        """Add one call that failed for good (after its retries): it counts in :attr:`failed_calls` and
+        its bytes on the wire in the byte totals; it has no tokens and no cost, and is not in
+        :attr:`calls` (the successful calls)."""
+        with self._lock:
+            totals = self._models.get((provider, model))
+            if totals is None:
+                totals = self._models[(provider, model)] = _Totals()
+            self.failed_calls += 1
+            self.total_bytes_sent += bytes_sent
+            self.total_bytes_received += bytes_received
+            totals.failed_calls += 1
+            totals.bytes_sent += bytes_sent
+            totals.bytes_received += bytes_received
+
     def by_model(self) -> dict[tuple[str, str], ModelUsage]:
         """A consistent snapshot of the per-(provider, model) breakdown, in first-use order."""
         with self._lock:
@@ -199,6 +217,7 @@ class LLM_Usage:
                     calculated_calls=t.calculated_calls,
                     reported_calls=t.reported_calls,
                     unpriced_calls=t.unpriced_calls,
+                    failed_calls=t.failed_calls,
                 )
                 for (provider, model), t in self._models.items()
             }
