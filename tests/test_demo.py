@@ -26,7 +26,7 @@ from statek.cli.demo import DEFAULT_JOBS, REAL_PROVIDER_JOBS, _print_report
 from statek.demo import DemoResult, DemoRun
 from statek.demo.exporters import DemoExporters
 from statek.demo.simulated import CacheRule, PromptCache
-from statek.demo.traffic import JOB_CLASSES, LONG_CONTEXT_TOKENS, Roles, job_plans
+from statek.demo.traffic import JOB_CLASSES, LONG_CONTEXT_TOKENS, REAL_MAX_TOKENS, Roles, job_plans
 from statek.model_pricing import get_model_pricing
 from statek.testing import ProviderSimulator
 
@@ -93,6 +93,15 @@ def test_printed_grand_total_is_the_jobs_own_usage(demo_run: tuple[DemoResult, s
     assert Decimal(match["cost"].replace(",", "")) == cost.quantize(Decimal("0.000001"))
     failed = sum(o.failure is not None for o in result.outcomes)
     assert _number(match["errors"]) == _number(match["failed_jobs"]) == failed
+
+
+def test_the_report_says_why_jobs_failed(demo_run: tuple[DemoResult, str, str]) -> None:
+    result, printed, _ = demo_run
+    failures = [o.failure for o in result.outcomes if o.failure is not None]
+    assert failures, "the demo's traffic includes hard failures"
+    assert "Why jobs failed (after statek's retries):" in printed
+    for failure in failures:
+        assert f"{failure.model}: {type(failure.cause).__name__}: " in printed
 
 
 def test_tables_show_every_model_and_job_class(demo_run: tuple[DemoResult, str, str]) -> None:
@@ -286,4 +295,5 @@ def test_provider_option_uses_that_provider_from_its_env_settings(monkeypatch: p
     assert "DEEPSEEK deepseek-chat (real provider)" in _flat(result.output)
     assert f"Grand total: {REAL_PROVIDER_JOBS} jobs" in _flat(result.output)
     assert {r.model for r in requests} == {"deepseek-chat"} and len(requests) >= REAL_PROVIDER_JOBS
+    assert {r.body["max_tokens"] for r in requests} == {REAL_MAX_TOKENS}  # real providers bill
     assert "sk-test-not-printed" not in result.output

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, NoReturn
@@ -210,13 +211,21 @@ class _Tally:
     done: int = 0
     calls: int = 0
     cost: Decimal = Decimal(0)
+    unpriced: int = 0
     failed: int = 0
 
     def add(self, outcome: JobOutcome) -> None:
         self.done += 1
         self.calls += outcome.usage.calls
         self.cost += outcome.usage.total_cost or 0
+        self.unpriced += outcome.usage.unpriced_calls
         self.failed += outcome.failure is not None
+
+    def cost_text(self) -> str:
+        """The cost so far; unpriced calls are named, never shown as ``$0``."""
+        priced = f"${self.cost:.4f}" if self.calls > self.unpriced else ""
+        unpriced = f"{self.unpriced:,} unpriced" if self.unpriced else ""
+        return " + ".join(part for part in (priced, unpriced) if part) or "$0"
 
 
 def _run_with_progress(console: Console, run: DemoRun) -> DemoResult:
@@ -224,7 +233,7 @@ def _run_with_progress(console: Console, run: DemoRun) -> DemoResult:
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn() if run.duration is None else TextColumn("{task.fields[done]} jobs"),
-        TextColumn("{task.fields[calls]} calls  {task.fields[cost]}  {task.fields[failed]} failed"),
+        TextColumn("{task.fields[calls]} calls  {task.fields[cost]}  {task.fields[failed]} failed jobs"),
         TimeElapsedColumn(),
     )
     began = time.monotonic()
@@ -241,7 +250,7 @@ def _run_with_progress(console: Console, run: DemoRun) -> DemoResult:
                 completed=completed,
                 done=tally.done,
                 calls=tally.calls,
-                cost=f"${tally.cost:.4f}",
+                cost=tally.cost_text(),
                 failed=tally.failed,
             )
 
@@ -255,13 +264,19 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
     total = result.total()
     render_tables(console, by_model=result.by_model(), by_class=result.by_class(), total=total)
     jobs = len(result.outcomes)
-    failed_jobs = sum(o.failure is not None for o in result.outcomes)
+    failures = [o.failure for o in result.outcomes if o.failure is not None]
+    cost = f"cost {format_cost(total)} USD" if total.cost is not None else "no priced call"
     console.print(
-        f"[bold]Grand total[/]: {jobs:,} jobs ({failed_jobs:,} failed) in {result.seconds:.1f} s, "
+        f"[bold]Grand total[/]: {jobs:,} jobs ({len(failures):,} failed) in {result.seconds:.1f} s, "
         f"{total.calls:,} calls, {total.input_tokens:,} input tokens ({total.cached_tokens:,} from cache), "
         f"{total.output_tokens:,} output tokens ({total.reasoning_tokens:,} reasoning), "
-        f"cost {format_cost(total)} USD + {total.unpriced_calls:,} unpriced calls, {total.errors:,} failed calls."
+        f"{cost} + {total.unpriced_calls:,} unpriced calls, {total.errors:,} failed calls."
     )
+    if failures:
+        reasons = Counter(f"{f.model}: {type(f.cause).__name__}: {_first_line(f.cause)}" for f in failures)
+        console.print("Why jobs failed (after statek's retries):")
+        for reason, n in reasons.most_common(8):
+            console.print(f"  {n:>4} × {reason}", markup=False, highlight=False)
     if result.simulator_requests is not None:
         statuses = ", ".join(
             f"{status or 'dropped'} ×{n}"
@@ -277,3 +292,9 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
     console.print(
         f"Metrics: {exporters.metrics_url}   Dashboards: dashboards/statek.json (docs/dashboards.md)"
     )
+
+
+def _first_line(error: BaseException, limit: int = 160) -> str:
+    text = str(error).strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"

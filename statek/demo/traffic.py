@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from ..chat import ChatHistoryItem, ToolCall
 from ..exceptions import ProviderError
-from ..llm_api import LLM_API, LLM_Response
+from ..llm_api import LLM_API, MAX_TOKENS, LLM_Response
 from ..llm_api import REASONING_EFFORT as _EFFORT
 
 __all__ = [
@@ -49,6 +49,9 @@ _WEIGHTS = (40, 25, 20, 15)
 LONG_CONTEXT_TOKENS = 230_000
 """Prompt size of the demo's one long-context request (Gemini 2.5 Pro bills >200k tokens higher)."""
 
+REAL_MAX_TOKENS = 256
+"""The answer cap of every call when the demo runs against a real provider."""
+
 
 @dataclass(frozen=True)
 class Roles:
@@ -60,6 +63,9 @@ class Roles:
     reasoner: Sequence[str]
     long_context: str | None
     doc_tokens: tuple[int, int]
+    max_tokens: int | None = None
+    """A cap on every answer (``MAX_TOKENS``), for real providers: they bill, and small local
+    models ramble until their context is full."""
 
     @classmethod
     def simulated(cls) -> Roles:
@@ -92,7 +98,9 @@ class Roles:
     @classmethod
     def single(cls, model: str) -> Roles:
         """Every role played by one real model, with short documents (it costs real money)."""
-        return cls((model,), ((model, model),), (model,), (model,), None, (300, 900))
+        return cls(
+            (model,), ((model, model),), (model,), (model,), None, (300, 900), max_tokens=REAL_MAX_TOKENS
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,7 @@ class JobPlan:
     effort: str = "medium"
     app: int = 0
     seed: int = 0
+    max_tokens: int | None = None
 
 
 def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
@@ -127,6 +136,7 @@ def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
         )
     }
     long_context_done = roles.long_context is None
+    cap = roles.max_tokens
     for index in itertools.count():
         job_class = JOB_CLASSES[index] if index < len(JOB_CLASSES) else rng.choices(JOB_CLASSES, _WEIGHTS)[0]
         job_id = f"{job_class}-{index:05d}"
@@ -134,7 +144,13 @@ def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
         job_seed = rng.getrandbits(32)
         if job_class == "chat":
             yield JobPlan(
-                job_id, "chat", {"chat": pick}, turns=rng.randint(1, 4), app=rng.randrange(3), seed=job_seed
+                job_id,
+                "chat",
+                {"chat": pick},
+                turns=rng.randint(1, 4),
+                app=rng.randrange(3),
+                seed=job_seed,
+                max_tokens=cap,
             )
         elif job_class == "agent":
             planner, writer = pick
@@ -144,6 +160,7 @@ def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
                 {"planner": planner, "writer": writer},
                 turns=rng.randint(1, 3),
                 seed=job_seed,
+                max_tokens=cap,
             )
         elif job_class == "summarise":
             model, tokens = pick, rng.randint(*roles.doc_tokens)
@@ -156,6 +173,7 @@ def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
                 doc_tokens=tokens,
                 follow_up=rng.random() < 0.4,
                 seed=job_seed,
+                max_tokens=cap,
             )
         else:
             yield JobPlan(
@@ -165,6 +183,7 @@ def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
                 turns=rng.randint(1, 2),
                 effort=rng.choice(("low", "medium", "high")),
                 seed=job_seed,
+                max_tokens=cap,
             )
 
 
@@ -332,7 +351,9 @@ class JobFailed(Exception):
         self.cause = cause
 
 
-async def _call(apis: Mapping[str, LLM_API], model: str, **kwargs: Any) -> LLM_Response:
+async def _call(plan: JobPlan, apis: Mapping[str, LLM_API], model: str, **kwargs: Any) -> LLM_Response:
+    if plan.max_tokens is not None:
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), MAX_TOKENS: plan.max_tokens}
     try:
         return await apis[model].process_request(model=model, **kwargs)
     except ProviderError as exc:
@@ -362,7 +383,7 @@ async def _chat(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Random) 
     history: list[ChatHistoryItem] = []
     for _ in range(plan.turns):
         history.append(ChatHistoryItem.user(rng.choice(_QUESTIONS)))
-        response = await _call(apis, model, system_prompt=system, chat_history=list(history))
+        response = await _call(plan, apis, model, system_prompt=system, chat_history=list(history))
         history.append(ChatHistoryItem.assistant(response.text))
 
 
@@ -371,7 +392,12 @@ async def _agent(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Random)
     history = [ChatHistoryItem.user(f"Customer: {rng.choice(_QUESTIONS)} Investigate and resolve it.")]
     for _ in range(plan.turns):
         response = await _call(
-            apis, planner, system_prompt=_AGENT_SYSTEM, chat_history=list(history), available_tools=TOOLS
+            plan,
+            apis,
+            planner,
+            system_prompt=_AGENT_SYSTEM,
+            chat_history=list(history),
+            available_tools=TOOLS,
         )
         if not response.call_requests:
             return  # the planner answered by itself (real models do)
@@ -380,6 +406,7 @@ async def _agent(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Random)
     # The writer sees the investigation as plain text: it is offered no tools.
     notes = "\n".join(item.as_plain_text() for item in history)
     await _call(
+        plan,
         apis,
         writer,
         system_prompt="Write the final reply to the customer from these notes.",
@@ -392,20 +419,23 @@ async def _summarise(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Ran
     document = _document(plan.doc_tokens, f"Document {plan.job_id}", seed=plan.seed)
     history = [ChatHistoryItem.user(f"Summarise this document in ten bullet points.\n\n{document}")]
     response = await _call(
-        apis, model, system_prompt="You summarise business documents.", chat_history=history
+        plan, apis, model, system_prompt="You summarise business documents.", chat_history=history
     )
     if plan.follow_up:
         history += [
             ChatHistoryItem.assistant(response.text),
             ChatHistoryItem.user("Which risks does it mention, and who owns each?"),
         ]
-        await _call(apis, model, system_prompt="You summarise business documents.", chat_history=history)
+        await _call(
+            plan, apis, model, system_prompt="You summarise business documents.", chat_history=history
+        )
 
 
 async def _reasoning(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Random) -> None:
     model = plan.models["reasoner"]
     for _ in range(plan.turns):
         await _call(
+            plan,
             apis,
             model,
             chat_history=[ChatHistoryItem.user(rng.choice(_PROBLEMS))],

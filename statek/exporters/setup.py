@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,27 +57,53 @@ class Instrumentation:
     closed: bool = field(default=False)
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Flush and stop everything this instrumentation started; later calls do nothing."""
+        """Flush and stop everything this instrumentation started; later calls do nothing.
+
+        Returns within about ``timeout`` seconds even when the collector is down or never answers:
+        what has not been sent by then is dropped (its export may finish on a daemon thread).
+        """
         if self.closed:
             return
         self.closed = True
         millis = timeout * 1000
         pusher = self.metric_pusher
-        for what, action in (
-            ("traces", lambda: self._shutdown_tracer(millis)),
-            ("OTLP metrics", lambda: pusher.shutdown(timeout) if pusher is not None else None),
-            ("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis)),
-            ("prometheus", self.prometheus.shutdown),
-        ):
-            try:
-                action()
-            except Exception:  # noqa: BLE001 - shut down the rest regardless
-                _log.exception("statek could not shut down its %s export cleanly", what)
+        # Traces and OTLP metrics flush side by side on threads joined against one deadline: the SDK
+        # bounds neither by our timeout (BatchSpanProcessor.force_flush ignores its timeout, the
+        # OTLP/HTTP exporters retry for their own 10 s), so a down or black-hole collector held
+        # shutdown 15-20 s when they ran one after the other in this thread.
+        flushes = [
+            _start(what, action)
+            for what, action in (
+                ("traces", self._shutdown_tracer),
+                ("OTLP metrics", lambda: pusher.shutdown(timeout) if pusher is not None else None),
+            )
+        ]
+        deadline = time.monotonic() + timeout
+        for what, thread in flushes:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            if thread.is_alive():
+                _log.warning("statek gave up flushing its %s export after %.1f s", what, timeout)
+        _run("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis))
+        _run("prometheus", self.prometheus.shutdown)
 
-    def _shutdown_tracer(self, millis: float) -> None:
+    def _shutdown_tracer(self) -> None:
         if self.owns_tracer_provider and isinstance(self.tracer_provider, TracerProvider):
-            self.tracer_provider.force_flush(timeout_millis=int(millis))
+            # shutdown() exports what is queued. No force_flush() first: it ignores its timeout, and
+            # while it hangs the processor stays open, so the SDK's atexit hook waits for it (30 s) again.
             self.tracer_provider.shutdown()
+
+
+def _run(what: str, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:  # noqa: BLE001 - shut down the rest regardless
+        _log.exception("statek could not shut down its %s export cleanly", what)
+
+
+def _start(what: str, action: Callable[[], object]) -> tuple[str, threading.Thread]:
+    thread = threading.Thread(target=_run, args=(what, action), name=f"statek-shutdown-{what}", daemon=True)
+    thread.start()
+    return what, thread
 
 
 def instrument(

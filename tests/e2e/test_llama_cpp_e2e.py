@@ -48,7 +48,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 "--chat_format",
                 "gemma",
                 "--n_ctx",
-                "512",
+                "2048",
                 "--n_threads",
                 "1",
                 "--host",
@@ -162,3 +162,30 @@ def _user(text: str):
     from statek.chat import ChatHistoryItem
 
     return ChatHistoryItem.user(text)
+
+
+def test_demo_against_the_real_server_meters_every_call(
+    llama_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from statek.cli import app
+
+    monkeypatch.setenv("LLAMA_CPP_API_URL", llama_server)
+    result = CliRunner().invoke(
+        app,
+        ["demo", "--provider", "LLAMA_CPP", "--model", "gemma-3-270m", "--jobs", "2", "--metrics-port", "0"],
+        terminal_width=200,
+    )
+    printed = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "LLAMA_CPP gemma-3-270m (real provider)" in printed
+    assert "Grand total: 2 jobs (0 failed)" in printed
+    row = next(
+        line for line in result.output.splitlines() if line.split()[:2] == ["LLAMA_CPP", "gemma-3-270m"]
+    )
+    calls, input_tokens, cache_read, cache_write, output_tokens = (
+        int(cell.replace(",", "")) for cell in row.split()[2:7]
+    )
+    assert calls >= 2 and input_tokens > 0 and output_tokens > 0 and cache_read == cache_write == 0
+    assert "unpriced" in row and "$" not in row  # no price row for a local model: never $0
