@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -41,6 +41,9 @@ from statek.exceptions import ProviderError
 from statek.executors.job import Job
 from statek.llm_api import LLM_Response
 from statek.testing import Failure, ModelBehavior, ProviderSimulator
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 PROMETHEUS_INSTALL = "apt-get update && apt-get install -y --no-install-recommends prometheus"
 ROTEL_INSTALL = "pip install rotel"
@@ -271,7 +274,7 @@ class GunzipRelay:
         relay = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if self.headers.get("content-encoding", "").lower() == "gzip":
                     body = gzip.decompress(body)
@@ -288,7 +291,7 @@ class GunzipRelay:
                 self.end_headers()
                 self.wfile.write(answer.content)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -296,7 +299,7 @@ class GunzipRelay:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="gunzip-relay", daemon=True)
 
-    def __enter__(self) -> GunzipRelay:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -329,7 +332,7 @@ class BlackHole:
                 return
             self.accepted.append(connection)
 
-    def __enter__(self) -> BlackHole:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -582,12 +585,10 @@ class Traffic:
         received += sum(e.bytes_received for _, _, e in self.errors)
         return {"transmit": sent, "receive": received}
 
-    def models(self) -> set[str]:
-        return {m for _, m, _ in self.calls} | {m for _, m, _ in self.errors}
-
 
 def check_against_job(traffic: Traffic) -> None:
-    """The responses' stats and the job's ``LLM_Usage`` agree (so either is "the truth")."""
+    """The responses' stats (and the failures' bytes) and the job's ``LLM_Usage`` agree, so either is
+    "the truth" the exporters are checked against."""
     usage = traffic.job.usage
     tokens = traffic.tokens()
     assert usage.calls == len(traffic.calls)
@@ -598,6 +599,9 @@ def check_against_job(traffic: Traffic) -> None:
     assert usage.total_reasoning_tokens == tokens["reasoning"]
     assert usage.total_cost == traffic.cost()
     assert usage.unpriced_calls == traffic.requests_by_status().get("unpriced", 0)
+    assert usage.failed_calls == len(traffic.errors)
+    wire = traffic.bytes()
+    assert (usage.total_bytes_sent, usage.total_bytes_received) == (wire["transmit"], wire["receive"])
 
 
 async def run_mixed_traffic(
@@ -637,7 +641,7 @@ async def run_mixed_traffic(
     return Traffic(calls, errors, job)
 
 
-def close_to(found: float, expected: Decimal | int | float) -> bool:
+def close_to(found: float, expected: Decimal | float) -> bool:
     """Equal up to float representation (1e-9 relative): Decimal money becomes float only at the exporter."""
     want = float(expected)
     return abs(found - want) <= 1e-9 * max(abs(want), 1e-12)

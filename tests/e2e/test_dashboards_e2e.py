@@ -13,19 +13,16 @@ import json
 import math
 import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from conftest import free_port, launch_prometheus, query, stop_process, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,29 +40,6 @@ VARIABLES = {
 DEMO_ARGS = ["--jobs", "120", "--concurrency", "8", "--seed", "11"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _prometheus_binary() -> str:
-    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not os.access(binary, os.X_OK):
-        pytest.fail("the prometheus binary is missing: apt-get install --no-install-recommends prometheus")
-    return binary
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @dataclass
 class Stack:
     prometheus_url: str
@@ -75,76 +49,38 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Prometheus scraping ``statek demo --keep-serving``; yields once the demo has finished its jobs."""
-    binary = _prometheus_binary()
     workdir = tmp_path_factory.mktemp("dashboards-e2e")
-    metrics_port, prometheus_port = _free_port(), _free_port()
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: statek\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{metrics_port}']\n"
-    )
-    prometheus_log = (workdir / "prometheus.log").open("w")
-    prometheus = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        ],
-        stdout=prometheus_log,
-        stderr=subprocess.STDOUT,
-    )
+    metrics_port = free_port()
     demo_output = workdir / "demo.out"
     demo = None
-    try:
-        url = f"http://127.0.0.1:{prometheus_port}"
-        _wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 30, "Prometheus ready")
-        with demo_output.open("w") as out:
-            demo = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "from statek.cli import main; main()",
-                    "demo",
-                    *DEMO_ARGS,
-                    "--metrics-port",
-                    str(metrics_port),
-                    "--keep-serving",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "COLUMNS": "160"},
-            )
-        _wait_for(
-            lambda: "Still serving" in demo_output.read_text() or demo.poll() is not None, 120, "demo done"
-        )
-        assert demo.poll() is None, f"the demo exited early:\n{demo_output.read_text()}"
-        yield Stack(url, demo_output)
-    finally:
-        if demo is not None:
-            _stop(demo)
-        _stop(prometheus)
-        prometheus_log.close()
-
-
-def _wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    with launch_prometheus([f"127.0.0.1:{metrics_port}"], workdir / "prometheus") as prometheus:
         try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for: {what}")
-
-
-def _query(url: str, expr: str, at: float) -> list[dict[str, Any]]:
-    response = httpx.get(f"{url}/api/v1/query", params={"query": expr, "time": f"{at:.3f}"}, timeout=10)
-    body = response.json()
-    assert response.status_code == 200 and body["status"] == "success", f"{expr}\n-> {body}"
-    return list(body["data"]["result"])
+            with demo_output.open("w") as out:
+                demo = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        "from statek.cli import main; main()",
+                        "demo",
+                        *DEMO_ARGS,
+                        "--metrics-port",
+                        str(metrics_port),
+                        "--keep-serving",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "COLUMNS": "160"},
+                )
+            wait_for(
+                lambda: "Still serving" in demo_output.read_text() or demo.poll() is not None,
+                120,
+                "demo done",
+            )
+            assert demo.poll() is None, f"the demo exited early:\n{demo_output.read_text()}"
+            yield Stack(prometheus.url, demo_output)
+        finally:
+            if demo is not None:
+                stop_process(demo)
 
 
 def _substitute(expr: str) -> str:
@@ -182,10 +118,10 @@ def scraped(stack: Stack) -> float:
     expected = _printed_calls(stack.demo_output.read_text())
 
     def complete() -> bool:
-        result = _query(stack.prometheus_url, "sum(statek_requests_total)", time.time())
+        result = query(stack.prometheus_url, "sum(statek_requests_total)", time.time())
         return bool(result) and float(result[0]["value"][1]) == expected
 
-    _wait_for(complete, 30, f"Prometheus to scrape all {expected} calls")
+    wait_for(complete, 30, f"Prometheus to scrape all {expected} calls")
     time.sleep(2.5)  # every series, even one born in the last scrape, now has several samples
     return time.time()
 
@@ -196,7 +132,7 @@ def test_dashboard_has_the_queries_this_test_evaluates() -> None:
 
 @pytest.mark.parametrize(("where", "expr"), _targets(), ids=[w for w, _ in _targets()])
 def test_every_panel_query_returns_data(stack: Stack, scraped: float, where: str, expr: str) -> None:
-    result = _query(stack.prometheus_url, _substitute(expr), scraped)
+    result = query(stack.prometheus_url, _substitute(expr), scraped)
     assert result, f"{where}: no data for\n{_substitute(expr)}"
     values = [float(series["value"][1]) for series in result]
     # All zeros would be an empty-looking panel: the demo's traffic has something for every panel.
@@ -228,6 +164,6 @@ def test_panels_narrow_to_one_provider(stack: Stack, scraped: float) -> None:
     # A provider picked in the drop-down must narrow the series, not empty or ignore them.
     expr = next(e for w, e in _targets() if w.startswith("Requests per second by outcome"))
     narrowed = _substitute(expr.replace("$provider", "anthropic"))
-    everything = _query(stack.prometheus_url, _substitute(expr), scraped)
-    only = _query(stack.prometheus_url, narrowed, scraped)
+    everything = query(stack.prometheus_url, _substitute(expr), scraped)
+    only = query(stack.prometheus_url, narrowed, scraped)
     assert only and sum(float(s["value"][1]) for s in only) < sum(float(s["value"][1]) for s in everything)
