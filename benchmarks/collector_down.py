@@ -26,48 +26,10 @@ import os
 import socket
 import statistics
 import sys
-import threading
 import time
-from typing import TYPE_CHECKING
 
 from benchmarks.overhead import MODEL, LoopbackServer
-
-if TYPE_CHECKING:
-    from typing_extensions import Self
-
-
-class BlackHole:
-    """Accepts connections on 127.0.0.1 and never reads or answers them (a stuck collector)."""
-
-    def __init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(256)
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._held.append(self._listener.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for connection in self._held:
-            connection.close()
-        self._listener.close()
+from statek.testing import BlackHole
 
 
 def _closed_port() -> str:

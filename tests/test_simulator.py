@@ -578,3 +578,14 @@ def test_record_bound_and_reset(http: httpx.Client) -> None:
         sim.set_behavior("m", ModelBehavior(text="changed"))
         assert http.post(sim.openai_url, json=CHAT).json()["choices"][0]["message"]["content"] == "changed"
         assert [r.index for r in sim.requests_for("m")] == [0, 1]
+
+
+def test_black_hole_accepts_and_never_answers() -> None:
+    import httpx
+
+    from statek.testing import BlackHole
+
+    with BlackHole() as hole:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{hole.url}/v1/traces", content=b"x", timeout=0.3)
+        assert len(hole.accepted) == 1

@@ -42,11 +42,13 @@ cannot express is dropped, e.g. cache writes on Gemini), ``wire_usage`` the raw 
 from __future__ import annotations
 
 from .behavior import Failure, FailureKind, ModelBehavior, StreamUsage, ToolCallSpec, Usage
+from .blackhole import BlackHole
 from .exchange import Outcome, RecordedRequest, SimRequest, Wire
 from .simulator import ProviderSimulator
 from .transport import SimulatorTransport
 
 __all__ = [
+    "BlackHole",
     "Failure",
     "FailureKind",
     "ModelBehavior",

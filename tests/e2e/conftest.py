@@ -5,7 +5,7 @@
 - :func:`launch_rotel`: ``rotel-agent`` (the OpenTelemetry collector in the ``rotel`` wheel)
   receiving OTLP/HTTP and forwarding everything over OTLP/HTTP.
 - :class:`Tap` (fixture ``tap``): an ``oteltap`` OTLP/HTTP receiver that keeps every span and metric.
-- :class:`GunzipRelay`, :class:`BlackHole`: small loopback servers (see their docstrings).
+- :class:`GunzipRelay`: a small loopback relay (see its docstring); ``BlackHole`` is ``statek.testing``'s.
 - :func:`run_mixed_traffic`: a known set of calls through the provider simulator, with the totals
   every exporter must show.
 
@@ -307,41 +307,6 @@ class GunzipRelay:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
-
-
-class BlackHole:
-    """A loopback server that accepts connections and never reads or answers: a stuck collector."""
-
-    def __init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(256)
-        self._listener.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name="black-hole", daemon=True)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted.append(connection)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for connection in self.accepted:
-            connection.close()
-        self._listener.close()
 
 
 # ----------------------------------------------------------------------------- oteltap

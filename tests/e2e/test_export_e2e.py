@@ -26,7 +26,6 @@ import pytest
 from conftest import (
     BEHAVIORS,
     JOB_ID,
-    BlackHole,
     GunzipRelay,
     Tap,
     Traffic,
@@ -51,7 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import statek
 from statek import LLM_API, ChatHistoryItem
 from statek.instruments import CATALOGUE
-from statek.testing import ModelBehavior, ProviderSimulator
+from statek.testing import BlackHole, ModelBehavior, ProviderSimulator
 
 pytestmark = pytest.mark.e2e
 
