@@ -25,6 +25,7 @@ from ..demo.exporters import OTLP_ENDPOINT_ENV, DemoExporters, ExporterError
 from ..demo.report import format_cost, render_tables
 from ..demo.runner import JobOutcome
 from ..demo.session import DemoResult, DemoRun, RealTarget
+from ..demo.traffic import JobFailed
 from ..exceptions import ConfigurationError
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_METRICS_PORT", "REAL_PROVIDER_JOBS", "demo"]
@@ -273,9 +274,17 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
         f"{cost} + {total.unpriced_calls:,} unpriced calls, {total.errors:,} failed calls."
     )
     if failures:
-        reasons = Counter(f"{f.model}: {type(f.cause).__name__}: {_first_line(f.cause)}" for f in failures)
+        # Grouped by model, error class and HTTP status, not by message: messages quote the body.
+        kinds: Counter[tuple[str, type, int | None]] = Counter()
+        example: dict[tuple[str, type, int | None], JobFailed] = {}
+        for failure in failures:
+            kind = (failure.model, type(failure.cause), getattr(failure.cause, "status_code", None))
+            kinds[kind] += 1
+            example.setdefault(kind, failure)
         console.print("Why jobs failed (after statek's retries):")
-        for reason, n in reasons.most_common(8):
+        for kind, n in kinds.most_common(8):
+            failure = example[kind]
+            reason = f"{failure.model}: {type(failure.cause).__name__}: {_first_line(failure.cause)}"
             console.print(f"  {n:>4} × {reason}", markup=False, highlight=False)
     if result.simulator_requests is not None:
         statuses = ", ".join(
