@@ -133,7 +133,7 @@ def test_metrics_endpoint_served_the_same_counts(demo_run: tuple[DemoResult, str
     assert _sum(
         metrics, "statek_requests_total", statek_outcome="success", statek_cost_status="unpriced"
     ) == (total.unpriced_calls)
-    assert _sum(metrics, "statek_requests_total", statek_outcome="error") == total.errors
+    assert _sum(metrics, "statek_requests_total", statek_outcome="error") == total.failed_calls
     for token_type, expected in (
         ("input", total.input_tokens),
         ("output", total.output_tokens),

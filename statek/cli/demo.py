@@ -271,7 +271,7 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
         f"[bold]Grand total[/]: {jobs:,} jobs ({len(failures):,} failed) in {result.seconds:.1f} s, "
         f"{total.calls:,} calls, {total.input_tokens:,} input tokens ({total.cached_tokens:,} from cache), "
         f"{total.output_tokens:,} output tokens ({total.reasoning_tokens:,} reasoning), "
-        f"{cost} + {total.unpriced_calls:,} unpriced calls, {total.errors:,} failed calls."
+        f"{cost} + {total.unpriced_calls:,} unpriced calls, {total.failed_calls:,} failed calls."
     )
     if failures:
         # Grouped by model, error class and HTTP status, not by message: messages quote the body.

@@ -10,7 +10,6 @@ calls that failed for good, which ``LLM_Usage`` counts too (with their bytes, an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 
 from rich import box
@@ -21,75 +20,36 @@ from ..executors.llm_usage import LLM_Usage, ModelUsage
 
 __all__ = [
     "REPORTED_MARK",
-    "UsageLine",
     "format_cost",
-    "model_lines",
     "render_tables",
     "total_line",
-    "usage_line",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class UsageLine:
-    """One row of a table: usage of a model, a job class, or everything."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost: Decimal | None = None
-    reported_calls: int = 0
-    unpriced_calls: int = 0
-    errors: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-
-
-def usage_line(model: ModelUsage) -> UsageLine:
-    """A row from one model's snapshot in an ``LLM_Usage``."""
-    return UsageLine(
-        calls=model.calls,
-        input_tokens=model.input_tokens,
-        cached_tokens=model.cached_tokens,
-        cache_write_tokens=model.cache_write_tokens,
-        output_tokens=model.output_tokens,
-        reasoning_tokens=model.reasoning_tokens,
-        cost=model.cost,
-        reported_calls=model.reported_calls,
-        unpriced_calls=model.unpriced_calls,
-        errors=model.failed_calls,
-        bytes_sent=model.bytes_sent,
-        bytes_received=model.bytes_received,
-    )
-
-
-def total_line(usage: LLM_Usage) -> UsageLine:
-    """A row from an ``LLM_Usage``'s own totals (not from its per-model rows)."""
-    return UsageLine(
+def total_line(usage: LLM_Usage) -> ModelUsage:
+    """A table row from an ``LLM_Usage``'s own totals (not from its per-model rows)."""
+    by_model = usage.by_model().values()
+    return ModelUsage(
+        provider="",
+        model="",
         calls=usage.calls,
         input_tokens=usage.total_input_tokens,
         cached_tokens=usage.total_cached_tokens,
         cache_write_tokens=usage.total_cache_write_tokens,
         output_tokens=usage.total_output_tokens,
         reasoning_tokens=usage.total_reasoning_tokens,
-        cost=usage.total_cost,
-        reported_calls=sum(m.reported_calls for m in usage.by_model().values()),
-        unpriced_calls=usage.unpriced_calls,
-        errors=usage.failed_calls,
         bytes_sent=usage.total_bytes_sent,
         bytes_received=usage.total_bytes_received,
+        cost=usage.total_cost,
+        reported_cost=usage.total_reported_cost,
+        calculated_calls=sum(m.calculated_calls for m in by_model),
+        reported_calls=sum(m.reported_calls for m in by_model),
+        unpriced_calls=usage.unpriced_calls,
+        failed_calls=usage.failed_calls,
     )
 
 
-def model_lines(usage: LLM_Usage) -> dict[tuple[str, str], UsageLine]:
-    """Per ``(provider, model)``: that model's row of ``usage`` (a model whose calls all failed too)."""
-    return {key: usage_line(model) for key, model in usage.by_model().items()}
-
-
-def format_cost(line: UsageLine) -> str:
+def format_cost(line: ModelUsage) -> str:
     """``$0.012345`` (exact to the micro-dollar, rounded half-even); ``unpriced`` when no call had a price."""
     if line.cost is None:
         return "unpriced" if line.unpriced_calls else "–"
@@ -111,7 +71,7 @@ _COLUMNS = (
 )
 
 
-def _cells(line: UsageLine) -> list[str]:
+def _cells(line: ModelUsage) -> list[str]:
     reported = line.reported_calls and line.reported_calls == line.calls - line.unpriced_calls
     return [
         f"{line.calls:,}",
@@ -122,12 +82,12 @@ def _cells(line: UsageLine) -> list[str]:
         f"{line.reasoning_tokens:,}",
         format_cost(line) + (REPORTED_MARK if reported else ""),
         f"{line.unpriced_calls:,}",
-        f"{line.errors:,}",
+        f"{line.failed_calls:,}",
     ]
 
 
 def _table(
-    title: str, heads: Mapping[str, str], rows: list[tuple[list[str], UsageLine]], total: UsageLine
+    title: str, heads: Mapping[str, str], rows: list[tuple[list[str], ModelUsage]], total: ModelUsage
 ) -> Table:
     """``heads`` maps the label columns to their footer text."""
     table = Table(
@@ -154,9 +114,9 @@ def _table(
 def render_tables(
     console: Console,
     *,
-    by_model: Mapping[tuple[str, str], UsageLine],
-    by_class: Mapping[str, tuple[int, int, UsageLine]],
-    total: UsageLine,
+    by_model: Mapping[tuple[str, str], ModelUsage],
+    by_class: Mapping[str, tuple[int, int, ModelUsage]],
+    total: ModelUsage,
 ) -> None:
     """Print the per-model and per-job-class tables, each with the grand total as its footer.
 
@@ -164,7 +124,7 @@ def render_tables(
     first, unpriced ones last.
     """
 
-    def cost_order(item: tuple[tuple[str, str], UsageLine]) -> tuple[bool, Decimal, tuple[str, str]]:
+    def cost_order(item: tuple[tuple[str, str], ModelUsage]) -> tuple[bool, Decimal, tuple[str, str]]:
         return (item[1].cost is None, -(item[1].cost or Decimal(0)), item[0])
 
     model_rows = [

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .._http import RetryPolicy
+from ..executors.llm_usage import ModelUsage
 from ..llm_api import LLM_API
 from ..testing import ProviderSimulator
-from .report import UsageLine, model_lines, total_line
+from .report import total_line
 from .runner import FleetUsage, JobOutcome, run_fleet
 from .simulated import DemoModel, simulated_models
 from .traffic import Roles, job_plans
@@ -54,13 +55,13 @@ class DemoResult:
         """Every job, in the order they finished."""
         return self.fleet.outcomes
 
-    def by_model(self) -> dict[tuple[str, str], UsageLine]:
+    def by_model(self) -> dict[tuple[str, str], ModelUsage]:
         """Per ``(provider, model)``: the run job's per-model usage, failed calls included."""
-        return model_lines(self.fleet.run)
+        return self.fleet.run.by_model()
 
-    def by_class(self) -> dict[str, tuple[int, int, UsageLine]]:
+    def by_class(self) -> dict[str, tuple[int, int, ModelUsage]]:
         """Per job class that ran: ``(jobs, failed jobs, usage of the class's parent job)``."""
-        out: dict[str, tuple[int, int, UsageLine]] = {}
+        out: dict[str, tuple[int, int, ModelUsage]] = {}
         for name, usage in self.fleet.classes.items():
             mine = [o for o in self.outcomes if o.plan.job_class == name]
             if mine:
@@ -68,7 +69,7 @@ class DemoResult:
                 out[name] = (len(mine), failed, total_line(usage))
         return out
 
-    def total(self) -> UsageLine:
+    def total(self) -> ModelUsage:
         """The grand total: the run job's usage."""
         return total_line(self.fleet.run)
 

@@ -145,9 +145,7 @@ class LLM_Usage:
         cost = stats.priced_cost if status != "unpriced" else None
         reported = stats.cost
         with self._lock:
-            totals = self._models.get((provider, model))
-            if totals is None:
-                totals = self._models[(provider, model)] = _Totals()
+            totals = self._totals(provider, model)
             self.calls += 1
             self.total_bytes_sent += stats.total_bytes_sent
             self.total_bytes_received += stats.total_bytes_received
@@ -187,15 +185,20 @@ class LLM_Usage:
         its bytes on the wire in the byte totals; it has no tokens and no cost, and is not in
         :attr:`calls` (the successful calls)."""
         with self._lock:
-            totals = self._models.get((provider, model))
-            if totals is None:
-                totals = self._models[(provider, model)] = _Totals()
+            totals = self._totals(provider, model)
             self.failed_calls += 1
             self.total_bytes_sent += bytes_sent
             self.total_bytes_received += bytes_received
             totals.failed_calls += 1
             totals.bytes_sent += bytes_sent
             totals.bytes_received += bytes_received
+
+    def _totals(self, provider: str, model: str) -> _Totals:
+        """The model's counters (created on first use); call with the lock held."""
+        totals = self._models.get((provider, model))
+        if totals is None:
+            totals = self._models[(provider, model)] = _Totals()
+        return totals
 
     def by_model(self) -> dict[tuple[str, str], ModelUsage]:
         """A consistent snapshot of the per-(provider, model) breakdown, in first-use order."""
