@@ -152,13 +152,14 @@ async def wrapper_p50(samples: int) -> tuple[float, float]:
     bare step's: (the caller's path, all work including the queued histogram measurements)."""
     from statek import ChatHistoryItem
     from statek.executors.job import Job
-    from statek.llm_api import LLM_Response, LLM_Stats
+    from statek.llm_api import LLM_Response
+    from statek.types import CallDetail
     from statek.telemetry import observe_call, telemetry_config
 
     api = _api("http://127.0.0.1:9/v1/chat/completions")
     params = api._prepare(None, MODEL, None, None, [ChatHistoryItem.user("hi")], None, None, False)
     response = LLM_Response(
-        "Paris.", LLM_Stats(120, 330, None, 1200, 3, 1024, response_model="bench-model-2025"), None
+        "Paris.", CallDetail(120, 330, None, 1200, 3, 1024, response_model="bench-model-2025"), None
     )
 
     async def run() -> LLM_Response:

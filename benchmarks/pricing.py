@@ -22,7 +22,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.metering import price_call
 from statek.metering import schema as S
 from statek.metering.index import PriceTable
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = "model-0000003"  # odd index: has a cached price
     dated_id = model + "-2026-05-01"  # resolved by longest prefix, then cached
-    stats = LLM_Stats(0, 0, None, 12_000, 800, 8_000)
+    stats = CallDetail(0, 0, None, 12_000, 800, 8_000)
 
     def statek_call() -> object:
         return table.price_call("OPENAI", dated_id, stats)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     s_call = min(timeit.repeat(statek_same_row, number=n, repeat=3)) / n
     b_call = min(timeit.repeat(baseline_call, number=n, repeat=3)) / n
     miss = min(timeit.repeat(statek_call, number=n, repeat=3)) / n
-    shipped_stats = LLM_Stats(0, 0, None, 12_000, 800, 8_000, 1_000, 200)
+    shipped_stats = CallDetail(0, 0, None, 12_000, 800, 8_000, 1_000, 200)
     price_call("ANTHROPIC", "claude-sonnet-4-5-20250929", shipped_stats)  # first use loads the shipped table
 
     def process_wide() -> object:

@@ -15,16 +15,18 @@ import json
 import re
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
 import pydantic
 
 from .exceptions import ConfigurationError
+from .types import CallParams
 
 __all__ = [
     "LLM_TOOLS_SCOPE",
+    "CallParams",
     "ChatHistoryItem",
     "ChatRole",
     "ChatStyle",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 LLM_TOOLS_SCOPE = "LLM_TOOLS_SCOPE"
-"""Metadata key choosing the tools a request offers, e.g. ``"APPLICATION,+web_search,-delete_file"``."""
+"""Metadata key choosing the tools a request offers, e.g. ``"APPLICATION+web_search-delete_file"``; none: no tools."""
 
 _SCOPE_ATTRIBUTE = "__statek_tool_scope__"
 
@@ -71,24 +73,8 @@ class ToolScope(str, Enum):
     ALL = "ALL"
 
 
-@dataclass(frozen=True, eq=False)
-class ToolCall:
-    """A tool call the model asked for (the seed's *call request*).
-
-    ``args`` is always ``[]`` (providers pass named arguments only); ``kwargs`` holds them. Two calls
-    are equal, and hash alike, when their ids are equal.
-    """
-
-    id: str
-    name: str
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ToolCall) and other.id == self.id
+ToolCall = CallParams
+"""The tool-call type under statek's earlier name; the seed's name is :class:`CallParams`."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +111,7 @@ class ChatHistoryItem:
     def tool_result(cls, call: ToolCall, result: Any) -> ChatHistoryItem:
         """The answer to ``call``; a non-string ``result`` is sent as JSON."""
         text = result if isinstance(result, str) else json.dumps(result, default=str)
-        return cls(ChatRole.TOOL, text, tool_call_id=call.id, name=call.name)
+        return cls(ChatRole.TOOL, text, tool_call_id=call.call_id, name=call.name)
 
     def as_plain_text(self) -> str:
         """This item as one text turn, for :attr:`ChatStyle.PLAIN`."""
@@ -214,44 +200,56 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
+_SCOPE_EXPRESSION = re.compile(r"\s*(?P<category>[A-Za-z_]+)?[\s,]*(?P<changes>(?:[+-][^+-]*)*)")
+_CHANGE = re.compile(r"([+-])([^+-]*)")
+
+
 def select_tools(
     available_tools: Sequence[Callable[..., Any]] | None,
     scope_expression: str | None,
 ) -> tuple[ToolSpec, ...]:
-    """Pick the tools a request offers.
+    """Pick the tools a request offers, as the original STATEK did.
 
-    ``scope_expression`` is the ``LLM_TOOLS_SCOPE`` metadata value: comma- or space-separated terms,
-    read left to right. ``SYSTEM``, ``APPLICATION`` or ``ALL`` add every tool of that scope;
-    ``+name`` adds one tool, ``-name`` removes one. With no scope term the starting set is ``ALL``
-    (so ``"-delete_file"`` means "everything but delete_file"). Unknown scope words and names of
-    tools that are not available raise :class:`ConfigurationError`.
+    ``scope_expression`` is the ``LLM_TOOLS_SCOPE`` metadata value. None or blank offers **no tools**.
+    Otherwise: an optional category word (``SYSTEM``, ``APPLICATION`` or ``ALL``, any case) that selects
+    every tool of that scope, followed by ``+name1,name2`` (add these) and/or ``-name3,name4`` (remove
+    these), applied left to right: ``"ALL-delete_file"``, ``"SYSTEM+web_search"``; a lone ``"+f"``
+    selects only ``f``. Raises :class:`ConfigurationError` (a ``ValueError``) for an unknown category,
+    a name that is not in ``available_tools``, or the removal of a tool that was not selected.
     """
+    if scope_expression is None or not str(scope_expression).strip():
+        return ()
+    expression = str(scope_expression)
+    match = _SCOPE_EXPRESSION.fullmatch(expression)
+    if match is None:
+        raise ConfigurationError(
+            f"{LLM_TOOLS_SCOPE} {expression!r} is not of the form [SYSTEM|APPLICATION|ALL][+name,...][-name,...]"
+        )
     specs = [tool_spec(f) for f in (available_tools or ())]
     by_name = {s.name: s for s in specs}
     if len(by_name) != len(specs):
         raise ConfigurationError("available_tools has two tools with the same name")
-    terms = [t for t in re.split(r"[,\s]+", scope_expression or "") if t]
-    if not any(t[0] not in "+-" for t in terms):
-        terms.insert(0, ToolScope.ALL.value)
     chosen: dict[str, ToolSpec] = {}
-    for term in terms:
-        if term[0] in "+-":
-            name = term[1:]
+    if match["category"]:
+        try:
+            scope = ToolScope(match["category"].upper())
+        except ValueError:
+            raise ConfigurationError(
+                f"{LLM_TOOLS_SCOPE} category {match['category']!r} is not SYSTEM, APPLICATION or ALL"
+            ) from None
+        chosen.update({s.name: s for s in specs if scope is ToolScope.ALL or s.scope is scope})
+    for sign, names in _CHANGE.findall(match["changes"]):
+        for name in (n for n in re.split(r"[,\s]+", names) if n):
             if name not in by_name:
                 raise ConfigurationError(
                     f"{LLM_TOOLS_SCOPE} names tool {name!r}, which is not in available_tools "
                     f"(available: {', '.join(sorted(by_name)) or 'none'})"
                 )
-            if term[0] == "+":
+            if sign == "+":
                 chosen[name] = by_name[name]
-            else:
-                chosen.pop(name, None)
-            continue
-        try:
-            scope = ToolScope(term.upper())
-        except ValueError:
-            raise ConfigurationError(
-                f"{LLM_TOOLS_SCOPE} term {term!r} is not SYSTEM, APPLICATION, ALL, +name or -name"
-            ) from None
-        chosen.update({s.name: s for s in specs if scope is ToolScope.ALL or s.scope is scope})
+            elif chosen.pop(name, None) is None:
+                raise ConfigurationError(
+                    f"{LLM_TOOLS_SCOPE} removes tool {name!r}, which was not selected "
+                    f"(selected: {', '.join(chosen) or 'none'})"
+                )
     return tuple(chosen.values())

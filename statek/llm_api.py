@@ -14,38 +14,39 @@ the part read from cache; ``output_tokens`` everything generated, reasoning incl
 
 from __future__ import annotations
 
+import inspect
 import json
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
-from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolCall, ToolSpec, select_tools
+from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
-from .settings import ProviderSettings, parse_bool
+from .settings import ProviderSettings
+from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
 __all__ = [
     "LLM_API",
+    "CallDetail",
     "CallParams",
     "CostStatus",
     "LLM_Response",
     "LLM_Stats",
+    "PreparedRequest",
     "add_provider",
 ]
-
-CostStatus = Literal["calculated", "reported", "unpriced"]
-"""How a call's cost was obtained: from a price table, from the provider's own report, or not at all."""
 
 TEMPERATURE = "TEMPERATURE"
 """Metadata key: request temperature, parsed like the ``temperature`` argument (which wins)."""
 ENABLE_REASONING = "ENABLE_REASONING"
-"""Metadata key: request the provider's reasoning mode (also accepted: ``REASONING``)."""
+"""Metadata key: request the provider's reasoning mode (also accepted: ``REASONING``). Parsed by
+:meth:`LLM_API.parse_enable_reasoning`; a value ``low`` / ``medium`` / ``high`` also sets the effort."""
 REASONING_EFFORT = "REASONING_EFFORT"
 """Metadata key: ``low`` / ``medium`` / ``high``; implies reasoning."""
 REASONING_BUDGET_TOKENS = "REASONING_BUDGET_TOKENS"
@@ -53,49 +54,35 @@ REASONING_BUDGET_TOKENS = "REASONING_BUDGET_TOKENS"
 MAX_TOKENS = "MAX_TOKENS"
 """Metadata key: upper bound on generated tokens."""
 
+SEED_HOOK_KEYWORDS = (
+    "system_prompt",
+    "model",
+    "metadata",
+    "tools",
+    "chat_history",
+    "chat_style",
+    "temperature",
+    "enable_reasoning",
+)
+"""The keyword arguments the original STATEK passes to ``_build_request_payload`` and ``_process_request``."""
 
-class LLM_Stats(NamedTuple):
-    """Usage of one provider call, normalised to one meaning across providers.
-
-    The first six fields are the public contract, in this order. ``cost`` is what the provider itself
-    reported (USD, exact), ``None`` when it reports none. Bytes are request and response bodies as
-    they went over the wire, over all attempts. ``cache_write_tokens`` and ``reasoning_tokens`` are
-    subsets of ``input_tokens`` and ``output_tokens``; ``cache_write_1h_tokens`` is the part of the
-    cache writes with a one-hour lifetime (Anthropic bills it higher). ``priced_cost`` and
-    ``cost_status`` are filled in by the metering wrapper when the call is recorded.
-    """
-
-    total_bytes_sent: int
-    total_bytes_received: int
-    cost: Decimal | None
-    input_tokens: int
-    output_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-    reasoning_tokens: int = 0
-    response_model: str | None = None
-    finish_reason: str | None = None
-    priced_cost: Decimal | None = None
-    cost_status: CostStatus = "unpriced"
-
-
-class LLM_Response(NamedTuple):
-    """What a provider call returns: generated text, usage, and the tool calls the model asked for."""
-
-    text: str
-    stats: LLM_Stats
-    call_requests: list[ToolCall] | None
+_REASONING_OFF = frozenset({"", "FALSE", "0", "NO", "OFF", "DISABLED", "NONE"})
+_EFFORTS = frozenset({"minimal", "low", "medium", "high"})
 
 
 @dataclass(frozen=True, slots=True)
-class CallParams:
-    """A validated request, independent of wire format. Built once per call by ``LLM_API``."""
+class PreparedRequest:
+    """A validated request, independent of wire format. Built once per call by ``LLM_API``.
+
+    ``tools`` are the selected tools' specifications and ``tool_functions`` the same tools as the
+    callables they came from (what the seed's hooks receive as ``tools``).
+    """
 
     model: str
     system_prompt: str | None
     chat_history: tuple[ChatHistoryItem, ...]
     tools: tuple[ToolSpec, ...]
+    tool_functions: tuple[Callable[..., Any], ...]
     chat_style: ChatStyle
     temperature: float | None
     enable_reasoning: bool
@@ -104,13 +91,38 @@ class CallParams:
     max_tokens: int | None
     metadata: Mapping[str, Any]
 
+    def seed_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments the original STATEK passed to its subclass hooks, for this request."""
+        return {
+            "system_prompt": self.system_prompt,
+            "model": self.model,
+            "metadata": dict(self.metadata),
+            "tools": list(self.tool_functions),
+            "chat_history": list(self.chat_history),
+            "chat_style": self.chat_style,
+            "temperature": self.temperature,
+            "enable_reasoning": self.enable_reasoning,
+        }
+
 
 class LLM_API(ABC):
     """Base class of every provider integration.
 
-    Subclasses implement :meth:`_build_request_payload` (pure: no I/O) and :meth:`_process_request`
-    (send the payload, parse text, tool calls and usage into an :class:`LLM_Response`). They send
-    with :meth:`_post_json`, which pools connections per event loop, retries, and counts wire bytes.
+    A subclass implements one of two hook pairs:
+
+    * the seed's, as the original STATEK calls them: ``_build_request_payload(**request)`` (pure: the
+      JSON body, no I/O) and ``async _process_request(**request)`` (send it and return an
+      :class:`LLM_Response`), each called with the keyword arguments ``system_prompt``, ``model``,
+      ``metadata``, ``tools`` (the selected tool callables), ``chat_history``, ``chat_style``,
+      ``temperature`` and ``enable_reasoning``;
+    * statek's own, used by the built-in providers: ``_build_payload(request)`` and
+      ``async _send(request, payload)``, which receive one :class:`PreparedRequest`.
+
+    The most derived definition wins, so a user subclass of a built-in provider may override a seed
+    hook and call ``super()`` with the same keywords. A hook whose signature fits neither form is refused
+    when the class is created. Either way the call is metered by :meth:`process_request`. Built-in
+    providers send with :meth:`_post_json`, which pools connections per event loop, retries, and counts
+    wire bytes.
 
     Class attributes describe the provider for telemetry and pricing: ``provider_key`` (canonical
     registry key), ``genai_provider_name`` (OpenTelemetry ``gen_ai.provider.name``) and
@@ -124,6 +136,19 @@ class LLM_API(ABC):
     pricing_provider: ClassVar[str | None] = None
     default_api_url: ClassVar[str | None] = None
     requires_api_key: ClassVar[bool] = True
+    _seed_build: ClassVar[bool | None] = None
+    _seed_send: ClassVar[bool | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("_build_request_payload", "_process_request"):
+            if name in vars(cls):
+                _check_hook(cls, name, (None,), dict.fromkeys(SEED_HOOK_KEYWORDS), "seed")
+        for name, positional in (("_build_payload", (None, None)), ("_send", (None, None, None))):
+            if name in vars(cls):
+                _check_hook(cls, name, positional, {}, "statek")
+        cls._seed_build = _uses_seed_hook(cls, "_build_request_payload", "_build_payload")
+        cls._seed_send = _uses_seed_hook(cls, "_process_request", "_send")
 
     def __init__(
         self,
@@ -135,6 +160,7 @@ class LLM_API(ABC):
         timeout: httpx.Timeout | float = 60.0,
         retry: RetryPolicy | None = None,
     ) -> None:
+        check_implementation(type(self))
         self.settings = settings or ProviderSettings()
         self.model = model
         if provider_key is not None:
@@ -158,7 +184,7 @@ class LLM_API(ABC):
         enable_reasoning: bool = False,
     ) -> dict[str, Any]:
         """The exact JSON body :meth:`process_request` would send for these arguments. No I/O."""
-        params = self._prepare(
+        request = self._prepare(
             system_prompt,
             model,
             metadata,
@@ -168,7 +194,7 @@ class LLM_API(ABC):
             temperature,
             enable_reasoning,
         )
-        return self._build_request_payload(params)
+        return self._payload(request)
 
     async def process_request(
         self,
@@ -184,10 +210,10 @@ class LLM_API(ABC):
         """Send one request and return text, normalised usage and tool calls.
 
         Raises :class:`~statek.exceptions.ConfigurationError` (a ``ValueError``) for bad arguments,
-        before anything is sent, and :class:`~statek.exceptions.ProviderError` when the call fails.
-        Every call, successful or not, is metered.
+        before anything is sent, and :class:`~statek.exceptions.ProviderError` when the call fails
+        (HTTP failures are also ``httpx.HTTPError``). Every call, successful or not, is metered.
         """
-        params = self._prepare(
+        request = self._prepare(
             system_prompt,
             model,
             metadata,
@@ -197,16 +223,25 @@ class LLM_API(ABC):
             temperature,
             enable_reasoning,
         )
-        payload = self._build_request_payload(params)
-        return await telemetry.observe_call(self, params, lambda: self._process_request(params, payload))
+        if self._seed_send:
+            return await telemetry.observe_call(
+                self, request, lambda: self._process_request(**request.seed_kwargs())
+            )
+        payload = self._payload(request)
+        return await telemetry.observe_call(self, request, lambda: self._send(request, payload))
 
     # ----------------------------------------------------------------- static helpers (seed)
     @staticmethod
     def get(provider_name: str | None = None, model: str | None = None, **kwargs: Any) -> LLM_API:
-        """The provider registered as ``provider_name`` (default: ``STATEK_DEFAULT_LLM_API_PROVIDER``).
+        """The provider registered as ``provider_name``, built once per distinct set of arguments.
 
-        ``kwargs`` override settings (``api_url``, ``api_key``, ...) and constructor arguments.
-        Raises ``ValueError`` for an unknown provider or missing settings, naming what to set.
+        Without a name: ``DEFAULT_LLM_API_PROVIDER`` (or ``STATEK_DEFAULT_LLM_API_PROVIDER``; the
+        environment or a ``.env`` file in the working directory), else ``OPENROUTER``. ``kwargs``
+        override settings (``api_url``, ``api_key``, ...) and go to the constructor; for
+        OpenAI-compatible providers, keywords the constructor does not know become payload fields
+        (``max_tokens=100`` sends ``"max_tokens": 100``). The same arguments (and settings) return the
+        same instance; :func:`add_provider` clears the cache. Raises ``ValueError`` for an unknown
+        provider or missing settings, naming what to set.
         """
         from .providers.registry import get_provider
 
@@ -214,17 +249,17 @@ class LLM_API(ABC):
 
     @staticmethod
     def parse_temperature(value: object) -> float | None:
-        """``None`` stays ``None``; a number (or numeric string) in [0.0, 1.0] becomes a float."""
+        """``None`` stays ``None``; anything else becomes a float in [0.0, 1.0] or raises ``ValueError``."""
         if value is None:
             return None
-        if isinstance(value, bool):
-            raise ConfigurationError(f"temperature must be a number from 0.0 to 1.0, not {value!r}")
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise ConfigurationError(f"temperature must be a number from 0.0 to 1.0, not {value!r}") from None
+            raise ConfigurationError(
+                f"TEMPERATURE must be between 0.0 and 1.0, got {value!r} (not a number)"
+            ) from None
         if not 0.0 <= number <= 1.0:
-            raise ConfigurationError(f"temperature must be from 0.0 to 1.0, got {number}")
+            raise ConfigurationError(f"TEMPERATURE must be between 0.0 and 1.0, got {value}")
         return number
 
     @staticmethod
@@ -232,23 +267,68 @@ class LLM_API(ABC):
         """``model`` itself; ``ValueError`` when it is missing or blank."""
         if not model or not str(model).strip():
             raise ConfigurationError(
-                "model is required: pass model=... to process_request, or a default model to LLM_API.get"
+                "model must be provided to process_request "
+                "(pass model=... or give LLM_API.get a default model)"
             )
         return str(model).strip()
 
     @staticmethod
     def parse_enable_reasoning(value: object) -> bool:
-        """Bools pass through; true/1/yes/on (any case) are ``True``; anything else ``False``. Never raises."""
-        return parse_bool(value)
+        """``None`` is ``False``; a string is ``False`` only when, stripped and upper-cased, it is one of
+        ``""``, ``FALSE``, ``0``, ``NO``, ``OFF``, ``DISABLED``, ``NONE``: every other string (``"high"``,
+        ``"auto"``, ``"2"``) is ``True``. Other values by their truth. Never raises."""
+        if value is None:
+            return False
+        if isinstance(value, str):
+            return value.strip().upper() not in _REASONING_OFF
+        return bool(value)
 
-    # ----------------------------------------------------------------- for subclasses
-    @abstractmethod
-    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
-        """The JSON body for ``params``. Must be pure: same input, same output, no I/O."""
+    # ----------------------------------------------------------------- hooks
+    def _build_request_payload(self, **request: Any) -> dict[str, Any]:
+        """The seed's hook: the JSON body for these keyword arguments. Pure: no I/O.
 
-    @abstractmethod
-    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
-        """Send ``payload`` and parse the answer. Usage must already be normalised."""
+        For statek's built-in providers this reads the keywords back into a :class:`PreparedRequest`
+        and calls :meth:`_build_payload`, so a subclass may override it and call ``super()``.
+        """
+        return self._build_payload(self._request_from_seed(request))
+
+    async def _process_request(self, **request: Any) -> LLM_Response:
+        """The seed's hook: send the request and return the answer, usage already normalised."""
+        prepared = self._request_from_seed(request)
+        return await self._send(prepared, self._payload(prepared))
+
+    def _build_payload(self, request: PreparedRequest) -> dict[str, Any]:
+        """statek's hook: the JSON body for ``request``. Pure: same input, same output, no I/O."""
+        return self._build_request_payload(**request.seed_kwargs())
+
+    async def _send(self, request: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
+        """statek's hook: send ``payload`` and parse the answer into an :class:`LLM_Response`."""
+        return await self._process_request(**request.seed_kwargs())
+
+    def _payload(self, request: PreparedRequest) -> dict[str, Any]:
+        if self._seed_build:
+            return self._build_request_payload(**request.seed_kwargs())
+        if self._seed_build is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} implements no _build_request_payload, so it cannot preview a request"
+            )
+        return self._build_payload(request)
+
+    def _request_from_seed(self, request: Mapping[str, Any]) -> PreparedRequest:
+        unknown = set(request) - set(SEED_HOOK_KEYWORDS)
+        if unknown:
+            raise TypeError(f"unexpected hook arguments: {', '.join(sorted(unknown))}")
+        return self._prepare(
+            request.get("system_prompt"),
+            request.get("model"),
+            request.get("metadata"),
+            request.get("tools"),
+            request.get("chat_history"),
+            request.get("chat_style"),
+            request.get("temperature"),
+            request.get("enable_reasoning", False),
+            tools_selected=True,
+        )
 
     @property
     def api_url(self) -> str:
@@ -339,32 +419,40 @@ class LLM_API(ABC):
         chat_style: ChatStyle | str | None,
         temperature: float | str | None,
         enable_reasoning: bool,
-    ) -> CallParams:
-        meta: Mapping[str, Any] = metadata or {}
+        *,
+        tools_selected: bool = False,
+    ) -> PreparedRequest:
+        meta: dict[str, Any] = dict(metadata or {})
         style = ChatStyle(
             chat_style.lower() if isinstance(chat_style, str) else chat_style or ChatStyle.NATIVE
         )
         if temperature is None:
             temperature = meta.get(TEMPERATURE)
+        switch = meta.get(ENABLE_REASONING, meta.get("REASONING"))
         effort = meta.get(REASONING_EFFORT)
+        if not effort and isinstance(switch, str) and switch.strip().lower() in _EFFORTS:
+            effort = switch.strip().lower()
         budget = meta.get(REASONING_BUDGET_TOKENS)
         reasoning = (
             self.parse_enable_reasoning(enable_reasoning)
-            or self.parse_enable_reasoning(meta.get(ENABLE_REASONING))
-            or self.parse_enable_reasoning(meta.get("REASONING"))
+            or self.parse_enable_reasoning(switch)
             or bool(effort)
             or bool(budget)
         )
-        tools = (
-            ()
-            if style is ChatStyle.PLAIN
-            else select_tools(list(available_tools or ()), meta.get(LLM_TOOLS_SCOPE))
-        )
-        return CallParams(
+        functions = list(available_tools or ())
+        if style is ChatStyle.PLAIN:
+            tools: tuple[ToolSpec, ...] = ()
+        elif tools_selected:
+            tools = select_tools(functions, "+" + ",".join(_tool_name(f) for f in functions)) if functions else ()
+        else:
+            tools = select_tools(functions, meta.get(LLM_TOOLS_SCOPE))
+        chosen = {spec.name for spec in tools}
+        return PreparedRequest(
             model=self.require_model(model or self.model),
             system_prompt=system_prompt,
             chat_history=tuple(chat_history or ()),
             tools=tools,
+            tool_functions=tuple(f for f in functions if _tool_name(f) in chosen),
             chat_style=style,
             temperature=self.parse_temperature(temperature),
             enable_reasoning=reasoning,
@@ -372,6 +460,46 @@ class LLM_API(ABC):
             reasoning_budget_tokens=_positive_int(budget, REASONING_BUDGET_TOKENS),
             max_tokens=_positive_int(meta.get(MAX_TOKENS), MAX_TOKENS),
             metadata=meta,
+        )
+
+
+def _tool_name(function: Callable[..., Any]) -> str:
+    return str(getattr(function, "__name__", ""))
+
+
+def _uses_seed_hook(cls: type, seed: str, internal: str) -> bool | None:
+    """``True`` when the most derived of the two hooks is the seed's, ``False`` when it is statek's,
+    ``None`` when the class defines neither (below :class:`LLM_API`)."""
+    for klass in cls.__mro__:
+        if klass is LLM_API:
+            return None
+        if seed in vars(klass):
+            return True
+        if internal in vars(klass):
+            return False
+    return None
+
+
+def _check_hook(cls: type, name: str, positional: tuple[None, ...], keywords: dict[str, None], form: str) -> None:
+    hook = vars(cls)[name]
+    try:
+        inspect.signature(hook).bind(*positional, **keywords)
+    except TypeError as exc:
+        seed = ", ".join(f"{k}=" for k in SEED_HOOK_KEYWORDS)
+        raise TypeError(
+            f"{cls.__qualname__}.{name}{inspect.signature(hook)} cannot be called the {form} way ({exc}). "
+            f"Implement either the seed's hooks, _build_request_payload(self, **request) and "
+            f"async _process_request(self, **request), called with {seed}; or statek's, "
+            "_build_payload(self, request) and async _send(self, request, payload)."
+        ) from None
+
+
+def check_implementation(cls: type[LLM_API]) -> None:
+    """Raise ``TypeError`` unless ``cls`` implements a way to send a request (either hook pair)."""
+    if cls._seed_send is None and cls._seed_build is None:
+        raise TypeError(
+            f"{cls.__qualname__} implements no provider hooks: define _build_request_payload(self, **request) "
+            "and async _process_request(self, **request) (the seed's extension API)"
         )
 
 

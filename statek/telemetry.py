@@ -46,11 +46,13 @@ from . import instruments as inst
 from .exceptions import ProviderError, ProviderHTTPError
 from .executors.job import current_job
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
+from .types import LLM_Response
 
 if TYPE_CHECKING:
     from ._http import RetryEvent
     from .executors.job import Job
-    from .llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
+    from .llm_api import LLM_API, PreparedRequest
+    from .types import CallDetail
 
 __all__ = [
     "TelemetryConfig",
@@ -308,7 +310,7 @@ class _Invocation:
         self.started = time.perf_counter()
         self.started_wall = time.time()
 
-    def start(self, api: LLM_API, params: CallParams) -> None:
+    def start(self, api: LLM_API, params: PreparedRequest) -> None:
         config = self.config
         if config is None:
             return
@@ -361,7 +363,7 @@ class _Invocation:
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not record a retry")
 
-    def stop(self, stats: LLM_Stats, response: LLM_Response) -> None:
+    def stop(self, stats: CallDetail, response: LLM_Response) -> None:
         """The call succeeded with priced ``stats``: record the instruments and close the span."""
         self.duration = time.perf_counter() - self.started
         self._leave()
@@ -392,7 +394,7 @@ class _Invocation:
             _log.exception("statek telemetry could not count the call")
         self._close(stats, response)
 
-    def _close(self, stats: LLM_Stats, response: LLM_Response) -> None:
+    def _close(self, stats: CallDetail, response: LLM_Response) -> None:
         series, span = self.series, self.span
         if series is None:
             return
@@ -494,7 +496,7 @@ def _bump(cell: inst.CounterCell, amount: int | Decimal, exemplar: Any) -> None:
 
 
 async def observe_call(
-    api: LLM_API, params: CallParams, run: Callable[[], Awaitable[LLM_Response]]
+    api: LLM_API, params: PreparedRequest, run: Callable[[], Awaitable[LLM_Response]]
 ) -> LLM_Response:
     """Run one provider call (``run``) under telemetry; return its response with the cost filled in.
 
@@ -510,10 +512,12 @@ async def observe_call(
         if job is not None:
             _record_failure_in_jobs(job, api.provider_key, params.model, exc)
         raise
-    stats = _price(api, params, response.stats, invocation.started_wall)
+    if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
+        response = LLM_Response(*response)
+    stats = _price(api, params, response.detail, invocation.started_wall)
     if job is not None:
         _record_in_jobs(job, api.provider_key, params.model, stats)
-    response = type(response)(response.text, stats, response.call_requests)
+    response = LLM_Response(response.text, None, response.call_requests, detail=stats)
     invocation.stop(stats, response)
     return response
 
@@ -526,7 +530,7 @@ def _safe_config() -> TelemetryConfig | None:
         return None
 
 
-def _price(api: LLM_API, params: CallParams, stats: LLM_Stats, started: float) -> LLM_Stats:
+def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> CallDetail:
     from .metering import price_call
 
     try:
@@ -540,14 +544,14 @@ def _price(api: LLM_API, params: CallParams, stats: LLM_Stats, started: float) -
         return _with_cost(stats, None, "unpriced")
 
 
-def _with_cost(stats: LLM_Stats, amount: Decimal | None, status: str) -> LLM_Stats:
+def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
     # Positional rebuild: NamedTuple._replace costs three times as much on this hot path.
     i = stats._fields.index("priced_cost")
-    rebuild: Callable[..., LLM_Stats] = type(stats)
+    rebuild: Callable[..., CallDetail] = type(stats)
     return rebuild(*stats[:i], amount, status, *stats[i + 2 :])
 
 
-def _record_in_jobs(job: Job, provider: str, model: str, stats: LLM_Stats) -> None:
+def _record_in_jobs(job: Job, provider: str, model: str, stats: CallDetail) -> None:
     for each in job.lineage:
         try:
             each.usage.record(provider, model, stats)
@@ -565,7 +569,7 @@ def _record_failure_in_jobs(job: Job, provider: str, model: str, exc: BaseExcept
 
 
 # ----------------------------------------------------------------------------- content (opt-in)
-def _input_content(params: CallParams) -> dict[str, str]:
+def _input_content(params: PreparedRequest) -> dict[str, str]:
     messages = []
     for item in params.chat_history:
         parts: list[dict[str, Any]] = []
@@ -588,5 +592,5 @@ def _output_content(response: LLM_Response) -> dict[str, str]:
         parts.append({"type": "text", "content": response.text})
     for call in response.call_requests or ():
         parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
-    message = {"role": "assistant", "parts": parts, "finish_reason": response.stats.finish_reason or ""}
+    message = {"role": "assistant", "parts": parts, "finish_reason": response.detail.finish_reason or ""}
     return {"gen_ai.output.messages": json.dumps([message], ensure_ascii=False, default=str)}

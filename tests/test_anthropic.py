@@ -127,7 +127,7 @@ async def test_usage_is_normalised_to_one_meaning(usage: dict[str, Any], expecte
         model=MODEL, chat_history=[ChatHistoryItem.user("Hi")]
     )
 
-    stats = response.stats
+    stats = response.detail
     assert (
         stats.input_tokens,
         stats.output_tokens,
@@ -166,7 +166,7 @@ async def test_preview_is_exactly_what_is_sent() -> None:
     arguments: dict[str, Any] = {
         "system_prompt": "Be concise.",
         "model": MODEL,
-        "metadata": {"MAX_TOKENS": 300},
+        "metadata": {"MAX_TOKENS": 300, "LLM_TOOLS_SCOPE": "ALL"},
         "available_tools": [get_weather],
         "chat_history": [ChatHistoryItem.user("Weather in Paris?")],
         "temperature": 0.2,
@@ -202,7 +202,7 @@ async def test_tool_calls_round_trip_through_history() -> None:
     first = [ChatHistoryItem.user("Weather in Paris and Oslo?")]
     response = await api.process_request(model=MODEL, chat_history=first, available_tools=[get_weather])
 
-    assert response.stats.finish_reason == "tool_use"
+    assert response.detail.finish_reason == "tool_use"
     assert response.text == "Checking both."
     calls = response.call_requests
     assert calls is not None and [(c.id, c.name, c.args, c.kwargs) for c in calls] == [
@@ -375,7 +375,7 @@ async def test_streaming_folds_events_and_replaces_cumulative_usage() -> None:
     assert [(c.id, c.name, c.kwargs) for c in response.call_requests] == [
         ("toolu_S", "get_weather", {"location": "Paris"})
     ]
-    stats = response.stats
+    stats = response.detail
     # Summing would give 250 input / 26 output: message_delta usage is cumulative and replaces.
     assert (stats.input_tokens, stats.cached_tokens, stats.output_tokens) == (125, 100, 15)
     assert stats.finish_reason == "tool_use"
@@ -432,6 +432,7 @@ def caching_payload(use_prompt_caching: bool) -> dict[str, Any]:
         model=MODEL,
         chat_history=history,
         available_tools=[get_weather, get_time],
+        metadata={"LLM_TOOLS_SCOPE": "ALL"},
     )
 
 

@@ -383,7 +383,7 @@ async def test_every_provider_normalises_its_real_usage(
         system_prompt="Be concise.", chat_history=[ChatHistoryItem.user("Capital of France?")]
     )
 
-    stats = response.stats
+    stats = response.detail
     assert response.text == "Paris."
     assert response.call_requests is None
     assert (stats.input_tokens, stats.cached_tokens) == (want.input, want.cached)

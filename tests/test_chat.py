@@ -60,14 +60,19 @@ def test_lambda_cannot_be_a_tool() -> None:
 @pytest.mark.parametrize(
     ("expression", "expected"),
     [
-        (None, ["get_weather", "web_search", "read_file"]),
+        (None, []),
+        ("", []),
+        ("  ", []),
         ("ALL", ["get_weather", "web_search", "read_file"]),
         ("SYSTEM", ["web_search", "read_file"]),
         ("application", ["get_weather"]),
         ("APPLICATION,+web_search", ["get_weather", "web_search"]),
+        ("APPLICATION+web_search,read_file", ["get_weather", "web_search", "read_file"]),
         ("SYSTEM -read_file", ["web_search"]),
-        ("-web_search", ["get_weather", "read_file"]),
-        ("+read_file", ["get_weather", "web_search", "read_file"]),
+        ("ALL-web_search,read_file", ["get_weather"]),
+        ("all+read_file-get_weather", ["web_search", "read_file"]),
+        ("+read_file", ["read_file"]),
+        ("+read_file,get_weather", ["read_file", "get_weather"]),
     ],
 )
 def test_scope_expressions(expression: str | None, expected: list[str]) -> None:
@@ -81,7 +86,11 @@ def test_scope_errors_name_the_problem() -> None:
     with pytest.raises(ConfigurationError, match="'EVERYTHING' is not SYSTEM"):
         select_tools([get_weather], "EVERYTHING")
     with pytest.raises(ConfigurationError, match="same name"):
-        select_tools([get_weather, get_weather], None)
+        select_tools([get_weather, get_weather], "ALL")
+    with pytest.raises(ValueError, match="removes tool 'get_weather', which was not selected"):
+        select_tools([get_weather], "-get_weather")
+    with pytest.raises(ValueError, match="not of the form"):
+        select_tools([get_weather], "ALL SYSTEM")
 
 
 def test_tool_calls_are_equal_and_hash_by_id() -> None:

@@ -116,7 +116,7 @@ async def test_the_job_span_parents_its_calls_and_ends_with_the_totals(captured:
     calls = [s for s in captured.finished() if s.name.startswith("chat ")]
     assert {s.parent.span_id for s in calls if s.parent} == {job_span.context.span_id}
     assert all(s.attributes["statek.job.id"] == "job-7" for s in calls)
-    stats = (first.stats, second.stats)
+    stats = (first.detail, second.detail)
     assert dict(job_span.attributes) == {
         "statek.job.id": "job-7",
         "statek.job.feature": "summaries",
@@ -165,8 +165,8 @@ async def test_a_call_that_fails_for_good_counts_in_the_job_with_its_bytes(captu
     assert error.bytes_sent > 0 and error.bytes_received > 0
     for usage in (child.usage, parent.usage):
         assert (usage.calls, usage.failed_calls) == (1, 1)
-        assert usage.total_bytes_sent == ok.stats.total_bytes_sent + error.bytes_sent
-        assert usage.total_bytes_received == ok.stats.total_bytes_received + error.bytes_received
+        assert usage.total_bytes_sent == ok.detail.total_bytes_sent + error.bytes_sent
+        assert usage.total_bytes_received == ok.detail.total_bytes_received + error.bytes_received
         assert usage.total_input_tokens == 10  # a failed call has no tokens and no cost
         (model,) = usage.by_model().values()
         assert (model.calls, model.failed_calls) == (1, 1)

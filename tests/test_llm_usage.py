@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from statek.executors.llm_usage import LLM_Usage, ModelUsage
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.metering import PriceRegistry, price_call, set_default_registry
 from statek.model_pricing import ModelPricing, init_model_pricing, set_model_pricing
 
@@ -24,7 +24,7 @@ def empty_default_registry() -> Iterator[PriceRegistry]:
     set_default_registry(previous)
 
 
-def priced(provider: str, model: str, stats: LLM_Stats, at: datetime | None = None) -> LLM_Stats:
+def priced(provider: str, model: str, stats: CallDetail, at: datetime | None = None) -> CallDetail:
     """What the telemetry wrapper does before recording: price the call when it happens."""
     cost = price_call(provider, model, stats, at=at)
     return stats._replace(priced_cost=cost.amount, cost_status=cost.status)
@@ -74,8 +74,8 @@ def test_for_model_takes_the_tables_pricing() -> None:
 def test_recorded_calls_sum_their_own_costs_and_counts() -> None:
     set_model_pricing("OPENAI", "gpt-4o", "2.5", "10", "1.25")
     usage = LLM_Usage()
-    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", LLM_Stats(100, 400, None, 1000, 100, 200)))
-    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", LLM_Stats(50, 60, None, 2000, 0, 0)))
+    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", CallDetail(100, 400, None, 1000, 100, 200)))
+    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", CallDetail(50, 60, None, 2000, 0, 0)))
     assert usage.total_cost == Decimal("0.00325") + Decimal("0.005")
     assert (usage.calls, usage.unpriced_calls) == (2, 0)
     assert (usage.total_input_tokens, usage.total_cached_tokens, usage.total_output_tokens) == (
@@ -97,7 +97,7 @@ def test_each_call_keeps_its_own_tier_never_repriced_from_summed_tokens(tmp_path
         usage.record(
             "GEMINI",
             "gemini-2.5-pro",
-            priced("GEMINI", "gemini-2.5-pro", LLM_Stats(0, 0, None, 150_000, 0, 0)),
+            priced("GEMINI", "gemini-2.5-pro", CallDetail(0, 0, None, 150_000, 0, 0)),
         )
     assert usage.total_cost == Decimal("0.3")  # 2 * 150k * $1, not 300k * $2
 
@@ -106,13 +106,13 @@ def test_multi_model_job_keeps_a_per_model_breakdown() -> None:
     set_model_pricing("OPENAI", "gpt-4o", 2, 8)
     set_model_pricing("ANTHROPIC", "claude-opus-5", 5, 25)
     usage = LLM_Usage()
-    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", LLM_Stats(1, 2, None, 1000, 100, 0)))
+    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", CallDetail(1, 2, None, 1000, 100, 0)))
     usage.record(
         "ANTHROPIC",
         "claude-opus-5",
-        priced("ANTHROPIC", "claude-opus-5", LLM_Stats(3, 4, None, 2000, 200, 0, reasoning_tokens=50)),
+        priced("ANTHROPIC", "claude-opus-5", CallDetail(3, 4, None, 2000, 200, 0, reasoning_tokens=50)),
     )
-    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", LLM_Stats(1, 2, None, 1000, 100, 0)))
+    usage.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", CallDetail(1, 2, None, 1000, 100, 0)))
     breakdown = usage.by_model()
     assert list(breakdown) == [("OPENAI", "gpt-4o"), ("ANTHROPIC", "claude-opus-5")]
     gpt, claude = breakdown.values()
@@ -134,12 +134,12 @@ def test_multi_model_job_keeps_a_per_model_breakdown() -> None:
 def test_unpriced_calls_add_nothing_are_counted_and_never_read_as_zero() -> None:
     set_model_pricing("OPENAI", "gpt-4o", 2, 8)
     only_unpriced = LLM_Usage()
-    only_unpriced.record("LOCAL", "llama", priced("LOCAL", "llama", LLM_Stats(1, 1, None, 100, 100, 0)))
+    only_unpriced.record("LOCAL", "llama", priced("LOCAL", "llama", CallDetail(1, 1, None, 100, 100, 0)))
     assert only_unpriced.total_cost is None and only_unpriced.unpriced_calls == 1
 
     mixed = LLM_Usage()
-    mixed.record("LOCAL", "llama", priced("LOCAL", "llama", LLM_Stats(1, 1, None, 100, 100, 0)))
-    mixed.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", LLM_Stats(1, 1, None, 1_000_000, 0, 0)))
+    mixed.record("LOCAL", "llama", priced("LOCAL", "llama", CallDetail(1, 1, None, 100, 100, 0)))
+    mixed.record("OPENAI", "gpt-4o", priced("OPENAI", "gpt-4o", CallDetail(1, 1, None, 1_000_000, 0, 0)))
     assert (mixed.total_cost, mixed.calls, mixed.unpriced_calls) == (Decimal(2), 2, 1)
     assert mixed.by_model()[("LOCAL", "llama")].cost is None
 
@@ -147,7 +147,7 @@ def test_unpriced_calls_add_nothing_are_counted_and_never_read_as_zero() -> None
 def test_provider_reported_costs_are_summed_and_used_when_unpriced() -> None:
     usage = LLM_Usage()
     for cost in ("0.001", "0.002"):
-        stats = LLM_Stats(0, 0, Decimal(cost), 10, 10, 0)
+        stats = CallDetail(0, 0, Decimal(cost), 10, 10, 0)
         usage.record("OPENROUTER", "x/y", priced("OPENROUTER", "x/y", stats))
     assert usage.total_reported_cost == Decimal("0.003") == usage.total_cost
     assert usage.by_model()[("OPENROUTER", "x/y")].reported_calls == 2
@@ -155,7 +155,7 @@ def test_provider_reported_costs_are_summed_and_used_when_unpriced() -> None:
 
 def test_record_is_thread_safe() -> None:
     usage = LLM_Usage()
-    stats = LLM_Stats(1, 1, None, 10, 1, 0, priced_cost=Decimal("0.001"), cost_status="calculated")
+    stats = CallDetail(1, 1, None, 10, 1, 0, priced_cost=Decimal("0.001"), cost_status="calculated")
 
     def work() -> None:
         for _ in range(2000):

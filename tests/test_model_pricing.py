@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from statek.exceptions import PricingError
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.metering import PriceRegistry, price_call, set_default_registry
 from statek.model_pricing import ModelPricing, get_model_pricing, init_model_pricing, set_model_pricing
 
@@ -49,7 +49,7 @@ def test_set_replaces_a_placeholder_and_prices_calls() -> None:
     get_model_pricing("X", "m")
     set_model_pricing("X", "m", 0.15, 0.6)  # floats by their decimal spelling
     assert get_model_pricing("X", "m") == ModelPricing(Decimal("0.15"), None, Decimal("0.6"))
-    cost = price_call("x", "M", LLM_Stats(0, 0, None, 1_000_000, 1_000_000, 0))
+    cost = price_call("x", "M", CallDetail(0, 0, None, 1_000_000, 1_000_000, 0))
     assert cost.amount == Decimal("0.75") and cost.status == "calculated"
 
 

@@ -114,7 +114,7 @@ def test_payload_renders_history_tools_and_options() -> None:
         chat_history=HISTORY,
         available_tools=[get_weather],
         temperature=0.2,
-        metadata={"MAX_TOKENS": 100},
+        metadata={"MAX_TOKENS": 100, "LLM_TOOLS_SCOPE": "+get_weather"},
     )
     assert payload["messages"] == [
         {"role": "system", "content": "Be concise."},
@@ -229,14 +229,14 @@ async def test_preview_is_exactly_what_is_sent(tmp_path: Path, stream: bool) -> 
         "chat_history": HISTORY,
         "available_tools": [get_weather],
         "temperature": "0.5",
-        "metadata": {"MAX_TOKENS": 9, "REASONING_EFFORT": "low"},
+        "metadata": {"MAX_TOKENS": 9, "REASONING_EFFORT": "low", "LLM_TOOLS_SCOPE": "ALL"},
     }
     preview = api.preview_request(**arguments)
     response = await api.process_request(**arguments)
     [request] = script.requests
     assert json.loads(request.content) == preview
     assert request.content == json.dumps(preview, separators=(",", ":"), ensure_ascii=False).encode()
-    assert response.stats.total_bytes_sent == len(request.content)
+    assert response.detail.total_bytes_sent == len(request.content)
     assert preview["stream"] is True if stream else "stream" not in preview
 
 
@@ -256,7 +256,7 @@ async def test_tool_calls_with_json_string_arguments() -> None:
     script = Scripted(json_answer(body(message, "tool_calls")))
     response = await OpenAICompatible_API(settings(), http_client=script.client()).process_request(model="m")
     assert response.text == ""
-    assert response.stats.finish_reason == "tool_calls" and response.stats.response_model == "gpt-test-2026"
+    assert response.detail.finish_reason == "tool_calls" and response.detail.response_model == "gpt-test-2026"
     first, second = response.call_requests or []
     assert (first.id, first.name, first.args, first.kwargs) == (
         "call_a",
@@ -360,6 +360,16 @@ async def test_a_body_that_is_not_json_is_a_format_error() -> None:
         (
             {"prompt_tokens": 3, "completion_tokens": 4, "cost": 0.5},
             ChatCompletionsProfile(),
+            UsageCounts(3, 4, cost=Decimal("0.5")),
+        ),
+        (
+            {"prompt_tokens": 3, "completion_tokens": 4, "cost": {"total_cost": "0.25", "input": 0.1}},
+            ChatCompletionsProfile(),
+            UsageCounts(3, 4, cost=Decimal("0.25")),
+        ),
+        (
+            {"prompt_tokens": 3, "completion_tokens": 4, "cost": -5},
+            ChatCompletionsProfile(),
             UsageCounts(3, 4),
         ),
     ],
@@ -371,7 +381,9 @@ async def test_a_body_that_is_not_json_is_a_format_error() -> None:
         "openrouter-cost-and-write",
         "xai-one-tick",
         "no-usage",
-        "cost-ignored-without-cost-field",
+        "cost-read-for-every-provider",
+        "cost-object-with-a-total",
+        "negative-cost-is-no-money",
     ],
 )
 def test_usage_normalisation(usage: Any, profile: ChatCompletionsProfile, expected: UsageCounts) -> None:
@@ -463,7 +475,7 @@ async def test_stream_aggregates_text_tool_call_fragments_and_final_usage() -> N
         ("call_x", "get_weather", {"city": "Rome"}),
         ("call_y", "now", {}),
     ]
-    stats = response.stats
+    stats = response.detail
     assert (stats.input_tokens, stats.output_tokens, stats.cached_tokens) == (50, 20, 32)
     assert stats.finish_reason == "tool_calls" and stats.response_model == "gpt-s"
     assert stats.total_bytes_received == len(answer.content)
@@ -479,8 +491,8 @@ async def test_stream_counts_the_exact_sse_bytes() -> None:
     response = await OpenAICompatible_API(
         settings(), http_client=script.client(), stream=True
     ).process_request(model="m")
-    assert response.text == "hi" and response.stats.total_bytes_received == len(raw)
-    assert response.stats.input_tokens == 12 and response.stats.output_tokens == 5
+    assert response.text == "hi" and response.detail.total_bytes_received == len(raw)
+    assert response.detail.input_tokens == 12 and response.detail.output_tokens == 5
 
 
 async def test_a_server_that_ignores_stream_true_is_read_as_json() -> None:
@@ -488,7 +500,7 @@ async def test_a_server_that_ignores_stream_true_is_read_as_json() -> None:
     response = await OpenAICompatible_API(
         settings(), http_client=script.client(), stream=True
     ).process_request(model="m")
-    assert response.text == "whole" and response.stats.input_tokens == 12
+    assert response.text == "whole" and response.detail.input_tokens == 12
 
 
 async def test_a_stream_error_event_is_a_format_error() -> None:
@@ -517,8 +529,8 @@ async def test_429_with_retry_after_then_success(caplog: pytest.LogCaptureFixtur
     api = OpenAICompatible_API(settings(), http_client=script.client(), retry=FAST)
     response = await api.process_request(model="m")
     assert response.text == "fine" and len(script.requests) == 2
-    assert response.stats.total_bytes_sent == 2 * len(script.requests[0].content)
-    assert response.stats.total_bytes_received == sum(sizes)
+    assert response.detail.total_bytes_sent == 2 * len(script.requests[0].content)
+    assert response.detail.total_bytes_received == sum(sizes)
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in script.requests)
     assert KEY not in caplog.text
 

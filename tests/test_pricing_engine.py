@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.metering import CallCost, PriceRegistry
 from statek.metering.index import PriceTable
 
@@ -44,8 +44,8 @@ def registry(tmp_path: Path) -> PriceRegistry:
 
 def stats(
     inp: int, out: int, cached: int = 0, write: int = 0, write_1h: int = 0, cost: Decimal | None = None
-) -> LLM_Stats:
-    return LLM_Stats(0, 0, cost, inp, out, cached, write, write_1h)
+) -> CallDetail:
+    return CallDetail(0, 0, cost, inp, out, cached, write, write_1h)
 
 
 def test_uncached_cached_and_output_are_priced_at_their_own_rates(registry: PriceRegistry) -> None:
@@ -61,7 +61,7 @@ def test_cached_tokens_fall_back_to_the_input_price(registry: PriceRegistry) -> 
 
 
 def test_cache_writes_at_5m_and_1h_prices_and_reasoning_inside_output(registry: PriceRegistry) -> None:
-    s = LLM_Stats(0, 0, None, 10_000, 2_000, 1_000, 3_000, 1_000, reasoning_tokens=1_500)
+    s = CallDetail(0, 0, None, 10_000, 2_000, 1_000, 3_000, 1_000, reasoning_tokens=1_500)
     # uncached 6000*3 + cached 1000*0.30 + 5m 2000*3.75 + 1h 1000*6 + out 2000*15
     expected = (
         6000 * Decimal(3) + 1000 * Decimal("0.30") + 2000 * Decimal("3.75") + 1000 * 6 + 2000 * 15

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from statek.exceptions import PricingError
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files
 from statek.metering.loader import parse_price_text
 
@@ -170,8 +170,8 @@ def test_parse_price_text_reports_under_the_given_name() -> None:
 # ----------------------------------------------------------------------------- strict mode and reloads
 
 
-def stats() -> LLM_Stats:
-    return LLM_Stats(0, 0, None, 1_000_000, 0, 0)
+def stats() -> CallDetail:
+    return CallDetail(0, 0, None, 1_000_000, 0, 0)
 
 
 def test_strict_load_raises_one_error_listing_every_problem_and_changes_nothing(tmp_path: Path) -> None:

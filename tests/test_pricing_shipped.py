@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files, shipped_prices_path
 
 
@@ -45,13 +45,13 @@ def test_gemini_pro_models_have_a_200k_tier(shipped: PriceRegistry) -> None:
 
 
 def test_a_dated_provider_model_id_is_priced_out_of_the_box(shipped: PriceRegistry) -> None:
-    s = LLM_Stats(0, 0, None, 100_000, 100_000, 0)
+    s = CallDetail(0, 0, None, 100_000, 100_000, 0)
     cost = shipped.price_call("ANTHROPIC", "claude-sonnet-4-5-20250929", s)
     assert cost.status == "calculated" and cost.amount == Decimal("1.8")  # 0.1M * $3 + 0.1M * $15
 
 
 def test_deepseek_cache_hit_price_follows_its_effective_date(shipped: PriceRegistry) -> None:
-    s = LLM_Stats(0, 0, None, 1_000_000, 0, 1_000_000)
+    s = CallDetail(0, 0, None, 1_000_000, 0, 1_000_000)
     before = shipped.price_call("DEEPSEEK", "deepseek-chat", s, at=datetime(2026, 4, 1))
     after = shipped.price_call("DEEPSEEK", "deepseek-chat", s, at=datetime(2026, 5, 1))
     assert (before.amount, after.amount) == (Decimal("0.028"), Decimal("0.0028"))

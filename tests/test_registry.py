@@ -13,7 +13,6 @@ import statek
 import statek.llm_api
 from statek import LLM_API, LLM_Response, LLM_Stats
 from statek.exceptions import ConfigurationError, UnknownProviderError
-from statek.llm_api import CallParams
 from statek.providers import registry
 from statek.providers.catalog import XAI_API, Groq_API, OpenAI_API, OpenRouter_API
 from statek.providers.openai_compat import OpenAICompatible_API
@@ -198,6 +197,7 @@ def test_registry_knows_exactly_the_seed_names() -> None:
 def test_every_seed_name_builds_its_class(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(f"{name}_API_KEY", KEY)
     monkeypatch.setenv(f"{name}_API_URL", "https://account.example/v1/chat/completions")
+    monkeypatch.setenv("VERTEXAI_PROJECT", "a-project")  # a Vertex base URL needs one (as in the original)
     assert type(LLM_API.get(name)).__name__ == SEED_NAMES[name]
 
 
@@ -269,11 +269,11 @@ class EchoLLM(LLM_API):
         super().__init__(*args, **kwargs)
         self.greeting = greeting
 
-    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
-        return {"prompt": params.system_prompt, "greeting": self.greeting}
+    def _build_request_payload(self, *, system_prompt: str | None, **request: Any) -> dict[str, Any]:
+        return {"prompt": system_prompt, "greeting": self.greeting}
 
-    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
-        data, raw = await self._post_json(payload)
+    async def _process_request(self, **request: Any) -> LLM_Response:
+        data, raw = await self._post_json(self._build_request_payload(**request))
         return LLM_Response(data["echo"], LLM_Stats(raw.bytes_sent, raw.bytes_received, None, 3, 2, 0), None)
 
 

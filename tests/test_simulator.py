@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from statek.llm_api import LLM_Stats
+from statek.types import CallDetail
 from statek.testing import Failure, ModelBehavior, ProviderSimulator, ToolCallSpec, Usage
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
@@ -254,7 +254,7 @@ def test_behavior_validation() -> None:
 
 def test_usage_mismatches_compares_with_llm_stats() -> None:
     usage = Usage(1000, 90, 600, 200, 50, 30, 40, Decimal("0.0123"))
-    stats = LLM_Stats(10, 20, Decimal("0.0123"), 1000, 90, 600, 200, 50, 30)
+    stats = CallDetail(10, 20, Decimal("0.0123"), 1000, 90, 600, 200, 50, 30)
     assert usage.mismatches(stats) == {}
     off = stats._replace(input_tokens=400, cost=None)
     assert usage.mismatches(off) == {"input_tokens": (1000, 400), "cost": (Decimal("0.0123"), None)}

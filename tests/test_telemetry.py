@@ -25,7 +25,7 @@ from statek import ChatHistoryItem
 from statek import instruments as inst
 from statek.exceptions import ConfigurationError, ProviderConnectionError, ProviderHTTPError
 from statek.executors.job import Job
-from statek.llm_api import CallParams, LLM_Response
+from statek.llm_api import LLM_Response, PreparedRequest
 from statek.telemetry import configure_telemetry, current_retry_hook
 
 MODEL = {"gen_ai.provider.name": "scripted", "gen_ai.request.model": "priced"}
@@ -78,7 +78,7 @@ async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captur
     assert span.name == "chat priced"
     assert span.kind is SpanKind.CLIENT
     assert span.status.status_code is StatusCode.UNSET
-    assert response.stats.priced_cost == expected_cost(1000, 50, 200) == Decimal("0.0023")
+    assert response.detail.priced_cost == expected_cost(1000, 50, 200) == Decimal("0.0023")
     assert dict(span.attributes) == {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": "scripted",
@@ -96,10 +96,10 @@ async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captur
         "gen_ai.usage.reasoning.output_tokens": 20,
         "statek.cost.usd": pytest.approx(0.0023),
         "statek.cost.status": "calculated",
-        "statek.bytes.sent": response.stats.total_bytes_sent,
-        "statek.bytes.received": response.stats.total_bytes_received,
+        "statek.bytes.sent": response.detail.total_bytes_sent,
+        "statek.bytes.received": response.detail.total_bytes_received,
     }
-    assert response.stats.total_bytes_sent > 0 and response.stats.total_bytes_received > 0
+    assert response.detail.total_bytes_sent > 0 and response.detail.total_bytes_received > 0
 
 
 async def test_each_retry_is_a_span_event_and_counted_by_error_type(captured: Captured) -> None:
@@ -145,9 +145,9 @@ async def test_the_retry_hook_exists_only_inside_an_observed_call(captured: Capt
     seen: list[Any] = []
 
     class Peek(ScriptedAPI):
-        async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+        async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
             seen.append(current_retry_hook())
-            return await super()._process_request(params, payload)
+            return await super()._send(params, payload)
 
     api = scripted_api(cls=Peek)
     assert current_retry_hook() is None
@@ -215,7 +215,7 @@ async def test_metrics_are_exact_per_attribute_set(captured: Captured) -> None:
             statek__cost__status="reported",
         ): 0.125,
     }
-    assert unpriced.stats.cost_status == "unpriced" and unpriced.stats.priced_cost is None
+    assert unpriced.detail.cost_status == "unpriced" and unpriced.detail.priced_cost is None
     assert captured.values("statek.requests") == {
         model(statek__outcome="success", statek__cost__status="calculated"): 2,
         attrs(
@@ -232,12 +232,12 @@ async def test_metrics_are_exact_per_attribute_set(captured: Captured) -> None:
         ): 1,
     }
     sent = {
-        m: sum(r.stats.total_bytes_sent for r in responses if r.stats.response_model == f"{m}-2024")
+        m: sum(r.detail.total_bytes_sent for r in responses if r.detail.response_model == f"{m}-2024")
         for m in ("priced", "reported", "unpriced")
     }
     assert captured.values("statek.bytes")[model(network__io__direction="transmit")] == sent["priced"]
     assert sum(captured.values("statek.bytes").values()) == sum(
-        r.stats.total_bytes_sent + r.stats.total_bytes_received for r in responses
+        r.detail.total_bytes_sent + r.detail.total_bytes_received for r in responses
     )
 
     usage = captured.points("gen_ai.client.token.usage")
@@ -355,7 +355,7 @@ async def test_the_callers_exception_comes_back_as_the_very_same_object(captured
     boom = RuntimeError("adapter bug")
 
     class Broken(ScriptedAPI):
-        async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+        async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
             raise boom
 
     with pytest.raises(RuntimeError) as raised:
@@ -393,8 +393,8 @@ async def test_broken_telemetry_is_logged_and_never_breaks_or_changes_the_call(
         caplog.set_level(logging.ERROR, "statek.telemetry")
         with Job("j") as job:
             response = await call(scripted_api(), "in=100 out=10 fail=429")
-        assert response.stats.priced_cost == expected_cost(100, 10)
-        assert response.stats.cost_status == "calculated"
+        assert response.detail.priced_cost == expected_cost(100, 10)
+        assert response.detail.cost_status == "calculated"
         assert job.usage.calls == 1 and job.usage.total_cost == expected_cost(100, 10)
         assert "broken telemetry backend" in caplog.text
 
@@ -416,7 +416,7 @@ async def test_a_global_meter_that_cannot_create_instruments_leaves_calls_unobse
     monkeypatch.setattr("statek.telemetry._config", None)  # as in a fresh process
     monkeypatch.setattr(metrics, "get_meter_provider", NoInstruments)
     response = await call(scripted_api(), "in=10 out=1")
-    assert response.stats.priced_cost == expected_cost(10, 1)
+    assert response.detail.priced_cost == expected_cost(10, 1)
     assert "calls go on unobserved" in caplog.text
 
 
@@ -445,7 +445,7 @@ async def test_without_any_sdk_the_global_noop_providers_cost_nothing_and_break_
             response = await call(scripted_api(), "in=10 out=1 fail=503")
     finally:
         configure_telemetry()
-    assert response.stats.priced_cost == expected_cost(10, 1)
+    assert response.detail.priced_cost == expected_cost(10, 1)
     assert job.usage.total_input_tokens == 10
 
 

@@ -98,7 +98,7 @@ async def test_a_thousand_concurrent_calls_add_up_exactly(captured: Captured) ->
     assert retries == expected_retries and expected_retries["429"] > 100
     cost = captured.values("statek.cost")
     assert abs(sum(cost.values()) - float(expected_cost_total)) < 1e-9
-    wire = sum(r.stats.total_bytes_sent + r.stats.total_bytes_received for _, _, r in ok)  # type: ignore[union-attr]
+    wire = sum(r.detail.total_bytes_sent + r.detail.total_bytes_received for _, _, r in ok)  # type: ignore[union-attr]
     wire += sum(e.bytes_sent + e.bytes_received for e in failed)
     assert sum(captured.values("statek.bytes").values()) == wire
 

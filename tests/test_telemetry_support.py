@@ -28,7 +28,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from statek import LLM_API, ChatHistoryItem
 from statek._http import RetryPolicy
-from statek.llm_api import CallParams, LLM_Response, LLM_Stats
+from statek.llm_api import LLM_Response, PreparedRequest
+from statek.types import CallDetail
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.telemetry import configure_telemetry
@@ -72,16 +73,16 @@ class ScriptedAPI(LLM_API):
     default_api_url = URL
     requires_api_key = False
 
-    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
+    def _build_payload(self, params: PreparedRequest) -> dict[str, Any]:
         payload = {"model": params.model, "prompt": params.chat_history[-1].content}
         if "nonce" in params.metadata:
             payload["nonce"] = str(params.metadata["nonce"])
         return payload
 
-    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+    async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
         data, raw = await self._post_json(payload)
         usage = data["usage"]
-        stats = LLM_Stats(
+        stats = CallDetail(
             raw.bytes_sent,
             raw.bytes_received,
             Decimal(usage["cost"]) if "cost" in usage else None,
@@ -93,7 +94,7 @@ class ScriptedAPI(LLM_API):
             response_model=data["model"],
             finish_reason="stop",
         )
-        return LLM_Response(data["text"], stats, None)
+        return LLM_Response(data["text"], None, None, detail=stats)
 
 
 def scripted_api(server: ScriptedServer | None = None, cls: type[ScriptedAPI] = ScriptedAPI) -> ScriptedAPI:

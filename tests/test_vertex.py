@@ -129,7 +129,7 @@ async def test_usage_is_normalised_to_one_meaning(usage: dict[str, Any], expecte
     recorder = Recorder(body)
     result = await make_api(recorder).process_request(model=MODEL, chat_history=HELLO)
 
-    stats = result.stats
+    stats = result.detail
     assert (stats.input_tokens, stats.output_tokens, stats.cached_tokens, stats.reasoning_tokens) == expected
     assert stats.input_tokens + stats.output_tokens == usage["totalTokenCount"]
     assert (stats.cache_write_tokens, stats.cache_write_1h_tokens, stats.cost) == (0, 0, None)
@@ -229,7 +229,7 @@ async def test_preview_is_exactly_what_is_sent() -> None:
     arguments: dict[str, Any] = {
         "system_prompt": "Be concise.",
         "model": MODEL,
-        "metadata": {"MAX_TOKENS": 300, "REASONING_BUDGET_TOKENS": 512},
+        "metadata": {"MAX_TOKENS": 300, "REASONING_BUDGET_TOKENS": 512, "LLM_TOOLS_SCOPE": "ALL"},
         "available_tools": [get_weather, get_time],
         "chat_history": [ChatHistoryItem.user("Weather in Paris?")],
         "temperature": 0.2,
@@ -437,7 +437,7 @@ async def test_streaming_takes_the_last_cumulative_usage() -> None:
     assert recorder.sent == api.preview_request(model=MODEL, chat_history=HELLO, available_tools=[get_time])
     assert result.text == "It is sunny."
     assert result.call_requests is not None and [c.name for c in result.call_requests] == ["get_time"]
-    stats = result.stats
+    stats = result.detail
     # Summing chunks would give input 101 / output 354: usageMetadata is cumulative, the last one counts.
     assert (stats.input_tokens, stats.output_tokens, stats.cached_tokens, stats.reasoning_tokens) == (
         77,

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..llm_api import LLM_Stats
+from ..types import CallDetail
 from ..metering import schema as S
 from ..metering.diff import diff_rows
 from ..metering.index import PriceTable, provider_key
@@ -178,7 +178,7 @@ def cost(
     table, report = _table_from(files)
     if report is not None and _report_problems(report):
         raise typer.Exit(1)
-    stats = LLM_Stats(0, 0, reported, input, output, cached, cache_write, cache_write_1h)
+    stats = CallDetail(0, 0, reported, input, output, cached, cache_write, cache_write_1h)
     result = table.price_call(provider, model, stats, when, family)
     row = table.find(provider, model, family, when)
     console = _console()

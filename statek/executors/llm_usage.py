@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ..model_pricing import ModelPricing, get_model_pricing
 
 if TYPE_CHECKING:
-    from ..llm_api import LLM_Stats
+    from ..types import CallDetail
 
 __all__ = ["LLM_Usage", "ModelUsage"]
 
@@ -139,7 +139,7 @@ class LLM_Usage:
             return total.scaleb(-6, _EXACT)
         return self.total_reported_cost
 
-    def record(self, provider: str, model: str, stats: LLM_Stats) -> None:
+    def record(self, provider: str, model: str, stats: CallDetail) -> None:
         """Add one call. ``stats`` must already be priced (``priced_cost`` and ``cost_status`` set)."""
         status = stats.cost_status
         cost = stats.priced_cost if status != "unpriced" else None

@@ -1,7 +1,7 @@
 """Exact cost of one call from one price row: the rules, and the integer arithmetic that applies them.
 
 The rules (USD; prices are per million tokens; token counts have the meaning of
-:class:`~statek.llm_api.LLM_Stats`):
+:class:`~statek.types.CallDetail`):
 
 * uncached input = ``input_tokens - cached_tokens - cache_write_tokens`` (never below zero), at the
   input price;

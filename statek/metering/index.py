@@ -28,7 +28,7 @@ from .records import PriceRow, RowKey, normalise, provider_key, row_key
 from .types import UNPRICED, CallCost
 
 if TYPE_CHECKING:
-    from ..llm_api import LLM_Stats
+    from ..types import CallDetail
 
 __all__ = ["PriceTable", "RowList", "RowSource"]
 
@@ -171,7 +171,7 @@ class PriceTable:
         self,
         provider: str,
         model: str,
-        stats: LLM_Stats,
+        stats: CallDetail,
         at: datetime | None = None,
         model_family: str | None = None,
     ) -> CallCost:

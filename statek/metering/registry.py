@@ -31,7 +31,7 @@ from .loader import LoadReport, read_price_files
 from .records import PriceRow, Problem
 
 if TYPE_CHECKING:
-    from ..llm_api import LLM_Stats
+    from ..types import CallDetail
     from .types import CallCost
 
 __all__ = [
@@ -107,7 +107,7 @@ class PriceRegistry:
         self,
         provider: str,
         model: str,
-        stats: LLM_Stats,
+        stats: CallDetail,
         *,
         at: datetime | None = None,
         model_family: str | None = None,
@@ -236,7 +236,7 @@ def set_default_registry(registry: PriceRegistry) -> PriceRegistry:
 def price_call(
     provider: str,
     model: str,
-    stats: LLM_Stats,
+    stats: CallDetail,
     *,
     at: datetime | None = None,
     model_family: str | None = None,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from .._http import RawResponse
@@ -18,7 +19,7 @@ from .._http import RawResponse
 if TYPE_CHECKING:
     from ..llm_api import LLM_API
 
-__all__ = ["error_context", "iter_sse_json"]
+__all__ = ["error_context", "iter_sse_json", "reported_cost"]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -31,6 +32,25 @@ def error_context(api: LLM_API, raw: RawResponse) -> dict[str, Any]:
         "bytes_sent": raw.bytes_sent,
         "bytes_received": raw.bytes_received,
     }
+
+
+_COST_TOTALS = ("total_cost", "total", "amount")
+
+
+def reported_cost(value: Any) -> Decimal | None:
+    """A provider's own cost report as exact USD: a number (``"cost": 0.0012``), or an object carrying a
+    total (``"cost": {"total_cost": 0.0012, ...}``). ``None`` for anything else, for a non-finite or
+    negative figure, and for booleans. Numbers go through ``str`` so that a float's binary error never
+    becomes money."""
+    if isinstance(value, Mapping):
+        value = next((value[k] for k in _COST_TOTALS if k in value), None)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() and number >= 0 else None
 
 
 def iter_sse_json(body: bytes) -> Iterator[tuple[str | None, Any]]:

@@ -3,7 +3,9 @@
 Wire decisions, each matching Anthropic's documented behaviour:
 
 * **Auth**: ``x-api-key`` and ``anthropic-version`` headers, no bearer token. Requests go to the
-  configured ``api_url`` (the registry fills in ``https://api.anthropic.com/v1/messages``).
+  configured ``api_url`` (the registry fills in ``https://api.anthropic.com/v1/messages``). The
+  original STATEK posted to the Messages endpoint whatever the URL, so a configured base URL
+  (``https://api.anthropic.com``, ``.../v1``) gets ``/v1/messages`` (or ``/messages``) appended.
 * **History**: system text (``system_prompt`` plus any SYSTEM items) goes to ``system``. Turns
   alternate user/assistant, so consecutive turns of one role are merged. Assistant tool calls become
   ``tool_use`` blocks, tool results ``tool_result`` blocks in a user turn (placed first, as the API
@@ -35,18 +37,20 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from .._http import RawResponse, RetryPolicy
-from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall
+from ..chat import ChatHistoryItem, ChatRole, ChatStyle
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
-from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
-from ..settings import ProviderSettings, env_names
+from ..llm_api import LLM_API, PreparedRequest
+from ..settings import ProviderSettings, env_names, parse_bool
+from ..types import CallDetail, CallParams, LLM_Response
 from ._response_format import load_response_schema
-from ._wire import error_context, iter_sse_json
+from ._wire import error_context, iter_sse_json, reported_cost
 
-__all__ = ["ANTHROPIC_VERSION", "ClaudeAI_API", "ClaudeToolCall", "Claude_API"]
+__all__ = ["ANTHROPIC_VERSION", "ClaudeAI_API", "ClaudeToolCall", "Claude_API", "messages_url"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` header sent by default."""
@@ -61,7 +65,7 @@ _EPHEMERAL: Mapping[str, str] = {"type": "ephemeral"}
 
 
 @dataclass(frozen=True, eq=False)
-class ClaudeToolCall(ToolCall):
+class ClaudeToolCall(CallParams):
     """A tool call from a Claude answer, with the thinking blocks (signatures included) of that answer.
 
     With extended thinking, Anthropic requires the assistant turn that made tool calls to be sent back
@@ -76,7 +80,9 @@ class ClaudeAI_API(LLM_API):
     """Anthropic Messages API. See the module docstring for every wire decision.
 
     Extra constructor arguments: ``stream`` (use server-sent events), ``anthropic_version`` (the
-    header value) and ``default_max_tokens`` (used when ``MAX_TOKENS`` metadata is absent).
+    header value), ``max_tokens`` (the original's name; also ``default_max_tokens``: used when
+    ``MAX_TOKENS`` metadata is absent, default 4096) and ``use_prompt_caching`` (the original's
+    keyword; overrides the ``*_USE_PROMPT_CACHING`` setting when given).
     """
 
     provider_key = "ANTHROPIC"
@@ -96,7 +102,13 @@ class ClaudeAI_API(LLM_API):
         stream: bool = False,
         anthropic_version: str = ANTHROPIC_VERSION,
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_tokens: int | None = None,
+        use_prompt_caching: bool | None = None,
     ) -> None:
+        if use_prompt_caching is not None:
+            settings = (settings or ProviderSettings()).model_copy(
+                update={"use_prompt_caching": parse_bool(use_prompt_caching)}
+            )
         super().__init__(
             settings,
             model=model,
@@ -107,13 +119,18 @@ class ClaudeAI_API(LLM_API):
         )
         self.stream = stream
         self.anthropic_version = anthropic_version
-        self.default_max_tokens = default_max_tokens
+        self.default_max_tokens = max_tokens if max_tokens is not None else default_max_tokens
         path = self.settings.response_format_file
         env = env_names(self.provider_key)["response_format_file"]
         self._output_schema = load_response_schema(path, env) if path else None
 
+    @property
+    def api_url(self) -> str:
+        """The Messages endpoint: the configured URL, with ``/v1/messages`` appended to a base URL."""
+        return messages_url(super().api_url)
+
     # ----------------------------------------------------------------- request
-    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
+    def _build_payload(self, params: PreparedRequest) -> dict[str, Any]:
         caching = self.settings.use_prompt_caching
         budget = self._thinking_budget(params)
         payload: dict[str, Any] = {"model": params.model, "max_tokens": self._max_tokens(params, budget)}
@@ -154,7 +171,7 @@ class ClaudeAI_API(LLM_API):
         return payload
 
     @staticmethod
-    def _thinking_budget(params: CallParams) -> int | None:
+    def _thinking_budget(params: PreparedRequest) -> int | None:
         if not params.enable_reasoning:
             return None
         budget = params.reasoning_budget_tokens or EFFORT_BUDGETS.get(params.reasoning_effort or "")
@@ -166,7 +183,7 @@ class ClaudeAI_API(LLM_API):
             )
         return budget
 
-    def _max_tokens(self, params: CallParams, budget: int | None) -> int:
+    def _max_tokens(self, params: PreparedRequest, budget: int | None) -> int:
         if params.max_tokens is not None:
             if budget is not None and params.max_tokens <= budget:
                 raise ConfigurationError(
@@ -195,7 +212,7 @@ class ClaudeAI_API(LLM_API):
         return headers
 
     # ----------------------------------------------------------------- response
-    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+    async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
         headers = self._request_headers()
         if not self.stream:
             message, raw = await self._post_json(payload, url=self.api_url, headers=headers)
@@ -225,11 +242,11 @@ class ClaudeAI_API(LLM_API):
         text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
         calls = [self._tool_call(b, thinking, raw) for b in blocks if b.get("type") == "tool_use"]
         stats = _stats(message["usage"], raw, message.get("model"), message.get("stop_reason"))
-        return LLM_Response(text, stats, calls or None)
+        return LLM_Response(text, None, calls or None, detail=stats)
 
     def _tool_call(
         self, block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...], raw: RawResponse
-    ) -> ToolCall:
+    ) -> CallParams:
         name, call_id, arguments = block.get("name"), block.get("id"), block.get("input")
         if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
             raise MalformedToolCallError(
@@ -241,7 +258,7 @@ class ClaudeAI_API(LLM_API):
                 f"{self.provider_key} tool_use {name!r} input is not a JSON object: {str(arguments)[:200]}",
                 **error_context(self, raw),
             )
-        return ClaudeToolCall(id=call_id, name=name, kwargs=arguments, thinking_blocks=thinking)
+        return ClaudeToolCall(call_id=call_id, name=name, kwargs=arguments, thinking_blocks=thinking)
 
 
 Claude_API = ClaudeAI_API
@@ -299,16 +316,26 @@ def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str
         block["signature"] = delta.get("signature", "")
 
 
-def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, stop_reason: Any) -> LLM_Stats:
+def messages_url(url: str) -> str:
+    """``url`` if it already names the Messages endpoint; else the endpoint under that base URL."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if path.endswith("/messages"):
+        return url
+    path += "/messages" if path.endswith("/v1") else "/v1/messages"
+    return urlunsplit(parts._replace(path=path))
+
+
+def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, stop_reason: Any) -> CallDetail:
     uncached = int(usage.get("input_tokens") or 0)
     cache_write = int(usage.get("cache_creation_input_tokens") or 0)
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     # No TTL split means all writes were 5-minute ones (Anthropic's default and cheapest rate).
     write_1h = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
-    return LLM_Stats(
+    return CallDetail(
         total_bytes_sent=raw.bytes_sent,
         total_bytes_received=raw.bytes_received,
-        cost=None,
+        cost=reported_cost(usage.get("cost")),
         input_tokens=uncached + cache_write + cache_read,
         output_tokens=int(usage.get("output_tokens") or 0),
         cached_tokens=cache_read,
@@ -355,7 +382,7 @@ def _blocks(item: ChatHistoryItem, style: ChatStyle, with_thinking: bool) -> lis
     if item.content:
         blocks.append({"type": "text", "text": item.content})
     blocks.extend(
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.kwargs)} for c in item.tool_calls
+        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": dict(c.kwargs)} for c in item.tool_calls
     )
     return blocks
 

@@ -9,7 +9,7 @@ which field carries its own cost report, how it wants reasoning requested and ho
 The catalogue (:mod:`statek.providers.catalog`) gives each built-in provider its profile; nothing
 here branches on a provider's name.
 
-Normalised usage (see :class:`statek.llm_api.LLM_Stats`): ``input_tokens`` = ``prompt_tokens`` (cache
+Normalised usage (see :mod:`statek.types`): ``input_tokens`` = ``prompt_tokens`` (cache
 reads and writes already inside it for every OpenAI-shaped provider); ``output_tokens`` =
 ``completion_tokens`` plus the reasoning count when the profile says the provider reports reasoning
 outside the completion count (xAI, Perplexity); provider cost is an exact ``Decimal`` in USD.
@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
@@ -30,11 +30,12 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from .._http import RawResponse, RetryPolicy
-from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall, ToolSpec
+from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError
-from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
+from ..llm_api import LLM_API, PreparedRequest
+from ..types import CallDetail, CallParams, LLM_Response
 from ..settings import ProviderSettings
-from ._wire import iter_sse_json
+from ._wire import iter_sse_json, reported_cost
 
 __all__ = [
     "AuthStyle",
@@ -94,7 +95,7 @@ class ChatCompletionsProfile:
     reasoning_tokens_paths: tuple[UsagePath, ...] = (_REASONING,)
     reasoning_in_output: bool = True
     reasoning_from_total: bool = False
-    cost_path: UsagePath | None = None
+    cost_path: UsagePath | None = ("cost",)
     cost_unit_usd: Decimal = Decimal(1)
     reasoning_request: ReasoningRequest = ReasoningRequest.EFFORT
     default_reasoning_effort: str = "medium"
@@ -144,17 +145,6 @@ def _first_count(usage: Mapping[str, Any], paths: Sequence[UsagePath]) -> int | 
     return None
 
 
-def _decimal(value: Any) -> Decimal | None:
-    # str() first: Decimal(0.1) would carry the binary float's error into money.
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks."""
     if not isinstance(usage, Mapping):
@@ -167,7 +157,7 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     reasoning = reasoning or 0
     cost = None
     if profile.cost_path is not None:
-        reported = _decimal(_dig(usage, profile.cost_path))
+        reported = reported_cost(_dig(usage, profile.cost_path))
         cost = None if reported is None else reported * profile.cost_unit_usd
     return UsageCounts(
         input_tokens=prompt,
@@ -195,6 +185,10 @@ class OpenAICompatible_API(LLM_API):
     provider needs an ``api_url`` and sends a key only if one is configured. ``stream=True`` sends
     ``"stream": true`` and reads the server-sent events (text, tool-call fragments and the final usage
     chunk are put together; the result is the same :class:`LLM_Response` as without streaming).
+
+    As in the original STATEK, keyword arguments the constructor does not know become fields of every
+    request's JSON body (``LLM_API.get("OPENAI", max_tokens=100)`` sends ``"max_tokens": 100``); fields
+    the request itself sets (messages, tools, temperature, ``MAX_TOKENS`` metadata, ...) win.
     """
 
     genai_provider_name: ClassVar[str] = "openai"
@@ -211,6 +205,7 @@ class OpenAICompatible_API(LLM_API):
         timeout: httpx.Timeout | float = 60.0,
         retry: RetryPolicy | None = None,
         stream: bool = False,
+        **payload_fields: Any,
     ) -> None:
         super().__init__(
             settings,
@@ -221,9 +216,10 @@ class OpenAICompatible_API(LLM_API):
             retry=retry,
         )
         self.stream = stream
+        self.payload_fields: dict[str, Any] = payload_fields
 
     # ----------------------------------------------------------------- request
-    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
+    def _build_payload(self, params: PreparedRequest) -> dict[str, Any]:
         profile = self.profile
         payload: dict[str, Any] = {"model": params.model, "messages": self._messages(params)}
         if params.tools:
@@ -240,9 +236,11 @@ class OpenAICompatible_API(LLM_API):
             payload["stream"] = True
             if profile.send_stream_options:
                 payload["stream_options"] = {"include_usage": True}
+        for name, value in self.payload_fields.items():
+            payload.setdefault(name, value)
         return payload
 
-    def _messages(self, params: CallParams) -> list[dict[str, Any]]:
+    def _messages(self, params: PreparedRequest) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
         if params.system_prompt:
             messages.append({"role": "system", "content": params.system_prompt})
@@ -270,7 +268,7 @@ class OpenAICompatible_API(LLM_API):
         return extra or None
 
     # ----------------------------------------------------------------- response
-    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+    async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
         url = self.api_url
         query = self._query_params(url)
         if payload.get("stream"):
@@ -280,7 +278,7 @@ class OpenAICompatible_API(LLM_API):
             body, raw = await self._post_json(payload, url=url, params=query)
             answer = self._read_body(body, raw)
         counts = normalise_usage(answer.usage, self.profile)
-        stats = LLM_Stats(
+        stats = CallDetail(
             total_bytes_sent=raw.bytes_sent,
             total_bytes_received=raw.bytes_received,
             cost=counts.cost,
@@ -291,10 +289,11 @@ class OpenAICompatible_API(LLM_API):
             reasoning_tokens=counts.reasoning_tokens,
             response_model=answer.model,
             finish_reason=answer.finish_reason,
+            has_usage=isinstance(answer.usage, Mapping),
         )
         text = _text(answer.message.get("content"))
         calls = self._tool_calls(answer.message.get("tool_calls"), raw)
-        return LLM_Response(text, stats, calls)
+        return LLM_Response(text, None, calls, detail=stats)
 
     def _read_body(self, body: Any, raw: RawResponse) -> _Answer:
         if not isinstance(body, Mapping):
@@ -334,7 +333,7 @@ class OpenAICompatible_API(LLM_API):
             raise self._format_error(f"a stream chunk is not JSON: {exc}", raw) from exc
         return stream.answer()
 
-    def _tool_calls(self, calls: Any, raw: RawResponse) -> list[ToolCall] | None:
+    def _tool_calls(self, calls: Any, raw: RawResponse) -> list[CallParams] | None:
         if not calls:
             return None
         if not isinstance(calls, list):
@@ -347,7 +346,7 @@ class OpenAICompatible_API(LLM_API):
             )
         return [self._tool_call(call, position, raw) for position, call in enumerate(calls)]
 
-    def _tool_call(self, call: Any, position: int, raw: RawResponse) -> ToolCall:
+    def _tool_call(self, call: Any, position: int, raw: RawResponse) -> CallParams:
         function = call.get("function") if isinstance(call, Mapping) else None
         name = function.get("name") if isinstance(function, Mapping) else None
         arguments = function.get("arguments") if isinstance(function, Mapping) else None
@@ -369,7 +368,7 @@ class OpenAICompatible_API(LLM_API):
                 bytes_received=raw.bytes_received,
             )
         call_id = call.get("id") or f"call_{position}"
-        return ToolCall(id=str(call_id), name=name, args=[], kwargs=kwargs)
+        return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)
 
 
 @dataclass
@@ -461,7 +460,7 @@ def _message(item: ChatHistoryItem, plain: bool) -> dict[str, Any]:
             "content": item.content or None,
             "tool_calls": [
                 {
-                    "id": call.id,
+                    "id": call.call_id,
                     "type": "function",
                     "function": {"name": call.name, "arguments": json.dumps(call.kwargs, ensure_ascii=False)},
                 }
@@ -478,7 +477,7 @@ def _tool(spec: ToolSpec) -> dict[str, Any]:
     }
 
 
-def _reasoning_fields(params: CallParams, profile: ChatCompletionsProfile) -> dict[str, Any]:
+def _reasoning_fields(params: PreparedRequest, profile: ChatCompletionsProfile) -> dict[str, Any]:
     style = profile.reasoning_request
     if style is ReasoningRequest.EFFORT:
         return {"reasoning_effort": params.reasoning_effort or profile.default_reasoning_effort}
@@ -500,10 +499,11 @@ _SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def _response_format(path: str) -> dict[str, Any]:
-    """``response_format`` for the JSON schema in ``path``.
+    """``response_format`` for the file at ``path``.
 
-    The file holds either a bare JSON schema (named after the file) or OpenAI's own
-    ``{"name": ..., "schema": ..., "strict": ...}`` object, which is sent as it is.
+    The file holds a whole ``response_format`` object (``{"type": "json_schema", "json_schema": {...}}``,
+    what the original STATEK read; sent as it is), OpenAI's ``{"name": ..., "schema": ...}`` object, or a
+    bare JSON schema (named after the file).
     """
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -515,6 +515,8 @@ def _response_format(path: str) -> dict[str, Any]:
         raise ConfigurationError(f"response format file {path!r} is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise ConfigurationError(f"response format file {path!r} must hold a JSON object (a JSON schema)")
+    if isinstance(document.get("type"), str) and document["type"] in ("json_schema", "json_object", "text"):
+        return document
     if isinstance(document.get("schema"), dict) and isinstance(document.get("name"), str):
         return {"type": "json_schema", "json_schema": document}
     name = _SCHEMA_NAME.sub("_", Path(path).stem)[:64] or "response"

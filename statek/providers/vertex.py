@@ -2,8 +2,11 @@
 
 Where requests go, in order:
 
-1. a configured ``api_url`` other than the Gemini default (``{model}``, ``{project}`` and
-   ``{location}`` in it are filled in);
+1. a configured ``api_url`` other than the Gemini default: used as it is when it holds ``{model}`` or
+   ends with ``:generateContent`` (``{model}``, ``{project}``, ``{location}`` and ``{publisher}`` in it
+   are filled in); otherwise, as in the original STATEK, it is a **base URL** to which
+   ``/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent`` is
+   appended;
 2. with a project (``project=`` or ``VERTEXAI_PROJECT``), the Vertex model resource
    ``https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent``
    (host ``aiplatform.googleapis.com`` for location ``global``, the default);
@@ -12,6 +15,9 @@ Where requests go, in order:
 Auth follows the mode: Vertex (a project, an ``aiplatform.googleapis.com`` host, or ``vertexai=True``)
 sends ``Authorization: Bearer <api_key>`` (an OAuth access token) and reports
 ``gen_ai.provider.name = gcp.vertex_ai``; the Gemini API sends ``x-goog-api-key`` and reports ``gcp.gemini``.
+``auth="api_key"`` (the original's keyword) sends ``x-goog-api-key`` in either mode (Vertex express mode).
+``generation_config`` (the original's keyword) is merged into every request's ``generationConfig``;
+the request's own settings (temperature, max tokens, reasoning, response schema) win.
 
 Request: roles ``user`` / ``model``, consecutive turns of one role merged; tool calls as
 ``functionCall`` parts (with their ``thoughtSignature``, which Gemini 3 requires back), tool results
@@ -39,12 +45,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._http import RawResponse, RetryPolicy
-from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall, ToolSpec
+from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
-from ..llm_api import LLM_API, CallParams, LLM_Response, LLM_Stats
+from ..llm_api import LLM_API, PreparedRequest
 from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
+from ..types import CallDetail, CallParams, LLM_Response
 from ._response_format import load_response_schema
-from ._wire import error_context, iter_sse_json
+from ._wire import error_context, iter_sse_json, reported_cost
 
 __all__ = ["GEMINI_API_URL", "GeminiToolCall", "VertexAI_API", "gemini_schema", "vertex_url"]
 
@@ -64,14 +71,18 @@ _SCHEMA_KEYS = frozenset(
 """JSON-schema keywords Gemini's schema subset accepts as they are (besides type/properties/items/anyOf)."""
 
 
-def vertex_url(project: str, location: str) -> str:
+DEFAULT_PUBLISHER = "google"
+_MODEL_PATH = "/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent"
+
+
+def vertex_url(project: str, location: str, publisher: str = DEFAULT_PUBLISHER) -> str:
     """The Vertex AI ``generateContent`` URL template (``{model}`` left in) for a project and location."""
     host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
-    return f"https://{host}/v1/projects/{project}/locations/{location}/publishers/google/models/{{model}}:generateContent"
+    return f"https://{host}/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{{model}}:generateContent"
 
 
 @dataclass(frozen=True, eq=False)
-class GeminiToolCall(ToolCall):
+class GeminiToolCall(CallParams):
     """A tool call from a Gemini answer.
 
     ``thought_signature`` is the opaque signature Gemini attached to the call (sent back with it, as
@@ -86,9 +97,10 @@ class GeminiToolCall(ToolCall):
 class VertexAI_API(LLM_API):
     """Gemini ``generateContent`` on the Gemini API or Vertex AI. See the module docstring.
 
-    Extra constructor arguments: ``project`` / ``location`` (Vertex; default from
-    ``VERTEXAI_PROJECT`` / ``VERTEXAI_LOCATION``), ``vertexai`` (force the auth mode; default: inferred)
-    and ``stream`` (use server-sent events).
+    Extra constructor arguments: ``project`` / ``location`` / ``publisher`` (Vertex; default from
+    ``VERTEXAI_PROJECT`` / ``VERTEXAI_LOCATION``, publisher ``google``), ``vertexai`` (force the auth
+    mode; default: inferred), ``auth="api_key"`` (send the key as ``x-goog-api-key`` in any mode),
+    ``generation_config`` (defaults merged into every ``generationConfig``) and ``stream``.
     """
 
     provider_key = "VERTEXAI"
@@ -108,7 +120,10 @@ class VertexAI_API(LLM_API):
         retry: RetryPolicy | None = None,
         project: str | None = None,
         location: str | None = None,
+        publisher: str = DEFAULT_PUBLISHER,
         vertexai: bool | None = None,
+        auth: str | None = None,
+        generation_config: Mapping[str, Any] | None = None,
         stream: bool = False,
     ) -> None:
         super().__init__(
@@ -122,6 +137,11 @@ class VertexAI_API(LLM_API):
         self.stream = stream
         self.project = project or os.environ.get(VERTEXAI_PROJECT_ENV) or None
         self.location = location or os.environ.get(VERTEXAI_LOCATION_ENV) or DEFAULT_LOCATION
+        self.publisher = publisher
+        if auth not in (None, "api_key", "bearer"):
+            raise ConfigurationError(f"VertexAI_API auth must be 'api_key' or 'bearer', not {auth!r}")
+        self.auth = auth
+        self.generation_config = dict(generation_config or {})
         self._url_template = self._resolve_url(vertexai)
         host = urlsplit(self._url_template).hostname or ""
         self.vertexai = (
@@ -139,8 +159,10 @@ class VertexAI_API(LLM_API):
         configured = self.settings.api_url
         if configured and configured != GEMINI_API_URL:
             template = configured
+            if "{model}" not in template and not template.endswith(":generateContent"):
+                template = template.rstrip("/") + _MODEL_PATH
         elif self.project:
-            template = vertex_url(self.project, self.location)
+            template = vertex_url(self.project, self.location, self.publisher)
         else:
             template = "{project}" if vertexai else GEMINI_API_URL
         if "{project}" in template and not self.project:
@@ -148,10 +170,15 @@ class VertexAI_API(LLM_API):
                 f"Vertex AI needs a project: set {VERTEXAI_PROJECT_ENV} (and {VERTEXAI_LOCATION_ENV}) or pass "
                 f"project=..., or set {env_names(self.provider_key)['api_url']} to the full endpoint URL"
             )
-        return template.replace("{project}", self.project or "").replace("{location}", self.location)
+        return (
+            template.replace("{project}", self.project or "")
+            .replace("{location}", self.location)
+            .replace("{publisher}", self.publisher)
+        )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(provider={self.provider_key!r}, url={self._url_template!r}, model={self.model!r})"
+        url = getattr(self, "_url_template", None)
+        return f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})"
 
     @property
     def api_url(self) -> str:
@@ -180,11 +207,12 @@ class VertexAI_API(LLM_API):
                 f"to a Gemini API key, or (with {VERTEXAI_PROJECT_ENV}) to an OAuth access token such as "
                 "the output of `gcloud auth print-access-token`"
             )
-        auth = {"authorization": f"Bearer {key}"} if self.vertexai else {"x-goog-api-key": key}
+        bearer = self.auth == "bearer" or (self.vertexai and self.auth != "api_key")
+        auth = {"authorization": f"Bearer {key}"} if bearer else {"x-goog-api-key": key}
         return {"content-type": "application/json", **auth}
 
     # ----------------------------------------------------------------- request
-    def _build_request_payload(self, params: CallParams) -> dict[str, Any]:
+    def _build_payload(self, params: PreparedRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "contents": _contents(params.chat_history, params.chat_style, send_ids=not self.vertexai)
         }
@@ -196,7 +224,7 @@ class VertexAI_API(LLM_API):
             payload["systemInstruction"] = {"parts": [{"text": system}]}
         if params.tools:
             payload["tools"] = [{"functionDeclarations": [_declaration(t) for t in params.tools]}]
-        config: dict[str, Any] = {}
+        config: dict[str, Any] = copy.deepcopy(self.generation_config)
         if params.temperature is not None:
             config["temperature"] = params.temperature
         if params.max_tokens is not None:
@@ -215,7 +243,7 @@ class VertexAI_API(LLM_API):
         return payload
 
     # ----------------------------------------------------------------- response
-    async def _process_request(self, params: CallParams, payload: dict[str, Any]) -> LLM_Response:
+    async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
         url, query = self._endpoint(params.model)
         headers = self._request_headers()
         if not self.stream:
@@ -250,11 +278,10 @@ class VertexAI_API(LLM_API):
         calls = [p for p in parts if "functionCall" in p]
         call_requests = [self._tool_call(p, n, raw) for n, p in enumerate(calls)]
         finish = candidate.get("finishReason") or (body.get("promptFeedback") or {}).get("blockReason")
-        return LLM_Response(
-            text, _stats(body["usageMetadata"], raw, body.get("modelVersion"), finish), call_requests or None
-        )
+        detail = _stats(body["usageMetadata"], raw, body.get("modelVersion"), finish)
+        return LLM_Response(text, None, call_requests or None, detail=detail)
 
-    def _tool_call(self, part: Mapping[str, Any], position: int, raw: RawResponse) -> ToolCall:
+    def _tool_call(self, part: Mapping[str, Any], position: int, raw: RawResponse) -> CallParams:
         call = part["functionCall"]
         name = call.get("name") if isinstance(call, dict) else None
         if not isinstance(name, str) or not name:
@@ -270,7 +297,7 @@ class VertexAI_API(LLM_API):
             )
         given = call.get("id")
         return GeminiToolCall(
-            id=given if isinstance(given, str) and given else f"call_{position}",
+            call_id=given if isinstance(given, str) and given else f"call_{position}",
             name=name,
             kwargs=arguments,
             thought_signature=part.get("thoughtSignature"),
@@ -278,15 +305,15 @@ class VertexAI_API(LLM_API):
         )
 
 
-def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, finish: Any) -> LLM_Stats:
+def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, finish: Any) -> CallDetail:
     prompt = int(usage.get("promptTokenCount") or 0)
     tool_prompt = int(usage.get("toolUsePromptTokenCount") or 0)
     candidates = int(usage.get("candidatesTokenCount") or 0)
     thoughts = int(usage.get("thoughtsTokenCount") or 0)
-    return LLM_Stats(
+    return CallDetail(
         total_bytes_sent=raw.bytes_sent,
         total_bytes_received=raw.bytes_received,
-        cost=None,
+        cost=reported_cost(usage.get("cost")),
         input_tokens=prompt + tool_prompt,
         output_tokens=candidates + thoughts,
         cached_tokens=int(usage.get("cachedContentTokenCount") or 0),
@@ -319,7 +346,7 @@ def _contents(
     history: Iterable[ChatHistoryItem], style: ChatStyle, *, send_ids: bool
 ) -> list[dict[str, Any]]:
     items = [i for i in history if i.role is not ChatRole.SYSTEM]
-    calls = {c.id: c for i in items for c in i.tool_calls}
+    calls = {c.call_id: c for i in items for c in i.tool_calls}
     contents: list[dict[str, Any]] = []
     for item in items:
         role = "model" if item.role is ChatRole.ASSISTANT else "user"
@@ -334,7 +361,7 @@ def _contents(
 
 
 def _parts(
-    item: ChatHistoryItem, style: ChatStyle, calls: Mapping[str, ToolCall], send_ids: bool
+    item: ChatHistoryItem, style: ChatStyle, calls: Mapping[str, CallParams], send_ids: bool
 ) -> list[dict[str, Any]]:
     if style is ChatStyle.PLAIN:
         text = item.as_plain_text()
@@ -349,13 +376,13 @@ def _parts(
             )
         response: dict[str, Any] = {"name": name, "response": {"output": _json_or_text(item.content)}}
         if send_ids and isinstance(call, GeminiToolCall) and call.provider_id:
-            response["id"] = call.id
+            response["id"] = call.call_id
         return [{"functionResponse": response}]
     parts: list[dict[str, Any]] = [{"text": item.content}] if item.content else []
     for call in item.tool_calls:
         function_call: dict[str, Any] = {"name": call.name, "args": dict(call.kwargs)}
         if send_ids and isinstance(call, GeminiToolCall) and call.provider_id:
-            function_call["id"] = call.id
+            function_call["id"] = call.call_id
         part: dict[str, Any] = {"functionCall": function_call}
         if isinstance(call, GeminiToolCall) and call.thought_signature:
             part["thoughtSignature"] = call.thought_signature

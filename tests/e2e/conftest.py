@@ -502,7 +502,7 @@ class Traffic:
     def tokens(self) -> dict[str, int]:
         out = dict.fromkeys(("input", "output", "cache_read", "cache_write", "reasoning"), 0)
         for _, _, response in self.calls:
-            s = response.stats
+            s = response.detail
             out["input"] += s.input_tokens
             out["output"] += s.output_tokens
             out["cache_read"] += s.cached_tokens
@@ -514,7 +514,7 @@ class Traffic:
         """``{(model, token type): tokens}``."""
         out: Counter[tuple[str, str]] = Counter()
         for _, model, response in self.calls:
-            s = response.stats
+            s = response.detail
             for kind, n in (
                 ("input", s.input_tokens),
                 ("output", s.output_tokens),
@@ -526,26 +526,26 @@ class Traffic:
         return dict(out)
 
     def cost(self) -> Decimal:
-        return sum((r.stats.priced_cost or Decimal(0) for _, _, r in self.calls), Decimal(0))
+        return sum((r.detail.priced_cost or Decimal(0) for _, _, r in self.calls), Decimal(0))
 
     def cost_by(self, what: str) -> dict[str, Decimal]:
         """Cost summed by ``"status"`` (calculated/reported) or ``"model"``; unpriced calls add nothing."""
         out: dict[str, Decimal] = {}
         for _, model, response in self.calls:
-            if response.stats.priced_cost is not None:
-                key = response.stats.cost_status if what == "status" else model
-                out[key] = out.get(key, Decimal(0)) + response.stats.priced_cost
+            if response.detail.priced_cost is not None:
+                key = response.detail.cost_status if what == "status" else model
+                out[key] = out.get(key, Decimal(0)) + response.detail.priced_cost
         return out
 
     def requests_by_status(self) -> dict[str, int]:
-        return dict(Counter(r.stats.cost_status for _, _, r in self.calls))
+        return dict(Counter(r.detail.cost_status for _, _, r in self.calls))
 
     def error_types(self) -> dict[str, int]:
         return dict(Counter(str(getattr(e, "status_code", type(e).__qualname__)) for _, _, e in self.errors))
 
     def bytes(self) -> dict[str, int]:
-        sent = sum(r.stats.total_bytes_sent for _, _, r in self.calls)
-        received = sum(r.stats.total_bytes_received for _, _, r in self.calls)
+        sent = sum(r.detail.total_bytes_sent for _, _, r in self.calls)
+        received = sum(r.detail.total_bytes_received for _, _, r in self.calls)
         sent += sum(e.bytes_sent for _, _, e in self.errors)
         received += sum(e.bytes_received for _, _, e in self.errors)
         return {"transmit": sent, "receive": received}

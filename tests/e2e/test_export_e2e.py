@@ -276,7 +276,7 @@ async def assert_otlp_received(tap: Tap, traffic: Traffic, job_id: str = JOB_ID)
             failed.append(a)
         else:
             ok_facts[_found_facts(a)] += 1
-    assert ok_facts == Counter(_span_facts(p, m, r.stats) for p, m, r in traffic.calls)
+    assert ok_facts == Counter(_span_facts(p, m, r.detail) for p, m, r in traffic.calls)
     assert [(a["gen_ai.request.model"], a["error.type"]) for a in failed] == [
         (m, str(getattr(e, "status_code", ""))) for _, m, e in traffic.errors
     ]
@@ -401,7 +401,7 @@ async def test_a_down_or_stuck_collector_fails_no_call_and_shutdown_returns(
             await api.aclose()
         assert len(responses) == 200
         assert all(
-            r.text == "Paris." and r.stats.input_tokens == 100 and r.stats.cost_status == "calculated"
+            r.text == "Paris." and r.detail.input_tokens == 100 and r.detail.cost_status == "calculated"
             for r in responses
         )
         assert _local_requests(registry) == 200  # metering goes on while the collector is away

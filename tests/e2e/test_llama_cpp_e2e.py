@@ -115,7 +115,7 @@ async def test_real_llama_cpp_call_is_metered_exactly(llama_server: str) -> None
     assert len(wire.requests) == 1 and len(wire.responses) == 1
     body = json.loads(wire.responses[0])
     usage = body["usage"]
-    stats = response.stats
+    stats = response.detail
     assert stats.input_tokens == usage["prompt_tokens"] > 5
     assert stats.output_tokens == usage["completion_tokens"]
     assert 0 < stats.output_tokens <= 12
@@ -152,7 +152,7 @@ async def test_real_llama_cpp_several_calls_accumulate(llama_server: str) -> Non
             for n in (2, 3, 4)
         ]
     usages = [json.loads(b)["usage"] for b in wire.responses]
-    assert [r.stats.input_tokens for r in results] == [u["prompt_tokens"] for u in usages]
+    assert [r.detail.input_tokens for r in results] == [u["prompt_tokens"] for u in usages]
     assert job.usage.total_input_tokens == sum(u["prompt_tokens"] for u in usages)
     assert job.usage.total_output_tokens == sum(u["completion_tokens"] for u in usages)
     assert job.usage.total_bytes_sent == sum(len(b) for b in wire.requests)
