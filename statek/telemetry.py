@@ -56,7 +56,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TelemetryConfig",
+    "WireCall",
+    "WireEndpoint",
     "configure_telemetry",
+    "current_first_chunk_hook",
     "current_retry_hook",
     "observe_call",
     "telemetry_config",
@@ -160,6 +163,7 @@ class _Series:
         "instruments",
         "lock",
         "ok_requests",
+        "operation",
         "received",
         "retries",
         "sent",
@@ -170,13 +174,19 @@ class _Series:
     )
 
     def __init__(
-        self, instruments: inst.Instruments, provider: str, model: str, labels: dict[str, str]
+        self,
+        instruments: inst.Instruments,
+        provider: str,
+        model: str,
+        labels: dict[str, str],
+        operation: str = OPERATION,
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
-        self.span_name = f"{OPERATION} {model}"
+        self.operation = operation
+        self.span_name = f"{operation} {model}"
         self.span_attrs = {
-            inst.GEN_AI_OPERATION_NAME: OPERATION,
+            inst.GEN_AI_OPERATION_NAME: operation,
             inst.GEN_AI_PROVIDER_NAME: provider,
             inst.GEN_AI_REQUEST_MODEL: model,
         }
@@ -185,7 +195,7 @@ class _Series:
         self.tokens = {
             t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
         }
-        statuses = ("calculated", "reported", "unpriced")
+        statuses = ("calculated", "reported", "unpriced", "no_usage")
         self.cost = {
             s: instruments.cell(inst.COST, {**base, inst.STATEK_COST_STATUS: s}, Decimal(0)) for s in statuses
         }
@@ -208,7 +218,7 @@ class _Series:
         """(input tokens, output tokens, duration) attributes of a successful call."""
         attrs = self.token_attrs.get(response_model)
         if attrs is None:
-            common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
+            common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base}
             if response_model:
                 common[inst.GEN_AI_RESPONSE_MODEL] = response_model
             attrs = (
@@ -222,7 +232,7 @@ class _Series:
     def error_duration_attrs(self, error_type: str) -> dict[str, str]:
         attrs = self.duration_attrs.get((None, error_type))
         if attrs is None:
-            attrs = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
+            attrs = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, inst.ERROR_TYPE: error_type}
             self.duration_attrs[(None, error_type)] = attrs
         return attrs
 
@@ -253,12 +263,14 @@ class _Series:
         return cell
 
 
-def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None) -> _Series:
+def _series(
+    config: TelemetryConfig, provider: str, model: str, job: Job | None, operation: str = OPERATION
+) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
         attributes = job.attributes if job is not None else {}
         labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
-    key = (provider, model, labels)
+    key = (provider, model, labels, operation)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
     if series is None:
@@ -266,7 +278,7 @@ def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None)
             series = cache.get(key)
             if series is None:
                 named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
-                series = cache[key] = _Series(config.instruments, provider, model, named)
+                series = cache[key] = _Series(config.instruments, provider, model, named, operation)
     return series
 
 
@@ -439,13 +451,23 @@ class _Invocation:
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not close the call's span")
 
-    def fail(self, exc: BaseException) -> None:
-        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched."""
+    def fail(
+        self, exc: BaseException, error_type: str | None = None, wire_bytes: tuple[int, int] | None = None
+    ) -> None:
+        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched.
+
+        ``error_type`` and ``wire_bytes`` (sent, received) override what ``exc`` says (the httpx
+        transport knows both from the exchange itself)."""
         duration = time.perf_counter() - self.started
         self._leave()
-        error_type = str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
+        if error_type is None:
+            error_type = (
+                str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
+            )
         sent = received = 0
-        if isinstance(exc, ProviderError):
+        if wire_bytes is not None:
+            sent, received = wire_bytes
+        elif isinstance(exc, ProviderError):
             sent, received = exc.bytes_sent, exc.bytes_received
         series, span = self.series, self.span
         try:
@@ -531,15 +553,19 @@ def _safe_config() -> TelemetryConfig | None:
 
 
 def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> CallDetail:
+    return _price_as(api.pricing_provider or api.provider_key, params.model, stats, started)
+
+
+def _price_as(pricing_provider: str, model: str, stats: CallDetail, started: float) -> CallDetail:
     from .metering import price_call
 
     try:
         at = datetime.fromtimestamp(started, timezone.utc)
-        cost = price_call(api.pricing_provider or api.provider_key, params.model, stats, at=at)
+        cost = price_call(pricing_provider, model, stats, at=at)
         return _with_cost(stats, cost.amount, cost.status)
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
-            "statek could not price a %s call to %s; recorded as unpriced", api.provider_key, params.model
+            "statek could not price a %s call to %s; recorded as unpriced", pricing_provider, model
         )
         return _with_cost(stats, None, "unpriced")
 
@@ -559,13 +585,129 @@ def _record_in_jobs(job: Job, provider: str, model: str, stats: CallDetail) -> N
             _log.exception("statek could not add a call to job %r", each.job_id)
 
 
-def _record_failure_in_jobs(job: Job, provider: str, model: str, exc: BaseException) -> None:
-    sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+def _record_failure_in_jobs(
+    job: Job, provider: str, model: str, exc: BaseException, wire_bytes: tuple[int, int] | None = None
+) -> None:
+    if wire_bytes is not None:
+        sent, received = wire_bytes
+    else:
+        sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
     for each in job.lineage:
         try:
             each.usage.record_failure(provider, model, sent, received)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a failed call to job %r", each.job_id)
+
+
+# ----------------------------------------------------------------------------- calls read off the wire
+def current_first_chunk_hook() -> Callable[[], None] | None:
+    """The callback a streaming ``LLM_API`` call must call when its first chunk arrives, or ``None``."""
+    invocation = _invocation.get()
+    if invocation is None:
+        return None
+    return lambda: _record_first_chunk(invocation, time.perf_counter() - invocation.started)
+
+
+def _record_first_chunk(invocation: _Invocation, seconds: float) -> None:
+    """``gen_ai.client.operation.time_to_first_chunk`` and the span's ``statek.first_chunk`` event."""
+    try:
+        series, span = invocation.series, invocation.span
+        if series is not None:
+            attrs = series.histogram_attrs(None)[2]
+            series.instruments.record_later(series.instruments.time_to_first_chunk, seconds, attrs)
+        if span is not None:
+            span.set_attribute("statek.time_to_first_chunk_s", seconds)
+            span.add_event("statek.first_chunk", {"statek.time_to_first_chunk_s": seconds})
+    except Exception:  # noqa: BLE001
+        _log.exception("statek telemetry could not record the time to the first chunk")
+
+
+@dataclass(frozen=True, slots=True)
+class WireEndpoint:
+    """Who a call read off the wire went to: statek's provider key (job usage), the
+    ``gen_ai.provider.name``, the price-table provider, and the server's host and port."""
+
+    provider_key: str
+    genai_provider_name: str
+    pricing_provider: str
+    server_address: str | None = None
+    server_port: int | None = None
+
+
+class WireCall:
+    """One call the httpx transport (:mod:`statek.instrumentation`) saw, reported like an ``LLM_API`` call.
+
+    Created when the request leaves; then :meth:`first_chunk` (streams) and exactly one of
+    :meth:`succeed` / :meth:`fail`. The span is not made current (the answer may be read in another
+    context than the request was sent from). Never raises.
+    """
+
+    __slots__ = ("_endpoint", "_invocation", "_model")
+
+    def __init__(
+        self,
+        endpoint: WireEndpoint,
+        operation: str,
+        model: str,
+        *,
+        stream: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._endpoint, self._model = endpoint, model
+        invocation = self._invocation = _Invocation(_config or _safe_config(), current_job())
+        config = invocation.config
+        if config is None:
+            return
+        try:
+            series = invocation.series = _series(
+                config, endpoint.genai_provider_name, model, invocation.job, operation
+            )
+            attributes: dict[str, Any] = dict(series.span_attrs)
+            if endpoint.server_address:
+                attributes["server.address"] = endpoint.server_address
+                if endpoint.server_port:
+                    attributes["server.port"] = endpoint.server_port
+            if stream:
+                attributes["statek.stream"] = True
+            if temperature is not None:
+                attributes["gen_ai.request.temperature"] = temperature
+            if max_tokens is not None:
+                attributes["gen_ai.request.max_tokens"] = max_tokens
+            if invocation.job is not None:
+                attributes["statek.job.id"] = invocation.job.job_id
+            invocation.span = config.tracer.start_span(
+                series.span_name, kind=SpanKind.CLIENT, attributes=attributes
+            )
+        except Exception:  # noqa: BLE001 - telemetry never breaks the call
+            _log.exception("statek telemetry could not start a span; the call goes on unobserved")
+
+    def first_chunk(self) -> None:
+        """The first bytes of a streamed answer arrived now."""
+        _record_first_chunk(self._invocation, time.perf_counter() - self._invocation.started)
+
+    def succeed(self, detail: CallDetail, text: str = "", calls: list[Any] | None = None) -> CallDetail:
+        """The answer was read: price it (an answer without usage is ``no_usage``, never $0), add it to
+        the current job and record it. Returns the priced detail."""
+        endpoint, invocation = self._endpoint, self._invocation
+        if detail.has_usage:
+            detail = _price_as(endpoint.pricing_provider, self._model, detail, invocation.started_wall)
+        else:
+            detail = _with_cost(detail, None, "no_usage")
+        if invocation.job is not None:
+            _record_in_jobs(invocation.job, endpoint.provider_key, self._model, detail)
+        invocation.stop(detail, LLM_Response(text, None, calls, detail=detail))
+        return detail
+
+    def fail(self, exc: BaseException | None, error_type: str, sent: int, received: int) -> None:
+        """The call failed (an HTTP error status, a transport error, a stream that broke)."""
+        invocation = self._invocation
+        error = exc if exc is not None else RuntimeError(error_type)
+        invocation.fail(error, error_type, (sent, received))
+        if invocation.job is not None:
+            _record_failure_in_jobs(
+                invocation.job, self._endpoint.provider_key, self._model, error, (sent, received)
+            )
 
 
 # ----------------------------------------------------------------------------- content (opt-in)

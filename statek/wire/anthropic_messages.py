@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..types import CallDetail, CallParams
+from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import reported_cost
-from .sse import iter_sse_json
+from .sse import SSEDecoder, iter_sse_json
 
-__all__ = ["ClaudeToolCall", "MessageStream", "fold_stream", "read_message", "usage_detail"]
+__all__ = [
+    "ClaudeToolCall",
+    "MessageStream",
+    "MessageStreamReader",
+    "fold_stream",
+    "read_message",
+    "usage_detail",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +107,7 @@ class MessageStream:
     or ``AttributeError`` (callers report those as an unreadable stream).
     """
 
-    __slots__ = ("_blocks", "_fragments", "_message", "started")
+    __slots__ = ("_blocks", "_fragments", "_message", "ended", "started")
 
     def __init__(self) -> None:
         self._message: dict[str, Any] = {"usage": {}}
@@ -107,6 +115,8 @@ class MessageStream:
         self._fragments: dict[int, list[str]] = {}
         self.started = False
         """Whether ``message_start`` (which carries the input side of the usage) has been seen."""
+        self.ended = False
+        """Whether a ``message_delta`` (which carries the final output count) has been seen."""
 
     def add(self, name: str | None, data: Any) -> None:
         """Take one event (``name`` is its ``event:`` field, ``data`` its parsed JSON)."""
@@ -127,6 +137,7 @@ class MessageStream:
                 except ValueError:
                     block["input"] = text
         elif kind == "message_delta":
+            self.ended = True
             self._message.update({k: v for k, v in (data.get("delta") or {}).items() if v is not None})
             # Cumulative counts: overwrite the fields present, keep the rest (the input side of message_start).
             self._message["usage"].update(data.get("usage") or {})
@@ -157,3 +168,44 @@ def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str
         block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
     elif kind == "signature_delta":
         block["signature"] = delta.get("signature", "")
+
+
+class MessageStreamReader:
+    """A :class:`~statek.wire.answer.StreamReader` for a Messages event stream (see :class:`MessageStream`)."""
+
+    __slots__ = ("_decoder", "_stream")
+
+    def __init__(self) -> None:
+        self._decoder = SSEDecoder()
+        self._stream = MessageStream()
+
+    def feed(self, data: bytes) -> list[str]:
+        """The text generated in ``data``."""
+        try:
+            return self._take(self._decoder.feed(data))
+        except WireFormatError:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise WireFormatError(f"a stream event cannot be read: {type(exc).__name__}: {exc}") from exc
+
+    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
+        pieces: list[str] = []
+        for name, data in events:
+            self._stream.add(name, data)
+            delta = data.get("delta") if data.get("type", name) == "content_block_delta" else None
+            if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
+                pieces.append(delta.get("text", ""))
+        return pieces
+
+    def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
+        """The answer so far; ``has_usage`` False unless the closing ``message_delta`` arrived (the
+        input counts of ``message_start`` are kept either way)."""
+        try:
+            self._take(self._decoder.close())
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+            pass  # a cut-off last event: keep what was read before it
+        message = self._stream.message()
+        text, calls, detail = read_message(message, bytes_sent, bytes_received)
+        if not self._stream.ended:
+            detail = detail._replace(has_usage=False)
+        return Answer(text, calls, detail)

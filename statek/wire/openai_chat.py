@@ -24,15 +24,18 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from ..types import CallDetail, CallParams
+from .answer import Answer
 from .errors import ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost
-from .sse import iter_sse_json
+from .sse import SSEDecoder, iter_sse_json
 
 __all__ = [
     "AuthStyle",
     "ChatAnswer",
     "ChatCompletionsProfile",
     "ChatStream",
+    "ChatStreamReader",
+    "OPENAI_PROFILE",
     "ReasoningRequest",
     "UsageCounts",
     "UsagePath",
@@ -41,6 +44,7 @@ __all__ = [
     "normalise_usage",
     "read_answer",
     "read_stream",
+    "read_whole",
     "tool_calls",
 ]
 
@@ -331,3 +335,52 @@ def _tool_call(call: Any, position: int) -> CallParams:
         )
     call_id = call.get("id") or f"call_{position}"
     return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)
+
+
+def read_whole(body: Any, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int) -> Answer:
+    """Text, tool calls and detail of a whole answer (the errors of :func:`read_answer` and
+    :func:`tool_calls`)."""
+    answer = read_answer(body)
+    detail = answer_detail(answer, profile, bytes_sent, bytes_received)
+    text = message_text(answer.message.get("content"))
+    return Answer(text, tool_calls(answer.message.get("tool_calls")), detail)
+
+
+class ChatStreamReader:
+    """A :class:`~statek.wire.answer.StreamReader` for a chat-completions stream (see :class:`ChatStream`)."""
+
+    __slots__ = ("_decoder", "_profile", "_stream")
+
+    def __init__(self, profile: ChatCompletionsProfile = OPENAI_PROFILE) -> None:
+        self._decoder = SSEDecoder()
+        self._profile = profile
+        self._stream = ChatStream(profile.stream_usage_paths)
+
+    def feed(self, data: bytes) -> list[str]:
+        """The text generated in ``data``."""
+        try:
+            events = self._decoder.feed(data)
+        except ValueError as exc:
+            raise WireFormatError(f"a stream chunk is not JSON: {exc}") from exc
+        return self._take(events)
+
+    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
+        stream = self._stream
+        pieces: list[str] = []
+        for _, chunk in events:
+            before = len(stream.text)
+            stream.add(chunk)
+            pieces.extend(stream.text[before:])
+        return pieces
+
+    def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
+        """The answer so far; ``has_usage`` False unless a chunk carried usage."""
+        try:
+            self._take(self._decoder.close())
+        except ValueError:
+            pass  # a cut-off last chunk: keep what was read before it
+        answer = self._stream.answer()
+        detail = answer_detail(answer, self._profile, bytes_sent, bytes_received)
+        return Answer(
+            message_text(answer.message.get("content")), tool_calls(answer.message.get("tool_calls")), detail
+        )
