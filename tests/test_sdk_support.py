@@ -30,8 +30,8 @@ CALL = ("get_weather", {"city": "Paris", "unit": "celsius"})
 BEHAVIORS = {
     "gpt-4o-mini": ModelBehavior(text=TEXT, **USAGE),
     "gpt-4o-mini-tools": ModelBehavior(text="", tool_calls=[CALL], **USAGE),
-    "claude-sonnet-4-5": ModelBehavior(text=TEXT, **USAGE),
-    "claude-sonnet-4-5-tools": ModelBehavior(text="", tool_calls=[CALL], **USAGE),
+    "claude-sim": ModelBehavior(text=TEXT, **USAGE),
+    "claude-sim-tools": ModelBehavior(text="", tool_calls=[CALL], **USAGE),
     "gemini-2.5-flash": ModelBehavior(text=TEXT, **USAGE),
     "gemini-2.5-flash-tools": ModelBehavior(text="", tool_calls=[CALL], **USAGE),
     "text-embedding-3-small": ModelBehavior(input_tokens=64),
@@ -71,7 +71,7 @@ def sdk_fixture() -> Iterator[Env]:
     previous = set_default_registry(registry)
     for provider, models in (
         ("openai", ("gpt-4o-mini", "gpt-4o-mini-tools", "text-embedding-3-small")),
-        ("ANTHROPIC", ("claude-sonnet-4-5", "claude-sonnet-4-5-tools")),
+        ("ANTHROPIC", ("claude-sim", "claude-sim-tools")),
         ("GEMINI", ("gemini-2.5-flash", "gemini-2.5-flash-tools", "gemini-embedding-001")),
     ):
         for model in models:

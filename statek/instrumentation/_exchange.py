@@ -151,6 +151,12 @@ class Exchange:
         else:
             call.succeed(answer.detail, answer.text, answer.tool_calls)
 
+    def whole(self, content: bytes) -> None:
+        """The answer arrived already read and decoded (built in memory, e.g. by a mock transport)."""
+        self._decoder = None
+        self.chunk(content)
+        self.end()
+
     def broke(self, exc: BaseException) -> None:
         """Reading the answer raised ``exc`` (a timeout, a dropped connection)."""
         if not self._done:

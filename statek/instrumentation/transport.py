@@ -180,7 +180,10 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
                 exchange.broke(exc)
                 raise
             exchange.answered(response)
-            response.stream = _SyncStream(response.stream, exchange)
+            if response.is_closed:  # built in memory and already read (a mock transport)
+                exchange.whole(response.content)
+            else:
+                response.stream = _SyncStream(response.stream, exchange)
             return response
 
         def close(self) -> None:
@@ -210,7 +213,10 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
                 exchange.broke(exc)
                 raise
             exchange.answered(response)
-            response.stream = _AsyncStream(response.stream, exchange)
+            if response.is_closed:  # built in memory and already read (a mock transport)
+                exchange.whole(response.content)
+            else:
+                response.stream = _AsyncStream(response.stream, exchange)
             return response
 
         async def aclose(self) -> None:
