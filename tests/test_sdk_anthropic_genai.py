@@ -19,7 +19,9 @@ from statek import Job
 from test_sdk_support import CALL, TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
-CLAUDE_TOOLS = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+CLAUDE_TOOLS = [
+    {"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+]
 
 
 def compare(sdk: Env, plain: Callable[[], Any], metered: Callable[[], Any]) -> Job:
@@ -51,11 +53,17 @@ def anthropic_pair(sdk: Env, is_async: bool) -> tuple[Any, Any]:
     if is_async:
         return (
             AsyncAnthropic(base_url=sdk.sim.base_url, api_key="k", http_client=httpx2.AsyncClient()),
-            AsyncAnthropic(base_url=sdk.sim.base_url, api_key="k", http_client=statek.async_http_client(provider="ANTHROPIC")),
+            AsyncAnthropic(
+                base_url=sdk.sim.base_url,
+                api_key="k",
+                http_client=statek.async_http_client(provider="ANTHROPIC"),
+            ),
         )
     return (
         Anthropic(base_url=sdk.sim.base_url, api_key="k", http_client=httpx2.Client()),
-        Anthropic(base_url=sdk.sim.base_url, api_key="k", http_client=statek.http_client(provider="ANTHROPIC")),
+        Anthropic(
+            base_url=sdk.sim.base_url, api_key="k", http_client=statek.http_client(provider="ANTHROPIC")
+        ),
     )
 
 
@@ -82,7 +90,9 @@ def claude_call(client: Any, model: str, stream: bool, is_async: bool) -> Any:
 def test_anthropic_messages(sdk: Env, is_async: bool, stream: bool, model: str) -> None:
     plain, metered = anthropic_pair(sdk, is_async)
     job = compare(
-        sdk, lambda: claude_call(plain, model, stream, is_async), lambda: claude_call(metered, model, stream, is_async)
+        sdk,
+        lambda: claude_call(plain, model, stream, is_async),
+        lambda: claude_call(metered, model, stream, is_async),
     )
     finish = "tool_use" if model.endswith("tools") else "end_turn"
     check(sdk, job, f"chat {model}", "anthropic", finish, stream=stream)
@@ -103,8 +113,13 @@ def gemini_pair(sdk: Env, is_async: bool) -> tuple[genai.Client, genai.Client]:
 def gemini_call(client: genai.Client, model: str, stream: bool, is_async: bool) -> Any:
     if not is_async:
         if stream:
-            return [c.model_dump(exclude={"sdk_http_response"}) for c in client.models.generate_content_stream(model=model, contents="Weather?")]
-        return client.models.generate_content(model=model, contents="Weather?").model_dump(exclude={"sdk_http_response"})
+            return [
+                c.model_dump(exclude={"sdk_http_response"})
+                for c in client.models.generate_content_stream(model=model, contents="Weather?")
+            ]
+        return client.models.generate_content(model=model, contents="Weather?").model_dump(
+            exclude={"sdk_http_response"}
+        )
 
     async def go() -> Any:
         if stream:
@@ -122,7 +137,9 @@ def gemini_call(client: genai.Client, model: str, stream: bool, is_async: bool) 
 def test_gemini_generate_content(sdk: Env, is_async: bool, stream: bool, model: str) -> None:
     plain, metered = gemini_pair(sdk, is_async)
     job = compare(
-        sdk, lambda: gemini_call(plain, model, stream, is_async), lambda: gemini_call(metered, model, stream, is_async)
+        sdk,
+        lambda: gemini_call(plain, model, stream, is_async),
+        lambda: gemini_call(metered, model, stream, is_async),
     )
     check(sdk, job, f"chat {model}", "gcp.gemini", "STOP", stream=stream)
     assert job.usage.total_reasoning_tokens == 12
@@ -135,7 +152,9 @@ def test_gemini_embeddings(sdk: Env, is_async: bool) -> None:
 
     def embed(client: genai.Client) -> Any:
         if is_async:
-            answer = asyncio.run(client.aio.models.embed_content(model="gemini-embedding-001", contents=["a", "b"]))
+            answer = asyncio.run(
+                client.aio.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
+            )
         else:
             answer = client.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
         return answer.model_dump(exclude={"sdk_http_response"})

@@ -23,7 +23,10 @@ MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS = [
     {
         "type": "function",
-        "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
     }
 ]
 
@@ -33,7 +36,9 @@ def clients(sdk: Env, is_async: bool) -> tuple[Any, Any]:
     base = sdk.sim.base_url + "/v1"
     if is_async:
         plain = AsyncOpenAI(base_url=base, api_key="test-key", http_client=httpx2.AsyncClient())
-        metered = AsyncOpenAI(base_url=base, api_key="test-key", http_client=statek.async_http_client(provider="OPENAI"))
+        metered = AsyncOpenAI(
+            base_url=base, api_key="test-key", http_client=statek.async_http_client(provider="OPENAI")
+        )
     else:
         plain = OpenAI(base_url=base, api_key="test-key", http_client=httpx2.Client())
         metered = OpenAI(base_url=base, api_key="test-key", http_client=statek.http_client(provider="OPENAI"))
@@ -48,7 +53,11 @@ def run(is_async: bool, call: Callable[[Any], Any], client: Any) -> Any:
 
     if not is_async:
         result = call(client)
-        return [dump(c) for c in result] if hasattr(result, "__iter__") and not hasattr(result, "model_dump") else dump(result)
+        return (
+            [dump(c) for c in result]
+            if hasattr(result, "__iter__") and not hasattr(result, "model_dump")
+            else dump(result)
+        )
 
     async def go() -> Any:
         result = await call(client)
@@ -93,7 +102,9 @@ def check_chat(sdk: Env, job: Job, model: str, *, stream: bool, finish: str, out
     assert sdk.counter("statek.tokens", gen_ai__token__type="input") == 1200
     assert sdk.counter("statek.tokens", gen_ai__token__type="output") == output_tokens
     assert sdk.counter("statek.tokens", gen_ai__token__type="cache_read") == 1024
-    assert sdk.counter("statek.cost", statek__cost__status="calculated") == pytest.approx(float(expected_cost))
+    assert sdk.counter("statek.cost", statek__cost__status="calculated") == pytest.approx(
+        float(expected_cost)
+    )
     assert sdk.counter("statek.requests", statek__outcome="success") == 1
     first_chunk = sdk.captured.values("gen_ai.client.operation.time_to_first_chunk")
     assert [count for count, _ in first_chunk.values()] == ([1] if stream else [])
@@ -133,7 +144,9 @@ def test_chat_completion_with_a_tool_call(sdk: Env, is_async: bool, stream: bool
     result, job = same_answer_metered(
         sdk,
         is_async,
-        lambda c: c.chat.completions.create(model="gpt-4o-mini-tools", messages=MESSAGES, tools=TOOLS, **extra),
+        lambda c: c.chat.completions.create(
+            model="gpt-4o-mini-tools", messages=MESSAGES, tools=TOOLS, **extra
+        ),
     )
     assert result  # the SDK's own parse of the call is compared above
     check_chat(sdk, job, "gpt-4o-mini-tools", stream=stream, finish="tool_calls")
@@ -182,7 +195,9 @@ def check_responses(sdk: Env, job: Job, model: str, finish: str = "completed") -
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 def test_responses_api(sdk: Env, is_async: bool, stream: bool) -> None:
     result, job = same_answer_metered(
-        sdk, is_async, lambda c: c.responses.create(model="gpt-4o-mini", input="Weather in Paris?", stream=stream)
+        sdk,
+        is_async,
+        lambda c: c.responses.create(model="gpt-4o-mini", input="Weather in Paris?", stream=stream),
     )
     if not stream:
         assert result["output"][0]["content"][0]["text"] == TEXT
@@ -210,7 +225,12 @@ def test_embeddings(sdk: Env, is_async: bool) -> None:
     assert attributes["gen_ai.usage.input_tokens"] == 64
     assert attributes["gen_ai.usage.output_tokens"] == 0
     assert attributes["statek.cost.usd"] == float(cost(64, 0))
-    assert sdk.counter("statek.tokens", gen_ai__token__type="input", gen_ai__request__model="text-embedding-3-small") == 64
+    assert (
+        sdk.counter(
+            "statek.tokens", gen_ai__token__type="input", gen_ai__request__model="text-embedding-3-small"
+        )
+        == 64
+    )
     durations = sdk.captured.values("gen_ai.client.operation.duration")
     assert [dict(k)["gen_ai.operation.name"] for k in durations] == ["embeddings"]
     assert job.usage.total_cost == cost(64, 0)

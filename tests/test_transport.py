@@ -62,7 +62,9 @@ def test_a_known_public_endpoint_is_recognised_by_its_host(captured: Captured) -
     assert job.usage.by_model()[("OPENAI", "gpt-4o-mini")].input_tokens == 11
 
 
-def test_configured_and_custom_endpoints_are_recognised(captured: Captured, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configured_and_custom_endpoints_are_recognised(
+    captured: Captured, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GROQ_API_URL", "http://127.0.0.1:8999/openai/v1/chat/completions")
     client = httpx.Client(
         transport=MeteringTransport(httpx.MockTransport(server), endpoints={"https://gw.internal": "MISTRAL"})
@@ -76,7 +78,9 @@ def test_a_gzip_answer_is_read(captured: Captured) -> None:
     packed = gzip.compress(json.dumps(ANSWER).encode())
 
     def gzipped(request: httpx.Request) -> httpx.Response:  # streamed in two pieces, as a server would
-        return httpx.Response(200, content=iter([packed[:20], packed[20:]]), headers={"content-encoding": "gzip"})
+        return httpx.Response(
+            200, content=iter([packed[:20], packed[20:]]), headers={"content-encoding": "gzip"}
+        )
 
     client = httpx.Client(transport=MeteringTransport(httpx.MockTransport(gzipped), provider="OPENAI"))
     assert client.post("http://127.0.0.1:1/v1/chat/completions", content=BODY).json() == ANSWER
@@ -94,13 +98,19 @@ class _Breaking(httpx.SyncByteStream):
         raise httpx.ReadTimeout("the server went quiet")
 
 
-def test_a_broken_stream_is_a_failed_call_with_its_bytes_and_the_error_reaches_the_caller(captured: Captured) -> None:
+def test_a_broken_stream_is_a_failed_call_with_its_bytes_and_the_error_reaches_the_caller(
+    captured: Captured,
+) -> None:
     def breaking(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, stream=_Breaking(), headers={"content-type": "text/event-stream"})
 
     body = json.dumps({"model": "m", "messages": [], "stream": True}).encode()
     client = httpx.Client(transport=MeteringTransport(httpx.MockTransport(breaking), provider="OPENAI"))
-    with Job("j") as job, pytest.raises(httpx.ReadTimeout), client.stream("POST", "http://h/v1/chat/completions", content=body) as r:
+    with (
+        Job("j") as job,
+        pytest.raises(httpx.ReadTimeout),
+        client.stream("POST", "http://h/v1/chat/completions", content=body) as r,
+    ):
         for _ in r.iter_raw():
             pass
     attributes = captured.finished("chat m")[0].attributes
@@ -111,7 +121,12 @@ def test_a_broken_stream_is_a_failed_call_with_its_bytes_and_the_error_reaches_t
 
 
 def test_streams_reach_the_caller_chunk_for_chunk(captured: Captured) -> None:
-    chunks = [b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n', b"\n", b'data: {"usage":{"prompt_tokens":3', b',"completion_tokens":1}}\n\ndata: [DONE]\n\n']
+    chunks = [
+        b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n',
+        b"\n",
+        b'data: {"usage":{"prompt_tokens":3',
+        b',"completion_tokens":1}}\n\ndata: [DONE]\n\n',
+    ]
 
     def streaming(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=iter(chunks), headers={"content-type": "text/event-stream"})
@@ -125,8 +140,12 @@ def test_streams_reach_the_caller_chunk_for_chunk(captured: Captured) -> None:
 
 
 async def test_statek_own_calls_through_a_metered_client_are_counted_once(captured: Captured) -> None:
-    client = httpx.AsyncClient(transport=AsyncMeteringTransport(httpx.MockTransport(server), provider="OPENAI"))
-    api = LLM_API.get("OPENAI", api_key="k", api_url="http://127.0.0.1:1/v1/chat/completions", http_client=client)
+    client = httpx.AsyncClient(
+        transport=AsyncMeteringTransport(httpx.MockTransport(server), provider="OPENAI")
+    )
+    api = LLM_API.get(
+        "OPENAI", api_key="k", api_url="http://127.0.0.1:1/v1/chat/completions", http_client=client
+    )
     await api.process_request(model="gpt-4o-mini", chat_history=[ChatHistoryItem.user("hi")])
     assert len(captured.finished()) == 1
 

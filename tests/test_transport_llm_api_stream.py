@@ -26,7 +26,11 @@ def api_for(sdk: Env, provider: str) -> LLM_API:
 
 @pytest.mark.parametrize(
     ("provider", "model", "genai"),
-    [("OPENAI", "gpt-4o-mini", "openai"), ("ANTHROPIC", "claude-sim", "anthropic"), ("VERTEXAI", "gemini-2.5-flash", "gcp.gemini")],
+    [
+        ("OPENAI", "gpt-4o-mini", "openai"),
+        ("ANTHROPIC", "claude-sim", "anthropic"),
+        ("VERTEXAI", "gemini-2.5-flash", "gcp.gemini"),
+    ],
 )
 async def test_stream_request_yields_text_then_the_same_response_as_process_request(
     sdk: Env, provider: str, model: str, genai: str
@@ -56,11 +60,15 @@ async def test_stream_request_with_tool_calls(sdk: Env) -> None:
     stream = api.stream_request(model="claude-sim-tools", chat_history=HISTORY)
     assert [piece async for piece in stream] == []
     calls = stream.response.call_requests
-    assert calls is not None and [(c.name, c.kwargs) for c in calls] == [("get_weather", {"city": "Paris", "unit": "celsius"})]
+    assert calls is not None and [(c.name, c.kwargs) for c in calls] == [
+        ("get_weather", {"city": "Paris", "unit": "celsius"})
+    ]
 
 
 async def test_a_retryable_status_before_the_stream_starts_is_retried(sdk: Env) -> None:
-    sdk.sim.engine.set_behavior("flaky", ModelBehavior(text=TEXT, failures=[Failure.rate_limit(first=1, retry_after=0)]))
+    sdk.sim.engine.set_behavior(
+        "flaky", ModelBehavior(text=TEXT, failures=[Failure.rate_limit(first=1, retry_after=0)])
+    )
     api = api_for(sdk, "OPENAI")
     stream = api.stream_request(model="flaky", chat_history=HISTORY)
     assert "".join([p async for p in stream]) == TEXT
