@@ -13,10 +13,10 @@ import pytest
 from anthropic import Anthropic, AsyncAnthropic
 from google import genai
 from google.genai import types
+from test_sdk_support import CALL, TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 import statek
 from statek import Job
-from test_sdk_support import CALL, TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
 CLAUDE_TOOLS = [

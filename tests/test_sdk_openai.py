@@ -14,10 +14,10 @@ from typing import Any
 import httpx2
 import pytest
 from openai import AsyncOpenAI, OpenAI
+from test_sdk_support import CALL, TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 import statek
 from statek import Job
-from test_sdk_support import CALL, TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 MESSAGES = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS = [

@@ -13,12 +13,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from test_telemetry_support import Captured
 
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.telemetry import configure_telemetry
 from statek.testing import ModelBehavior, ProviderSimulator
-from test_telemetry_support import Captured
 
 IN, CACHED, OUT = Decimal(2), Decimal(1), Decimal(10)
 """USD per million input / cached input / output tokens, for every model below."""

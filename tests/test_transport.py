@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from test_telemetry_support import Captured, captured_fixture, prices_fixture  # noqa: F401 - fixtures
 
 import statek
 from statek import LLM_API, ChatHistoryItem, Job
 from statek.instrumentation import AsyncMeteringTransport, MeteringTransport, is_httpx_instrumented
-from test_telemetry_support import Captured, captured_fixture, prices_fixture  # noqa: F401 - fixtures
 
 ANSWER = {
     "id": "chatcmpl-1",

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import pytest
+from test_sdk_support import TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 from statek import LLM_API, ChatHistoryItem, Job, OpenAI_API
 from statek._http import RetryPolicy
 from statek.exceptions import RateLimitError
 from statek.settings import ProviderSettings
 from statek.testing import Failure, ModelBehavior
-from test_sdk_support import TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
 
 HISTORY = [ChatHistoryItem.user("What is the weather in Paris?")]
 
@@ -86,4 +86,4 @@ async def test_a_final_error_is_raised_from_the_iteration_and_recorded(sdk: Env)
             pass
     assert sdk.span("chat limited").attributes["error.type"] == "429"
     with pytest.raises(RuntimeError, match="not ended"):
-        stream.response
+        _ = stream.response
