@@ -76,7 +76,8 @@ class Exchange:
                 return
             is_sse = "text/event-stream" in response.headers.get("content-type", "")
             if self._request.stream and is_sse:
-                self._reader = stream_reader(self._request, self._route.profile)
+                # Only usage is kept: the caller has the text, and memory stays flat however long it is.
+                self._reader = stream_reader(self._request, self._route.profile, keep_content=False)
             else:
                 self._body = []
         except Exception:  # noqa: BLE001 - metering never breaks the call

@@ -102,14 +102,16 @@ class MessageStream:
     """Folds stream events, one at a time, into the message they add up to.
 
     Tool input arrives as ``input_json_delta`` fragments, parsed at ``content_block_stop``; fragments
-    that are not JSON are kept as the raw string, which the tool-call reader then rejects. An ``error``
+    that are not JSON are kept as the raw string, which the tool-call reader then rejects. With
+    ``keep_content=False`` only the usage, model and stop reason are kept. An ``error``
     event raises :class:`StreamFailure`; an event of the wrong shape raises ``KeyError``, ``TypeError``
     or ``AttributeError`` (callers report those as an unreadable stream).
     """
 
-    __slots__ = ("_blocks", "_fragments", "_message", "ended", "started")
+    __slots__ = ("_blocks", "_fragments", "_keep", "_message", "ended", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._keep = keep_content
         self._message: dict[str, Any] = {"usage": {}}
         self._blocks: dict[int, dict[str, Any]] = {}
         self._fragments: dict[int, list[str]] = {}
@@ -124,12 +126,12 @@ class MessageStream:
         if kind == "message_start":
             self._message = {**data["message"], "usage": dict(data["message"].get("usage") or {})}
             self.started = True
-        elif kind == "content_block_start":
+        elif kind == "content_block_start" and self._keep:
             self._blocks[data["index"]] = dict(data["content_block"])
-        elif kind == "content_block_delta":
+        elif kind == "content_block_delta" and self._keep:
             index = data["index"]
             _apply_delta(self._blocks[index], self._fragments.setdefault(index, []), data["delta"])
-        elif kind == "content_block_stop":
+        elif kind == "content_block_stop" and self._keep:
             block, text = self._blocks[data["index"]], "".join(self._fragments.pop(data["index"], []))
             if block.get("type") == "tool_use" and text:
                 try:
@@ -175,9 +177,9 @@ class MessageStreamReader:
 
     __slots__ = ("_decoder", "_stream")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
         self._decoder = SSEDecoder()
-        self._stream = MessageStream()
+        self._stream = MessageStream(keep_content=keep_content)
 
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""

@@ -118,9 +118,10 @@ class ContentStream:
     """Folds stream chunks, one at a time, into one response: parts in order; last finish reason,
     model and usage (cumulative)."""
 
-    __slots__ = ("_finish", "_folded", "_parts")
+    __slots__ = ("_finish", "_folded", "_keep", "_parts")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._keep = keep_content
         self._parts: list[Any] = []
         self._folded: dict[str, Any] = {}
         self._finish: Any = None
@@ -134,7 +135,8 @@ class ContentStream:
                 self._folded[key] = chunk[key]
         candidate = (chunk.get("candidates") or [{}])[0]
         if isinstance(candidate, dict):
-            self._parts.extend((candidate.get("content") or {}).get("parts") or ())
+            if self._keep:
+                self._parts.extend((candidate.get("content") or {}).get("parts") or ())
             self._finish = candidate.get("finishReason") or self._finish
 
     def response(self) -> dict[str, Any]:
@@ -161,9 +163,9 @@ class ContentStreamReader:
 
     __slots__ = ("_decoder", "_finished", "_stream", "_usage_seen")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
         self._decoder = SSEDecoder()
-        self._stream = ContentStream()
+        self._stream = ContentStream(keep_content=keep_content)
         self._usage_seen = False
         self._finished = False
 

@@ -226,6 +226,8 @@ class ChatStream:
     """Puts streamed chunks back together into one answer; fed one parsed chunk at a time."""
 
     usage_paths: tuple[UsagePath, ...] = (("usage",),)
+    keep_content: bool = True
+    """False: read usage, model and finish reason only (text and tool calls are not kept)."""
     text: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish_reason: str | None = None
@@ -249,7 +251,7 @@ class ChatStream:
                 continue
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
             delta = choice.get("delta")
-            if not isinstance(delta, Mapping):
+            if not isinstance(delta, Mapping) or not self.keep_content:
                 continue
             piece = message_text(delta.get("content"))
             if piece:
@@ -351,10 +353,12 @@ class ChatStreamReader:
 
     __slots__ = ("_decoder", "_profile", "_stream")
 
-    def __init__(self, profile: ChatCompletionsProfile = OPENAI_PROFILE) -> None:
+    def __init__(
+        self, profile: ChatCompletionsProfile = OPENAI_PROFILE, *, keep_content: bool = True
+    ) -> None:
         self._decoder = SSEDecoder()
         self._profile = profile
-        self._stream = ChatStream(profile.stream_usage_paths)
+        self._stream = ChatStream(profile.stream_usage_paths, keep_content)
 
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""

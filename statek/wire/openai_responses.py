@@ -99,9 +99,10 @@ class ResponsesStreamReader:
     ``response.failed`` event raises :class:`StreamFailure` after the response it carried is kept.
     """
 
-    __slots__ = ("_decoder", "_final", "_response", "_text")
+    __slots__ = ("_decoder", "_final", "_keep", "_response", "_text")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._keep = keep_content
         self._decoder = SSEDecoder()
         self._text: list[str] = []
         self._response: Mapping[str, Any] = {}
@@ -123,7 +124,8 @@ class ResponsesStreamReader:
             kind = event.get("type", name)
             if kind == "response.output_text.delta" and isinstance(event.get("delta"), str):
                 pieces.append(event["delta"])
-                self._text.append(event["delta"])
+                if self._keep:
+                    self._text.append(event["delta"])
             response = event.get("response")
             if isinstance(response, Mapping):
                 self._response = response

@@ -121,15 +121,19 @@ def recognise(method: str, path: str, body: bytes) -> WireRequest | None:
     )
 
 
-def stream_reader(request: WireRequest, profile: ChatCompletionsProfile = OPENAI_PROFILE) -> StreamReader:
-    """A fresh incremental reader for the stream answering ``request``."""
+def stream_reader(
+    request: WireRequest, profile: ChatCompletionsProfile = OPENAI_PROFILE, *, keep_content: bool = True
+) -> StreamReader:
+    """A fresh incremental reader for the stream answering ``request``. With ``keep_content=False``
+    it holds only usage, model and finish reason (memory flat in the stream's length); pieces of
+    text are still returned by ``feed``."""
     if request.format == "anthropic":
-        return anthropic_messages.MessageStreamReader()
+        return anthropic_messages.MessageStreamReader(keep_content=keep_content)
     if request.format == "gemini":
-        return gemini.ContentStreamReader()
+        return gemini.ContentStreamReader(keep_content=keep_content)
     if request.format == "openai_responses":
-        return openai_responses.ResponsesStreamReader()
-    return openai_chat.ChatStreamReader(profile)
+        return openai_responses.ResponsesStreamReader(keep_content=keep_content)
+    return openai_chat.ChatStreamReader(profile, keep_content=keep_content)
 
 
 def read_answer(
