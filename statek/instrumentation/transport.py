@@ -26,8 +26,8 @@ import httpx
 
 from .. import telemetry
 from ..exceptions import ConfigurationError
-from ..telemetry import WireCall
-from ..wire.requests import WireRequest, recognise
+from ..telemetry import WireCall, WireEndpoint
+from ..wire.requests import recognise
 from ._exchange import Exchange
 from .endpoints import EndpointTable, ProviderRoute, default_table, route_for
 
@@ -45,12 +45,13 @@ _log = logging.getLogger("statek.instrumentation")
 class _Router:
     """Decides whether a request is an LLM call, and to which provider."""
 
-    __slots__ = ("_not_read", "_provider", "_table")
+    __slots__ = ("_endpoints", "_not_read", "_provider", "_table")
 
     def __init__(
         self, provider: str | None, endpoints: Mapping[str, str] | None, not_read: type[Exception]
     ) -> None:
         self._not_read = not_read
+        self._endpoints: dict[tuple[ProviderRoute, str, int], WireEndpoint] = {}
         self._provider: ProviderRoute | None = route_for(provider) if provider else None
         table = default_table() if self._provider is None else EndpointTable({})
         self._table = table.with_endpoints(endpoints) if endpoints else table
@@ -80,20 +81,19 @@ class _Router:
             return None
         if telemetry.current_retry_hook() is not None:
             return None  # an LLM_API call is being observed: this is its own request, metered already
-        call = _start(route, wire_request, url)
+        host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+        endpoint = self._endpoints.get((route, host, port))
+        if endpoint is None:
+            endpoint = self._endpoints[(route, host, port)] = route.endpoint(host, port)
+        call = WireCall(
+            endpoint,
+            wire_request.operation,
+            wire_request.model or "unknown",
+            stream=wire_request.stream,
+            temperature=wire_request.temperature,
+            max_tokens=wire_request.max_tokens,
+        )
         return request, Exchange(wire_request, route, call, len(body))
-
-
-def _start(route: ProviderRoute, request: WireRequest, url: Any) -> WireCall:
-    port = url.port or (443 if url.scheme == "https" else 80)
-    return WireCall(
-        route.endpoint(url.host, port),
-        request.operation,
-        request.model or "unknown",
-        stream=request.stream,
-        temperature=request.temperature,
-        max_tokens=request.max_tokens,
-    )
 
 
 def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
