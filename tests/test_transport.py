@@ -180,3 +180,14 @@ def test_the_transport_wraps_the_callers_transport_and_closes_it() -> None:
     assert isinstance(client, httpx.Client)
     client.close()
     assert closed == [True]
+
+
+def test_instrument_with_httpx_meters_new_clients_until_shutdown() -> None:
+    from prometheus_client import CollectorRegistry
+
+    statek.instrument(registry=CollectorRegistry(), httpx=True)
+    try:
+        assert is_httpx_instrumented()
+    finally:
+        statek.shutdown()
+    assert not is_httpx_instrumented()

@@ -122,6 +122,7 @@ def instrument(
     job_label_keys: Iterable[str] = (),
     tracer_provider: trace.TracerProvider | None = None,
     set_global: bool = False,
+    httpx: bool = False,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -134,6 +135,8 @@ def instrument(
     - ``tracer_provider``: send statek's spans to the application's own provider instead (no OTLP
       span exporter is added to it; it is not shut down here).
     - ``set_global``: also install the providers as OpenTelemetry's global ones.
+    - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
+      and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
@@ -154,6 +157,7 @@ def instrument(
         "job_label_keys": label_keys,
         "tracer_provider": id(tracer_provider),
         "set_global": set_global,
+        "httpx": httpx,
     }
     global _active
     with _lock:
@@ -218,6 +222,10 @@ def instrument(
         _active = Instrumentation(
             arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher
         )
+        if httpx:
+            from ..instrumentation import instrument_httpx
+
+            instrument_httpx()
         return _active
 
 
@@ -238,5 +246,9 @@ def shutdown(timeout: float = 5.0) -> None:
         active, _active = _active, None
     if active is None:
         return
+    if active.arguments.get("httpx"):
+        from ..instrumentation import uninstrument_httpx
+
+        uninstrument_httpx()
     active.shutdown(timeout)
     configure_telemetry()
