@@ -160,6 +160,11 @@ def fold_stream(body: bytes) -> dict[str, Any]:
     return stream.message()
 
 
+def _not_content(event: str | None, data: str) -> bool:
+    """Events other than content blocks and pings (all a usage-only reader needs)."""
+    return event is None or not (event.startswith("content_block") or event == "ping")
+
+
 def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str, Any]) -> None:
     kind = delta.get("type")
     if kind == "text_delta":
@@ -178,7 +183,7 @@ class MessageStreamReader:
     __slots__ = ("_decoder", "_stream")
 
     def __init__(self, *, keep_content: bool = True) -> None:
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(None if keep_content else _not_content)
         self._stream = MessageStream(keep_content=keep_content)
 
     def feed(self, data: bytes) -> list[str]:

@@ -290,6 +290,19 @@ class ChatStream:
         return ChatAnswer(message, self.finish_reason, self.model, self.usage)
 
 
+def _carries_more_than_content(event: str | None, data: str) -> bool:
+    """Whether a chunk may carry usage, a finish reason or an error (else only deltas: not parsed).
+
+    Works on the raw JSON text: a quote inside a JSON string is escaped, so ``usage":`` there can only
+    be a key. A ``null`` value does not count (with ``include_usage`` every chunk has ``"usage":null``).
+    """
+    for key in ('usage":', 'finish_reason":'):
+        found = data.count(key)
+        if found and found > data.count(key + "null") + data.count(key + " null"):
+            return True
+    return '"error"' in data
+
+
 def message_text(content: Any) -> str:
     """Message text: a string, or the text parts of a list of content parts (Mistral thinking chunks)."""
     if isinstance(content, str):
@@ -356,7 +369,7 @@ class ChatStreamReader:
     def __init__(
         self, profile: ChatCompletionsProfile = OPENAI_PROFILE, *, keep_content: bool = True
     ) -> None:
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(None if keep_content else _carries_more_than_content)
         self._profile = profile
         self._stream = ChatStream(profile.stream_usage_paths, keep_content)
 

@@ -91,6 +91,11 @@ def _tool_call(item: Mapping[str, Any], position: int) -> CallParams:
     return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)
 
 
+def _not_delta(event: str | None, data: str) -> bool:
+    """Events other than text and argument deltas (all a usage-only reader needs)."""
+    return event is None or not event.endswith(".delta")
+
+
 class ResponsesStreamReader:
     """A :class:`~statek.wire.answer.StreamReader` for a Responses event stream.
 
@@ -103,7 +108,7 @@ class ResponsesStreamReader:
 
     def __init__(self, *, keep_content: bool = True) -> None:
         self._keep = keep_content
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(None if keep_content else _not_delta)
         self._text: list[str] = []
         self._response: Mapping[str, Any] = {}
         self._final = False
