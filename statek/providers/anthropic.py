@@ -382,7 +382,8 @@ def _blocks(item: ChatHistoryItem, style: ChatStyle, with_thinking: bool) -> lis
     if item.content:
         blocks.append({"type": "text", "text": item.content})
     blocks.extend(
-        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": dict(c.kwargs)} for c in item.tool_calls
+        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": dict(c.kwargs)}
+        for c in item.tool_calls
     )
     return blocks
 

@@ -33,8 +33,8 @@ from .._http import RawResponse, RetryPolicy
 from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError
 from ..llm_api import LLM_API, PreparedRequest
-from ..types import CallDetail, CallParams, LLM_Response
 from ..settings import ProviderSettings
+from ..types import CallDetail, CallParams, LLM_Response
 from ._wire import iter_sse_json, reported_cost
 
 __all__ = [
@@ -72,6 +72,7 @@ class AuthStyle(str, Enum):
     """``api-key: <key>`` (Azure OpenAI, Microsoft Foundry)."""
 
 
+_MAX_TOKENS_FIELDS = frozenset({"max_tokens", "max_completion_tokens"})
 _CACHED = ("prompt_tokens_details", "cached_tokens")
 _CACHE_WRITE = ("prompt_tokens_details", "cache_write_tokens")
 _REASONING = ("completion_tokens_details", "reasoning_tokens")
@@ -237,6 +238,8 @@ class OpenAICompatible_API(LLM_API):
             if profile.send_stream_options:
                 payload["stream_options"] = {"include_usage": True}
         for name, value in self.payload_fields.items():
+            if params.max_tokens is not None and name in _MAX_TOKENS_FIELDS:
+                continue  # the request's own limit, already sent under the profile's field name
             payload.setdefault(name, value)
         return payload
 

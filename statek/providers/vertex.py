@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -48,7 +47,7 @@ from .._http import RawResponse, RetryPolicy
 from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
 from ..llm_api import LLM_API, PreparedRequest
-from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
+from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names, environment
 from ..types import CallDetail, CallParams, LLM_Response
 from ._response_format import load_response_schema
 from ._wire import error_context, iter_sse_json, reported_cost
@@ -135,8 +134,8 @@ class VertexAI_API(LLM_API):
             retry=retry,
         )
         self.stream = stream
-        self.project = project or os.environ.get(VERTEXAI_PROJECT_ENV) or None
-        self.location = location or os.environ.get(VERTEXAI_LOCATION_ENV) or DEFAULT_LOCATION
+        self.project = project or environment().get(VERTEXAI_PROJECT_ENV) or None
+        self.location = location or environment().get(VERTEXAI_LOCATION_ENV) or DEFAULT_LOCATION
         self.publisher = publisher
         if auth not in (None, "api_key", "bearer"):
             raise ConfigurationError(f"VertexAI_API auth must be 'api_key' or 'bearer', not {auth!r}")
