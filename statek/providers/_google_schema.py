@@ -61,7 +61,9 @@ def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     return _convert(schema, definitions, ())
 
 
-def _convert(node: Mapping[str, Any], definitions: Mapping[str, Any], seen: tuple[str, ...]) -> dict[str, Any]:
+def _convert(
+    node: Mapping[str, Any], definitions: Mapping[str, Any], seen: tuple[str, ...]
+) -> dict[str, Any]:
     reference = node.get("$ref")
     if isinstance(reference, str):
         name = reference.rsplit("/", 1)[-1]
