@@ -31,9 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openapi_schema_validator import OAS31Validator
 
-from statek import LLM_API
+from statek import LLM_API, add_provider
 from statek.chat import ChatHistoryItem, ToolCall
 from statek.providers.catalog import CATALOG
+from statek.providers.registry import _unregister
 
 SCHEMAS = Path(__file__).parent / "schemas"
 GOOGLE_TYPES = ("TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL")
@@ -113,12 +114,23 @@ def _catalogue_target(row: Any) -> Target:
     return Target(row.key, row.key, schemas, **url)
 
 
+CUSTOM = "SCHEMA_TEST_CUSTOM"
+"""A provider registered with ``add_provider`` and no implementation: the OpenAI-compatible default."""
+
 TARGETS = (
     *(_catalogue_target(row) for row in CATALOG),
+    Target(CUSTOM, CUSTOM, ("openai",)),
     Target("ANTHROPIC", "ANTHROPIC", ("anthropic",)),
     Target("GEMINI_API", "VERTEXAI", ("gemini",)),
     Target("VERTEX_AI", "VERTEXAI", ("vertex",), project="test-project", location="europe-west4"),
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _custom_provider() -> Iterator[None]:
+    add_provider(CUSTOM, api_url="http://127.0.0.1:9/v1/chat/completions")
+    yield
+    _unregister(CUSTOM)
 
 
 def test_every_catalogue_provider_is_covered() -> None:
