@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from openapi_schema_validator import OAS31Validator
 
 from statek import LLM_API, add_provider
-from statek.chat import ChatHistoryItem, ToolCall
+from statek.chat import ChatHistoryItem
+from statek.llm_api import CallParams
 from statek.providers.catalog import CATALOG
 from statek.providers.registry import _unregister
 
@@ -192,8 +193,10 @@ TOOLS: tuple[Callable[..., Any], ...] = (get_weather, ship, ping)
 
 
 # ----------------------------------------------------------------------------- features
-CALL = ToolCall(id="call_1", name="get_weather", kwargs={"city": "Paris"})
-CALL_2 = ToolCall(id="call_2", name="ship", kwargs={"parcel": {"to": {"street": "Main"}}, "priority": 2})
+CALL = CallParams(call_id="call_1", name="get_weather", kwargs={"city": "Paris"})
+CALL_2 = CallParams(
+    call_id="call_2", name="ship", kwargs={"parcel": {"to": {"street": "Main"}}, "priority": 2}
+)
 HISTORY = (
     ChatHistoryItem.user("What is the weather in Paris, and ship my parcel?"),
     ChatHistoryItem.assistant("Let me check.", [CALL, CALL_2]),
@@ -233,7 +236,11 @@ def _features() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     yield (
         "tool scope",
         {},
-        {"chat_history": HELLO, "available_tools": TOOLS, "metadata": {"LLM_TOOLS_SCOPE": "-ship"}},
+        {
+            "chat_history": HELLO,
+            "available_tools": TOOLS,
+            "metadata": {"LLM_TOOLS_SCOPE": "APPLICATION-ship"},
+        },
     )
     yield "temperature", {}, {"chat_history": HELLO, "temperature": 0.3}
     yield "temperature metadata", {}, {"chat_history": HELLO, "metadata": {"TEMPERATURE": "0.7"}}
@@ -286,13 +293,20 @@ def format_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"bare": str(bare), "openai": str(wrapped)}
 
 
+def offering_tools(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """``arguments`` with ``LLM_TOOLS_SCOPE=ALL`` added when tools are given (no scope offers none)."""
+    if "available_tools" not in arguments:
+        return dict(arguments)
+    return {**arguments, "metadata": {"LLM_TOOLS_SCOPE": "ALL", **arguments.get("metadata", {})}}
+
+
 def build(
     target: Target, options: Mapping[str, Any], arguments: Mapping[str, Any], files: Mapping[str, str]
 ) -> dict[str, Any]:
     options = dict(options)
     if "response_format_file" in options:
         options["response_format_file"] = files[options["response_format_file"]]
-    return target.api(**options).preview_request(**arguments)
+    return target.api(**options).preview_request(**offering_tools(arguments))
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=repr)
@@ -305,6 +319,8 @@ def test_body_is_valid_for_the_provider(
     format_files: dict[str, str],
 ) -> None:
     body = build(target, options, arguments, format_files)
+    if "available_tools" in arguments and arguments.get("chat_style") != "plain":
+        assert body["tools"], "tools were offered but the body has none: the check would be vacuous"
     for schema in target.schemas:
         assert_valid(schema, body)
 
@@ -312,7 +328,10 @@ def test_body_is_valid_for_the_provider(
 # ----------------------------------------------------------------------------- the fixed problems
 def _google_bodies() -> Iterator[tuple[str, dict[str, Any]]]:
     for target in TARGETS[-2:]:
-        yield target.schemas[0], target.api().preview_request(chat_history=HELLO, available_tools=TOOLS)
+        yield (
+            target.schemas[0],
+            target.api().preview_request(**offering_tools({"chat_history": HELLO, "available_tools": TOOLS})),
+        )
 
 
 def _ship_parameters(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -437,6 +456,9 @@ GENERATED_TARGETS = [
 @given(function=tool_functions())
 def test_tools_from_any_signature_are_valid_everywhere(function: Callable[..., Any]) -> None:
     for target in GENERATED_TARGETS:
-        body = target.api().preview_request(chat_history=HELLO, available_tools=[function])
+        body = target.api().preview_request(
+            **offering_tools({"chat_history": HELLO, "available_tools": [function]})
+        )
+        assert body["tools"]
         for schema in target.schemas:
             assert_valid(schema, body)
