@@ -325,6 +325,15 @@ def test_body_is_valid_for_the_provider(
         assert_valid(schema, body)
 
 
+@pytest.mark.parametrize("target", [t for t in TARGETS if "openai" in t.schemas], ids=repr)
+def test_payload_fields_given_to_get_are_valid(target: Target) -> None:
+    """OpenAI-compatible providers send extra ``LLM_API.get`` keywords as payload fields (original STATEK)."""
+    body = target.api(top_p=0.9, stream=True).preview_request(chat_history=HELLO)
+    assert body["top_p"] == 0.9
+    for schema in target.schemas:
+        assert_valid(schema, body)
+
+
 # ----------------------------------------------------------------------------- the fixed problems
 def _google_bodies() -> Iterator[tuple[str, dict[str, Any]]]:
     for target in TARGETS[-2:]:
