@@ -16,6 +16,7 @@ names (``"string"``), and a ``Schema`` node with ``anyOf`` and no ``type``.
 from __future__ import annotations
 
 import copy
+import datetime
 import enum
 import inspect
 import json
@@ -179,6 +180,9 @@ def ship(
     copies=2,  # unannotated: typed from its default (int)
     extra: Any = None,
     anything: list[Any] | None = None,
+    website: pydantic.AnyUrl | None = None,
+    day: datetime.date | None = None,
+    at: datetime.datetime | None = None,
 ) -> str:
     """Ship a parcel."""
     return ""
@@ -413,8 +417,48 @@ def test_mistral_reasoning_is_sent_as_reasoning_effort(effort: str | None) -> No
     assert "reasoning_effort" not in plain
 
 
+GOOGLE_FORMATS = {
+    "string": {"date-time", "enum"},
+    "integer": {"int32", "int64"},
+    "number": {"float", "double"},
+}
+"""The formats Google's ``Schema`` reference documents per type (the published schemas say only "a string")."""
+
+
+def schema_nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """``node`` and every ``Schema`` below it."""
+    yield node
+    for child in (*node.get("properties", {}).values(), *node.get("anyOf", ())):
+        yield from schema_nodes(child)
+    if "items" in node:
+        yield from schema_nodes(node["items"])
+
+
+def assert_google_live_rules(node: Mapping[str, Any]) -> None:
+    """The rules the live Gemini API enforces beyond its published schema (each one a documented 400)."""
+    assert "type" in node or "anyOf" in node, node  # "type: must be specified when not using ... any_of"
+    if "enum" in node:  # "enum: only allowed for STRING type"
+        assert node["type"] == "string" and node["enum"], node
+    if "format" in node:  # "format: only 'enum' and 'date-time' are supported for STRING type"
+        assert node["format"] in GOOGLE_FORMATS.get(node.get("type", ""), set()), node
+
+
+@pytest.mark.parametrize(("schema", "body"), list(_google_bodies()), ids=["gemini", "vertex"])
+def test_google_formats_are_the_documented_ones(schema: str, body: dict[str, Any]) -> None:
+    parameters = _ship_parameters(body)
+    properties = parameters["properties"]
+    assert properties["at"] == {"nullable": True, "type": "string", "format": "date-time"}
+    assert properties["day"] == {"nullable": True, "type": "string", "description": "Format: date."}
+    assert properties["website"]["description"] == "Format: uri."
+    assert "format" not in properties["website"]
+    for node in schema_nodes(parameters):
+        assert_google_live_rules(node)
+
+
 # ----------------------------------------------------------------------------- generated signatures
-_SCALARS = st.sampled_from([str, int, float, bool, Colour, Address, Parcel, Any])
+_SCALARS = st.sampled_from(
+    [str, int, float, bool, Colour, Address, Parcel, Any, pydantic.AnyUrl, datetime.date, datetime.datetime]
+)
 _LITERAL_VALUES = st.one_of(st.integers(-5, 5), st.booleans(), st.text("abcxyz", min_size=1, max_size=4))
 
 
@@ -471,3 +515,7 @@ def test_tools_from_any_signature_are_valid_everywhere(function: Callable[..., A
         assert body["tools"]
         for schema in target.schemas:
             assert_valid(schema, body)
+        if target.key == "VERTEXAI":
+            for declaration in body["tools"][0]["functionDeclarations"]:
+                for node in schema_nodes(declaration.get("parameters", {})):
+                    assert_google_live_rules(node)

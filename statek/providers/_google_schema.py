@@ -9,6 +9,9 @@ schema in three ways that matter for schemas built from Python signatures:
   "enum: only allowed for STRING type", "Invalid value at '...enum[0]' (TYPE_STRING), 1");
 * every node needs a ``type`` unless it is an ``anyOf`` (HTTP 400 "type: must be specified when not
   using one_of, any_of or all_of fields");
+* ``format`` is limited to ``date-time`` / ``enum`` on strings, ``int32`` / ``int64`` on integers and
+  ``float`` / ``double`` on numbers (HTTP 400 "format: only 'enum' and 'date-time' are supported for
+  STRING type" for pydantic's ``uri``, ``email``, ``date``, ``uuid``...);
 * ``$ref``, ``const``, ``title``, ``default``, ``additionalProperties`` are not understood.
 
 Decision: statek keeps sending ``parameters`` / ``responseSchema`` (the typed ``Schema`` both published
@@ -19,6 +22,7 @@ statek sends. Non-string enums therefore keep their real ``type`` (``INTEGER``, 
 ``BOOLEAN``) and carry their allowed values in the ``description``: the model then answers with the
 type the tool's signature declares (an ``int`` for ``Literal[1, 2, 3]``), where a string enum would
 hand the tool ``"2"``. A node that admits any value (``Any``) becomes an ``anyOf`` of the scalar types.
+Other formats move into the description too (``Format: uri.``), so the model still sees them.
 
 Type names stay lower case as pydantic writes them; Google accepts them (a documented leniency).
 """
@@ -41,6 +45,13 @@ _SCHEMA_KEYS = frozenset(
     }
 )  # fmt: skip
 """JSON-schema keywords Google's ``Schema`` accepts as they are (besides type/properties/items/anyOf/enum)."""
+
+_FORMATS: Mapping[str, frozenset[str]] = {
+    "string": frozenset({"date-time", "enum"}),
+    "integer": frozenset({"int32", "int64"}),
+    "number": frozenset({"float", "double"}),
+}
+"""The ``format`` values Google's ``Schema`` documents, per (lower-case) type."""
 
 ANY_VALUE: tuple[Mapping[str, str], ...] = ({"type": "string"}, {"type": "number"}, {"type": "boolean"})
 """The ``anyOf`` branches standing for "any value": Google's ``Schema`` has no type for it."""
@@ -101,7 +112,24 @@ def _convert(
         _restrict(out, values)
     if "type" not in out and "anyOf" not in out:
         out["anyOf"] = [dict(branch) for branch in ANY_VALUE]
+    _check_format(out)
     return out
+
+
+def _describe(out: dict[str, Any], text: str) -> None:
+    """Append ``text`` to the node's description."""
+    out["description"] = f"{out['description']} {text}" if out.get("description") else text
+
+
+def _check_format(out: dict[str, Any]) -> None:
+    fmt = out.get("format")
+    if fmt is None:
+        return
+    allowed = _FORMATS.get(str(out.get("type", "")).lower(), frozenset())
+    if fmt in allowed and (fmt != "enum" or out.get("enum")):
+        return
+    del out["format"]
+    _describe(out, f"Format: {fmt}.")
 
 
 def _json_type(value: Any) -> str | None:
@@ -128,9 +156,10 @@ def _restrict(out: dict[str, Any], values: Sequence[Any]) -> None:
     branches = [_branch(kind, members, out.get("type")) for kind, members in groups.items()]
     if len(branches) == 1:
         branch = branches[0]
-        if "description" in branch and out.get("description"):
-            branch["description"] = f"{out['description']} {branch['description']}"
         out.pop("anyOf", None)
+        out["type"] = branch.pop("type")
+        if "description" in branch:
+            _describe(out, branch.pop("description"))
         out.update(branch)
     elif branches:
         out.pop("type", None)
