@@ -2,8 +2,8 @@
 
 Each recording in ``tests/recordings/`` (provenance per file in ``<id>.meta.json`` and ``README.md``) is
 served by an ``httpx.MockTransport`` as the provider's answer to ``process_request``; the resulting
-``LLM_Stats`` must carry the usage in statek's one meaning, worked out here by hand from the
-recorded numbers and the provider's documented usage semantics:
+``LLM_Stats`` (and ``response.detail``) must carry the usage in statek's one meaning, worked out here
+by hand from the recorded numbers and the provider's documented usage semantics:
 
 * ``input_tokens`` is the whole prompt, cached tokens included (Anthropic reports cache reads and
   writes outside ``input_tokens``: added; Gemini reports tool-use prompt tokens apart: added);
@@ -133,6 +133,69 @@ EXPECTED: dict[str, Usage] = {
     "vertex_text": Usage(13, 8),
 }
 
+
+class Detail(NamedTuple):
+    """The parts of the usage kept in ``response.detail``: each a subset of input or output."""
+
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+# Every recording not listed here reports no cache writes and no separate reasoning count (Anthropic
+# and Mistral streams, for instance, do not break thinking out of output_tokens).
+DETAIL: dict[str, Detail] = {
+    "anthropic_cache_read_and_write_5m": Detail(cache_write_tokens=418),
+    "anthropic_cache_write_5m": Detail(cache_write_tokens=1590),
+    "anthropic_stream_cache_usage_grows": Detail(cache_write_tokens=3337),
+    "anthropic_stream_cache_write_1h": Detail(3913, 3913),  # ephemeral_1h_input_tokens
+    "anthropic_thinking_high": Detail(reasoning_tokens=139),  # output_tokens_details.thinking_tokens
+    "anthropic_thinking_tokens": Detail(reasoning_tokens=33),
+    "azure_stream_prompt_filter_first": Detail(reasoning_tokens=64),
+    "cerebras_glm_reasoning": Detail(reasoning_tokens=406),
+    "cerebras_gpt_oss_reasoning": Detail(reasoning_tokens=25),
+    "dashscope_reasoning": Detail(reasoning_tokens=1353),
+    "dashscope_stream_reasoning": Detail(reasoning_tokens=1084),
+    "deepseek_cache_hit_896": Detail(reasoning_tokens=25),
+    "deepseek_cache_hit_tool_call": Detail(reasoning_tokens=60),
+    "deepseek_cache_miss_all": Detail(reasoning_tokens=26),
+    "deepseek_reasoner": Detail(reasoning_tokens=415),
+    "deepseek_stream_reasoner": Detail(reasoning_tokens=198),
+    "deepseek_stream_tool_call_aisdk": Detail(reasoning_tokens=39),
+    "deepseek_tool_call_aisdk": Detail(reasoning_tokens=48),
+    "gemini_openai_layer_text": Detail(reasoning_tokens=100 - 66 - 6),
+    "gemini_openai_layer_tool_call": Detail(reasoning_tokens=109 - 35 - 12),
+    "groq_cached_reasoning": Detail(reasoning_tokens=59),
+    "groq_reasoning_aisdk": Detail(reasoning_tokens=570),
+    "groq_stream_tool_call": Detail(reasoning_tokens=23),
+    "openai_cache_write": Detail(cache_write_tokens=4012),  # prompt_tokens_details.cache_write_tokens
+    "openai_o3mini_reasoning": Detail(reasoning_tokens=768),
+    "openai_o3mini_reasoning_short": Detail(reasoning_tokens=64),
+    "openrouter_anthropic_thinking": Detail(reasoning_tokens=48),
+    "openrouter_grok_cached_no_cost": Detail(reasoning_tokens=165),
+    "openrouter_reasoning_cost": Detail(reasoning_tokens=960),
+    "openrouter_stream_cached_cost": Detail(reasoning_tokens=118),
+    "xai_stream_text": Detail(reasoning_tokens=290),
+    "xai_stream_tool_call": Detail(reasoning_tokens=196),
+    "xai_text": Detail(reasoning_tokens=228),
+    "xai_tool_call": Detail(reasoning_tokens=189),
+    "xai_tool_call_2": Detail(reasoning_tokens=255),
+    # Gemini / Vertex: thoughtsTokenCount.
+    "gemini_function_call_signature": Detail(reasoning_tokens=30),
+    "gemini_implicit_cache_thoughts": Detail(reasoning_tokens=167),
+    "gemini_implicit_cache_video": Detail(reasoning_tokens=821),
+    "gemini_max_tokens_all_thoughts": Detail(reasoning_tokens=2),
+    "gemini_stream_function_call": Detail(reasoning_tokens=202),
+    "gemini_stream_thought_summaries": Detail(reasoning_tokens=787),
+    "gemini_stream_tool_use_prompt": Detail(reasoning_tokens=412),
+    "gemini_tool_call_aisdk": Detail(reasoning_tokens=893),
+    "gemini_tool_use_prompt_tokens": Detail(reasoning_tokens=213),
+    "vertex_flex_stream": Detail(reasoning_tokens=100),
+    "vertex_function_call": Detail(reasoning_tokens=200),
+    "vertex_response_blocked": Detail(reasoning_tokens=27),
+    "vertex_stream_otel": Detail(reasoning_tokens=2193),
+}
+
 ERRORS: dict[str, type[ProviderError]] = {
     "anthropic_400_effort": ProviderHTTPError,
     "gemini_429_quota": RateLimitError,
@@ -198,6 +261,7 @@ def test_every_recording_is_used() -> None:
     ids = {path.name.removesuffix(".meta.json") for path in RECORDINGS.glob("*.meta.json")}
     assert ids == set(EXPECTED) | set(ERRORS) | set(KNOWN_GAPS)
     assert not set(EXPECTED) & set(ERRORS)
+    assert set(DETAIL) <= set(EXPECTED)
 
 
 @pytest.mark.parametrize("recording_id", sorted(EXPECTED))
@@ -210,6 +274,10 @@ async def test_recorded_usage_is_normalised(recording_id: str) -> None:
         == (EXPECTED[recording_id])
     )
     assert stats.total_bytes_received == len(recording.body)
+    detail = response.detail
+    assert Detail(detail.cache_write_tokens, detail.cache_write_1h_tokens, detail.reasoning_tokens) == (
+        DETAIL.get(recording_id, Detail())
+    )
 
 
 @pytest.mark.parametrize("recording_id", sorted(ERRORS))
