@@ -61,12 +61,14 @@ def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """``schema`` (JSON schema, e.g. from pydantic) in the ``Schema`` subset Google accepts.
 
     ``$ref`` to ``$defs``/``definitions`` is inlined; ``anyOf``/``oneOf``/``allOf`` with ``null`` or a
-    ``["x", "null"]`` type become ``nullable``; ``const`` is a one-value ``enum``; string enums stay
-    enums, other enum values move into the description (see the module docstring); a node with no
-    type becomes an ``anyOf`` of the scalar types; keywords Google does not know (``title``,
-    ``default``, ``additionalProperties``, ``$schema``, ...) are dropped. Every node of the result
-    has a ``type`` or an ``anyOf``. Raises :class:`ConfigurationError` for recursive or unresolvable
-    references.
+    ``["x", "null"]`` type become ``nullable``; ``enum`` and ``const`` (a one-value enum) keep their
+    string values as an ``enum`` of type ``string``, while other values keep their own type and are
+    listed in the description (mixed kinds become an ``anyOf``); a ``format`` Google does not document
+    for the node's type moves into the description; a node with no type becomes an ``anyOf`` of the
+    scalar types; keywords Google does not know (``title``, ``default``, ``additionalProperties``,
+    ``$schema``, ...) are dropped. Every node of the result has a ``type`` or an ``anyOf``, and every
+    ``enum`` is a non-empty list of strings on a ``string`` node. Raises :class:`ConfigurationError`
+    for recursive or unresolvable references.
     """
     definitions = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
     return _convert(schema, definitions, ())
