@@ -37,6 +37,7 @@ from statek.chat import ChatHistoryItem
 from statek.llm_api import CallParams
 from statek.providers.catalog import CATALOG
 from statek.providers.registry import _unregister
+from statek.providers.vertex import gemini_schema
 
 SCHEMAS = Path(__file__).parent / "schemas"
 GOOGLE_TYPES = ("TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL")
@@ -519,3 +520,67 @@ def test_tools_from_any_signature_are_valid_everywhere(function: Callable[..., A
             for declaration in body["tools"][0]["functionDeclarations"]:
                 for node in schema_nodes(declaration.get("parameters", {})):
                     assert_google_live_rules(node)
+
+
+# ----------------------------------------------------------------------------- arbitrary JSON schemas
+_JSON_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-9, 9), st.floats(-9, 9, allow_nan=False), st.text("ab", max_size=2)
+)
+_LEAVES = st.one_of(
+    st.sampled_from([{"type": t} for t in ("string", "integer", "number", "boolean")] + [{}]),
+    st.lists(_JSON_VALUES, min_size=1, max_size=4).map(lambda values: {"enum": values}),
+    _JSON_VALUES.map(lambda value: {"const": value}),
+    st.sampled_from(["uri", "date", "date-time", "email", "uuid"]).map(
+        lambda f: {"type": "string", "format": f}
+    ),
+    st.sampled_from(["int32", "int64", "unsigned"]).map(lambda f: {"type": "integer", "format": f}),
+)
+
+
+def _decorated(schemas: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    extras = st.fixed_dictionaries(
+        {},
+        optional={"description": st.text(max_size=5), "title": st.text(max_size=5), "default": _JSON_VALUES},
+    )
+    return st.tuples(schemas, extras).map(lambda pair: {**pair[0], **pair[1]})
+
+
+JSON_SCHEMAS = st.recursive(
+    _decorated(_LEAVES),
+    lambda inner: _decorated(
+        st.one_of(
+            st.dictionaries(st.sampled_from("xyz"), inner, min_size=1).map(
+                lambda props: {"type": "object", "properties": props, "additionalProperties": False}
+            ),
+            inner.map(lambda item: {"type": "array", "items": item}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda branches: {"anyOf": branches}),
+            st.tuples(inner, st.just({"type": "null"})).map(lambda pair: {"anyOf": list(pair)}),
+            st.sampled_from(["string", "integer"]).map(lambda t: {"type": [t, "null"]}),
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@cache
+def google_schema_validator(name: str) -> jsonschema.protocols.Validator:
+    """A validator for one ``Schema`` object of the (leniency-widened) Gemini or Vertex request schema."""
+    definition = {
+        "gemini": "google.ai.generativelanguage.v1beta.Schema",
+        "vertex": "GoogleCloudAiplatformV1Schema",
+    }
+    return jsonschema.Draft202012Validator(
+        {"$ref": f"#/$defs/{definition[name]}", "$defs": validators(name).schema["$defs"]}
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=JSON_SCHEMAS)
+def test_any_json_schema_becomes_a_google_schema_the_api_accepts(schema: dict[str, Any]) -> None:
+    """Response-format files are the user's JSON schemas: whatever they hold, Google gets a valid Schema."""
+    converted = gemini_schema(schema)
+    for name in ("gemini", "vertex"):
+        errors = list(google_schema_validator(name).iter_errors(converted))
+        assert not errors, (converted, errors[0].message)
+    for node in schema_nodes(converted):
+        assert_google_live_rules(node)
