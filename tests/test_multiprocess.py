@@ -83,7 +83,8 @@ def directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 def test_processes_sum_exactly_with_single_process_series(directory: Path) -> None:
-    context = multiprocessing.get_context("spawn")  # clean processes that import prometheus_client with the variable set
+    # spawn: clean processes that import prometheus_client with the variable already set
+    context = multiprocessing.get_context("spawn")
     results = context.Queue()
     calls = {"graceful-a": 7, "graceful-b": 5, "killed": 4}
     with ProviderSimulator(MODELS) as sim:
@@ -114,7 +115,9 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     # the simulator's count: every call of every process, the killed one's included
     assert len(recorded) == 2 * sum(calls.values())
     assert summed("statek_requests_total") == len(recorded)
-    assert summed("statek_tokens_total", gen_ai_token_type="input") == sum(r.usage.input_tokens for r in recorded)
+    assert summed("statek_tokens_total", gen_ai_token_type="input") == sum(
+        r.usage.input_tokens for r in recorded
+    )
     assert summed("statek_tokens_total", gen_ai_token_type="output") == sum(
         r.usage.output_tokens for r in recorded
     )
@@ -124,11 +127,15 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     reported = sum((r.usage.cost for r in recorded if r.usage.cost is not None), Decimal(0))
     assert reported == Decimal("0.000123") * sum(calls.values())
     priced = sum((Decimal(cost) for _, cost, _ in reports), Decimal(0))
-    assert summed("statek_cost_usd_total", statek_cost_status="reported") == pytest.approx(float(reported), rel=1e-12)
+    assert summed("statek_cost_usd_total", statek_cost_status="reported") == pytest.approx(
+        float(reported), rel=1e-12
+    )
     assert summed("statek_cost_usd_total") == pytest.approx(float(priced), rel=1e-12)
     # histograms: every call's input and output observed once, buckets cumulative up to _count
     assert summed("gen_ai_client_token_usage_count") == 2 * len(recorded)
-    assert summed("gen_ai_client_token_usage_sum") == sum(r.usage.input_tokens + r.usage.output_tokens for r in recorded)
+    assert summed("gen_ai_client_token_usage_sum") == sum(
+        r.usage.input_tokens + r.usage.output_tokens for r in recorded
+    )
     assert summed("gen_ai_client_token_usage_bucket", le="+Inf") == 2 * len(recorded)
     assert summed("gen_ai_client_operation_duration_seconds_count") == len(recorded)
 
@@ -169,11 +176,10 @@ def test_a_dead_process_file_stays_and_child_exit_keeps_its_totals(directory: Pa
 
 def test_a_process_reusing_a_pid_adds_to_the_old_file(directory: Path) -> None:
     """A new writer whose file already holds totals (a recycled pid) adds its own on top."""
-    registry = CollectorRegistry()
     from opentelemetry.sdk.metrics import MeterProvider
 
     from statek.exporters import PrometheusExporter
-    from statek.instruments import Instruments, TOKENS
+    from statek.instruments import TOKENS, Instruments
 
     def run(tokens: int) -> None:
         exporter = PrometheusExporter(registry=CollectorRegistry(), target_info=False)
@@ -188,9 +194,11 @@ def test_a_process_reusing_a_pid_adds_to_the_old_file(directory: Path) -> None:
 
     run(10)
     run(32)
-    del registry
     total = _samples(generate_latest(multiprocess.registry(directory)))
-    assert total[("statek_tokens_total", (("gen_ai_provider_name", "openai"), ("gen_ai_token_type", "input")))] == 42
+    assert (
+        total[("statek_tokens_total", (("gen_ai_provider_name", "openai"), ("gen_ai_token_type", "input")))]
+        == 42
+    )
 
 
 def test_configuration_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,8 +84,8 @@ class Instrumentation:
             thread.join(max(deadline - time.monotonic(), 0.0))
             if thread.is_alive():
                 _log.warning("statek gave up flushing its %s export after %.1f s", what, timeout)
-        if self.multiprocess is not None:
-            _run("multiprocess metrics", self.multiprocess.shutdown)  # the final totals, before the reader closes
+        if self.multiprocess is not None:  # the final totals, before the reader closes
+            _run("multiprocess metrics", self.multiprocess.shutdown)
         _run("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis))
         _run("prometheus", self.prometheus.shutdown)
 
