@@ -41,9 +41,10 @@ def _samples(exposition: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]],
     return out
 
 
-def _worker(url: str, calls: int, results: Any, die: bool) -> None:
+def _worker(url: str, calls: int, results: Any, end: str) -> None:
     """One instrumented process: ``calls`` calls per model; reports its own single-process exposition
-    and the priced cost it saw. With ``die`` it writes, reports, and waits to be SIGKILLed."""
+    and the priced cost it saw, then ends: ``"shutdown"`` (``statek.shutdown()``), ``"exit"`` (just
+    returns: the interpreter exits) or ``"kill"`` (writes, reports, and waits to be SIGKILLed)."""
     import statek
     from statek import LLM_API, ChatHistoryItem
 
@@ -65,11 +66,12 @@ def _worker(url: str, calls: int, results: Any, die: bool) -> None:
 
     cost = asyncio.run(run())
     exposition = generate_latest(own)  # what this process alone serves
-    if die:
+    if end == "kill":
         active.multiprocess.flush()
         results.put((os.getpid(), str(cost), exposition))
         signal.pause()  # SIGKILLed here: no shutdown, no final write
-    statek.shutdown()
+    if end == "shutdown":
+        statek.shutdown()
     results.put((os.getpid(), str(cost), exposition))
 
 
@@ -86,16 +88,16 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     # spawn: clean processes that import prometheus_client with the variable already set
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    calls = {"graceful-a": 7, "graceful-b": 5, "killed": 4}
+    calls = {"shutdown": 7, "exit": 5, "kill": 4}
     with ProviderSimulator(MODELS) as sim:
         processes = {
-            name: context.Process(target=_worker, args=(sim.openai_url, n, results, name == "killed"))
+            name: context.Process(target=_worker, args=(sim.openai_url, n, results, name))
             for name, n in calls.items()
         }
         for process in processes.values():
             process.start()
         reports = [results.get(timeout=60) for _ in processes]
-        killed = processes["killed"]
+        killed = processes["kill"]
         os.kill(killed.pid, signal.SIGKILL)
         for process in processes.values():
             process.join(timeout=30)
@@ -158,7 +160,7 @@ def test_a_dead_process_file_stays_and_child_exit_keeps_its_totals(directory: Pa
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     with ProviderSimulator(MODELS) as sim:
-        process = context.Process(target=_worker, args=(sim.openai_url, 3, results, False))
+        process = context.Process(target=_worker, args=(sim.openai_url, 3, results, "shutdown"))
         process.start()
         pid, _, _ = results.get(timeout=60)
         process.join(timeout=30)

@@ -14,7 +14,7 @@ newer total is never overwritten by an older one), and ``prometheus_client`` sum
 histogram files of dead processes too. So what a worker wrote survives its death, and a restarted
 worker writes to a new file of its own. What a worker counted after its last write is lost only if
 it is killed without a shutdown (SIGKILL, OOM): at most ``interval`` seconds of its calls. A graceful
-stop (SIGTERM, ``statek.shutdown()``) writes the final totals.
+stop writes the final totals: ``statek.shutdown()``, or the interpreter's exit (an ``atexit`` hook).
 
 Gunicorn set-up (``gunicorn.conf.py``; see the README's "Running in production")::
 
@@ -26,6 +26,7 @@ Only counters and histograms are mirrored; statek records no gauges.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
@@ -135,7 +136,7 @@ class MultiprocessMirror:
     ``reader`` is the process's Prometheus reader (``Instrumentation.prometheus.reader``). :meth:`start`
     writes every ``interval`` seconds from a daemon thread; :meth:`flush` writes now (the mounted
     ``/metrics`` calls it so the serving worker is current); :meth:`shutdown` stops the thread after a
-    last write. Telemetry never breaks the application: a failed write is logged and retried next time.
+    last write, and so does the interpreter's exit when nothing called it. Telemetry never breaks the application: a failed write is logged and retried next time.
 
     A mirror belongs to the process that created it: after a ``fork`` the child's copy writes
     nothing (it would count the parent's totals twice) and logs why once; call
@@ -155,19 +156,25 @@ class MultiprocessMirror:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned_fork = False
+        self._closed = False
 
     def start(self) -> None:
-        """Start the periodic writes (once)."""
-        if self._thread is None:
+        """Start the periodic writes (once), and write once more when the interpreter exits."""
+        if self._thread is None and not self._closed:
             self._thread = threading.Thread(target=self._run, name="statek-multiprocess", daemon=True)
             self._thread.start()
+            # Registered after the MeterProvider's own exit hook, so it runs first (atexit is LIFO).
+            atexit.register(self.shutdown)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.flush()
 
     def flush(self) -> None:
-        """Write this process's current totals to its files (serialised: a total never goes back)."""
+        """Write this process's current totals to its files (serialised: a total never goes back).
+        Does nothing after :meth:`shutdown`."""
+        if self._closed:
+            return
         if os.getpid() != self._pid:
             if not self._warned_fork:
                 self._warned_fork = True
@@ -188,11 +195,15 @@ class MultiprocessMirror:
 
     def shutdown(self) -> None:
         """Stop the periodic writes after one last write. Idempotent."""
+        if self._closed:
+            return
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self.flush()
+        self._closed = True
+        atexit.unregister(self.shutdown)
 
     def _write_counter(self, family: Metric) -> None:
         for sample in family.samples:
