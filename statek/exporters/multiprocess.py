@@ -130,6 +130,18 @@ def _value_class() -> Callable[..., _Value]:
 _SeriesKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
 
 
+class _Written:
+    """One sample's file value: ``base`` (what the file held when this process opened it) plus the
+    process's ``total`` as last written."""
+
+    __slots__ = ("base", "total", "value")
+
+    def __init__(self, value: _Value) -> None:
+        self.value = value
+        self.base = value.get()
+        self.total: float | None = None
+
+
 class MultiprocessMirror:
     """Writes one process's cumulative statek metrics into its ``prometheus_client`` multiprocess files.
 
@@ -152,7 +164,7 @@ class MultiprocessMirror:
         self._families = OTelCollector(reader, target_info=False)
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._values: dict[_SeriesKey, tuple[_Value, float]] = {}
+        self._values: dict[_SeriesKey, _Written] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned_fork = False
@@ -225,16 +237,17 @@ class MultiprocessMirror:
 
     def _set(self, kind: str, family: Metric, sample: str, labels: dict[str, str], total: float) -> None:
         key = (kind, family.name, sample, tuple(sorted(labels.items())))
-        known = self._values.get(key)
-        if known is None:
+        written = self._values.get(key)
+        if written is None:
             names = sorted(labels)
             value = _value_class()(
                 kind, family.name, sample, names, [labels[n] for n in names], family.documentation
             )
-            # A file left by an earlier process with this pid already holds a total: keep it.
-            known = self._values[key] = (value, value.get())
-        value, base = known
-        value.set(base + total)
+            # A file left by an earlier process with this pid already holds a total: keep it (base).
+            written = self._values[key] = _Written(value)
+        if written.total != total:
+            written.value.set(written.base + total)
+            written.total = total
 
 
 class StatekMultiProcessCollector(Collector):
