@@ -7,19 +7,24 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from statek.exceptions import ConfigurationError
-from statek.exporters import multiprocess
-from statek.instruments import PROMETHEUS_SERIES
+from statek.exporters import PrometheusExporter, multiprocess
+from statek.exporters.prometheus import OTelCollector, PullMetricReader
+from statek.instruments import PROMETHEUS_SERIES, REQUESTS, TOKENS, Instruments
 from statek.testing import ModelBehavior, ProviderSimulator
 
 MODELS = {
@@ -82,6 +87,17 @@ def directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
     yield path
+
+
+@pytest.fixture(scope="module")
+def in_process_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One directory for every writer inside the test process itself: prometheus_client opens a
+    process's files once, in the directory set at its first write, and keeps writing there (as a
+    worker does: its directory never changes). The tests tell their series apart by model."""
+    path = multiprocess.prepare_directory(tmp_path_factory.mktemp("in-process") / "prom")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(multiprocess.ENV, str(path))
+        yield path
 
 
 def test_processes_sum_exactly_with_single_process_series(directory: Path) -> None:
@@ -176,31 +192,58 @@ def test_a_dead_process_file_stays_and_child_exit_keeps_its_totals(directory: Pa
     assert sum(v for (name, _), v in after.items() if name == "statek_requests_total") == 6
 
 
-def test_a_process_reusing_a_pid_adds_to_the_old_file(directory: Path) -> None:
-    """A new writer whose file already holds totals (a recycled pid) adds its own on top."""
-    from opentelemetry.sdk.metrics import MeterProvider
-
-    from statek.exporters import PrometheusExporter
-    from statek.instruments import TOKENS, Instruments
-
-    def run(tokens: int) -> None:
-        exporter = PrometheusExporter(registry=CollectorRegistry(), target_info=False)
-        provider = MeterProvider(metric_readers=[exporter.reader])
-        instruments = Instruments(provider.get_meter("t"))
-        cell = instruments.cell(TOKENS, {"gen_ai.provider.name": "openai", "gen_ai.token.type": "input"})
-        cell.value = tokens
-        mirror = multiprocess.MultiprocessMirror(exporter.reader)
-        mirror.flush()
-        mirror.flush()  # writing twice sets the same total again: nothing counted twice
+def _one_process(observations: list[int], model: str, *, mirror: bool = True) -> PullMetricReader:
+    """A stand-in for one process's meter: ``observations`` token counts on the token counter, the
+    request counter and the token histogram; with ``mirror`` its totals are written to the files.
+    Returns its reader (already shut down when mirrored)."""
+    exporter = PrometheusExporter(registry=CollectorRegistry(), target_info=False)
+    provider = MeterProvider(metric_readers=[exporter.reader])
+    instruments = Instruments(provider.get_meter("statek-test"))
+    model_labels = {"gen_ai.provider.name": "openai", "gen_ai.request.model": model}
+    tokens = instruments.cell(TOKENS, {**model_labels, "gen_ai.token.type": "input"})
+    requests = instruments.cell(REQUESTS, model_labels)
+    for value in observations:
+        tokens.value += value
+        requests.value += 1
+        instruments.token_usage.record(value, {**model_labels, "gen_ai.token.type": "input"})
+    if mirror:
+        writer = multiprocess.MultiprocessMirror(exporter.reader)
+        writer.flush()
+        writer.flush()  # writing the same totals again counts nothing twice
+        writer.shutdown()
         provider.shutdown()
+    return exporter.reader
 
-    run(10)
-    run(32)
-    total = _samples(generate_latest(multiprocess.registry(directory)))
-    assert (
-        total[("statek_tokens_total", (("gen_ai_provider_name", "openai"), ("gen_ai_token_type", "input")))]
-        == 42
-    )
+
+def _of_model(samples: dict[Any, float], model: str) -> dict[Any, float]:
+    return {key: v for key, v in samples.items() if ("gen_ai_request_model", model) in key[1]}
+
+
+def test_a_process_reusing_a_pid_adds_to_the_old_file(in_process_directory: Path) -> None:
+    """A new writer whose file already holds totals (a recycled pid: here, this same process) adds
+    its own on top."""
+    _one_process([10], "reused")
+    _one_process([32], "reused")
+    total = _of_model(_samples(generate_latest(multiprocess.registry(in_process_directory))), "reused")
+    assert sum(v for (name, _), v in total.items() if name == "statek_tokens_total") == 42
+    assert sum(v for (name, _), v in total.items() if name == "statek_requests_total") == 2
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.integers(0, 70_000_000), max_size=12), min_size=1, max_size=4))
+def test_any_split_over_processes_serves_what_one_process_would(
+    in_process_directory: Path, per_process: list[list[int]]
+) -> None:
+    """However observations are split over processes, the summed files serve exactly the samples
+    (counters, every histogram bucket, _sum, _count) one process that saw them all would serve."""
+    model = f"model-{uuid.uuid4().hex}"  # this example's own series in the shared directory
+    for observations in per_process:
+        _one_process(observations, model)
+    served = _of_model(_samples(generate_latest(multiprocess.registry(in_process_directory))), model)
+    alone = _one_process([v for part in per_process for v in part], model, mirror=False)
+    registry = CollectorRegistry()
+    registry.register(OTelCollector(alone, target_info=False))
+    assert served == _of_model(_samples(generate_latest(registry)), model)
 
 
 def test_configuration_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,8 @@ Gunicorn set-up (``gunicorn.conf.py``; see the README's "Running in production")
 
     from statek.exporters.multiprocess import child_exit   # noqa: F401 (a gunicorn hook)
 
-Not carried over: exemplars (multiprocess files hold none) and ``target_info`` (one per process).
+The directory is fixed per process: prometheus_client opens a process's files where the variable
+pointed at its first write. Not carried over: exemplars (multiprocess files hold none) and ``target_info`` (one per process).
 Only counters and histograms are mirrored; statek records no gauges.
 """
 
