@@ -65,7 +65,7 @@ def _worker(url: str, calls: int, results: Any, end: str) -> None:
                 response = await api.process_request(
                     "Be brief.", model, chat_history=[ChatHistoryItem.user("Capital of France?")]
                 )
-                cost += response.stats.priced_cost or Decimal(0)
+                cost += response.detail.priced_cost or Decimal(0)
         await api.aclose()
         return cost
 

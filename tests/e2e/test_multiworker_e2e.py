@@ -80,7 +80,7 @@ async def ask(request):
     response = await request.app.state.llm.process_request(
         "Be brief.", request.query_params["model"], chat_history=[ChatHistoryItem.user("Capital of France?")]
     )
-    cost = response.stats.priced_cost
+    cost = response.detail.priced_cost
     return JSONResponse({"pid": os.getpid(), "cost": None if cost is None else str(cost)})
 
 
