@@ -247,3 +247,13 @@ def test_configuration_errors_are_one_clear_line(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv(multiprocess.ENV)
     with pytest.raises(ConfigurationError, match="set PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.prepare_directory()
+
+
+def test_prepare_directory_removes_only_the_files_of_an_earlier_run(tmp_path: Path) -> None:
+    kept = tmp_path / "notes.txt"
+    kept.write_text("not a metrics file")
+    (tmp_path / "counter_123.db").write_bytes(b"\0" * 8)
+    (tmp_path / "histogram_123.db").write_bytes(b"\0" * 8)
+    assert multiprocess.prepare_directory(tmp_path) == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert multiprocess.prepare_directory(tmp_path / "new" / "dir").is_dir()

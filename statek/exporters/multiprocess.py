@@ -16,13 +16,16 @@ worker writes to a new file of its own. What a worker counted after its last wri
 it is killed without a shutdown (SIGKILL, OOM): at most ``interval`` seconds of its calls. A graceful
 stop writes the final totals: ``statek.shutdown()``, or the interpreter's exit (an ``atexit`` hook).
 
-Gunicorn set-up (``gunicorn.conf.py``; see the README's "Running in production")::
+Gunicorn set-up (``gunicorn.conf.py``; see ``docs/production.md``)::
 
-    from statek.exporters.multiprocess import child_exit   # noqa: F401 (a gunicorn hook)
+    from statek.exporters.multiprocess import child_exit, prepare_directory  # noqa: F401 (hooks)
+
+    def on_starting(server):
+        prepare_directory()
 
 The directory is fixed per process: prometheus_client opens a process's files where the variable
-pointed at its first write. Not carried over: exemplars (multiprocess files hold none) and ``target_info`` (one per process).
-Only counters and histograms are mirrored; statek records no gauges.
+pointed at its first write. Not carried over: exemplars (multiprocess files hold none) and
+``target_info`` (one per process). Only counters and histograms are mirrored; statek records no gauges.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -87,7 +89,8 @@ def multiprocess_directory() -> Path | None:
 
 
 def prepare_directory(path: str | os.PathLike[str] | None = None) -> Path:
-    """Create ``path`` (default ``PROMETHEUS_MULTIPROC_DIR``) empty, removing files of an earlier run.
+    """Create ``path`` (default ``PROMETHEUS_MULTIPROC_DIR``) if needed and delete the ``*.db`` files
+    an earlier run left in it (only those: a misconfigured path loses nothing else).
 
     Call it once, before any worker starts (gunicorn's ``on_starting`` hook); never while workers run.
     """
@@ -95,9 +98,9 @@ def prepare_directory(path: str | os.PathLike[str] | None = None) -> Path:
     if not raw:
         raise ConfigurationError(f"no directory for multiprocess metrics: set {ENV} or pass a path")
     directory = Path(raw)
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.db"):
+        leftover.unlink()
     return directory
 
 
