@@ -97,7 +97,7 @@ worker_class = "uvicorn_worker.UvicornWorker"
 
 
 def on_starting(server):
-    prepare_directory()  # empty PROMETHEUS_MULTIPROC_DIR: no totals from an earlier run
+    prepare_directory()  # delete the *.db files an earlier run left: no stale totals
 '''
 
 
