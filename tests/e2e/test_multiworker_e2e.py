@@ -1,6 +1,6 @@
 """Gunicorn with 4 uvicorn workers, one exact ``/metrics`` for all of them, on a real Prometheus (issue 16).
 
-A small Starlette app (written below exactly as ``docs/production.md`` shows it) answers ``/ask`` by
+A small Starlette app (the set-up ``docs/production.md`` shows, written out below) answers ``/ask`` by
 calling the loopback provider simulator through statek, and mounts statek's multiprocess
 ``/metrics``. A few hundred requests go in over fresh connections (so every worker serves some); the
 totals Prometheus scrapes must equal the simulator's record: calls, tokens by type, provider-reported
