@@ -90,6 +90,9 @@ app = Starlette(routes=[Route("/ask", ask), Mount("/metrics", app=make_asgi_app(
 GUNICORN_CONF = '''\
 """gunicorn -c gunicorn.conf.py app:app  (PROMETHEUS_MULTIPROC_DIR set in the environment)"""
 
+import os
+
+from statek.exporters import multiprocess
 from statek.exporters.multiprocess import child_exit, prepare_directory  # noqa: F401 - child_exit is a hook
 
 workers = 4
@@ -98,6 +101,10 @@ worker_class = "uvicorn_worker.UvicornWorker"
 
 def on_starting(server):
     prepare_directory()  # delete the *.db files an earlier run left: no stale totals
+
+
+def when_ready(server):
+    multiprocess.start_http_server(int(os.environ["MASTER_METRICS_PORT"]))  # all workers, from the master
 '''
 
 
@@ -195,6 +202,16 @@ def scraped(url: str) -> dict[str, float]:
     }
 
 
+def requests_total(exposition: str) -> float:
+    """``statek_requests_total`` summed over the series of one exposition."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "statek_requests_total"
+    )
+
+
 def same(found: dict[str, float], want: dict[str, float]) -> bool:
     return all(abs(found[k] - want[k]) <= 1e-9 * max(abs(want[k]), 1e-12) for k in want)
 
@@ -210,6 +227,7 @@ def test_four_gunicorn_workers_one_exact_metrics_endpoint_and_a_killed_worker_lo
         "PROMETHEUS_MULTIPROC_DIR": str(directory),
         "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
         "LLM_KEY": "e2e-key",
+        "MASTER_METRICS_PORT": str(free_port()),
     }
     with ProviderSimulator(BEHAVIORS) as sim:
         env["LLM_URL"] = sim.openai_url
@@ -268,13 +286,10 @@ def test_four_gunicorn_workers_one_exact_metrics_endpoint_and_a_killed_worker_lo
                 assert counts == {"": 2 * want["calls"]}
                 durations = values_by(prom.url, "sum(gen_ai_client_operation_duration_seconds_count)")
                 assert durations == {"": want["calls"]}
+                # the master serves the same sum on its own port (no worker involved in answering)
+                master = httpx.get(f"http://127.0.0.1:{env['MASTER_METRICS_PORT']}/metrics", timeout=10)
+                assert requests_total(master.text) == want["calls"]
         # a graceful stop writes every worker's final totals; the files still add up exactly
-        left = {}
-        for family in text_string_to_metric_families(
-            generate_latest(multiprocess.registry(directory)).decode()
-        ):
-            for sample in family.samples:
-                if sample.name == "statek_requests_total":
-                    left[sample.name] = left.get(sample.name, 0.0) + sample.value
-        assert left == {"statek_requests_total": want["calls"]}
+        left = generate_latest(multiprocess.registry(directory)).decode()
+        assert requests_total(left) == want["calls"]
         assert f"counter_{victim}.db" in os.listdir(directory)
