@@ -132,16 +132,13 @@ def _last_wins(rows: list[PriceRow], problems: list[Problem]) -> list[PriceRow]:
     for i, row in enumerate(rows):
         key = (*row_key(row), row.valid_from)
         earlier = last.get(key)
-        if earlier is not None:
-            first = rows[earlier]
-            same = first.price_fields() == row.price_fields()
+        if earlier is not None and rows[earlier].price_fields() != row.price_fields():
             problems.append(
                 Problem(
-                    first.path,
-                    first.line,
+                    row.path,
+                    row.line,
                     S.MODEL,
-                    f"repeated at {row.location}"
-                    + ("" if same else " with different prices; the later row wins"),
+                    f"duplicate of {rows[earlier].location} with different prices; this later row wins",
                     warning=True,
                 )
             )
@@ -322,13 +319,19 @@ class _RowValidator:
         threshold_text = cells.get(S.LC_THRESHOLD, "")
         threshold: int | None = None
         if threshold_text:
-            if not _INTEGER.fullmatch(threshold_text) or int(threshold_text) > S.MAX_THRESHOLD:
+            if not _INTEGER.fullmatch(threshold_text):
+                reason = f"not a whole number of tokens {_shown(threshold_text)}"
+                if threshold_text.isdigit():
+                    reason = f"threshold {_shown(threshold_text)} is above the maximum of {S.MAX_THRESHOLD}"
+                problems.append(Problem(name, line, S.LC_THRESHOLD, reason))
+                bad = True
+            elif int(threshold_text) > S.MAX_THRESHOLD:
                 problems.append(
                     Problem(
                         name,
                         line,
                         S.LC_THRESHOLD,
-                        f"not a whole number of tokens up to {S.MAX_THRESHOLD}: {_shown(threshold_text)}",
+                        f"threshold {_shown(threshold_text)} is above the maximum of {S.MAX_THRESHOLD}",
                     )
                 )
                 bad = True
@@ -412,11 +415,11 @@ def _parse_price(text: str) -> Decimal | str:
     if _NEGATIVE.fullmatch(text):
         return "negative price {value}"
     if len(text) > _MAX_NUMBER_CHARS or not _NUMBER.fullmatch(text):
-        return "bad number {value}: write a plain decimal such as 2.50"
+        return "bad number {value}"
     try:
         price = Decimal(text)
     except InvalidOperation:
-        return "bad number {value}: write a plain decimal such as 2.50"
+        return "bad number {value}"
     if not price.is_finite() or price > S.MAX_PRICE:
         return f"price {{value}} is above the maximum of {S.MAX_PRICE}"
     exponent = price.normalize().as_tuple().exponent
