@@ -11,7 +11,7 @@ from genai_prices import Usage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statek.llm_api import LLM_Stats
+from statek.llm_api import CallDetail
 from statek.metering import PriceRegistry
 from statek.metering.database import default_database
 from statek.providers.anthropic import ClaudeAI_API
@@ -64,7 +64,7 @@ def test_every_model_the_database_knows_is_priced_exactly_as_genai_prices_prices
     registry: PriceRegistry, pricing: str, price: str | None, key: str
 ) -> None:
     if price is None:
-        assert registry.price_call(pricing, "gpt-4o", LLM_Stats(0, 0, None, 10, 10, 0), database_provider=price).status == "unpriced"
+        assert registry.price_call(pricing, "gpt-4o", CallDetail(0, 0, None, 10, 10, 0), database_provider=price).status == "unpriced"
         return
     database = default_database()
     provider = database.provider(price)
@@ -75,7 +75,7 @@ def test_every_model_the_database_knows_is_priced_exactly_as_genai_prices_prices
         ref = _ref(listed.match, listed.id)
         info = provider.find_model(ref, all_providers=database.providers)
         assert info is not None, ref
-        stats = LLM_Stats(0, 0, None, 120_000, 3_000, 20_000, 10_000, 4_000, 1_000)
+        stats = CallDetail(0, 0, None, 120_000, 3_000, 20_000, 10_000, 4_000, 1_000)
         cost = registry.price_call(pricing, ref, stats, at=at, database_provider=price)
         if database.find(price, ref) is None:  # no token price (audio, images, embeddings by characters)
             assert cost.status == "unpriced", ref
@@ -106,7 +106,7 @@ def test_a_sample_matches_the_published_price(
     registry: PriceRegistry, pricing: str, price: str, model: str, input_price: str, output_price: str
 ) -> None:
     at = datetime(2026, 11, 30, 20, tzinfo=timezone.utc)  # outside DeepSeek's 00:30-16:30 UTC window
-    cost = registry.price_call(pricing, model, LLM_Stats(0, 0, None, 100_000, 100_000, 0), at=at, database_provider=price)
+    cost = registry.price_call(pricing, model, CallDetail(0, 0, None, 100_000, 100_000, 0), at=at, database_provider=price)
     assert cost.status == "calculated"
     assert cost.amount == (Decimal(input_price) + Decimal(output_price)) / 10
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from statek.types import CallDetail as LLM_Stats
+from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files, shipped_prices_path
 from statek.metering.database import default_database
 
@@ -17,8 +17,8 @@ def default() -> PriceRegistry:
     return PriceRegistry(model_info_dir=None)
 
 
-def stats(inp: int, out: int, cached: int = 0, write: int = 0, write_1h: int = 0, reasoning: int = 0) -> LLM_Stats:
-    return LLM_Stats(0, 0, None, inp, out, cached, write, write_1h, reasoning)
+def stats(inp: int, out: int, cached: int = 0, write: int = 0, write_1h: int = 0, reasoning: int = 0) -> CallDetail:
+    return CallDetail(0, 0, None, inp, out, cached, write, write_1h, reasoning)
 
 
 def test_the_shipped_table_loads_without_a_single_problem_and_names_its_sources() -> None:
