@@ -97,12 +97,13 @@ class LLM_Usage:
     ``total_cached_tokens`` is included in ``total_input_tokens``. ``total_reported_cost`` sums what
     providers reported (``None`` when none did). See :attr:`total_cost` for how the cost is obtained.
     ``context_bytes`` is ``total_bytes_sent + total_bytes_received``, updated after every call (the
-    original's contract). ``pricing`` is never ``None`` for a usage made by :meth:`for_model`.
+    original's contract). ``pricing`` is a record, never ``None`` unless set so by hand: an empty
+    placeholder (``is_valid`` false) by default, the model's price with :meth:`for_model`.
     :meth:`record` is thread-safe; reading a field while calls are being recorded gives a value that
     was current at some moment (use :meth:`by_model` for a consistent per-model snapshot).
     """
 
-    pricing: ModelPricing | None = None
+    pricing: ModelPricing | None = field(default_factory=ModelPricing)
     context_bytes: int = 0
     total_bytes_sent: int = 0
     total_bytes_received: int = 0
