@@ -105,10 +105,13 @@ class CompiledRate:
     ) -> Decimal:
         """The exact USD cost of a call with these token counts (see the module docstring for the rules)."""
         rate = self
-        while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
-            rate = rate.long_context
+        if rate.long_context is not None:
+            while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
+                rate = rate.long_context
         uncached = input_tokens - cached_tokens - cache_write_tokens
-        total = (max(0, uncached)) * rate.input + output_tokens * rate.output + rate.request_fee
+        if uncached < 0:
+            uncached = 0
+        total = uncached * rate.input + output_tokens * rate.output + rate.request_fee
         if reasoning_tokens and rate.reasoning != rate.output:
             total += min(reasoning_tokens, output_tokens) * (rate.reasoning - rate.output)
         if cached_tokens:
