@@ -18,6 +18,7 @@ tier and condition. Units a chat call does not report (audio, images, searches, 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ LOCAL_PROVIDERS: Final = frozenset(
 """Provider keys never priced from the database: local servers cost what the user says they cost."""
 
 _REASONING: Final = "output_reasoning_mtok"
+logger = logging.getLogger("statek.metering")
 
 
 def database_version() -> str:
@@ -230,9 +232,7 @@ class PriceDatabase:
                     if self._given is not None:
                         loaded = list(self._given)
                     else:
-                        from genai_prices.data import providers as bundled
-
-                        loaded = list(bundled)
+                        loaded = _bundled_providers()
                     self._by_id = {p.id: p for p in loaded}
                     self._providers = loaded
                 providers = self._providers
@@ -291,6 +291,15 @@ class PriceDatabase:
     def provider_ids(self) -> Mapping[str, str]:
         """Database provider id → display name."""
         return {p.id: p.name for p in self.providers}
+
+
+def _bundled_providers() -> list[Provider]:
+    try:
+        from genai_prices.data import providers as bundled
+    except ImportError:  # genai-prices needs Python 3.11+; without it only price files price calls
+        logger.warning("genai-prices is not installed: calls are priced from price files only")
+        return []
+    return list(bundled)
 
 
 _default: PriceDatabase | None = None
