@@ -68,7 +68,10 @@ def baseline_load(path: Path) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
     table = {}
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(line for line in handle if not line.startswith("#")):
-            table[(row[S.PROVIDER].lower(), row[S.MODEL].lower())] = (Decimal(row[S.INPUT]), Decimal(row[S.OUTPUT]))
+            table[(row[S.PROVIDER].lower(), row[S.MODEL].lower())] = (
+                Decimal(row[S.INPUT]),
+                Decimal(row[S.OUTPUT]),
+            )
     return table
 
 
@@ -82,7 +85,9 @@ def in_subprocess(code: str) -> float:
     """Seconds ``code`` takes in a fresh interpreter (best of three), measured inside it."""
     script = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
     return min(
-        float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+        float(
+            subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+        )
         for _ in range(3)
     )
 
@@ -166,12 +171,20 @@ def main(argv: list[str] | None = None) -> None:
         return f"{seconds * 1e9:9.0f} ns"
 
     print("import and first use (fresh interpreter, best of 3)")
-    print(f"  import statek                               {import_time * 1e3:9.1f} ms   database loaded: {loaded}")
+    print(
+        f"  import statek                               {import_time * 1e3:9.1f} ms   database loaded: {loaded}"
+    )
     print(f"  import + first price_call (loads database)  {first_use * 1e3:9.1f} ms")
     print(f"price one call, warm ({n} calls, best of 3)")
-    print(f"  database layer (openai gpt-4o)              {ns(warm_db)}   goal <= 2000 ns: {'met' if warm_db <= 2e-6 else 'MISSED'}")
-    print(f"  file row on top (set_model_pricing)         {ns(warm_file)}   goal <= 2000 ns: {'met' if warm_file <= 2e-6 else 'MISSED'}")
-    print(f"  time-dependent (deepseek-chat, at=...)      {ns(warm_timed)}   goal <= 5000 ns: {'met' if warm_timed <= 5e-6 else 'MISSED'}")
+    print(
+        f"  database layer (openai gpt-4o)              {ns(warm_db)}   goal <= 2000 ns: {'met' if warm_db <= 2e-6 else 'MISSED'}"
+    )
+    print(
+        f"  file row on top (set_model_pricing)         {ns(warm_file)}   goal <= 2000 ns: {'met' if warm_file <= 2e-6 else 'MISSED'}"
+    )
+    print(
+        f"  time-dependent (deepseek-chat, at=...)      {ns(warm_timed)}   goal <= 5000 ns: {'met' if warm_timed <= 5e-6 else 'MISSED'}"
+    )
     print(f"  unpriced (local server)                     {ns(warm_unpriced)}")
     print(f"  genai_prices.calc_price, same call          {ns(genai)}")
     print(f"  ratio calc_price / statek (database)        {genai / warm_db:9.1f}x")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from .exceptions import ConfigurationError
 from .metering.loader import LoadReport
-from .metering.schema import MAX_PRICE
 from .metering.records import PriceRow, normalise, provider_key
 from .metering.registry import default_registry
+from .metering.schema import MAX_PRICE
 
 __all__ = ["ModelPricing", "get_model_pricing", "init_model_pricing", "set_model_pricing"]
 

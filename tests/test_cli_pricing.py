@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from statek.cli.pricing import app
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files, set_default_registry, shipped_prices_path
+from statek.types import CallDetail
 
 runner = CliRunner()
 SEED = "PROVIDER,MODEL_FAMILY,MODEL,INPUT_PRICE_PER_M,INPUT_PRICE_PER_CACHED_M,OUTPUT_PRICE_PER_M"
@@ -350,7 +350,17 @@ def test_show_lists_database_prices_with_where_each_came_from(prices: Path) -> N
 
 
 def test_cost_json_reports_status_amount_and_the_price_used() -> None:
-    args = ["cost", "--provider", "xai", "--model", "grok-4-fast-reasoning", "--input", "1000000", "--output", "0"]
+    args = [
+        "cost",
+        "--provider",
+        "xai",
+        "--model",
+        "grok-4-fast-reasoning",
+        "--input",
+        "1000000",
+        "--output",
+        "0",
+    ]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
@@ -366,7 +376,9 @@ def test_cost_json_reports_status_amount_and_the_price_used() -> None:
 
 
 def test_cost_of_an_answer_without_usage_is_no_usage_and_exits_1() -> None:
-    result = runner.invoke(app, ["cost", "--provider", "openai", "--model", "gpt-4o", "--input", "0", "--output", "0"])
+    result = runner.invoke(
+        app, ["cost", "--provider", "openai", "--model", "gpt-4o", "--input", "0", "--output", "0"]
+    )
     assert result.exit_code == 1 and result.stdout.startswith("no_usage")
 
 
@@ -383,9 +395,9 @@ def test_export_writes_a_file_that_loads_back_to_the_same_prices(tmp_path: Path)
     live = PriceRegistry(model_info_dir=None)
     usage = CallDetail(0, 0, None, 12_345, 678, 100)
     for row in report.rows:
-        assert pinned.price_call("xai" if row.provider == "x-ai" else row.provider, row.model, usage) == live.price_call(
-            row.provider, row.model, usage
-        ), row.model
+        assert pinned.price_call(
+            "xai" if row.provider == "x-ai" else row.provider, row.model, usage
+        ) == live.price_call(row.provider, row.model, usage), row.model
 
 
 def test_export_to_a_folder_or_a_missing_folder_is_one_line(tmp_path: Path) -> None:
@@ -398,7 +410,9 @@ def test_export_to_a_folder_or_a_missing_folder_is_one_line(tmp_path: Path) -> N
 def test_compare_with_litellm_lists_the_prices_that_differ(tmp_path: Path) -> None:
     source = litellm_json(tmp_path / "prices.json")
     ours = tmp_path / "ours.csv"
-    ours.write_text(f"{SEED}\nOPENAI,,gpt-4o,2.5,1.25,10\nANTHROPIC,,claude-sonnet-4-5,3,0.30,16\nX,,only-ours,1,,1\n")
+    ours.write_text(
+        f"{SEED}\nOPENAI,,gpt-4o,2.5,1.25,10\nANTHROPIC,,claude-sonnet-4-5,3,0.30,16\nX,,only-ours,1,,1\n"
+    )
     result = runner.invoke(app, ["compare", "--file", str(ours), "--litellm", str(source), "--json"])
     assert result.exit_code == 1
     document = json.loads(result.stdout)
@@ -428,8 +442,10 @@ def test_validate_json_and_the_quote_repro_of_issue_10(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "content",
     [
-        '{"m": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e999999999, '
-        '"output_cost_per_token": 1}}',
+        (
+            '{"m": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e999999999, '
+            '"output_cost_per_token": 1}}'
+        ),
         "[" * 100_000 + "]" * 100_000,
         '{"m": ' * 5000 + "1" + "}" * 5000,
     ],

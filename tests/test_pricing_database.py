@@ -64,7 +64,12 @@ def test_every_model_the_database_knows_is_priced_exactly_as_genai_prices_prices
     registry: PriceRegistry, pricing: str, price: str | None, key: str
 ) -> None:
     if price is None:
-        assert registry.price_call(pricing, "gpt-4o", CallDetail(0, 0, None, 10, 10, 0), database_provider=price).status == "unpriced"
+        assert (
+            registry.price_call(
+                pricing, "gpt-4o", CallDetail(0, 0, None, 10, 10, 0), database_provider=price
+            ).status
+            == "unpriced"
+        )
         return
     database = default_database()
     provider = database.provider(price)
@@ -106,7 +111,9 @@ def test_a_sample_matches_the_published_price(
     registry: PriceRegistry, pricing: str, price: str, model: str, input_price: str, output_price: str
 ) -> None:
     at = datetime(2026, 11, 30, 20, tzinfo=timezone.utc)  # outside DeepSeek's 00:30-16:30 UTC window
-    cost = registry.price_call(pricing, model, CallDetail(0, 0, None, 100_000, 100_000, 0), at=at, database_provider=price)
+    cost = registry.price_call(
+        pricing, model, CallDetail(0, 0, None, 100_000, 100_000, 0), at=at, database_provider=price
+    )
     assert cost.status == "calculated"
     assert cost.amount == (Decimal(input_price) + Decimal(output_price)) / 10
 
@@ -147,5 +154,7 @@ def test_compiled_rates_equal_genai_prices_arithmetic(
     write = int((inp - cached) * write_part)
     write_1h = int(write * hour_part)
     reasoning = int(out * reasoning_part)
-    want = info.calc_price(_usage(inp, cached, write, write_1h, out, reasoning), provider, genai_request_timestamp=when)  # type: ignore[arg-type]
+    want = info.calc_price(
+        _usage(inp, cached, write, write_1h, out, reasoning), provider, genai_request_timestamp=when
+    )  # type: ignore[arg-type]
     assert model.rate_at(when).cost(inp, cached, write, write_1h, out, reasoning) == want.total_price

@@ -24,8 +24,36 @@ _PROBLEM = re.compile(r"^fuzz\.csv(:\d+)?: .+")
 
 # Characters that break naive CSV handling: quotes, separators, comments, odd line ends, huge numbers.
 _PIECES = st.sampled_from(
-    [",", '"', '""', "#", "\n", "\r\n", "\r", "\f", "\u2028", "\u0085", "\x00", " ", "1", "2.5", "-1", "1e999999999",
-     "1e-999999999", "1e400", "nan", "inf", "9" * 5000, "openai", "gpt-4o", "é", "*", "|", "2026-01-01", "\t"]
+    [
+        ",",
+        '"',
+        '""',
+        "#",
+        "\n",
+        "\r\n",
+        "\r",
+        "\f",
+        "\u2028",
+        "\u0085",
+        "\x00",
+        " ",
+        "1",
+        "2.5",
+        "-1",
+        "1e999999999",
+        "1e-999999999",
+        "1e400",
+        "nan",
+        "inf",
+        "9" * 5000,
+        "openai",
+        "gpt-4o",
+        "é",
+        "*",
+        "|",
+        "2026-01-01",
+        "\t",
+    ]
 )
 _TEXT = st.lists(_PIECES, max_size=80).map("".join)
 
@@ -50,9 +78,9 @@ def test_any_text_after_a_header_loads_or_is_reported_never_raises(body: str) ->
         assert 2 <= row.line <= total_lines
 
 
-_NAME = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1, max_size=12).filter(
-    lambda s: s.strip() != "" and s == s.strip() and "\r" not in s and "\n" not in s
-)
+_NAME = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), min_size=1, max_size=12
+).filter(lambda s: s.strip() != "" and s == s.strip() and "\r" not in s and "\n" not in s)
 _PRICE = st.decimals(min_value=0, max_value=10_000, places=4, allow_nan=False, allow_infinity=False)
 
 
@@ -62,7 +90,7 @@ def test_rows_written_by_a_csv_writer_read_back_exactly_with_their_line_numbers(
     rows: list[tuple[str, str, Decimal, Decimal]],
 ) -> None:
     text = io.StringIO()
-    text.write("# a comment with a \"quote, and a comma\n")
+    text.write('# a comment with a "quote, and a comma\n')
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["PROVIDER", "MODEL", "INPUT_PRICE_PER_M", "OUTPUT_PRICE_PER_M"])
     starts = []
@@ -77,9 +105,9 @@ def test_rows_written_by_a_csv_writer_read_back_exactly_with_their_line_numbers(
     expected = {}
     for (provider, model, inp, out), line in zip(rows, starts):
         expected[(provider.strip(), model.strip())] = (inp, out, line)  # last row for a key wins
-    assert {k: v for k, v in kept.items()} == {
-        k: v for k, v in expected.items() if k in kept
-    } and len(kept) == len({(p.strip(), m.strip()) for p, m, _, _ in rows}) - _same_keys(rows)
+    assert {k: v for k, v in kept.items()} == {k: v for k, v in expected.items() if k in kept} and len(
+        kept
+    ) == len({(p.strip(), m.strip()) for p, m, _, _ in rows}) - _same_keys(rows)
 
 
 def _same_keys(rows: list[tuple[str, str, Decimal, Decimal]]) -> int:
@@ -136,7 +164,9 @@ def test_blank_lines_are_skipped_and_a_row_of_empty_fields_is_reported() -> None
     ],
 )
 def test_absurd_numbers_are_refused_with_file_line_column(cells: str, column: str, reason: str) -> None:
-    _, problems = parse_price_text(f"PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nx,m,{cells}\n", "p.csv")
+    _, problems = parse_price_text(
+        f"PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nx,m,{cells}\n", "p.csv"
+    )
     (problem,) = problems
     assert (problem.line, problem.column) == (2, column) and reason in problem.reason
 
@@ -147,7 +177,9 @@ def test_a_5000_digit_threshold_is_refused() -> None:
         f"LONG_CONTEXT_INPUT_PRICE_PER_M,LONG_CONTEXT_OUTPUT_PRICE_PER_M\nx,m,1,1,{'9' * 5000},2,2\n"
     )
     _, (problem,) = parse_price_text(text, "p.csv")
-    assert problem.column == "LONG_CONTEXT_THRESHOLD" and ("maximum" in problem.reason or "longer" in problem.reason)
+    assert problem.column == "LONG_CONTEXT_THRESHOLD" and (
+        "maximum" in problem.reason or "longer" in problem.reason
+    )
     assert len(str(problem)) < 200
 
 
@@ -161,7 +193,9 @@ def test_an_unterminated_quote_is_one_problem_and_the_rows_before_it_load() -> N
 def test_model_info_dir_is_read_once_even_when_it_has_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "bad.csv").write_text('PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nx,m,1,2\nx,"n,1\n')
+    (tmp_path / "bad.csv").write_text(
+        'PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nx,m,1,2\nx,"n,1\n'
+    )
     monkeypatch.setenv(MODEL_INFO_DIR_ENV, str(tmp_path))
     registry = PriceRegistry(shipped=False, database=None)
     previous = set_default_registry(registry)
@@ -169,7 +203,9 @@ def test_model_info_dir_is_read_once_even_when_it_has_errors(
         stats = CallDetail(0, 0, None, 1_000_000, 0, 0)
         assert price_call("x", "m", stats).amount == Decimal(1)
         table = registry.table
-        (tmp_path / "later.csv").write_text("PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nx,late,1,2\n")
+        (tmp_path / "later.csv").write_text(
+            "PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nx,late,1,2\n"
+        )
         for _ in range(3):
             assert price_call("x", "m", stats).amount == Decimal(1)
         assert registry.table is table  # not re-read, no layer appended per call

@@ -140,7 +140,7 @@ def test_the_last_row_for_a_key_wins_and_a_different_duplicate_is_a_warning(tmp_
         f"{b}:2: MODEL: duplicate of {a}:2 with different prices; this later row wins"
     ]
     assert report.problems[0].warning and report.ok
-    assert [(r.model, r.input) for r in report.rows] == [("GPT-4O", Decimal("3")), ("same", Decimal(1))]
+    assert [(r.model, r.input) for r in report.rows] == [("GPT-4O", Decimal(3)), ("same", Decimal(1))]
 
 
 def test_folders_are_read_recursively_csv_and_txt_only(tmp_path: Path) -> None:

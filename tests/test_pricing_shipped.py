@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files, shipped_prices_path
 from statek.metering.database import default_database
+from statek.types import CallDetail
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,9 @@ def default() -> PriceRegistry:
     return PriceRegistry(model_info_dir=None)
 
 
-def stats(inp: int, out: int, cached: int = 0, write: int = 0, write_1h: int = 0, reasoning: int = 0) -> CallDetail:
+def stats(
+    inp: int, out: int, cached: int = 0, write: int = 0, write_1h: int = 0, reasoning: int = 0
+) -> CallDetail:
     return CallDetail(0, 0, None, inp, out, cached, write, write_1h, reasoning)
 
 
@@ -57,7 +59,11 @@ def test_the_mispricing_examples_are_priced_as_the_provider_bills(
 
 
 def test_cached_prices_are_now_known_for_gemini_mistral_and_xai(default: PriceRegistry) -> None:
-    for provider, model in (("GEMINI", "gemini-2.5-flash"), ("MISTRAL", "mistral-small-latest"), ("XAI", "grok-4")):
+    for provider, model in (
+        ("GEMINI", "gemini-2.5-flash"),
+        ("MISTRAL", "mistral-small-latest"),
+        ("XAI", "grok-4"),
+    ):
         row = default.find(provider, model)
         assert row is not None and row.cached is not None and row.cached < row.input, (provider, model)
 

@@ -15,11 +15,16 @@ import pytest
 from statek.chat import ChatHistoryItem
 from statek.executors.job import Job
 from statek.metering import PriceRegistry, set_default_registry
-from statek.providers.catalog import Ollama_API, OpenAI_API, XAI_API
+from statek.providers.catalog import XAI_API, Ollama_API, OpenAI_API
 from statek.settings import ProviderSettings
-from tests.test_telemetry_support import Captured, attrs, call, scripted_api
-from tests.test_telemetry_support import captured_fixture as captured_fixture  # noqa: F401
-from tests.test_telemetry_support import prices_fixture as prices_fixture  # noqa: F401
+from tests.test_telemetry_support import (  # noqa: F401 - pytest fixtures
+    Captured,
+    attrs,
+    call,
+    captured_fixture,
+    prices_fixture,
+    scripted_api,
+)
 
 URL = "http://127.0.0.1:9/v1/chat/completions"
 
@@ -36,12 +41,16 @@ def answering(payload: dict[str, Any] | bytes, stream: bool = False) -> httpx.As
     def handler(request: httpx.Request) -> httpx.Response:
         if isinstance(payload, bytes):
             return httpx.Response(200, content=payload, headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, content=json.dumps(payload).encode(), headers={"content-type": "application/json"})
+        return httpx.Response(
+            200, content=json.dumps(payload).encode(), headers={"content-type": "application/json"}
+        )
 
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
-MESSAGE = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}
+MESSAGE = {
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]
+}
 STREAM_WITHOUT_USAGE = (
     b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
     b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
@@ -85,8 +94,10 @@ async def test_a_reported_cost_wins_and_the_drift_is_kept(captured: Captured, pr
     assert job.usage.total_cost == Decimal("4.501")
     assert job.usage.total_cost_drift == Decimal("0.501")
     assert job.usage.by_model()[("SCRIPTED", "priced")].cost_drift == Decimal("0.501")
-    first, second = [s for s in captured.finished() if s.attributes.get("gen_ai.request.model") == "priced"]
-    assert first.attributes["statek.cost.table_usd"] == 2.0 and first.attributes["statek.cost.drift_usd"] == 0.5
+    first, _ = [s for s in captured.finished() if s.attributes.get("gen_ai.request.model") == "priced"]
+    assert (
+        first.attributes["statek.cost.table_usd"] == 2.0 and first.attributes["statek.cost.drift_usd"] == 0.5
+    )
     assert first.attributes["statek.cost.usd"] == 2.5 and first.attributes["statek.cost.status"] == "reported"
     drift = captured.values("statek.cost.drift_requests")
     assert drift == {attrs(gen_ai__provider__name="scripted", gen_ai__request__model="priced"): 1}
@@ -98,7 +109,9 @@ async def test_a_catalogue_provider_is_priced_from_the_database(
     usage = {"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000}
     client = answering({**MESSAGE, "usage": usage})
     api = XAI_API(ProviderSettings(api_url=URL, api_key="k"), http_client=client)
-    response = await api.process_request(model="grok-4-fast-reasoning", chat_history=[ChatHistoryItem.user("hi")])
+    response = await api.process_request(
+        model="grok-4-fast-reasoning", chat_history=[ChatHistoryItem.user("hi")]
+    )
     assert (response.detail.cost_status, response.detail.priced_cost) == ("calculated", Decimal("0.2"))
 
 

@@ -148,7 +148,8 @@ def validate(
     elif failed:
         warnings = len(report.problems) - len(report.errors)
         typer.echo(
-            f"{len(report.errors)} problem(s) and {warnings} warning(s) in {len(report.files)} file(s)", err=True
+            f"{len(report.errors)} problem(s) and {warnings} warning(s) in {len(report.files)} file(s)",
+            err=True,
         )
     else:
         typer.echo(f"OK: {len(report.rows)} rows in {len(report.files)} file(s)")
@@ -159,7 +160,8 @@ def validate(
 @app.command("show")
 def show(
     provider: Annotated[
-        list[str] | None, typer.Option(help="Only this provider (repeatable; names match ignoring case/spaces).")
+        list[str] | None,
+        typer.Option(help="Only this provider (repeatable; names match ignoring case/spaces)."),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Only models whose name contains this.")] = None,
     files: FilesOption = None,
@@ -173,7 +175,9 @@ def show(
     rows = effective_rows(table, provider or ())
     if model:
         rows = [r for r in rows if normalise(model) in normalise(r.model)]
-    rows.sort(key=lambda r: (provider_key(r.provider), normalise(r.model), r.valid_from is not None, r.valid_from))
+    rows.sort(
+        key=lambda r: (provider_key(r.provider), normalise(r.model), r.valid_from is not None, r.valid_from)
+    )
     if as_json:
         _json({"rows": [_row_json(r) for r in rows]})
         if problems:
@@ -231,7 +235,9 @@ def cost(
     cache_write_1h: Annotated[
         int, typer.Option("--cache-write-1h", min=0, help="Part of --cache-write kept 1h.")
     ] = 0,
-    reasoning: Annotated[int, typer.Option("--reasoning", min=0, help="Part of --output spent reasoning.")] = 0,
+    reasoning: Annotated[
+        int, typer.Option("--reasoning", min=0, help="Part of --output spent reasoning.")
+    ] = 0,
     reported_cost: Annotated[str | None, typer.Option(help="Provider-reported USD cost (it wins).")] = None,
     at: Annotated[
         str | None, typer.Option(help="When the call was made (ISO date/time, UTC default).")
@@ -311,7 +317,11 @@ def _breakdown(
         ("uncached input", input - cached - cache_write, tier.input),
         ("cache read", cached, tier.cached if tier.cached is not None else tier.input),
         ("cache write 5m", cache_write - cache_write_1h, write_5m),
-        ("cache write 1h", cache_write_1h, tier.cache_write_1h if tier.cache_write_1h is not None else write_5m),
+        (
+            "cache write 1h",
+            cache_write_1h,
+            tier.cache_write_1h if tier.cache_write_1h is not None else write_5m,
+        ),
         ("output", output - reasoning, tier.output),
         ("reasoning", reasoning, reasoning_price),
     )
@@ -319,7 +329,9 @@ def _breakdown(
         if tokens:
             out.add_row(name, str(tokens), _money(price), _money(tokens * price / 1_000_000))
     if row.request_fee_per_k:
-        out.add_row("request fee", "1", f"{_money(row.request_fee_per_k)}/1k", _money(row.request_fee_per_k / 1000))
+        out.add_row(
+            "request fee", "1", f"{_money(row.request_fee_per_k)}/1k", _money(row.request_fee_per_k / 1000)
+        )
     out.caption = f"price of {row.model} from {row.location}, {label} prices"
 
 
@@ -402,7 +414,9 @@ def export(
     provider: Annotated[
         list[str] | None, typer.Option(help="Export this provider (repeatable; default: every provider).")
     ] = None,
-    out: Annotated[Path | None, typer.Option("-o", "--output", help="Write the CSV here (default: stdout).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the CSV here (default: stdout).")
+    ] = None,
     files: FilesOption = None,
     no_database: NoDatabaseOption = False,
 ) -> None:
@@ -419,9 +433,12 @@ def export(
 @app.command("compare")
 def compare(
     litellm: Annotated[
-        Path | None, typer.Option("--litellm", help="Compare with LiteLLM's model_prices_and_context_window.json.")
+        Path | None,
+        typer.Option("--litellm", help="Compare with LiteLLM's model_prices_and_context_window.json."),
     ] = None,
-    database: Annotated[bool, typer.Option("--database", help="Compare with the genai-prices database.")] = False,
+    database: Annotated[
+        bool, typer.Option("--database", help="Compare with the genai-prices database.")
+    ] = False,
     provider: Annotated[list[str] | None, typer.Option(help="Only this provider (repeatable).")] = None,
     files: FilesOption = None,
     as_json: JsonOption = False,
@@ -459,7 +476,9 @@ def compare(
             }
         )
     else:
-        out = Table(title=f"{len(rows)} row(s) against {other}: {len(changes)} differ, {len(missing)} not listed there")
+        out = Table(
+            title=f"{len(rows)} row(s) against {other}: {len(changes)} differ, {len(missing)} not listed there"
+        )
         for title in ("Provider", "Model", "From", "Differences (ours → theirs)"):
             out.add_column(title, no_wrap=True)
         for change in changes:
@@ -467,7 +486,9 @@ def compare(
             details = ", ".join(f"{col} {_cell(a)} → {_cell(b)}" for col, a, b in change.changes)
             out.add_row(r.provider, r.model, r.location, details)
         _console().print(out)
-        typer.echo(f"{len(changes)} different, {len(missing)} missing, {len(rows) - len(changes) - len(missing)} same")
+        typer.echo(
+            f"{len(changes)} different, {len(missing)} missing, {len(rows) - len(changes) - len(missing)} same"
+        )
     if changes:
         raise typer.Exit(1)
 

@@ -181,7 +181,11 @@ class LLM_Usage:
         if status in ("unpriced", "no_usage"):
             cost = None
         reported = stats.cost
-        drift = cost - table_cost if status == "reported" and cost is not None and table_cost is not None else None
+        drift = (
+            cost - table_cost
+            if status == "reported" and cost is not None and table_cost is not None
+            else None
+        )
         with self._lock:
             totals = self._totals(provider, model)
             self.calls += 1
@@ -202,7 +206,9 @@ class LLM_Usage:
             totals.output_tokens += stats.output_tokens
             totals.reasoning_tokens += reasoning
             if drift is not None:
-                self.total_cost_drift = drift if self.total_cost_drift is None else self.total_cost_drift + drift
+                self.total_cost_drift = (
+                    drift if self.total_cost_drift is None else self.total_cost_drift + drift
+                )
                 totals.cost_drift = drift if totals.cost_drift is None else totals.cost_drift + drift
             totals.bytes_sent += stats.total_bytes_sent
             totals.bytes_received += stats.total_bytes_received

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from .cost import Prices
 from .index import PriceTable
-from .loader import read_price_files
+from .loader import LoadReport, read_price_files
 from .records import PriceRow, Problem, normalise
 from .registry import PriceRegistry, default_registry, price_call, set_default_registry, shipped_prices_path
-from .loader import LoadReport
 from .types import COST_STATUSES, CallCost, CostStatus
 
 __all__ = [

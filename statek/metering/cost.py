@@ -109,8 +109,7 @@ class CompiledRate:
             while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
                 rate = rate.long_context
         uncached = input_tokens - cached_tokens - cache_write_tokens
-        if uncached < 0:
-            uncached = 0
+        uncached = max(uncached, 0)
         total = uncached * rate.input + output_tokens * rate.output + rate.request_fee
         if reasoning_tokens and rate.reasoning != rate.output:
             total += min(reasoning_tokens, output_tokens) * (rate.reasoning - rate.output)
@@ -149,7 +148,7 @@ def compile_rate(
     tiers = [(t, p) for t, p in tiers if t is not None]
     next_level = None
     if tiers:
-        (first, first_prices), rest = tiers[0], tiers[1:]
+        (_, first_prices), rest = tiers[0], tiers[1:]
         next_level = compile_rate(first_prices, levels=rest, request_fee_per_k=request_fee_per_k)
     # a fee per 1000 requests is, per request, fee * 1000 per million "units" of one
     fee = request_fee_per_k.scaleb(3, _EXACT) if request_fee_per_k else None

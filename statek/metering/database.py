@@ -166,13 +166,17 @@ def _prices(model_price: ModelPrice, threshold: int | None) -> Prices | None:
     )
 
 
-def _compile(model_price: ModelPrice) -> tuple[CompiledRate, Prices, Decimal | None, list[tuple[int, Prices]]]:
+def _compile(
+    model_price: ModelPrice,
+) -> tuple[CompiledRate, Prices, Decimal | None, list[tuple[int, Prices]]]:
     """A rate with one long-context level per tier start; raises ``LookupError`` if unpriceable."""
     base = _prices(model_price, None)
     if base is None:
         raise LookupError("no input and output token price")
     fee = _decimal(model_price.__dict__.get("requests_kcount"))
-    levels = [(start, p) for start in _thresholds(model_price) if (p := _prices(model_price, start)) is not None]
+    levels = [
+        (start, p) for start in _thresholds(model_price) if (p := _prices(model_price, start)) is not None
+    ]
     return compile_rate(base, levels=levels, request_fee_per_k=fee), base, fee, levels
 
 
@@ -204,7 +208,13 @@ def build_model(provider: Provider, model: ModelInfo) -> DatabaseModel | None:
         return None
     urls = provider.pricing_urls or []
     return DatabaseModel(
-        provider.id, model.id, model.name or model.id, tuple(rates), tuple(shown), tuple(tiers), urls[0] if urls else ""
+        provider.id,
+        model.id,
+        model.name or model.id,
+        tuple(rates),
+        tuple(shown),
+        tuple(tiers),
+        urls[0] if urls else "",
     )
 
 
@@ -256,7 +266,9 @@ class PriceDatabase:
         if key and key not in LOCAL_PROVIDERS:
             found = self._by_id.get(key) if self.providers else None
             if found is None:
-                found = next((p for p in self.providers if p.provider_match and p.provider_match.is_match(key)), None)
+                found = next(
+                    (p for p in self.providers if p.provider_match and p.provider_match.is_match(key)), None
+                )
         self._provider_of[key] = found
         return found
 

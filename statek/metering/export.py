@@ -84,8 +84,7 @@ def row_cells(row: PriceRow) -> dict[str, str]:
 def write_price_csv(rows: Iterable[PriceRow], handle: TextIO, *, note: str = "") -> int:
     """Write ``rows`` as a price file (every column, header first); returns the number written."""
     if note:
-        for line in note.splitlines():
-            handle.write(f"# {line}\n")
+        handle.writelines(f"# {line}\n" for line in note.splitlines())
     writer = csv.DictWriter(handle, fieldnames=list(S.COLUMNS), lineterminator="\n")
     writer.writeheader()
     count = 0
@@ -126,7 +125,9 @@ def _compare(
     return changes, missing
 
 
-def compare_with_litellm(rows: Iterable[PriceRow], path: str | Path) -> tuple[list[RowChange], list[PriceRow]]:
+def compare_with_litellm(
+    rows: Iterable[PriceRow], path: str | Path
+) -> tuple[list[RowChange], list[PriceRow]]:
     """Rows whose prices differ from LiteLLM's JSON at ``path`` (``changes``: theirs as ``new``) and
     rows LiteLLM does not list. Raises ``ValueError``/``OSError`` for an unreadable file."""
     converted = convert_litellm(path)

@@ -123,7 +123,9 @@ class PriceTable:
             for row in layer:
                 key = keys[id(row)] = row_key(row)
                 rows = by_model.setdefault((key[0], key[2]), [])
-                rows[:] = [r for r in rows if not (keys[id(r)][1] == key[1] and r.valid_from == row.valid_from)]
+                rows[:] = [
+                    r for r in rows if not (keys[id(r)][1] == key[1] and r.valid_from == row.valid_from)
+                ]
                 rows.append(row)
         for row in replace_all:
             key = keys[id(row)] = row_key(row)
@@ -135,9 +137,7 @@ class PriceTable:
             for row in rows:
                 for pattern in match_patterns(row.match):
                     literal = len(pattern.replace("*", ""))
-                    compiled = (
-                        re.compile(re.escape(pattern).replace(r"\*", ".*")) if "*" in pattern else None
-                    )
+                    compiled = re.compile(re.escape(pattern).replace(r"\*", ".*")) if "*" in pattern else None
                     patterns.setdefault(provider, []).append((-literal, pattern, compiled, model))
         for entries in patterns.values():
             entries.sort(key=lambda e: (e[2] is not None, e[0]))  # exact alternatives, then most literal
@@ -320,4 +320,3 @@ def database_row(model: DatabaseModel, at: datetime) -> PriceRow:
         reasoning=prices.reasoning,
         request_fee_per_k=fee,
     )
-

@@ -248,7 +248,9 @@ def _read_header(raw: list[str], name: str, line_no: int, problems: list[Problem
             problems.append(Problem(name, line_no, shown, "unknown column, ignored", warning=True))
     for column in S.SEED_COLUMNS:
         if column in S.REQUIRED_COLUMNS and column not in seen:
-            problems.append(Problem(name, line_no, column, "missing column: the file cannot be read without it"))
+            problems.append(
+                Problem(name, line_no, column, "missing column: the file cannot be read without it")
+            )
             fatal = True
     return None if fatal else columns
 
@@ -296,7 +298,9 @@ class _RowValidator:
         for column, i in self.index.items():
             value = fields[i].strip()
             if len(value) > S.MAX_FIELD_CHARS:
-                problems.append(Problem(name, line, column, f"field longer than {S.MAX_FIELD_CHARS} characters"))
+                problems.append(
+                    Problem(name, line, column, f"field longer than {S.MAX_FIELD_CHARS} characters")
+                )
                 bad = True
                 continue
             cells[column] = value
@@ -344,7 +348,9 @@ class _RowValidator:
         else:
             for column in _LONG_CONTEXT_PRICES:
                 if cells.get(column):
-                    problems.append(Problem(name, line, column, f"a long-context price needs {S.LC_THRESHOLD}"))
+                    problems.append(
+                        Problem(name, line, column, f"a long-context price needs {S.LC_THRESHOLD}")
+                    )
                     bad = True
         currency = cells.get(S.CURRENCY, "")
         if currency and currency.upper() != S.DEFAULT_CURRENCY:
@@ -372,9 +378,9 @@ class _RowValidator:
                 bad = True
         match = cells.get(S.MATCH, "")
         if match:
-            reason = match_problem(match)
-            if reason:
-                problems.append(Problem(name, line, S.MATCH, reason))
+            wrong = match_problem(match)
+            if wrong:
+                problems.append(Problem(name, line, S.MATCH, wrong))
                 bad = True
         if bad:
             return None

@@ -254,7 +254,7 @@ class PriceRegistry:
             )
             if folder:
                 layers.append(_Layer((Path(folder),), read_price_files([folder])))
-        except Exception:  # noqa: BLE001 - prices must never break the calls they price
+        except Exception:
             logger.exception("statek could not read its price files; only the price database is used")
         self._layers = layers + self._layers
         self._swap()
