@@ -262,6 +262,8 @@ class _RowValidator:
         self.columns = columns
         self.name = name
         self.index = {c: i for i, c in enumerate(columns) if c in S.COLUMNS}
+        self.prices = [(field, column) for field, column in _FIELDS if column in self.index]
+        self.long_context = [c for c in _LONG_CONTEXT_PRICES if c in self.index]
         self._decimals: dict[str, Decimal | str] = {}
 
     def row(self, line: int, fields: list[str], problems: list[Problem]) -> PriceRow | None:
@@ -293,26 +295,23 @@ class _RowValidator:
                 )
             )
             return None
-        cells: dict[str, str] = {}
+        if max(map(len, fields)) > S.MAX_FIELD_CHARS:
+            long = [c for c, i in self.index.items() if len(fields[i].strip()) > S.MAX_FIELD_CHARS]
+            if long:
+                for column in long:
+                    problems.append(
+                        Problem(name, line, column, f"field longer than {S.MAX_FIELD_CHARS} characters")
+                    )
+                return None
+        cells = {column: fields[i].strip() for column, i in self.index.items()}
         bad = False
-        for column, i in self.index.items():
-            value = fields[i].strip()
-            if len(value) > S.MAX_FIELD_CHARS:
-                problems.append(
-                    Problem(name, line, column, f"field longer than {S.MAX_FIELD_CHARS} characters")
-                )
-                bad = True
-                continue
-            cells[column] = value
-        if bad:
-            return None
         values: dict[str, Any] = {}
         for column in (S.PROVIDER, S.MODEL, S.INPUT, S.OUTPUT):
             if not cells.get(column):
                 problems.append(Problem(name, line, column, "missing value"))
                 bad = True
-        for field, column in _FIELDS:
-            text = cells.get(column, "")
+        for field, column in self.prices:
+            text = cells[column]
             if text:
                 price = self._price(text)
                 if isinstance(price, str):
@@ -346,8 +345,8 @@ class _RowValidator:
                     problems.append(Problem(name, line, column, f"required when {S.LC_THRESHOLD} is set"))
                     bad = True
         else:
-            for column in _LONG_CONTEXT_PRICES:
-                if cells.get(column):
+            for column in self.long_context:
+                if cells[column]:
                     problems.append(
                         Problem(name, line, column, f"a long-context price needs {S.LC_THRESHOLD}")
                     )
