@@ -1,10 +1,10 @@
-"""The pricing engine: price tables read with polars, a compiled lookup, exact per-call cost.
+"""The pricing engine: the genai-prices database and price files, a compiled lookup, exact per-call cost.
 
-Fixed interface: :func:`price_call` and :class:`CallCost`. The process-wide table is loaded lazily
-on first use from the price database (``genai-prices``), the shipped table and ``STATEK_MODEL_INFO_DIR``; see
-:mod:`statek.metering.registry` for precedence and reloads, :mod:`statek.metering.cost` for the
-cost rules, :mod:`statek.metering.index` for model matching, and ``docs/pricing.md`` for the file
-format.
+Fixed interface: :func:`price_call` and :class:`CallCost`. The process-wide table is built lazily
+on first use from the price database (``genai-prices``), the shipped table and
+``STATEK_MODEL_INFO_DIR``; see :mod:`statek.metering.registry` for precedence and reloads,
+:mod:`statek.metering.cost` for the cost rules, :mod:`statek.metering.index` for model matching, and
+``docs/pricing.md`` for the file format.
 
 Modules: ``schema`` (columns), ``records`` (rows, problems, name keys), ``loader`` (read and
 validate files), ``database`` (the ``genai-prices`` layer), ``cost`` (exact arithmetic), ``index``
