@@ -244,3 +244,26 @@ def test_a_table_built_from_rows_prices_like_a_loaded_one(registry: PriceRegistr
     s = stats(5000, 700, cached=1000)
     assert table.price_call("OPENAI", "gpt-4o", s) == registry.price_call("OPENAI", "gpt-4o", s)
     assert len(PriceRegistry(shipped=False, model_info_dir=None).table) == 0
+
+
+def test_price_call_unpacks_the_call_detail_fields_it_means() -> None:
+    from statek.metering.index import _UNPACKED
+
+    assert _UNPACKED == (
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "reasoning_tokens",
+    )
+
+
+def test_the_seeds_six_field_stats_are_priced_too(registry: PriceRegistry) -> None:
+    from statek.types import LLM_Stats
+
+    assert registry.price_call("OPENAI", "gpt-4o", LLM_Stats(0, 0, None, 1_000_000, 0, 0)).amount == Decimal(
+        "2.5"
+    )
+    assert registry.price_call("OPENAI", "gpt-4o", LLM_Stats(0, 0, None)).status == "no_usage"

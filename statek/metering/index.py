@@ -25,22 +25,24 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from ..types import CallDetail
 from .cost import CompiledRate, compile_rate
 from .database import DatabaseModel, PriceDatabase
 from .loader import match_patterns
 from .records import PriceRow, RowKey, normalise, provider_key, row_key
 from .types import NO_USAGE, UNPRICED, CallCost
 
-if TYPE_CHECKING:
-    from ..types import CallDetail
-
 __all__ = ["FROM_PROVIDER", "PriceTable", "Resolved", "provider_key"]
 
 _RESOLUTION_CACHE_LIMIT: Final = 65_536
 _MISSING: Final[Any] = object()
 _ALWAYS: Final = -math.inf
+_DETAIL_FIELDS: Final = len(CallDetail._fields)
+_HAS_USAGE: Final = CallDetail._fields.index("has_usage")
+_UNPACKED: Final = CallDetail._fields[2:9]
+"""The fields :meth:`PriceTable.price_call` unpacks by position (a test pins their order)."""
 FROM_PROVIDER: Final = "\0from-provider"
 """Default database provider: the one the call's provider name resolves to."""
 
@@ -173,24 +175,21 @@ class PriceTable:
         entry = self._resolved.get((provider, model, model_family, database_provider), _MISSING)  # type: ignore[arg-type]
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family, database_provider)
-        reported = stats.cost
-        if reported is None and (
-            not getattr(stats, "has_usage", True) or not (stats.input_tokens or stats.output_tokens)
-        ):
+        if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
+            reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
+            has_usage = stats[_HAS_USAGE]
+        else:  # the seed's six fields
+            reported, inp, out, cached = stats[2:6]
+            write = write_1h = reasoning = 0
+            has_usage = True
+        if reported is None and (not has_usage or not (inp or out)):
             return NO_USAGE
         if entry is not None:
             rate = entry.only
             if rate is None:
                 rate = entry.rate_at(at)
             if rate is not None:
-                amount = rate.cost(
-                    stats.input_tokens,
-                    stats.cached_tokens,
-                    getattr(stats, "cache_write_tokens", 0),
-                    getattr(stats, "cache_write_1h_tokens", 0),
-                    stats.output_tokens,
-                    getattr(stats, "reasoning_tokens", 0),
-                )
+                amount = rate.cost(inp, cached, write, write_1h, out, reasoning)
                 if reported is not None:
                     return CallCost(reported, "reported", "USD", amount)
                 return CallCost(amount, "calculated")
