@@ -183,7 +183,7 @@ def show(
         if problems:
             raise typer.Exit(1)
         return
-    out = Table(title=f"{len(rows)} price row(s), USD per million tokens")
+    out = Table(title=f"{len(rows)} price row(s) in force now, USD per million tokens")
     titles = ("Provider", "Model", "Family", "Input", "Cached", "Output", "Write 5m", "Write 1h")
     for title in (*titles, "Long context", "Per 1k req", "Valid from", "From"):
         out.add_column(title, no_wrap=True)
