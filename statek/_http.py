@@ -167,9 +167,15 @@ def _http_error(response: httpx.Response, provider: str, **kwargs: object) -> Pr
         body=body,
         headers=dict(response.headers),
         retry_after=parse_retry_after(response.headers),
+        request=_bare_request(response.request.url),
         provider=provider,
         **kwargs,
     )
+
+
+def _bare_request(url: httpx.URL | str) -> httpx.Request:
+    """The request as an error may show it: method and URL, no query string (keys hide there), no headers."""
+    return httpx.Request("POST", httpx.URL(url).copy_with(query=None, userinfo=b""))
 
 
 async def post(
@@ -226,6 +232,7 @@ async def post(
                 attempts=attempt,
                 bytes_sent=sent,
                 bytes_received=received,
+                request=_bare_request(url),
             ) from error
         if on_retry is not None:
             on_retry(RetryEvent(attempt, status, error_type, delay))

@@ -128,7 +128,6 @@ async def stream_answer(
     first_chunk = telemetry.current_first_chunk_hook()
     deadline = time.monotonic() + policy.total_timeout
     sent = received = attempt = 0
-    context = {"provider": api.provider_key}
     while True:
         attempt += 1
         sent += len(body)
@@ -145,7 +144,9 @@ async def stream_answer(
                 retry_after = parse_retry_after(response.headers)
                 if status not in RETRYABLE_STATUS:
                     raise error
-        except httpx.TransportError as exc:  # before the answer started: _read converts later ones
+        except ProviderError:
+            raise  # a final HTTP error, or one from _read (a broken stream is never retried)
+        except httpx.TransportError as exc:  # no answer yet: retried
             error, status, retry_after = exc, None, None
         delay = policy.delay(attempt, retry_after)
         if attempt >= policy.max_attempts or time.monotonic() + delay >= deadline:
@@ -153,10 +154,10 @@ async def stream_answer(
                 raise error
             raise ProviderConnectionError(
                 f"{api.provider_key}: no answer from {url} after {attempt} attempt(s): {type(error).__name__}: {error}",
+                provider=api.provider_key,
                 attempts=attempt,
                 bytes_sent=sent,
                 bytes_received=received,
-                **context,
             ) from error
         if on_retry is not None:
             from ._http import RetryEvent

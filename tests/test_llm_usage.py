@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from statek.executors.llm_usage import LLM_Usage, ModelUsage
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, price_call, set_default_registry
 from statek.model_pricing import ModelPricing, init_model_pricing, set_model_pricing
+from statek.types import CallDetail
 
 
 @pytest.fixture(autouse=True)
@@ -63,9 +63,10 @@ def test_hand_filled_falls_back_to_reported_cost_then_none() -> None:
 
 def test_for_model_takes_the_tables_pricing() -> None:
     set_model_pricing("OpenAI", "gpt-4o", "2.5", "10", "1.25")
-    usage = LLM_Usage.for_model("OPEN AI", "gpt-4o-2024-08-06")
+    usage = LLM_Usage.for_model("OPEN AI", "GPT-4O")
     assert usage.pricing == ModelPricing(Decimal("2.5"), Decimal("1.25"), Decimal(10))
-    assert LLM_Usage.for_model("X", "unknown").pricing is None
+    unknown = LLM_Usage.for_model("X", "unknown").pricing
+    assert unknown == ModelPricing() and not unknown.is_valid  # a placeholder, never None
 
 
 # ----------------------------------------------------------------------------- recorded calls

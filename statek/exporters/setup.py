@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
 from ..telemetry import configure_telemetry
-from . import otlp
+from . import multiprocess, otlp
 from .prometheus import PrometheusExporter
 
 __all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"]
@@ -54,6 +54,7 @@ class Instrumentation:
     prometheus_port: int | None = None
     owns_tracer_provider: bool = False
     metric_pusher: otlp.MetricPusher | None = None
+    multiprocess: multiprocess.MultiprocessMirror | None = None
     closed: bool = field(default=False)
 
     def shutdown(self, timeout: float = 5.0) -> None:
@@ -83,6 +84,8 @@ class Instrumentation:
             thread.join(max(deadline - time.monotonic(), 0.0))
             if thread.is_alive():
                 _log.warning("statek gave up flushing its %s export after %.1f s", what, timeout)
+        if self.multiprocess is not None:  # the final totals, before the reader closes
+            _run("multiprocess metrics", self.multiprocess.shutdown)
         _run("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis))
         _run("prometheus", self.prometheus.shutdown)
 
@@ -122,6 +125,7 @@ def instrument(
     job_label_keys: Iterable[str] = (),
     tracer_provider: trace.TracerProvider | None = None,
     set_global: bool = False,
+    multiprocess_mode: bool | None = None,
     httpx: bool = False,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
@@ -135,6 +139,10 @@ def instrument(
     - ``tracer_provider``: send statek's spans to the application's own provider instead (no OTLP
       span exporter is added to it; it is not shut down here).
     - ``set_global``: also install the providers as OpenTelemetry's global ones.
+    - ``multiprocess_mode``: write this worker's totals into ``prometheus_client``'s multiprocess files
+      (see :mod:`statek.exporters.multiprocess`); ``None`` (default) turns it on when
+      ``PROMETHEUS_MULTIPROC_DIR`` is set. It serves no port of its own: mount
+      ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
     - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
       and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
 
@@ -157,6 +165,7 @@ def instrument(
         "job_label_keys": label_keys,
         "tracer_provider": id(tracer_provider),
         "set_global": set_global,
+        "multiprocess_mode": multiprocess_mode,
         "httpx": httpx,
     }
     global _active
@@ -167,6 +176,13 @@ def instrument(
             raise ConfigurationError(
                 "statek.instrument() was already called with other arguments; call statek.shutdown() first"
             )
+        if multiprocess_mode is None:
+            multiprocess_mode = multiprocess.multiprocess_directory() is not None
+        if multiprocess_mode and prometheus_port is not None:
+            raise ConfigurationError(
+                "prometheus_port cannot be used with PROMETHEUS_MULTIPROC_DIR (every worker would bind it): "
+                "mount statek.exporters.multiprocess.make_asgi_app() or serve it from the gunicorn master"
+            )
         attributes = dict(resource_attributes or {})
         if service_name:
             attributes["service.name"] = service_name
@@ -176,6 +192,7 @@ def instrument(
         chosen_tracer: trace.TracerProvider = tracer_provider or trace.get_tracer_provider()
         owns_tracer = False
         pusher: otlp.MetricPusher | None = None
+        mirror: multiprocess.MultiprocessMirror | None = None
         try:
             if otlp.otlp_configured(otlp_endpoint):
                 exporter_args: dict[str, Any] = {
@@ -199,6 +216,9 @@ def instrument(
                     )
                     chosen_tracer, owns_tracer = sdk_tracer, True
             meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            if multiprocess_mode:
+                mirror = multiprocess.MultiprocessMirror(prometheus.reader)
+                mirror.start()
             port = (
                 prometheus.start_http_server(prometheus_port, prometheus_host)
                 if prometheus_port is not None
@@ -220,7 +240,7 @@ def instrument(
             job_label_keys=label_keys,
         )
         _active = Instrumentation(
-            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher
+            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher, mirror
         )
         if httpx:
             from ..instrumentation import instrument_httpx

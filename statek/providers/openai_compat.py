@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 
+_MAX_TOKENS_FIELDS = frozenset({"max_tokens", "max_completion_tokens"})
+
+
 class OpenAICompatible_API(LLM_API):
     """Any server speaking OpenAI chat completions; the implementation behind all catalogue providers.
 
@@ -112,6 +115,8 @@ class OpenAICompatible_API(LLM_API):
             if profile.send_stream_options:
                 payload["stream_options"] = {"include_usage": True}
         for name, value in self.payload_fields.items():
+            if params.max_tokens is not None and name in _MAX_TOKENS_FIELDS:
+                continue  # the request's own limit, already sent under the profile's field name
             payload.setdefault(name, value)
         return payload
 
