@@ -163,7 +163,7 @@ def test_a_stream_without_include_usage_is_recorded_as_not_metered_never_as_zero
     assert attributes["statek.bytes.received"] == sdk.sim.requests[-1].response_bytes > 0
     assert sdk.counter("statek.requests", statek__cost__status="no_usage") == 1
     assert sdk.captured.values("statek.cost") == {}
-    assert (job.usage.calls, job.usage.unpriced_calls, job.usage.total_cost) == (1, 1, None)
+    assert (job.usage.calls, job.usage.no_usage_calls, job.usage.total_cost) == (1, 1, None)
 
 
 def test_an_abandoned_stream_is_recorded_with_what_was_seen(sdk: Env) -> None:
