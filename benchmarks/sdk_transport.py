@@ -6,8 +6,9 @@ and a discarding exporter, SDK ``MeterProvider`` with an in-memory reader, a pri
 
 1. **SDK call**: ``OpenAI(...).chat.completions.create`` with and without
    ``http_client=statek.http_client()`` against the loopback simulator; p50 of each and the
-   difference. Also the same with an in-memory transport (no sockets), which isolates the
-   transport's own work. Goal: <= 50 us added at p50.
+   difference. Also the same with an in-memory transport (no sockets), and the transport alone (a
+   request through ``handle_request`` without any SDK), which isolates statek's own work: recognise,
+   read, price, record (span, counters, job). Goal: <= 50 us added at p50.
 2. **Stream of N chunks** (default 1,000): chunks per second read through the SDK with and without
    metering (goal >= 0.95x), and the peak memory metering adds (traced peak metered minus unmetered)
    for a stream of N and of 4N chunks (goal: flat, the same whatever the length).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
 import time
 import tracemalloc
@@ -37,6 +39,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 import statek
 from statek import Job
+from statek.instrumentation.transport import transport_classes
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.telemetry import configure_telemetry
@@ -59,7 +62,9 @@ class _Discard(SpanExporter):
 def _telemetry() -> None:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(_Discard()))
-    configure_telemetry(tracer_provider=tracer_provider, meter_provider=MeterProvider([InMemoryMetricReader()]))
+    configure_telemetry(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider([InMemoryMetricReader()])
+    )
     set_default_registry(PriceRegistry(shipped=False, model_info_dir=None))
     for model in ("bench-model", "bench-stream"):
         set_model_pricing("openai", model, 2, 10, 1)
@@ -69,7 +74,9 @@ def _p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1e6
 
 
-def _interleaved(calls: int, block: int, off: Callable[[], Any], on: Callable[[], Any]) -> tuple[float, float]:
+def _interleaved(
+    calls: int, block: int, off: Callable[[], Any], on: Callable[[], Any]
+) -> tuple[float, float]:
     """p50 (us) of ``off`` and ``on``, measured in alternating blocks."""
     times: dict[str, list[float]] = {"off": [], "on": []}
     for fn in (off, on):  # warm up
@@ -87,27 +94,61 @@ def _interleaved(calls: int, block: int, off: Callable[[], Any], on: Callable[[]
 def sdk_call(sim: ProviderSimulator, calls: int) -> None:
     base = sim.base_url + "/v1"
     plain = OpenAI(base_url=base, api_key="k", http_client=httpx2.Client(), max_retries=0)
-    metered = OpenAI(base_url=base, api_key="k", http_client=statek.http_client(provider="OPENAI"), max_retries=0)
+    metered = OpenAI(
+        base_url=base, api_key="k", http_client=statek.http_client(provider="OPENAI"), max_retries=0
+    )
     create = lambda c: lambda: c.chat.completions.create(model="bench-model", messages=MESSAGES)
     off, on = _interleaved(calls, 50, create(plain), create(metered))
-    print(f"SDK call, loopback:   p50 off {off:8.1f} us   on {on:8.1f} us   added {on - off:6.1f} us  (goal <= 50)")
+    print(
+        f"SDK call, loopback:   p50 off {off:8.1f} us   on {on:8.1f} us   added {on - off:6.1f} us  (goal <= 50)"
+    )
 
     mock = lambda: httpx2.MockTransport(lambda r: httpx2.Response(200, content=iter([CHAT_BODY])))
     plain = OpenAI(base_url=base, api_key="k", http_client=httpx2.Client(transport=mock()), max_retries=0)
     metered = OpenAI(
-        base_url=base, api_key="k", http_client=statek.http_client(provider="OPENAI", transport=mock()), max_retries=0
+        base_url=base,
+        api_key="k",
+        http_client=statek.http_client(provider="OPENAI", transport=mock()),
+        max_retries=0,
     )
     off, on = _interleaved(calls, 50, create(plain), create(metered))
-    print(f"SDK call, in-memory:  p50 off {off:8.1f} us   on {on:8.1f} us   added {on - off:6.1f} us  (goal <= 50)")
+    print(
+        f"SDK call, in-memory:  p50 off {off:8.1f} us   on {on:8.1f} us   added {on - off:6.1f} us  (goal <= 50)"
+    )
+
+
+def transport_alone(calls: int) -> None:
+    """The transport's own work per call (recognise, read, price, record), no SDK and no sockets."""
+    sync, _ = transport_classes("httpx2")
+    inner = httpx2.MockTransport(lambda r: httpx2.Response(200, content=iter([CHAT_BODY])))
+    metered = sync(inner, provider="OPENAI")
+    body = json.dumps({"model": "bench-model", "messages": MESSAGES}).encode()
+
+    def exchange(transport: Any) -> Callable[[], None]:
+        def once() -> None:
+            response = transport.handle_request(
+                httpx2.Request("POST", "http://127.0.0.1:1/v1/chat/completions", content=body)
+            )
+            for _ in response.stream:
+                pass
+            response.stream.close()
+
+        return once
+
+    off, on = _interleaved(calls, 100, exchange(inner), exchange(metered))
+    print(f"transport alone:      p50 off {off:8.1f} us   on {on:8.1f} us   added {on - off:6.1f} us")
 
 
 def stream(sim: ProviderSimulator, chunks: int, rounds: int) -> None:
     sim.engine.set_behavior(
-        "bench-stream", ModelBehavior(text="x" * chunks, stream_chunk_chars=1, input_tokens=10, output_tokens=chunks)
+        "bench-stream",
+        ModelBehavior(text="x" * chunks, stream_chunk_chars=1, input_tokens=10, output_tokens=chunks),
     )
     base = sim.base_url + "/v1"
     plain = OpenAI(base_url=base, api_key="k", http_client=httpx2.Client(), max_retries=0)
-    metered = OpenAI(base_url=base, api_key="k", http_client=statek.http_client(provider="OPENAI"), max_retries=0)
+    metered = OpenAI(
+        base_url=base, api_key="k", http_client=statek.http_client(provider="OPENAI"), max_retries=0
+    )
 
     def read(client: OpenAI) -> int:
         n = 0
@@ -125,11 +166,14 @@ def stream(sim: ProviderSimulator, chunks: int, rounds: int) -> None:
             n = read(client)
             rates[name].append(n / (time.perf_counter() - t))
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
-    print(f"stream of {chunks} chunks: {off:9.0f} chunks/s off  {on:9.0f} on   ratio {on / off:5.3f}  (goal >= 0.95)")
+    print(
+        f"stream of {chunks} chunks: {off:9.0f} chunks/s off  {on:9.0f} on   ratio {on / off:5.3f}  (goal >= 0.95)"
+    )
 
     def peak(client: OpenAI, n: int) -> int:
         sim.engine.set_behavior(
-            "bench-stream", ModelBehavior(text="x" * n, stream_chunk_chars=1, input_tokens=10, output_tokens=n)
+            "bench-stream",
+            ModelBehavior(text="x" * n, stream_chunk_chars=1, input_tokens=10, output_tokens=n),
         )
         gc.collect()
         tracemalloc.start()
@@ -157,22 +201,31 @@ def plain_httpx(calls: int) -> None:
     finally:
         statek.uninstrument_httpx()
     for method, url in (("GET", "https://example.com/health"), ("POST", "https://api.example.com/v1/items")):
+
         def request(client: httpx.Client, method: str = method, url: str = url) -> Callable[[], Any]:
             return lambda: client.request(method, url, content=b"{}" if method == "POST" else None)
 
         off, on = _interleaved(calls, 200, request(plain), request(instrumented))
-        print(f"plain httpx {method:4}: p50 off {off:8.2f} us   on {on:8.2f} us   added {on - off:6.2f} us  (goal <= 5)")
+        print(
+            f"plain httpx {method:4}: p50 off {off:8.2f} us   on {on:8.2f} us   added {on - off:6.2f} us  (goal <= 5)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks sdk_transport", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks sdk_transport", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="fewer calls (a smoke run, noisier figures)")
     parser.add_argument("--chunks", type=int, default=1000)
     args = parser.parse_args(argv)
     calls, rounds, plain_calls = (300, 3, 2000) if args.quick else (2000, 7, 20000)
     _telemetry()
-    with Job("benchmark"), ProviderSimulator(default=ModelBehavior(text="Paris.", input_tokens=1200, output_tokens=3)) as sim:
+    with (
+        Job("benchmark"),
+        ProviderSimulator(default=ModelBehavior(text="Paris.", input_tokens=1200, output_tokens=3)) as sim,
+    ):
         sdk_call(sim, calls)
+        transport_alone(calls * 2)
         stream(sim, args.chunks, rounds)
         plain_httpx(plain_calls)
 
