@@ -606,7 +606,9 @@ def _safe_config() -> TelemetryConfig | None:
         return None
 
 
-def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> tuple[CallDetail, CallCost]:
+def _price(
+    api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float
+) -> tuple[CallDetail, CallCost]:
     from .metering import price_call
     from .metering.index import FROM_PROVIDER
     from .metering.types import UNPRICED
