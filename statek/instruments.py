@@ -26,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
 
 __all__ = [
+    "BUDGET_REFUSALS",
     "BYTES",
     "CATALOGUE",
     "COST",
@@ -215,6 +216,16 @@ RETRIES = InstrumentSpec(
     (*_MODEL, ERROR_TYPE),
 )
 
+BUDGET_REFUSALS = InstrumentSpec(
+    "statek.budget.refusals",
+    "counter",
+    "{call}",
+    "Calls a job's budget refused before they were sent (nothing sent, nothing billed)",
+    "statek_budget_refusals",
+    "",
+    _MODEL,
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -225,6 +236,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     REQUESTS,
     BYTES,
     RETRIES,
+    BUDGET_REFUSALS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -257,7 +269,7 @@ class CounterCell:
 
 
 class Instruments:
-    """The catalogue bound to one ``Meter``: three synchronous histograms and five asynchronous counters.
+    """The catalogue bound to one ``Meter``: three synchronous histograms and six asynchronous counters.
 
     Why the counters are asynchronous: a synchronous ``Counter.add`` through the OpenTelemetry SDK
     costs 6-12 µs (attribute cleaning and hashing per reader), and a call touches six or more counter
@@ -306,6 +318,7 @@ class Instruments:
             (REQUESTS, False),
             (BYTES, False),
             (RETRIES, False),
+            (BUDGET_REFUSALS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells

@@ -9,7 +9,9 @@
 2. prices the usage with :func:`statek.metering.price_call` and fills ``stats.priced_cost`` /
    ``stats.cost_status``;
 3. adds the priced call (or the failure, with its bytes) to the current
-   :class:`~statek.executors.job.Job` and all its ancestors;
+   :class:`~statek.executors.job.Job` and all its ancestors; when any of them has a budget, the call
+   was first estimated and reserved against it (:mod:`statek.executors.budget`; a refusal raises
+   ``BudgetExceededError`` before anything is sent) and the reservation is settled here;
 4. records the instruments of :mod:`statek.instruments` and closes the span.
 
 Contracts: the caller's exception comes back unchanged (same object); a failure inside telemetry
@@ -43,7 +45,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import instruments as inst
-from .exceptions import ProviderError, ProviderHTTPError
+from .exceptions import BudgetExceededError, ProviderError, ProviderHTTPError
+from .executors.budget import Reservation, reserve_call
 from .executors.job import current_job
 from .metering.types import CallCost, drifted
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
@@ -60,6 +63,7 @@ __all__ = [
     "WireCall",
     "WireEndpoint",
     "configure_telemetry",
+    "count_budget_refusal",
     "current_first_chunk_hook",
     "current_retry_hook",
     "observe_call",
@@ -535,6 +539,15 @@ async def observe_call(
     Exceptions from ``run`` propagate unchanged after their outcome is recorded.
     """
     job = current_job()
+    reservation = None
+    if job is not None and job.budgets:
+        try:  # before anything is sent: a refused call opens no span and sends no byte
+            reservation = reserve_call(job, api, params)
+        except BudgetExceededError as refused:
+            count_budget_refusal(api.genai_provider_name, params.model, refused)
+            raise
+        except Exception:  # noqa: BLE001 - a fault in statek's estimate never breaks the call
+            _log.exception("statek could not check a call against its job's budget; it goes unbudgeted")
     invocation = _Invocation(_config or _safe_config(), job)
     invocation.start(api, params)
     try:
@@ -543,15 +556,68 @@ async def observe_call(
         invocation.fail(exc)
         if job is not None:
             _record_failure_in_jobs(job, api.provider_key, params.model, exc)
+        if reservation is not None:
+            _settle_failure(reservation, exc)
         raise
     if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
         response = LLM_Response(*response)
     stats, cost = _price(api, params, response.detail, invocation.started_wall)
     if job is not None:
         _record_in_jobs(job, api.provider_key, params.model, stats, cost.table_amount)
+    if reservation is not None:
+        try:
+            reservation.settle(
+                stats.priced_cost,
+                stats.input_tokens,
+                stats.output_tokens,
+                stats.total_bytes_sent,
+                stats.total_bytes_received,
+            )
+        except Exception:  # noqa: BLE001
+            _log.exception("statek could not settle a call against its job's budget")
     response = LLM_Response(response.text, None, response.call_requests, detail=stats)
     invocation.stop(stats, response, cost)
     return response
+
+
+# ----------------------------------------------------------------------------- budgets
+_refusal_cells: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[str, str], inst.CounterCell]] = (
+    weakref.WeakKeyDictionary()
+)
+_refusal_lock = threading.Lock()
+
+
+def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError) -> None:
+    """Count a call a budget refused: ``statek.budget.refusals`` by ``provider`` (the
+    ``gen_ai.provider.name``) and ``model``, never by job, and a ``statek.budget.refused`` event on
+    the current span (the job's). For every caller that refuses a call: ``observe_call`` and the
+    httpx transport. Never raises."""
+    try:
+        config = _config or _safe_config()
+        if config is None:
+            return
+        with _refusal_lock:  # one cell per series, ever: a second one would be reported twice
+            cells = _refusal_cells.setdefault(config.instruments, {})
+            cell = cells.get((provider, model))
+            if cell is None:
+                attributes = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model}
+                cell = cells[(provider, model)] = config.instruments.cell(inst.BUDGET_REFUSALS, attributes)
+        with config.instruments.lock:
+            cell.value += 1
+        trace.get_current_span().add_event(
+            "statek.budget.refused",
+            {"statek.job.id": refused.job_id, "statek.budget.reason": refused.reason, **cell.attributes},
+        )
+    except Exception:  # noqa: BLE001 - the refusal stands; only its telemetry is lost
+        _log.exception("statek telemetry could not count a budget refusal")
+
+
+def _settle_failure(reservation: Reservation, exc: BaseException) -> None:
+    sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+    try:
+        reservation.settle_failure(sent, received)
+    except Exception:  # noqa: BLE001
+        _log.exception("statek could not settle a failed call against its job's budget")
 
 
 def _safe_config() -> TelemetryConfig | None:
@@ -562,7 +628,9 @@ def _safe_config() -> TelemetryConfig | None:
         return None
 
 
-def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> tuple[CallDetail, CallCost]:
+def _price(
+    api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float
+) -> tuple[CallDetail, CallCost]:
     from .metering.index import FROM_PROVIDER
 
     pricing_provider = api.pricing_provider or api.provider_key

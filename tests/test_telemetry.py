@@ -53,6 +53,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "statek_requests_total",
         "statek_bytes_total",
         "statek_retries_total",
+        "statek_budget_refusals_total",
     }
     assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
     assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -66,6 +67,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         ("statek.requests", "counter", "{request}"),
         ("statek.bytes", "counter", "By"),
         ("statek.retries", "counter", "{retry}"),
+        ("statek.budget.refusals", "counter", "{call}"),
     ]
     assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
 
