@@ -52,6 +52,11 @@ GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+"""The standard key: only ``input`` and ``output`` (on ``gen_ai.client.token.usage``)."""
+STATEK_TOKEN_TYPE = "statek.token.type"
+"""statek's own key on ``statek.tokens``, whose values go beyond the standard two (see :data:`TOKEN_TYPES`)."""
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 NETWORK_IO_DIRECTION = "network.io.direction"
 STATEK_COST_STATUS = "statek.cost.status"
@@ -63,7 +68,8 @@ PENDING_LIMIT = 4096
 """Histogram measurements queued before a call drains the queue itself (see :class:`Instruments`)."""
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
-"""Values of ``gen_ai.token.type`` on ``statek.tokens`` (the histogram uses only input and output)."""
+"""Values of ``statek.token.type`` on ``statek.tokens``. Not ``gen_ai.token.type``: that standard key
+allows only ``input`` and ``output``, which is all ``gen_ai.client.token.usage`` records."""
 
 # ----------------------------------------------------------------------------- buckets
 TOKEN_BUCKETS: tuple[float, ...] = (
@@ -136,7 +142,7 @@ TOKEN_USAGE = InstrumentSpec(
     "Measures number of input and output tokens used",
     "gen_ai_client_token_usage",
     "",
-    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE),
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE, SERVER_ADDRESS, SERVER_PORT),
     TOKEN_BUCKETS,
 )
 OPERATION_DURATION = InstrumentSpec(
@@ -146,7 +152,7 @@ OPERATION_DURATION = InstrumentSpec(
     "GenAI operation duration",
     "gen_ai_client_operation_duration_seconds",
     "seconds",
-    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE),
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT),
     DURATION_BUCKETS,
 )
 TOKENS = InstrumentSpec(
@@ -156,12 +162,16 @@ TOKENS = InstrumentSpec(
     "Tokens used, by type: input (whole prompt), output (incl. reasoning), cache_read, cache_write, reasoning",
     "statek_tokens",
     "",
-    (*_MODEL, GEN_AI_TOKEN_TYPE),
+    (*_MODEL, STATEK_TOKEN_TYPE),
 )
 COST = InstrumentSpec(
-    "statek.cost",
+    # The currency is in the name and the unit is an annotation: every OpenTelemetry-to-Prometheus
+    # translation (the Collector, Prometheus' OTLP receiver, opentelemetry-exporter-prometheus) drops
+    # a braced unit, so all of them name it statek_cost_usd_total, like statek's own /metrics. With
+    # unit "USD" they appended "_USD" (statek_cost_USD_total) and the dashboard's cost panels went empty.
+    "statek.cost.usd",
     "counter",
-    "USD",
+    "{USD}",
     "Cost of provider calls in US dollars, by how it was obtained (calculated, reported, unpriced)",
     "statek_cost_usd",
     "usd",

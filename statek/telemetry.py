@@ -68,7 +68,16 @@ _log = logging.getLogger("statek.telemetry")
 SCOPE = "statek"
 """Instrumentation scope name of statek's tracer and meter."""
 OPERATION = "chat"
-"""``gen_ai.operation.name`` of every provider call."""
+"""``gen_ai.operation.name`` of a provider call (except :data:`GENERATE_CONTENT_PROVIDERS`')."""
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+"""Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+"""Semantic-conventions version statek's spans and metrics follow (the scope's ``schema_url``)."""
+
+
+def operation_name(provider: str) -> str:
+    """``gen_ai.operation.name`` for a call to ``provider`` (its ``gen_ai.provider.name``)."""
+    return "generate_content" if provider in GENERATE_CONTENT_PROVIDERS else OPERATION
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -123,11 +132,11 @@ def configure_telemetry(
     with _config_lock:
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
-            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version()))
+            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL))
             _instruments_by_provider[meter_provider] = instruments
             _series_by_instruments[instruments] = {}
         _config = TelemetryConfig(
-            tracer_provider.get_tracer(SCOPE, _version()), instruments, bool(capture_content), keys
+            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL), instruments, bool(capture_content), keys
         )
         return _config
 
@@ -162,9 +171,11 @@ class _Series:
         "instruments",
         "lock",
         "ok_requests",
+        "operation",
         "received",
         "retries",
         "sent",
+        "server",
         "span_attrs",
         "span_name",
         "token_attrs",
@@ -172,20 +183,27 @@ class _Series:
     )
 
     def __init__(
-        self, instruments: inst.Instruments, provider: str, model: str, labels: dict[str, str]
+        self,
+        instruments: inst.Instruments,
+        provider: str,
+        model: str,
+        labels: dict[str, str],
+        server: dict[str, Any],
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
-        self.span_name = f"{OPERATION} {model}"
+        self.operation = operation = operation_name(provider)
+        self.span_name = f"{operation} {model}"
         self.span_attrs = {
-            inst.GEN_AI_OPERATION_NAME: OPERATION,
+            inst.GEN_AI_OPERATION_NAME: operation,
             inst.GEN_AI_PROVIDER_NAME: provider,
             inst.GEN_AI_REQUEST_MODEL: model,
         }
         base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
         self.base = base
+        self.server = server  # server.address / server.port: on spans and the GenAI histograms
         self.tokens = {
-            t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
+            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
         }
         statuses = ("calculated", "reported", "unpriced", "no_usage")
         self.cost = {
@@ -211,7 +229,7 @@ class _Series:
         """(input tokens, output tokens, duration) attributes of a successful call."""
         attrs = self.token_attrs.get(response_model)
         if attrs is None:
-            common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
+            common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
             if response_model:
                 common[inst.GEN_AI_RESPONSE_MODEL] = response_model
             attrs = (
@@ -225,7 +243,12 @@ class _Series:
     def error_duration_attrs(self, error_type: str) -> dict[str, str]:
         attrs = self.duration_attrs.get((None, error_type))
         if attrs is None:
-            attrs = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
+            attrs = {
+                inst.GEN_AI_OPERATION_NAME: self.operation,
+                **self.base,
+                **self.server,
+                inst.ERROR_TYPE: error_type,
+            }
             self.duration_attrs[(None, error_type)] = attrs
         return attrs
 
@@ -256,12 +279,18 @@ class _Series:
         return cell
 
 
-def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None) -> _Series:
+def _series(
+    config: TelemetryConfig,
+    provider: str,
+    model: str,
+    job: Job | None,
+    server: tuple[str | None, int | None] = (None, None),
+) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
         attributes = job.attributes if job is not None else {}
         labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
-    key = (provider, model, labels)
+    key = (provider, model, labels, server)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
     if series is None:
@@ -269,7 +298,12 @@ def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None)
             series = cache.get(key)
             if series is None:
                 named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
-                series = cache[key] = _Series(config.instruments, provider, model, named)
+                where: dict[str, Any] = {}
+                if server[0]:
+                    where[inst.SERVER_ADDRESS] = server[0]
+                    if server[1]:
+                        where[inst.SERVER_PORT] = server[1]
+                series = cache[key] = _Series(config.instruments, provider, model, named, where)
     return series
 
 
@@ -318,16 +352,17 @@ class _Invocation:
         if config is None:
             return
         try:
-            series = self.series = _series(config, api.genai_provider_name, params.model, self.job)
-            attributes: dict[str, Any] = dict(series.span_attrs)
             where = (type(api), api.settings.api_url)
             server = _servers.get(where)
             if server is None:
                 server = _servers[where] = api.server_address()
-            if server[0]:
-                attributes["server.address"] = server[0]
-                if server[1]:
-                    attributes["server.port"] = server[1]
+            series = self.series = _series(config, api.genai_provider_name, params.model, self.job, server)
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            if getattr(api, "stream", False):
+                attributes["gen_ai.request.stream"] = True
+            attributes["gen_ai.output.type"] = (
+                "json" if getattr(api.settings, "response_format_file", None) else "text"
+            )
             if params.temperature is not None:
                 attributes["gen_ai.request.temperature"] = params.temperature
             if params.max_tokens is not None:

@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMe
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ..exceptions import ConfigurationError
+from .debut import SeriesDebut
 from .prometheus import PullMetricReader
 
 __all__ = [
@@ -162,6 +163,7 @@ class MetricPusher:
         self.timeout_millis = _env_millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._debut = SeriesDebut()
         self._thread = threading.Thread(target=self._run, name="statek-otlp-metrics", daemon=True)
         self._thread.start()
 
@@ -169,13 +171,15 @@ class MetricPusher:
         while not self._stop.wait(self.interval):
             self.push()
 
-    def push(self, timeout_millis: float | None = None) -> bool:
-        """Collect now and export; ``True`` when the exporter accepted the batch."""
+    def push(self, timeout_millis: float | None = None, *, last: bool = False) -> bool:
+        """Collect now and export; ``True`` when the exporter accepted the batch. New series go out
+        at zero first (:mod:`.debut`), except in the ``last`` push before shutdown."""
         with self._lock:
             try:
                 data = self.reader.read()
                 if data is None:
                     return True
+                data = self._debut.apply(data, hold_back=not last)
                 result = self.exporter.export(data, timeout_millis=timeout_millis or self.timeout_millis)
                 return getattr(result, "name", "") == "SUCCESS"
             except Exception:  # noqa: BLE001 - a broken collector must not kill the thread
@@ -186,7 +190,7 @@ class MetricPusher:
         """Stop the thread, push one last time (at most ``timeout`` seconds), close the exporter."""
         self._stop.set()
         self._thread.join(timeout)
-        self.push(timeout * 1000)
+        self.push(timeout * 1000, last=True)
         self.exporter.shutdown(timeout_millis=timeout * 1000)
 
 
