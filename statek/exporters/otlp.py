@@ -15,10 +15,11 @@ gives up after the exporter timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -92,7 +93,10 @@ def span_exporter(
     chosen = protocol_for("traces", protocol)
     url = _endpoint("traces", endpoint, chosen)
     if chosen == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+        with _grpc_extra():
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
 
         return GrpcSpanExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -111,14 +115,29 @@ def metric_exporter(
     chosen = protocol_for("metrics", protocol)
     url = _endpoint("metrics", endpoint, chosen)
     if chosen == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
+        with _grpc_extra():
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcMetricExporter,
+            )
 
         return GrpcMetricExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
+
+
+GRPC_EXTRA_MISSING = (
+    'OTLP over gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc) needs the grpc extra: pip install "statek[grpc]"'
+)
+
+
+@contextlib.contextmanager
+def _grpc_extra() -> Iterator[None]:
+    """Turn a missing ``opentelemetry-exporter-otlp-proto-grpc`` into one line naming the extra."""
+    try:
+        yield
+    except ImportError:
+        raise ConfigurationError(GRPC_EXTRA_MISSING) from None
 
 
 def batch_span_processor(exporter: SpanExporter, *, max_queue_size: int | None = None) -> BatchSpanProcessor:

@@ -105,13 +105,15 @@ class OTelCollector(Collector):
     """Translates a :class:`PullMetricReader`'s data into Prometheus metric families on every scrape.
 
     ``target_info=True`` adds the OpenTelemetry ``target_info`` family with the resource attributes
-    (``service_name``, ...). Each new series is served at zero on its first scrape (:mod:`.debut`).
+    (``service_name``, ...). With ``debut=True`` each new series is served at zero on its first
+    scrape (:mod:`.debut`); ``debut=False`` serves values as read (for a consumer that is not a
+    scraper, such as the multiprocess mirror, whose files must always hold the real totals).
     """
 
-    def __init__(self, reader: PullMetricReader, *, target_info: bool = True) -> None:
+    def __init__(self, reader: PullMetricReader, *, target_info: bool = True, debut: bool = True) -> None:
         self._reader = reader
         self._target_info = target_info
-        self._debut = SeriesDebut()
+        self._debut = SeriesDebut() if debut else None
 
     def describe(self) -> list[Metric]:
         # No names up front: the registry then skips its duplicate-name check instead of collecting.
@@ -121,7 +123,8 @@ class OTelCollector(Collector):
         data = self._reader.read()
         if data is None:
             return
-        data = self._debut.apply(data)
+        if self._debut is not None:
+            data = self._debut.apply(data)
         families: dict[str, Metric] = {}
         for resource_metrics in data.resource_metrics:
             if self._target_info and "target" not in families and resource_metrics.resource.attributes:
