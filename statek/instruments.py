@@ -277,7 +277,7 @@ class Instruments:
 
     def __init__(self, meter: Meter) -> None:
         self.lock = threading.Lock()
-        self._pending: deque[tuple[Histogram, float, Mapping[str, str]]] = deque()
+        self._pending: deque[tuple[Histogram, float, Mapping[str, str], SpanContext | None]] = deque()
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
             unit=TOKEN_USAGE.unit,
@@ -308,10 +308,18 @@ class Instruments:
                 description=spec.description,
             )
 
-    def record_later(self, histogram: Histogram, value: float, attributes: Mapping[str, str]) -> None:
-        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest."""
+    def record_later(
+        self,
+        histogram: Histogram,
+        value: float,
+        attributes: Mapping[str, str],
+        exemplar: SpanContext | None = None,
+    ) -> None:
+        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest.
+        ``exemplar``: the sampled span the measurement may become an exemplar of (latency panels
+        link to its trace)."""
         pending = self._pending
-        pending.append((histogram, value, attributes))
+        pending.append((histogram, value, attributes, exemplar))
         if len(pending) >= PENDING_LIMIT:
             self.flush_histograms()
 
@@ -321,10 +329,10 @@ class Instruments:
         pending = self._pending
         while True:
             try:
-                histogram, value, attributes = pending.popleft()
+                histogram, value, attributes, exemplar = pending.popleft()
             except IndexError:
                 return
-            histogram.record(value, attributes, NO_EXEMPLAR)
+            histogram.record(value, attributes, _exemplar_context(exemplar))
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0

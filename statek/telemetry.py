@@ -443,7 +443,10 @@ class _Invocation:
         try:
             in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
             instruments = series.instruments
-            instruments.record_later(instruments.duration, self.duration, duration_attrs)
+            exemplar = span.get_span_context() if span is not None else None
+            if exemplar is not None and not exemplar.trace_flags.sampled:
+                exemplar = None
+            instruments.record_later(instruments.duration, self.duration, duration_attrs, exemplar)
             instruments.record_later(instruments.token_usage, stats.input_tokens, in_attrs)
             instruments.record_later(instruments.token_usage, stats.output_tokens, out_attrs)
         except Exception:  # noqa: BLE001
