@@ -64,6 +64,24 @@ STATEK_OUTCOME = "statek.outcome"
 JOB_LABEL_PREFIX = "statek.job."
 """Allow-listed job attributes become metric attributes ``statek.job.<key>`` (never ``statek.job.id``)."""
 
+GEN_AI_TOKEN_MODALITY = "gen_ai.token.modality"
+
+SEMCONV_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+LATEST_GENAI = "gen_ai_latest_experimental"
+"""Value of :data:`SEMCONV_OPT_IN_ENV` that adds the GenAI conventions' main-branch names (see
+:data:`INFERENCE_USAGE`), as OpenTelemetry's own instrumentations handle the transition."""
+
+INFERENCE_USAGE: tuple[tuple[str, str], ...] = (
+    ("gen_ai.client.inference.usage.input_tokens", "input"),
+    ("gen_ai.client.inference.usage.output_tokens", "output"),
+    ("gen_ai.client.inference.usage.cache_read.input_tokens", "cache_read"),
+    ("gen_ai.client.inference.usage.cache_write.input_tokens", "cache_write"),
+    ("gen_ai.client.inference.usage.reasoning.output_tokens", "reasoning"),
+)
+"""The main branch's token counters (semantic-conventions-genai, after PR #374) and the
+``statek.token.type`` each one reads: they are the same cells as ``statek.tokens``, observed under the
+standard names with ``gen_ai.token.modality="text"``, so they cost the call nothing."""
+
 PENDING_LIMIT = 4096
 """Histogram measurements queued before a call drains the queue itself (see :class:`Instruments`)."""
 
@@ -275,7 +293,7 @@ class Instruments:
     (no reader collecting, e.g. a no-op meter provider) drains it itself.
     """
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
         self.lock = threading.Lock()
         self._pending: deque[tuple[Histogram, float, Mapping[str, str], SpanContext | None]] = deque()
         self.token_usage: Histogram = meter.create_histogram(
@@ -307,6 +325,14 @@ class Instruments:
                 unit=spec.unit,
                 description=spec.description,
             )
+        if latest_genai:
+            for name, token_type in INFERENCE_USAGE:
+                meter.create_observable_counter(
+                    name,
+                    callbacks=[_inference_usage_observer(self._cells[TOKENS.name], token_type)],
+                    unit="{token}",
+                    description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
+                )
 
     def record_later(
         self,
@@ -359,6 +385,38 @@ def _observer(
         return out
 
     return observe
+
+
+def _inference_usage_observer(
+    cells: list[CounterCell], token_type: str
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for cell in tuple(cells):
+            attributes = dict(cell.attributes)
+            if attributes.pop(STATEK_TOKEN_TYPE, None) != token_type:
+                continue
+            provider = attributes.get(GEN_AI_PROVIDER_NAME, "")
+            attributes[GEN_AI_OPERATION_NAME] = operation_name(provider)
+            attributes[GEN_AI_TOKEN_MODALITY] = "text"
+            out.append(Observation(cell.value, attributes, NO_EXEMPLAR))
+        return out
+
+    return observe
+
+
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+"""Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
+
+
+def operation_name(provider: str) -> str:
+    """``gen_ai.operation.name`` for a call to ``provider`` (its ``gen_ai.provider.name``)."""
+    return "generate_content" if provider in GENERATE_CONTENT_PROVIDERS else "chat"
+
+
+def latest_genai_opted_in(raw: str | None) -> bool:
+    """Whether an ``OTEL_SEMCONV_STABILITY_OPT_IN`` value (comma-separated) asks for :data:`LATEST_GENAI`."""
+    return LATEST_GENAI in {part.strip().lower() for part in (raw or "").split(",")}
 
 
 NO_EXEMPLAR = Context({"statek.no_exemplar": True})

@@ -68,16 +68,10 @@ _log = logging.getLogger("statek.telemetry")
 SCOPE = "statek"
 """Instrumentation scope name of statek's tracer and meter."""
 OPERATION = "chat"
-"""``gen_ai.operation.name`` of a provider call (except :data:`GENERATE_CONTENT_PROVIDERS`')."""
-GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
-"""Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
+"""``gen_ai.operation.name`` of a provider call (except Gemini's: see :func:`operation_name`)."""
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
 """Semantic-conventions version statek's spans and metrics follow (the scope's ``schema_url``)."""
-
-
-def operation_name(provider: str) -> str:
-    """``gen_ai.operation.name`` for a call to ``provider`` (its ``gen_ai.provider.name``)."""
-    return "generate_content" if provider in GENERATE_CONTENT_PROVIDERS else OPERATION
+operation_name = inst.operation_name
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -89,6 +83,8 @@ class TelemetryConfig:
     instruments: inst.Instruments
     capture_content: bool = False
     job_label_keys: tuple[str, ...] = ()
+    latest_genai: bool = False
+    """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: main-branch GenAI names too."""
 
 
 _config: TelemetryConfig | None = None
@@ -126,17 +122,24 @@ def configure_telemetry(
     if capture_content is None:
         raw = os.environ.get(CAPTURE_CONTENT_ENV, "")
         capture_content = parse_bool(raw) or raw.strip().upper() in ("SPAN_ONLY", "SPAN_AND_EVENT")
+    latest = inst.latest_genai_opted_in(os.environ.get(inst.SEMCONV_OPT_IN_ENV))
     tracer_provider = tracer_provider or trace.get_tracer_provider()
     meter_provider = meter_provider or metrics.get_meter_provider()
     global _config
     with _config_lock:
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
-            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL))
+            instruments = inst.Instruments(
+                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL), latest_genai=latest
+            )
             _instruments_by_provider[meter_provider] = instruments
             _series_by_instruments[instruments] = {}
         _config = TelemetryConfig(
-            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL), instruments, bool(capture_content), keys
+            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL),
+            instruments,
+            bool(capture_content),
+            keys,
+            latest,
         )
         return _config
 
@@ -467,8 +470,14 @@ class _Invocation:
                 attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
             if stats.cached_tokens:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+            latest = self.config is not None and self.config.latest_genai
             if stats.cache_write_tokens:
-                attributes["gen_ai.usage.cache_creation.input_tokens"] = stats.cache_write_tokens
+                key = "gen_ai.usage.cache_write.input_tokens" if latest else "gen_ai.usage.cache_creation.input_tokens"
+                attributes[key] = stats.cache_write_tokens
+            if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
+                attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
+                attributes["gen_ai.usage.cost.currency"] = "USD"
+                attributes["gen_ai.usage.cost.source"] = stats.cost_status
             if stats.reasoning_tokens:
                 attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
             if stats.priced_cost is not None:
