@@ -106,7 +106,7 @@ async def test_sdk_disabled_exports_nothing_but_calls_are_still_priced(
     active = instrument("disabled", prometheus_port=0)
     assert active.disabled and active.prometheus is None and active.prometheus_port is None
     response = await call(scripted_api(), "in=10 out=2")
-    assert response.stats.priced_cost is not None
+    assert response.detail.priced_cost is not None
     shutdown(timeout=1)
     assert receiver.requests == []
 
