@@ -399,7 +399,7 @@ def _inference_usage_observer(
             provider = attributes.get(GEN_AI_PROVIDER_NAME, "")
             attributes[GEN_AI_OPERATION_NAME] = operation_name(provider)
             attributes[GEN_AI_TOKEN_MODALITY] = "text"
-            out.append(Observation(cell.value, attributes, NO_EXEMPLAR))
+            out.append(Observation(int(cell.value), attributes, NO_EXEMPLAR))  # token counts: ints
         return out
 
     return observe

@@ -472,7 +472,11 @@ class _Invocation:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
             latest = self.config is not None and self.config.latest_genai
             if stats.cache_write_tokens:
-                key = "gen_ai.usage.cache_write.input_tokens" if latest else "gen_ai.usage.cache_creation.input_tokens"
+                key = (
+                    "gen_ai.usage.cache_write.input_tokens"
+                    if latest
+                    else "gen_ai.usage.cache_creation.input_tokens"
+                )
                 attributes[key] = stats.cache_write_tokens
             if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
                 attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)

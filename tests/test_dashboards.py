@@ -183,7 +183,7 @@ def test_variable_queries_name_only_emitted_series() -> None:
         metrics = label_values_metric(query)
         assert metrics and metrics <= PROMETHEUS_SERIES, (name, query)
     assert queries["job"].endswith(", job)")
-    assert queries["instance"].endswith(", instance)") and '$job' in queries["instance"]
+    assert queries["instance"].endswith(", instance)") and "$job" in queries["instance"]
     assert "gen_ai_provider_name" in queries["provider"] and "$instance" in queries["provider"]
     assert "gen_ai_request_model" in queries["model"] and "$provider" in queries["model"]
 
@@ -274,7 +274,9 @@ def test_cumulative_cost_survives_restarts_and_cost_and_latency_show_exemplars()
     (target,) = cumulative["targets"]
     assert "increase(statek_cost_usd_total" in target["expr"]  # never the raw counter: it drops at restarts
     assert cumulative["transformations"][0]["options"]["mode"] == "cumulativeFunctions"
-    with_exemplars = {p["title"] for p in panels(dashboard) if any(t.get("exemplar") for t in p.get("targets", []))}
+    with_exemplars = {
+        p["title"] for p in panels(dashboard) if any(t.get("exemplar") for t in p.get("targets", []))
+    }
     assert any("Cost rate" in t for t in with_exemplars) and any("atency" in t for t in with_exemplars)
     sources = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources.yaml").read_text())["datasources"]
     prometheus = next(s for s in sources if s["type"] == "prometheus")
@@ -321,4 +323,7 @@ def test_mixin_has_the_required_alerts_each_with_severity_and_summary() -> None:
         assert alert["labels"]["severity"] in {"info", "warning", "critical"}, name
         assert alert["annotations"]["summary"] and alert["for"], name
     assert "statek:budget_usd_per_day" in alerts["StatekCostBurnRateHigh"]["expr"]
-    assert 'no_usage' in next(r for r in _rules() if r.get("record", "").endswith("unpriced:ratio_rate1h"))["expr"]
+    assert (
+        "no_usage"
+        in next(r for r in _rules() if r.get("record", "").endswith("unpriced:ratio_rate1h"))["expr"]
+    )

@@ -129,7 +129,7 @@ def fresh_golden() -> Iterator[PrometheusExporter]:
 
 def _zeroed(exposition: str) -> str:
     """The exposition with every counter and histogram sample at zero (``target_info`` kept)."""
-    return re.sub(r"^((?!target_info)\w+(\{.*\})?) [0-9.e+]+$", r"\1 0.0", exposition, flags=re.M)
+    return re.sub(r"^((?!target_info)\w+(\{.*\})?) [0-9.e+]+$", r"\1 0.0", exposition, flags=re.MULTILINE)
 
 
 def test_first_scrape_shows_every_new_series_at_zero(fresh_golden: PrometheusExporter) -> None:

@@ -52,7 +52,13 @@ async def test_token_type_holds_only_standard_values(captured: Captured) -> None
     assert {a["gen_ai.token.type"] for a in usage} == {"input", "output"}
     tokens = _attribute_sets(captured, "statek.tokens")
     assert all("gen_ai.token.type" not in a for a in tokens)
-    assert {a["statek.token.type"] for a in tokens} == {"input", "output", "cache_read", "cache_write", "reasoning"}
+    assert {a["statek.token.type"] for a in tokens} == {
+        "input",
+        "output",
+        "cache_read",
+        "cache_write",
+        "reasoning",
+    }
 
 
 async def test_server_address_and_port_are_on_the_genai_metrics(captured: Captured) -> None:
@@ -120,7 +126,9 @@ async def test_without_the_opt_in_only_the_released_names(captured: Captured) ->
     (span,) = captured.finished()
     assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 5
     assert not any(key.startswith("gen_ai.usage.cost") for key in span.attributes)
-    names = {m.name for rm in captured.metrics().resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    names = {
+        m.name for rm in captured.metrics().resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+    }
     assert not any(name.startswith("gen_ai.client.inference") for name in names)
 
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -105,12 +106,14 @@ async def _run(traffic: float, duration: float) -> None:
 
 @app.command("catalogue")
 def catalogue(
-    as_json: bool = typer.Option(False, "--json", help="Print the catalogue as JSON (one object per instrument)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the catalogue as JSON (one object per instrument)."
+    ),
 ) -> None:
     """List every instrument: name, kind, unit, Prometheus series and attributes."""
     from ..instruments import CATALOGUE
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "instrument": spec.name,
             "kind": spec.kind,
@@ -126,7 +129,7 @@ def catalogue(
         return
     if not console.is_terminal:
         # Piped: one line per instrument, tab-separated, nothing wrapped or boxed (grep/cut friendly).
-        typer.echo("\t".join(("instrument", "kind", "unit", "prometheus_series", "attributes")))
+        typer.echo("instrument\tkind\tunit\tprometheus_series\tattributes")
         for row in rows:
             typer.echo(
                 "\t".join(

@@ -68,11 +68,15 @@ def export_plan(
     traces = _exporters(env, "OTEL_TRACES_EXPORTER", _TRACE_EXPORTERS)
     metrics = _exporters(env, "OTEL_METRICS_EXPORTER", _METRIC_EXPORTERS)
     base = bool(otlp_endpoint) or bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    traces_otlp = traces is not None and "otlp" in traces or (
-        traces is None and (base or bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")))
+    traces_otlp = (
+        traces is not None
+        and "otlp" in traces
+        or (traces is None and (base or bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))))
     )
-    metrics_otlp = metrics is not None and "otlp" in metrics or (
-        metrics is None and (base or bool(env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")))
+    metrics_otlp = (
+        metrics is not None
+        and "otlp" in metrics
+        or (metrics is None and (base or bool(env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))))
     )
     port = prometheus_port if prometheus_port is not None else _port(env)
     host = prometheus_host or env.get("OTEL_EXPORTER_PROMETHEUS_HOST") or DEFAULT_HOST

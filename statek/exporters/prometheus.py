@@ -297,10 +297,10 @@ def has_target_info(registry: CollectorRegistry) -> bool:
     """
     if registry.get_target_info():
         return True
-    with registry._lock:  # noqa: SLF001 - prometheus_client has no public listing of collectors
-        collectors = list(registry._collector_to_names)  # noqa: SLF001
+    with registry._lock:  # prometheus_client has no public listing of collectors
+        collectors = list(registry._collector_to_names)
     for collector in collectors:
-        if isinstance(collector, OTelCollector) and collector._target_info:  # noqa: SLF001
+        if isinstance(collector, OTelCollector) and collector._target_info:
             return True
         module = type(collector).__module__
         if module.startswith("opentelemetry.exporter.prometheus") and not getattr(

@@ -259,7 +259,9 @@ def _build(
         _log.info("statek records into the application's OpenTelemetry providers; no exporter of its own")
         return Instrumentation(arguments, app_meter, app_tracer, None, reused=True)
 
-    plan = export_plan(otlp_endpoint=otlp_endpoint, prometheus_port=prometheus_port, prometheus_host=prometheus_host)
+    plan = export_plan(
+        otlp_endpoint=otlp_endpoint, prometheus_port=prometheus_port, prometheus_host=prometheus_host
+    )
     attributes = dict(resource_attributes or {})
     if service_name:
         attributes["service.name"] = service_name
@@ -275,17 +277,23 @@ def _build(
         if app_meter is None and plan.prometheus:
             # Serving our own port: a private registry, so an application serving the global one
             # (or running OpenTelemetry's Prometheus exporter) never shows statek's families twice.
-            chosen_registry = registry or (CollectorRegistry() if plan.prometheus_port is not None else REGISTRY)
+            chosen_registry = registry or (
+                CollectorRegistry() if plan.prometheus_port is not None else REGISTRY
+            )
             prometheus = PrometheusExporter(registry=chosen_registry)
             readers.append(prometheus.reader)
         if app_meter is None and plan.metrics_otlp:
             metric_exporter = otlp.metric_exporter(otlp_endpoint, **exporter_args)
             if prometheus is not None and otlp.wants_cumulative():
-                pusher = otlp.MetricPusher(prometheus.reader, metric_exporter, interval=metric_export_interval)
+                pusher = otlp.MetricPusher(
+                    prometheus.reader, metric_exporter, interval=metric_export_interval
+                )
             else:  # delta temporality (or no Prometheus reader) needs a reader of its own
                 readers.append(otlp.periodic_metric_reader(metric_exporter, interval=metric_export_interval))
         if app_meter is None and plan.metrics_console:
-            readers.append(otlp.periodic_metric_reader(ConsoleMetricExporter(), interval=metric_export_interval))
+            readers.append(
+                otlp.periodic_metric_reader(ConsoleMetricExporter(), interval=metric_export_interval)
+            )
         if app_tracer is None and (plan.traces_otlp or plan.traces_console):
             sdk_tracer = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER[_ARG] read by the SDK
             if plan.traces_otlp:

@@ -127,7 +127,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             for path, process in zip(PATHS, processes):
                 marker = "Still serving" if path == "statek" else "TOTAL "
                 wait_for(
-                    lambda: marker in outputs[path].read_text() or process.poll() is not None,
+                    lambda marker=marker, path=path, process=process: (
+                        marker in outputs[path].read_text() or process.poll() is not None
+                    ),
                     180,
                     f"{path} traffic done",
                 )
@@ -180,7 +182,7 @@ def scraped(stack: Stack) -> float:
         expected = _expected_calls(path, stack.outputs[path].read_text())
         selector = f'statek_requests_total{{instance="{stack.instances[path]}"}}'
 
-        def complete() -> bool:
+        def complete(selector: str = selector, expected: int = expected) -> bool:
             result = query(stack.prometheus_url, f"sum({selector})", time.time())
             return bool(result) and float(result[0]["value"][1]) == expected
 
@@ -200,7 +202,9 @@ def test_both_paths_have_the_same_traffic(stack: Stack, scraped: float) -> None:
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(("where", "expr"), _targets(), ids=[w for w, _ in _targets()])
-def test_every_panel_query_returns_data(stack: Stack, scraped: float, path: str, where: str, expr: str) -> None:
+def test_every_panel_query_returns_data(
+    stack: Stack, scraped: float, path: str, where: str, expr: str
+) -> None:
     promql = _substitute(expr, instance=stack.instances[path])
     result = query(stack.prometheus_url, promql, scraped)
     assert result, f"{path}: {where}: no data for\n{promql}"

@@ -268,7 +268,8 @@ async def assert_otlp_received(tap: Tap, traffic: Traffic, job_id: str = JOB_ID)
     chat = [s for s in tap.spans if s.name.startswith(OPERATIONS)]
     names = Counter(s.name for s in chat)
     assert names == Counter(
-        f"{operation_name(p)} {m}" for p, m, _ in traffic.calls + traffic.errors  # type: ignore[operator]
+        f"{operation_name(p)} {m}"
+        for p, m, _ in traffic.calls + traffic.errors  # type: ignore[operator]
     )
     (job_span,) = [s for s in tap.spans if s.name == f"job {job_id}"]
     ok_facts: Counter[tuple[Any, ...]] = Counter()
