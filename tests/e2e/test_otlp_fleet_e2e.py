@@ -184,7 +184,7 @@ async def test_many_processes_one_collector_exact_totals_and_one_traced_job(
     assert fleet_sum(tap, "statek.requests", "statek.outcome") == {"success": calls}
     by_type = fleet_sum(tap, "statek.tokens", "statek.token.type")
     assert {k: by_type[k] for k in tokens} == tokens
-    cost = fleet_sum(tap, "statek.cost", "statek.cost.status")
+    cost = fleet_sum(tap, "statek.cost.usd", "statek.cost.status")
     assert close_to(cost["reported"], reported)
     assert close_to(sum(cost.values()), job_cost)
     histogram = fleet_points(tap, "gen_ai.client.token.usage")
