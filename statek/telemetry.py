@@ -75,7 +75,10 @@ _log = logging.getLogger("statek.telemetry")
 SCOPE = "statek"
 """Instrumentation scope name of statek's tracer and meter."""
 OPERATION = "chat"
-"""``gen_ai.operation.name`` of every provider call."""
+"""``gen_ai.operation.name`` of a provider call (except Gemini's: see :func:`operation_name`)."""
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+"""Semantic-conventions version statek's spans and metrics follow (the scope's ``schema_url``)."""
+operation_name = inst.operation_name
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -87,6 +90,8 @@ class TelemetryConfig:
     instruments: inst.Instruments
     capture_content: bool = False
     job_label_keys: tuple[str, ...] = ()
+    latest_genai: bool = False
+    """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: main-branch GenAI names too."""
 
 
 _config: TelemetryConfig | None = None
@@ -124,17 +129,24 @@ def configure_telemetry(
     if capture_content is None:
         raw = os.environ.get(CAPTURE_CONTENT_ENV, "")
         capture_content = parse_bool(raw) or raw.strip().upper() in ("SPAN_ONLY", "SPAN_AND_EVENT")
+    latest = inst.latest_genai_opted_in(os.environ.get(inst.SEMCONV_OPT_IN_ENV))
     tracer_provider = tracer_provider or trace.get_tracer_provider()
     meter_provider = meter_provider or metrics.get_meter_provider()
     global _config
     with _config_lock:
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
-            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version()))
+            instruments = inst.Instruments(
+                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL), latest_genai=latest
+            )
             _instruments_by_provider[meter_provider] = instruments
             _series_by_instruments[instruments] = {}
         _config = TelemetryConfig(
-            tracer_provider.get_tracer(SCOPE, _version()), instruments, bool(capture_content), keys
+            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL),
+            instruments,
+            bool(capture_content),
+            keys,
+            latest,
         )
         return _config
 
@@ -173,6 +185,7 @@ class _Series:
         "received",
         "retries",
         "sent",
+        "server",
         "span_attrs",
         "span_name",
         "token_attrs",
@@ -185,11 +198,12 @@ class _Series:
         provider: str,
         model: str,
         labels: dict[str, str],
-        operation: str = OPERATION,
+        server: dict[str, Any],
+        operation: str | None = None,
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
-        self.operation = operation
+        self.operation = operation = operation or operation_name(provider)
         self.span_name = f"{operation} {model}"
         self.span_attrs = {
             inst.GEN_AI_OPERATION_NAME: operation,
@@ -198,8 +212,9 @@ class _Series:
         }
         base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
         self.base = base
+        self.server = server  # server.address / server.port: on spans and the GenAI histograms
         self.tokens = {
-            t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
+            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
         }
         statuses = ("calculated", "reported", "unpriced", "no_usage")
         self.cost = {
@@ -225,7 +240,7 @@ class _Series:
         """(input tokens, output tokens, duration) attributes of a successful call."""
         attrs = self.token_attrs.get(response_model)
         if attrs is None:
-            common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base}
+            common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
             if response_model:
                 common[inst.GEN_AI_RESPONSE_MODEL] = response_model
             attrs = (
@@ -239,7 +254,12 @@ class _Series:
     def error_duration_attrs(self, error_type: str) -> dict[str, str]:
         attrs = self.duration_attrs.get((None, error_type))
         if attrs is None:
-            attrs = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, inst.ERROR_TYPE: error_type}
+            attrs = {
+                inst.GEN_AI_OPERATION_NAME: self.operation,
+                **self.base,
+                **self.server,
+                inst.ERROR_TYPE: error_type,
+            }
             self.duration_attrs[(None, error_type)] = attrs
         return attrs
 
@@ -271,13 +291,18 @@ class _Series:
 
 
 def _series(
-    config: TelemetryConfig, provider: str, model: str, job: Job | None, operation: str = OPERATION
+    config: TelemetryConfig,
+    provider: str,
+    model: str,
+    job: Job | None,
+    server: tuple[str | None, int | None] = (None, None),
+    operation: str | None = None,
 ) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
         attributes = job.attributes if job is not None else {}
         labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
-    key = (provider, model, labels, operation)
+    key = (provider, model, labels, server, operation)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
     if series is None:
@@ -285,7 +310,12 @@ def _series(
             series = cache.get(key)
             if series is None:
                 named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
-                series = cache[key] = _Series(config.instruments, provider, model, named, operation)
+                where: dict[str, Any] = {}
+                if server[0]:
+                    where[inst.SERVER_ADDRESS] = server[0]
+                    if server[1]:
+                        where[inst.SERVER_PORT] = server[1]
+                series = cache[key] = _Series(config.instruments, provider, model, named, where, operation)
     return series
 
 
@@ -334,16 +364,17 @@ class _Invocation:
         if config is None:
             return
         try:
-            series = self.series = _series(config, api.genai_provider_name, params.model, self.job)
-            attributes: dict[str, Any] = dict(series.span_attrs)
             where = (type(api), api.settings.api_url)
             server = _servers.get(where)
             if server is None:
                 server = _servers[where] = api.server_address()
-            if server[0]:
-                attributes["server.address"] = server[0]
-                if server[1]:
-                    attributes["server.port"] = server[1]
+            series = self.series = _series(config, api.genai_provider_name, params.model, self.job, server)
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            if getattr(api, "stream", False):
+                attributes["gen_ai.request.stream"] = True
+            attributes["gen_ai.output.type"] = (
+                "json" if getattr(api.settings, "response_format_file", None) else "text"
+            )
             if params.temperature is not None:
                 attributes["gen_ai.request.temperature"] = params.temperature
             if params.max_tokens is not None:
@@ -424,7 +455,10 @@ class _Invocation:
         try:
             in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
             instruments = series.instruments
-            instruments.record_later(instruments.duration, self.duration, duration_attrs)
+            exemplar = span.get_span_context() if span is not None else None
+            if exemplar is not None and not exemplar.trace_flags.sampled:
+                exemplar = None
+            instruments.record_later(instruments.duration, self.duration, duration_attrs, exemplar)
             instruments.record_later(instruments.token_usage, stats.input_tokens, in_attrs)
             instruments.record_later(instruments.token_usage, stats.output_tokens, out_attrs)
         except Exception:  # noqa: BLE001
@@ -445,8 +479,18 @@ class _Invocation:
                 attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
             if stats.cached_tokens:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+            latest = self.config is not None and self.config.latest_genai
             if stats.cache_write_tokens:
-                attributes["gen_ai.usage.cache_creation.input_tokens"] = stats.cache_write_tokens
+                key = (
+                    "gen_ai.usage.cache_write.input_tokens"
+                    if latest
+                    else "gen_ai.usage.cache_creation.input_tokens"
+                )
+                attributes[key] = stats.cache_write_tokens
+            if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
+                attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
+                attributes["gen_ai.usage.cost.currency"] = "USD"
+                attributes["gen_ai.usage.cost.source"] = stats.cost_status
             if stats.reasoning_tokens:
                 attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
             if stats.priced_cost is not None:
@@ -754,16 +798,19 @@ class WireCall:
         if config is None:
             return
         try:
+            server = (endpoint.server_address, endpoint.server_port)
+            # "chat" is the default: the provider decides (Gemini's is generate_content, issue 12).
             series = invocation.series = _series(
-                config, endpoint.genai_provider_name, model, invocation.job, operation
+                config,
+                endpoint.genai_provider_name,
+                model,
+                invocation.job,
+                server,
+                None if operation == OPERATION else operation,
             )
-            attributes: dict[str, Any] = dict(series.span_attrs)
-            if endpoint.server_address:
-                attributes["server.address"] = endpoint.server_address
-                if endpoint.server_port:
-                    attributes["server.port"] = endpoint.server_port
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
             if stream:
-                attributes["statek.stream"] = True
+                attributes["gen_ai.request.stream"] = True
             if temperature is not None:
                 attributes["gen_ai.request.temperature"] = temperature
             if max_tokens is not None:

@@ -141,7 +141,7 @@ def test_gemini_generate_content(sdk: Env, is_async: bool, stream: bool, model: 
         lambda: gemini_call(plain, model, stream, is_async),
         lambda: gemini_call(metered, model, stream, is_async),
     )
-    check(sdk, job, f"chat {model}", "gcp.gemini", "STOP", stream=stream)
+    check(sdk, job, f"generate_content {model}", "gcp.gemini", "STOP", stream=stream)
     assert job.usage.total_reasoning_tokens == 12
     assert job.usage.by_model()[("VERTEXAI", model)].calls == 1
 

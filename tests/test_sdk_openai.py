@@ -99,10 +99,10 @@ def check_chat(sdk: Env, job: Job, model: str, *, stream: bool, finish: str, out
     assert attributes["statek.bytes.sent"] == record.body_bytes
     assert attributes["statek.bytes.received"] == record.response_bytes
     assert ("statek.time_to_first_chunk_s" in attributes) is stream
-    assert sdk.counter("statek.tokens", gen_ai__token__type="input") == 1200
-    assert sdk.counter("statek.tokens", gen_ai__token__type="output") == output_tokens
-    assert sdk.counter("statek.tokens", gen_ai__token__type="cache_read") == 1024
-    assert sdk.counter("statek.cost", statek__cost__status="calculated") == pytest.approx(
+    assert sdk.counter("statek.tokens", statek__token__type="input") == 1200
+    assert sdk.counter("statek.tokens", statek__token__type="output") == output_tokens
+    assert sdk.counter("statek.tokens", statek__token__type="cache_read") == 1024
+    assert sdk.counter("statek.cost.usd", statek__cost__status="calculated") == pytest.approx(
         float(expected_cost)
     )
     assert sdk.counter("statek.requests", statek__outcome="success") == 1
@@ -162,7 +162,7 @@ def test_a_stream_without_include_usage_is_recorded_as_not_metered_never_as_zero
     assert "statek.cost.usd" not in attributes
     assert attributes["statek.bytes.received"] == sdk.sim.requests[-1].response_bytes > 0
     assert sdk.counter("statek.requests", statek__cost__status="no_usage") == 1
-    assert sdk.captured.values("statek.cost") == {}
+    assert sdk.captured.values("statek.cost.usd") == {}
     assert (job.usage.calls, job.usage.no_usage_calls, job.usage.total_cost) == (1, 1, None)
 
 
@@ -227,7 +227,7 @@ def test_embeddings(sdk: Env, is_async: bool) -> None:
     assert attributes["statek.cost.usd"] == float(cost(64, 0))
     assert (
         sdk.counter(
-            "statek.tokens", gen_ai__token__type="input", gen_ai__request__model="text-embedding-3-small"
+            "statek.tokens", statek__token__type="input", gen_ai__request__model="text-embedding-3-small"
         )
         == 64
     )
