@@ -46,7 +46,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import instruments as inst
 from .exceptions import BudgetExceededError, ProviderError, ProviderHTTPError
-from .executors.budget import Reservation, reserve_call
+from .executors.budget import Reservation, reserve_call, reserve_request
 from .executors.job import current_job
 from .metering.types import CallCost, drifted
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
@@ -780,7 +780,7 @@ class WireCall:
     context than the request was sent from). Never raises.
     """
 
-    __slots__ = ("_endpoint", "_invocation", "_model")
+    __slots__ = ("_endpoint", "_invocation", "_model", "_reservation")
 
     def __init__(
         self,
@@ -791,8 +791,9 @@ class WireCall:
         stream: bool = False,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        reservation: Reservation | None = None,
     ) -> None:
-        self._endpoint, self._model = endpoint, model
+        self._endpoint, self._model, self._reservation = endpoint, model, reservation
         invocation = self._invocation = _Invocation(_config or _safe_config(), current_job())
         config = invocation.config
         if config is None:
@@ -834,6 +835,17 @@ class WireCall:
         detail, cost = _price_as(endpoint.pricing_provider, self._model, detail, invocation.started_wall)
         if invocation.job is not None:
             _record_in_jobs(invocation.job, endpoint.provider_key, self._model, detail, cost.table_amount)
+        if self._reservation is not None:
+            try:
+                self._reservation.settle(
+                    detail.priced_cost,
+                    detail.input_tokens,
+                    detail.output_tokens,
+                    detail.total_bytes_sent,
+                    detail.total_bytes_received,
+                )
+            except Exception:  # noqa: BLE001
+                _log.exception("statek could not settle a call against its job's budget")
         invocation.stop(detail, LLM_Response(text, None, calls, detail=detail), cost)
         return detail
 
@@ -846,6 +858,39 @@ class WireCall:
             _record_failure_in_jobs(
                 invocation.job, self._endpoint.provider_key, self._model, error, (sent, received)
             )
+        if self._reservation is not None:
+            try:
+                self._reservation.settle_failure(sent, received)
+            except Exception:  # noqa: BLE001
+                _log.exception("statek could not settle a failed call against its job's budget")
+
+
+def reserve_wire_call(
+    endpoint: WireEndpoint, model: str, body: bytes, max_tokens: int | None
+) -> Reservation | None:
+    """Before the httpx transport sends an LLM request: when the current job (or an ancestor) has a
+    budget, estimate the request from its JSON body and reserve it (pass the result to
+    :class:`WireCall`, which settles it); else ``None``. Raises
+    :class:`~statek.exceptions.BudgetExceededError`, counted as a refusal: the transport must then
+    send nothing. A fault in the estimate is logged and the call goes on unbudgeted."""
+    job = current_job()
+    if job is None or not job.budgets:
+        return None
+    try:
+        return reserve_request(
+            job,
+            endpoint.provider_key,
+            model,
+            body,
+            pricing_provider=endpoint.pricing_provider,
+            max_output_tokens=max_tokens,
+        )
+    except BudgetExceededError as refused:
+        count_budget_refusal(endpoint.genai_provider_name, model, refused)
+        raise
+    except Exception:  # noqa: BLE001 - a fault in statek's estimate never breaks the call
+        _log.exception("statek could not check a call against its job's budget; it goes unbudgeted")
+        return None
 
 
 # ----------------------------------------------------------------------------- content (opt-in)

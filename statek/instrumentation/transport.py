@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from .. import telemetry
-from ..exceptions import ConfigurationError
+from ..exceptions import BudgetExceededError, ConfigurationError
 from ..telemetry import WireCall, WireEndpoint
 from ..wire.requests import recognise
 from ._exchange import Exchange
@@ -57,11 +57,15 @@ class _Router:
         self._table = table.with_endpoints(endpoints) if endpoints else table
 
     def begin(self, request: Any) -> tuple[Any, Exchange] | None:
-        """An :class:`Exchange` for an LLM call, ``None`` for anything else. Never raises."""
+        """An :class:`Exchange` for an LLM call, ``None`` for anything else. Raises only
+        :class:`~statek.exceptions.BudgetExceededError`, when the current job's budget refuses the call
+        (nothing is sent)."""
         if request.method != "POST":
             return None
         try:
             return self._begin(request)
+        except BudgetExceededError:
+            raise
         except Exception:  # noqa: BLE001 - metering never breaks the call
             _log.exception("statek could not inspect a request; it goes out unmetered")
             return None
@@ -85,13 +89,16 @@ class _Router:
         endpoint = self._endpoints.get((route, host, port))
         if endpoint is None:
             endpoint = self._endpoints[(route, host, port)] = route.endpoint(host, port)
+        model = wire_request.model or "unknown"
+        reservation = telemetry.reserve_wire_call(endpoint, model, body, wire_request.max_tokens)
         call = WireCall(
             endpoint,
             wire_request.operation,
-            wire_request.model or "unknown",
+            model,
             stream=wire_request.stream,
             temperature=wire_request.temperature,
             max_tokens=wire_request.max_tokens,
+            reservation=reservation,
         )
         return request, Exchange(wire_request, route, call, len(body))
 
