@@ -14,8 +14,8 @@ are asynchronous.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +24,11 @@ from typing import Literal
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
+
+from . import telemetry_buckets
+from .telemetry_buckets import HistogramCell
+
+_log = logging.getLogger("statek.telemetry")
 
 __all__ = [
     "BUDGET_REFUSALS",
@@ -34,7 +39,6 @@ __all__ = [
     "DURATION_BUCKETS",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
-    "PENDING_LIMIT",
     "PROMETHEUS_SERIES",
     "REQUESTS",
     "RETRIES",
@@ -42,6 +46,7 @@ __all__ = [
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
     "CounterCell",
+    "HistogramCell",
     "InstrumentSpec",
     "Instruments",
     "by_name",
@@ -59,9 +64,6 @@ STATEK_COST_STATUS = "statek.cost.status"
 STATEK_OUTCOME = "statek.outcome"
 JOB_LABEL_PREFIX = "statek.job."
 """Allow-listed job attributes become metric attributes ``statek.job.<key>`` (never ``statek.job.id``)."""
-
-PENDING_LIMIT = 4096
-"""Histogram measurements queued before a call drains the queue itself (see :class:`Instruments`)."""
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 """Values of ``gen_ai.token.type`` on ``statek.tokens`` (the histogram uses only input and output)."""
@@ -268,18 +270,19 @@ class Instruments:
     context of the latest sampled span that touched the series, so exemplars hold a real trace id
     (the exemplar's value is the series total at collection, as for any asynchronous counter).
 
-    The histograms stay synchronous (the API has no asynchronous histogram), but a call does not
-    record into them itself: :meth:`record_later` queues the measurement (a deque append) and the
-    queue is drained into the SDK histograms by the counters' collection callback, which the SDK
-    runs before it reads any instrument's storage. So every collection still sees every call that
-    finished before it; the 5-8 µs per SDK ``record`` moves off the caller's path to the reader's
-    thread. The queue is bounded: a call that finds :data:`PENDING_LIMIT` measurements waiting
-    (no reader collecting, e.g. a no-op meter provider) drains it itself.
+    The histograms stay synchronous instruments (the API has no asynchronous histogram), but a call
+    does not record into them itself: it adds to a :class:`~statek.telemetry_buckets.HistogramCell`
+    (statek-owned bucket counts per series, under the same lock), and :meth:`flush_histograms`,
+    run by the counters' collection callback before the SDK reads any storage, merges the deltas
+    into the SDK's aggregations (:mod:`statek.telemetry_buckets`). Every collection sees every call
+    that finished before it; nothing is queued per measurement, so nothing drains on a caller's
+    path. Where the meter provider's histograms cannot be merged into (``aggregating`` is false: a
+    no-op or foreign meter, a view over statek's histograms), calls record synchronously.
     """
 
     def __init__(self, meter: Meter) -> None:
         self.lock = threading.Lock()
-        self._pending: deque[tuple[Histogram, float, Mapping[str, str]]] = deque()
+        self._histogram_cells: list[HistogramCell] = []
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
             unit=TOKEN_USAGE.unit,
@@ -292,6 +295,10 @@ class Instruments:
             description=OPERATION_DURATION.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
+        self.aggregating = telemetry_buckets.mergeable(
+            self.token_usage, TOKEN_BUCKETS
+        ) and telemetry_buckets.mergeable(self.duration, DURATION_BUCKETS)
+        """Whether calls add to :class:`HistogramCell` s (merged at collection) rather than record."""
         self._cells: dict[str, list[CounterCell]] = {}
         for spec, exemplars in (
             (TOKENS, True),
@@ -311,23 +318,29 @@ class Instruments:
                 description=spec.description,
             )
 
-    def record_later(self, histogram: Histogram, value: float, attributes: Mapping[str, str]) -> None:
-        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest."""
-        pending = self._pending
-        pending.append((histogram, value, attributes))
-        if len(pending) >= PENDING_LIMIT:
-            self.flush_histograms()
+    def histogram_cell(self, histogram: Histogram, attributes: Mapping[str, str]) -> HistogramCell:
+        """A new series of ``histogram`` (``token_usage`` or ``duration``). Callers cache it: one cell
+        per attribute set, ever. Add to it under :attr:`lock` when :attr:`aggregating`, else record
+        ``cell.histogram.record(value, cell.attributes, NO_EXEMPLAR)``."""
+        boundaries = TOKEN_BUCKETS if histogram is self.token_usage else DURATION_BUCKETS
+        cell = HistogramCell(histogram, attributes, boundaries)
+        with self.lock:
+            self._histogram_cells.append(cell)
+        return cell
 
     def flush_histograms(self) -> None:
-        """Record every queued histogram measurement, each exactly once (safe from several threads:
-        ``deque.popleft`` hands each item to one caller)."""
-        pending = self._pending
-        while True:
-            try:
-                histogram, value, attributes = pending.popleft()
-            except IndexError:
-                return
-            histogram.record(value, attributes, NO_EXEMPLAR)
+        """Merge every histogram cell's delta into the SDK, each measurement exactly once (the deltas
+        are taken under :attr:`lock`; merging happens outside it, so calls are not held up)."""
+        with self.lock:
+            deltas = [(cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None]
+        for cell, delta in deltas:
+            if not telemetry_buckets.merge(cell, delta) and self.aggregating:
+                self.aggregating = False
+                _log.warning(
+                    "statek: a metric reader or view changed the aggregation of %s; statek's "
+                    "histograms are recorded synchronously from now on",
+                    cell.histogram.name,
+                )
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0

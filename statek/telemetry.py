@@ -20,9 +20,10 @@ only when content capture is switched on. Only the OpenTelemetry *API* is used: 
 global tracer and meter providers; :func:`configure_telemetry` injects others (tests inject SDK
 providers with in-memory exporters, :func:`statek.instrument` its own).
 
-The hot path is budgeted at 50 µs: attribute dicts, span names and counter cells are built once per
-(provider, model, job labels) in a :class:`_Series`, counters are cells bumped under one lock, and
-histogram measurements are queued for the next collection (see :class:`statek.instruments.Instruments`).
+The hot path is budgeted at 50 µs: attribute dicts, span names, counter cells and histogram cells are
+built once per (provider, model, job labels) in a :class:`_Series`, and a call bumps its counters and
+adds its histogram values to statek-owned buckets under one lock; a collection merges the buckets
+into the SDK (see :class:`statek.instruments.Instruments` and :mod:`statek.telemetry_buckets`).
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ class _Series:
         "base",
         "cost",
         "drift",
-        "duration_attrs",
+        "error_durations",
         "error_requests",
+        "histograms",
         "instruments",
         "lock",
         "ok_requests",
@@ -171,7 +173,6 @@ class _Series:
         "sent",
         "span_attrs",
         "span_name",
-        "token_attrs",
         "tokens",
     )
 
@@ -206,32 +207,45 @@ class _Series:
         self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
         self.error_requests: dict[str, inst.CounterCell] = {}
         self.retries: dict[str, inst.CounterCell] = {}
-        self.token_attrs: dict[str | None, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {}
-        self.duration_attrs: dict[tuple[str | None, str], dict[str, str]] = {}
+        self.histograms: dict[str | None, tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]] = {}
+        self.error_durations: dict[str, inst.HistogramCell] = {}
 
-    def histogram_attrs(
+    def histogram_cells(
         self, response_model: str | None
-    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-        """(input tokens, output tokens, duration) attributes of a successful call."""
-        attrs = self.token_attrs.get(response_model)
-        if attrs is None:
-            common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
-            if response_model:
-                common[inst.GEN_AI_RESPONSE_MODEL] = response_model
-            attrs = (
-                {**common, inst.GEN_AI_TOKEN_TYPE: "input"},
-                {**common, inst.GEN_AI_TOKEN_TYPE: "output"},
-                common,
-            )
-            self.token_attrs[response_model] = attrs
-        return attrs
+    ) -> tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]:
+        """(input tokens, output tokens, duration) histogram series of a successful call."""
+        cells = self.histograms.get(response_model)
+        if cells is None:
+            with self.lock:  # two cells with one attribute set would be merged twice
+                cells = self.histograms.get(response_model)
+                if cells is None:
+                    common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
+                    if response_model:
+                        common[inst.GEN_AI_RESPONSE_MODEL] = response_model
+                    instruments = self.instruments
+                    cells = self.histograms[response_model] = (
+                        instruments.histogram_cell(
+                            instruments.token_usage, {**common, inst.GEN_AI_TOKEN_TYPE: "input"}
+                        ),
+                        instruments.histogram_cell(
+                            instruments.token_usage, {**common, inst.GEN_AI_TOKEN_TYPE: "output"}
+                        ),
+                        instruments.histogram_cell(instruments.duration, common),
+                    )
+        return cells
 
-    def error_duration_attrs(self, error_type: str) -> dict[str, str]:
-        attrs = self.duration_attrs.get((None, error_type))
-        if attrs is None:
-            attrs = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
-            self.duration_attrs[(None, error_type)] = attrs
-        return attrs
+    def error_duration_cell(self, error_type: str) -> inst.HistogramCell:
+        cell = self.error_durations.get(error_type)
+        if cell is None:
+            with self.lock:
+                cell = self.error_durations.get(error_type)
+                if cell is None:
+                    attributes = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
+                    instruments = self.instruments
+                    cell = self.error_durations[error_type] = instruments.histogram_cell(
+                        instruments.duration, attributes
+                    )
+        return cell
 
     def error_cell(self, error_type: str) -> inst.CounterCell:
         return self._keyed(
@@ -385,7 +399,10 @@ class _Invocation:
             if exemplar is not None and not exemplar.trace_flags.sampled:
                 exemplar = None
             tokens, cost = series.tokens, series.cost[status]
-            with series.instruments.lock:
+            in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
+            instruments = series.instruments
+            aggregating = instruments.aggregating
+            with instruments.lock:
                 _bump(tokens["input"], stats.input_tokens, exemplar)
                 _bump(tokens["output"], stats.output_tokens, exemplar)
                 if stats.cached_tokens:
@@ -401,22 +418,20 @@ class _Invocation:
                     series.drift.value += 1
                 series.sent.value += stats.total_bytes_sent
                 series.received.value += stats.total_bytes_received
+                if aggregating:
+                    duration_cell.add(self.duration)
+                    in_cell.add(stats.input_tokens)
+                    out_cell.add(stats.output_tokens)
+            if not aggregating:
+                _record(duration_cell, self.duration)
+                _record(in_cell, stats.input_tokens)
+                _record(out_cell, stats.output_tokens)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not count the call")
         self._close(stats, response, priced)
 
     def _close(self, stats: CallDetail, response: LLM_Response, priced: CallCost | None = None) -> None:
-        series, span = self.series, self.span
-        if series is None:
-            return
-        try:
-            in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
-            instruments = series.instruments
-            instruments.record_later(instruments.duration, self.duration, duration_attrs)
-            instruments.record_later(instruments.token_usage, stats.input_tokens, in_attrs)
-            instruments.record_later(instruments.token_usage, stats.output_tokens, out_attrs)
-        except Exception:  # noqa: BLE001
-            _log.exception("statek telemetry could not record the call's histograms")
+        span = self.span
         if span is None:
             return
         try:
@@ -465,14 +480,17 @@ class _Invocation:
         try:
             if series is not None:
                 instruments = series.instruments
-                instruments.record_later(
-                    instruments.duration, duration, series.error_duration_attrs(error_type)
-                )
+                duration_cell = series.error_duration_cell(error_type)
                 cell = series.error_cell(error_type)
-                with series.instruments.lock:
+                aggregating = instruments.aggregating
+                with instruments.lock:
                     cell.value += 1
                     series.sent.value += sent
                     series.received.value += received
+                    if aggregating:
+                        duration_cell.add(duration)
+                if not aggregating:
+                    _record(duration_cell, duration)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not record the failed call's metrics")
         if span is None:
@@ -501,6 +519,10 @@ class _Invocation:
             otel_context.detach(tokens[0])
         except Exception:  # noqa: BLE001 - e.g. finished in another context than it started in
             _log.debug("statek telemetry could not restore the context", exc_info=True)
+
+
+def _record(cell: inst.HistogramCell, value: float) -> None:
+    cell.histogram.record(value, cell.attributes, inst.NO_EXEMPLAR)
 
 
 def _bump(cell: inst.CounterCell, amount: int | Decimal, exemplar: Any) -> None:
