@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 _SERVER = r"""
-import asyncio, sys
+import asyncio, os, sys
 BODY = (b'{"id":"chatcmpl-1","object":"chat.completion","model":"bench-model-2025",'
         b'"choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],'
         b'"usage":{"prompt_tokens":1200,"completion_tokens":3,"total_tokens":1203,'
@@ -51,6 +51,9 @@ async def handle(reader, writer):
     finally:
         writer.close()
 async def main():
+    loop = asyncio.get_running_loop()
+    # exit when the benchmark goes away, even if it was killed: our stdin is its pipe
+    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read() or os._exit(0))
     server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=2048)
     print("ready", flush=True)
     async with server:
@@ -79,7 +82,10 @@ class LoopbackServer:
 
     def __enter__(self) -> Self:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(self.port)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _SERVER, str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != "ready":

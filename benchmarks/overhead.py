@@ -245,13 +245,16 @@ async def run_suite(url: str, sizes: Sizes, seed: int) -> list[Cell]:
     clients = Clients(url)
     all_cells = cells()
     warm = Sizes(rounds=1, hot=30, paused=5, per_task={64: 2, 256: 1, 1000: 1})
+    print(f"warming up {len(all_cells)} cells", file=sys.stderr)
     for cell in all_cells:  # warm-up: pools, series caches, price lookups; results dropped
         await run_block(clients, Cell(cell.scenario, cell.client), warm)
-    for _ in range(sizes.rounds):
+    started = time.perf_counter()
+    for round_ in range(sizes.rounds):
         order = list(all_cells)
         rng.shuffle(order)
         for cell in order:
             await run_block(clients, cell, sizes)
+        print(f"round {round_ + 1}/{sizes.rounds} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
     await clients.aclose()
     return all_cells
 

@@ -555,7 +555,7 @@ async def observe_call(
     except BaseException as exc:
         invocation.fail(exc)
         if job is not None:
-            _record_failure_in_jobs(job, api.provider_key, params.model, exc)
+            _record_failure_in_jobs(job, api.provider_key, params.model, exc, invocation.span)
         if reservation is not None:
             _settle_failure(reservation, exc)
         raise
@@ -563,7 +563,7 @@ async def observe_call(
         response = LLM_Response(*response)
     stats, cost = _price(api, params, response.detail, invocation.started_wall)
     if job is not None:
-        _record_in_jobs(job, api.provider_key, params.model, stats, cost.table_amount)
+        _record_in_jobs(job, api.provider_key, params.model, stats, invocation.span, cost.table_amount)
     if reservation is not None:
         try:
             reservation.settle(
@@ -660,20 +660,31 @@ def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDe
 
 
 def _record_in_jobs(
-    job: Job, provider: str, model: str, stats: CallDetail, table_cost: Decimal | None = None
+    job: Job,
+    provider: str,
+    model: str,
+    stats: CallDetail,
+    span: Span | None,
+    table_cost: Decimal | None = None,
 ) -> None:
+    context = span.get_span_context() if span is not None else None
     for each in job.lineage:
         try:
             each.usage.record(provider, model, stats, table_cost=table_cost)
+            each.note_call_span(context)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a call to job %r", each.job_id)
 
 
-def _record_failure_in_jobs(job: Job, provider: str, model: str, exc: BaseException) -> None:
+def _record_failure_in_jobs(
+    job: Job, provider: str, model: str, exc: BaseException, span: Span | None
+) -> None:
     sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+    context = span.get_span_context() if span is not None else None
     for each in job.lineage:
         try:
             each.usage.record_failure(provider, model, sent, received)
+            each.note_call_span(context)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a failed call to job %r", each.job_id)
 
