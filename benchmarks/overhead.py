@@ -63,10 +63,12 @@ class Sizes:
     hot: int
     paused: int
     per_task: dict[int, int]
+    single_at_64: bool
+    """Also run the single-client reference at concurrency 64 (slow: httpcore's pool scan)."""
 
 
-QUICK = Sizes(rounds=3, hot=200, paused=80, per_task={64: 8, 256: 4, 1000: 2})
-FULL = Sizes(rounds=7, hot=600, paused=250, per_task={64: 30, 256: 12, 1000: 4})
+QUICK = Sizes(rounds=3, hot=200, paused=80, per_task={64: 8, 256: 4, 1000: 2}, single_at_64=False)
+FULL = Sizes(rounds=7, hot=600, paused=240, per_task={64: 30, 256: 12, 1000: 4}, single_at_64=True)
 
 
 @dataclass
@@ -78,16 +80,23 @@ class Cell:
     latencies_us: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     own_us: list[float] = field(default_factory=list)
+    own_cpu_us: list[float] = field(default_factory=list)
     block_p50_us: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
+    """Client-process CPU per call (all threads: exporters included), one figure per block."""
+    cpu_rates: list[float] = field(default_factory=list)
+    """Calls per second of client-process CPU, one figure per concurrent block."""
 
 
 # ----------------------------------------------------------------------------- the wrapper's own time
 _own_ns: ContextVar[list[int] | None] = ContextVar("bench_own_ns", default=None)
+_clock = time.perf_counter_ns
 
 
 def _install_own_time_hook() -> None:
     """Wrap ``statek.telemetry.observe_call`` (looked up per call by ``LLM_API.process_request``) to
-    add its time minus the awaited provider step to the list in ``_own_ns``, when one is set."""
+    add its time minus the awaited provider step to the list in ``_own_ns``, when one is set (by
+    :func:`_clock`: wall time, or this thread's CPU time when measuring CPU)."""
     from statek import telemetry
 
     original = telemetry.observe_call
@@ -98,19 +107,21 @@ def _install_own_time_hook() -> None:
             return await original(api, params, run)
         inner = 0
 
+        clock = _clock
+
         async def timed_run() -> Any:
             nonlocal inner
-            started = time.perf_counter_ns()
+            started = clock()
             try:
                 return await run()
             finally:
-                inner += time.perf_counter_ns() - started
+                inner += clock() - started
 
-        started = time.perf_counter_ns()
+        started = clock()
         try:
             return await original(api, params, timed_run)
         finally:
-            sink.append(time.perf_counter_ns() - started - inner)
+            sink.append(clock() - started - inner)
 
     telemetry.observe_call = timed  # type: ignore[assignment]
 
@@ -139,34 +150,42 @@ class Clients:
         async with Job("bench-request"):
             return await self.statek_call()
 
-    async def statek_timed_call(self, own: list[float]) -> Any:
-        """A Job per call, adding the wrapper's own time in µs to ``own``."""
+    async def statek_timed_call(self, own: list[float], own_cpu: list[float]) -> Any:
+        """A Job per call; add the wrapper's own wall time in µs to ``own``, and its CPU time (this
+        thread's: not inflated when the OS runs another process meanwhile) to ``own_cpu``."""
+        global _clock
+        for clock, out in ((time.perf_counter_ns, own), (time.thread_time_ns, own_cpu)):
+            _clock = clock
+            await self._timed_once(clock, out)
+        _clock = time.perf_counter_ns
+
+    async def _timed_once(self, clock: Callable[[], int], out: list[float]) -> None:
         from statek.executors.job import Job
 
         sink: list[int] = []
         token = _own_ns.set(sink)
         try:
-            t0 = time.perf_counter_ns()
+            t0 = clock()
             job = Job("bench-request")
             job.__enter__()
-            t1 = time.perf_counter_ns()
+            t1 = clock()
             try:
                 await self.statek_call()
             finally:
-                t2 = time.perf_counter_ns()
+                t2 = clock()
                 job.__exit__(None, None, None)
-                t3 = time.perf_counter_ns()
+                t3 = clock()
         finally:
             _own_ns.reset(token)
-        own.append(((t1 - t0) + (t3 - t2) + sum(sink)) / 1000)
+        out.append(((t1 - t0) + (t3 - t2) + sum(sink)) / 1000)
 
-    def call_for(self, client: str, own: list[float]) -> Callable[[], Awaitable[Any]]:
+    def call_for(self, client: str, own: list[float], own_cpu: list[float]) -> Callable[[], Awaitable[Any]]:
         if client in ("statek", "statek gc.freeze"):
             return self.statek_job_call
         if client == "statek long job":
             return self.statek_call
         if client == "statek timed":
-            return lambda: self.statek_timed_call(own)
+            return lambda: self.statek_timed_call(own, own_cpu)
         if client == "raw sharded":
             return self.sharded.call
         if client == "raw single":
@@ -179,7 +198,7 @@ class Clients:
         await self.single.aclose()
 
 
-def cells() -> list[Cell]:
+def cells(full: bool = True) -> list[Cell]:
     out: list[Cell] = []
     statek_kinds = ("statek", "statek long job", "statek gc.freeze")
     for client in (*statek_kinds, "statek timed", "raw sharded", "raw single"):
@@ -188,7 +207,7 @@ def cells() -> list[Cell]:
         out.append(Cell("paused", client))
     for n in CONCURRENCY:
         clients = [*statek_kinds, "raw sharded"]
-        if n == 64:
+        if n == 64 and full:
             clients.append("raw single")
         if n == 256:
             clients.append("statek timed")
@@ -196,64 +215,109 @@ def cells() -> list[Cell]:
     return out
 
 
-async def run_block(clients: Clients, cell: Cell, sizes: Sizes) -> None:
-    """One block of ``cell``: append its latencies (sequential) or its rate (concurrent)."""
+MINI_BLOCK = 20
+"""Sequential calls a client makes before the next client takes over (in a shuffled order)."""
+
+
+def _freeze(cell: Cell) -> bool:
+    if cell.client == "statek gc.freeze":
+        gc.freeze()
+        return True
+    return False
+
+
+async def run_sequential(clients: Clients, group: list[Cell], calls: int, rng: random.Random) -> None:
+    """One round of a sequential scenario: every client of ``group`` makes ``calls`` calls, in mini
+    blocks of :data:`MINI_BLOCK` taken in a new shuffled order each time, so two clients' samples
+    are never more than a few milliseconds apart."""
     from statek.executors.job import Job
 
-    call = clients.call_for(cell.client, cell.own_us)
-    frozen = cell.client == "statek gc.freeze"
-    if frozen:
-        gc.freeze()
-    try:
-        job = Job("bench-long") if cell.client == "statek long job" else None
-        if job is not None:
-            job.__enter__()
-        try:
-            if cell.scenario in ("hot", "paused"):
-                block: list[float] = []
-                count = sizes.hot if cell.scenario == "hot" else sizes.paused
-                for _ in range(count):
+    pause = group[0].scenario == "paused"
+    this_round: dict[str, list[float]] = {cell.client: [] for cell in group}
+    for _ in range(max(1, calls // MINI_BLOCK)):
+        order = list(group)
+        rng.shuffle(order)
+        for cell in order:
+            call = clients.call_for(cell.client, cell.own_us, cell.own_cpu_us)
+            frozen = _freeze(cell)
+            job = Job("bench-long") if cell.client == "statek long job" else None
+            if job is not None:
+                job.__enter__()
+            try:
+                cpu = time.process_time_ns()
+                for _ in range(MINI_BLOCK):
                     started = time.perf_counter_ns()
                     await call()
-                    block.append((time.perf_counter_ns() - started) / 1000)
-                    if cell.scenario == "paused":
+                    this_round[cell.client].append((time.perf_counter_ns() - started) / 1000)
+                    if pause:
                         await asyncio.sleep(PAUSE_S)
-                cell.latencies_us.extend(block)
-                cell.block_p50_us.append(statistics.median(block))
-            else:
-                concurrency = int(cell.scenario[1:])
-                per_task = sizes.per_task[concurrency]
+                cell.cpu_us.append((time.process_time_ns() - cpu) / MINI_BLOCK / 1000)
+            finally:
+                if job is not None:
+                    job.__exit__(None, None, None)
+                if frozen:
+                    gc.unfreeze()
+    for cell in group:
+        cell.latencies_us.extend(this_round[cell.client])
+        cell.block_p50_us.append(statistics.median(this_round[cell.client]))
 
-                async def worker() -> None:
-                    for _ in range(per_task):
-                        await call()
 
-                started = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(concurrency)))
-                cell.rates.append(concurrency * per_task / (time.perf_counter() - started))
-        finally:
-            if job is not None:
-                job.__exit__(None, None, None)
+async def run_concurrent(clients: Clients, cell: Cell, per_task: int) -> None:
+    """One block of calls at the cell's concurrency; append its rate (calls/s)."""
+    from statek.executors.job import Job
+
+    call = clients.call_for(cell.client, cell.own_us, cell.own_cpu_us)
+    concurrency = int(cell.scenario[1:])
+    frozen = _freeze(cell)
+    job = Job("bench-long") if cell.client == "statek long job" else None
+    if job is not None:
+        job.__enter__()
+
+    async def worker() -> None:
+        for _ in range(per_task):
+            await call()
+
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        cell.rates.append(concurrency * per_task / (time.perf_counter() - started))
+        cell.cpu_rates.append(concurrency * per_task / (time.process_time() - cpu))
     finally:
+        if job is not None:
+            job.__exit__(None, None, None)
         if frozen:
             gc.unfreeze()
 
 
 async def run_suite(url: str, sizes: Sizes, seed: int) -> list[Cell]:
-    """All cells for ``sizes.rounds`` rounds, each round in a new shuffled order."""
+    """All scenarios for ``sizes.rounds`` rounds, each round in a new shuffled order."""
     rng = random.Random(seed)
     clients = Clients(url)
-    all_cells = cells()
-    warm = Sizes(rounds=1, hot=30, paused=5, per_task={64: 2, 256: 1, 1000: 1})
+    all_cells = cells(sizes.single_at_64)
+    groups = {s: [c for c in all_cells if c.scenario == s] for s in ("hot", "paused")}
+    concurrent = [c for c in all_cells if c.scenario not in groups]
+    units: list[Any] = [*groups.values(), *concurrent]
+
+    async def run_unit(unit: Any, scale: float) -> None:
+        if isinstance(unit, list):
+            calls = sizes.hot if unit[0].scenario == "hot" else sizes.paused
+            await run_sequential(clients, unit, max(MINI_BLOCK, int(calls * scale)), rng)
+        else:
+            await run_concurrent(clients, unit, max(1, int(sizes.per_task[int(unit.scenario[1:])] * scale)))
+
     print(f"warming up {len(all_cells)} cells", file=sys.stderr)
-    for cell in all_cells:  # warm-up: pools, series caches, price lookups; results dropped
-        await run_block(clients, Cell(cell.scenario, cell.client), warm)
+    for unit in units:  # warm-up: pools, series caches, price lookups; results dropped below
+        await run_unit(unit, 0.1)
+    for cell in all_cells:
+        for samples in (
+            cell.latencies_us, cell.rates, cell.own_us, cell.own_cpu_us, cell.block_p50_us, cell.cpu_us, cell.cpu_rates
+        ):
+            samples.clear()
     started = time.perf_counter()
     for round_ in range(sizes.rounds):
-        order = list(all_cells)
-        rng.shuffle(order)
-        for cell in order:
-            await run_block(clients, cell, sizes)
+        rng.shuffle(units)
+        for unit in units:
+            await run_unit(unit, 1.0)
         print(f"round {round_ + 1}/{sizes.rounds} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
     await clients.aclose()
     return all_cells
@@ -313,27 +377,57 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
                 goals[f"throughput_c{n}_x"] = ratio
         print(row)
 
+    print("\nclient CPU per call, us (process CPU incl. exporter threads; median of blocks) - robust to a busy machine")
+    print(f"{'client':<18}{'hot':>8}{'+ over raw':>12}{'paused':>9}{'+ over raw':>12}"
+          + "".join(f"{'calls/CPU-s c' + str(n):>20}{'x raw':>7}" for n in CONCURRENCY))
+    for client in ("statek", "statek long job", "statek gc.freeze", "raw sharded", "raw single"):
+        row = f"{client:<18}"
+        for scenario in ("hot", "paused"):
+            cell, base = by.get((scenario, client)), by[(scenario, "raw sharded")]
+            if cell is None:
+                row += f"{'-':>8}{'-':>12}" if scenario == "hot" else f"{'-':>9}{'-':>12}"
+                continue
+            cpu, diff = statistics.median(cell.cpu_us), statistics.median(cell.cpu_us) - statistics.median(base.cpu_us)
+            row += f"{cpu:8.0f}{diff:+12.0f}" if scenario == "hot" else f"{cpu:9.0f}{diff:+12.0f}"
+            if client == "statek":
+                goals[f"cpu_overhead_{scenario}_us"] = diff
+        for n in CONCURRENCY:
+            cell, base = by.get((f"c{n}", client)), by[(f"c{n}", "raw sharded")]
+            if cell is None:
+                row += f"{'-':>20}{'-':>7}"
+                continue
+            ratio = statistics.median([a / b for a, b in zip(cell.cpu_rates, base.cpu_rates)])
+            row += f"{statistics.median(cell.cpu_rates):20.0f}{ratio:7.2f}"
+            if client == "statek":
+                goals[f"cpu_throughput_c{n}_x"] = ratio
+        print(row)
+
     print("\nwrapper's own time per call (Job enter/exit + observe_call minus the provider step), us")
-    print(f"{'cell':<18}{'calls':>8}{'p50':>8}{'p99':>8}{'p99.9':>8}{'max':>9}")
+    print(f"{'cell':<18}{'clock':>7}{'calls':>7}{'p50':>8}{'p99':>8}{'p99.9':>8}{'max':>9}")
     for scenario in ("hot", "c256"):
-        own = by[(scenario, "statek timed")].own_us
-        print(
-            f"{scenario:<18}{len(own):8d}{percentile(own, 0.5):8.1f}{percentile(own, 0.99):8.1f}"
-            f"{percentile(own, 0.999):8.1f}{max(own):9.1f}"
-        )
-        goals[f"own_{scenario}_p999_us"] = percentile(own, 0.999)
-        goals[f"own_{scenario}_max_us"] = max(own)
+        cell = by[(scenario, "statek timed")]
+        for clock, own in (("wall", cell.own_us), ("CPU", cell.own_cpu_us)):
+            print(
+                f"{scenario:<18}{clock:>7}{len(own):7d}{percentile(own, 0.5):8.1f}{percentile(own, 0.99):8.1f}"
+                f"{percentile(own, 0.999):8.1f}{max(own):9.1f}"
+            )
+            goals[f"own_{clock}_{scenario}_p999_us"] = percentile(own, 0.999)
+            goals[f"own_{clock}_{scenario}_max_us"] = max(own)
 
     print("\ngoals")
     checks = [
         ("overhead hot p50 <= 50 us", goals["overhead_hot_us"], goals["overhead_hot_us"] <= 50),
         ("overhead paused p50 (reported)", goals["overhead_paused_us"], None),
+        ("CPU overhead hot <= 50 us", goals["cpu_overhead_hot_us"], goals["cpu_overhead_hot_us"] <= 50),
+        ("CPU overhead paused (reported)", goals["cpu_overhead_paused_us"], None),
         *((f"throughput c{n} >= 0.9x", goals[f"throughput_c{n}_x"], goals[f"throughput_c{n}_x"] >= 0.9)
           for n in CONCURRENCY),
-        *((f"own time {s} p99.9 <= 200 us", goals[f"own_{s}_p999_us"], goals[f"own_{s}_p999_us"] <= 200)
-          for s in ("hot", "c256")),
-        *((f"own time {s} max <= 1000 us", goals[f"own_{s}_max_us"], goals[f"own_{s}_max_us"] <= 1000)
-          for s in ("hot", "c256")),
+        *((f"calls per CPU-s c{n} >= 0.9x", goals[f"cpu_throughput_c{n}_x"], goals[f"cpu_throughput_c{n}_x"] >= 0.9)
+          for n in CONCURRENCY),
+        *((f"own {c} time {s} p99.9 <= 200 us", goals[f"own_{c}_{s}_p999_us"], goals[f"own_{c}_{s}_p999_us"] <= 200)
+          for c in ("wall", "CPU") for s in ("hot", "c256")),
+        *((f"own {c} time {s} max <= 1000 us", goals[f"own_{c}_{s}_max_us"], goals[f"own_{c}_{s}_max_us"] <= 1000)
+          for c in ("wall", "CPU") for s in ("hot", "c256")),
     ]
     for name, value, ok in checks:
         verdict = "" if ok is None else ("met" if ok else "MISSED")
@@ -349,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.rounds:
-        sizes = Sizes(args.rounds, sizes.hot, sizes.paused, sizes.per_task)
+        sizes = Sizes(args.rounds, sizes.hot, sizes.paused, sizes.per_task, sizes.single_at_64)
     telemetry_on()
     _install_own_time_hook()
     with LoopbackServer() as server:
