@@ -45,11 +45,15 @@ def run(argv: list[str]) -> int:
     names = available()
     if argv[0] == "list":
         print("benchmarks:", ", ".join(names) or "(none)")
-        print("run one with: python -m benchmarks NAME [ARGS...]; the suite with: python -m benchmarks [--quick]")
+        print(
+            "run one with: python -m benchmarks NAME [ARGS...]; the suite with: python -m benchmarks [--quick]"
+        )
         return 0
     name, rest = argv[0], argv[1:]
     if name not in names:
-        print(f"unknown benchmark {name!r}; available: {', '.join(names)} (or: list, --quick)", file=sys.stderr)
+        print(
+            f"unknown benchmark {name!r}; available: {', '.join(names)} (or: list, --quick)", file=sys.stderr
+        )
         return 2
     importlib.import_module(f"benchmarks.{name}").main(rest)
     return 0

@@ -103,8 +103,14 @@ class Worker:
         self.shutdown_s = float("nan")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "benchmarks.collector_down", "--worker", endpoint, url,
-                str(args.push_interval), str(args.warmup),
+                sys.executable,
+                "-m",
+                "benchmarks.collector_down",
+                "--worker",
+                endpoint,
+                url,
+                str(args.push_interval),
+                str(args.warmup),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -146,12 +152,18 @@ def live_collector() -> Iterator[str]:
     with TemporaryDirectory() as workdir:
         process = subprocess.Popen(
             [
-                str(binary), "start",
-                "--otlp-http-endpoint", f"127.0.0.1:{port}",
-                "--otlp-grpc-endpoint", f"127.0.0.1:{free_port()}",
-                "--exporter", "blackhole",
-                "--pid-file", str(Path(workdir) / "rotel.pid"),
-                "--log-file", str(Path(workdir) / "rotel.log"),
+                str(binary),
+                "start",
+                "--otlp-http-endpoint",
+                f"127.0.0.1:{port}",
+                "--otlp-grpc-endpoint",
+                f"127.0.0.1:{free_port()}",
+                "--exporter",
+                "blackhole",
+                "--pid-file",
+                str(Path(workdir) / "rotel.pid"),
+                "--log-file",
+                str(Path(workdir) / "rotel.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -226,8 +238,10 @@ def _report(workers: list[Worker], rounds: int, calls: int, args: argparse.Names
     )
     base = workers[0]
     b50, b99 = percentile(base.samples_ns, 0.5), percentile(base.samples_ns, 0.99)
-    print(f"{'configuration':<14}{'p50 us':>9}{'x live':>8}{'range':>12}{'p99 us':>9}{'x live':>8}"
-          f"{'range':>12}{'shutdown s':>12}")
+    print(
+        f"{'configuration':<14}{'p50 us':>9}{'x live':>8}{'range':>12}{'p99 us':>9}{'x live':>8}"
+        f"{'range':>12}{'shutdown s':>12}"
+    )
     for worker in workers:
         p50, p99 = percentile(worker.samples_ns, 0.5), percentile(worker.samples_ns, 0.99)
         r50 = [a[0] / b[0] for a, b in zip(worker.block_p, base.block_p)]

@@ -310,7 +310,13 @@ async def run_suite(url: str, sizes: Sizes, seed: int) -> list[Cell]:
         await run_unit(unit, 0.1)
     for cell in all_cells:
         for samples in (
-            cell.latencies_us, cell.rates, cell.own_us, cell.own_cpu_us, cell.block_p50_us, cell.cpu_us, cell.cpu_rates
+            cell.latencies_us,
+            cell.rates,
+            cell.own_us,
+            cell.own_cpu_us,
+            cell.block_p50_us,
+            cell.cpu_us,
+            cell.cpu_rates,
         ):
             samples.clear()
     started = time.perf_counter()
@@ -318,7 +324,10 @@ async def run_suite(url: str, sizes: Sizes, seed: int) -> list[Cell]:
         rng.shuffle(units)
         for unit in units:
             await run_unit(unit, 1.0)
-        print(f"round {round_ + 1}/{sizes.rounds} done at {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        print(
+            f"round {round_ + 1}/{sizes.rounds} done at {time.perf_counter() - started:.0f} s",
+            file=sys.stderr,
+        )
     await clients.aclose()
     return all_cells
 
@@ -341,14 +350,20 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         f"shuffled (seed {seed}); server in a child process on loopback"
     )
     print("\nsequential latency, us (p50 over all blocks; overhead = p50 - raw sharded p50, per-round range)")
-    print(f"{'client':<18}{'hot p50':>9}{'hot p99':>9}{'overhead':>10}{'range':>11}"
-          f"{'paused p50':>12}{'overhead':>10}{'range':>11}")
+    print(
+        f"{'client':<18}{'hot p50':>9}{'hot p99':>9}{'overhead':>10}{'range':>11}"
+        f"{'paused p50':>12}{'overhead':>10}{'range':>11}"
+    )
     for client in ("statek", "statek long job", "statek gc.freeze", "raw sharded", "raw single"):
         row = f"{client:<18}"
         for scenario in ("hot", "paused"):
             cell, base = by.get((scenario, client)), by[(scenario, "raw sharded")]
             if cell is None:
-                row += f"{'-':>9}{'-':>9}{'-':>10}{'-':>11}" if scenario == "hot" else f"{'-':>12}{'-':>10}{'-':>11}"
+                row += (
+                    f"{'-':>9}{'-':>9}{'-':>10}{'-':>11}"
+                    if scenario == "hot"
+                    else f"{'-':>12}{'-':>10}{'-':>11}"
+                )
                 continue
             p50 = statistics.median(cell.latencies_us)
             diff = p50 - statistics.median(base.latencies_us)
@@ -363,7 +378,14 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
 
     print("\nthroughput, calls/s (median of rounds) and x raw sharded (median of per-round ratios, range)")
     print(f"{'client':<18}" + "".join(f"{'c' + str(n):>10}{'x raw':>7}{'range':>12}" for n in CONCURRENCY))
-    for client in ("statek", "statek long job", "statek gc.freeze", "statek timed", "raw sharded", "raw single"):
+    for client in (
+        "statek",
+        "statek long job",
+        "statek gc.freeze",
+        "statek timed",
+        "raw sharded",
+        "raw single",
+    ):
         row = f"{client:<18}"
         for n in CONCURRENCY:
             cell, base = by.get((f"c{n}", client)), by[(f"c{n}", "raw sharded")]
@@ -377,9 +399,13 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
                 goals[f"throughput_c{n}_x"] = ratio
         print(row)
 
-    print("\nclient CPU per call, us (process CPU incl. exporter threads; median of blocks) - robust to a busy machine")
-    print(f"{'client':<18}{'hot':>8}{'+ over raw':>12}{'paused':>9}{'+ over raw':>12}"
-          + "".join(f"{'calls/CPU-s c' + str(n):>20}{'x raw':>7}" for n in CONCURRENCY))
+    print(
+        "\nclient CPU per call, us (process CPU incl. exporter threads; median of blocks) - robust to a busy machine"
+    )
+    print(
+        f"{'client':<18}{'hot':>8}{'+ over raw':>12}{'paused':>9}{'+ over raw':>12}"
+        + "".join(f"{'calls/CPU-s c' + str(n):>20}{'x raw':>7}" for n in CONCURRENCY)
+    )
     for client in ("statek", "statek long job", "statek gc.freeze", "raw sharded", "raw single"):
         row = f"{client:<18}"
         for scenario in ("hot", "paused"):
@@ -387,7 +413,10 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
             if cell is None:
                 row += f"{'-':>8}{'-':>12}" if scenario == "hot" else f"{'-':>9}{'-':>12}"
                 continue
-            cpu, diff = statistics.median(cell.cpu_us), statistics.median(cell.cpu_us) - statistics.median(base.cpu_us)
+            cpu, diff = (
+                statistics.median(cell.cpu_us),
+                statistics.median(cell.cpu_us) - statistics.median(base.cpu_us),
+            )
             row += f"{cpu:8.0f}{diff:+12.0f}" if scenario == "hot" else f"{cpu:9.0f}{diff:+12.0f}"
             if client == "statek":
                 goals[f"cpu_overhead_{scenario}_us"] = diff
@@ -420,14 +449,36 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         ("overhead paused p50 (reported)", goals["overhead_paused_us"], None),
         ("CPU overhead hot <= 50 us", goals["cpu_overhead_hot_us"], goals["cpu_overhead_hot_us"] <= 50),
         ("CPU overhead paused (reported)", goals["cpu_overhead_paused_us"], None),
-        *((f"throughput c{n} >= 0.9x", goals[f"throughput_c{n}_x"], goals[f"throughput_c{n}_x"] >= 0.9)
-          for n in CONCURRENCY),
-        *((f"calls per CPU-s c{n} >= 0.9x", goals[f"cpu_throughput_c{n}_x"], goals[f"cpu_throughput_c{n}_x"] >= 0.9)
-          for n in CONCURRENCY),
-        *((f"own {c} time {s} p99.9 <= 200 us", goals[f"own_{c}_{s}_p999_us"], goals[f"own_{c}_{s}_p999_us"] <= 200)
-          for c in ("wall", "CPU") for s in ("hot", "c256")),
-        *((f"own {c} time {s} max <= 1000 us", goals[f"own_{c}_{s}_max_us"], goals[f"own_{c}_{s}_max_us"] <= 1000)
-          for c in ("wall", "CPU") for s in ("hot", "c256")),
+        *(
+            (f"throughput c{n} >= 0.9x", goals[f"throughput_c{n}_x"], goals[f"throughput_c{n}_x"] >= 0.9)
+            for n in CONCURRENCY
+        ),
+        *(
+            (
+                f"calls per CPU-s c{n} >= 0.9x",
+                goals[f"cpu_throughput_c{n}_x"],
+                goals[f"cpu_throughput_c{n}_x"] >= 0.9,
+            )
+            for n in CONCURRENCY
+        ),
+        *(
+            (
+                f"own {c} time {s} p99.9 <= 200 us",
+                goals[f"own_{c}_{s}_p999_us"],
+                goals[f"own_{c}_{s}_p999_us"] <= 200,
+            )
+            for c in ("wall", "CPU")
+            for s in ("hot", "c256")
+        ),
+        *(
+            (
+                f"own {c} time {s} max <= 1000 us",
+                goals[f"own_{c}_{s}_max_us"],
+                goals[f"own_{c}_{s}_max_us"] <= 1000,
+            )
+            for c in ("wall", "CPU")
+            for s in ("hot", "c256")
+        ),
     ]
     for name, value, ok in checks:
         verdict = "" if ok is None else ("met" if ok else "MISSED")

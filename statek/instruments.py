@@ -282,6 +282,7 @@ class Instruments:
 
     def __init__(self, meter: Meter) -> None:
         self.lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._histogram_cells: list[HistogramCell] = []
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
@@ -329,18 +330,22 @@ class Instruments:
         return cell
 
     def flush_histograms(self) -> None:
-        """Merge every histogram cell's delta into the SDK, each measurement exactly once (the deltas
-        are taken under :attr:`lock`; merging happens outside it, so calls are not held up)."""
-        with self.lock:
-            deltas = [(cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None]
-        for cell, delta in deltas:
-            if not telemetry_buckets.merge(cell, delta) and self.aggregating:
-                self.aggregating = False
-                _log.warning(
-                    "statek: a metric reader or view changed the aggregation of %s; statek's "
-                    "histograms are recorded synchronously from now on",
-                    cell.histogram.name,
-                )
+        """Merge every histogram cell's delta into the SDK, each measurement exactly once. The deltas
+        are taken under :attr:`lock` and merged outside it, so calls are not held up; a second
+        reader collecting meanwhile waits for the merge, so it sees those measurements too."""
+        with self._flush_lock:
+            with self.lock:
+                deltas = [
+                    (cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None
+                ]
+            for cell, delta in deltas:
+                if not telemetry_buckets.merge(cell, delta) and self.aggregating:
+                    self.aggregating = False
+                    _log.warning(
+                        "statek: a metric reader or view changed the aggregation of %s; statek's "
+                        "histograms are recorded synchronously from now on",
+                        cell.histogram.name,
+                    )
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0

@@ -207,7 +207,9 @@ class _Series:
         self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
         self.error_requests: dict[str, inst.CounterCell] = {}
         self.retries: dict[str, inst.CounterCell] = {}
-        self.histograms: dict[str | None, tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]] = {}
+        self.histograms: dict[
+            str | None, tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]
+        ] = {}
         self.error_durations: dict[str, inst.HistogramCell] = {}
 
     def histogram_cells(
@@ -240,7 +242,11 @@ class _Series:
             with self.lock:
                 cell = self.error_durations.get(error_type)
                 if cell is None:
-                    attributes = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
+                    attributes = {
+                        inst.GEN_AI_OPERATION_NAME: OPERATION,
+                        **self.base,
+                        inst.ERROR_TYPE: error_type,
+                    }
                     instruments = self.instruments
                     cell = self.error_durations[error_type] = instruments.histogram_cell(
                         instruments.duration, attributes

@@ -56,9 +56,9 @@ class HistogramCell:
             counts = self.counts = [0] * (len(self.boundaries) + 1)
         counts[bisect_left(self.boundaries, value)] += 1
         self.sum += value
-        if value < self.min:
+        if value < self.min:  # noqa: PLR1730 - a compare is cheaper than min() on the hot path
             self.min = value
-        if value > self.max:
+        if value > self.max:  # noqa: PLR1730
             self.max = value
 
     def take(self) -> tuple[list[int], float, float, float] | None:
@@ -89,8 +89,9 @@ def mergeable(histogram: Any, boundaries: tuple[float, ...]) -> bool:
     sdk = _sdk()
     if sdk is None or type(histogram) is not sdk[0]:
         return False
+    instrument: Any = histogram  # the SDK's private attributes are not typed
     try:
-        consumer = histogram._measurement_consumer
+        consumer = instrument._measurement_consumer
         for storage in consumer._reader_storages.values():
             for match in storage._get_or_init_view_instrument_match(histogram):
                 if not _compatible_view(match, histogram, boundaries):
@@ -116,7 +117,8 @@ def _compatible_view(match: Any, histogram: Any, boundaries: tuple[float, ...]) 
     if isinstance(aggregation, DefaultAggregation):
         return True  # explicit buckets from the instrument's advisory boundaries (statek's)
     if isinstance(aggregation, ExplicitBucketHistogramAggregation):
-        return tuple(aggregation._boundaries) == boundaries
+        chosen = aggregation._boundaries  # None: the instrument's advisory boundaries (statek's)
+        return chosen is None or tuple(chosen) == boundaries
     return False
 
 
@@ -126,13 +128,14 @@ def merge(cell: HistogramCell, delta: tuple[list[int], float, float, float]) -> 
     kind (that storage misses the delta; the caller switches to synchronous recording)."""
     sdk = _sdk()
     assert sdk is not None
-    bucket_aggregation = sdk[1]
+    bucket_aggregation: Any = sdk[1]
     histogram = cell.histogram
     if not histogram._is_enabled():
         return True
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
 
     counts, total, low, high = delta
+    aggregation: Any
     ok = True
     for storage in histogram._measurement_consumer._reader_storages.values():
         for match in storage._get_or_init_view_instrument_match(histogram):
@@ -140,7 +143,10 @@ def merge(cell: HistogramCell, delta: tuple[list[int], float, float, float]) -> 
             key = _hash_attributes(attributes)
             with match._lock:
                 aggregation = match._get_or_create_aggregation(key, attributes)
-                if type(aggregation) is not bucket_aggregation or aggregation._boundaries != cell.boundaries:
+                if (
+                    aggregation.__class__ is not bucket_aggregation
+                    or aggregation._boundaries != cell.boundaries
+                ):
                     ok = False
                     continue
                 with aggregation._lock:  # the SDK's aggregate(), for many measurements at once

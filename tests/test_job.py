@@ -107,7 +107,9 @@ def test_jobs_in_concurrent_threads_stay_apart(captured: Captured) -> None:
     }
 
 
-async def test_a_job_asked_for_its_span_parents_its_calls_and_ends_with_the_totals(captured: Captured) -> None:
+async def test_a_job_asked_for_its_span_parents_its_calls_and_ends_with_the_totals(
+    captured: Captured,
+) -> None:
     api = scripted_api()
     async with Job("job-7", attributes={"feature": "summaries"}, span=True):
         first = await call(api, "in=100 out=10 cached=40")
@@ -163,7 +165,9 @@ async def test_a_job_that_earns_a_span_gets_it_at_its_end_linked_to_its_calls(ca
     assert {link.context.span_id for link in job_span.links} == {s.context.span_id for s in calls}
     assert entered <= job_span.start_time <= min(s.start_time for s in calls)
     assert job_span.end_time >= max(s.end_time for s in calls)
-    assert job_span.attributes["statek.job.calls"] == 1 and job_span.attributes["statek.job.failed_calls"] == 1
+    assert (
+        job_span.attributes["statek.job.calls"] == 1 and job_span.attributes["statek.job.failed_calls"] == 1
+    )
     assert job_span.attributes["statek.job.feature"] == "summaries"
 
 

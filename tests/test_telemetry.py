@@ -497,9 +497,7 @@ def _bucket_instruments(*readers: Any) -> inst.Instruments:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    batches=st.lists(
-        st.lists(st.integers(min_value=0, max_value=10**9), max_size=30), min_size=1, max_size=5
-    )
+    batches=st.lists(st.lists(st.integers(min_value=0, max_value=10**9), max_size=30), min_size=1, max_size=5)
 )
 def test_statek_buckets_equal_the_sdks_own_histogram_for_every_reader(batches: list[list[int]]) -> None:
     """Token counts added to statek's cells and collected between batches give, for a cumulative
@@ -515,8 +513,10 @@ def test_statek_buckets_equal_the_sdks_own_histogram_for_every_reader(batches: l
     instruments = _bucket_instruments(cumulative, delta)
     assert instruments.aggregating
     ref_cumulative, ref_delta = InMemoryMetricReader(), delta_reader()
-    reference = MeterProvider(metric_readers=[ref_cumulative, ref_delta]).get_meter("ref").create_histogram(
-        inst.TOKEN_USAGE.name, explicit_bucket_boundaries_advisory=list(inst.TOKEN_BUCKETS)
+    reference = (
+        MeterProvider(metric_readers=[ref_cumulative, ref_delta])
+        .get_meter("ref")
+        .create_histogram(inst.TOKEN_USAGE.name, explicit_bucket_boundaries_advisory=list(inst.TOKEN_BUCKETS))
     )
     attributes = {"gen_ai.request.model": "m", "gen_ai.token.type": "input"}
     cell = instruments.histogram_cell(instruments.token_usage, attributes)
@@ -531,7 +531,12 @@ def test_statek_buckets_equal_the_sdks_own_histogram_for_every_reader(batches: l
             assert got.keys() == want.keys()
             for key, point in want.items():
                 mine = got[key]
-                assert (mine.count, mine.sum, mine.min, mine.max) == (point.count, point.sum, point.min, point.max)
+                assert (mine.count, mine.sum, mine.min, mine.max) == (
+                    point.count,
+                    point.sum,
+                    point.min,
+                    point.max,
+                )
                 assert list(mine.bucket_counts) == list(point.bucket_counts)
                 assert list(mine.explicit_bounds) == list(point.explicit_bounds)
 
@@ -550,7 +555,10 @@ def test_nothing_queues_per_measurement_when_nothing_collects() -> None:
     (point,) = _histogram_points(reader, inst.OPERATION_DURATION.name).values()
     assert point.count == 50_000 and point.min == 0 and point.max == 9.9
     assert point.sum == pytest.approx(sum((n % 100) / 10 for n in range(50_000)), rel=1e-12)
-    assert _histogram_points(reader, inst.OPERATION_DURATION.name)[frozenset(point.attributes.items())].count == 50_000
+    assert (
+        _histogram_points(reader, inst.OPERATION_DURATION.name)[frozenset(point.attributes.items())].count
+        == 50_000
+    )
 
 
 def test_a_view_over_statek_histograms_makes_calls_record_synchronously(prices: Any) -> None:
@@ -562,7 +570,12 @@ def test_a_view_over_statek_histograms_makes_calls_record_synchronously(prices: 
     reader = InMemoryMetricReader()
     provider = MeterProvider(
         metric_readers=[reader],
-        views=[View(instrument_name=inst.OPERATION_DURATION.name, aggregation=ExponentialBucketHistogramAggregation())],
+        views=[
+            View(
+                instrument_name=inst.OPERATION_DURATION.name,
+                aggregation=ExponentialBucketHistogramAggregation(),
+            )
+        ],
     )
     instruments = inst.Instruments(provider.get_meter("test"))
     assert not instruments.aggregating
@@ -577,7 +590,10 @@ def test_a_view_over_statek_histograms_makes_calls_record_synchronously(prices: 
     durations = _histogram_points(reader, inst.OPERATION_DURATION.name)
     tokens = _histogram_points(reader, inst.TOKEN_USAGE.name)
     assert sum(p.count for p in durations.values()) == 3
-    assert sorted((p.attributes["gen_ai.token.type"], p.sum) for p in tokens.values()) == [("input", 6), ("output", 3)]
+    assert sorted((p.attributes["gen_ai.token.type"], p.sum) for p in tokens.values()) == [
+        ("input", 6),
+        ("output", 3),
+    ]
 
 
 def test_noop_meters_are_not_aggregated() -> None:
