@@ -32,6 +32,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,6 +102,8 @@ class Worker:
         self.samples_ns: list[int] = []
         self.block_p: list[tuple[float, float]] = []
         self.shutdown_s = float("nan")
+        # the exporters' complaints about the dead collector: kept, shown only if the worker fails
+        self.stderr = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -114,6 +117,7 @@ class Worker:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=self.stderr,
             text=True,
         )
 
@@ -124,7 +128,8 @@ class Worker:
             self.process.stdin.flush()
         answer = self.process.stdout.readline()
         if not answer:
-            raise RuntimeError(f"benchmark worker {self.name!r} exited early")
+            self.stderr.seek(0)
+            raise RuntimeError(f"benchmark worker {self.name!r} exited early:\n{self.stderr.read()[-4000:]}")
         result: dict[str, Any] = json.loads(answer)
         return result
 
@@ -139,6 +144,7 @@ class Worker:
     def stop(self) -> None:
         self.shutdown_s = self._ask("stop")["shutdown_s"]
         self.process.wait(timeout=60)
+        self.stderr.close()
 
 
 # ----------------------------------------------------------------------------- collectors
