@@ -22,10 +22,12 @@ only for the keys allow-listed with ``configure_telemetry(job_label_keys=...)``.
 
 A job's own span is not free (about 20 µs, and one more object per call for the garbage collector),
 so by default a job gets one only when it earns it: when it held more than one call (its own or its
-child jobs'), its body raised, or it has a budget (the span tells what the budget left). That span is made when the job ends, starts at the time the job
+child jobs') or its body raised. That span is made when the job ends, starts at the time the job
 was entered, and links to the spans of the job's calls (up to :data:`MAX_CALL_LINKS`); a job per
 request with one call costs no span. ``Job(..., span=True)`` asks for the span from entry, current
-while the job runs, so the calls' spans are its children; ``span=False`` never makes one.
+while the job runs, so the calls' spans are its children; so does a job with a budget (its
+refusals are events on that span, its totals say what the budget left); ``span=False`` never
+makes one.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class Job:
     ``attributes`` are small string labels (tenant, feature, ...). ``budget`` limits what the job
     and its children may spend (default: :meth:`Budget.from_env`; ``Budget()`` for none); its
     ledger is :attr:`budget` (also ``usage.budget``), ``None`` when nothing is limited. ``span``:
-    ``None`` (default) a span only if the job earns one, ``True`` always (parenting the calls),
-    ``False`` never (see the module docstring). A job is entered once, with ``with`` or
+    ``None`` (default) a span only if the job earns one (always with a budget), ``True`` always
+    (parenting the calls), ``False`` never (see the module docstring). A job is entered once, with ``with`` or
     ``async with``; entering it again raises :class:`ConfigurationError`.
     """
 
@@ -93,7 +95,7 @@ class Job:
         self.attributes: Mapping[str, str] = MappingProxyType(dict(self._own))
         self._entered = False
         self._token: Token[Job | None] | None = None
-        self._span_mode = span
+        self._span_mode = True if span is None and self.budget is not None else span
         self._span: Any = None
         self._span_token: object = None
         self._entered_ns = 0
@@ -133,7 +135,7 @@ class Job:
             self._token = None
         if self._span_mode is None:
             usage = self.usage
-            if usage.calls + usage.failed_calls > 1 or exc is not None or self.budget is not None:
+            if usage.calls + usage.failed_calls > 1 or exc is not None:
                 self._start_span(self._entered_ns)
         self._end_span(exc)
 
