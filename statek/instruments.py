@@ -42,6 +42,7 @@ __all__ = [
     "PROMETHEUS_SERIES",
     "REQUESTS",
     "RETRIES",
+    "TIME_TO_FIRST_CHUNK",
     "TOKENS",
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
@@ -58,6 +59,11 @@ GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+"""The standard key: only ``input`` and ``output`` (on ``gen_ai.client.token.usage``)."""
+STATEK_TOKEN_TYPE = "statek.token.type"
+"""statek's own key on ``statek.tokens``, whose values go beyond the standard two (see :data:`TOKEN_TYPES`)."""
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 NETWORK_IO_DIRECTION = "network.io.direction"
 STATEK_COST_STATUS = "statek.cost.status"
@@ -65,8 +71,27 @@ STATEK_OUTCOME = "statek.outcome"
 JOB_LABEL_PREFIX = "statek.job."
 """Allow-listed job attributes become metric attributes ``statek.job.<key>`` (never ``statek.job.id``)."""
 
+GEN_AI_TOKEN_MODALITY = "gen_ai.token.modality"
+
+SEMCONV_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+LATEST_GENAI = "gen_ai_latest_experimental"
+"""Value of :data:`SEMCONV_OPT_IN_ENV` that adds the GenAI conventions' main-branch names (see
+:data:`INFERENCE_USAGE`), as OpenTelemetry's own instrumentations handle the transition."""
+
+INFERENCE_USAGE: tuple[tuple[str, str], ...] = (
+    ("gen_ai.client.inference.usage.input_tokens", "input"),
+    ("gen_ai.client.inference.usage.output_tokens", "output"),
+    ("gen_ai.client.inference.usage.cache_read.input_tokens", "cache_read"),
+    ("gen_ai.client.inference.usage.cache_write.input_tokens", "cache_write"),
+    ("gen_ai.client.inference.usage.reasoning.output_tokens", "reasoning"),
+)
+"""The main branch's token counters (semantic-conventions-genai, after PR #374) and the
+``statek.token.type`` each one reads: they are the same cells as ``statek.tokens``, observed under the
+standard names with ``gen_ai.token.modality="text"``, so they cost the call nothing."""
+
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
-"""Values of ``gen_ai.token.type`` on ``statek.tokens`` (the histogram uses only input and output)."""
+"""Values of ``statek.token.type`` on ``statek.tokens``. Not ``gen_ai.token.type``: that standard key
+allows only ``input`` and ``output``, which is all ``gen_ai.client.token.usage`` records."""
 
 # ----------------------------------------------------------------------------- buckets
 TOKEN_BUCKETS: tuple[float, ...] = (
@@ -139,7 +164,7 @@ TOKEN_USAGE = InstrumentSpec(
     "Measures number of input and output tokens used",
     "gen_ai_client_token_usage",
     "",
-    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE),
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE, SERVER_ADDRESS, SERVER_PORT),
     TOKEN_BUCKETS,
 )
 OPERATION_DURATION = InstrumentSpec(
@@ -148,6 +173,16 @@ OPERATION_DURATION = InstrumentSpec(
     "s",
     "GenAI operation duration",
     "gen_ai_client_operation_duration_seconds",
+    "seconds",
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT),
+    DURATION_BUCKETS,
+)
+TIME_TO_FIRST_CHUNK = InstrumentSpec(
+    "gen_ai.client.operation.time_to_first_chunk",
+    "histogram",
+    "s",
+    "Time from the request to the first chunk of a streamed answer",
+    "gen_ai_client_operation_time_to_first_chunk_seconds",
     "seconds",
     (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE),
     DURATION_BUCKETS,
@@ -159,12 +194,16 @@ TOKENS = InstrumentSpec(
     "Tokens used, by type: input (whole prompt), output (incl. reasoning), cache_read, cache_write, reasoning",
     "statek_tokens",
     "",
-    (*_MODEL, GEN_AI_TOKEN_TYPE),
+    (*_MODEL, STATEK_TOKEN_TYPE),
 )
 COST = InstrumentSpec(
-    "statek.cost",
+    # The currency is in the name and the unit is an annotation: every OpenTelemetry-to-Prometheus
+    # translation (the Collector, Prometheus' OTLP receiver, opentelemetry-exporter-prometheus) drops
+    # a braced unit, so all of them name it statek_cost_usd_total, like statek's own /metrics. With
+    # unit "USD" they appended "_USD" (statek_cost_USD_total) and the dashboard's cost panels went empty.
+    "statek.cost.usd",
     "counter",
-    "USD",
+    "{USD}",
     "Cost of provider calls in US dollars, by how it was obtained (calculated, reported, unpriced)",
     "statek_cost_usd",
     "usd",
@@ -220,6 +259,7 @@ BUDGET_REFUSALS = InstrumentSpec(
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
+    TIME_TO_FIRST_CHUNK,
     TOKENS,
     COST,
     COST_DRIFT,
@@ -259,7 +299,7 @@ class CounterCell:
 
 
 class Instruments:
-    """The catalogue bound to one ``Meter``: two synchronous histograms and six asynchronous counters.
+    """The catalogue bound to one ``Meter``: three synchronous histograms and six asynchronous counters.
 
     Why the counters are asynchronous: a synchronous ``Counter.add`` through the OpenTelemetry SDK
     costs 6-12 µs (attribute cleaning and hashing per reader), and a call touches six or more counter
@@ -280,7 +320,7 @@ class Instruments:
     no-op or foreign meter, a view over statek's histograms), calls record synchronously.
     """
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
         self.lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._histogram_cells: list[HistogramCell] = []
@@ -296,9 +336,20 @@ class Instruments:
             description=OPERATION_DURATION.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self.aggregating = telemetry_buckets.mergeable(
-            self.token_usage, TOKEN_BUCKETS
-        ) and telemetry_buckets.mergeable(self.duration, DURATION_BUCKETS)
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            TIME_TO_FIRST_CHUNK.name,
+            unit=TIME_TO_FIRST_CHUNK.unit,
+            description=TIME_TO_FIRST_CHUNK.description,
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self.aggregating = all(
+            telemetry_buckets.mergeable(histogram, boundaries)
+            for histogram, boundaries in (
+                (self.token_usage, TOKEN_BUCKETS),
+                (self.duration, DURATION_BUCKETS),
+                (self.time_to_first_chunk, DURATION_BUCKETS),
+            )
+        )
         """Whether calls add to :class:`HistogramCell` s (merged at collection) rather than record."""
         self._cells: dict[str, list[CounterCell]] = {}
         for spec, exemplars in (
@@ -318,16 +369,29 @@ class Instruments:
                 unit=spec.unit,
                 description=spec.description,
             )
+        if latest_genai:
+            for name, token_type in INFERENCE_USAGE:
+                meter.create_observable_counter(
+                    name,
+                    callbacks=[_inference_usage_observer(self._cells[TOKENS.name], token_type)],
+                    unit="{token}",
+                    description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
+                )
 
     def histogram_cell(self, histogram: Histogram, attributes: Mapping[str, str]) -> HistogramCell:
         """A new series of ``histogram`` (``token_usage`` or ``duration``). Callers cache it: one cell
-        per attribute set, ever. Add to it under :attr:`lock` when :attr:`aggregating`, else record
-        ``cell.histogram.record(value, cell.attributes, NO_EXEMPLAR)``."""
+        per attribute set, ever. Add to it under :attr:`lock` when :attr:`aggregating`, else
+        :meth:`record_now`."""
         boundaries = TOKEN_BUCKETS if histogram is self.token_usage else DURATION_BUCKETS
         cell = HistogramCell(histogram, attributes, boundaries)
         with self.lock:
             self._histogram_cells.append(cell)
         return cell
+
+    def record_now(self, cell: HistogramCell, value: float, exemplar: SpanContext | None = None) -> None:
+        """Record one measurement of ``cell`` through the SDK at once (when not :attr:`aggregating`);
+        ``exemplar``: the sampled span it may become an exemplar of."""
+        cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
     def flush_histograms(self) -> None:
         """Merge every histogram cell's delta into the SDK, each measurement exactly once. The deltas
@@ -372,6 +436,38 @@ def _observer(
         return out
 
     return observe
+
+
+def _inference_usage_observer(
+    cells: list[CounterCell], token_type: str
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for cell in tuple(cells):
+            attributes = dict(cell.attributes)
+            if attributes.pop(STATEK_TOKEN_TYPE, None) != token_type:
+                continue
+            provider = attributes.get(GEN_AI_PROVIDER_NAME, "")
+            attributes[GEN_AI_OPERATION_NAME] = operation_name(provider)
+            attributes[GEN_AI_TOKEN_MODALITY] = "text"
+            out.append(Observation(int(cell.value), attributes, NO_EXEMPLAR))  # token counts: ints
+        return out
+
+    return observe
+
+
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+"""Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
+
+
+def operation_name(provider: str) -> str:
+    """``gen_ai.operation.name`` for a call to ``provider`` (its ``gen_ai.provider.name``)."""
+    return "generate_content" if provider in GENERATE_CONTENT_PROVIDERS else "chat"
+
+
+def latest_genai_opted_in(raw: str | None) -> bool:
+    """Whether an ``OTEL_SEMCONV_STABILITY_OPT_IN`` value (comma-separated) asks for :data:`LATEST_GENAI`."""
+    return LATEST_GENAI in {part.strip().lower() for part in (raw or "").split(",")}
 
 
 NO_EXEMPLAR = Context({"statek.no_exemplar": True})

@@ -47,7 +47,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import instruments as inst
 from .exceptions import BudgetExceededError, ProviderError, ProviderHTTPError
-from .executors.budget import Reservation, reserve_call
+from .executors.budget import Reservation, reserve_call, reserve_request
 from .executors.job import current_job
 from .metering.types import CallCost, drifted
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
@@ -61,8 +61,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TelemetryConfig",
+    "WireCall",
+    "WireEndpoint",
     "configure_telemetry",
     "count_budget_refusal",
+    "current_first_chunk_hook",
     "current_retry_hook",
     "observe_call",
     "telemetry_config",
@@ -73,7 +76,10 @@ _log = logging.getLogger("statek.telemetry")
 SCOPE = "statek"
 """Instrumentation scope name of statek's tracer and meter."""
 OPERATION = "chat"
-"""``gen_ai.operation.name`` of every provider call."""
+"""``gen_ai.operation.name`` of a provider call (except Gemini's: see :func:`operation_name`)."""
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+"""Semantic-conventions version statek's spans and metrics follow (the scope's ``schema_url``)."""
+operation_name = inst.operation_name
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -85,6 +91,8 @@ class TelemetryConfig:
     instruments: inst.Instruments
     capture_content: bool = False
     job_label_keys: tuple[str, ...] = ()
+    latest_genai: bool = False
+    """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: main-branch GenAI names too."""
 
 
 _config: TelemetryConfig | None = None
@@ -122,17 +130,24 @@ def configure_telemetry(
     if capture_content is None:
         raw = os.environ.get(CAPTURE_CONTENT_ENV, "")
         capture_content = parse_bool(raw) or raw.strip().upper() in ("SPAN_ONLY", "SPAN_AND_EVENT")
+    latest = inst.latest_genai_opted_in(os.environ.get(inst.SEMCONV_OPT_IN_ENV))
     tracer_provider = tracer_provider or trace.get_tracer_provider()
     meter_provider = meter_provider or metrics.get_meter_provider()
     global _config
     with _config_lock:
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
-            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version()))
+            instruments = inst.Instruments(
+                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL), latest_genai=latest
+            )
             _instruments_by_provider[meter_provider] = instruments
             _series_by_instruments[instruments] = {}
         _config = TelemetryConfig(
-            tracer_provider.get_tracer(SCOPE, _version()), instruments, bool(capture_content), keys
+            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL),
+            instruments,
+            bool(capture_content),
+            keys,
+            latest,
         )
         return _config
 
@@ -164,33 +179,44 @@ class _Series:
         "drift",
         "error_durations",
         "error_requests",
+        "first_chunk",
         "histograms",
         "instruments",
         "lock",
         "ok_requests",
+        "operation",
         "received",
         "retries",
         "sent",
+        "server",
         "span_attrs",
         "span_name",
         "tokens",
     )
 
     def __init__(
-        self, instruments: inst.Instruments, provider: str, model: str, labels: dict[str, str]
+        self,
+        instruments: inst.Instruments,
+        provider: str,
+        model: str,
+        labels: dict[str, str],
+        server: dict[str, Any],
+        operation: str | None = None,
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
-        self.span_name = f"{OPERATION} {model}"
+        self.operation = operation = operation or operation_name(provider)
+        self.span_name = f"{operation} {model}"
         self.span_attrs = {
-            inst.GEN_AI_OPERATION_NAME: OPERATION,
+            inst.GEN_AI_OPERATION_NAME: operation,
             inst.GEN_AI_PROVIDER_NAME: provider,
             inst.GEN_AI_REQUEST_MODEL: model,
         }
         base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
         self.base = base
+        self.server = server  # server.address / server.port: on spans and the GenAI histograms
         self.tokens = {
-            t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
+            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
         }
         statuses = ("calculated", "reported", "unpriced", "no_usage")
         self.cost = {
@@ -211,6 +237,7 @@ class _Series:
             str | None, tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]
         ] = {}
         self.error_durations: dict[str, inst.HistogramCell] = {}
+        self.first_chunk: inst.HistogramCell | None = None
 
     def histogram_cells(
         self, response_model: str | None
@@ -221,7 +248,7 @@ class _Series:
             with self.lock:  # two cells with one attribute set would be merged twice
                 cells = self.histograms.get(response_model)
                 if cells is None:
-                    common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
+                    common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
                     if response_model:
                         common[inst.GEN_AI_RESPONSE_MODEL] = response_model
                     instruments = self.instruments
@@ -236,6 +263,20 @@ class _Series:
                     )
         return cells
 
+    def first_chunk_cell(self) -> inst.HistogramCell:
+        """The time-to-first-chunk series (the duration's attributes without a response model)."""
+        cell = self.first_chunk
+        if cell is None:
+            with self.lock:
+                cell = self.first_chunk
+                if cell is None:
+                    attributes = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
+                    instruments = self.instruments
+                    cell = self.first_chunk = instruments.histogram_cell(
+                        instruments.time_to_first_chunk, attributes
+                    )
+        return cell
+
     def error_duration_cell(self, error_type: str) -> inst.HistogramCell:
         cell = self.error_durations.get(error_type)
         if cell is None:
@@ -243,8 +284,9 @@ class _Series:
                 cell = self.error_durations.get(error_type)
                 if cell is None:
                     attributes = {
-                        inst.GEN_AI_OPERATION_NAME: OPERATION,
+                        inst.GEN_AI_OPERATION_NAME: self.operation,
                         **self.base,
+                        **self.server,
                         inst.ERROR_TYPE: error_type,
                     }
                     instruments = self.instruments
@@ -280,12 +322,19 @@ class _Series:
         return cell
 
 
-def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None) -> _Series:
+def _series(
+    config: TelemetryConfig,
+    provider: str,
+    model: str,
+    job: Job | None,
+    server: tuple[str | None, int | None] = (None, None),
+    operation: str | None = None,
+) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
         attributes = job.attributes if job is not None else {}
         labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
-    key = (provider, model, labels)
+    key = (provider, model, labels, server, operation)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
     if series is None:
@@ -293,7 +342,12 @@ def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None)
             series = cache.get(key)
             if series is None:
                 named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
-                series = cache[key] = _Series(config.instruments, provider, model, named)
+                where: dict[str, Any] = {}
+                if server[0]:
+                    where[inst.SERVER_ADDRESS] = server[0]
+                    if server[1]:
+                        where[inst.SERVER_PORT] = server[1]
+                series = cache[key] = _Series(config.instruments, provider, model, named, where, operation)
     return series
 
 
@@ -342,16 +396,17 @@ class _Invocation:
         if config is None:
             return
         try:
-            series = self.series = _series(config, api.genai_provider_name, params.model, self.job)
-            attributes: dict[str, Any] = dict(series.span_attrs)
             where = (type(api), api.settings.api_url)
             server = _servers.get(where)
             if server is None:
                 server = _servers[where] = api.server_address()
-            if server[0]:
-                attributes["server.address"] = server[0]
-                if server[1]:
-                    attributes["server.port"] = server[1]
+            series = self.series = _series(config, api.genai_provider_name, params.model, self.job, server)
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            if getattr(api, "stream", False):
+                attributes["gen_ai.request.stream"] = True
+            attributes["gen_ai.output.type"] = (
+                "json" if getattr(api.settings, "response_format_file", None) else "text"
+            )
             if params.temperature is not None:
                 attributes["gen_ai.request.temperature"] = params.temperature
             if params.max_tokens is not None:
@@ -425,13 +480,13 @@ class _Invocation:
                 series.sent.value += stats.total_bytes_sent
                 series.received.value += stats.total_bytes_received
                 if aggregating:
-                    duration_cell.add(self.duration)
+                    duration_cell.add(self.duration, exemplar)
                     in_cell.add(stats.input_tokens)
                     out_cell.add(stats.output_tokens)
             if not aggregating:
-                _record(duration_cell, self.duration)
-                _record(in_cell, stats.input_tokens)
-                _record(out_cell, stats.output_tokens)
+                instruments.record_now(duration_cell, self.duration, exemplar)
+                instruments.record_now(in_cell, stats.input_tokens)
+                instruments.record_now(out_cell, stats.output_tokens)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not count the call")
         self._close(stats, response, priced)
@@ -454,8 +509,18 @@ class _Invocation:
                 attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
             if stats.cached_tokens:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+            latest = self.config is not None and self.config.latest_genai
             if stats.cache_write_tokens:
-                attributes["gen_ai.usage.cache_creation.input_tokens"] = stats.cache_write_tokens
+                key = (
+                    "gen_ai.usage.cache_write.input_tokens"
+                    if latest
+                    else "gen_ai.usage.cache_creation.input_tokens"
+                )
+                attributes[key] = stats.cache_write_tokens
+            if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
+                attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
+                attributes["gen_ai.usage.cost.currency"] = "USD"
+                attributes["gen_ai.usage.cost.source"] = stats.cost_status
             if stats.reasoning_tokens:
                 attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
             if stats.priced_cost is not None:
@@ -474,13 +539,23 @@ class _Invocation:
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not close the call's span")
 
-    def fail(self, exc: BaseException) -> None:
-        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched."""
+    def fail(
+        self, exc: BaseException, error_type: str | None = None, wire_bytes: tuple[int, int] | None = None
+    ) -> None:
+        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched.
+
+        ``error_type`` and ``wire_bytes`` (sent, received) override what ``exc`` says (the httpx
+        transport knows both from the exchange itself)."""
         duration = time.perf_counter() - self.started
         self._leave()
-        error_type = str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
+        if error_type is None:
+            error_type = (
+                str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
+            )
         sent = received = 0
-        if isinstance(exc, ProviderError):
+        if wire_bytes is not None:
+            sent, received = wire_bytes
+        elif isinstance(exc, ProviderError):
             sent, received = exc.bytes_sent, exc.bytes_received
         series, span = self.series, self.span
         try:
@@ -496,7 +571,7 @@ class _Invocation:
                     if aggregating:
                         duration_cell.add(duration)
                 if not aggregating:
-                    _record(duration_cell, duration)
+                    instruments.record_now(duration_cell, duration)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not record the failed call's metrics")
         if span is None:
@@ -525,10 +600,6 @@ class _Invocation:
             otel_context.detach(tokens[0])
         except Exception:  # noqa: BLE001 - e.g. finished in another context than it started in
             _log.debug("statek telemetry could not restore the context", exc_info=True)
-
-
-def _record(cell: inst.HistogramCell, value: float) -> None:
-    cell.histogram.record(value, cell.attributes, inst.NO_EXEMPLAR)
 
 
 def _bump(cell: inst.CounterCell, amount: int | Decimal, exemplar: Any) -> None:
@@ -637,6 +708,16 @@ def _safe_config() -> TelemetryConfig | None:
 def _price(
     api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float
 ) -> tuple[CallDetail, CallCost]:
+    from .metering.index import FROM_PROVIDER
+
+    pricing_provider = api.pricing_provider or api.provider_key
+    database_provider = getattr(api, "price_provider", FROM_PROVIDER)
+    return _price_as(pricing_provider, params.model, stats, started, database_provider)
+
+
+def _price_as(
+    pricing_provider: str, model: str, stats: CallDetail, started: float, database_provider: Any = None
+) -> tuple[CallDetail, CallCost]:
     from .metering import price_call
     from .metering.index import FROM_PROVIDER
     from .metering.types import UNPRICED
@@ -644,16 +725,16 @@ def _price(
     try:
         at = datetime.fromtimestamp(started, timezone.utc)
         cost = price_call(
-            api.pricing_provider or api.provider_key,
-            params.model,
+            pricing_provider,
+            model,
             stats,
             at=at,
-            database_provider=getattr(api, "price_provider", FROM_PROVIDER),
+            database_provider=FROM_PROVIDER if database_provider is None else database_provider,
         )
         return _with_cost(stats, cost.amount, cost.status), cost
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
-            "statek could not price a %s call to %s; recorded as unpriced", api.provider_key, params.model
+            "statek could not price a %s call to %s; recorded as unpriced", pricing_provider, model
         )
         return _with_cost(stats, None, "unpriced"), UNPRICED
 
@@ -683,9 +764,17 @@ def _record_in_jobs(
 
 
 def _record_failure_in_jobs(
-    job: Job, provider: str, model: str, exc: BaseException, span: Span | None
+    job: Job,
+    provider: str,
+    model: str,
+    exc: BaseException,
+    span: Span | None,
+    wire_bytes: tuple[int, int] | None = None,
 ) -> None:
-    sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+    if wire_bytes is not None:
+        sent, received = wire_bytes
+    else:
+        sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
     context = span.get_span_context() if span is not None else None
     for each in job.lineage:
         try:
@@ -693,6 +782,173 @@ def _record_failure_in_jobs(
             each.note_call_span(context)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a failed call to job %r", each.job_id)
+
+
+# ----------------------------------------------------------------------------- calls read off the wire
+def current_first_chunk_hook() -> Callable[[], None] | None:
+    """The callback a streaming ``LLM_API`` call must call when its first chunk arrives, or ``None``."""
+    invocation = _invocation.get()
+    if invocation is None:
+        return None
+    return lambda: _record_first_chunk(invocation, time.perf_counter() - invocation.started)
+
+
+def _record_first_chunk(invocation: _Invocation, seconds: float) -> None:
+    """``gen_ai.client.operation.time_to_first_chunk`` and the span's ``statek.first_chunk`` event."""
+    try:
+        series, span = invocation.series, invocation.span
+        if series is not None:
+            cell, instruments = series.first_chunk_cell(), series.instruments
+            if instruments.aggregating:
+                with instruments.lock:
+                    cell.add(seconds)
+            else:
+                instruments.record_now(cell, seconds)
+        if span is not None:
+            span.set_attribute("statek.time_to_first_chunk_s", seconds)
+            span.add_event("statek.first_chunk", {"statek.time_to_first_chunk_s": seconds})
+    except Exception:  # noqa: BLE001
+        _log.exception("statek telemetry could not record the time to the first chunk")
+
+
+@dataclass(frozen=True, slots=True)
+class WireEndpoint:
+    """Who a call read off the wire went to: statek's provider key (job usage), the
+    ``gen_ai.provider.name``, the price-table provider, and the server's host and port."""
+
+    provider_key: str
+    genai_provider_name: str
+    pricing_provider: str
+    server_address: str | None = None
+    server_port: int | None = None
+
+
+class WireCall:
+    """One call the httpx transport (:mod:`statek.instrumentation`) saw, reported like an ``LLM_API`` call.
+
+    Created when the request leaves; then :meth:`first_chunk` (streams) and exactly one of
+    :meth:`succeed` / :meth:`fail`. The span is not made current (the answer may be read in another
+    context than the request was sent from). Never raises.
+    """
+
+    __slots__ = ("_endpoint", "_invocation", "_model", "_reservation")
+
+    def __init__(
+        self,
+        endpoint: WireEndpoint,
+        operation: str,
+        model: str,
+        *,
+        stream: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        reservation: Reservation | None = None,
+    ) -> None:
+        self._endpoint, self._model, self._reservation = endpoint, model, reservation
+        invocation = self._invocation = _Invocation(_config or _safe_config(), current_job())
+        config = invocation.config
+        if config is None:
+            return
+        try:
+            server = (endpoint.server_address, endpoint.server_port)
+            # "chat" is the default: the provider decides (Gemini's is generate_content, issue 12).
+            series = invocation.series = _series(
+                config,
+                endpoint.genai_provider_name,
+                model,
+                invocation.job,
+                server,
+                None if operation == OPERATION else operation,
+            )
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            if stream:
+                attributes["gen_ai.request.stream"] = True
+            if temperature is not None:
+                attributes["gen_ai.request.temperature"] = temperature
+            if max_tokens is not None:
+                attributes["gen_ai.request.max_tokens"] = max_tokens
+            if invocation.job is not None:
+                attributes["statek.job.id"] = invocation.job.job_id
+            invocation.span = config.tracer.start_span(
+                series.span_name, kind=SpanKind.CLIENT, attributes=attributes
+            )
+        except Exception:  # noqa: BLE001 - telemetry never breaks the call
+            _log.exception("statek telemetry could not start a span; the call goes on unobserved")
+
+    def first_chunk(self) -> None:
+        """The first bytes of a streamed answer arrived now."""
+        _record_first_chunk(self._invocation, time.perf_counter() - self._invocation.started)
+
+    def succeed(self, detail: CallDetail, text: str = "", calls: list[Any] | None = None) -> CallDetail:
+        """The answer was read: price it (an answer without usage is ``no_usage``, never $0), add it to
+        the current job and record it. Returns the priced detail."""
+        endpoint, invocation = self._endpoint, self._invocation
+        detail, cost = _price_as(endpoint.pricing_provider, self._model, detail, invocation.started_wall)
+        if invocation.job is not None:
+            _record_in_jobs(
+                invocation.job, endpoint.provider_key, self._model, detail, invocation.span, cost.table_amount
+            )
+        if self._reservation is not None:
+            try:
+                self._reservation.settle(
+                    detail.priced_cost,
+                    detail.input_tokens,
+                    detail.output_tokens,
+                    detail.total_bytes_sent,
+                    detail.total_bytes_received,
+                )
+            except Exception:  # noqa: BLE001
+                _log.exception("statek could not settle a call against its job's budget")
+        invocation.stop(detail, LLM_Response(text, None, calls, detail=detail), cost)
+        return detail
+
+    def fail(self, exc: BaseException | None, error_type: str, sent: int, received: int) -> None:
+        """The call failed (an HTTP error status, a transport error, a stream that broke)."""
+        invocation = self._invocation
+        error = exc if exc is not None else RuntimeError(error_type)
+        invocation.fail(error, error_type, (sent, received))
+        if invocation.job is not None:
+            _record_failure_in_jobs(
+                invocation.job,
+                self._endpoint.provider_key,
+                self._model,
+                error,
+                invocation.span,
+                (sent, received),
+            )
+        if self._reservation is not None:
+            try:
+                self._reservation.settle_failure(sent, received)
+            except Exception:  # noqa: BLE001
+                _log.exception("statek could not settle a failed call against its job's budget")
+
+
+def reserve_wire_call(
+    endpoint: WireEndpoint, model: str, body: bytes, max_tokens: int | None
+) -> Reservation | None:
+    """Before the httpx transport sends an LLM request: when the current job (or an ancestor) has a
+    budget, estimate the request from its JSON body and reserve it (pass the result to
+    :class:`WireCall`, which settles it); else ``None``. Raises
+    :class:`~statek.exceptions.BudgetExceededError`, counted as a refusal: the transport must then
+    send nothing. A fault in the estimate is logged and the call goes on unbudgeted."""
+    job = current_job()
+    if job is None or not job.budgets:
+        return None
+    try:
+        return reserve_request(
+            job,
+            endpoint.provider_key,
+            model,
+            body,
+            pricing_provider=endpoint.pricing_provider,
+            max_output_tokens=max_tokens,
+        )
+    except BudgetExceededError as refused:
+        count_budget_refusal(endpoint.genai_provider_name, model, refused)
+        raise
+    except Exception:  # noqa: BLE001 - a fault in statek's estimate never breaks the call
+        _log.exception("statek could not check a call against its job's budget; it goes unbudgeted")
+        return None
 
 
 # ----------------------------------------------------------------------------- content (opt-in)

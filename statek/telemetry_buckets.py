@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
@@ -38,7 +39,7 @@ class HistogramCell:
     :meth:`add` and :meth:`take` are called under the owning ``Instruments`` lock.
     """
 
-    __slots__ = ("attributes", "boundaries", "counts", "histogram", "max", "min", "sum")
+    __slots__ = ("attributes", "boundaries", "counts", "exemplars", "histogram", "max", "min", "sum")
 
     def __init__(self, histogram: Any, attributes: Mapping[str, str], boundaries: tuple[float, ...]) -> None:
         self.histogram = histogram
@@ -48,27 +49,40 @@ class HistogramCell:
         self.sum: float = 0
         self.min: float = math.inf
         self.max: float = -math.inf
+        self.exemplars: dict[int, tuple[float, int, Any]] | None = None
+        """The latest ``(value, time_ns, span context)`` per bucket given with one, as the SDK's
+        bucket-aligned exemplar reservoir keeps them."""
 
-    def add(self, value: float) -> None:
-        """Add one measurement (non-negative, finite: durations and token counts)."""
+    def add(self, value: float, exemplar: Any = None) -> None:
+        """Add one measurement (non-negative, finite: durations and token counts); ``exemplar``:
+        the sampled span context it may become an exemplar of."""
         counts = self.counts
         if counts is None:
             counts = self.counts = [0] * (len(self.boundaries) + 1)
-        counts[bisect_left(self.boundaries, value)] += 1
+        bucket = bisect_left(self.boundaries, value)
+        counts[bucket] += 1
+        if exemplar is not None:
+            if self.exemplars is None:
+                self.exemplars = {}
+            self.exemplars[bucket] = (value, time.time_ns(), exemplar)
         self.sum += value
         if value < self.min:  # noqa: PLR1730 - a compare is cheaper than min() on the hot path
             self.min = value
         if value > self.max:  # noqa: PLR1730
             self.max = value
 
-    def take(self) -> tuple[list[int], float, float, float] | None:
+    def take(self) -> Delta | None:
         """The delta since the last :meth:`take` (``None`` when empty), and start a new one."""
         counts = self.counts
         if counts is None:
             return None
-        delta = (counts, self.sum, self.min, self.max)
-        self.counts, self.sum, self.min, self.max = None, 0, math.inf, -math.inf
+        delta = (counts, self.sum, self.min, self.max, self.exemplars)
+        self.counts, self.sum, self.min, self.max, self.exemplars = None, 0, math.inf, -math.inf, None
         return delta
+
+
+Delta = tuple[list[int], float, float, float, "dict[int, tuple[float, int, Any]] | None"]
+"""Bucket counts, sum, min, max and exemplars of one cell since the last collection."""
 
 
 # ----------------------------------------------------------------------------- the SDK side
@@ -122,7 +136,7 @@ def _compatible_view(match: Any, histogram: Any, boundaries: tuple[float, ...]) 
     return False
 
 
-def merge(cell: HistogramCell, delta: tuple[list[int], float, float, float]) -> bool:
+def merge(cell: HistogramCell, delta: Delta) -> bool:
     """Add ``delta`` (from :meth:`HistogramCell.take`) to ``cell.histogram``'s aggregation of
     ``cell.attributes`` in every reader storage. False if some aggregation was not the expected
     kind (that storage misses the delta; the caller switches to synchronous recording)."""
@@ -134,7 +148,8 @@ def merge(cell: HistogramCell, delta: tuple[list[int], float, float, float]) -> 
         return True
     from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
 
-    counts, total, low, high = delta
+    counts, total, low, high, exemplars = delta
+    offers = _exemplar_offers(cell, exemplars) if exemplars else ()
     aggregation: Any
     ok = True
     for storage in histogram._measurement_consumer._reader_storages.values():
@@ -160,4 +175,24 @@ def merge(cell: HistogramCell, delta: tuple[list[int], float, float, float]) -> 
                     if aggregation._record_min_max:
                         aggregation._min = min(aggregation._min, low)
                         aggregation._max = max(aggregation._max, high)
+            for measurement, sample in offers:  # as aggregate() does, after the lock
+                aggregation._sample_exemplar(measurement, sample)
     return ok
+
+
+def _exemplar_offers(
+    cell: HistogramCell, exemplars: dict[int, tuple[float, int, Any]]
+) -> list[tuple[Any, bool]]:
+    """The SDK measurements (with the span in their context) a delta's exemplars stand for, each
+    with the meter provider's exemplar-filter verdict, as ``Histogram.record`` would have made them."""
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+    from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+
+    histogram: Any = cell.histogram
+    exemplar_filter = histogram._measurement_consumer._sdk_config.exemplar_filter
+    offers = []
+    for value, time_ns, span_context in exemplars.values():
+        context = set_span_in_context(NonRecordingSpan(span_context))
+        measurement = Measurement(value, time_ns, histogram, context, cell.attributes)
+        offers.append((measurement, exemplar_filter.should_sample(value, time_ns, cell.attributes, context)))
+    return offers

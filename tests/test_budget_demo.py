@@ -26,6 +26,7 @@ def demo_run() -> Iterator[tuple[DemoResult, str, str]]:
         result = DemoRun(jobs=JOBS, concurrency=16, seed=0).run()
         console = Console(record=True, width=400, file=io.StringIO())
         _print_report(console, result, exporters)
+        httpx.get(exporters.metrics_url, timeout=10)  # the first scrape shows each new series at zero
         metrics = httpx.get(exporters.metrics_url, timeout=10).text
     finally:
         exporters.shutdown()

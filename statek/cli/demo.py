@@ -27,6 +27,7 @@ from ..demo.runner import JobOutcome
 from ..demo.session import DemoResult, DemoRun, RealTarget
 from ..demo.traffic import JobFailed
 from ..exceptions import BudgetExceededError, ConfigurationError
+from ..exporters.prometheus import DEFAULT_PORT
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_METRICS_PORT", "REAL_PROVIDER_JOBS", "demo"]
 
@@ -34,8 +35,8 @@ DEFAULT_JOBS = 200
 """Jobs run against the simulator when neither ``--jobs`` nor ``--duration`` is given."""
 REAL_PROVIDER_JOBS = 4
 """Jobs run against a real provider by default: it costs real money."""
-DEFAULT_METRICS_PORT = 9464
-"""The OpenTelemetry Prometheus exporter's customary port (also in dashboards/prometheus.yml)."""
+DEFAULT_METRICS_PORT = DEFAULT_PORT
+"""statek's default ``/metrics`` port (also in dashboards/prometheus.yml); not OpenTelemetry's 9464."""
 _REPORT_WIDTH = 160
 
 
