@@ -353,9 +353,7 @@ async def test_a_failed_call_records_its_error_and_bytes_and_raises_the_same_err
         model(network__io__direction="receive"): error.bytes_received,
     }
     assert captured.values("gen_ai.client.operation.duration").keys() == {
-        frozenset(
-            {**MODEL, **SERVER, "gen_ai.operation.name": "chat", "error.type": "400"}.items()
-        )
+        frozenset({**MODEL, **SERVER, "gen_ai.operation.name": "chat", "error.type": "400"}.items())
     }
     assert captured.values("statek.tokens") == {} and captured.values("gen_ai.client.token.usage") == {}
 
@@ -608,3 +606,15 @@ def test_a_view_over_statek_histograms_makes_calls_record_synchronously(prices: 
 
 def test_noop_meters_are_not_aggregated() -> None:
     assert not inst.Instruments(metrics.NoOpMeterProvider().get_meter("test")).aggregating
+
+
+async def test_the_duration_histogram_keeps_the_calls_span_as_its_exemplar(captured: Captured) -> None:
+    """Merged buckets keep exemplars as the SDK's record would: the latency panel links to a trace."""
+    await call(scripted_api(), "in=10 out=1")
+    (span,) = captured.finished()
+    (point,) = captured.points(inst.OPERATION_DURATION.name).values()
+    (exemplar,) = point.exemplars
+    assert (exemplar.trace_id, exemplar.span_id) == (span.context.trace_id, span.context.span_id)
+    assert point.count == 1 and exemplar.value == point.sum
+    for token_point in captured.points(inst.TOKEN_USAGE.name).values():
+        assert not token_point.exemplars  # token histograms never had exemplars
