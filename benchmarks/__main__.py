@@ -14,7 +14,7 @@ SUITE: tuple[tuple[str, list[str], list[str]], ...] = (
     # (benchmark, quick arguments, full arguments)
     ("overhead", ["--quick"], []),
     ("collector_down", ["--quick"], []),
-    ("pricing", ["--rows", "20000", "--calls", "50000", "--repeat", "3"], []),
+    ("pricing", ["--quick"], []),
 )
 
 
