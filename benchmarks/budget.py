@@ -1,7 +1,7 @@
 """Budget check overhead: what a job's budget adds to each call (estimate, reserve, settle).
 
 The call is ``observe_call`` around a provider step that returns at once (no I/O), with the full
-telemetry stack on (as :mod:`benchmarks.overhead` wires it) and a priced model, made in three kinds
+telemetry stack on (as :mod:`benchmarks._loopback` wires it) and a priced model, made in three kinds
 of job: without a budget; with a USD budget (the common case); and with USD, token, call and
 ``STATEK_MAX_TOKEN_USAGE`` limits, nested in a parent with a USD limit (two ledgers per call, as in
 an application that budgets both a request and its tenant). Limits are never reached. The kinds are
@@ -25,7 +25,8 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.overhead import MODEL, _telemetry_on
+from benchmarks._loopback import MODEL
+from benchmarks._loopback import telemetry_on as _telemetry_on
 
 _PROMPT = "Summarise the attached quarterly report in three bullet points. " * 40
 

@@ -14,8 +14,8 @@ are asynchronous.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +24,11 @@ from typing import Literal
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
+
+from . import telemetry_buckets
+from .telemetry_buckets import HistogramCell
+
+_log = logging.getLogger("statek.telemetry")
 
 __all__ = [
     "BUDGET_REFUSALS",
@@ -34,7 +39,6 @@ __all__ = [
     "DURATION_BUCKETS",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
-    "PENDING_LIMIT",
     "PROMETHEUS_SERIES",
     "REQUESTS",
     "RETRIES",
@@ -43,6 +47,7 @@ __all__ = [
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
     "CounterCell",
+    "HistogramCell",
     "InstrumentSpec",
     "Instruments",
     "by_name",
@@ -83,9 +88,6 @@ INFERENCE_USAGE: tuple[tuple[str, str], ...] = (
 """The main branch's token counters (semantic-conventions-genai, after PR #374) and the
 ``statek.token.type`` each one reads: they are the same cells as ``statek.tokens``, observed under the
 standard names with ``gen_ai.token.modality="text"``, so they cost the call nothing."""
-
-PENDING_LIMIT = 4096
-"""Histogram measurements queued before a call drains the queue itself (see :class:`Instruments`)."""
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 """Values of ``statek.token.type`` on ``statek.tokens``. Not ``gen_ai.token.type``: that standard key
@@ -308,18 +310,20 @@ class Instruments:
     context of the latest sampled span that touched the series, so exemplars hold a real trace id
     (the exemplar's value is the series total at collection, as for any asynchronous counter).
 
-    The histograms stay synchronous (the API has no asynchronous histogram), but a call does not
-    record into them itself: :meth:`record_later` queues the measurement (a deque append) and the
-    queue is drained into the SDK histograms by the counters' collection callback, which the SDK
-    runs before it reads any instrument's storage. So every collection still sees every call that
-    finished before it; the 5-8 µs per SDK ``record`` moves off the caller's path to the reader's
-    thread. The queue is bounded: a call that finds :data:`PENDING_LIMIT` measurements waiting
-    (no reader collecting, e.g. a no-op meter provider) drains it itself.
+    The histograms stay synchronous instruments (the API has no asynchronous histogram), but a call
+    does not record into them itself: it adds to a :class:`~statek.telemetry_buckets.HistogramCell`
+    (statek-owned bucket counts per series, under the same lock), and :meth:`flush_histograms`,
+    run by the counters' collection callback before the SDK reads any storage, merges the deltas
+    into the SDK's aggregations (:mod:`statek.telemetry_buckets`). Every collection sees every call
+    that finished before it; nothing is queued per measurement, so nothing drains on a caller's
+    path. Where the meter provider's histograms cannot be merged into (``aggregating`` is false: a
+    no-op or foreign meter, a view over statek's histograms), calls record synchronously.
     """
 
     def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
         self.lock = threading.Lock()
-        self._pending: deque[tuple[Histogram, float, Mapping[str, str], SpanContext | None]] = deque()
+        self._flush_lock = threading.Lock()
+        self._histogram_cells: list[HistogramCell] = []
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
             unit=TOKEN_USAGE.unit,
@@ -338,6 +342,15 @@ class Instruments:
             description=TIME_TO_FIRST_CHUNK.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
+        self.aggregating = all(
+            telemetry_buckets.mergeable(histogram, boundaries)
+            for histogram, boundaries in (
+                (self.token_usage, TOKEN_BUCKETS),
+                (self.duration, DURATION_BUCKETS),
+                (self.time_to_first_chunk, DURATION_BUCKETS),
+            )
+        )
+        """Whether calls add to :class:`HistogramCell` s (merged at collection) rather than record."""
         self._cells: dict[str, list[CounterCell]] = {}
         for spec, exemplars in (
             (TOKENS, True),
@@ -365,31 +378,38 @@ class Instruments:
                     description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
                 )
 
-    def record_later(
-        self,
-        histogram: Histogram,
-        value: float,
-        attributes: Mapping[str, str],
-        exemplar: SpanContext | None = None,
-    ) -> None:
-        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest.
-        ``exemplar``: the sampled span the measurement may become an exemplar of (latency panels
-        link to its trace)."""
-        pending = self._pending
-        pending.append((histogram, value, attributes, exemplar))
-        if len(pending) >= PENDING_LIMIT:
-            self.flush_histograms()
+    def histogram_cell(self, histogram: Histogram, attributes: Mapping[str, str]) -> HistogramCell:
+        """A new series of ``histogram`` (``token_usage`` or ``duration``). Callers cache it: one cell
+        per attribute set, ever. Add to it under :attr:`lock` when :attr:`aggregating`, else
+        :meth:`record_now`."""
+        boundaries = TOKEN_BUCKETS if histogram is self.token_usage else DURATION_BUCKETS
+        cell = HistogramCell(histogram, attributes, boundaries)
+        with self.lock:
+            self._histogram_cells.append(cell)
+        return cell
+
+    def record_now(self, cell: HistogramCell, value: float, exemplar: SpanContext | None = None) -> None:
+        """Record one measurement of ``cell`` through the SDK at once (when not :attr:`aggregating`);
+        ``exemplar``: the sampled span it may become an exemplar of."""
+        cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
     def flush_histograms(self) -> None:
-        """Record every queued histogram measurement, each exactly once (safe from several threads:
-        ``deque.popleft`` hands each item to one caller)."""
-        pending = self._pending
-        while True:
-            try:
-                histogram, value, attributes, exemplar = pending.popleft()
-            except IndexError:
-                return
-            histogram.record(value, attributes, _exemplar_context(exemplar))
+        """Merge every histogram cell's delta into the SDK, each measurement exactly once. The deltas
+        are taken under :attr:`lock` and merged outside it, so calls are not held up; a second
+        reader collecting meanwhile waits for the merge, so it sees those measurements too."""
+        with self._flush_lock:
+            with self.lock:
+                deltas = [
+                    (cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None
+                ]
+            for cell, delta in deltas:
+                if not telemetry_buckets.merge(cell, delta) and self.aggregating:
+                    self.aggregating = False
+                    _log.warning(
+                        "statek: a metric reader or view changed the aggregation of %s; statek's "
+                        "histograms are recorded synchronously from now on",
+                        cell.histogram.name,
+                    )
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0

@@ -20,9 +20,10 @@ only when content capture is switched on. Only the OpenTelemetry *API* is used: 
 global tracer and meter providers; :func:`configure_telemetry` injects others (tests inject SDK
 providers with in-memory exporters, :func:`statek.instrument` its own).
 
-The hot path is budgeted at 50 µs: attribute dicts, span names and counter cells are built once per
-(provider, model, job labels) in a :class:`_Series`, counters are cells bumped under one lock, and
-histogram measurements are queued for the next collection (see :class:`statek.instruments.Instruments`).
+The hot path is budgeted at 50 µs: attribute dicts, span names, counter cells and histogram cells are
+built once per (provider, model, job labels) in a :class:`_Series`, and a call bumps its counters and
+adds its histogram values to statek-owned buckets under one lock; a collection merges the buckets
+into the SDK (see :class:`statek.instruments.Instruments` and :mod:`statek.telemetry_buckets`).
 """
 
 from __future__ import annotations
@@ -176,8 +177,10 @@ class _Series:
         "base",
         "cost",
         "drift",
-        "duration_attrs",
+        "error_durations",
         "error_requests",
+        "first_chunk",
+        "histograms",
         "instruments",
         "lock",
         "ok_requests",
@@ -188,7 +191,6 @@ class _Series:
         "server",
         "span_attrs",
         "span_name",
-        "token_attrs",
         "tokens",
     )
 
@@ -231,37 +233,67 @@ class _Series:
         self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
         self.error_requests: dict[str, inst.CounterCell] = {}
         self.retries: dict[str, inst.CounterCell] = {}
-        self.token_attrs: dict[str | None, tuple[dict[str, str], dict[str, str], dict[str, str]]] = {}
-        self.duration_attrs: dict[tuple[str | None, str], dict[str, str]] = {}
+        self.histograms: dict[
+            str | None, tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]
+        ] = {}
+        self.error_durations: dict[str, inst.HistogramCell] = {}
+        self.first_chunk: inst.HistogramCell | None = None
 
-    def histogram_attrs(
+    def histogram_cells(
         self, response_model: str | None
-    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
-        """(input tokens, output tokens, duration) attributes of a successful call."""
-        attrs = self.token_attrs.get(response_model)
-        if attrs is None:
-            common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
-            if response_model:
-                common[inst.GEN_AI_RESPONSE_MODEL] = response_model
-            attrs = (
-                {**common, inst.GEN_AI_TOKEN_TYPE: "input"},
-                {**common, inst.GEN_AI_TOKEN_TYPE: "output"},
-                common,
-            )
-            self.token_attrs[response_model] = attrs
-        return attrs
+    ) -> tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]:
+        """(input tokens, output tokens, duration) histogram series of a successful call."""
+        cells = self.histograms.get(response_model)
+        if cells is None:
+            with self.lock:  # two cells with one attribute set would be merged twice
+                cells = self.histograms.get(response_model)
+                if cells is None:
+                    common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
+                    if response_model:
+                        common[inst.GEN_AI_RESPONSE_MODEL] = response_model
+                    instruments = self.instruments
+                    cells = self.histograms[response_model] = (
+                        instruments.histogram_cell(
+                            instruments.token_usage, {**common, inst.GEN_AI_TOKEN_TYPE: "input"}
+                        ),
+                        instruments.histogram_cell(
+                            instruments.token_usage, {**common, inst.GEN_AI_TOKEN_TYPE: "output"}
+                        ),
+                        instruments.histogram_cell(instruments.duration, common),
+                    )
+        return cells
 
-    def error_duration_attrs(self, error_type: str) -> dict[str, str]:
-        attrs = self.duration_attrs.get((None, error_type))
-        if attrs is None:
-            attrs = {
-                inst.GEN_AI_OPERATION_NAME: self.operation,
-                **self.base,
-                **self.server,
-                inst.ERROR_TYPE: error_type,
-            }
-            self.duration_attrs[(None, error_type)] = attrs
-        return attrs
+    def first_chunk_cell(self) -> inst.HistogramCell:
+        """The time-to-first-chunk series (the duration's attributes without a response model)."""
+        cell = self.first_chunk
+        if cell is None:
+            with self.lock:
+                cell = self.first_chunk
+                if cell is None:
+                    attributes = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
+                    instruments = self.instruments
+                    cell = self.first_chunk = instruments.histogram_cell(
+                        instruments.time_to_first_chunk, attributes
+                    )
+        return cell
+
+    def error_duration_cell(self, error_type: str) -> inst.HistogramCell:
+        cell = self.error_durations.get(error_type)
+        if cell is None:
+            with self.lock:
+                cell = self.error_durations.get(error_type)
+                if cell is None:
+                    attributes = {
+                        inst.GEN_AI_OPERATION_NAME: self.operation,
+                        **self.base,
+                        **self.server,
+                        inst.ERROR_TYPE: error_type,
+                    }
+                    instruments = self.instruments
+                    cell = self.error_durations[error_type] = instruments.histogram_cell(
+                        instruments.duration, attributes
+                    )
+        return cell
 
     def error_cell(self, error_type: str) -> inst.CounterCell:
         return self._keyed(
@@ -428,7 +460,10 @@ class _Invocation:
             if exemplar is not None and not exemplar.trace_flags.sampled:
                 exemplar = None
             tokens, cost = series.tokens, series.cost[status]
-            with series.instruments.lock:
+            in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
+            instruments = series.instruments
+            aggregating = instruments.aggregating
+            with instruments.lock:
                 _bump(tokens["input"], stats.input_tokens, exemplar)
                 _bump(tokens["output"], stats.output_tokens, exemplar)
                 if stats.cached_tokens:
@@ -444,25 +479,20 @@ class _Invocation:
                     series.drift.value += 1
                 series.sent.value += stats.total_bytes_sent
                 series.received.value += stats.total_bytes_received
+                if aggregating:
+                    duration_cell.add(self.duration, exemplar)
+                    in_cell.add(stats.input_tokens)
+                    out_cell.add(stats.output_tokens)
+            if not aggregating:
+                instruments.record_now(duration_cell, self.duration, exemplar)
+                instruments.record_now(in_cell, stats.input_tokens)
+                instruments.record_now(out_cell, stats.output_tokens)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not count the call")
         self._close(stats, response, priced)
 
     def _close(self, stats: CallDetail, response: LLM_Response, priced: CallCost | None = None) -> None:
-        series, span = self.series, self.span
-        if series is None:
-            return
-        try:
-            in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
-            instruments = series.instruments
-            exemplar = span.get_span_context() if span is not None else None
-            if exemplar is not None and not exemplar.trace_flags.sampled:
-                exemplar = None
-            instruments.record_later(instruments.duration, self.duration, duration_attrs, exemplar)
-            instruments.record_later(instruments.token_usage, stats.input_tokens, in_attrs)
-            instruments.record_later(instruments.token_usage, stats.output_tokens, out_attrs)
-        except Exception:  # noqa: BLE001
-            _log.exception("statek telemetry could not record the call's histograms")
+        span = self.span
         if span is None:
             return
         try:
@@ -531,14 +561,17 @@ class _Invocation:
         try:
             if series is not None:
                 instruments = series.instruments
-                instruments.record_later(
-                    instruments.duration, duration, series.error_duration_attrs(error_type)
-                )
+                duration_cell = series.error_duration_cell(error_type)
                 cell = series.error_cell(error_type)
-                with series.instruments.lock:
+                aggregating = instruments.aggregating
+                with instruments.lock:
                     cell.value += 1
                     series.sent.value += sent
                     series.received.value += received
+                    if aggregating:
+                        duration_cell.add(duration)
+                if not aggregating:
+                    instruments.record_now(duration_cell, duration)
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not record the failed call's metrics")
         if span is None:
@@ -599,7 +632,7 @@ async def observe_call(
     except BaseException as exc:
         invocation.fail(exc)
         if job is not None:
-            _record_failure_in_jobs(job, api.provider_key, params.model, exc)
+            _record_failure_in_jobs(job, api.provider_key, params.model, exc, invocation.span)
         if reservation is not None:
             _settle_failure(reservation, exc)
         raise
@@ -607,7 +640,7 @@ async def observe_call(
         response = LLM_Response(*response)
     stats, cost = _price(api, params, response.detail, invocation.started_wall)
     if job is not None:
-        _record_in_jobs(job, api.provider_key, params.model, stats, cost.table_amount)
+        _record_in_jobs(job, api.provider_key, params.model, stats, invocation.span, cost.table_amount)
     if reservation is not None:
         try:
             reservation.settle(
@@ -714,25 +747,39 @@ def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDe
 
 
 def _record_in_jobs(
-    job: Job, provider: str, model: str, stats: CallDetail, table_cost: Decimal | None = None
+    job: Job,
+    provider: str,
+    model: str,
+    stats: CallDetail,
+    span: Span | None,
+    table_cost: Decimal | None = None,
 ) -> None:
+    context = span.get_span_context() if span is not None else None
     for each in job.lineage:
         try:
             each.usage.record(provider, model, stats, table_cost=table_cost)
+            each.note_call_span(context)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a call to job %r", each.job_id)
 
 
 def _record_failure_in_jobs(
-    job: Job, provider: str, model: str, exc: BaseException, wire_bytes: tuple[int, int] | None = None
+    job: Job,
+    provider: str,
+    model: str,
+    exc: BaseException,
+    span: Span | None,
+    wire_bytes: tuple[int, int] | None = None,
 ) -> None:
     if wire_bytes is not None:
         sent, received = wire_bytes
     else:
         sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+    context = span.get_span_context() if span is not None else None
     for each in job.lineage:
         try:
             each.usage.record_failure(provider, model, sent, received)
+            each.note_call_span(context)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a failed call to job %r", each.job_id)
 
@@ -751,8 +798,12 @@ def _record_first_chunk(invocation: _Invocation, seconds: float) -> None:
     try:
         series, span = invocation.series, invocation.span
         if series is not None:
-            attrs = series.histogram_attrs(None)[2]
-            series.instruments.record_later(series.instruments.time_to_first_chunk, seconds, attrs)
+            cell, instruments = series.first_chunk_cell(), series.instruments
+            if instruments.aggregating:
+                with instruments.lock:
+                    cell.add(seconds)
+            else:
+                instruments.record_now(cell, seconds)
         if span is not None:
             span.set_attribute("statek.time_to_first_chunk_s", seconds)
             span.add_event("statek.first_chunk", {"statek.time_to_first_chunk_s": seconds})
@@ -834,7 +885,9 @@ class WireCall:
         endpoint, invocation = self._endpoint, self._invocation
         detail, cost = _price_as(endpoint.pricing_provider, self._model, detail, invocation.started_wall)
         if invocation.job is not None:
-            _record_in_jobs(invocation.job, endpoint.provider_key, self._model, detail, cost.table_amount)
+            _record_in_jobs(
+                invocation.job, endpoint.provider_key, self._model, detail, invocation.span, cost.table_amount
+            )
         if self._reservation is not None:
             try:
                 self._reservation.settle(
@@ -856,7 +909,12 @@ class WireCall:
         invocation.fail(error, error_type, (sent, received))
         if invocation.job is not None:
             _record_failure_in_jobs(
-                invocation.job, self._endpoint.provider_key, self._model, error, (sent, received)
+                invocation.job,
+                self._endpoint.provider_key,
+                self._model,
+                error,
+                invocation.span,
+                (sent, received),
             )
         if self._reservation is not None:
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -106,9 +107,11 @@ def test_jobs_in_concurrent_threads_stay_apart(captured: Captured) -> None:
     }
 
 
-async def test_the_job_span_parents_its_calls_and_ends_with_the_totals(captured: Captured) -> None:
+async def test_a_job_asked_for_its_span_parents_its_calls_and_ends_with_the_totals(
+    captured: Captured,
+) -> None:
     api = scripted_api()
-    async with Job("job-7", attributes={"feature": "summaries"}):
+    async with Job("job-7", attributes={"feature": "summaries"}, span=True):
         first = await call(api, "in=100 out=10 cached=40")
         second = await call(api, "in=5 out=1 cost=0.5", model="reported")
 
@@ -133,6 +136,61 @@ async def test_the_job_span_parents_its_calls_and_ends_with_the_totals(captured:
         "statek.job.bytes_received": sum(s.total_bytes_received for s in stats),
         "statek.job.cost.usd": pytest.approx(float(expected_cost(100, 10, 40) + Decimal("0.5"))),
     }
+
+
+async def test_a_job_with_one_call_costs_no_span_but_its_call_carries_the_job_id(captured: Captured) -> None:
+    async with Job("request-1") as job:
+        await call(scripted_api(), "in=10 out=1")
+    (span,) = captured.finished()
+    assert span.name.startswith("chat ") and span.attributes["statek.job.id"] == "request-1"
+    assert span.parent is None and job.usage.calls == 1
+
+
+async def test_a_job_that_earns_a_span_gets_it_at_its_end_linked_to_its_calls(captured: Captured) -> None:
+    """More than one call (here one in a child job, one failed): a span from the job's entry to its
+    end, with the totals, linking every call; the calls are not its children (it did not exist)."""
+    from statek.exceptions import ProviderHTTPError
+
+    api = scripted_api()
+    entered = time.time_ns()
+    async with Job("batch", attributes={"feature": "summaries"}):
+        async with Job("step"):
+            await call(api, "in=100 out=10")
+        with pytest.raises(ProviderHTTPError):
+            await call(api, "in=1 out=1 fail=400")
+    (job_span,) = captured.finished("job batch")
+    assert not captured.finished("job step")  # one call: not earned
+    calls = [s for s in captured.finished() if s.name.startswith("chat ")]
+    assert len(calls) == 2 and all(s.parent is None for s in calls)
+    assert {link.context.span_id for link in job_span.links} == {s.context.span_id for s in calls}
+    assert entered <= job_span.start_time <= min(s.start_time for s in calls)
+    assert job_span.end_time >= max(s.end_time for s in calls)
+    assert (
+        job_span.attributes["statek.job.calls"] == 1 and job_span.attributes["statek.job.failed_calls"] == 1
+    )
+    assert job_span.attributes["statek.job.feature"] == "summaries"
+
+
+async def test_a_job_links_at_most_max_call_links_calls(captured: Captured) -> None:
+    from statek.executors.job import MAX_CALL_LINKS
+
+    api = scripted_api()
+    async with Job("long"):
+        for _ in range(MAX_CALL_LINKS + 3):
+            await call(api, "in=1 out=1")
+    (job_span,) = captured.finished("job long")
+    assert len(job_span.links) == MAX_CALL_LINKS
+    assert job_span.attributes["statek.job.calls"] == MAX_CALL_LINKS + 3
+
+
+async def test_a_job_told_not_to_never_makes_a_span(captured: Captured) -> None:
+    api = scripted_api()
+    with pytest.raises(KeyError):
+        async with Job("quiet", span=False):
+            await call(api, "in=1 out=1")
+            await call(api, "in=1 out=1")
+            raise KeyError("missing")
+    assert not captured.finished("job quiet") and len(captured.finished()) == 2
 
 
 def test_an_error_in_the_job_body_marks_the_job_span_and_propagates(captured: Captured) -> None:

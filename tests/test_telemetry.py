@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
@@ -351,9 +353,7 @@ async def test_a_failed_call_records_its_error_and_bytes_and_raises_the_same_err
         model(network__io__direction="receive"): error.bytes_received,
     }
     assert captured.values("gen_ai.client.operation.duration").keys() == {
-        frozenset(
-            {**MODEL, **SERVER, "gen_ai.operation.name": "chat", "error.type": "400"}.items()
-        )
+        frozenset({**MODEL, **SERVER, "gen_ai.operation.name": "chat", "error.type": "400"}.items())
     }
     assert captured.values("statek.tokens") == {} and captured.values("gen_ai.client.token.usage") == {}
 
@@ -485,27 +485,136 @@ def _histogram_count(reader: Any, name: str) -> int:
     )
 
 
-def test_queued_histogram_measurements_reach_every_collection_exactly_once() -> None:
+def _histogram_points(reader: Any, name: str) -> dict[frozenset[Any], Any]:
+    data = reader.get_metrics_data()
+    return {
+        frozenset(point.attributes.items()): point
+        for resource in (data.resource_metrics if data else ())
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    }
+
+
+def _bucket_instruments(*readers: Any) -> inst.Instruments:
     from opentelemetry.sdk.metrics import MeterProvider
+
+    return inst.Instruments(MeterProvider(metric_readers=list(readers)).get_meter("test"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.integers(min_value=0, max_value=10**9), max_size=30), min_size=1, max_size=5)
+)
+def test_statek_buckets_equal_the_sdks_own_histogram_for_every_reader(batches: list[list[int]]) -> None:
+    """Token counts added to statek's cells and collected between batches give, for a cumulative
+    and a delta reader alike, exactly the data points the SDK's own per-measurement record gives."""
+    from opentelemetry.sdk.metrics import Histogram as SdkHistogram
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+
+    def delta_reader() -> InMemoryMetricReader:
+        return InMemoryMetricReader(preferred_temporality={SdkHistogram: AggregationTemporality.DELTA})
+
+    cumulative, delta = InMemoryMetricReader(), delta_reader()
+    instruments = _bucket_instruments(cumulative, delta)
+    assert instruments.aggregating
+    ref_cumulative, ref_delta = InMemoryMetricReader(), delta_reader()
+    reference = (
+        MeterProvider(metric_readers=[ref_cumulative, ref_delta])
+        .get_meter("ref")
+        .create_histogram(inst.TOKEN_USAGE.name, explicit_bucket_boundaries_advisory=list(inst.TOKEN_BUCKETS))
+    )
+    attributes = {"gen_ai.request.model": "m", "gen_ai.token.type": "input"}
+    cell = instruments.histogram_cell(instruments.token_usage, attributes)
+    for batch in batches:
+        for value in batch:
+            with instruments.lock:
+                cell.add(value)
+            reference.record(value, attributes)
+        for ours, theirs in ((cumulative, ref_cumulative), (delta, ref_delta)):
+            got = _histogram_points(ours, inst.TOKEN_USAGE.name)
+            want = _histogram_points(theirs, inst.TOKEN_USAGE.name)
+            assert got.keys() == want.keys()
+            for key, point in want.items():
+                mine = got[key]
+                assert (mine.count, mine.sum, mine.min, mine.max) == (
+                    point.count,
+                    point.sum,
+                    point.min,
+                    point.max,
+                )
+                assert list(mine.bucket_counts) == list(point.bucket_counts)
+                assert list(mine.explicit_bounds) == list(point.explicit_bounds)
+
+
+def test_nothing_queues_per_measurement_when_nothing_collects() -> None:
+    """The old queue drained 4,096 records inline on some caller; a cell is a fixed set of buckets."""
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     reader = InMemoryMetricReader()
-    instruments = inst.Instruments(MeterProvider(metric_readers=[reader]).get_meter("test"))
-    for n in range(10):
-        instruments.record_later(instruments.duration, n / 10, {"gen_ai.request.model": "m"})
-    assert _histogram_count(reader, inst.OPERATION_DURATION.name) == 10
-    assert _histogram_count(reader, inst.OPERATION_DURATION.name) == 10  # cumulative, not re-added
-    instruments.record_later(instruments.duration, 1.0, {"gen_ai.request.model": "m"})
-    assert _histogram_count(reader, inst.OPERATION_DURATION.name) == 11
+    instruments = _bucket_instruments(reader)
+    cell = instruments.histogram_cell(instruments.duration, {"gen_ai.request.model": "m"})
+    for n in range(50_000):
+        with instruments.lock:
+            cell.add((n % 100) / 10)
+        assert cell.counts is not None and len(cell.counts) == len(inst.DURATION_BUCKETS) + 1
+    (point,) = _histogram_points(reader, inst.OPERATION_DURATION.name).values()
+    assert point.count == 50_000 and point.min == 0 and point.max == 9.9
+    assert point.sum == pytest.approx(sum((n % 100) / 10 for n in range(50_000)), rel=1e-12)
+    assert (
+        _histogram_points(reader, inst.OPERATION_DURATION.name)[frozenset(point.attributes.items())].count
+        == 50_000
+    )
 
 
-def test_the_histogram_queue_is_bounded_when_nothing_collects() -> None:
+def test_a_view_over_statek_histograms_makes_calls_record_synchronously(prices: Any) -> None:
+    """A view that changes the aggregation cannot be merged into: every value goes through the SDK."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
 
     reader = InMemoryMetricReader()
-    instruments = inst.Instruments(MeterProvider(metric_readers=[reader]).get_meter("test"))
-    for _ in range(inst.PENDING_LIMIT * 3):
-        instruments.record_later(instruments.token_usage, 7, {"gen_ai.token.type": "input"})
-    assert len(instruments._pending) < inst.PENDING_LIMIT
-    assert _histogram_count(reader, inst.TOKEN_USAGE.name) == inst.PENDING_LIMIT * 3
+    provider = MeterProvider(
+        metric_readers=[reader],
+        views=[
+            View(
+                instrument_name=inst.OPERATION_DURATION.name,
+                aggregation=ExponentialBucketHistogramAggregation(),
+            )
+        ],
+    )
+    instruments = inst.Instruments(provider.get_meter("test"))
+    assert not instruments.aggregating
+    configure_telemetry(tracer_provider=trace.NoOpTracerProvider(), meter_provider=provider)
+    try:
+        import asyncio
+
+        for n in (1, 2, 3):
+            asyncio.run(call(scripted_api(), f"in={n} out=1"))
+    finally:
+        configure_telemetry()
+    durations = _histogram_points(reader, inst.OPERATION_DURATION.name)
+    tokens = _histogram_points(reader, inst.TOKEN_USAGE.name)
+    assert sum(p.count for p in durations.values()) == 3
+    assert sorted((p.attributes["gen_ai.token.type"], p.sum) for p in tokens.values()) == [
+        ("input", 6),
+        ("output", 3),
+    ]
+
+
+def test_noop_meters_are_not_aggregated() -> None:
+    assert not inst.Instruments(metrics.NoOpMeterProvider().get_meter("test")).aggregating
+
+
+async def test_the_duration_histogram_keeps_the_calls_span_as_its_exemplar(captured: Captured) -> None:
+    """Merged buckets keep exemplars as the SDK's record would: the latency panel links to a trace."""
+    await call(scripted_api(), "in=10 out=1")
+    (span,) = captured.finished()
+    (point,) = captured.points(inst.OPERATION_DURATION.name).values()
+    (exemplar,) = point.exemplars
+    assert (exemplar.trace_id, exemplar.span_id) == (span.context.trace_id, span.context.span_id)
+    assert point.count == 1 and exemplar.value == point.sum
+    for token_point in captured.points(inst.TOKEN_USAGE.name).values():
+        assert not token_point.exemplars  # token histograms never had exemplars

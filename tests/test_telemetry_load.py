@@ -109,3 +109,52 @@ async def test_a_thousand_concurrent_calls_add_up_exactly(captured: Captured) ->
     assert sum(c for c, _ in captured.values("gen_ai.client.token.usage").values()) == 2 * 900
     spans = Counter(s.name.split()[0] for s in captured.finished())
     assert spans == {"chat": 1000, "job": TASKS + 1}
+
+
+async def test_histograms_stay_exact_while_readers_collect_during_the_calls(captured: Captured) -> None:
+    """A reader thread collects over and over while 1,000 calls run on the loop: every collection
+    is a consistent cumulative state, and the last one holds every call exactly once."""
+    import threading
+
+    api = scripted_api()
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def collect() -> None:
+        while not stop.is_set():
+            data = captured.reader.get_metrics_data()  # None until the first call is recorded
+            seen.append(
+                sum(
+                    point.count
+                    for rm in (data.resource_metrics if data else ())
+                    for sm in rm.scope_metrics
+                    for metric in sm.metrics
+                    if metric.name == "gen_ai.client.operation.duration"
+                    for point in metric.data.data_points
+                )
+            )
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    try:
+
+        async def worker(task: int) -> None:
+            for i in range(CALLS_PER_TASK):
+                await call(api, f"in={task * 100 + i} out=1")
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(worker(t) for t in range(TASKS)))
+    finally:
+        stop.set()
+        collector.join()
+
+    assert len(seen) > 1 and seen == sorted(seen)  # cumulative: never loses what it showed
+    assert len(set(seen)) > 2 and max(seen) <= TASKS * CALLS_PER_TASK  # some collections mid-run
+    usage = captured.values("gen_ai.client.token.usage")
+    inputs = [value for key, value in usage.items() if dict(key)["gen_ai.token.type"] == "input"]
+    assert sum(count for count, _ in inputs) == TASKS * CALLS_PER_TASK
+    assert sum(total for _, total in inputs) == sum(
+        t * 100 + i for t in range(TASKS) for i in range(CALLS_PER_TASK)
+    )
+    durations = captured.values("gen_ai.client.operation.duration")
+    assert sum(count for count, _ in durations.values()) == TASKS * CALLS_PER_TASK

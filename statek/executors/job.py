@@ -19,11 +19,21 @@ any ancestor's, raises :class:`~statek.exceptions.BudgetExceededError` before it
 The job id goes on spans only (``statek.job.id`` on each call span and on the job's own span, which
 ends with the job's totals). It is never a metric label; a job's attributes become metric labels
 only for the keys allow-listed with ``configure_telemetry(job_label_keys=...)``.
+
+A job's own span is not free (about 20 µs, and one more object per call for the garbage collector),
+so by default a job gets one only when it earns it: when it held more than one call (its own or its
+child jobs') or its body raised. That span is made when the job ends, starts at the time the job
+was entered, and links to the spans of the job's calls (up to :data:`MAX_CALL_LINKS`); a job per
+request with one call costs no span. ``Job(..., span=True)`` asks for the span from entry, current
+while the job runs, so the calls' spans are its children; so does a job with a budget (its
+refusals are events on that span, its totals say what the budget left); ``span=False`` never
+makes one.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
@@ -36,7 +46,10 @@ from .llm_usage import LLM_Usage
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["Job", "current_job"]
+__all__ = ["MAX_CALL_LINKS", "Job", "current_job"]
+
+MAX_CALL_LINKS = 64
+"""Links from a job's span (made at its end) to its calls' spans; later calls are not linked."""
 
 _log = logging.getLogger("statek.telemetry")
 _current: ContextVar[Job | None] = ContextVar("statek_job", default=None)
@@ -52,12 +65,19 @@ class Job:
 
     ``attributes`` are small string labels (tenant, feature, ...). ``budget`` limits what the job
     and its children may spend (default: :meth:`Budget.from_env`; ``Budget()`` for none); its
-    ledger is :attr:`budget` (also ``usage.budget``), ``None`` when nothing is limited. A job is
-    entered once, with ``with`` or ``async with``; entering it again raises :class:`ConfigurationError`.
+    ledger is :attr:`budget` (also ``usage.budget``), ``None`` when nothing is limited. ``span``:
+    ``None`` (default) a span only if the job earns one (always with a budget), ``True`` always
+    (parenting the calls), ``False`` never (see the module docstring). A job is entered once, with ``with`` or
+    ``async with``; entering it again raises :class:`ConfigurationError`.
     """
 
     def __init__(
-        self, job_id: str, *, attributes: Mapping[str, str] | None = None, budget: Budget | None = None
+        self,
+        job_id: str,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        budget: Budget | None = None,
+        span: bool | None = None,
     ) -> None:
         if not isinstance(job_id, str) or not job_id.strip():
             raise ConfigurationError(f"a Job needs a non-empty string id, not {job_id!r}")
@@ -75,8 +95,11 @@ class Job:
         self.attributes: Mapping[str, str] = MappingProxyType(dict(self._own))
         self._entered = False
         self._token: Token[Job | None] | None = None
+        self._span_mode = True if span is None and self.budget is not None else span
         self._span: Any = None
         self._span_token: object = None
+        self._entered_ns = 0
+        self._call_spans: list[Any] | None = None
 
     def __repr__(self) -> str:
         return f"Job({self.job_id!r}, calls={self.usage.calls}, cost={self.usage.total_cost})"
@@ -94,7 +117,10 @@ class Job:
             self.lineage = (self, *parent.lineage)
             self.attributes = MappingProxyType({**parent.attributes, **self._own})
             self.budgets = ledgers_of(self)
-        self._start_span()
+        if self._span_mode:
+            self._start_span()
+        elif self._span_mode is None:
+            self._entered_ns = time.time_ns()
         self._token = _current.set(self)
         return self
 
@@ -107,6 +133,10 @@ class Job:
             except ValueError:  # exited in another context than it was entered in
                 _current.set(self.parent)
             self._token = None
+        if self._span_mode is None:
+            usage = self.usage
+            if usage.calls + usage.failed_calls > 1 or exc is not None:
+                self._start_span(self._entered_ns)
         self._end_span(exc)
 
     async def __aenter__(self) -> Self:
@@ -118,7 +148,19 @@ class Job:
         self.__exit__(exc_type, exc, tb)
 
     # ----------------------------------------------------------------- the job span
-    def _start_span(self) -> None:
+    def note_call_span(self, span_context: Any) -> None:
+        """Remember a call's span context, for the links of a span made at the job's end."""
+        if self._span_mode is not None or span_context is None:
+            return
+        spans = self._call_spans
+        if spans is None:
+            spans = self._call_spans = []
+        if len(spans) < MAX_CALL_LINKS:
+            spans.append(span_context)
+
+    def _start_span(self, started_ns: int | None = None) -> None:
+        """Open the job span: current from now on (``started_ns`` None), or backdated to the job's
+        entry and linked to its calls (made at the end; not made current)."""
         try:
             from opentelemetry import context, trace
 
@@ -126,8 +168,15 @@ class Job:
 
             attributes = {"statek.job.id": self.job_id}
             attributes.update({f"statek.job.{k}": v for k, v in self.attributes.items() if k != "id"})
-            self._span = telemetry_config().tracer.start_span(f"job {self.job_id}", attributes=attributes)
-            self._span_token = context.attach(trace.set_span_in_context(self._span))
+            tracer = telemetry_config().tracer
+            if started_ns is None:
+                self._span = tracer.start_span(f"job {self.job_id}", attributes=attributes)
+                self._span_token = context.attach(trace.set_span_in_context(self._span))
+                return
+            links = [trace.Link(each) for each in self._call_spans or ()]
+            self._span = tracer.start_span(
+                f"job {self.job_id}", attributes=attributes, links=links, start_time=started_ns
+            )
         except Exception:  # noqa: BLE001 - telemetry never breaks the job
             _log.exception("statek could not start the span of job %r", self.job_id)
 

@@ -587,7 +587,7 @@ async def run_mixed_traffic(
     }
     calls: list[tuple[str, str, LLM_Response]] = []
     errors: list[tuple[str, str, ProviderError]] = []
-    async with Job(job_id) as job:
+    async with Job(job_id, span=True) as job:  # its calls' spans are children of the job span
         for name, model in plan:
             api = apis[name]
             try:

@@ -1,0 +1,185 @@
+"""What the call benchmarks share: the loopback chat-completions server, the telemetry stack,
+the raw-httpx baselines and percentile helpers.
+
+The server runs in a child process (so its CPU does not share our GIL) and answers every
+``POST /v1/chat/completions`` with a fixed chat-completions body with usage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = [
+    "MODEL",
+    "LoopbackServer",
+    "RawClient",
+    "percentile",
+    "telemetry_on",
+]
+
+_SERVER = r"""
+import asyncio, os, sys
+BODY = (b'{"id":"chatcmpl-1","object":"chat.completion","model":"bench-model-2025",'
+        b'"choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":1200,"completion_tokens":3,"total_tokens":1203,'
+        b'"prompt_tokens_details":{"cached_tokens":1024}}}')
+RESP = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            writer.write(RESP)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+async def main():
+    loop = asyncio.get_running_loop()
+    # exit when the benchmark goes away, even if it was killed: our stdin is its pipe
+    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read() or os._exit(0))
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=2048)
+    print("ready", flush=True)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+MODEL = "bench-model"
+SYSTEM = "Be concise."
+QUESTION = "What is the capital of France?"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LoopbackServer:
+    """The fixed-answer chat-completions server in a child process, stopped by PID."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1/chat/completions"
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> Self:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("loopback server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+
+
+def telemetry_on() -> None:
+    """SDK providers as ``statek.instrument`` wires them, with exporters that discard (no network):
+    a ``BatchSpanProcessor``, the Prometheus reader and the OTLP metric push sharing it (every 5 s)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from prometheus_client import CollectorRegistry
+
+    from statek.exporters import PrometheusExporter
+    from statek.exporters.otlp import MetricPusher
+    from statek.model_pricing import set_model_pricing
+    from statek.telemetry import configure_telemetry
+
+    class Discard(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    class DiscardMetrics(MetricExporter):
+        def export(
+            self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any
+        ) -> MetricExportResult:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+            pass
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+    prometheus = PrometheusExporter(registry=CollectorRegistry())
+    meter_provider = MeterProvider(metric_readers=[prometheus.reader])
+    MetricPusher(prometheus.reader, DiscardMetrics(), interval=5.0)
+    configure_telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    set_model_pricing("OPENAI", MODEL, "0.15", "0.60", "0.075")
+
+
+class RawClient:
+    """Raw httpx posting the body statek would send, and parsing the JSON answer.
+
+    ``sharded=True`` uses statek's own pool layout (:class:`statek._http.ClientPool`: 16 clients of
+    16 connections, used in turn); ``False`` one ``httpx.AsyncClient`` with 256 connections, the
+    usual single-client setup (for reference: httpcore's pool scan slows it under concurrency).
+    """
+
+    def __init__(self, url: str, body: bytes, *, sharded: bool) -> None:
+        from statek._http import ClientPool
+
+        self.url = url
+        self.body = body
+        self.headers = {"content-type": "application/json", "authorization": "Bearer bench-key"}
+        self._pool = ClientPool() if sharded else None
+        self._single: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._pool is not None:
+            return self._pool.get()
+        if self._single is None:
+            self._single = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=256), timeout=60.0
+            )
+        return self._single
+
+    async def call(self) -> Any:
+        response = await self._client().post(self.url, content=self.body, headers=self.headers)
+        response.raise_for_status()
+        return json.loads(response.content)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+        if self._single is not None:
+            await self._single.aclose()
+            self._single = None
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``samples``, nearest rank (so 1.0 is the maximum)."""
+    ordered = sorted(samples)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
