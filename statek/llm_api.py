@@ -28,6 +28,7 @@ from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
+from .secrets import scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
@@ -169,7 +170,8 @@ class LLM_API(ABC):
         self._clients = ClientPool(http_client, timeout)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(provider={self.provider_key!r}, url={self.settings.api_url!r}, model={self.model!r})"
+        url = self.settings.api_url
+        return scrub(f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})")
 
     # ----------------------------------------------------------------- public contract
     def preview_request(

@@ -17,6 +17,7 @@ statek's and are not made global unless ``set_global=True``; an application with
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
+from ..secrets import register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
 from . import otlp
 from .prometheus import PrometheusExporter
@@ -41,7 +43,7 @@ _lock = threading.Lock()
 _active: Instrumentation | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Instrumentation:
     """What :func:`instrument` set up. ``prometheus_port`` is the bound port of the standalone
     ``/metrics`` server (``None`` without one); mount ``prometheus.wsgi_app()`` / ``asgi_app()``
@@ -55,6 +57,13 @@ class Instrumentation:
     owns_tracer_provider: bool = False
     metric_pusher: otlp.MetricPusher | None = None
     closed: bool = field(default=False)
+
+    def __repr__(self) -> str:
+        # arguments holds the OTLP headers, usually a collector credential: shown scrubbed.
+        return scrub(
+            f"Instrumentation(arguments={dict(self.arguments)!r}, prometheus_port={self.prometheus_port!r}, "
+            f"otlp_metrics={self.metric_pusher is not None!r}, closed={self.closed!r})"
+        )
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and stop everything this instrumentation started; later calls do nothing.
@@ -139,6 +148,7 @@ def instrument(
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
     """
     label_keys = tuple(job_label_keys)
+    _register_credentials(otlp_endpoint, otlp_headers)
     arguments = {
         "service_name": service_name,
         "prometheus_port": prometheus_port,
@@ -219,6 +229,22 @@ def instrument(
             arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher
         )
         return _active
+
+
+def _register_credentials(endpoint: str | None, headers: Mapping[str, str] | None) -> None:
+    """Tell :mod:`statek.secrets` the collector credentials, so nothing statek prints shows them."""
+    register_headers(headers)
+    register_url(endpoint)
+    for name in _OTLP_CREDENTIAL_ENV:
+        register_headers(os.environ.get(name))
+    register_url(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+_OTLP_CREDENTIAL_ENV = (
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+)
 
 
 def active_instrumentation() -> Instrumentation | None:

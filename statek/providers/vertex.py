@@ -48,6 +48,7 @@ from .._http import RawResponse, RetryPolicy
 from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
 from ..llm_api import LLM_API, PreparedRequest
+from ..secrets import scrub
 from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
 from ..types import CallDetail, CallParams, LLM_Response
 from ._response_format import load_response_schema
@@ -178,7 +179,7 @@ class VertexAI_API(LLM_API):
 
     def __repr__(self) -> str:
         url = getattr(self, "_url_template", None)
-        return f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})"
+        return scrub(f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})")
 
     @property
     def api_url(self) -> str:
