@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 
 import typer
@@ -43,12 +44,17 @@ def serve(
     from ..exporters import instrument, shutdown
 
     console = Console()
+    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    for name, value in (("--traffic", traffic), ("--duration", duration)):
+        if not math.isfinite(value):
+            errors.print(f"[red]{name} must be a finite number, got {value}[/]")
+            raise typer.Exit(2)
     try:
         active = instrument(
             service_name, prometheus_port=port, prometheus_host=host, otlp_endpoint=otlp_endpoint or None
         )
     except (OSError, ConfigurationError) as exc:
-        console.print(f"[red]cannot serve /metrics on {host}:{port}: {exc}[/]")
+        errors.print(f"cannot serve /metrics on {host}:{port}: {exc}", style="red", markup=False)
         raise typer.Exit(1) from None
     console.print(
         f"Serving [bold]http://{host}:{active.prometheus_port}/metrics[/]"

@@ -19,22 +19,26 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ..exceptions import ConfigurationError
+from ..secrets import redact_url
 from .prometheus import PullMetricReader
 
 __all__ = [
     "ENDPOINT_ENVS",
     "MetricPusher",
     "batch_span_processor",
+    "check_endpoint",
     "metric_exporter",
     "otlp_configured",
     "periodic_metric_reader",
     "protocol_for",
     "span_exporter",
+    "stop_retrying",
     "wants_cumulative",
 ]
 
@@ -186,6 +190,7 @@ class MetricPusher:
         """Stop the thread, push one last time (at most ``timeout`` seconds), close the exporter."""
         self._stop.set()
         self._thread.join(timeout)
+        stop_retrying(self.exporter)
         self.push(timeout * 1000)
         self.exporter.shutdown(timeout_millis=timeout * 1000)
 
@@ -195,3 +200,37 @@ def _env_millis(name: str, default: float) -> float:
         return float(os.environ.get(name, default))
     except ValueError:
         return default
+
+
+def stop_retrying(exporter: object) -> None:
+    """Make an OTLP exporter's exports from now on a single attempt: no back-off between retries.
+
+    For shutdown: a collector that is down will not come back within the seconds shutdown may take,
+    and the SDK exporters retry with back-off up to their own timeout (10 s) before
+    ``BatchSpanProcessor.shutdown`` returns. The SDK exposes no public switch; its exporters check a
+    shutdown event (``_shutdown_event`` on their HTTP client, ``_shutdown_in_progress`` on gRPC and
+    older ones) before each back-off, and setting it alone does not refuse the export itself.
+    Unknown exporters are left alone.
+    """
+    for holder in (exporter, getattr(exporter, "_client", None)):
+        for name in ("_shutdown_event", "_shutdown_in_progress"):
+            event = getattr(holder, name, None)
+            if isinstance(event, threading.Event):
+                event.set()
+
+
+def check_endpoint(endpoint: str, protocol: str | None = None) -> None:
+    """Raise :class:`ConfigurationError` unless ``endpoint`` is a collector base URL:
+    ``http(s)://host[:port][/path]`` (gRPC also takes ``host:port``)."""
+    grpc = protocol_for("traces", protocol) == "grpc"
+    candidate = endpoint if "://" in endpoint or not grpc else f"http://{endpoint}"
+    try:
+        parts = urlsplit(candidate)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"OTLP endpoint {redact_url(endpoint)!r} is not a URL: give the collector's base URL, "
+            "e.g. http://127.0.0.1:4318"
+        )

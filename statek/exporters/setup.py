@@ -57,6 +57,7 @@ class Instrumentation:
     owns_tracer_provider: bool = False
     metric_pusher: otlp.MetricPusher | None = None
     closed: bool = field(default=False)
+    span_exporter: Any = None
 
     def __repr__(self) -> str:
         # arguments holds the OTLP headers, usually a collector credential: shown scrubbed.
@@ -76,6 +77,8 @@ class Instrumentation:
         self.closed = True
         millis = timeout * 1000
         pusher = self.metric_pusher
+        if self.span_exporter is not None:
+            otlp.stop_retrying(self.span_exporter)  # one attempt for what is queued, no back-off
         # Traces and OTLP metrics flush side by side on threads joined against one deadline: the SDK
         # bounds neither by our timeout (BatchSpanProcessor.force_flush ignores its timeout, the
         # OTLP/HTTP exporters retry for their own 10 s), so a down or black-hole collector held
@@ -149,6 +152,10 @@ def instrument(
     """
     label_keys = tuple(job_label_keys)
     _register_credentials(otlp_endpoint, otlp_headers)
+    if otlp_endpoint:
+        otlp.check_endpoint(otlp_endpoint, otlp_protocol)
+    if prometheus_port is not None and not 0 <= prometheus_port <= 65535:
+        raise ConfigurationError(f"prometheus_port must be from 0 to 65535 (0: any free port), got {prometheus_port}")
     arguments = {
         "service_name": service_name,
         "prometheus_port": prometheus_port,
@@ -181,6 +188,7 @@ def instrument(
         readers: list[Any] = [prometheus.reader]
         chosen_tracer: trace.TracerProvider = tracer_provider or trace.get_tracer_provider()
         owns_tracer = False
+        span_exporter = None
         pusher: otlp.MetricPusher | None = None
         try:
             if otlp.otlp_configured(otlp_endpoint):
@@ -200,9 +208,8 @@ def instrument(
                     )
                 if tracer_provider is None:
                     sdk_tracer = TracerProvider(resource=resource)
-                    sdk_tracer.add_span_processor(
-                        otlp.batch_span_processor(otlp.span_exporter(otlp_endpoint, **exporter_args))
-                    )
+                    span_exporter = otlp.span_exporter(otlp_endpoint, **exporter_args)
+                    sdk_tracer.add_span_processor(otlp.batch_span_processor(span_exporter))
                     chosen_tracer, owns_tracer = sdk_tracer, True
             meter_provider = MeterProvider(resource=resource, metric_readers=readers)
             port = (
@@ -226,7 +233,8 @@ def instrument(
             job_label_keys=label_keys,
         )
         _active = Instrumentation(
-            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher
+            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher,
+            span_exporter=span_exporter,
         )
         return _active
 
