@@ -24,7 +24,7 @@ from statek.exceptions import (
     ProviderServerError,
     ResponseFormatError,
 )
-from statek.providers._wire import iter_sse_json
+from statek.wire.sse import iter_sse_json
 from statek.providers.catalog import (
     XAI_API,
     DashScope_API,

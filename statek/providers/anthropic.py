@@ -23,8 +23,8 @@ Wire decisions, each matching Anthropic's documented behaviour:
 * **Structured output** (``response_format_file``): Anthropic's native JSON outputs,
   ``output_config: {"format": {"type": "json_schema", "schema": ...}}``; the JSON arrives as text.
 * **Streaming** (``stream=True``): the SSE body is folded into the same message shape as a
-  non-streamed answer. ``message_delta`` usage is cumulative, so it replaces, never adds to, what
-  ``message_start`` said.
+  non-streamed answer by the codec :mod:`statek.wire.anthropic_messages`, which also reads answers
+  and usage (and which the httpx transport shares).
 
 Usage: Anthropic reports cache reads and writes *outside* ``input_tokens``; statek's
 ``input_tokens`` is their sum. ``output_tokens`` already includes thinking.
@@ -33,9 +33,7 @@ Usage: Anthropic reports cache reads and writes *outside* ``input_tokens``; stat
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,9 +44,11 @@ from ..chat import ChatHistoryItem, ChatRole, ChatStyle
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
 from ..llm_api import LLM_API, PreparedRequest
 from ..settings import ProviderSettings, env_names, parse_bool
-from ..types import CallDetail, CallParams, LLM_Response
+from ..types import LLM_Response
+from ..wire.anthropic_messages import ClaudeToolCall, fold_stream, read_message
+from ..wire.errors import StreamFailure, ToolCallFormatError, WireFormatError
+from ._errors import error_context
 from ._response_format import load_response_schema
-from ._wire import error_context, iter_sse_json, reported_cost
 
 __all__ = ["ANTHROPIC_VERSION", "ClaudeAI_API", "ClaudeToolCall", "Claude_API", "messages_url"]
 
@@ -62,18 +62,6 @@ MIN_THINKING_BUDGET = 1024
 EFFORT_BUDGETS: Mapping[str, int] = {"low": 1024, "medium": 4096, "high": 16384}
 
 _EPHEMERAL: Mapping[str, str] = {"type": "ephemeral"}
-
-
-@dataclass(frozen=True, eq=False)
-class ClaudeToolCall(CallParams):
-    """A tool call from a Claude answer, with the thinking blocks (signatures included) of that answer.
-
-    With extended thinking, Anthropic requires the assistant turn that made tool calls to be sent back
-    with its thinking blocks unchanged; putting these calls into the next request's history does that.
-    Equal to, and hashed like, any call with the same id.
-    """
-
-    thinking_blocks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
 
 
 class ClaudeAI_API(LLM_API):
@@ -219,8 +207,8 @@ class ClaudeAI_API(LLM_API):
             return self._parse_message(message, raw)
         raw = await self._post_raw(payload, url=self.api_url, headers=headers)
         try:
-            message = _fold_stream(raw.content)
-        except _StreamFailed as exc:
+            message = fold_stream(raw.content)
+        except StreamFailure as exc:
             raise ProviderError(
                 f"{self.provider_key} stream failed: {exc}", **error_context(self, raw)
             ) from exc
@@ -232,88 +220,17 @@ class ClaudeAI_API(LLM_API):
         return self._parse_message(message, raw)
 
     def _parse_message(self, message: Any, raw: RawResponse) -> LLM_Response:
-        if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
-            raise ResponseFormatError(
-                f"{self.provider_key} answered without a message usage object: {str(message)[:200]}",
-                **error_context(self, raw),
-            )
-        blocks = [b for b in message.get("content") or () if isinstance(b, dict)]
-        thinking = tuple(b for b in blocks if b.get("type") in ("thinking", "redacted_thinking"))
-        text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
-        calls = [self._tool_call(b, thinking, raw) for b in blocks if b.get("type") == "tool_use"]
-        stats = _stats(message["usage"], raw, message.get("model"), message.get("stop_reason"))
-        return LLM_Response(text, None, calls or None, detail=stats)
-
-    def _tool_call(
-        self, block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...], raw: RawResponse
-    ) -> CallParams:
-        name, call_id, arguments = block.get("name"), block.get("id"), block.get("input")
-        if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
-            raise MalformedToolCallError(
-                f"{self.provider_key} tool_use block without a name or id: {str(block)[:200]}",
-                **error_context(self, raw),
-            )
-        if not isinstance(arguments, dict):
-            raise MalformedToolCallError(
-                f"{self.provider_key} tool_use {name!r} input is not a JSON object: {str(arguments)[:200]}",
-                **error_context(self, raw),
-            )
-        return ClaudeToolCall(call_id=call_id, name=name, kwargs=arguments, thinking_blocks=thinking)
+        try:
+            text, calls, detail = read_message(message, raw.bytes_sent, raw.bytes_received)
+        except ToolCallFormatError as exc:
+            raise MalformedToolCallError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+        except WireFormatError as exc:
+            raise ResponseFormatError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+        return LLM_Response(text, None, calls, detail=detail)
 
 
 Claude_API = ClaudeAI_API
 """The same class under the seed's second name."""
-
-
-class _StreamFailed(Exception):
-    """An ``error`` event inside a 200 stream (e.g. ``overloaded_error`` mid-answer)."""
-
-
-def _fold_stream(body: bytes) -> dict[str, Any]:
-    """The message a streamed answer adds up to, in the shape of a non-streamed one.
-
-    Tool input arrives as ``input_json_delta`` fragments, parsed at ``content_block_stop``; fragments
-    that are not JSON are kept as the raw string, which the tool-call parser then rejects.
-    """
-    message: dict[str, Any] = {"usage": {}}
-    blocks: dict[int, dict[str, Any]] = {}
-    fragments: dict[int, list[str]] = {}
-    for name, data in iter_sse_json(body):
-        kind = data.get("type", name)
-        if kind == "message_start":
-            message = {**data["message"], "usage": dict(data["message"].get("usage") or {})}
-        elif kind == "content_block_start":
-            blocks[data["index"]] = dict(data["content_block"])
-        elif kind == "content_block_delta":
-            _apply_delta(blocks[data["index"]], fragments.setdefault(data["index"], []), data["delta"])
-        elif kind == "content_block_stop":
-            block, text = blocks[data["index"]], "".join(fragments.pop(data["index"], []))
-            if block.get("type") == "tool_use" and text:
-                try:
-                    block["input"] = json.loads(text)
-                except ValueError:
-                    block["input"] = text
-        elif kind == "message_delta":
-            message.update({k: v for k, v in (data.get("delta") or {}).items() if v is not None})
-            # Cumulative counts: overwrite the fields present, keep the rest (the input side of message_start).
-            message["usage"].update(data.get("usage") or {})
-        elif kind == "error":
-            error = data.get("error") or {}
-            raise _StreamFailed(f"{error.get('type')}: {error.get('message')}")
-    message["content"] = [blocks[i] for i in sorted(blocks)]
-    return message
-
-
-def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str, Any]) -> None:
-    kind = delta.get("type")
-    if kind == "text_delta":
-        block["text"] = block.get("text", "") + delta.get("text", "")
-    elif kind == "input_json_delta":
-        fragments.append(delta.get("partial_json", ""))
-    elif kind == "thinking_delta":
-        block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-    elif kind == "signature_delta":
-        block["signature"] = delta.get("signature", "")
 
 
 def messages_url(url: str) -> str:
@@ -324,27 +241,6 @@ def messages_url(url: str) -> str:
         return url
     path += "/messages" if path.endswith("/v1") else "/v1/messages"
     return urlunsplit(parts._replace(path=path))
-
-
-def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, stop_reason: Any) -> CallDetail:
-    uncached = int(usage.get("input_tokens") or 0)
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    # No TTL split means all writes were 5-minute ones (Anthropic's default and cheapest rate).
-    write_1h = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
-    return CallDetail(
-        total_bytes_sent=raw.bytes_sent,
-        total_bytes_received=raw.bytes_received,
-        cost=reported_cost(usage.get("cost")),
-        input_tokens=uncached + cache_write + cache_read,
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cached_tokens=cache_read,
-        cache_write_tokens=cache_write,
-        cache_write_1h_tokens=write_1h,
-        reasoning_tokens=int((usage.get("output_tokens_details") or {}).get("thinking_tokens") or 0),
-        response_model=model if isinstance(model, str) else None,
-        finish_reason=stop_reason if isinstance(stop_reason, str) else None,
-    )
 
 
 def _render_messages(
@@ -382,7 +278,8 @@ def _blocks(item: ChatHistoryItem, style: ChatStyle, with_thinking: bool) -> lis
     if item.content:
         blocks.append({"type": "text", "text": item.content})
     blocks.extend(
-        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": dict(c.kwargs)} for c in item.tool_calls
+        {"type": "tool_use", "id": c.call_id, "name": c.name, "input": dict(c.kwargs)}
+        for c in item.tool_calls
     )
     return blocks
 

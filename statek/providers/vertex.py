@@ -26,10 +26,8 @@ as ``functionResponse`` parts ``{"output": result}``; tool schemas cut down to G
 ``REASONING_EFFORT``, else ``-1``: dynamic; thought summaries are not requested, statek returns answer
 text only); ``response_format_file`` as ``responseMimeType`` + ``responseSchema``.
 
-Usage: Gemini reports thoughts *outside* ``candidatesTokenCount`` and tool-use prompt tokens outside
-``promptTokenCount``; statek adds them in (never subtracts). Cached tokens are already inside the prompt.
-Streaming (``stream=True``, ``:streamGenerateContent?alt=sse``): every chunk's ``usageMetadata`` is
-cumulative, so the last one counts.
+Answers, streams (``stream=True``, ``:streamGenerateContent?alt=sse``) and usage are read by the codec
+:mod:`statek.wire.gemini`, which the httpx transport shares.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ import copy
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -50,9 +47,12 @@ from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderErr
 from ..llm_api import LLM_API, PreparedRequest
 from ..secrets import scrub
 from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
-from ..types import CallDetail, CallParams, LLM_Response
+from ..types import CallParams, LLM_Response
+from ..wire.errors import ToolCallFormatError, WireFormatError
+from ..wire.gemini import GeminiToolCall, fold_stream, read_response, stream_error
+from ..wire.sse import iter_sse_json
+from ._errors import error_context
 from ._response_format import load_response_schema
-from ._wire import error_context, iter_sse_json, reported_cost
 
 __all__ = ["GEMINI_API_URL", "GeminiToolCall", "VertexAI_API", "gemini_schema", "vertex_url"]
 
@@ -80,19 +80,6 @@ def vertex_url(project: str, location: str, publisher: str = DEFAULT_PUBLISHER) 
     """The Vertex AI ``generateContent`` URL template (``{model}`` left in) for a project and location."""
     host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
     return f"https://{host}/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{{model}}:generateContent"
-
-
-@dataclass(frozen=True, eq=False)
-class GeminiToolCall(CallParams):
-    """A tool call from a Gemini answer.
-
-    ``thought_signature`` is the opaque signature Gemini attached to the call (sent back with it, as
-    Gemini 3 requires); ``provider_id`` says whether ``id`` came from Gemini (sent back) or was made
-    up by statek as ``call_{n}`` (kept local). Equal to, and hashed like, any call with the same id.
-    """
-
-    thought_signature: str | None = field(default=None, repr=False)
-    provider_id: bool = False
 
 
 class VertexAI_API(LLM_API):
@@ -258,89 +245,21 @@ class VertexAI_API(LLM_API):
                 f"{self.provider_key} sent a stream event that is not JSON", **error_context(self, raw)
             ) from exc
         for chunk in chunks:
-            if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
-                error = chunk["error"]
+            failure = stream_error(chunk)
+            if failure is not None:
                 raise ProviderError(
-                    f"{self.provider_key} stream failed: {error.get('status')}: {error.get('message')}",
-                    **error_context(self, raw),
+                    f"{self.provider_key} stream failed: {failure}", **error_context(self, raw)
                 )
-        return self._parse_response(_fold_stream(chunks), raw)
+        return self._parse_response(fold_stream(chunks), raw)
 
     def _parse_response(self, body: Any, raw: RawResponse) -> LLM_Response:
-        if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
-            raise ResponseFormatError(
-                f"{self.provider_key} answered without usageMetadata: {str(body)[:200]}",
-                **error_context(self, raw),
-            )
-        candidates = body.get("candidates") or [{}]
-        candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-        parts = [p for p in (candidate.get("content") or {}).get("parts") or () if isinstance(p, dict)]
-        text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
-        calls = [p for p in parts if "functionCall" in p]
-        call_requests = [self._tool_call(p, n, raw) for n, p in enumerate(calls)]
-        finish = candidate.get("finishReason") or (body.get("promptFeedback") or {}).get("blockReason")
-        detail = _stats(body["usageMetadata"], raw, body.get("modelVersion"), finish)
-        return LLM_Response(text, None, call_requests or None, detail=detail)
-
-    def _tool_call(self, part: Mapping[str, Any], position: int, raw: RawResponse) -> CallParams:
-        call = part["functionCall"]
-        name = call.get("name") if isinstance(call, dict) else None
-        if not isinstance(name, str) or not name:
-            raise MalformedToolCallError(
-                f"{self.provider_key} functionCall without a name: {str(call)[:200]}",
-                **error_context(self, raw),
-            )
-        arguments = call.get("args", {})
-        if not isinstance(arguments, dict):
-            raise MalformedToolCallError(
-                f"{self.provider_key} functionCall {name!r} args is not a JSON object: {str(arguments)[:200]}",
-                **error_context(self, raw),
-            )
-        given = call.get("id")
-        return GeminiToolCall(
-            call_id=given if isinstance(given, str) and given else f"call_{position}",
-            name=name,
-            kwargs=arguments,
-            thought_signature=part.get("thoughtSignature"),
-            provider_id=isinstance(given, str) and bool(given),
-        )
-
-
-def _stats(usage: Mapping[str, Any], raw: RawResponse, model: Any, finish: Any) -> CallDetail:
-    prompt = int(usage.get("promptTokenCount") or 0)
-    tool_prompt = int(usage.get("toolUsePromptTokenCount") or 0)
-    candidates = int(usage.get("candidatesTokenCount") or 0)
-    thoughts = int(usage.get("thoughtsTokenCount") or 0)
-    return CallDetail(
-        total_bytes_sent=raw.bytes_sent,
-        total_bytes_received=raw.bytes_received,
-        cost=reported_cost(usage.get("cost")),
-        input_tokens=prompt + tool_prompt,
-        output_tokens=candidates + thoughts,
-        cached_tokens=int(usage.get("cachedContentTokenCount") or 0),
-        reasoning_tokens=thoughts,
-        response_model=model if isinstance(model, str) else None,
-        finish_reason=finish if isinstance(finish, str) else None,
-    )
-
-
-def _fold_stream(chunks: Iterable[Any]) -> dict[str, Any]:
-    """One response from stream chunks: parts in order; last finish reason, model and usage (cumulative)."""
-    parts: list[Any] = []
-    folded: dict[str, Any] = {}
-    finish = None
-    for chunk in chunks:
-        if not isinstance(chunk, dict):
-            continue
-        for key in ("usageMetadata", "modelVersion", "promptFeedback"):
-            if key in chunk:
-                folded[key] = chunk[key]
-        candidate = (chunk.get("candidates") or [{}])[0]
-        if isinstance(candidate, dict):
-            parts.extend((candidate.get("content") or {}).get("parts") or ())
-            finish = candidate.get("finishReason") or finish
-    folded["candidates"] = [{"content": {"role": "model", "parts": parts}, "finishReason": finish}]
-    return folded
+        try:
+            text, calls, detail = read_response(body, raw.bytes_sent, raw.bytes_received)
+        except ToolCallFormatError as exc:
+            raise MalformedToolCallError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+        except WireFormatError as exc:
+            raise ResponseFormatError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+        return LLM_Response(text, None, calls, detail=detail)
 
 
 def _contents(

@@ -1,0 +1,13 @@
+"""One codec per wire format: pure functions that read provider answers into statek's types.
+
+* :mod:`~statek.wire.openai_chat`: OpenAI chat completions (every OpenAI-compatible provider);
+* :mod:`~statek.wire.anthropic_messages`: Anthropic Messages;
+* :mod:`~statek.wire.gemini`: Gemini / Vertex AI ``generateContent``;
+* :mod:`~statek.wire.sse`: server-sent events, read incrementally;
+* :mod:`~statek.wire.numbers`: token counts and reported cost out of JSON;
+* :mod:`~statek.wire.errors`: what a codec raises for an answer it cannot read.
+
+Codecs do no HTTP and no telemetry and import nothing of statek but :mod:`statek.types`: the
+``LLM_API`` providers and the httpx transport (:mod:`statek.instrumentation`) both read answers with
+them, so that a call is parsed the same way whichever door it came through.
+"""

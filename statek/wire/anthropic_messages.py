@@ -1,0 +1,159 @@
+"""The Anthropic Messages wire format (``POST /v1/messages``): answers, streams, usage.
+
+Pure functions over parsed JSON: no HTTP, no telemetry. Used by
+:class:`~statek.providers.anthropic.ClaudeAI_API` and by the httpx transport.
+
+A streamed answer is folded (:class:`MessageStream`) into the same message shape as a non-streamed
+one. ``message_delta`` usage is cumulative, so it replaces, never adds to, what ``message_start`` said.
+
+Usage: Anthropic reports cache reads and writes *outside* ``input_tokens``; statek's ``input_tokens``
+is their sum. ``output_tokens`` already includes thinking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..types import CallDetail, CallParams
+from .errors import StreamFailure, ToolCallFormatError, WireFormatError
+from .numbers import reported_cost
+from .sse import iter_sse_json
+
+__all__ = ["ClaudeToolCall", "MessageStream", "fold_stream", "read_message", "usage_detail"]
+
+
+@dataclass(frozen=True, eq=False)
+class ClaudeToolCall(CallParams):
+    """A tool call from a Claude answer, with the thinking blocks (signatures included) of that answer.
+
+    With extended thinking, Anthropic requires the assistant turn that made tool calls to be sent back
+    with its thinking blocks unchanged; putting these calls into the next request's history does that.
+    Equal to, and hashed like, any call with the same id.
+    """
+
+    thinking_blocks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+
+
+def read_message(
+    message: Any, bytes_sent: int, bytes_received: int
+) -> tuple[str, list[CallParams] | None, CallDetail]:
+    """Text, tool calls (``None`` when none) and detail of a whole message.
+
+    Raises :class:`WireFormatError` for a message without a usage object, and
+    :class:`ToolCallFormatError` for a ``tool_use`` block without a name or id or with non-object input.
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+        raise WireFormatError(f"answered without a message usage object: {str(message)[:200]}")
+    blocks = [b for b in message.get("content") or () if isinstance(b, dict)]
+    thinking = tuple(b for b in blocks if b.get("type") in ("thinking", "redacted_thinking"))
+    text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
+    calls: list[CallParams] = [_tool_call(b, thinking) for b in blocks if b.get("type") == "tool_use"]
+    detail = usage_detail(
+        message["usage"], bytes_sent, bytes_received, message.get("model"), message.get("stop_reason")
+    )
+    return text, calls or None, detail
+
+
+def _tool_call(block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...]) -> ClaudeToolCall:
+    name, call_id, arguments = block.get("name"), block.get("id"), block.get("input")
+    if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
+        raise ToolCallFormatError(f"tool_use block without a name or id: {str(block)[:200]}")
+    if not isinstance(arguments, dict):
+        raise ToolCallFormatError(f"tool_use {name!r} input is not a JSON object: {str(arguments)[:200]}")
+    return ClaudeToolCall(call_id=call_id, name=name, kwargs=arguments, thinking_blocks=thinking)
+
+
+def usage_detail(
+    usage: Mapping[str, Any], bytes_sent: int, bytes_received: int, model: Any = None, stop_reason: Any = None
+) -> CallDetail:
+    """A Messages ``usage`` object in statek's one meaning (cache reads and writes added to input)."""
+    uncached = int(usage.get("input_tokens") or 0)
+    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    # No TTL split means all writes were 5-minute ones (Anthropic's default and cheapest rate).
+    write_1h = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
+    return CallDetail(
+        total_bytes_sent=bytes_sent,
+        total_bytes_received=bytes_received,
+        cost=reported_cost(usage.get("cost")),
+        input_tokens=uncached + cache_write + cache_read,
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cached_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=write_1h,
+        reasoning_tokens=int((usage.get("output_tokens_details") or {}).get("thinking_tokens") or 0),
+        response_model=model if isinstance(model, str) else None,
+        finish_reason=stop_reason if isinstance(stop_reason, str) else None,
+    )
+
+
+class MessageStream:
+    """Folds stream events, one at a time, into the message they add up to.
+
+    Tool input arrives as ``input_json_delta`` fragments, parsed at ``content_block_stop``; fragments
+    that are not JSON are kept as the raw string, which the tool-call reader then rejects. An ``error``
+    event raises :class:`StreamFailure`; an event of the wrong shape raises ``KeyError``, ``TypeError``
+    or ``AttributeError`` (callers report those as an unreadable stream).
+    """
+
+    __slots__ = ("_blocks", "_fragments", "_message", "started")
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] = {"usage": {}}
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._fragments: dict[int, list[str]] = {}
+        self.started = False
+        """Whether ``message_start`` (which carries the input side of the usage) has been seen."""
+
+    def add(self, name: str | None, data: Any) -> None:
+        """Take one event (``name`` is its ``event:`` field, ``data`` its parsed JSON)."""
+        kind = data.get("type", name)
+        if kind == "message_start":
+            self._message = {**data["message"], "usage": dict(data["message"].get("usage") or {})}
+            self.started = True
+        elif kind == "content_block_start":
+            self._blocks[data["index"]] = dict(data["content_block"])
+        elif kind == "content_block_delta":
+            index = data["index"]
+            _apply_delta(self._blocks[index], self._fragments.setdefault(index, []), data["delta"])
+        elif kind == "content_block_stop":
+            block, text = self._blocks[data["index"]], "".join(self._fragments.pop(data["index"], []))
+            if block.get("type") == "tool_use" and text:
+                try:
+                    block["input"] = json.loads(text)
+                except ValueError:
+                    block["input"] = text
+        elif kind == "message_delta":
+            self._message.update({k: v for k, v in (data.get("delta") or {}).items() if v is not None})
+            # Cumulative counts: overwrite the fields present, keep the rest (the input side of message_start).
+            self._message["usage"].update(data.get("usage") or {})
+        elif kind == "error":
+            error = data.get("error") or {}
+            raise StreamFailure(f"{error.get('type')}: {error.get('message')}")
+
+    def message(self) -> dict[str, Any]:
+        """The message the events so far add up to, in the shape of a non-streamed one."""
+        return {**self._message, "content": [self._blocks[i] for i in sorted(self._blocks)]}
+
+
+def fold_stream(body: bytes) -> dict[str, Any]:
+    """The message a whole streamed body adds up to (see :class:`MessageStream` for the errors)."""
+    stream = MessageStream()
+    for name, data in iter_sse_json(body):
+        stream.add(name, data)
+    return stream.message()
+
+
+def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str, Any]) -> None:
+    kind = delta.get("type")
+    if kind == "text_delta":
+        block["text"] = block.get("text", "") + delta.get("text", "")
+    elif kind == "input_json_delta":
+        fragments.append(delta.get("partial_json", ""))
+    elif kind == "thinking_delta":
+        block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+    elif kind == "signature_delta":
+        block["signature"] = delta.get("signature", "")

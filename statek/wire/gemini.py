@@ -1,0 +1,147 @@
+"""Google's ``generateContent`` wire format (Gemini API and Vertex AI): answers, streams, usage.
+
+Pure functions over parsed JSON: no HTTP, no telemetry. Used by
+:class:`~statek.providers.vertex.VertexAI_API` and by the httpx transport.
+
+Usage: Gemini reports thoughts *outside* ``candidatesTokenCount`` and tool-use prompt tokens outside
+``promptTokenCount``; statek adds them in (never subtracts). Cached tokens are already inside the prompt.
+Streaming (``:streamGenerateContent?alt=sse``): every chunk's ``usageMetadata`` is cumulative, so the
+last one counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..types import CallDetail, CallParams
+from .errors import StreamFailure, ToolCallFormatError, WireFormatError
+from .numbers import reported_cost
+
+__all__ = [
+    "ContentStream",
+    "GeminiToolCall",
+    "fold_stream",
+    "read_response",
+    "stream_error",
+    "usage_detail",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class GeminiToolCall(CallParams):
+    """A tool call from a Gemini answer.
+
+    ``thought_signature`` is the opaque signature Gemini attached to the call (sent back with it, as
+    Gemini 3 requires); ``provider_id`` says whether ``id`` came from Gemini (sent back) or was made
+    up by statek as ``call_{n}`` (kept local). Equal to, and hashed like, any call with the same id.
+    """
+
+    thought_signature: str | None = field(default=None, repr=False)
+    provider_id: bool = False
+
+
+def read_response(
+    body: Any, bytes_sent: int, bytes_received: int
+) -> tuple[str, list[CallParams] | None, CallDetail]:
+    """Text (thoughts left out), tool calls (``None`` when none) and detail of a whole response.
+
+    Raises :class:`WireFormatError` for a response without ``usageMetadata`` and
+    :class:`ToolCallFormatError` for a ``functionCall`` without a name or with non-object args.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
+        raise WireFormatError(f"answered without usageMetadata: {str(body)[:200]}")
+    candidates = body.get("candidates") or [{}]
+    candidate = candidates[0] if isinstance(candidates[0], dict) else {}
+    parts = [p for p in (candidate.get("content") or {}).get("parts") or () if isinstance(p, dict)]
+    text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
+    calls = [p for p in parts if "functionCall" in p]
+    call_requests: list[CallParams] = [_tool_call(p, n) for n, p in enumerate(calls)]
+    finish = candidate.get("finishReason") or (body.get("promptFeedback") or {}).get("blockReason")
+    detail = usage_detail(body["usageMetadata"], bytes_sent, bytes_received, body.get("modelVersion"), finish)
+    return text, call_requests or None, detail
+
+
+def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
+    call = part["functionCall"]
+    name = call.get("name") if isinstance(call, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ToolCallFormatError(f"functionCall without a name: {str(call)[:200]}")
+    arguments = call.get("args", {})
+    if not isinstance(arguments, dict):
+        raise ToolCallFormatError(f"functionCall {name!r} args is not a JSON object: {str(arguments)[:200]}")
+    given = call.get("id")
+    return GeminiToolCall(
+        call_id=given if isinstance(given, str) and given else f"call_{position}",
+        name=name,
+        kwargs=arguments,
+        thought_signature=part.get("thoughtSignature"),
+        provider_id=isinstance(given, str) and bool(given),
+    )
+
+
+def usage_detail(
+    usage: Mapping[str, Any], bytes_sent: int, bytes_received: int, model: Any = None, finish: Any = None
+) -> CallDetail:
+    """A ``usageMetadata`` object in statek's one meaning (thoughts and tool-use prompt added in)."""
+    prompt = int(usage.get("promptTokenCount") or 0)
+    tool_prompt = int(usage.get("toolUsePromptTokenCount") or 0)
+    candidates = int(usage.get("candidatesTokenCount") or 0)
+    thoughts = int(usage.get("thoughtsTokenCount") or 0)
+    return CallDetail(
+        total_bytes_sent=bytes_sent,
+        total_bytes_received=bytes_received,
+        cost=reported_cost(usage.get("cost")),
+        input_tokens=prompt + tool_prompt,
+        output_tokens=candidates + thoughts,
+        cached_tokens=int(usage.get("cachedContentTokenCount") or 0),
+        reasoning_tokens=thoughts,
+        response_model=model if isinstance(model, str) else None,
+        finish_reason=finish if isinstance(finish, str) else None,
+    )
+
+
+def stream_error(chunk: Any) -> StreamFailure | None:
+    """The failure an error chunk of a stream reports, ``None`` for any other chunk."""
+    if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
+        error = chunk["error"]
+        return StreamFailure(f"{error.get('status')}: {error.get('message')}")
+    return None
+
+
+class ContentStream:
+    """Folds stream chunks, one at a time, into one response: parts in order; last finish reason,
+    model and usage (cumulative)."""
+
+    __slots__ = ("_finish", "_folded", "_parts")
+
+    def __init__(self) -> None:
+        self._parts: list[Any] = []
+        self._folded: dict[str, Any] = {}
+        self._finish: Any = None
+
+    def add(self, chunk: Any) -> None:
+        """Take one parsed chunk (chunks that are not objects are ignored)."""
+        if not isinstance(chunk, dict):
+            return
+        for key in ("usageMetadata", "modelVersion", "promptFeedback"):
+            if key in chunk:
+                self._folded[key] = chunk[key]
+        candidate = (chunk.get("candidates") or [{}])[0]
+        if isinstance(candidate, dict):
+            self._parts.extend((candidate.get("content") or {}).get("parts") or ())
+            self._finish = candidate.get("finishReason") or self._finish
+
+    def response(self) -> dict[str, Any]:
+        """The response the chunks so far add up to, in the shape of a non-streamed one."""
+        content = {"role": "model", "parts": list(self._parts)}
+        return {**self._folded, "candidates": [{"content": content, "finishReason": self._finish}]}
+
+
+def fold_stream(chunks: Iterable[Any]) -> dict[str, Any]:
+    """One response from parsed stream chunks (see :class:`ContentStream`)."""
+    stream = ContentStream()
+    for chunk in chunks:
+        stream.add(chunk)
+    return stream.response()

@@ -1,0 +1,333 @@
+"""The OpenAI chat-completions wire format (``POST .../chat/completions``): answers, streams, usage.
+
+Pure functions over parsed JSON: no HTTP, no telemetry. Used by
+:class:`~statek.providers.openai_compat.OpenAICompatible_API` for every OpenAI-compatible provider and
+by the httpx transport (:mod:`statek.instrumentation`) for calls made by the official SDKs.
+
+Where providers differ on the wire they differ as *data*: a :class:`ChatCompletionsProfile` says where
+a provider puts cached tokens, whether its reasoning count is inside the output count, which field
+carries its own cost report, how it wants reasoning requested and how it authenticates.
+
+Normalised usage (see :mod:`statek.types`): ``input_tokens`` = ``prompt_tokens`` (cache reads and
+writes already inside it for every OpenAI-shaped provider); ``output_tokens`` = ``completion_tokens``
+plus the reasoning count when the profile says the provider reports reasoning outside the completion
+count (xAI, Perplexity); provider cost is an exact ``Decimal`` in USD.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any, NamedTuple
+
+from ..types import CallDetail, CallParams
+from .errors import ToolCallFormatError, WireFormatError
+from .numbers import UsagePath, count, dig, reported_cost
+from .sse import iter_sse_json
+
+__all__ = [
+    "AuthStyle",
+    "ChatAnswer",
+    "ChatCompletionsProfile",
+    "ChatStream",
+    "ReasoningRequest",
+    "UsageCounts",
+    "UsagePath",
+    "answer_detail",
+    "message_text",
+    "normalise_usage",
+    "read_answer",
+    "read_stream",
+    "tool_calls",
+]
+
+
+class ReasoningRequest(str, Enum):
+    """How a provider wants reasoning switched on (only sent when the call asks for reasoning)."""
+
+    EFFORT = "effort"
+    """OpenAI style: ``"reasoning_effort": "low" | "medium" | "high"``."""
+    OPENROUTER = "openrouter"
+    """OpenRouter style: ``"reasoning": {"effort": e}`` / ``{"max_tokens": n}`` / ``{"enabled": true}``."""
+    ENABLE_THINKING = "enable_thinking"
+    """DashScope style: ``"enable_thinking": true`` (+ ``"thinking_budget"``)."""
+    NONE = "none"
+    """No request field: the model chosen decides (DeepSeek reasoner, Magistral, Kimi thinking models)."""
+
+
+class AuthStyle(str, Enum):
+    """Which header carries the key."""
+
+    BEARER = "bearer"
+    """``Authorization: Bearer <key>``."""
+    API_KEY_HEADER = "api-key"
+    """``api-key: <key>`` (Azure OpenAI, Microsoft Foundry)."""
+
+
+_CACHED = ("prompt_tokens_details", "cached_tokens")
+_CACHE_WRITE = ("prompt_tokens_details", "cache_write_tokens")
+_REASONING = ("completion_tokens_details", "reasoning_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCompletionsProfile:
+    """Where one provider departs from OpenAI's chat-completions wire format. Defaults are OpenAI's.
+
+    Usage paths are tried in order inside the ``usage`` object; the first present number wins.
+    ``cost_path`` points at the provider's own cost report and ``cost_unit_usd`` converts it to USD
+    (xAI reports ticks of 1e-10 USD). ``reasoning_from_total`` derives an unreported reasoning count as
+    ``total_tokens - prompt_tokens - completion_tokens`` (Gemini's OpenAI layer counts thoughts only in
+    the total). ``stream_usage_paths`` are tried on every streamed chunk (the
+    last chunk carrying usage wins: counts there are totals, never summed). ``default_query`` is
+    added to the URL unless the URL already carries that parameter or is an unversioned ``/v1/`` URL.
+    """
+
+    cached_tokens_paths: tuple[UsagePath, ...] = (_CACHED,)
+    cache_write_paths: tuple[UsagePath, ...] = (_CACHE_WRITE,)
+    reasoning_tokens_paths: tuple[UsagePath, ...] = (_REASONING,)
+    reasoning_in_output: bool = True
+    reasoning_from_total: bool = False
+    cost_path: UsagePath | None = ("cost",)
+    cost_unit_usd: Decimal = Decimal(1)
+    reasoning_request: ReasoningRequest = ReasoningRequest.EFFORT
+    default_reasoning_effort: str = "medium"
+    max_tokens_field: str = "max_tokens"
+    auth: AuthStyle = AuthStyle.BEARER
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    default_query: tuple[tuple[str, str], ...] = ()
+    send_stream_options: bool = True
+    stream_usage_paths: tuple[UsagePath, ...] = (("usage",),)
+
+
+OPENAI_PROFILE = ChatCompletionsProfile()
+"""OpenAI's own wire format, the default for an endpoint statek has no catalogue row for."""
+
+
+class UsageCounts(NamedTuple):
+    """One answer's usage in statek's meaning (see module docstring)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: Decimal | None = None
+
+
+def _first_count(usage: Mapping[str, Any], paths: Sequence[UsagePath]) -> int | None:
+    for path in paths:
+        number = count(dig(usage, path))
+        if number is not None:
+            return number
+    return None
+
+
+def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
+    """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks."""
+    if not isinstance(usage, Mapping):
+        return UsageCounts()
+    prompt = count(usage.get("prompt_tokens")) or 0
+    completion = count(usage.get("completion_tokens")) or 0
+    reasoning = _first_count(usage, profile.reasoning_tokens_paths)
+    if reasoning is None and profile.reasoning_from_total:
+        reasoning = max((count(usage.get("total_tokens")) or 0) - prompt - completion, 0)
+    reasoning = reasoning or 0
+    cost = None
+    if profile.cost_path is not None:
+        reported = reported_cost(dig(usage, profile.cost_path))
+        cost = None if reported is None else reported * profile.cost_unit_usd
+    return UsageCounts(
+        input_tokens=prompt,
+        output_tokens=completion if profile.reasoning_in_output else completion + reasoning,
+        cached_tokens=_first_count(usage, profile.cached_tokens_paths) or 0,
+        cache_write_tokens=_first_count(usage, profile.cache_write_paths) or 0,
+        reasoning_tokens=reasoning,
+        cost=cost,
+    )
+
+
+class ChatAnswer(NamedTuple):
+    """The parts of one answer, whether it came whole or streamed."""
+
+    message: Mapping[str, Any]
+    finish_reason: str | None
+    model: str | None
+    usage: Any
+
+
+def answer_detail(
+    answer: ChatAnswer, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int
+) -> CallDetail:
+    """The :class:`CallDetail` of ``answer`` (``has_usage`` False when it carried no usage object)."""
+    counts = normalise_usage(answer.usage, profile)
+    return CallDetail(
+        total_bytes_sent=bytes_sent,
+        total_bytes_received=bytes_received,
+        cost=counts.cost,
+        input_tokens=counts.input_tokens,
+        output_tokens=counts.output_tokens,
+        cached_tokens=counts.cached_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
+        reasoning_tokens=counts.reasoning_tokens,
+        response_model=answer.model,
+        finish_reason=answer.finish_reason,
+        has_usage=isinstance(answer.usage, Mapping),
+    )
+
+
+def read_answer(body: Any) -> ChatAnswer:
+    """The parts of a whole (non-streamed) answer. Raises :class:`WireFormatError` for a body that is
+    not an object, or that is an error object instead of choices."""
+    if not isinstance(body, Mapping):
+        raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
+    choices = body.get("choices")
+    if not choices and body.get("error"):
+        raise WireFormatError(f"the answer is an error: {json.dumps(body['error'])[:300]}")
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
+    message = first.get("message")
+    return ChatAnswer(
+        message=message if isinstance(message, Mapping) else {},
+        finish_reason=first.get("finish_reason"),
+        model=body.get("model") or None,
+        usage=body.get("usage"),
+    )
+
+
+def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfile) -> ChatAnswer:
+    """The answer a whole streamed body adds up to. A server that ignored ``"stream": true`` and sent
+    one JSON object is read as such. Raises :class:`WireFormatError` for an error chunk or a chunk
+    that is not JSON."""
+    if "text/event-stream" not in content_type and content.lstrip()[:1] == b"{":
+        try:
+            body = json.loads(content)
+        except ValueError as exc:
+            raise WireFormatError(f"body is neither SSE nor JSON: {content[:200]!r}") from exc
+        return read_answer(body)
+    stream = ChatStream(profile.stream_usage_paths)
+    try:
+        for _, chunk in iter_sse_json(content):
+            stream.add(chunk)
+    except WireFormatError:
+        raise
+    except ValueError as exc:
+        raise WireFormatError(f"a stream chunk is not JSON: {exc}") from exc
+    return stream.answer()
+
+
+@dataclass
+class ChatStream:
+    """Puts streamed chunks back together into one answer; fed one parsed chunk at a time."""
+
+    usage_paths: tuple[UsagePath, ...] = (("usage",),)
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish_reason: str | None = None
+    model: str | None = None
+    usage: Any = None
+
+    def add(self, chunk: Any) -> None:
+        """Take one chunk. Raises :class:`WireFormatError` for an error chunk (no choices)."""
+        if not isinstance(chunk, Mapping):
+            return
+        if chunk.get("error") and not chunk.get("choices"):
+            raise WireFormatError(f"the stream reported an error: {json.dumps(chunk['error'])[:300]}")
+        self.model = chunk.get("model") or self.model  # Azure's first chunk has model ""
+        for path in self.usage_paths:
+            usage = dig(chunk, path)
+            if isinstance(usage, Mapping):
+                self.usage = usage  # totals, not increments: the last one wins
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+                continue
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            delta = choice.get("delta")
+            if not isinstance(delta, Mapping):
+                continue
+            piece = message_text(delta.get("content"))
+            if piece:
+                self.text.append(piece)
+            fragments = delta.get("tool_calls")
+            for position, fragment in enumerate(fragments if isinstance(fragments, list) else ()):
+                if isinstance(fragment, Mapping):
+                    self._add_call_fragment(fragment, position)
+
+    def _add_call_fragment(self, fragment: Mapping[str, Any], position: int) -> None:
+        index = fragment.get("index", position)
+        slot = self.calls.setdefault(index, {"id": None, "name": None, "arguments": None})
+        slot["id"] = slot["id"] or fragment.get("id")
+        function = fragment.get("function")
+        if not isinstance(function, Mapping):
+            return
+        slot["name"] = slot["name"] or function.get("name")
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            slot["arguments"] = (slot["arguments"] if isinstance(slot["arguments"], str) else "") + arguments
+        elif arguments is not None:
+            slot["arguments"] = arguments  # Mistral may send the whole object at once
+
+    def answer(self) -> ChatAnswer:
+        """The answer the chunks so far add up to."""
+        message: dict[str, Any] = {"content": "".join(self.text)}
+        if self.calls:
+            message["tool_calls"] = [
+                {
+                    "id": slot["id"],
+                    "type": "function",
+                    "function": {"name": slot["name"], "arguments": slot["arguments"]},
+                }
+                for _, slot in sorted(self.calls.items())
+            ]
+        return ChatAnswer(message, self.finish_reason, self.model, self.usage)
+
+
+def message_text(content: Any) -> str:
+    """Message text: a string, or the text parts of a list of content parts (Mistral thinking chunks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            part["text"]
+            for part in content
+            if isinstance(part, Mapping)
+            and part.get("type", "text") == "text"
+            and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
+def tool_calls(calls: Any) -> list[CallParams] | None:
+    """The tool calls of a message's ``tool_calls`` list; ``None`` when there are none.
+
+    Raises :class:`ToolCallFormatError` for a list that is not one, or a call without a name or whose
+    arguments are not a JSON object. A call without an id gets ``call_{position}``.
+    """
+    if not calls:
+        return None
+    if not isinstance(calls, list):
+        raise ToolCallFormatError(f"tool_calls is not a list: {calls!r:.200}")
+    return [_tool_call(call, position) for position, call in enumerate(calls)]
+
+
+def _tool_call(call: Any, position: int) -> CallParams:
+    function = call.get("function") if isinstance(call, Mapping) else None
+    name = function.get("name") if isinstance(function, Mapping) else None
+    arguments = function.get("arguments") if isinstance(function, Mapping) else None
+    kwargs: Any = arguments
+    if isinstance(arguments, str):
+        try:
+            kwargs = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            kwargs = None
+    elif arguments is None:
+        kwargs = {}
+    if not isinstance(name, str) or not name or not isinstance(kwargs, dict):
+        raise ToolCallFormatError(
+            f"tool call #{position} needs a name and JSON-object arguments, "
+            f"got {json.dumps(call, default=str)[:300]}"
+        )
+    call_id = call.get("id") or f"call_{position}"
+    return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)
