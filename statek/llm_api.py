@@ -391,15 +391,17 @@ class LLM_API(ABC):
         raw = await self._post_raw(payload, url=url, headers=headers, params=params)
         try:
             return json.loads(raw.content), raw
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise self._format_error(
                 f"answered HTTP {raw.status_code} with a body that is not JSON: {raw.content[:200]!r}", raw
             ) from exc
 
     def _format_error(self, message: str, raw: RawResponse) -> ResponseFormatError:
-        """A :class:`ResponseFormatError` for an answer that arrived but cannot be read."""
+        """A :class:`ResponseFormatError` for an answer that arrived but cannot be read; it keeps the
+        answer's bytes and the exchange's counts."""
         return ResponseFormatError(
             f"{self.provider_key}: {message}",
+            content=raw.content,
             provider=self.provider_key,
             attempts=raw.attempts,
             bytes_sent=raw.bytes_sent,

@@ -242,7 +242,9 @@ class VertexAI_API(LLM_API):
             chunks = [data for _, data in iter_sse_json(raw.content)]
         except ValueError as exc:
             raise ResponseFormatError(
-                f"{self.provider_key} sent a stream event that is not JSON", **error_context(self, raw)
+                f"{self.provider_key} sent a stream event that is not JSON",
+                content=raw.content,
+                **error_context(self, raw),
             ) from exc
         for chunk in chunks:
             failure = stream_error(chunk)
@@ -250,15 +252,20 @@ class VertexAI_API(LLM_API):
                 raise ProviderError(
                     f"{self.provider_key} stream failed: {failure}", **error_context(self, raw)
                 )
-        return self._parse_response(fold_stream(chunks), raw)
+        return self._parse_response(chunks, raw, streamed=True)
 
-    def _parse_response(self, body: Any, raw: RawResponse) -> LLM_Response:
+    def _parse_response(self, body: Any, raw: RawResponse, *, streamed: bool = False) -> LLM_Response:
         try:
-            text, calls, detail = read_response(body, raw.bytes_sent, raw.bytes_received)
+            whole = fold_stream(body) if streamed else body
+            text, calls, detail = read_response(whole, raw.bytes_sent, raw.bytes_received)
         except ToolCallFormatError as exc:
-            raise MalformedToolCallError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+            raise MalformedToolCallError(
+                f"{self.provider_key} {exc}", content=raw.content, **error_context(self, raw)
+            ) from exc
         except WireFormatError as exc:
-            raise ResponseFormatError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+            raise ResponseFormatError(
+                f"{self.provider_key} {exc}", content=raw.content, **error_context(self, raw)
+            ) from exc
         return LLM_Response(text, None, calls, detail=detail)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .numbers import reported_cost
+from .validation import Cost, Count, WireModel, guarded, validated
 
 __all__ = [
     "ContentStream",
@@ -42,6 +42,49 @@ class GeminiToolCall(CallParams):
     provider_id: bool = False
 
 
+class UsageMetadata(WireModel):
+    """A ``usageMetadata`` object: every count a non-negative integer within bounds."""
+
+    promptTokenCount: Count = 0
+    toolUsePromptTokenCount: Count = 0
+    candidatesTokenCount: Count = 0
+    thoughtsTokenCount: Count = 0
+    cachedContentTokenCount: Count = 0
+    totalTokenCount: Count = 0
+    cost: Cost = None
+
+
+class Part(WireModel):
+    """One part of a candidate's content; ``text`` is text when present."""
+
+    text: str | None = None
+    thought: bool | None = None
+    thoughtSignature: str | None = None
+
+
+class Content(WireModel):
+    parts: list[Part] | None = None
+
+
+class Candidate(WireModel):
+    content: Content | None = None
+    finishReason: str | None = None
+
+
+class PromptFeedback(WireModel):
+    blockReason: str | None = None
+
+
+class Response(WireModel):
+    """A whole ``generateContent`` response, as far as statek reads it."""
+
+    candidates: list[Candidate] | None = None
+    usageMetadata: UsageMetadata
+    modelVersion: str | None = None
+    promptFeedback: PromptFeedback | None = None
+
+
+@guarded
 def read_response(
     body: Any, bytes_sent: int, bytes_received: int
 ) -> tuple[str, list[CallParams] | None, CallDetail]:
@@ -50,16 +93,21 @@ def read_response(
     Raises :class:`WireFormatError` for a response without ``usageMetadata`` and
     :class:`ToolCallFormatError` for a ``functionCall`` without a name or with non-object args.
     """
+    failure = stream_error(body)
+    if failure is not None:
+        raise failure
     if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
         raise WireFormatError(f"answered without usageMetadata: {str(body)[:200]}")
-    candidates = body.get("candidates") or [{}]
-    candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-    parts = [p for p in (candidate.get("content") or {}).get("parts") or () if isinstance(p, dict)]
+    checked = validated(Response, body, "response")
+    candidate = (body.get("candidates") or [{}])[0]
+    parts: list[dict[str, Any]] = list((candidate.get("content") or {}).get("parts") or ())
     text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
     calls = [p for p in parts if "functionCall" in p]
     call_requests: list[CallParams] = [_tool_call(p, n) for n, p in enumerate(calls)]
-    finish = candidate.get("finishReason") or (body.get("promptFeedback") or {}).get("blockReason")
-    detail = usage_detail(body["usageMetadata"], bytes_sent, bytes_received, body.get("modelVersion"), finish)
+    first = checked.candidates[0] if checked.candidates else None
+    feedback = checked.promptFeedback
+    finish = (first.finishReason if first else None) or (feedback.blockReason if feedback else None)
+    detail = _detail(checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish)
     return text, call_requests or None, detail
 
 
@@ -81,32 +129,45 @@ def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
     )
 
 
+@guarded
 def usage_detail(
     usage: Mapping[str, Any], bytes_sent: int, bytes_received: int, model: Any = None, finish: Any = None
 ) -> CallDetail:
-    """A ``usageMetadata`` object in statek's one meaning (thoughts and tool-use prompt added in)."""
-    prompt = int(usage.get("promptTokenCount") or 0)
-    tool_prompt = int(usage.get("toolUsePromptTokenCount") or 0)
-    candidates = int(usage.get("candidatesTokenCount") or 0)
-    thoughts = int(usage.get("thoughtsTokenCount") or 0)
+    """A ``usageMetadata`` object in statek's one meaning (thoughts and tool-use prompt added in).
+    Raises :class:`WireFormatError` for a count or cost out of bounds."""
+    return _detail(
+        validated(UsageMetadata, usage, "usageMetadata"),
+        bytes_sent,
+        bytes_received,
+        model if isinstance(model, str) else None,
+        finish if isinstance(finish, str) else None,
+    )
+
+
+def _detail(
+    usage: UsageMetadata, bytes_sent: int, bytes_received: int, model: str | None, finish: str | None
+) -> CallDetail:
+    thoughts = usage.thoughtsTokenCount
     return CallDetail(
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
-        cost=reported_cost(usage.get("cost")),
-        input_tokens=prompt + tool_prompt,
-        output_tokens=candidates + thoughts,
-        cached_tokens=int(usage.get("cachedContentTokenCount") or 0),
+        cost=usage.cost,
+        input_tokens=usage.promptTokenCount + usage.toolUsePromptTokenCount,
+        output_tokens=usage.candidatesTokenCount + thoughts,
+        cached_tokens=usage.cachedContentTokenCount,
         reasoning_tokens=thoughts,
-        response_model=model if isinstance(model, str) else None,
-        finish_reason=finish if isinstance(finish, str) else None,
+        response_model=model,
+        finish_reason=finish,
     )
 
 
 def stream_error(chunk: Any) -> StreamFailure | None:
     """The failure an error chunk of a stream reports, ``None`` for any other chunk."""
-    if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
-        error = chunk["error"]
-        return StreamFailure(f"{error.get('status')}: {error.get('message')}")
+    error = chunk.get("error") if isinstance(chunk, dict) else None
+    if isinstance(error, dict):
+        return StreamFailure(f"{error.get('status')}: {error.get('message')}"[:300])
+    if error:
+        return StreamFailure(str(error)[:300])
     return None
 
 
@@ -121,8 +182,10 @@ class ContentStream:
         self._folded: dict[str, Any] = {}
         self._finish: Any = None
 
+    @guarded
     def add(self, chunk: Any) -> None:
-        """Take one parsed chunk (chunks that are not objects are ignored)."""
+        """Take one parsed chunk (chunks that are not objects are ignored). Raises
+        :class:`WireFormatError` for a chunk of the wrong shape."""
         if not isinstance(chunk, dict):
             return
         for key in ("usageMetadata", "modelVersion", "promptFeedback"):
@@ -139,6 +202,7 @@ class ContentStream:
         return {**self._folded, "candidates": [{"content": content, "finishReason": self._finish}]}
 
 
+@guarded
 def fold_stream(chunks: Iterable[Any]) -> dict[str, Any]:
     """One response from parsed stream chunks (see :class:`ContentStream`)."""
     stream = ContentStream()

@@ -24,9 +24,10 @@ from enum import Enum
 from typing import Any, NamedTuple
 
 from ..types import CallDetail, CallParams
-from .errors import ToolCallFormatError, WireFormatError
+from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost
 from .sse import iter_sse_json
+from .validation import Count, WireModel, guarded, validated
 
 __all__ = [
     "AuthStyle",
@@ -125,10 +126,44 @@ def _first_count(usage: Mapping[str, Any], paths: Sequence[UsagePath]) -> int | 
     return None
 
 
+class Usage(WireModel):
+    """The counts every OpenAI-shaped ``usage`` object carries; a profile's own paths are read with
+    :func:`~statek.wire.numbers.count`, under the same bounds."""
+
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    total_tokens: Count = 0
+
+
+class Message(WireModel):
+    """A choice's ``message`` (or a chunk's ``delta``), as far as statek reads it."""
+
+    content: str | list[Any] | None = None
+    tool_calls: list[Any] | None = None
+
+
+class Choice(WireModel):
+    index: int = 0
+    message: Message | None = None
+    delta: Message | None = None
+    finish_reason: str | None = None
+
+
+class Answer(WireModel):
+    """A whole answer or one stream chunk: ``choices``, ``model``, ``usage``."""
+
+    choices: list[Choice] | None = None
+    model: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+@guarded
 def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
-    """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks."""
+    """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks.
+    Raises :class:`WireFormatError` for a count or cost out of bounds."""
     if not isinstance(usage, Mapping):
         return UsageCounts()
+    validated(Usage, usage, "usage")
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
@@ -137,8 +172,7 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     reasoning = reasoning or 0
     cost = None
     if profile.cost_path is not None:
-        reported = reported_cost(dig(usage, profile.cost_path))
-        cost = None if reported is None else reported * profile.cost_unit_usd
+        cost = reported_cost(dig(usage, profile.cost_path), profile.cost_unit_usd)
     return UsageCounts(
         input_tokens=prompt,
         output_tokens=completion if profile.reasoning_in_output else completion + reasoning,
@@ -158,6 +192,7 @@ class ChatAnswer(NamedTuple):
     usage: Any
 
 
+@guarded
 def answer_detail(
     answer: ChatAnswer, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int
 ) -> CallDetail:
@@ -178,14 +213,17 @@ def answer_detail(
     )
 
 
+@guarded
 def read_answer(body: Any) -> ChatAnswer:
     """The parts of a whole (non-streamed) answer. Raises :class:`WireFormatError` for a body that is
-    not an object, or that is an error object instead of choices."""
+    not an object or does not follow the format, and :class:`StreamFailure` for one that carries an
+    ``error`` object (with or without choices)."""
     if not isinstance(body, Mapping):
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
+    if body.get("error"):
+        raise StreamFailure(f"the answer is an error: {json.dumps(body['error'], default=str)[:300]}")
+    validated(Answer, body, "answer")
     choices = body.get("choices")
-    if not choices and body.get("error"):
-        raise WireFormatError(f"the answer is an error: {json.dumps(body['error'])[:300]}")
     first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
     message = first.get("message")
     return ChatAnswer(
@@ -196,6 +234,7 @@ def read_answer(body: Any) -> ChatAnswer:
     )
 
 
+@guarded
 def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfile) -> ChatAnswer:
     """The answer a whole streamed body adds up to. A server that ignored ``"stream": true`` and sent
     one JSON object is read as such. Raises :class:`WireFormatError` for an error chunk or a chunk
@@ -228,12 +267,18 @@ class ChatStream:
     model: str | None = None
     usage: Any = None
 
+    @guarded
     def add(self, chunk: Any) -> None:
-        """Take one chunk. Raises :class:`WireFormatError` for an error chunk (no choices)."""
+        """Take one chunk. Raises :class:`StreamFailure` for a chunk carrying an ``error`` object (also
+        one with a ``choices`` entry, as OpenRouter sends mid-stream) and :class:`WireFormatError` for
+        a chunk that does not follow the format."""
         if not isinstance(chunk, Mapping):
             return
-        if chunk.get("error") and not chunk.get("choices"):
-            raise WireFormatError(f"the stream reported an error: {json.dumps(chunk['error'])[:300]}")
+        if chunk.get("error"):
+            raise StreamFailure(
+                f"the stream reported an error: {json.dumps(chunk['error'], default=str)[:300]}"
+            )
+        validated(Answer, chunk, "stream chunk")
         self.model = chunk.get("model") or self.model  # Azure's first chunk has model ""
         for path in self.usage_paths:
             usage = dig(chunk, path)
@@ -284,6 +329,7 @@ class ChatStream:
         return ChatAnswer(message, self.finish_reason, self.model, self.usage)
 
 
+@guarded
 def message_text(content: Any) -> str:
     """Message text: a string, or the text parts of a list of content parts (Mistral thinking chunks)."""
     if isinstance(content, str):
@@ -299,6 +345,7 @@ def message_text(content: Any) -> str:
     return ""
 
 
+@guarded
 def tool_calls(calls: Any) -> list[CallParams] | None:
     """The tool calls of a message's ``tool_calls`` list; ``None`` when there are none.
 

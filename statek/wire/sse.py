@@ -78,7 +78,10 @@ class SSEDecoder:
         data, event = self._data, self._event
         self._event, self._data = None, []
         if data and data != ["[DONE]"]:
-            events.append((event, json.loads("\n".join(data))))
+            try:
+                events.append((event, json.loads("\n".join(data))))
+            except RecursionError:  # nested deeper than Python's stack: not an answer to read
+                raise ValueError("an event's data is nested too deeply to read") from None
 
 
 def iter_sse_json(body: bytes) -> Iterator[SSEEvent]:
