@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import math
 import random
 import re
+import ssl
 import sys
 import time
 import weakref
@@ -157,7 +159,6 @@ class ClientPool:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
-        self._verify: Any = None
         self._turn = 0
 
     def get(self) -> httpx.AsyncClient:
@@ -166,26 +167,27 @@ class ClientPool:
             return self._given
         loop = asyncio.get_running_loop()
         entry = self._clients.get(loop)
-        if entry is None or entry.clients[0].is_closed:
+        if entry is None:
             entry = self._open(loop)
-        self._turn = (self._turn + 1) % self._shards
-        return entry.clients[self._turn]
+        self._turn = turn = (self._turn + 1) % self._shards
+        client = entry.clients[turn]
+        if client is None or client.is_closed:
+            # Shards are opened on first use: a loop that makes one call (asyncio.run per request)
+            # pays for one client, not sixteen.
+            client = entry.clients[turn] = httpx.AsyncClient(
+                timeout=self._timeout, limits=self._limits, verify=_tls_context()
+            )
+        return client
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> _LoopClients:
         for stale in [other for other in list(self._clients) if other.is_closed()]:
             self._clients.pop(stale, None)  # closed without shutdown_asyncgens: just let it go
-        if self._verify is None:
-            # One TLS context for every shard and loop: building one costs ~20 ms.
-            self._verify = httpx.create_ssl_context()
-        clients = [
-            httpx.AsyncClient(timeout=self._timeout, limits=self._limits, verify=self._verify)
-            for _ in range(self._shards)
-        ]
+        clients: list[httpx.AsyncClient | None] = [None] * self._shards
         entry = self._clients[loop] = _LoopClients(clients, _close_with_loop(self, loop, clients))
         _start(entry.closer)
         return entry
 
-    def _forget(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient]) -> None:
+    def _forget(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient | None]) -> None:
         entry = self._clients.get(loop)
         if entry is not None and entry.clients is clients:
             del self._clients[loop]
@@ -205,14 +207,21 @@ class ClientPool:
             await entry.closer.aclose()
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One default TLS context for every pool, shard and loop: building one loads the CA bundle, which
+    costs 20-130 ms, and a context may be shared by any number of clients."""
+    return httpx.create_ssl_context()
+
+
 @dataclass(slots=True)
 class _LoopClients:
-    clients: list[httpx.AsyncClient]
+    clients: list[httpx.AsyncClient | None]
     closer: AsyncIterator[None]
 
 
 async def _close_with_loop(
-    pool: ClientPool, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient]
+    pool: ClientPool, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient | None]
 ) -> AsyncIterator[None]:
     """Parked at its ``yield`` until the loop shuts its async generators down (or :meth:`aclose`)."""
     try:
@@ -221,7 +230,8 @@ async def _close_with_loop(
         pool._forget(loop, clients)
         for client in clients:
             try:
-                await client.aclose()
+                if client is not None:
+                    await client.aclose()
             except Exception:  # noqa: BLE001 - closing the others matters more
                 pass
 
