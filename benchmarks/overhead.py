@@ -153,8 +153,8 @@ async def wrapper_p50(samples: int) -> tuple[float, float]:
     from statek import ChatHistoryItem
     from statek.executors.job import Job
     from statek.llm_api import LLM_Response
-    from statek.types import CallDetail
     from statek.telemetry import observe_call, telemetry_config
+    from statek.types import CallDetail
 
     api = _api("http://127.0.0.1:9/v1/chat/completions")
     params = api._prepare(None, MODEL, None, None, [ChatHistoryItem.user("hi")], None, None, False)

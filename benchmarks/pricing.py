@@ -22,11 +22,11 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
-from statek.types import CallDetail
 from statek.metering import price_call
 from statek.metering import schema as S
 from statek.metering.index import PriceTable
 from statek.metering.loader import read_price_files
+from statek.types import CallDetail
 
 PROVIDERS = (
     "OPENAI",

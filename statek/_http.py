@@ -326,9 +326,15 @@ def _http_error(response: httpx.Response, provider: str, hint: float | None, **k
         body=body,
         headers=dict(response.headers),
         retry_after=hint,
+        request=_bare_request(response.request.url),
         provider=provider,
         **kwargs,
     )
+
+
+def _bare_request(url: httpx.URL | str) -> httpx.Request:
+    """The request as an error may show it: method and URL, no query string (keys hide there), no headers."""
+    return httpx.Request("POST", httpx.URL(url).copy_with(query=None, userinfo=b""))
 
 
 T = TypeVar("T")
@@ -426,4 +432,5 @@ def _no_answer(
         attempts=attempt,
         bytes_sent=sent,
         bytes_received=received,
+        request=_bare_request(url),
     )

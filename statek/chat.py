@@ -169,8 +169,9 @@ def _describe(doc: str) -> tuple[str, dict[str, str]]:
 def tool_spec(func: Callable[..., Any]) -> ToolSpec:
     """Build the :class:`ToolSpec` of ``func`` from its name, signature, annotations and docstring.
 
-    Every parameter must be annotated or have a default (its type is then ``Any``); ``*args`` and
-    ``**kwargs`` are not offered to the model.
+    Every parameter must be annotated or have a default. An unannotated parameter takes its
+    default's type when that is ``str``, ``int``, ``float`` or ``bool`` (``def f(n=3)``: an integer),
+    else ``Any``. ``*args`` and ``**kwargs`` are not offered to the model.
     """
     name = getattr(func, "__name__", None)
     if not name or name == "<lambda>":
@@ -181,7 +182,7 @@ def tool_spec(func: Callable[..., Any]) -> ToolSpec:
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        annotation = hints.get(param.name, Any)
+        annotation = hints.get(param.name, _type_of_default(param.default))
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, pydantic.Field(default, description=arg_docs.get(param.name)))
     model = pydantic.create_model(f"{name}_arguments", **fields)
@@ -191,6 +192,15 @@ def tool_spec(func: Callable[..., Any]) -> ToolSpec:
         prop.pop("title", None)
     scope = getattr(func, _SCOPE_ATTRIBUTE, ToolScope.APPLICATION)
     return ToolSpec(name=name, description=summary or name, parameters=schema, scope=scope)
+
+
+def _type_of_default(default: Any) -> Any:
+    """The JSON-scalar type of an unannotated parameter's default, else ``Any``.
+
+    Without it ``def f(n=3)`` would offer an argument of no type, which Google's schema refuses.
+    """
+    kind = type(default)
+    return kind if kind in (str, int, float, bool) else Any
 
 
 def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:

@@ -8,15 +8,20 @@ Every error statek raises on purpose is one of these::
     ├── PricingError (ValueError)             price files that do not load; lists every problem found
     └── ProviderError                         the provider call failed; carries what the provider said
         ├── ProviderHTTPError                 a non-2xx answer: status, body, headers, retry_after
+        │   │                                 (also an httpx.HTTPStatusError)
         │   ├── AuthenticationError           401 / 403
         │   ├── RateLimitError                429
         │   └── ProviderServerError           5xx
         ├── ProviderConnectionError           the request never got an answer (connect, read, timeout)
+        │                                     (also an httpx.TransportError)
         └── ResponseFormatError               an answer statek cannot read (bad JSON, bad shape)
             └── MalformedToolCallError        a tool call whose name or arguments cannot be parsed
 
 Configuration errors are ``ValueError`` subclasses, as the public contract promises for bad settings,
-bad temperatures, empty models and duplicate provider names. Transport exceptions from httpx are
+bad temperatures, empty models and duplicate provider names. HTTP failures are also ``httpx.HTTPError``
+subclasses, because the original STATEK documented "Raises httpx.HTTPError" and code written for it
+catches that; their ``request`` and ``response`` are redacted copies (no credential header, no query
+string, the body truncated as ``body`` is). Transport exceptions from httpx are
 translated at the boundary with ``raise ... from exc``; the original stays on ``__cause__``.
 
 No exception message, ``repr`` or attribute ever holds an API key: messages and bodies are scrubbed
@@ -27,6 +32,8 @@ an error body) and headers are redacted before they are stored (:func:`redact_he
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import httpx
 
 from .secrets import REDACTED, scrub
 
@@ -104,18 +111,23 @@ class ProviderError(StatekError):
         bytes_sent: int = 0,
         bytes_received: int = 0,
     ) -> None:
-        super().__init__(message)
+        # Exception's own __init__, not super(): the httpx bases of some subclasses need arguments
+        # that they are given below, as attributes.
+        Exception.__init__(self, scrub(message))
+        self._request: httpx.Request | None = None
         self.provider = provider
         self.attempts = attempts
         self.bytes_sent = bytes_sent
         self.bytes_received = bytes_received
 
 
-class ProviderHTTPError(ProviderError):
+class ProviderHTTPError(ProviderError, httpx.HTTPStatusError):
     """The provider answered with a non-2xx status.
 
     ``body`` is the response text (truncated to 4 KiB), ``headers`` the response headers with
     credentials redacted, ``retry_after`` the server's requested delay in seconds, if it gave one.
+    As an ``httpx.HTTPStatusError``, ``response`` is a copy of the answer made of those redacted parts
+    and ``request`` (when known) the request's method and URL without query string or headers.
     """
 
     def __init__(
@@ -126,6 +138,7 @@ class ProviderHTTPError(ProviderError):
         body: str = "",
         headers: Mapping[str, str] | None = None,
         retry_after: float | None = None,
+        request: httpx.Request | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
@@ -133,6 +146,8 @@ class ProviderHTTPError(ProviderError):
         self.body = scrub(body[:4096])
         self.headers = redact_headers(headers or {})
         self.retry_after = retry_after
+        self._request = request
+        self.response = httpx.Response(status_code, headers=self.headers, text=self.body, request=request)
 
 
 class AuthenticationError(ProviderHTTPError):
@@ -147,8 +162,16 @@ class ProviderServerError(ProviderHTTPError):
     """5xx: the provider failed on its side."""
 
 
-class ProviderConnectionError(ProviderError):
-    """No answer arrived: connection refused or reset, DNS failure, or a timeout."""
+class ProviderConnectionError(ProviderError, httpx.TransportError):
+    """No answer arrived: connection refused or reset, DNS failure, or a timeout.
+
+    Also an ``httpx.TransportError``; ``request`` (when known) is the request's method and URL without
+    query string or headers.
+    """
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self._request = request
 
 
 class ResponseFormatError(ProviderError):

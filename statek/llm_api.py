@@ -447,7 +447,9 @@ class LLM_API(ABC):
         if style is ChatStyle.PLAIN:
             tools: tuple[ToolSpec, ...] = ()
         elif tools_selected:
-            tools = select_tools(functions, "+" + ",".join(_tool_name(f) for f in functions)) if functions else ()
+            tools = (
+                select_tools(functions, "+" + ",".join(_tool_name(f) for f in functions)) if functions else ()
+            )
         else:
             tools = select_tools(functions, meta.get(LLM_TOOLS_SCOPE))
         chosen = {spec.name for spec in tools}
@@ -484,7 +486,9 @@ def _uses_seed_hook(cls: type, seed: str, internal: str) -> bool | None:
     return None
 
 
-def _check_hook(cls: type, name: str, positional: tuple[None, ...], keywords: dict[str, None], form: str) -> None:
+def _check_hook(
+    cls: type, name: str, positional: tuple[None, ...], keywords: dict[str, None], form: str
+) -> None:
     hook = vars(cls)[name]
     try:
         inspect.signature(hook).bind(*positional, **keywords)

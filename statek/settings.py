@@ -5,7 +5,9 @@ Per provider key (``OPENAI``, ``ANTHROPIC``, an alias such as ``GROK``, or a nam
 
 1. keyword arguments to ``LLM_API.get(...)`` / ``add_provider(...)``;
 2. ``{NAME}_API_URL``, ``{NAME}_API_KEY``, ``{NAME}_RESPONSE_FORMAT_FILE``,
-   ``{NAME}_USE_PROMPT_CACHING`` for the name asked for (an alias), then for its canonical key;
+   ``{NAME}_USE_PROMPT_CACHING`` for the name asked for (an alias), then for its canonical key, from
+   the process environment or, as in the original STATEK, a ``.env`` file in the working directory
+   (the environment wins; see :func:`environment`);
 3. the built-in provider's defaults (public endpoint URL; local servers need no key).
 
 ``api_url`` is the full URL that requests are POSTed to, e.g.
@@ -15,9 +17,12 @@ Per provider key (``OPENAI``, ``ANTHROPIC``, an alias such as ``GROK``, or a nam
 from __future__ import annotations
 
 import os
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from .secrets import register_secret, register_url
@@ -27,20 +32,28 @@ __all__ = [
     "API_URL_SUFFIX",
     "DEFAULT_PROVIDER",
     "DEFAULT_PROVIDER_ENV",
+    "DEFAULT_PROVIDER_ENV_ALIASES",
+    "DOTENV_FILE",
     "MODEL_INFO_DIR_ENV",
     "PROMPT_CACHING_SUFFIX",
     "ProviderSettings",
     "RESPONSE_FORMAT_FILE_SUFFIX",
     "SETTING_SUFFIXES",
+    "default_provider_name",
     "env_names",
+    "environment",
     "load_provider_settings",
     "parse_bool",
 ]
 
-DEFAULT_PROVIDER_ENV = "STATEK_DEFAULT_LLM_API_PROVIDER"
-"""Provider used by ``LLM_API.get()`` when no name is given."""
+DEFAULT_PROVIDER_ENV = "DEFAULT_LLM_API_PROVIDER"
+"""Provider used by ``LLM_API.get()`` when no name is given (any case), the original STATEK's name."""
+DEFAULT_PROVIDER_ENV_ALIASES = ("STATEK_DEFAULT_LLM_API_PROVIDER",)
+"""Also read, after ``DEFAULT_LLM_API_PROVIDER``, for the same purpose."""
 DEFAULT_PROVIDER = "OPENROUTER"
-"""The provider used when ``STATEK_DEFAULT_LLM_API_PROVIDER`` is unset."""
+"""The provider used when neither variable is set."""
+DOTENV_FILE = ".env"
+"""A dotenv file in the working directory, read for every setting the environment does not hold."""
 MODEL_INFO_DIR_ENV = "STATEK_MODEL_INFO_DIR"
 """A folder of price files (CSV/TXT) loaded on first use, on top of the shipped table."""
 
@@ -92,6 +105,44 @@ class ProviderSettings(BaseModel):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
+_dotenv_cache: tuple[tuple[str, int, int], Mapping[str, str]] | None = None
+
+
+def _dotenv() -> Mapping[str, str]:
+    global _dotenv_cache
+    path = Path(DOTENV_FILE).absolute()
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    stamp = (str(path), stat.st_mtime_ns, stat.st_size)
+    cached = _dotenv_cache
+    if cached is None or cached[0] != stamp:
+        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        _dotenv_cache = cached = (stamp, values)
+    return cached[1]
+
+
+def environment() -> Mapping[str, str]:
+    """The settings environment: the process environment, then ``.env`` in the working directory.
+
+    The file is parsed with python-dotenv, re-read only when it changes, and never written into
+    ``os.environ``.
+    """
+    dotenv = _dotenv()
+    return ChainMap(os.environ, dotenv) if dotenv else os.environ  # type: ignore[arg-type]
+
+
+def default_provider_name(env: Mapping[str, str] | None = None) -> str:
+    """The provider ``LLM_API.get()`` uses when given no name (see :data:`DEFAULT_PROVIDER_ENV`)."""
+    env = environment() if env is None else env
+    for variable in (DEFAULT_PROVIDER_ENV, *DEFAULT_PROVIDER_ENV_ALIASES):
+        value = env.get(variable, "").strip()
+        if value:
+            return value.upper()
+    return DEFAULT_PROVIDER
+
+
 def env_names(name: str) -> dict[str, str]:
     """The environment variable of each setting for provider ``name``."""
     prefix = name.strip().upper()
@@ -109,7 +160,7 @@ def load_provider_settings(
     ``overrides`` (explicit arguments) win over the environment, which wins over ``defaults``.
     ``None`` overrides are ignored.
     """
-    env = os.environ if environ is None else environ
+    env = environment() if environ is None else environ
     values: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if v is not None}
     for field in SETTING_SUFFIXES:
         for name in names:

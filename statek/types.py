@@ -20,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["CallDetail", "CallParams", "CostStatus", "LLM_Response", "LLM_Stats"]
 
@@ -105,7 +108,7 @@ class LLM_Response(_ResponseFields):
         call_requests: list[CallParams] | None = None,
         *,
         detail: CallDetail | None = None,
-    ) -> LLM_Response:
+    ) -> Self:
         if detail is None and isinstance(stats, CallDetail):
             detail = stats
         if detail is not None:

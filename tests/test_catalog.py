@@ -9,7 +9,6 @@ once streamed (server-sent events, with the final usage chunk where that provide
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -355,9 +354,8 @@ def configure(monkeypatch: pytest.MonkeyPatch, entry: CatalogRow) -> None:
         monkeypatch.setenv(f"{entry.key}_API_URL", ACCOUNT_URLS[entry.key])
 
 
-def rows() -> Iterator[Any]:
-    for entry in CATALOG:
-        yield pytest.param(entry, id=entry.key)
+def rows() -> list[Any]:
+    return [pytest.param(entry, id=entry.key) for entry in CATALOG]
 
 
 def test_fixture_table_covers_every_row() -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from statek.executors.llm_usage import LLM_Usage, ModelUsage
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, price_call, set_default_registry
 from statek.model_pricing import ModelPricing, init_model_pricing, set_model_pricing
+from statek.types import CallDetail
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from statek.exceptions import PricingError
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, price_call, set_default_registry
 from statek.model_pricing import ModelPricing, get_model_pricing, init_model_pricing, set_model_pricing
+from statek.types import CallDetail
 
 SEED = "PROVIDER,MODEL_FAMILY,MODEL,INPUT_PRICE_PER_M,INPUT_PRICE_PER_CACHED_M,OUTPUT_PRICE_PER_M\n"
 

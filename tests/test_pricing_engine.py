@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from statek.types import CallDetail
 from statek.metering import CallCost, PriceRegistry
 from statek.metering.index import PriceTable
+from statek.types import CallDetail
 
 HEADER = (
     "PROVIDER,MODEL_FAMILY,MODEL,INPUT_PRICE_PER_M,INPUT_PRICE_PER_CACHED_M,OUTPUT_PRICE_PER_M,"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from statek.exceptions import PricingError
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files
 from statek.metering.loader import parse_price_text
+from statek.types import CallDetail
 
 SEED = "PROVIDER,MODEL_FAMILY,MODEL,INPUT_PRICE_PER_M,INPUT_PRICE_PER_CACHED_M,OUTPUT_PRICE_PER_M"
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, read_price_files, shipped_prices_path
+from statek.types import CallDetail
 
 
 @pytest.fixture(scope="module")

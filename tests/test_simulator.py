@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from statek.types import CallDetail
 from statek.testing import Failure, ModelBehavior, ProviderSimulator, ToolCallSpec, Usage
+from statek.types import CallDetail
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
 GEMINI_CHAT = {"contents": [{"role": "user", "parts": [{"text": "What is the weather in Paris?"}]}]}

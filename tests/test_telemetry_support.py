@@ -29,10 +29,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from statek import LLM_API, ChatHistoryItem
 from statek._http import RetryPolicy
 from statek.llm_api import LLM_Response, PreparedRequest
-from statek.types import CallDetail
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.telemetry import configure_telemetry
+from statek.types import CallDetail
 
 URL = "http://127.0.0.1:9/v1/scripted"
 

@@ -17,7 +17,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..types import CallDetail
 from ..metering import schema as S
 from ..metering.diff import diff_rows
 from ..metering.index import PriceTable, provider_key
@@ -25,6 +24,7 @@ from ..metering.litellm import convert_litellm
 from ..metering.loader import LoadReport, parse_when, read_price_files
 from ..metering.records import PriceRow, normalise
 from ..metering.registry import default_registry
+from ..types import CallDetail
 
 __all__ = ["app"]
 

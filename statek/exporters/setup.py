@@ -33,7 +33,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from ..exceptions import ConfigurationError
 from ..secrets import register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
-from . import otlp
+from . import multiprocess, otlp
 from .prometheus import PrometheusExporter
 
 __all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"]
@@ -56,6 +56,7 @@ class Instrumentation:
     prometheus_port: int | None = None
     owns_tracer_provider: bool = False
     metric_pusher: otlp.MetricPusher | None = None
+    multiprocess: multiprocess.MultiprocessMirror | None = None
     closed: bool = field(default=False)
     span_exporter: Any = None
 
@@ -95,6 +96,8 @@ class Instrumentation:
             thread.join(max(deadline - time.monotonic(), 0.0))
             if thread.is_alive():
                 _log.warning("statek gave up flushing its %s export after %.1f s", what, timeout)
+        if self.multiprocess is not None:  # the final totals, before the reader closes
+            _run("multiprocess metrics", self.multiprocess.shutdown)
         _run("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis))
         _run("prometheus", self.prometheus.shutdown)
 
@@ -134,6 +137,7 @@ def instrument(
     job_label_keys: Iterable[str] = (),
     tracer_provider: trace.TracerProvider | None = None,
     set_global: bool = False,
+    multiprocess_mode: bool | None = None,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -146,6 +150,10 @@ def instrument(
     - ``tracer_provider``: send statek's spans to the application's own provider instead (no OTLP
       span exporter is added to it; it is not shut down here).
     - ``set_global``: also install the providers as OpenTelemetry's global ones.
+    - ``multiprocess_mode``: write this worker's totals into ``prometheus_client``'s multiprocess files
+      (see :mod:`statek.exporters.multiprocess`); ``None`` (default) turns it on when
+      ``PROMETHEUS_MULTIPROC_DIR`` is set. It serves no port of its own: mount
+      ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
@@ -171,6 +179,7 @@ def instrument(
         "job_label_keys": label_keys,
         "tracer_provider": id(tracer_provider),
         "set_global": set_global,
+        "multiprocess_mode": multiprocess_mode,
     }
     global _active
     with _lock:
@@ -179,6 +188,13 @@ def instrument(
                 return _active
             raise ConfigurationError(
                 "statek.instrument() was already called with other arguments; call statek.shutdown() first"
+            )
+        if multiprocess_mode is None:
+            multiprocess_mode = multiprocess.multiprocess_directory() is not None
+        if multiprocess_mode and prometheus_port is not None:
+            raise ConfigurationError(
+                "prometheus_port cannot be used with PROMETHEUS_MULTIPROC_DIR (every worker would bind it): "
+                "mount statek.exporters.multiprocess.make_asgi_app() or serve it from the gunicorn master"
             )
         attributes = dict(resource_attributes or {})
         if service_name:
@@ -190,6 +206,7 @@ def instrument(
         owns_tracer = False
         span_exporter = None
         pusher: otlp.MetricPusher | None = None
+        mirror: multiprocess.MultiprocessMirror | None = None
         try:
             if otlp.otlp_configured(otlp_endpoint):
                 exporter_args: dict[str, Any] = {
@@ -212,6 +229,9 @@ def instrument(
                     sdk_tracer.add_span_processor(otlp.batch_span_processor(span_exporter))
                     chosen_tracer, owns_tracer = sdk_tracer, True
             meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            if multiprocess_mode:
+                mirror = multiprocess.MultiprocessMirror(prometheus.reader)
+                mirror.start()
             port = (
                 prometheus.start_http_server(prometheus_port, prometheus_host)
                 if prometheus_port is not None
@@ -233,7 +253,7 @@ def instrument(
             job_label_keys=label_keys,
         )
         _active = Instrumentation(
-            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher,
+            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher, mirror,
             span_exporter=span_exporter,
         )
         return _active

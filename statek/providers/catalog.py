@@ -138,7 +138,8 @@ CATALOG: tuple[CatalogRow, ...] = (
                 ("prompt_token_details", "cached_tokens"),
                 ("num_cached_tokens",),
             ),
-            reasoning_request=ReasoningRequest.NONE,
+            # Mistral's request schema has OpenAI's "reasoning_effort" (none, minimal, low ... xhigh).
+            reasoning_request=ReasoningRequest.EFFORT,
             send_stream_options=False,  # not in Mistral's request schema; usage comes on the last chunk
         ),
     ),

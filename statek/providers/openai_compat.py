@@ -50,6 +50,9 @@ __all__ = [
     "normalise_usage",
 ]
 
+_MAX_TOKENS_FIELDS = frozenset({"max_tokens", "max_completion_tokens"})
+
+
 
 class OpenAICompatible_API(LLM_API):
     """Any server speaking OpenAI chat completions; the implementation behind all catalogue providers.
@@ -110,6 +113,8 @@ class OpenAICompatible_API(LLM_API):
             if profile.send_stream_options:
                 payload["stream_options"] = {"include_usage": True}
         for name, value in self.payload_fields.items():
+            if params.max_tokens is not None and name in _MAX_TOKENS_FIELDS:
+                continue  # the request's own limit, already sent under the profile's field name
             payload.setdefault(name, value)
         return payload
 

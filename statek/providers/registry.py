@@ -21,24 +21,26 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..exceptions import ConfigurationError, UnknownProviderError
-from ..llm_api import LLM_API
+from ..llm_api import LLM_API, check_implementation
 from ..secrets import scrub
 from ..settings import (
-    DEFAULT_PROVIDER,
-    DEFAULT_PROVIDER_ENV,
     SETTING_SUFFIXES,
+    VERTEXAI_LOCATION_ENV,
+    VERTEXAI_PROJECT_ENV,
     ProviderSettings,
+    default_provider_name,
     env_names,
+    environment,
     load_provider_settings,
 )
 
@@ -136,24 +138,79 @@ def _lookup(name: str) -> ProviderEntry:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownProviderError(
-            f"unknown LLM provider {name!r}.{hint} Known providers: {', '.join(sorted(set(known.values())))} "
+            f"Unsupported LLM API provider: {name}.{hint} Known providers: {', '.join(sorted(set(known.values())))} "
             "(aliases accepted, any case); register your own with statek.add_provider(...)."
         )
     return entry
 
 
+_CACHE_SIZE = 256
+_instances: OrderedDict[Hashable, LLM_API] = OrderedDict()
+
+
 def get_provider(provider_name: str | None = None, model: str | None = None, **kwargs: Any) -> LLM_API:
-    """Build the provider registered as ``provider_name`` (default ``$STATEK_DEFAULT_LLM_API_PROVIDER``,
-    else ``OPENROUTER``), with ``model`` as its default model.
+    """The provider registered as ``provider_name`` (default :func:`~statek.settings.default_provider_name`),
+    with ``model`` as its default model; the same instance for the same arguments and settings.
 
     ``api_url``, ``api_key``, ``response_format_file`` and ``use_prompt_caching`` in ``kwargs`` are
     settings; everything else goes to the provider's constructor (e.g. ``http_client``, ``timeout``,
-    ``retry``, ``stream``). Raises :class:`~statek.exceptions.UnknownProviderError` (a ``ValueError``)
-    for an unknown name and :class:`~statek.exceptions.ConfigurationError` (a ``ValueError``) naming
-    the environment variables to set when the URL or a required key is missing.
+    ``retry``, ``stream``; payload fields for OpenAI-compatible providers). Instances are cached, as in
+    the original STATEK, keyed by the name asked for, the model, the keyword arguments and the
+    provider's settings in the environment, so that an application calling ``get`` per request reuses
+    one instance and its connection pool; :func:`add_provider` clears the cache. Arguments that cannot
+    be compared (unhashable, not a dict or list) build a new instance each time. Raises
+    :class:`~statek.exceptions.UnknownProviderError` (a ``ValueError``) for an unknown name and
+    :class:`~statek.exceptions.ConfigurationError` (a ``ValueError``) naming the environment variables
+    to set when the URL or a required key is missing.
     """
-    asked = _normalise(provider_name or os.environ.get(DEFAULT_PROVIDER_ENV) or DEFAULT_PROVIDER)
+    env = environment()
+    asked = _normalise(provider_name) if provider_name else default_provider_name(env)
     entry = _lookup(asked)
+    key = _cache_key(asked, entry, model, kwargs, env)
+    if key is not None:
+        cached = _instances.get(key)
+        if cached is not None:
+            return cached
+    api = _build(asked, entry, model, kwargs)
+    if key is not None:
+        with _lock:
+            _instances[key] = api
+            if len(_instances) > _CACHE_SIZE:
+                _instances.popitem(last=False)
+    return api
+
+
+def _cache_key(
+    asked: str, entry: ProviderEntry, model: str | None, kwargs: Mapping[str, Any], env: Mapping[str, str]
+) -> Hashable | None:
+    variables = [
+        *env_names(asked).values(),
+        *env_names(entry.key).values(),
+        VERTEXAI_PROJECT_ENV,
+        VERTEXAI_LOCATION_ENV,
+    ]
+    try:
+        arguments = tuple(sorted((name, _frozen(value)) for name, value in kwargs.items()))
+        key = (asked, model, arguments, tuple(env.get(v) for v in variables))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _frozen(value: Any) -> Hashable:
+    if isinstance(value, Mapping):
+        return ("dict", tuple(sorted((str(k), _frozen(v)) for k, v in value.items())))
+    if isinstance(value, (list, tuple)):
+        return ("seq", tuple(_frozen(v) for v in value))
+    if isinstance(value, set):
+        return ("set", frozenset(_frozen(v) for v in value))
+    hash(value)  # TypeError for what cannot be compared: no caching then
+    return (type(value).__qualname__, value)
+
+
+def _build(asked: str, entry: ProviderEntry, model: str | None, kwargs: dict[str, Any]) -> LLM_API:
+    kwargs = dict(kwargs)
     cls = entry.load()
     overrides = {**entry.settings, **{k: kwargs.pop(k) for k in SETTING_SUFFIXES if k in kwargs}}
     names = list(dict.fromkeys((asked, entry.key)))
@@ -165,7 +222,13 @@ def get_provider(provider_name: str | None = None, model: str | None = None, **k
     arguments = {**entry.kwargs, **kwargs}
     if entry.custom and _accepts(cls, "provider_key"):
         arguments.setdefault("provider_key", entry.key)
-    return cls(settings, model=model, **arguments)
+    if model is not None and _accepts(cls, "model"):
+        arguments["model"] = model
+    # As the original STATEK: impl(settings=settings, **kwargs).
+    api = cls(settings=settings, **arguments)
+    if model is not None and getattr(api, "model", None) is None:
+        api.model = model
+    return api
 
 
 def _check(settings: ProviderSettings, cls: type[LLM_API], names: list[str], entry: ProviderEntry) -> None:
@@ -175,11 +238,13 @@ def _check(settings: ProviderSettings, cls: type[LLM_API], names: list[str], ent
     if not settings.api_url:
         shape = f" (the full chat endpoint, e.g. {entry.url_hint})" if entry.url_hint else ""
         raise ConfigurationError(
-            f"provider {names[0]} has no API URL: set {variables('api_url')}{shape}, or pass api_url=..."
+            f"No settings found for {names[0]} provider. It has no API URL: set {variables('api_url')}{shape}, "
+            "or pass api_url=..."
         )
     if cls.requires_api_key and settings.api_key is None:
         raise ConfigurationError(
-            f"provider {names[0]} needs an API key: set {variables('api_key')}, or pass api_key=..."
+            f"No settings found for {names[0]} provider. It needs an API key: set {variables('api_key')}, "
+            "or pass api_key=..."
         )
 
 
@@ -218,6 +283,7 @@ def add_provider(name: str, llm_api_impl: type[LLM_API] | None = None, **kwargs:
         llm_api_impl = OpenAICompatible_API
     if not (isinstance(llm_api_impl, type) and issubclass(llm_api_impl, LLM_API)):
         raise ConfigurationError(f"llm_api_impl must be a subclass of LLM_API, not {llm_api_impl!r}")
+    check_implementation(llm_api_impl)
     settings = {k: kwargs.pop(k) for k in SETTING_SUFFIXES if k in kwargs}
     try:
         ProviderSettings(**{k: v for k, v in settings.items() if v is not None})
@@ -229,14 +295,16 @@ def add_provider(name: str, llm_api_impl: type[LLM_API] | None = None, **kwargs:
     with _lock:
         if builtin is not None:
             raise ConfigurationError(
-                f"provider name {key} is reserved: it is a built-in name for {builtin.key}"
+                f"LLM API provider already registered: {key} (reserved: a built-in name for {builtin.key})"
             )
         if key in _custom:
-            raise ConfigurationError(f"provider {key} is already registered")
+            raise ConfigurationError(f"LLM API provider already registered: {key}")
         _custom[key] = entry
+        _instances.clear()
 
 
 def _unregister(name: str) -> None:
     """Forget a custom provider (for tests). Built-in providers cannot be removed."""
     with _lock:
         _custom.pop(_normalise(name), None)
+        _instances.clear()

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -46,12 +45,13 @@ from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
 from ..llm_api import LLM_API, PreparedRequest
 from ..secrets import scrub
-from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names
+from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names, environment
 from ..types import CallParams, LLM_Response
 from ..wire.errors import ToolCallFormatError, WireFormatError
 from ..wire.gemini import GeminiToolCall, fold_stream, read_response, stream_error
 from ..wire.sse import iter_sse_json
 from ._errors import error_context
+from ._google_schema import gemini_schema
 from ._response_format import load_response_schema
 
 __all__ = ["GEMINI_API_URL", "GeminiToolCall", "VertexAI_API", "gemini_schema", "vertex_url"]
@@ -62,15 +62,6 @@ DEFAULT_LOCATION = "global"
 DYNAMIC_THINKING = -1
 """``thinkingBudget`` that lets the model decide how much to think."""
 EFFORT_BUDGETS: Mapping[str, int] = {"low": 1024, "medium": 8192, "high": 24576}
-
-_SCHEMA_KEYS = frozenset(
-    {
-        "description", "enum", "example", "format", "maxItems", "maxLength", "maxProperties", "maximum",
-        "minItems", "minLength", "minProperties", "minimum", "nullable", "pattern", "propertyOrdering", "required",
-    }
-)  # fmt: skip
-"""JSON-schema keywords Gemini's schema subset accepts as they are (besides type/properties/items/anyOf)."""
-
 
 DEFAULT_PUBLISHER = "google"
 _MODEL_PATH = "/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent"
@@ -123,8 +114,8 @@ class VertexAI_API(LLM_API):
             retry=retry,
         )
         self.stream = stream
-        self.project = project or os.environ.get(VERTEXAI_PROJECT_ENV) or None
-        self.location = location or os.environ.get(VERTEXAI_LOCATION_ENV) or DEFAULT_LOCATION
+        self.project = project or environment().get(VERTEXAI_PROJECT_ENV) or None
+        self.location = location or environment().get(VERTEXAI_LOCATION_ENV) or DEFAULT_LOCATION
         self.publisher = publisher
         if auth not in (None, "api_key", "bearer"):
             raise ConfigurationError(f"VertexAI_API auth must be 'api_key' or 'bearer', not {auth!r}")
@@ -331,54 +322,3 @@ def _declaration(spec: ToolSpec) -> dict[str, Any]:
         declaration["parameters"] = gemini_schema(spec.parameters)
     return declaration
 
-
-def gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``schema`` (JSON schema, e.g. from pydantic) in the OpenAPI subset Gemini's ``Schema`` accepts.
-
-    ``$ref`` to ``$defs``/``definitions`` is inlined; ``anyOf``/``oneOf``/``allOf`` with ``null`` or a
-    ``["x", "null"]`` type become ``nullable``; ``const`` becomes a one-value ``enum``; keywords Gemini
-    does not know (``title``, ``default``, ``additionalProperties``, ``$schema``, ...) are dropped.
-    Raises :class:`ConfigurationError` for recursive or unresolvable references.
-    """
-    definitions = {**(schema.get("definitions") or {}), **(schema.get("$defs") or {})}
-    return _convert(schema, definitions, ())
-
-
-def _convert(
-    node: Mapping[str, Any], definitions: Mapping[str, Any], seen: tuple[str, ...]
-) -> dict[str, Any]:
-    reference = node.get("$ref")
-    if isinstance(reference, str):
-        name = reference.rsplit("/", 1)[-1]
-        if name in seen or name not in definitions:
-            raise ConfigurationError(
-                f"schema reference {reference!r} is recursive or unresolved: Gemini schemas cannot express it"
-            )
-        node = {**definitions[name], **{k: v for k, v in node.items() if k != "$ref"}}
-        seen = (*seen, name)
-    out: dict[str, Any] = {}
-    # A one-element allOf is pydantic's way to attach a description to a $ref; longer ones have no
-    # Gemini equivalent and are dropped.
-    single_all_of = node.get("allOf") if len(node.get("allOf") or ()) == 1 else None
-    variants = list(node.get("anyOf") or node.get("oneOf") or single_all_of or ())
-    kind = node.get("type")
-    if isinstance(kind, list):
-        variants += [{"type": t} for t in kind]
-        kind = None
-    concrete = [v for v in variants if v.get("type") != "null"]
-    if len(concrete) < len(variants):
-        out["nullable"] = True
-    if len(concrete) == 1:
-        out.update(_convert(concrete[0], definitions, seen))
-    elif concrete:
-        out["anyOf"] = [_convert(v, definitions, seen) for v in concrete]
-    if kind is not None:
-        out["type"] = kind
-    if "const" in node:
-        out["enum"] = [node["const"]]
-    if isinstance(node.get("properties"), dict):
-        out["properties"] = {k: _convert(v, definitions, seen) for k, v in node["properties"].items()}
-    if isinstance(node.get("items"), dict):
-        out["items"] = _convert(node["items"], definitions, seen)
-    out.update({k: copy.deepcopy(v) for k, v in node.items() if k in _SCHEMA_KEYS})
-    return out

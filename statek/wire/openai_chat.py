@@ -56,7 +56,7 @@ class ReasoningRequest(str, Enum):
     ENABLE_THINKING = "enable_thinking"
     """DashScope style: ``"enable_thinking": true`` (+ ``"thinking_budget"``)."""
     NONE = "none"
-    """No request field: the model chosen decides (DeepSeek reasoner, Magistral, Kimi thinking models)."""
+    """No request field: the model chosen decides (DeepSeek reasoner, Kimi thinking models)."""
 
 
 class AuthStyle(str, Enum):
