@@ -29,6 +29,7 @@ __all__ = [
     "BYTES",
     "CATALOGUE",
     "COST",
+    "COST_DRIFT",
     "DURATION_BUCKETS",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
@@ -166,6 +167,15 @@ COST = InstrumentSpec(
     "usd",
     (*_MODEL, STATEK_COST_STATUS),
 )
+COST_DRIFT = InstrumentSpec(
+    "statek.cost.drift_requests",
+    "counter",
+    "{request}",
+    "Calls whose provider-reported cost differs from the price table's by more than 1 % (a stale table)",
+    "statek_cost_drift_requests",
+    "",
+    _MODEL,
+)
 REQUESTS = InstrumentSpec(
     "statek.requests",
     "counter",
@@ -199,6 +209,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     OPERATION_DURATION,
     TOKENS,
     COST,
+    COST_DRIFT,
     REQUESTS,
     BYTES,
     RETRIES,
@@ -273,6 +284,7 @@ class Instruments:
         for spec, exemplars in (
             (TOKENS, True),
             (COST, True),
+            (COST_DRIFT, False),
             (REQUESTS, False),
             (BYTES, False),
             (RETRIES, False),

@@ -4,8 +4,9 @@
 These read and change the process-wide price table of :mod:`statek.metering` (the one every call is
 priced with), so a price set or loaded here is used by the next call. Provider, family and model
 names match after removing whitespace and ignoring case (``"Open AI"`` = ``"OPENAI"``,
-``"gpt-4 turbo"`` = ``"GPT-4TURBO"``); a model id also finds the longest listed prefix
-(``claude-sonnet-4-5-20250929`` → ``claude-sonnet-4-5``).
+``"gpt-4 turbo"`` = ``"GPT-4TURBO"``), and **exactly**, as in the original: an unlisted variant is
+never priced as a listed prefix (a file may list variants in its ``MATCH`` column). A model no
+file names is looked up in the price database (``genai-prices``) with its own matching rules.
 
 Prices are USD per million tokens. Pass them as ``Decimal``, ``int`` or ``str``; a ``float`` is
 taken by its shortest decimal spelling (``0.15`` means ``Decimal("0.15")``), never by its binary value.
@@ -18,10 +19,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from .exceptions import ConfigurationError
-from .metering.index import provider_key
 from .metering.loader import LoadReport
-from .metering.records import PriceRow, normalise
+from .metering.records import PriceRow, normalise, provider_key
 from .metering.registry import default_registry
+from .metering.schema import MAX_PRICE
 
 __all__ = ["ModelPricing", "get_model_pricing", "init_model_pricing", "set_model_pricing"]
 
@@ -31,12 +32,13 @@ SET_IN_CODE = "<set_model_pricing>"
 PriceLike = Decimal | int | str | float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ModelPricing:
     """Prices of one model, USD per million tokens; ``None`` where not known.
 
     ``is_valid`` when the input and output prices are both set; the cached-input price is optional
-    (cached tokens are then priced at the input price).
+    (cached tokens are then priced at the input price). Mutable, as in the original: an empty
+    placeholder returned for an unknown model is filled in place by :func:`set_model_pricing`.
     """
 
     input_price_per_M: Decimal | None = None
@@ -63,8 +65,10 @@ def _price(value: PriceLike | None, what: str, *, required: bool) -> Decimal | N
         price = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
         raise ConfigurationError(f"{what} must be a decimal number, not {value!r}") from None
-    if not price.is_finite() or price < 0:
-        raise ConfigurationError(f"{what} must be a non-negative finite number, not {value!r}")
+    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise ConfigurationError(
+            f"{what} must be a finite number from 0 to {MAX_PRICE} (USD per million tokens), not {value!r}"
+        )
     return price
 
 
@@ -107,6 +111,7 @@ def set_model_pricing(
     """
     if not str(provider).strip() or not str(model).strip():
         raise ConfigurationError("provider and model must not be empty")
+    registry = default_registry()
     row = PriceRow(
         provider=provider,
         model_family=model_family or "",
@@ -116,7 +121,14 @@ def set_model_pricing(
         output=_price(output_price_per_M, "output_price_per_M", required=True),  # type: ignore[arg-type]
         path=SET_IN_CODE,
     )
-    default_registry().set_row(row)
+    registry.set_row(row)
+    placeholder = registry.existing_placeholder(_key(provider, model, model_family))
+    if isinstance(placeholder, ModelPricing):
+        # the original fills the record callers already hold (e.g. an LLM_Usage's pricing)
+        placeholder.input_price_per_M = row.input
+        placeholder.input_price_per_cached_M = row.cached
+        placeholder.output_price_per_M = row.output
+        return placeholder
     return ModelPricing.from_row(row)
 
 

@@ -48,6 +48,7 @@ from .exceptions import ProviderHTTPError
 from .limits import bounded
 from .secrets import scrub
 from .executors.job import current_job
+from .metering.types import CallCost, drifted
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
 from .types import LLM_Response
 
@@ -158,6 +159,7 @@ class _Series:
     __slots__ = (
         "base",
         "cost",
+        "drift",
         "duration_attrs",
         "error_requests",
         "instruments",
@@ -188,7 +190,7 @@ class _Series:
         self.tokens = {
             t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
         }
-        statuses = ("calculated", "reported", "unpriced")
+        statuses = ("calculated", "reported", "unpriced", "no_usage")
         self.cost = {
             s: instruments.cell(inst.COST, {**base, inst.STATEK_COST_STATUS: s}, Decimal(0)) for s in statuses
         }
@@ -198,6 +200,7 @@ class _Series:
             )
             for s in statuses
         }
+        self.drift = instruments.cell(inst.COST_DRIFT, base)
         self.sent = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "transmit"})
         self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
         self.error_requests: dict[str, inst.CounterCell] = {}
@@ -366,8 +369,10 @@ class _Invocation:
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not record a retry")
 
-    def stop(self, stats: CallDetail, response: LLM_Response) -> None:
-        """The call succeeded with priced ``stats``: record the instruments and close the span."""
+    def stop(self, stats: CallDetail, response: LLM_Response, priced: CallCost | None = None) -> None:
+        """The call succeeded with priced ``stats``: record the instruments and close the span.
+
+        ``priced`` carries the table's price of a call whose cost was reported (the drift)."""
         self.duration = time.perf_counter() - self.started
         self._leave()
         series, span = self.series, self.span
@@ -391,13 +396,15 @@ class _Invocation:
                 if stats.priced_cost is not None:
                     _bump(cost, stats.priced_cost, exemplar)
                 series.ok_requests[status].value += 1
+                if priced is not None and priced.table_amount is not None and drifted(priced):
+                    series.drift.value += 1
                 series.sent.value += stats.total_bytes_sent
                 series.received.value += stats.total_bytes_received
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not count the call")
-        self._close(stats, response)
+        self._close(stats, response, priced)
 
-    def _close(self, stats: CallDetail, response: LLM_Response) -> None:
+    def _close(self, stats: CallDetail, response: LLM_Response, priced: CallCost | None = None) -> None:
         series, span = self.series, self.span
         if series is None:
             return
@@ -433,6 +440,9 @@ class _Invocation:
                 attributes["statek.cost.usd"] = float(stats.priced_cost)
             if stats.cost is not None:
                 attributes["statek.cost.reported_usd"] = float(stats.cost)
+            if priced is not None and priced.table_amount is not None:
+                attributes["statek.cost.table_usd"] = float(priced.table_amount)
+                attributes["statek.cost.drift_usd"] = float(priced.drift)  # type: ignore[arg-type]
             if self.retries:
                 attributes["statek.retry.count"] = self.retries
             if self.config is not None and self.config.capture_content:
@@ -517,11 +527,12 @@ async def observe_call(
         raise
     if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
         response = LLM_Response(*response)
-    stats = _bounded(api, params, _price(api, params, response.detail, invocation.started_wall))
+    detail = _bounded(api, params, response.detail)
+    stats, cost = _price(api, params, detail, invocation.started_wall)
     if job is not None:
-        _record_in_jobs(job, api.provider_key, params.model, stats)
+        _record_in_jobs(job, api.provider_key, params.model, stats, cost.table_amount)
     response = LLM_Response(response.text, None, response.call_requests, detail=stats)
-    invocation.stop(stats, response)
+    invocation.stop(stats, response, cost)
     return response
 
 
@@ -533,18 +544,26 @@ def _safe_config() -> TelemetryConfig | None:
         return None
 
 
-def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> CallDetail:
+def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> tuple[CallDetail, CallCost]:
     from .metering import price_call
+    from .metering.index import FROM_PROVIDER
+    from .metering.types import UNPRICED
 
     try:
         at = datetime.fromtimestamp(started, timezone.utc)
-        cost = price_call(api.pricing_provider or api.provider_key, params.model, stats, at=at)
-        return _with_cost(stats, cost.amount, cost.status)
+        cost = price_call(
+            api.pricing_provider or api.provider_key,
+            params.model,
+            stats,
+            at=at,
+            database_provider=getattr(api, "price_provider", FROM_PROVIDER),
+        )
+        return _with_cost(stats, cost.amount, cost.status), cost
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
             "statek could not price a %s call to %s; recorded as unpriced", api.provider_key, params.model
         )
-        return _with_cost(stats, None, "unpriced")
+        return _with_cost(stats, None, "unpriced"), UNPRICED
 
 
 def _bounded(api: LLM_API, params: PreparedRequest, stats: CallDetail) -> CallDetail:
@@ -570,10 +589,12 @@ def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDe
     return rebuild(*stats[:i], amount, status, *stats[i + 2 :])
 
 
-def _record_in_jobs(job: Job, provider: str, model: str, stats: CallDetail) -> None:
+def _record_in_jobs(
+    job: Job, provider: str, model: str, stats: CallDetail, table_cost: Decimal | None = None
+) -> None:
     for each in job.lineage:
         try:
-            each.usage.record(provider, model, stats)
+            each.usage.record(provider, model, stats, table_cost=table_cost)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a call to job %r", each.job_id)
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from statek.cli.pricing import app
 from statek.metering import PriceRegistry, read_price_files, set_default_registry, shipped_prices_path
+from statek.types import CallDetail
 
 runner = CliRunner()
 SEED = "PROVIDER,MODEL_FAMILY,MODEL,INPUT_PRICE_PER_M,INPUT_PRICE_PER_CACHED_M,OUTPUT_PRICE_PER_M"
@@ -53,7 +54,7 @@ def test_validate_lists_every_problem_as_file_line_and_exits_1(tmp_path: Path) -
         f"{bad}:3: OUTPUT_PRICE_PER_M: negative price '-1'",
         f"{bad}:4: EXTRA: missing column: the row has 6 of 7 fields",
     ]
-    assert "4 problem(s) in 1 file(s)" in result.stderr
+    assert "3 problem(s) and 1 warning(s) in 1 file(s)" in result.stderr
 
 
 def test_validate_the_shipped_table() -> None:
@@ -62,11 +63,12 @@ def test_validate_the_shipped_table() -> None:
 
 
 def test_show_filters_by_provider_and_model(prices: Path) -> None:
-    result = runner.invoke(app, ["show", "--file", str(prices), "--provider", "open ai", "--sources"])
+    args = ["show", "--file", str(prices), "--no-database", "--provider", "open ai", "--sources"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stdout.count("gpt-4o") == 2 and "gemini" not in result.stdout
     assert "2030-01-01" in result.stdout
-    result = runner.invoke(app, ["show", "--file", str(prices), "--model", "GEMINI"])
+    result = runner.invoke(app, ["show", "--file", str(prices), "--no-database", "--model", "GEMINI"])
     assert (
         "gemini-2.5-pro" in result.stdout
         and ">200000: 2.5/-/15" in result.stdout
@@ -333,3 +335,133 @@ def test_import_litellm_to_stdout_and_bad_json(tmp_path: Path) -> None:
     not_an_object = tmp_path / "list.json"
     not_an_object.write_text("[1, 2]")
     assert runner.invoke(app, ["import-litellm", str(not_an_object)]).exit_code == 1
+
+
+# ----------------------------------------------------------------------------- the effective table
+
+
+def test_show_lists_database_prices_with_where_each_came_from(prices: Path) -> None:
+    result = runner.invoke(app, ["show", "--file", str(prices), "--provider", "openai", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {(r["MODEL"], r.get("VALID_FROM")): r for r in json.loads(result.stdout)["rows"]}
+    assert rows[("gpt-4o", None)]["FROM"] == f"{prices}:2"  # the file wins over the database
+    assert rows[("gpt-4o-2024-05-13", None)]["FROM"].startswith("genai-prices ")
+    assert rows[("gpt-4o-2024-05-13", None)]["INPUT_PRICE_PER_M"] == "5"
+
+
+def test_cost_json_reports_status_amount_and_the_price_used() -> None:
+    args = [
+        "cost",
+        "--provider",
+        "xai",
+        "--model",
+        "grok-4-fast-reasoning",
+        "--input",
+        "1000000",
+        "--output",
+        "0",
+    ]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["status"], document["amount"]) == ("calculated", "0.2")
+    assert document["price"]["FROM"].startswith("genai-prices ")
+    reported = json.loads(runner.invoke(app, [*args, "--reported-cost", "0.25", "--json"]).stdout)
+    assert (reported["status"], reported["amount"], reported["table_amount"], reported["drift"]) == (
+        "reported",
+        "0.25",
+        "0.2",
+        "0.05",
+    )
+
+
+def test_cost_of_an_answer_without_usage_is_no_usage_and_exits_1() -> None:
+    result = runner.invoke(
+        app, ["cost", "--provider", "openai", "--model", "gpt-4o", "--input", "0", "--output", "0"]
+    )
+    assert result.exit_code == 1 and result.stdout.startswith("no_usage")
+
+
+def test_export_writes_a_file_that_loads_back_to_the_same_prices(tmp_path: Path) -> None:
+    out = tmp_path / "pinned.csv"
+    result = runner.invoke(app, ["export", "--provider", "xai", "--provider", "perplexity", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = read_price_files([out])
+    assert report.ok and len(report.rows) > 10
+    assert {r.provider for r in report.rows} == {"x-ai", "perplexity"}
+    assert any(r.request_fee_per_k for r in report.rows)  # Perplexity's per-request fee survives
+    pinned = PriceRegistry(shipped=False, model_info_dir=None, database=None)
+    pinned.load(out, strict=True)
+    live = PriceRegistry(model_info_dir=None)
+    usage = CallDetail(0, 0, None, 12_345, 678, 100)
+    for row in report.rows:
+        assert pinned.price_call(
+            "xai" if row.provider == "x-ai" else row.provider, row.model, usage
+        ) == live.price_call(row.provider, row.model, usage), row.model
+
+
+def test_export_to_a_folder_or_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    for target in (tmp_path, tmp_path / "missing" / "out.csv"):
+        result = runner.invoke(app, ["export", "--provider", "xai", "-o", str(target)])
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_compare_with_litellm_lists_the_prices_that_differ(tmp_path: Path) -> None:
+    source = litellm_json(tmp_path / "prices.json")
+    ours = tmp_path / "ours.csv"
+    ours.write_text(
+        f"{SEED}\nOPENAI,,gpt-4o,2.5,1.25,10\nANTHROPIC,,claude-sonnet-4-5,3,0.30,16\nX,,only-ours,1,,1\n"
+    )
+    result = runner.invoke(app, ["compare", "--file", str(ours), "--litellm", str(source), "--json"])
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert [d["model"] for d in document["different"]] == ["claude-sonnet-4-5"]
+    columns = {c["column"]: (c["old"], c["new"]) for c in document["different"][0]["columns"]}
+    assert columns["OUTPUT"] == ("16", "15")
+    assert [m["MODEL"] for m in document["missing"]] == ["only-ours"]
+
+
+def test_compare_with_the_database(tmp_path: Path) -> None:
+    ours = tmp_path / "ours.csv"
+    ours.write_text(f"{SEED}\nopenai,,gpt-4o,2.5,1.25,10\nopenai,,gpt-4o-mini,0.2,,0.6\n")
+    result = runner.invoke(app, ["compare", "--file", str(ours), "--database"])
+    assert result.exit_code == 1, result.output
+    assert "1 different, 0 missing, 1 same" in result.stdout
+    assert "INPUT 0.2 → 0.15" in result.stdout
+
+
+def test_validate_json_and_the_quote_repro_of_issue_10(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text('PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nOpenAI,llama-7"b,1,2\n')
+    result = runner.invoke(app, ["validate", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": True, "rows": 1, "files": [str(path)], "problems": []}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        (
+            '{"m": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e999999999, '
+            '"output_cost_per_token": 1}}'
+        ),
+        "[" * 100_000 + "]" * 100_000,
+        '{"m": ' * 5000 + "1" + "}" * 5000,
+    ],
+)
+def test_import_litellm_hostile_files_are_one_line_errors(tmp_path: Path, content: str) -> None:
+    source = tmp_path / "x.json"
+    source.write_text(content)
+    result = runner.invoke(app, ["import-litellm", str(source), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert len(result.stderr.strip().splitlines()) <= 2  # the problem, then the summary
+
+
+def test_import_litellm_to_a_folder_or_missing_folder(tmp_path: Path) -> None:
+    source = litellm_json(tmp_path / "prices.json")
+    for target in (tmp_path, tmp_path / "nope" / "out.csv"):
+        result = runner.invoke(app, ["import-litellm", str(source), "-o", str(target)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -122,6 +122,7 @@ async def test_the_job_span_parents_its_calls_and_ends_with_the_totals(captured:
         "statek.job.feature": "summaries",
         "statek.job.calls": 2,
         "statek.job.unpriced_calls": 0,
+        "statek.job.no_usage_calls": 0,
         "statek.job.failed_calls": 0,
         "statek.job.input_tokens": 105,
         "statek.job.cached_tokens": 40,

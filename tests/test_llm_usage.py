@@ -63,9 +63,10 @@ def test_hand_filled_falls_back_to_reported_cost_then_none() -> None:
 
 def test_for_model_takes_the_tables_pricing() -> None:
     set_model_pricing("OpenAI", "gpt-4o", "2.5", "10", "1.25")
-    usage = LLM_Usage.for_model("OPEN AI", "gpt-4o-2024-08-06")
+    usage = LLM_Usage.for_model("OPEN AI", "GPT-4O")
     assert usage.pricing == ModelPricing(Decimal("2.5"), Decimal("1.25"), Decimal(10))
-    assert LLM_Usage.for_model("X", "unknown").pricing is None
+    unknown = LLM_Usage.for_model("X", "unknown").pricing
+    assert unknown == ModelPricing() and not unknown.is_valid  # a placeholder, never None
 
 
 # ----------------------------------------------------------------------------- recorded calls

@@ -42,7 +42,7 @@ def test_set_returns_the_record_in_effect_and_get_finds_it_by_normalised_names()
     record = set_model_pricing("Open AI", "gpt-4 turbo", "10", 30, input_price_per_cached_M=Decimal(5))
     assert record == ModelPricing(Decimal(10), Decimal(5), Decimal(30))
     assert get_model_pricing("OPENAI", "GPT-4TURBO") == record
-    assert get_model_pricing("openai", "gpt-4turbo-2024-04-09") == record  # prefix of a dated id
+    assert get_model_pricing("openai", "gpt-4turbo-2024-04-09", no_create=True) is None  # exact only
 
 
 def test_set_replaces_a_placeholder_and_prices_calls() -> None:

@@ -1,4 +1,5 @@
-"""The pricing engine: cost rules, name matching, tiers, dates, and the fallback to reported/unpriced."""
+"""The pricing engine over price files only (no database): cost rules, exact name matching and MATCH
+patterns, tiers, dates, reported cost and the statuses."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ MISTRAL,large,mistral-x,10,,20,,,,,,,
 def registry(tmp_path: Path) -> PriceRegistry:
     path = tmp_path / "prices.csv"
     path.write_text(HEADER + ROWS)
-    reg = PriceRegistry(shipped=False, model_info_dir=None)
+    reg = PriceRegistry(shipped=False, model_info_dir=None, database=None)
     report = reg.load(path, strict=True)
     assert report.ok
     return reg
@@ -131,14 +132,12 @@ def test_before_the_first_dated_row_there_is_no_price(tmp_path: Path) -> None:
     ("provider", "model", "expected"),
     [
         ("Open AI", "GPT-4O", "gpt-4o"),
-        ("openai", "gpt-4o-2024-08-06", "gpt-4o"),  # dated id -> listed prefix
-        ("openai", "gpt-4o-mini-2024-07-18", "gpt-4o-mini"),  # longest prefix wins
-        ("ANTHROPIC", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
-        ("CLAUDE", "claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),  # provider alias, Vertex-style suffix
+        ("CLAUDE", "claude-sonnet-4-5", "claude-sonnet-4-5"),  # provider alias
         ("anthropic", " Claude-Sonnet-4-5 ", "claude-sonnet-4-5"),  # whitespace and case ignored
+        ("Vertex", "gemini-2.5-pro", "gemini-2.5-pro"),  # GEMINI and VERTEX are both google
     ],
 )
-def test_model_matching_exact_then_longest_prefix(
+def test_model_matching_is_exact_on_normalised_names(
     registry: PriceRegistry, provider: str, model: str, expected: str
 ) -> None:
     row = registry.find(provider, model)
@@ -148,17 +147,46 @@ def test_model_matching_exact_then_longest_prefix(
 @pytest.mark.parametrize(
     ("provider", "model"),
     [
-        ("OPENAI", "gpt-4o1"),  # no separator after the prefix
+        ("openai", "gpt-4o-2024-05-13"),  # a dated snapshot is not its alias's price ($5/$15, not $2.50/$10)
+        ("openai", "gpt-4o-realtime-preview"),  # nor is a variant
+        ("openai", "gpt-4o-mini-2024-07-18"),
+        ("ANTHROPIC", "claude-sonnet-4-5-20250929"),
+        ("OPENAI", "gpt-4o1"),
         ("OPENAI", "gpt-5"),
         ("ANTHROPIC", "gpt-4o"),  # scoped to the provider
         ("NOBODY", "gpt-4o"),
     ],
 )
-def test_no_match_outside_prefix_rules_or_provider_scope(
-    registry: PriceRegistry, provider: str, model: str
-) -> None:
+def test_nothing_is_priced_by_a_guessed_prefix(registry: PriceRegistry, provider: str, model: str) -> None:
     assert registry.find(provider, model) is None
     assert registry.price_call(provider, model, stats(100, 100)).status == "unpriced"
+
+
+def test_match_patterns_price_named_variants_only(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M,MATCH\n"
+        "anthropic,claude-sonnet-4-5,3,15,claude-sonnet-4-5-20250929|claude-sonnet-4-5@*\n"
+        "anthropic,claude-any,1,1,claude-*\n"
+        "openai,gpt-4o,2.5,10,\n"
+    )
+    reg = PriceRegistry(shipped=False, model_info_dir=None, database=None)
+    assert reg.load(path, strict=True).ok
+    assert reg.find("anthropic", "claude-sonnet-4-5-20250929").model == "claude-sonnet-4-5"  # type: ignore[union-attr]
+    assert reg.find("anthropic", "claude-sonnet-4-5@20250929").model == "claude-sonnet-4-5"  # type: ignore[union-attr]
+    assert reg.find("anthropic", "claude-opus-9").model == "claude-any"  # type: ignore[union-attr]
+    assert reg.find("openai", "gpt-4o-2024-05-13") is None
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [("a||b", "empty pattern"), ("*", "every model"), ("a*b*", "more than one *")],
+)
+def test_bad_match_patterns_are_reported(tmp_path: Path, cell: str, reason: str) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(f"PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M,MATCH\nx,m,1,1,{cell}\n")
+    (problem,) = PriceRegistry(shipped=False, model_info_dir=None, database=None).load(path).problems
+    assert problem.line == 2 and problem.column == "MATCH" and reason in problem.reason
 
 
 def test_family_scopes_the_match(registry: PriceRegistry) -> None:
@@ -168,16 +196,35 @@ def test_family_scopes_the_match(registry: PriceRegistry) -> None:
     assert registry.find("MISTRAL", "mistral-x", "medium") is None
 
 
-def test_reported_cost_is_used_only_when_no_price_matches(registry: PriceRegistry) -> None:
+def test_a_reported_cost_wins_and_the_tables_price_is_kept_as_drift(registry: PriceRegistry) -> None:
     unknown = registry.price_call("OPENROUTER", "some/model", stats(10, 10, cost=Decimal("0.0042")))
     assert unknown == CallCost(Decimal("0.0042"), "reported")
-    known = registry.price_call("OPENAI", "gpt-4o", stats(1_000_000, 0, cost=Decimal(99)))
-    assert known == CallCost(Decimal("2.5"), "calculated")
+    assert unknown.drift is None
+    known = registry.price_call("OPENAI", "gpt-4o", stats(1_000_000, 0, cost=Decimal(3)))
+    assert known == CallCost(Decimal(3), "reported", "USD", Decimal("2.5"))
+    assert known.drift == Decimal("0.5")
+
+
+def test_drift_above_one_percent_is_flagged() -> None:
+    from statek.metering.types import drifted
+
+    assert drifted(CallCost(Decimal("1.02"), "reported", "USD", Decimal(1)))
+    assert not drifted(CallCost(Decimal("1.005"), "reported", "USD", Decimal(1)))
+    assert drifted(CallCost(Decimal("0.01"), "reported", "USD", Decimal(0)))
+    assert not drifted(CallCost(Decimal(1), "calculated"))
 
 
 def test_unpriced_is_none_never_zero(registry: PriceRegistry) -> None:
     cost = registry.price_call("NOBODY", "x", stats(1000, 1000))
     assert cost.amount is None and cost.status == "unpriced"
+
+
+@pytest.mark.parametrize(("provider", "model"), [("OPENAI", "gpt-4o"), ("NOBODY", "x")])
+def test_an_answer_without_usage_is_no_usage_never_a_calculated_zero(
+    registry: PriceRegistry, provider: str, model: str
+) -> None:
+    cost = registry.price_call(provider, model, stats(0, 0))
+    assert cost == CallCost(None, "no_usage")
 
 
 def test_later_layers_override_earlier_rows(registry: PriceRegistry, tmp_path: Path) -> None:
@@ -195,5 +242,28 @@ def test_a_table_built_from_rows_prices_like_a_loaded_one(registry: PriceRegistr
     table = PriceTable.from_rows(registry.table.rows())
     assert len(table) == len(registry.table) == 11
     s = stats(5000, 700, cached=1000)
-    assert table.price_call("OPENAI", "gpt-4o-2024", s) == registry.price_call("OPENAI", "gpt-4o-2024", s)
+    assert table.price_call("OPENAI", "gpt-4o", s) == registry.price_call("OPENAI", "gpt-4o", s)
     assert len(PriceRegistry(shipped=False, model_info_dir=None).table) == 0
+
+
+def test_price_call_unpacks_the_call_detail_fields_it_means() -> None:
+    from statek.metering.index import _UNPACKED
+
+    assert _UNPACKED == (
+        "cost",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "reasoning_tokens",
+    )
+
+
+def test_the_seeds_six_field_stats_are_priced_too(registry: PriceRegistry) -> None:
+    from statek.types import LLM_Stats
+
+    assert registry.price_call("OPENAI", "gpt-4o", LLM_Stats(0, 0, None, 1_000_000, 0, 0)).amount == Decimal(
+        "2.5"
+    )
+    assert registry.price_call("OPENAI", "gpt-4o", LLM_Stats(0, 0, None)).status == "no_usage"

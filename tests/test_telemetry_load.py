@@ -26,14 +26,16 @@ TASKS, CALLS_PER_TASK = 50, 20
 def script(n: int) -> tuple[str, str]:
     """(model, script) of call number ``n``: a deterministic mix of outcomes."""
     model = "priced" if n % 3 else "reported"
-    tokens = f"in={100 + n} out={1 + n % 17} cached={n % 50}"
+    # the provider's own cost wins over a table price, so only the unpriced model reports one
+    cost = " cost=0.001" if model == "reported" else ""
+    tokens = f"in={100 + n} out={1 + n % 17} cached={n % 50}{cost}"
     if n % 10 == 0:
         return model, "fail=400"  # a final error
     if n % 5 == 1:
-        return model, f"{tokens} cost=0.001 fail=429,503"  # two retries, then success
+        return model, f"{tokens} fail=429,503"  # two retries, then success
     if n % 7 == 2:
-        return model, f"{tokens} cost=0.001 fail=drop"  # one transport retry, then success
-    return model, f"{tokens} cost=0.001"
+        return model, f"{tokens} fail=drop"  # one transport retry, then success
+    return model, tokens
 
 
 async def test_a_thousand_concurrent_calls_add_up_exactly(captured: Captured) -> None:

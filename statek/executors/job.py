@@ -143,6 +143,7 @@ class Job:
         totals: dict[str, int | float | str] = {
             "statek.job.calls": usage.calls,
             "statek.job.unpriced_calls": usage.unpriced_calls,
+            "statek.job.no_usage_calls": usage.no_usage_calls,
             "statek.job.failed_calls": usage.failed_calls,
             "statek.job.input_tokens": usage.total_input_tokens,
             "statek.job.cached_tokens": usage.total_cached_tokens,

@@ -5,6 +5,12 @@ and :attr:`LLM_Usage.total_cost` applies the seed rule. By recording calls (what
 :meth:`LLM_Usage.record` adds each call's counts and its own cost, priced when the call was made
 (with that call's model, tier and date); ``total_cost`` is then the sum of those costs and is never
 computed again from summed tokens.
+
+Cost statuses are counted per call: ``calculated`` and ``reported`` calls add their cost;
+``unpriced`` calls (usage but no price) and ``no_usage`` calls (an answer without any usage) add
+none and are counted apart, so a total is never a made-up ``$0``. When a provider reported a cost
+and the price table priced the call too, the reported figure is the cost and ``reported - table``
+is summed in :attr:`LLM_Usage.total_cost_drift` (a stale table shows here first).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class ModelUsage:
     reported_calls: int = 0
     unpriced_calls: int = 0
     failed_calls: int = 0
+    no_usage_calls: int = 0
+    cost_drift: Decimal | None = None
 
 
 class _Totals:
@@ -61,8 +69,10 @@ class _Totals:
         "calculated_calls",
         "calls",
         "cost",
+        "cost_drift",
         "failed_calls",
         "input_tokens",
+        "no_usage_calls",
         "output_tokens",
         "reasoning_tokens",
         "reported_calls",
@@ -74,7 +84,9 @@ class _Totals:
         self.calls = self.input_tokens = self.cached_tokens = self.cache_write_tokens = 0
         self.output_tokens = self.reasoning_tokens = self.bytes_sent = self.bytes_received = 0
         self.calculated_calls = self.reported_calls = self.unpriced_calls = self.failed_calls = 0
+        self.no_usage_calls = 0
         self.cost: Decimal | None = None
+        self.cost_drift: Decimal | None = None
         self.reported_cost: Decimal | None = None
 
 
@@ -84,11 +96,14 @@ class LLM_Usage:
 
     ``total_cached_tokens`` is included in ``total_input_tokens``. ``total_reported_cost`` sums what
     providers reported (``None`` when none did). See :attr:`total_cost` for how the cost is obtained.
+    ``context_bytes`` is ``total_bytes_sent + total_bytes_received``, updated after every call (the
+    original's contract). ``pricing`` is a record, never ``None`` unless set so by hand: an empty
+    placeholder (``is_valid`` false) by default, the model's price with :meth:`for_model`.
     :meth:`record` is thread-safe; reading a field while calls are being recorded gives a value that
     was current at some moment (use :meth:`by_model` for a consistent per-model snapshot).
     """
 
-    pricing: ModelPricing | None = None
+    pricing: ModelPricing | None = field(default_factory=ModelPricing)
     context_bytes: int = 0
     total_bytes_sent: int = 0
     total_bytes_received: int = 0
@@ -101,15 +116,21 @@ class LLM_Usage:
     calls: int = 0
     unpriced_calls: int = 0
     failed_calls: int = 0
+    no_usage_calls: int = 0
+    total_cost_drift: Decimal | None = None
     _recorded_cost: Decimal | None = field(default=None, init=False, repr=False)
     _models: dict[tuple[str, str], _Totals] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def for_model(cls, provider: str, model: str, model_family: str | None = None) -> LLM_Usage:
-        """An empty usage priced with the table's current price for ``model`` (``pricing`` is
-        ``None`` when the table has none)."""
-        return cls(pricing=get_model_pricing(provider, model, model_family, no_create=True))
+        """An empty usage priced with the table's current price for ``model``.
+
+        ``pricing`` is always a record: for a model nothing prices, the empty placeholder that
+        :func:`~statek.model_pricing.set_model_pricing` later fills in place (as in the original).
+        """
+        pricing = get_model_pricing(provider, model, model_family)
+        return cls(pricing=pricing if pricing is not None else ModelPricing())
 
     @property
     def total_cost(self) -> Decimal | None:
@@ -139,27 +160,56 @@ class LLM_Usage:
             return total.scaleb(-6, _EXACT)
         return self.total_reported_cost
 
-    def record(self, provider: str, model: str, stats: CallDetail) -> None:
-        """Add one call. ``stats`` must already be priced (``priced_cost`` and ``cost_status`` set)."""
-        status = stats.cost_status
-        cost = stats.priced_cost if status != "unpriced" else None
+    def record(
+        self,
+        provider: str,
+        model: str,
+        stats: CallDetail,
+        status: str | None = None,
+        cost: Decimal | None = None,
+        table_cost: Decimal | None = None,
+    ) -> None:
+        """Add one priced call.
+
+        ``status``/``cost`` are the call's cost status and cost (default: ``stats.cost_status`` and
+        ``stats.priced_cost``); ``table_cost`` is the table's price of a call whose cost was
+        reported, for the drift.
+        """
+        if status is None:
+            status = getattr(stats, "cost_status", "unpriced")
+            cost = getattr(stats, "priced_cost", None)
+        if status in ("unpriced", "no_usage"):
+            cost = None
         reported = stats.cost
+        drift = (
+            cost - table_cost
+            if status == "reported" and cost is not None and table_cost is not None
+            else None
+        )
         with self._lock:
             totals = self._totals(provider, model)
             self.calls += 1
             self.total_bytes_sent += stats.total_bytes_sent
             self.total_bytes_received += stats.total_bytes_received
+            self.context_bytes = self.total_bytes_sent + self.total_bytes_received
             self.total_input_tokens += stats.input_tokens
             self.total_cached_tokens += stats.cached_tokens
             self.total_output_tokens += stats.output_tokens
-            self.total_cache_write_tokens += stats.cache_write_tokens
-            self.total_reasoning_tokens += stats.reasoning_tokens
+            cache_write = getattr(stats, "cache_write_tokens", 0)
+            reasoning = getattr(stats, "reasoning_tokens", 0)
+            self.total_cache_write_tokens += cache_write
+            self.total_reasoning_tokens += reasoning
             totals.calls += 1
             totals.input_tokens += stats.input_tokens
             totals.cached_tokens += stats.cached_tokens
-            totals.cache_write_tokens += stats.cache_write_tokens
+            totals.cache_write_tokens += cache_write
             totals.output_tokens += stats.output_tokens
-            totals.reasoning_tokens += stats.reasoning_tokens
+            totals.reasoning_tokens += reasoning
+            if drift is not None:
+                self.total_cost_drift = (
+                    drift if self.total_cost_drift is None else self.total_cost_drift + drift
+                )
+                totals.cost_drift = drift if totals.cost_drift is None else totals.cost_drift + drift
             totals.bytes_sent += stats.total_bytes_sent
             totals.bytes_received += stats.total_bytes_received
             if reported is not None:
@@ -170,8 +220,12 @@ class LLM_Usage:
                     reported if totals.reported_cost is None else totals.reported_cost + reported
                 )
             if cost is None:
-                self.unpriced_calls += 1
-                totals.unpriced_calls += 1
+                if status == "no_usage":
+                    self.no_usage_calls += 1
+                    totals.no_usage_calls += 1
+                else:
+                    self.unpriced_calls += 1
+                    totals.unpriced_calls += 1
                 return
             self._recorded_cost = cost if self._recorded_cost is None else self._recorded_cost + cost
             totals.cost = cost if totals.cost is None else totals.cost + cost
@@ -189,6 +243,7 @@ class LLM_Usage:
             self.failed_calls += 1
             self.total_bytes_sent += bytes_sent
             self.total_bytes_received += bytes_received
+            self.context_bytes = self.total_bytes_sent + self.total_bytes_received
             totals.failed_calls += 1
             totals.bytes_sent += bytes_sent
             totals.bytes_received += bytes_received
@@ -221,6 +276,8 @@ class LLM_Usage:
                     reported_calls=t.reported_calls,
                     unpriced_calls=t.unpriced_calls,
                     failed_calls=t.failed_calls,
+                    no_usage_calls=t.no_usage_calls,
+                    cost_drift=t.cost_drift,
                 )
                 for (provider, model), t in self._models.items()
             }

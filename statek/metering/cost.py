@@ -6,12 +6,18 @@ The rules (USD; prices are per million tokens; token counts have the meaning of
 * uncached input = ``input_tokens - cached_tokens - cache_write_tokens`` (never below zero), at the
   input price;
 * cache reads (``cached_tokens``) at the cached price, or the input price when the row has none;
-* cache writes at the 5-minute write price, the one-hour part (``cache_write_1h_tokens``) at the
-  one-hour write price; either falls back to the input price when the row has none;
-* output (reasoning included) at the output price;
-* when the row has a long-context tier and ``input_tokens`` (the whole prompt, cache included) is
-  above its threshold, the tier's prices replace **all** of the above for the whole call, as Gemini
-  and Anthropic bill it. A price missing from the tier falls back within the tier, as above.
+* cache writes at the 5-minute write price (the input price when the row has none), the one-hour
+  part (``cache_write_1h_tokens``) at the one-hour write price (else the 5-minute write price);
+* output at the output price; reasoning tokens (part of the output) at the reasoning price when the
+  row has one, else at the output price;
+* a per-request fee (USD per 1000 requests, Perplexity) is added once per call;
+* when the row has long-context tiers and ``input_tokens`` (the whole prompt, cache included) is
+  above a tier's threshold, the highest such tier's prices replace **all** of the above for the
+  whole call, as Gemini and Anthropic bill it ("cliff" pricing, as in ``genai-prices``). A price
+  missing from the tier falls back within the tier, as above.
+
+These are the rules of ``genai-prices``' unit hierarchy (a more specific unit is carved out of its
+parent only when it has its own price), so a call costs the same here as its ``calc_price`` says.
 
 Money stays exact without paying for ``Decimal`` arithmetic per call: a row's prices are scaled once
 to integers (``price * 10**scale``), a call's cost is an integer sum of ``tokens * scaled price``,
@@ -21,6 +27,7 @@ wide enough that nothing is ever rounded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from typing import Final
@@ -41,6 +48,7 @@ class Prices:
     cached: Decimal | None = None
     cache_write_5m: Decimal | None = None
     cache_write_1h: Decimal | None = None
+    reasoning: Decimal | None = None
 
 
 class CompiledRate:
@@ -57,6 +65,8 @@ class CompiledRate:
         "input",
         "long_context",
         "output",
+        "reasoning",
+        "request_fee",
         "threshold",
     )
 
@@ -70,7 +80,11 @@ class CompiledRate:
         exponent: int,
         threshold: int | None = None,
         long_context: CompiledRate | None = None,
+        reasoning: int | None = None,
+        request_fee: int = 0,
     ) -> None:
+        self.reasoning = output if reasoning is None else reasoning
+        self.request_fee = request_fee
         self.input = input
         self.cached = cached
         self.output = output
@@ -87,13 +101,18 @@ class CompiledRate:
         cache_write_tokens: int,
         cache_write_1h_tokens: int,
         output_tokens: int,
+        reasoning_tokens: int = 0,
     ) -> Decimal:
         """The exact USD cost of a call with these token counts (see the module docstring for the rules)."""
         rate = self
-        if rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
-            rate = rate.long_context
+        if rate.long_context is not None:
+            while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
+                rate = rate.long_context
         uncached = input_tokens - cached_tokens - cache_write_tokens
-        total = (max(0, uncached)) * rate.input + output_tokens * rate.output
+        uncached = max(uncached, 0)
+        total = uncached * rate.input + output_tokens * rate.output + rate.request_fee
+        if reasoning_tokens and rate.reasoning != rate.output:
+            total += min(reasoning_tokens, output_tokens) * (rate.reasoning - rate.output)
         if cached_tokens:
             total += cached_tokens * rate.cached
         if cache_write_tokens:
@@ -112,30 +131,56 @@ def _scaled(price: Decimal, scale: int) -> int:
 
 
 def compile_rate(
-    prices: Prices, threshold: int | None = None, long_context: Prices | None = None
+    prices: Prices,
+    threshold: int | None = None,
+    long_context: Prices | None = None,
+    *,
+    levels: Sequence[tuple[int, Prices]] = (),
+    request_fee_per_k: Decimal | None = None,
 ) -> CompiledRate:
-    """Scale ``prices`` (and the long-context tier, if any) to integers for :meth:`CompiledRate.cost`.
+    """Scale ``prices`` (and the long-context tiers, if any) to integers for :meth:`CompiledRate.cost`.
 
-    Fallbacks are resolved here, once: a missing cached or cache-write price becomes the input price.
+    ``threshold``/``long_context`` give one tier (a price file's columns); ``levels`` any number of
+    ``(threshold, prices)`` tiers, ascending (the database's). ``request_fee_per_k`` is USD per 1000
+    requests. Fallbacks are resolved here, once (see the module docstring).
     """
-    tier = compile_rate(long_context) if long_context is not None else None
+    tiers = list(levels) if levels else ([(threshold, long_context)] if long_context is not None else [])
+    tiers = [(t, p) for t, p in tiers if t is not None]
+    next_level = None
+    if tiers:
+        (_, first_prices), rest = tiers[0], tiers[1:]
+        next_level = compile_rate(first_prices, levels=rest, request_fee_per_k=request_fee_per_k)
+    # a fee per 1000 requests is, per request, fee * 1000 per million "units" of one
+    fee = request_fee_per_k.scaleb(3, _EXACT) if request_fee_per_k else None
     listed = [
         p
-        for p in (prices.input, prices.output, prices.cached, prices.cache_write_5m, prices.cache_write_1h)
+        for p in (
+            prices.input,
+            prices.output,
+            prices.cached,
+            prices.cache_write_5m,
+            prices.cache_write_1h,
+            prices.reasoning,
+            fee,
+        )
         if p is not None
     ]
     scale = max(_scale_of(p) for p in listed)
 
-    def scaled(price: Decimal | None) -> int:
-        return _scaled(prices.input if price is None else price, scale)
+    def scaled(price: Decimal | None, fallback: Decimal | None = None) -> int:
+        if price is None:
+            price = fallback if fallback is not None else prices.input
+        return _scaled(price, scale)
 
     return CompiledRate(
         input=scaled(prices.input),
         cached=scaled(prices.cached),
         output=scaled(prices.output),
         cache_write_5m=scaled(prices.cache_write_5m),
-        cache_write_1h=scaled(prices.cache_write_1h),
+        cache_write_1h=scaled(prices.cache_write_1h, prices.cache_write_5m),
         exponent=-(scale + _PER_MILLION_DIGITS),
-        threshold=threshold if tier is not None else None,
-        long_context=tier,
+        threshold=tiers[0][0] if tiers else None,
+        long_context=next_level,
+        reasoning=scaled(prices.reasoning, prices.output),
+        request_fee=_scaled(fee, scale) if fee is not None else 0,
     )

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from .records import PriceRow, normalise
 
-__all__ = ["RowChange", "diff_rows"]
+__all__ = ["RowChange", "compare_prices", "diff_rows"]
 
 _COMPARED = (
     ("INPUT", "input"),
@@ -22,6 +22,8 @@ _COMPARED = (
     ("LONG_CONTEXT_OUTPUT", "long_context_output"),
     ("LONG_CONTEXT_CACHE_WRITE_5M", "long_context_cache_write_5m"),
     ("LONG_CONTEXT_CACHE_WRITE_1H", "long_context_cache_write_1h"),
+    ("REASONING", "reasoning"),
+    ("REQUEST_PER_K", "request_fee_per_k"),
 )
 
 
@@ -38,6 +40,16 @@ def _key(row: PriceRow) -> tuple[Any, ...]:
     return normalise(row.provider), normalise(row.model_family), normalise(row.model), row.valid_from
 
 
+def compare_prices(old: PriceRow, new: PriceRow) -> RowChange | None:
+    """``old``'s prices against ``new``'s (by value), or ``None`` when they agree."""
+    changes = tuple(
+        (label, getattr(old, attr), getattr(new, attr))
+        for label, attr in _COMPARED
+        if getattr(old, attr) != getattr(new, attr)
+    )
+    return RowChange("changed", old, changes) if changes else None
+
+
 def diff_rows(old: Iterable[PriceRow], new: Iterable[PriceRow]) -> list[RowChange]:
     """Differences from ``old`` to ``new``, matched by provider, family, model and ``VALID_FROM``.
 
@@ -50,14 +62,9 @@ def diff_rows(old: Iterable[PriceRow], new: Iterable[PriceRow]) -> list[RowChang
         if key not in before:
             out.append(RowChange("added", row))
             continue
-        previous = before[key]
-        changes = tuple(
-            (label, getattr(previous, attr), getattr(row, attr))
-            for label, attr in _COMPARED
-            if getattr(previous, attr) != getattr(row, attr)
-        )
-        if changes:
-            out.append(RowChange("changed", row, changes))
+        change = compare_prices(before[key], row)
+        if change is not None:
+            out.append(RowChange("changed", row, change.changes))
     out.extend(RowChange("removed", row) for key, row in before.items() if key not in after)
     out.sort(key=lambda c: (_key(c.row)[:3], c.kind))
     return out

@@ -80,9 +80,14 @@ def format_price(value: Decimal) -> str:
 def _per_million(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
         raise ValueError(f"{what} is not a number: {value!r}")  # noqa: TRY004 - bad data, reported per model
-    price = Decimal(value).scaleb(_MILLION_DIGITS)
+    per_token = Decimal(value)
+    if not per_token.is_finite() or (per_token and not -30 < per_token.adjusted() < 6):
+        raise ValueError(f"{what} is out of range: {str(value)[:40]}")
+    price = per_token.scaleb(_MILLION_DIGITS)
     if price < 0:
         raise ValueError(f"{what} is negative: {value!r}")
+    if price > S.MAX_PRICE:
+        raise ValueError(f"{what} is above {S.MAX_PRICE} USD per million tokens: {str(value)[:40]}")
     return price
 
 

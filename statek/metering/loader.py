@@ -1,36 +1,43 @@
-"""Read price files with polars, validate every row, and report every problem with file, line and column.
+"""Read price files, validate every row, and report every problem as ``file:line: COLUMN: reason``.
 
-Nothing is dropped silently: each rejected row or column yields a :class:`Problem`, and the caller
-decides (lenient: keep the good rows and log the problems; strict: raise one ``PricingError``).
+One reader decides everything: Python's ``csv`` module, fed one physical line at a time, finds the
+records, their fields and quoting, and the line each record starts on. Lines end only at ``\\n``,
+``\\r\\n`` or ``\\r`` (a form feed or U+2028 inside a line is just a character). A line that starts a
+record and whose first non-blank character is ``#`` is a comment, whatever quotes it holds; a quoted
+first field such as ``"#1 model"`` is data. Blank lines are skipped; a row of empty fields is
+reported. Files are read as a stream, so memory grows with the prices kept, not the file's size.
 
-How a file is read: the text is split into physical lines once; comment lines (first non-blank
-character ``#``) and blank lines are set aside and the line number of every record is kept, so each
-problem points at the line a person sees in an editor. The remaining text goes to ``polars.read_csv``
-with an explicit all-string schema; validation is vectorised (regular expressions over whole
-columns), and numbers become ``decimal.Decimal`` from their exact text, never through a float.
+Every number is bounded (:data:`~statek.metering.schema.MAX_PRICE`, ``MAX_DECIMALS``,
+``MAX_THRESHOLD``) and taken from its exact text, never through a float. Nothing is dropped
+silently: each rejected row yields a :class:`Problem`, and the caller decides (lenient: keep the
+good rows and log the problems; strict: raise one ``PricingError``).
+
+Within a table the **last row for a key wins** (provider, family, model and ``VALID_FROM``), as in
+the original STATEK; the earlier row is reported as a warning.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import Any, Final
 
 from . import schema as S
 from .gcpause import paused_gc
-from .records import PROVIDER_ALIASES, PriceRow, Problem, normalise
-from .rows import LoadReport, Memo, RowBlock
+from .records import PriceRow, Problem, normalise, row_key
 
 __all__ = [
     "PRICE_FILE_SUFFIXES",
     "LoadReport",
-    "RowBlock",
     "expand_paths",
+    "match_patterns",
+    "match_problem",
     "parse_price_text",
     "parse_when",
     "read_price_file",
@@ -40,10 +47,48 @@ __all__ = [
 PRICE_FILE_SUFFIXES = frozenset({".csv", ".txt"})
 """Files picked up when a folder is given: ``.csv`` and ``.txt``, both holding CSV."""
 
-_NUMBER = r"^\+?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_NEGATIVE = r"^-([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-_INTEGER = r"^\+?[0-9]+$"
-_LONG_CONTEXT_PRICES = (S.LC_INPUT, S.LC_CACHED, S.LC_OUTPUT, S.LC_CACHE_WRITE_5M, S.LC_CACHE_WRITE_1H)
+_NUMBER: Final = re.compile(r"\+?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?")
+_NEGATIVE: Final = re.compile(r"-([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER: Final = re.compile(r"\+?[0-9]{1,13}")
+_MAX_NUMBER_CHARS: Final = 40
+_LONG_CONTEXT_PRICES: Final = (S.LC_INPUT, S.LC_CACHED, S.LC_OUTPUT, S.LC_CACHE_WRITE_5M, S.LC_CACHE_WRITE_1H)
+_FIELDS: Final = (
+    ("input", S.INPUT),
+    ("cached", S.CACHED),
+    ("output", S.OUTPUT),
+    ("cache_write_5m", S.CACHE_WRITE_5M),
+    ("cache_write_1h", S.CACHE_WRITE_1H),
+    ("long_context_input", S.LC_INPUT),
+    ("long_context_cached", S.LC_CACHED),
+    ("long_context_output", S.LC_OUTPUT),
+    ("long_context_cache_write_5m", S.LC_CACHE_WRITE_5M),
+    ("long_context_cache_write_1h", S.LC_CACHE_WRITE_1H),
+    ("reasoning", S.REASONING),
+    ("request_fee_per_k", S.REQUEST_FEE),
+)
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What reading some price files gave: the good rows (file order, repeats removed), every
+    problem, the files read."""
+
+    rows: tuple[PriceRow, ...]
+    problems: tuple[Problem, ...]
+    files: tuple[Path, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """The problems that are not warnings."""
+        return tuple(p for p in self.problems if not p.warning)
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when no error was found (warnings allowed)."""
+        return not self.errors
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
@@ -52,341 +97,378 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]
     problems: list[Problem] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PRICE_FILE_SUFFIXES)
-            )
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(Problem(str(path), None, None, "no such file or folder"))
+        try:
+            if path.is_dir():
+                files.extend(
+                    sorted(
+                        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PRICE_FILE_SUFFIXES
+                    )
+                )
+            elif path.is_file():
+                files.append(path)
+            else:
+                problems.append(Problem(str(path), None, None, "no such file or folder"))
+        except OSError as exc:
+            problems.append(Problem(str(path), None, None, f"cannot read: {exc.strerror or exc}"))
     return files, problems
 
 
 def read_price_files(paths: Iterable[str | Path]) -> LoadReport:
-    """Read every file (folders recursively) as one table.
-
-    Rows with the same provider, family, model and ``VALID_FROM`` must agree: a later row with
-    different prices is reported (pointing at the first) and left out; an identical repeat is harmless.
-    """
+    """Read every file (folders recursively) as one table; the last row for a key wins."""
     files, problems = expand_paths(paths)
-    blocks: list[RowBlock] = []
+    rows: list[PriceRow] = []
     with paused_gc():
         for file in files:
-            block, file_problems = _read(file)
+            file_rows, file_problems = read_price_file(file)
+            rows.extend(file_rows)
             problems.extend(file_problems)
-            if block is not None and len(block):
-                blocks.append(block)
-        blocks = _drop_duplicates(blocks, problems)
+        rows = _last_wins(rows, problems)
     problems.sort(key=lambda p: (p.path, p.line or 0))
-    return LoadReport(tuple(blocks), tuple(problems), tuple(files))
+    return LoadReport(tuple(rows), tuple(problems), tuple(files))
 
 
-def _drop_duplicates(blocks: list[RowBlock], problems: list[Problem]) -> list[RowBlock]:
-    first_of: dict[tuple[Any, ...], tuple[RowBlock, int]] = {}
-    masks: dict[int, list[bool]] = {}
-    for b, block in enumerate(blocks):
-        for i, (key, when) in enumerate(zip(block.keys, block.valid_from)):
-            first = first_of.setdefault((*key, when), (block, i))
-            if first[0] is block and first[1] == i:
-                continue
-            masks.setdefault(b, [True] * len(block))[i] = False
-            earlier, row = first[0].row(first[1]), block.row(i)
-            if earlier.price_fields() != row.price_fields():
-                problems.append(
-                    Problem(
-                        row.path, row.line, S.MODEL, f"duplicate of {earlier.location} with different prices"
-                    )
+def _last_wins(rows: list[PriceRow], problems: list[Problem]) -> list[PriceRow]:
+    last: dict[tuple[Any, ...], int] = {}
+    for i, row in enumerate(rows):
+        key = (*row_key(row), row.valid_from)
+        earlier = last.get(key)
+        if earlier is not None and rows[earlier].price_fields() != row.price_fields():
+            problems.append(
+                Problem(
+                    row.path,
+                    row.line,
+                    S.MODEL,
+                    f"duplicate of {rows[earlier].location} with different prices; this later row wins",
+                    warning=True,
                 )
-    return [block.subset(masks[b]) if b in masks else block for b, block in enumerate(blocks)]
+            )
+        last[key] = i
+    keep = set(last.values())
+    return [row for i, row in enumerate(rows) if i in keep]
 
 
 def read_price_file(path: str | Path) -> tuple[list[PriceRow], list[Problem]]:
-    """The valid rows of one file and every problem in it."""
-    block, problems = _read(path)
-    return (block.rows() if block is not None else []), problems
-
-
-def _read(path: str | Path) -> tuple[RowBlock | None, list[Problem]]:
+    """The valid rows of one file and every problem in it (never raises for bad content)."""
     name = str(path)
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return _parse(handle, name)
     except OSError as exc:
-        return None, [Problem(name, None, None, f"cannot read: {exc.strerror or exc}")]
+        return [], [Problem(name, None, None, f"cannot read: {exc.strerror or exc}")]
     except UnicodeDecodeError as exc:
-        return None, [Problem(name, None, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}")]
-    return _parse(text, name)
+        return [], [Problem(name, None, None, f"not UTF-8 text: {exc.reason} at byte {exc.start}")]
 
 
 def parse_price_text(text: str, name: str) -> tuple[list[PriceRow], list[Problem]]:
     """Validate ``text`` (CSV in the STATEK metering format); ``name`` is used in problem reports."""
-    block, problems = _parse(text, name)
-    return (block.rows() if block is not None else []), problems
-
-
-def _parse(text: str, name: str) -> tuple[RowBlock | None, list[Problem]]:
-    lines = text.splitlines()
-    header_index = next((i for i, line in enumerate(lines) if _is_content(line)), None)
-    if header_index is None:
-        return None, [Problem(name, None, None, "no header row: the file is empty or holds only comments")]
-    columns, problems = _read_header(lines[header_index], name, header_index + 1)
-    if any(p.column in S.REQUIRED_COLUMNS or p.column is None for p in problems):
-        return None, problems
-    kept, record_lines, field_counts = _records(lines, header_index)
-    if not record_lines:
-        return None, problems
-    wrong_shape = field_counts != len(columns)
-    for r in wrong_shape.arg_true().to_list():
-        count, line_no = field_counts[r], record_lines[r]
-        if count < len(columns):
-            problems.append(
-                Problem(
-                    name,
-                    line_no,
-                    columns[count],
-                    f"missing column: the row has {count} of {len(columns)} fields",
-                )
-            )
-        else:
-            problems.append(
-                Problem(
-                    name,
-                    line_no,
-                    f"field {len(columns) + 1}",
-                    f"unexpected extra field: the row has {count} fields, the header {len(columns)}",
-                )
-            )
-    # The header polars sees is the normalised one, so the explicit schema matches it by name.
-    header = io.StringIO()
-    csv.writer(header, lineterminator="").writerow(columns)
-    frame = pl.read_csv(
-        (header.getvalue() + "\n" + kept).encode(),
-        has_header=True,
-        schema=pl.Schema({column: pl.String for column in columns}),
-        truncate_ragged_lines=True,
-        raise_if_empty=False,
-        quote_char='"',
-    ).select(pl.all().str.strip_chars())
-    return _validate(frame, columns, record_lines, wrong_shape, name, problems)
-
-
-def _is_content(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith(S.COMMENT_PREFIX)
-
-
-def _read_header(line: str, name: str, line_no: int) -> tuple[list[str], list[Problem]]:
-    raw = next(csv.reader([line]))
-    columns = [column.strip().upper() for column in raw]
     problems: list[Problem] = []
+    rows = _last_wins(_parse(io.StringIO(text.lstrip("\ufeff"), newline=""), name, problems)[0], problems)
+    return rows, problems
+
+
+class _Lines:
+    """Physical lines for ``csv.reader``, skipping comments and blank lines where a record starts."""
+
+    def __init__(self, handle: Iterable[str]) -> None:
+        self._handle = iter(handle)
+        self.number = 0
+        self.record_start = 0
+        self.at_start = True
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            line = next(self._handle)
+            self.number += 1
+            if self.at_start:
+                stripped = line.strip(" \t\r\n")
+                if not stripped or stripped.startswith(S.COMMENT_PREFIX):
+                    continue
+                self.record_start = self.number
+                self.at_start = False
+            return line
+
+
+def _parse(
+    handle: Iterable[str], name: str, problems: list[Problem] | None = None
+) -> tuple[list[PriceRow], list[Problem]]:
+    problems = [] if problems is None else problems
+    lines = _Lines(handle)
+    reader = csv.reader(lines, strict=True)
+    records = _records(reader, lines, name, problems)
+    header = next(records, None)
+    if header is None:
+        problems.append(Problem(name, None, None, "no header row: the file is empty or holds only comments"))
+        return [], problems
+    header_line, raw_columns = header
+    columns = _read_header(raw_columns, name, header_line, problems)
+    if columns is None:
+        return [], problems
+    rows: list[PriceRow] = []
+    validator = _RowValidator(columns, name)
+    for line_no, fields in records:
+        row = validator.row(line_no, fields, problems)
+        if row is not None:
+            rows.append(row)
+    return rows, problems
+
+
+def _records(
+    reader: Any, lines: _Lines, name: str, problems: list[Problem]
+) -> Iterator[tuple[int, list[str]]]:
+    while True:
+        lines.at_start = True
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(Problem(name, lines.record_start or None, None, f"unreadable CSV: {exc}"))
+            if "end of data" in str(exc) or "field larger" in str(exc):
+                return  # an unterminated quote swallows the rest; nothing after it can be trusted
+            continue
+        yield lines.record_start, fields
+
+
+def _read_header(raw: list[str], name: str, line_no: int, problems: list[Problem]) -> list[str] | None:
+    columns = [column.strip().upper() for column in raw]
+    while columns and columns[-1] == "":
+        columns.pop()  # a trailing comma in the header
     seen: set[str] = set()
+    fatal = False
     for column in columns:
-        if column in seen:
-            problems.append(
-                Problem(name, line_no, None, f"column {column or '(empty)'} appears twice in the header")
-            )
+        if column in seen and column in S.COLUMNS:
+            problems.append(Problem(name, line_no, None, f"column {column} appears twice in the header"))
+            fatal = True
         seen.add(column)
         if column not in S.COLUMNS:
-            problems.append(Problem(name, line_no, column or "(empty)", "unknown column, ignored"))
+            shown = (column or "(empty)")[:80]
+            problems.append(Problem(name, line_no, shown, "unknown column, ignored", warning=True))
     for column in S.SEED_COLUMNS:
         if column in S.REQUIRED_COLUMNS and column not in seen:
             problems.append(
                 Problem(name, line_no, column, "missing column: the file cannot be read without it")
             )
-    return columns, problems
+            fatal = True
+    return None if fatal else columns
 
 
-def _records(lines: list[str], header_index: int) -> tuple[str, list[int], pl.Series]:
-    """Every record after the header as CSV text, each record's first line number, its field count."""
-    body = lines[header_index + 1 :]
-    if not any('"' in line for line in body):
-        # Vectorised: classify every line at once; comments and blank lines are rare.
-        series = pl.Series(body, dtype=pl.String)
-        stripped = series.str.strip_chars()
-        content = (stripped != "") & ~stripped.str.starts_with(S.COMMENT_PREFIX)
-        if content.all():
-            text, numbers = "\n".join(body), list(range(header_index + 2, header_index + 2 + len(body)))
-        else:
-            series = series.filter(content)
-            text = "\n".join(series.to_list())
-            numbers = [header_index + 2 + i for i in content.arg_true().to_list()]
-        return text, numbers, series.str.count_matches(",", literal=True) + 1
-    # Quoted fields may hold commas or line breaks: let the csv module find where each record starts.
-    kept: list[str] = []
-    starts: list[int] = []
-    counts: list[int] = []
-    reader = csv.reader(body)
-    previous_end = 0
-    for fields in reader:
-        first, previous_end = previous_end, reader.line_num
-        if (
-            not fields
-            or not any(f.strip() for f in fields)
-            or fields[0].lstrip().startswith(S.COMMENT_PREFIX)
-        ):
-            continue
-        kept.extend(body[first : reader.line_num])
-        starts.append(header_index + 2 + first)
-        counts.append(len(fields))
-    return "\n".join(kept), starts, pl.Series(counts, dtype=pl.Int64)
+class _RowValidator:
+    """Turns the fields of one record into a :class:`PriceRow`, or problems."""
 
+    def __init__(self, columns: list[str], name: str) -> None:
+        self.columns = columns
+        self.name = name
+        self.index = {c: i for i, c in enumerate(columns) if c in S.COLUMNS}
+        self.prices = [(field, column) for field, column in _FIELDS if column in self.index]
+        self.long_context = [c for c in _LONG_CONTEXT_PRICES if c in self.index]
+        self._decimals: dict[str, Decimal | str] = {}
 
-def _validate(
-    frame: pl.DataFrame,
-    columns: list[str],
-    record_lines: list[int],
-    wrong_shape: pl.Series,
-    name: str,
-    problems: list[Problem],
-) -> tuple[RowBlock | None, list[Problem]]:
-    present = [c for c in columns if c in S.COLUMNS]
-    checks = _checks(present)
-    flags = frame.select([expr.alias(f"{i}") for i, (_, _, expr) in enumerate(checks)])
-    # A row with the wrong number of fields is reported once, as such: its values sit in the wrong columns.
-    bad = wrong_shape.clone()
-    for i, (column, reason, _) in enumerate(checks):
-        hits = flags.get_column(f"{i}").fill_null(False) & ~wrong_shape
-        if hits.any():
-            bad = bad | hits
-            problems.extend(
-                Problem(name, record_lines[r], column, _reason(reason, frame, column, r))
-                for r in hits.arg_true().to_list()
-            )
-    n = frame.height
-    valid_from = _dates(
-        _strings(frame, S.VALID_FROM, n), record_lines, name, S.VALID_FROM, problems, parse_when
-    )
-    checked = _dates(
-        _strings(frame, S.CHECKED, n), record_lines, name, S.CHECKED, problems, date.fromisoformat
-    )
-    bad_dates = {p.line for p in problems if p.column in (S.VALID_FROM, S.CHECKED)}
-    if bad_dates:
-        bad = bad | pl.Series([line in bad_dates for line in record_lines], dtype=pl.Boolean)
-    keys = list(
-        zip(_keys(frame, S.PROVIDER, aliases=True), _keys(frame, S.MODEL_FAMILY), _keys(frame, S.MODEL))
-    )
-    block = RowBlock(frame, name, record_lines, keys, valid_from, checked)
-    if bad.any():
-        block = block.subset((~bad).to_list())
-    problems.sort(key=lambda p: (p.path, p.line or 0))
-    return block, problems
-
-
-def _strings(frame: pl.DataFrame, column: str, n: int) -> list[str | None]:
-    return frame.get_column(column).to_list() if column in frame.columns else [None] * n
-
-
-def _checks(present: list[str]) -> list[tuple[str, str, pl.Expr]]:
-    """``(column, reason, expr)``: ``expr`` is true on each row that breaks the rule."""
-    checks: list[tuple[str, str, pl.Expr]] = []
-    for column in (S.PROVIDER, S.MODEL, S.INPUT, S.OUTPUT):
-        checks.append((column, "missing value", pl.col(column).fill_null("") == ""))
-    for column in S.PRICE_COLUMNS:
-        if column in present:
-            value = pl.col(column)
-            filled = value.fill_null("") != ""
-            checks.append((column, "negative price {value!r}", filled & value.str.contains(_NEGATIVE)))
-            checks.append(
-                (
-                    column,
-                    "bad number {value!r}",
-                    filled & ~value.str.contains(_NUMBER) & ~value.str.contains(_NEGATIVE),
-                )
-            )
-    if S.LC_THRESHOLD in present:
-        value = pl.col(S.LC_THRESHOLD)
-        filled = value.fill_null("") != ""
-        checks.append(
-            (S.LC_THRESHOLD, "not a whole number of tokens {value!r}", filled & ~value.str.contains(_INTEGER))
-        )
-        for column in (S.LC_INPUT, S.LC_OUTPUT):
-            missing = pl.col(column).fill_null("") == "" if column in present else pl.lit(True)
-            checks.append((column, f"required when {S.LC_THRESHOLD} is set", filled & missing))
-    for column in _LONG_CONTEXT_PRICES:
-        if column in present:
-            no_threshold = (
-                pl.col(S.LC_THRESHOLD).fill_null("") == "" if S.LC_THRESHOLD in present else pl.lit(True)
-            )
-            checks.append(
-                (
-                    column,
-                    f"a long-context price needs {S.LC_THRESHOLD}",
-                    (pl.col(column).fill_null("") != "") & no_threshold,
-                )
-            )
-    if S.CURRENCY in present:
-        value = pl.col(S.CURRENCY).fill_null("")
-        checks.append(
-            (
-                S.CURRENCY,
-                "currency {value!r} is not supported: statek keeps money in USD",
-                (value != "") & (value.str.to_uppercase() != S.DEFAULT_CURRENCY),
-            )
-        )
-    return [(c, r, e) for c, r, e in checks if c in present or c in (S.LC_INPUT, S.LC_OUTPUT)]
-
-
-def _reason(template: str, frame: pl.DataFrame, column: str, row: int) -> str:
-    if "{value" not in template:
-        return template
-    return template.format(value=frame.get_column(column)[row])
-
-
-_ASCII_BLANKS = r"[\s\x1c-\x1f]"  # what str.split() removes from ASCII text
-
-
-def _keys(frame: pl.DataFrame, column: str, *, aliases: bool = False) -> list[str]:
-    """:func:`normalise` of a whole column, vectorised; non-ASCII values go through Python's casefold."""
-    if column not in frame.columns:
-        return [""] * frame.height
-    values = frame.get_column(column).fill_null("")
-    keys = values.str.replace_all(_ASCII_BLANKS, "").str.to_lowercase()
-    if aliases:
-        keys = keys.replace(dict(PROVIDER_ALIASES))
-    out = keys.to_list()
-    non_ascii = values.str.contains(r"[^\x00-\x7f]")
-    if non_ascii.any():
-        originals = values.to_list()
-        for i in non_ascii.arg_true().to_list():
-            key = normalise(originals[i])
-            out[i] = PROVIDER_ALIASES.get(key, key) if aliases else key
-    return out
-
-
-def _dates(
-    values: list[str | None],
-    record_lines: list[int],
-    name: str,
-    column: str,
-    problems: list[Problem],
-    parse: Any,
-) -> list[Any]:
-    if not any(values):
-        return [None] * len(values)
-    memo = Memo(lambda text: _try(parse, text) if text else None)
-    out = list(map(memo.__getitem__, values))
-    if ValueError in memo.values():
-        for i, value in enumerate(out):
-            if value is ValueError:
+    def row(self, line: int, fields: list[str], problems: list[Problem]) -> PriceRow | None:
+        name, columns = self.name, self.columns
+        width = len(columns)
+        if len(fields) > width:
+            extra = fields[width:]
+            if any(f.strip() for f in extra):
                 problems.append(
                     Problem(
-                        name, record_lines[i], column, f"bad date {values[i]!r}: use YYYY-MM-DD or ISO 8601"
+                        name,
+                        line,
+                        f"field {width + 1}",
+                        f"unexpected extra field: the row has {len(fields)} fields, the header {width}",
                     )
                 )
-                out[i] = None
-    return out
+                return None
+            fields = fields[:width]  # trailing empty fields load, as in the original
+        if not any(f.strip() for f in fields):
+            problems.append(Problem(name, line, None, "empty row: every field is blank"))
+            return None
+        if len(fields) < width:
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    columns[len(fields)],
+                    f"missing column: the row has {len(fields)} of {width} fields",
+                )
+            )
+            return None
+        if max(map(len, fields)) > S.MAX_FIELD_CHARS:
+            long = [c for c, i in self.index.items() if len(fields[i].strip()) > S.MAX_FIELD_CHARS]
+            if long:
+                for column in long:
+                    problems.append(
+                        Problem(name, line, column, f"field longer than {S.MAX_FIELD_CHARS} characters")
+                    )
+                return None
+        cells = {column: fields[i].strip() for column, i in self.index.items()}
+        bad = False
+        values: dict[str, Any] = {}
+        for column in (S.PROVIDER, S.MODEL, S.INPUT, S.OUTPUT):
+            if not cells.get(column):
+                problems.append(Problem(name, line, column, "missing value"))
+                bad = True
+        for field, column in self.prices:
+            text = cells[column]
+            if text:
+                price = self._price(text)
+                if isinstance(price, str):
+                    problems.append(Problem(name, line, column, price.format(value=_shown(text))))
+                    bad = True
+                else:
+                    values[field] = price
+        threshold_text = cells.get(S.LC_THRESHOLD, "")
+        threshold: int | None = None
+        if threshold_text:
+            if not _INTEGER.fullmatch(threshold_text):
+                reason = f"not a whole number of tokens {_shown(threshold_text)}"
+                if threshold_text.isdigit():
+                    reason = f"threshold {_shown(threshold_text)} is above the maximum of {S.MAX_THRESHOLD}"
+                problems.append(Problem(name, line, S.LC_THRESHOLD, reason))
+                bad = True
+            elif int(threshold_text) > S.MAX_THRESHOLD:
+                problems.append(
+                    Problem(
+                        name,
+                        line,
+                        S.LC_THRESHOLD,
+                        f"threshold {_shown(threshold_text)} is above the maximum of {S.MAX_THRESHOLD}",
+                    )
+                )
+                bad = True
+            else:
+                threshold = int(threshold_text)
+            for column in (S.LC_INPUT, S.LC_OUTPUT):
+                if not cells.get(column):
+                    problems.append(Problem(name, line, column, f"required when {S.LC_THRESHOLD} is set"))
+                    bad = True
+        else:
+            for column in self.long_context:
+                if cells[column]:
+                    problems.append(
+                        Problem(name, line, column, f"a long-context price needs {S.LC_THRESHOLD}")
+                    )
+                    bad = True
+        currency = cells.get(S.CURRENCY, "")
+        if currency and currency.upper() != S.DEFAULT_CURRENCY:
+            problems.append(
+                Problem(
+                    name,
+                    line,
+                    S.CURRENCY,
+                    f"currency {_shown(currency)} is not supported: statek keeps money in USD",
+                )
+            )
+            bad = True
+        valid_from = checked = None
+        if cells.get(S.VALID_FROM):
+            try:
+                valid_from = parse_when(cells[S.VALID_FROM])
+            except ValueError:
+                problems.append(Problem(name, line, S.VALID_FROM, _bad_date(cells[S.VALID_FROM])))
+                bad = True
+        if cells.get(S.CHECKED):
+            try:
+                checked = date.fromisoformat(cells[S.CHECKED])
+            except ValueError:
+                problems.append(Problem(name, line, S.CHECKED, _bad_date(cells[S.CHECKED])))
+                bad = True
+        match = cells.get(S.MATCH, "")
+        if match:
+            wrong = match_problem(match)
+            if wrong:
+                problems.append(Problem(name, line, S.MATCH, wrong))
+                bad = True
+        if bad:
+            return None
+        return PriceRow(
+            provider=cells[S.PROVIDER],
+            model_family=cells.get(S.MODEL_FAMILY, ""),
+            model=cells[S.MODEL],
+            input=values["input"],
+            cached=values.get("cached"),
+            output=values["output"],
+            cache_write_5m=values.get("cache_write_5m"),
+            cache_write_1h=values.get("cache_write_1h"),
+            long_context_threshold=threshold,
+            long_context_input=values.get("long_context_input"),
+            long_context_cached=values.get("long_context_cached"),
+            long_context_output=values.get("long_context_output"),
+            long_context_cache_write_5m=values.get("long_context_cache_write_5m"),
+            long_context_cache_write_1h=values.get("long_context_cache_write_1h"),
+            valid_from=valid_from,
+            source=cells.get(S.SOURCE, ""),
+            checked=checked,
+            path=name,
+            line=line,
+            match=match,
+            reasoning=values.get("reasoning"),
+            request_fee_per_k=values.get("request_fee_per_k"),
+        )
+
+    def _price(self, text: str) -> Decimal | str:
+        """The price, or a reason template (``{value}``) why ``text`` is not one. Memoised."""
+        known = self._decimals.get(text)
+        if known is None:
+            known = self._decimals[text] = _parse_price(text)
+        return known
 
 
-def _try(parse: Any, text: str) -> Any:
+def _parse_price(text: str) -> Decimal | str:
+    if _NEGATIVE.fullmatch(text):
+        return "negative price {value}"
+    if len(text) > _MAX_NUMBER_CHARS or not _NUMBER.fullmatch(text):
+        return "bad number {value}"
     try:
-        return parse(text)
-    except ValueError:
-        return ValueError
+        price = Decimal(text)
+    except InvalidOperation:
+        return "bad number {value}"
+    if not price.is_finite() or price > S.MAX_PRICE:
+        return f"price {{value}} is above the maximum of {S.MAX_PRICE}"
+    exponent = price.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -S.MAX_DECIMALS and price != 0:
+        return f"price {{value}} has more than {S.MAX_DECIMALS} decimal places"
+    return price
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _bad_date(text: str) -> str:
+    return f"bad date {_shown(text)}: use YYYY-MM-DD or ISO 8601"
+
+
+def match_problem(match: str) -> str | None:
+    """Why a ``MATCH`` cell is not valid, or ``None``. See :func:`match_patterns` for the syntax."""
+    for pattern in match.split("|"):
+        key = normalise(pattern)
+        if not key:
+            return "empty pattern: separate patterns with a single |"
+        if key.count("*") > 1:
+            return f"pattern {_shown(pattern)} has more than one *"
+        if key == "*":
+            return "pattern '*' would price every model: name a prefix or suffix"
+    return None
+
+
+def match_patterns(match: str) -> list[str]:
+    """The normalised patterns of a ``MATCH`` cell.
+
+    Syntax: patterns separated by ``|``; each is a model name compared exactly (whitespace removed,
+    case ignored), or holds one ``*`` that stands for any characters: ``gpt-4o-2024-*`` prices every
+    dated snapshot, ``*-latest`` every alias ending so. A row's own ``MODEL`` always matches exactly.
+    """
+    return [normalise(p) for p in match.split("|") if normalise(p)] if match else []
 
 
 def parse_when(text: str) -> datetime:
     """An ISO date or date-time; a date means midnight UTC, a date-time without offset is UTC."""
     text = text.strip()
+    if len(text) > 40:
+        raise ValueError("too long for a date")
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     when = datetime.fromisoformat(text)

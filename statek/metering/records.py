@@ -23,26 +23,35 @@ def normalise(name: str) -> str:
 PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "claude": "anthropic",
     "claudeai": "anthropic",
-    "google": "gemini",
-    "googleai": "gemini",
-    "googlegemini": "gemini",
-    "vertex": "gemini",
-    "vertexai": "gemini",
-    "vertex_ai": "gemini",
-    "x_ai": "xai",
-    "grok": "xai",
+    "gemini": "google",
+    "googleai": "google",
+    "googlegemini": "google",
+    "vertex": "google",
+    "vertexai": "google",
+    "vertex_ai": "google",
+    "gemini_enterprise": "google",
+    "xai": "x-ai",
+    "x_ai": "x-ai",
+    "grok": "x-ai",
+    "bedrock": "aws",
+    "amazon_bedrock": "aws",
+    "aws_bedrock": "aws",
+    "azure_openai": "azure",
+    "azureopenai": "azure",
     "mistralai": "mistral",
     "mistral_ai": "mistral",
     "deep_seek": "deepseek",
-    "moonshotai": "moonshot",
-    "moonshot_ai": "moonshot",
-    "kimi": "moonshot",
+    "moonshot": "moonshotai",
+    "moonshot_ai": "moonshotai",
+    "kimi": "moonshotai",
     "togetherai": "together",
     "together_ai": "together",
     "fireworksai": "fireworks",
     "fireworks_ai": "fireworks",
 }
-"""Normalised provider names that price like another provider's rows (the catalogue's aliases)."""
+"""Normalised provider names folded to one key: the ``genai-prices`` provider id where it has one
+(``GEMINI`` and ``VERTEX`` → ``google``, ``BEDROCK`` → ``aws``, ``XAI`` → ``x-ai``), so a price-file
+row and the database speak of the same provider."""
 
 
 RowKey = tuple[str, str, str]
@@ -61,12 +70,17 @@ def row_key(row: PriceRow) -> RowKey:
 
 
 class Problem(NamedTuple):
-    """One thing wrong with a price file. ``line`` and ``column`` are ``None`` when they do not apply."""
+    """One thing wrong with a price file. ``line`` and ``column`` are ``None`` when they do not apply.
+
+    A ``warning`` (a repeated key whose later row wins, an unknown column) does not stop a strict
+    load; anything else is an error.
+    """
 
     path: str
     line: int | None
     column: str | None
     reason: str
+    warning: bool = False
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
@@ -102,11 +116,16 @@ class PriceRow(NamedTuple):
     checked: date | None = None
     path: str = ""
     line: int = 0
+    match: str = ""
+    reasoning: Decimal | None = None
+    request_fee_per_k: Decimal | None = None
 
     @property
     def prices(self) -> Prices:
         """The standard tier."""
-        return Prices(self.input, self.output, self.cached, self.cache_write_5m, self.cache_write_1h)
+        return Prices(
+            self.input, self.output, self.cached, self.cache_write_5m, self.cache_write_1h, self.reasoning
+        )
 
     @property
     def long_context(self) -> Prices | None:
@@ -123,6 +142,7 @@ class PriceRow(NamedTuple):
             self.long_context_cached,
             self.long_context_cache_write_5m,
             self.long_context_cache_write_1h,
+            self.reasoning,
         )
 
     @property
@@ -132,4 +152,4 @@ class PriceRow(NamedTuple):
 
     def price_fields(self) -> tuple[object, ...]:
         """Everything that decides a price; two rows with equal keys and equal price fields agree."""
-        return tuple(self[3:16])
+        return (*self[3:16], self.reasoning, self.request_fee_per_k)

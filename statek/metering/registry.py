@@ -1,15 +1,20 @@
-"""The process-wide price table: layers of price files, code overrides, atomic reloads, lazy start-up.
+"""The process-wide price table: the database, layers of price files, code overrides, atomic reloads.
 
-Precedence, lowest first: the shipped table (``statek/data/prices.csv``), the folder named by
+Precedence, lowest first: the price database (``genai-prices``, :mod:`statek.metering.database`),
+the shipped table (``statek/data/prices.csv``: rows the database lacks), the folder named by
 ``STATEK_MODEL_INFO_DIR``, files loaded later with :meth:`PriceRegistry.load` (each load above the
-previous ones), and rows set in code (:meth:`PriceRegistry.set_row`, which replace every dated
-version of their key). A higher layer replaces a lower layer's row with the same provider, family,
-model and ``VALID_FROM``.
+previous ones) or :meth:`PriceRegistry.set_row` (rows set in code, which replace every dated
+version of their key), in the order they were made: a later ``init_model_pricing`` overrides an
+earlier ``set_model_pricing`` and the other way round. A higher layer replaces a lower layer's row
+with the same provider, family, model and ``VALID_FROM``; any file row for a model hides the
+database's price for it.
 
 Every change builds a complete new :class:`PriceTable` and then swaps one reference, so a reader
-always sees either the old table or the new one, never a mix. In strict mode a load or reload with
-any problem raises one :class:`~statek.exceptions.PricingError` and the old table stays. Nothing is
-read until the first lookup, and nothing is ever fetched over the network.
+always sees either the old table or the new one, never a mix. A strict load with any error raises
+one :class:`~statek.exceptions.PricingError` and changes nothing; a reload never replaces a file's
+rows with a version of the file that has errors (lenient or strict). ``STATEK_MODEL_INFO_DIR`` is
+read once, at the first lookup; the database is read at the first lookup it has to answer, never at
+import, and nothing is ever fetched over the network.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import PricingError
 from ..settings import MODEL_INFO_DIR_ENV
-from .index import PriceTable, RowKey, row_key
+from .database import PriceDatabase, default_database
+from .index import FROM_PROVIDER, PriceTable
 from .loader import LoadReport, read_price_files
 from .records import PriceRow, Problem
 
@@ -64,10 +70,24 @@ FROM_ENV = _FromEnv()
 class _Layer:
     paths: tuple[Path, ...]
     report: LoadReport
+    replace_all: bool = False  # rows set in code: they replace every dated version of their key
+
+
+def _layered_table(layers: list[_Layer], database: PriceDatabase | None) -> PriceTable:
+    """One table from the layers in order; a code-set row removes the lower versions of its key."""
+    from .records import row_key
+
+    rows: list[PriceRow] = []
+    for layer in layers:
+        if layer.replace_all:
+            replaced = {row_key(r) for r in layer.report.rows}
+            rows = [r for r in rows if row_key(r) not in replaced]
+        rows.extend(layer.report.rows)
+    return PriceTable([rows], database=database)
 
 
 def _raise_if(problems: Iterable[Problem], what: str) -> None:
-    problems = list(problems)
+    problems = [p for p in problems if not p.warning]
     if problems:
         lines = [str(p) for p in problems]
         raise PricingError(f"{what}: {len(lines)} problem(s):\n  " + "\n  ".join(lines), lines)
@@ -78,16 +98,21 @@ class PriceRegistry:
 
     ``shipped`` includes the package's default table; ``model_info_dir`` is loaded on top of it
     (default: the ``STATEK_MODEL_INFO_DIR`` environment variable, read at first use; ``None``: none).
+    ``database`` is the lowest layer (default: the bundled ``genai-prices`` data; ``None``: none).
     """
 
     def __init__(
-        self, *, shipped: bool = True, model_info_dir: str | Path | None | _FromEnv = FROM_ENV
+        self,
+        *,
+        shipped: bool = True,
+        model_info_dir: str | Path | None | _FromEnv = FROM_ENV,
+        database: PriceDatabase | None | _FromEnv = FROM_ENV,
     ) -> None:
         self._shipped = shipped
         self._model_info_dir = model_info_dir
+        self._database = database
         self._lock = threading.RLock()
         self._layers: list[_Layer] = []
-        self._overrides: dict[RowKey, PriceRow] = {}
         self._placeholders: dict[tuple[str, str, str], Any] = {}
         self._table: PriceTable | None = None
 
@@ -111,18 +136,29 @@ class PriceRegistry:
         *,
         at: datetime | None = None,
         model_family: str | None = None,
+        database_provider: str | None = FROM_PROVIDER,
     ) -> CallCost:
         """See :func:`statek.metering.price_call`."""
         table = self._table
         if table is None:
             table = self.table
-        return table.price_call(provider, model, stats, at, model_family)
+        return table.price_call(provider, model, stats, at, model_family, database_provider)
 
     def find(
-        self, provider: str, model: str, model_family: str | None = None, at: datetime | None = None
+        self,
+        provider: str,
+        model: str,
+        model_family: str | None = None,
+        at: datetime | None = None,
+        database_provider: str | None = FROM_PROVIDER,
     ) -> PriceRow | None:
         """The row pricing ``model`` at ``at`` (default now), or ``None``."""
-        return self.table.find(provider, model, model_family, at)
+        return self.table.find(provider, model, model_family, at, database_provider)
+
+    @property
+    def database(self) -> PriceDatabase | None:
+        """The database layer, ``None`` when this registry has none."""
+        return default_database() if isinstance(self._database, _FromEnv) else self._database
 
     @property
     def problems(self) -> list[Problem]:
@@ -151,12 +187,20 @@ class PriceRegistry:
     def reload(self, *, strict: bool = False) -> list[Problem]:
         """Re-read every file layer from disk and swap in the result at once.
 
-        Strict: any problem raises ``PricingError`` and the current table stays in effect.
+        A layer whose files now have errors keeps its previous rows (a half-written file never
+        replaces a working one); strict: any error raises ``PricingError`` and nothing changes.
         """
         with self._lock:
             self._ensure_started()
-            fresh = [_Layer(layer.paths, read_price_files(layer.paths)) for layer in self._layers]
-            problems = [p for layer in fresh for p in layer.report.problems]
+            fresh: list[_Layer] = []
+            problems: list[Problem] = []
+            for layer in self._layers:
+                if layer.replace_all:
+                    fresh.append(layer)
+                    continue
+                report = read_price_files(layer.paths)
+                problems.extend(report.problems)
+                fresh.append(_Layer(layer.paths, report) if report.ok else layer)
             if strict:
                 _raise_if(problems, "reload rejected, the previous prices stay in effect")
             self._layers = fresh
@@ -165,10 +209,11 @@ class PriceRegistry:
         return problems
 
     def set_row(self, row: PriceRow) -> PriceRow:
-        """Make ``row`` the price of its key, replacing every ``VALID_FROM`` version of it."""
+        """Make ``row`` the price of its key, replacing every ``VALID_FROM`` version of it, above
+        everything loaded so far (a later load can override it again)."""
         with self._lock:
             self._ensure_started()
-            self._overrides[row_key(row)] = row
+            self._layers.append(_Layer((), LoadReport((row,), (), ()), replace_all=True))
             self._swap()
         return row
 
@@ -186,7 +231,7 @@ class PriceRegistry:
     def reset(self) -> None:
         """Forget every layer, override and placeholder; the next use starts over."""
         with self._lock:
-            self._layers, self._overrides, self._placeholders = [], {}, {}
+            self._layers, self._placeholders = [], {}
             self._table = None
 
     # ----------------------------------------------------------------- internals
@@ -196,21 +241,27 @@ class PriceRegistry:
                 self._start()
 
     def _start(self) -> None:
-        if self._shipped:
-            path = shipped_prices_path()
-            self._layers.append(_Layer((path,), read_price_files([path])))
-        folder = (
-            os.environ.get(MODEL_INFO_DIR_ENV)
-            if isinstance(self._model_info_dir, _FromEnv)
-            else self._model_info_dir
-        )
-        if folder:
-            self._layers.append(_Layer((Path(folder),), read_price_files([folder])))
+        # Whatever goes wrong here, a table is set, so the folder is never re-read on every call.
+        layers: list[_Layer] = []
+        try:
+            if self._shipped:
+                path = shipped_prices_path()
+                layers.append(_Layer((path,), read_price_files([path])))
+            folder = (
+                os.environ.get(MODEL_INFO_DIR_ENV)
+                if isinstance(self._model_info_dir, _FromEnv)
+                else self._model_info_dir
+            )
+            if folder:
+                layers.append(_Layer((Path(folder),), read_price_files([folder])))
+        except Exception:
+            logger.exception("statek could not read its price files; only the price database is used")
+        self._layers = layers + self._layers
         self._swap()
         self._log([p for layer in self._layers for p in layer.report.problems])
 
     def _swap(self) -> None:
-        self._table = PriceTable([layer.report for layer in self._layers], self._overrides.values())
+        self._table = _layered_table(self._layers, self.database)
 
     @staticmethod
     def _log(problems: Iterable[Problem]) -> None:
@@ -240,14 +291,22 @@ def price_call(
     *,
     at: datetime | None = None,
     model_family: str | None = None,
+    database_provider: str | None = FROM_PROVIDER,
 ) -> CallCost:
-    """Price one call: from the price table when a valid price exists, else the provider-reported
-    ``stats.cost``, else unpriced (``amount`` ``None``, never ``$0``).
+    """Price one call. The rule:
 
-    ``at`` (default: now) picks the ``VALID_FROM`` version in force; naive datetimes are UTC.
-    ``provider`` is the price-table provider (``LLM_API.pricing_provider`` or ``provider_key``).
+    * the provider reported its own cost (``stats.cost``): that is the call's cost (``reported``),
+      and when a price table prices the call too, its figure is kept as ``table_amount`` (drift);
+    * else a table price (files, then the database): ``calculated``;
+    * else, when the answer carried no usage (no tokens and no cost): ``no_usage``;
+    * else ``unpriced``. Neither of the last two is ever ``$0``.
+
+    ``at`` (default: now) picks the prices in force (``VALID_FROM``, the database's effective dates
+    and time-of-day prices); naive datetimes are UTC. ``provider`` is the price-table provider
+    (``LLM_API.pricing_provider``); ``database_provider`` the ``genai-prices`` provider id to use
+    when no file row matches (default: the one ``provider`` names; ``None``: never the database).
     """
     table = _default._table
     if table is None:
         table = _default.table
-    return table.price_call(provider, model, stats, at, model_family)
+    return table.price_call(provider, model, stats, at, model_family, database_provider)

@@ -28,12 +28,19 @@ __all__ = [
     "LC_INPUT",
     "LC_OUTPUT",
     "LC_THRESHOLD",
+    "MATCH",
+    "MAX_DECIMALS",
+    "MAX_FIELD_CHARS",
+    "MAX_PRICE",
+    "MAX_THRESHOLD",
     "MODEL",
     "MODEL_FAMILY",
     "OPTIONAL_PRICE_COLUMNS",
     "OUTPUT",
     "PRICE_COLUMNS",
     "PROVIDER",
+    "REASONING",
+    "REQUEST_FEE",
     "REQUIRED_COLUMNS",
     "SEED_COLUMNS",
     "SOURCE",
@@ -59,6 +66,9 @@ VALID_FROM: Final = "VALID_FROM"
 CURRENCY: Final = "CURRENCY"
 SOURCE: Final = "SOURCE"
 CHECKED: Final = "CHECKED"
+REASONING: Final = "REASONING_PRICE_PER_M"
+REQUEST_FEE: Final = "REQUEST_PRICE_PER_K"
+MATCH: Final = "MATCH"
 
 SEED_COLUMNS: Final = (PROVIDER, MODEL_FAMILY, MODEL, INPUT, CACHED, OUTPUT)
 """The header of the STATEK metering format, in its documented order."""
@@ -75,12 +85,23 @@ OPTIONAL_PRICE_COLUMNS: Final = (
     LC_OUTPUT,
     LC_CACHE_WRITE_5M,
     LC_CACHE_WRITE_1H,
+    REASONING,
 )
-PRICE_COLUMNS: Final = (INPUT, OUTPUT, *OPTIONAL_PRICE_COLUMNS)
-"""Every column holding a USD-per-million-tokens price (a non-negative decimal)."""
+PRICE_COLUMNS: Final = (INPUT, OUTPUT, *OPTIONAL_PRICE_COLUMNS, REQUEST_FEE)
+"""Every column holding a price (a non-negative decimal): USD per million tokens, except
+``REQUEST_PRICE_PER_K`` (USD per 1000 requests)."""
 INTEGER_COLUMNS: Final = (LC_THRESHOLD,)
 DATE_COLUMNS: Final = (VALID_FROM, CHECKED)
-TEXT_COLUMNS: Final = (PROVIDER, MODEL_FAMILY, MODEL, CURRENCY, SOURCE)
+TEXT_COLUMNS: Final = (PROVIDER, MODEL_FAMILY, MODEL, CURRENCY, SOURCE, MATCH)
+
+MAX_PRICE: Final = 1_000_000
+"""Largest price accepted (USD per million tokens, or per 1000 requests): anything above is a typo."""
+MAX_DECIMALS: Final = 12
+"""Most digits after the decimal point a price may have (a millionth of a micro-dollar)."""
+MAX_THRESHOLD: Final = 10**12
+"""Largest ``LONG_CONTEXT_THRESHOLD`` accepted (tokens)."""
+MAX_FIELD_CHARS: Final = 4096
+"""Longest field accepted; a longer one is reported, not kept."""
 
 COLUMNS: Final = (
     *SEED_COLUMNS,
@@ -92,15 +113,19 @@ COLUMNS: Final = (
     LC_OUTPUT,
     LC_CACHE_WRITE_5M,
     LC_CACHE_WRITE_1H,
+    REASONING,
+    REQUEST_FEE,
     VALID_FROM,
     CURRENCY,
     SOURCE,
     CHECKED,
+    MATCH,
 )
 """Every known column, in the order ``statek pricing`` writes them."""
 
 COMMENT_PREFIX: Final = "#"
-"""A line whose first non-blank character is ``#`` is a comment; blank lines are skipped too."""
+"""A line whose first non-blank character is ``#``, where a record starts, is a comment (a quote in it
+means nothing); a quoted first field starting with ``#`` is data. Blank lines are skipped."""
 
 DEFAULT_CURRENCY: Final = "USD"
 """The only currency statek totals and metrics are kept in; ``CURRENCY`` may be empty or ``USD``."""

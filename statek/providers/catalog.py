@@ -82,6 +82,10 @@ class CatalogRow:
     requires_api_key: bool = True
     profile: ChatCompletionsProfile = _OPENAI_SHAPE
     url_hint: str | None = None
+    price_provider: str | None = None
+    """The ``genai-prices`` provider id whose prices apply when no price file names the model;
+    ``None``: the database has none for this provider (local servers stay unpriced unless the user
+    gives a price)."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -101,6 +105,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "openai",
         "https://api.openai.com/v1/chat/completions",
         profile=_OPENAI,
+        price_provider="openai",
     ),
     CatalogRow(
         "OPENROUTER",
@@ -114,6 +119,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             reasoning_request=ReasoningRequest.OPENROUTER,
             send_stream_options=False,  # usage always comes on the last chunk; the flag is a no-op
         ),
+        price_provider="openrouter",
     ),
     CatalogRow(
         "GROQ",
@@ -123,6 +129,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "groq",
         "https://api.groq.com/openai/v1/chat/completions",
         profile=ChatCompletionsProfile(stream_usage_paths=(("usage",), ("x_groq", "usage"))),
+        price_provider="groq",
     ),
     CatalogRow(
         "MISTRAL",
@@ -142,6 +149,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             reasoning_request=ReasoningRequest.EFFORT,
             send_stream_options=False,  # not in Mistral's request schema; usage comes on the last chunk
         ),
+        price_provider="mistral",
     ),
     CatalogRow(
         "DEEPSEEK",
@@ -155,6 +163,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             cached_tokens_paths=(("prompt_cache_hit_tokens",), ("prompt_tokens_details", "cached_tokens")),
             reasoning_request=ReasoningRequest.NONE,
         ),
+        price_provider="deepseek",
     ),
     CatalogRow(
         "XAI",
@@ -169,6 +178,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             cost_unit_usd=Decimal("1E-10"),  # 1 USD = 10,000,000,000 ticks
             default_reasoning_effort="high",  # grok-3-mini accepts only low/high
         ),
+        price_provider="x-ai",
     ),
     CatalogRow(
         "TOGETHER",
@@ -177,6 +187,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "together_ai",
         "together",
         "https://api.together.xyz/v1/chat/completions",
+        price_provider="together",
     ),
     CatalogRow(
         "FIREWORKS",
@@ -185,6 +196,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "fireworks_ai",
         "fireworks",
         "https://api.fireworks.ai/inference/v1/chat/completions",
+        price_provider="fireworks",
     ),
     CatalogRow(
         "CEREBRAS",
@@ -193,6 +205,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "cerebras",
         "cerebras",
         "https://api.cerebras.ai/v1/chat/completions",
+        price_provider="cerebras",
     ),
     CatalogRow(
         "PERPLEXITY",
@@ -208,6 +221,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             cost_path=("cost", "total_cost"),
             send_stream_options=False,  # the final chunk carries usage and the real cost unasked
         ),
+        price_provider="perplexity",
     ),
     CatalogRow(
         "SAMBANOVA",
@@ -240,6 +254,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "cohere",
         "cohere",
         "https://api.cohere.ai/compatibility/v1/chat/completions",
+        price_provider="cohere",
     ),
     CatalogRow(
         "MOONSHOT",
@@ -253,6 +268,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             reasoning_request=ReasoningRequest.NONE,
             stream_usage_paths=(("usage",), ("choices", 0, "usage")),
         ),
+        price_provider="moonshotai",
     ),
     CatalogRow(
         "DASHSCOPE",
@@ -278,6 +294,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "cloudflare",
         None,
         url_hint="https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/v1/chat/completions",
+        price_provider="cloudflare",
     ),
     CatalogRow(
         "CLOUDFLARE_AI_GATEWAY",
@@ -307,6 +324,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         "bedrock",
         None,
         url_hint="https://bedrock-runtime.{region}.amazonaws.com/openai/v1/chat/completions",
+        price_provider="aws",
     ),
     CatalogRow(
         "MICROSOFT_FOUNDRY",
@@ -319,6 +337,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             auth=AuthStyle.API_KEY_HEADER, default_query=(("api-version", "2024-05-01-preview"),)
         ),
         url_hint="https://{resource}.services.ai.azure.com/models/chat/completions",
+        price_provider="azure",
     ),
     CatalogRow(
         "AZURE_OPENAI",
@@ -333,6 +352,7 @@ CATALOG: tuple[CatalogRow, ...] = (
             default_query=(("api-version", "2024-10-21"),),
         ),
         url_hint="https://{resource}.openai.azure.com/openai/deployments/{deployment}/chat/completions",
+        price_provider="azure",
     ),
     CatalogRow(
         "GEMINI_ENTERPRISE",
@@ -345,6 +365,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         profile=ChatCompletionsProfile(reasoning_in_output=False, reasoning_from_total=True),
         url_hint="https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}"
         "/endpoints/openapi/chat/completions",
+        price_provider="google",
     ),
     CatalogRow(
         "OLLAMA",
@@ -408,11 +429,12 @@ class CatalogProvider(OpenAICompatible_API):
     """A built-in OpenAI-compatible provider: a :class:`CatalogRow` bound to the shared implementation.
 
     ``class X(CatalogProvider, row=catalog_row("KEY"))`` copies the row into the class attributes the rest of
-    statek reads (``provider_key``, ``genai_provider_name``, ``pricing_provider``, ``default_api_url``,
+    statek reads (``provider_key``, ``genai_provider_name``, ``pricing_provider``, ``price_provider``, ``default_api_url``,
     ``requires_api_key``, ``profile``). Subclassing a bound class without ``row=`` keeps its row.
     """
 
     row: ClassVar[CatalogRow]
+    price_provider: ClassVar[str | None] = None
 
     def __init_subclass__(cls, row: CatalogRow | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -424,6 +446,7 @@ class CatalogProvider(OpenAICompatible_API):
         cls.provider_key = row.key
         cls.genai_provider_name = row.genai_provider_name
         cls.pricing_provider = row.pricing_provider
+        cls.price_provider = row.price_provider
         cls.default_api_url = row.default_api_url
         cls.requires_api_key = row.requires_api_key
         cls.profile = row.profile
