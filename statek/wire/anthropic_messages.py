@@ -20,7 +20,7 @@ from typing import Any
 from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .sse import iter_sse_json
-from .validation import Cost, Count, WireModel, guarded, validated
+from .validation import Cost, Count, Label, WireModel, guarded, validated
 
 __all__ = ["ClaudeToolCall", "MessageStream", "fold_stream", "read_message", "usage_detail"]
 
@@ -70,8 +70,8 @@ class Message(WireModel):
 
     content: list[ContentBlock] | None = None
     usage: MessagesUsage
-    model: str | None = None
-    stop_reason: str | None = None
+    model: Label = None
+    stop_reason: Label = None
 
 
 @guarded

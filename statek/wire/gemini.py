@@ -17,7 +17,7 @@ from typing import Any
 
 from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .validation import Cost, Count, WireModel, guarded, validated
+from .validation import Cost, Count, Label, WireModel, guarded, validated
 
 __all__ = [
     "ContentStream",
@@ -68,11 +68,11 @@ class Content(WireModel):
 
 class Candidate(WireModel):
     content: Content | None = None
-    finishReason: str | None = None
+    finishReason: Label = None
 
 
 class PromptFeedback(WireModel):
-    blockReason: str | None = None
+    blockReason: Label = None
 
 
 class Response(WireModel):
@@ -80,7 +80,7 @@ class Response(WireModel):
 
     candidates: list[Candidate] | None = None
     usageMetadata: UsageMetadata
-    modelVersion: str | None = None
+    modelVersion: Label = None
     promptFeedback: PromptFeedback | None = None
 
 

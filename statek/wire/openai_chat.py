@@ -27,7 +27,7 @@ from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost
 from .sse import iter_sse_json
-from .validation import Count, WireModel, guarded, validated
+from .validation import Count, Label, WireModel, guarded, validated
 
 __all__ = [
     "AuthStyle",
@@ -143,17 +143,17 @@ class Message(WireModel):
 
 
 class Choice(WireModel):
-    index: int = 0
+    index: int | None = 0
     message: Message | None = None
     delta: Message | None = None
-    finish_reason: str | None = None
+    finish_reason: Label = None
 
 
 class Answer(WireModel):
     """A whole answer or one stream chunk: ``choices``, ``model``, ``usage``."""
 
     choices: list[Choice] | None = None
-    model: str | None = None
+    model: Label = None
     usage: dict[str, Any] | None = None
 
 
@@ -222,14 +222,14 @@ def read_answer(body: Any) -> ChatAnswer:
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
     if body.get("error"):
         raise StreamFailure(f"the answer is an error: {json.dumps(body['error'], default=str)[:300]}")
-    validated(Answer, body, "answer")
+    checked = validated(Answer, body, "answer")
     choices = body.get("choices")
-    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
+    first = choices[0] if choices else {}
     message = first.get("message")
     return ChatAnswer(
         message=message if isinstance(message, Mapping) else {},
-        finish_reason=first.get("finish_reason"),
-        model=body.get("model") or None,
+        finish_reason=checked.choices[0].finish_reason if checked.choices else None,
+        model=checked.model or None,
         usage=body.get("usage"),
     )
 
@@ -278,17 +278,16 @@ class ChatStream:
             raise StreamFailure(
                 f"the stream reported an error: {json.dumps(chunk['error'], default=str)[:300]}"
             )
-        validated(Answer, chunk, "stream chunk")
-        self.model = chunk.get("model") or self.model  # Azure's first chunk has model ""
+        checked = validated(Answer, chunk, "stream chunk")
+        self.model = checked.model or self.model  # Azure's first chunk has model ""
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
                 self.usage = usage  # totals, not increments: the last one wins
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+        for choice, parsed in zip(chunk.get("choices") or (), checked.choices or ()):
+            if parsed.index != 0:
                 continue
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            self.finish_reason = parsed.finish_reason or self.finish_reason
             delta = choice.get("delta")
             if not isinstance(delta, Mapping):
                 continue

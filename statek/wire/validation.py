@@ -20,12 +20,15 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from .errors import WireFormatError
 from .numbers import count, reported_cost
 
-__all__ = ["Count", "Cost", "WireModel", "guarded", "validated"]
+__all__ = ["Count", "Cost", "Label", "WireModel", "guarded", "validated"]
 
 Count = Annotated[int, BeforeValidator(lambda value: count(value) or 0)]
 """A token count: absent or ``null`` is 0; otherwise a non-negative integer within bounds (see :func:`count`)."""
 Cost = Annotated[Decimal | None, BeforeValidator(reported_cost)]
 """A provider's cost report in USD, or ``None`` for none or an unusable one (see :func:`reported_cost`)."""
+Label = Annotated[str | None, BeforeValidator(lambda value: value if isinstance(value, str) else None)]
+"""A descriptive field (model name, finish reason): its text, or ``None`` when it is not text. Never a
+reason to refuse an answer: Vertex AI sends ``finishReason`` as an enum number, for one."""
 
 
 class WireModel(BaseModel):
