@@ -283,5 +283,3 @@ async def test_recorded_errors_raise_the_documented_error(recording_id: str) -> 
     if recording.status != 200:
         assert isinstance(caught.value, ProviderHTTPError)
         assert caught.value.status_code == recording.status
-
-
