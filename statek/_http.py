@@ -15,6 +15,7 @@ already put on the wire: :func:`wire_bytes` reads it from the cancellation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import functools
 import json
@@ -25,7 +26,7 @@ import ssl
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -217,26 +218,24 @@ def _tls_context() -> ssl.SSLContext:
 @dataclass(slots=True)
 class _LoopClients:
     clients: list[httpx.AsyncClient | None]
-    closer: AsyncIterator[None]
+    closer: AsyncGenerator[None, None]
 
 
 async def _close_with_loop(
     pool: ClientPool, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient | None]
-) -> AsyncIterator[None]:
+) -> AsyncGenerator[None, None]:
     """Parked at its ``yield`` until the loop shuts its async generators down (or :meth:`aclose`)."""
     try:
         yield
     finally:
         pool._forget(loop, clients)
         for client in clients:
-            try:
-                if client is not None:
+            if client is not None:
+                with contextlib.suppress(Exception):  # closing the others matters more
                     await client.aclose()
-            except Exception:  # noqa: BLE001 - closing the others matters more
-                pass
 
 
-def _start(generator: AsyncIterator[None]) -> None:
+def _start(generator: AsyncGenerator[None, None]) -> None:
     """Run ``generator`` to its first ``yield`` now, synchronously: that registers it with the running
     loop (which will close it at shutdown). Its body before the ``yield`` awaits nothing."""
     step = generator.__anext__()
@@ -310,7 +309,9 @@ def retry_hint(response: httpx.Response) -> float | None:
     return hint
 
 
-def _http_error(response: httpx.Response, provider: str, hint: float | None, **kwargs: Any) -> ProviderHTTPError:
+def _http_error(
+    response: httpx.Response, provider: str, hint: float | None, **kwargs: Any
+) -> ProviderHTTPError:
     status = response.status_code
     cls: type[ProviderHTTPError] = ProviderHTTPError
     if status in (401, 403):
@@ -387,7 +388,9 @@ async def post(
                 hint = None
                 error_type = type(exc).__name__
                 if isinstance(exc, asyncio.TimeoutError):  # total_timeout ran out inside the attempt
-                    raise _no_answer(provider, url, attempt, sent, received, exc, retry.total_timeout) from exc
+                    raise _no_answer(
+                        provider, url, attempt, sent, received, exc, retry.total_timeout
+                    ) from exc
             else:
                 received += len(response.content)
                 if response.is_success:

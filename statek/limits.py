@@ -18,7 +18,15 @@ from typing import Any
 
 from .types import CallDetail
 
-__all__ = ["COUNT_FIELDS", "MAX_COST_USD", "MAX_COUNT", "bounded", "cost_problem", "count_problem", "problems"]
+__all__ = [
+    "COUNT_FIELDS",
+    "MAX_COST_USD",
+    "MAX_COUNT",
+    "bounded",
+    "cost_problem",
+    "count_problem",
+    "problems",
+]
 
 MAX_COUNT = 10**12
 """Largest token (or byte) count of one call: a trillion, a thousand times any context window."""

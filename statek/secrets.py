@@ -17,6 +17,7 @@ A leaf module: it imports nothing of statek.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -42,7 +43,19 @@ MIN_SECRET_LENGTH = 6
 credential that short protects nothing anyway."""
 
 _QUERY_KEYS = frozenset(
-    {"key", "api_key", "apikey", "api-key", "token", "access_token", "sig", "signature", "code", "auth", "password"}
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "api-key",
+        "token",
+        "access_token",
+        "sig",
+        "signature",
+        "code",
+        "auth",
+        "password",
+    }
 )
 """Query parameters whose value is a credential (Gemini's ``?key=``, SAS ``sig``, OAuth tokens)."""
 _URL_QUERY_SECRET = re.compile(
@@ -165,7 +178,8 @@ class ScrubbingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _pattern is None:
             return True
-        try:
+        # A record whose message cannot be formatted is left for the handler to report, as logging does.
+        with contextlib.suppress(Exception):
             message = record.getMessage()
             cleaned = scrub(message)
             if cleaned != message or record.args:
@@ -174,8 +188,6 @@ class ScrubbingFilter(logging.Filter):
                 record.exc_text = self._formatter.formatException(record.exc_info)
             if record.exc_text:
                 record.exc_text = scrub(record.exc_text)
-        except Exception:  # noqa: BLE001 - a log line is never lost to the filter
-            pass
         return True
 
 
@@ -187,7 +199,14 @@ def _install_log_filter() -> None:
     not apply to its children's records, so each one gets it); idempotent."""
     manager = logging.Logger.manager
     names = [n for n in list(manager.loggerDict) if n.split(".")[0] in _LOGGERS]
-    for name in {*names, *_LOGGERS, "httpcore.http11", "httpcore.http2", "httpcore.connection", "httpcore.proxy"}:
+    for name in {
+        *names,
+        *_LOGGERS,
+        "httpcore.http11",
+        "httpcore.http2",
+        "httpcore.connection",
+        "httpcore.proxy",
+    }:
         logger = logging.getLogger(name)
         if _filter not in logger.filters:
             logger.addFilter(_filter)

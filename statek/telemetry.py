@@ -45,10 +45,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from . import instruments as inst
 from ._http import wire_bytes
 from .exceptions import ProviderHTTPError
-from .limits import bounded
-from .secrets import scrub
 from .executors.job import current_job
+from .limits import bounded
 from .metering.types import CallCost, drifted
+from .secrets import scrub
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
 from .types import LLM_Response
 
@@ -544,7 +544,9 @@ def _safe_config() -> TelemetryConfig | None:
         return None
 
 
-def _price(api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float) -> tuple[CallDetail, CallCost]:
+def _price(
+    api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float
+) -> tuple[CallDetail, CallCost]:
     from .metering import price_call
     from .metering.index import FROM_PROVIDER
     from .metering.types import UNPRICED

@@ -51,7 +51,7 @@ OPENAI_ANSWER: Json = {
                 "role": "assistant",
                 "content": "Paris.",
                 "tool_calls": [
-                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
                 ],
             },
             "finish_reason": "stop",
@@ -73,12 +73,17 @@ OPENAI_STREAM: list[Json] = [
         "choices": [
             {
                 "index": 0,
-                "delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}]},
+                "delta": {
+                    "tool_calls": [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}]
+                },
             }
         ]
     },
     {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-    {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "cost": 0.0001}},
+    {
+        "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15, "cost": 0.0001},
+    },
 ]
 ANTHROPIC_ANSWER: Json = {
     "id": "msg_1",
@@ -114,8 +119,16 @@ ANTHROPIC_STREAM: list[Json] = [
     {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Paris."}},
     {"type": "content_block_stop", "index": 0},
-    {"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}}},
-    {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\": 1}"}},
+    {
+        "type": "content_block_start",
+        "index": 1,
+        "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 1,
+        "delta": {"type": "input_json_delta", "partial_json": '{"a": 1}'},
+    },
     {"type": "content_block_stop", "index": 1},
     {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}},
     {"type": "message_stop"},
@@ -125,7 +138,10 @@ GEMINI_ANSWER: Json = {
         {
             "content": {
                 "role": "model",
-                "parts": [{"text": "Paris."}, {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "s"}],
+                "parts": [
+                    {"text": "Paris."},
+                    {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "s"},
+                ],
             },
             "finishReason": "STOP",
         }
@@ -140,7 +156,10 @@ GEMINI_ANSWER: Json = {
     "modelVersion": "gemini-2.5-flash",
 }
 GEMINI_STREAM: list[Json] = [
-    {"candidates": [{"content": {"role": "model", "parts": [{"text": "Par"}]}}], "modelVersion": "gemini-2.5-flash"},
+    {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Par"}]}}],
+        "modelVersion": "gemini-2.5-flash",
+    },
     {
         "candidates": [{"content": {"role": "model", "parts": [{"text": "is."}]}, "finishReason": "STOP"}],
         "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 3, "totalTokenCount": 15},
@@ -198,15 +217,47 @@ def _frame_anthropic(event: Json) -> bytes:
 
 
 FORMATS = (
-    WireFormat("openai", OPENAI_ANSWER, OPENAI_STREAM, lambda e: b"data: " + _dumps(e) + b"\n\n", _openai, "gpt-4o-mini"),
-    WireFormat("anthropic", ANTHROPIC_ANSWER, ANTHROPIC_STREAM, _frame_anthropic, _anthropic, "claude-sonnet-4-5"),
-    WireFormat("gemini", GEMINI_ANSWER, GEMINI_STREAM, lambda e: b"data: " + _dumps(e) + b"\r\n\r\n", _gemini, "gemini-2.5-flash"),
+    WireFormat(
+        "openai",
+        OPENAI_ANSWER,
+        OPENAI_STREAM,
+        lambda e: b"data: " + _dumps(e) + b"\n\n",
+        _openai,
+        "gpt-4o-mini",
+    ),
+    WireFormat(
+        "anthropic", ANTHROPIC_ANSWER, ANTHROPIC_STREAM, _frame_anthropic, _anthropic, "claude-sonnet-4-5"
+    ),
+    WireFormat(
+        "gemini",
+        GEMINI_ANSWER,
+        GEMINI_STREAM,
+        lambda e: b"data: " + _dumps(e) + b"\r\n\r\n",
+        _gemini,
+        "gemini-2.5-flash",
+    ),
 )
 
 # ----------------------------------------------------------------------------- hostile values
 _NUMBERS = st.one_of(
     st.sampled_from(
-        [-1, -5, -(2**63), 2**63 - 1, 2**63, 2**64, 10**400, 1e308, -1e308, math.nan, math.inf, -math.inf, 0.5, -0.0, 1e-320]
+        [
+            -1,
+            -5,
+            -(2**63),
+            2**63 - 1,
+            2**63,
+            2**64,
+            10**400,
+            1e308,
+            -1e308,
+            math.nan,
+            math.inf,
+            -math.inf,
+            0.5,
+            -0.0,
+            1e-320,
+        ]
     ),
     st.integers(),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -284,7 +335,9 @@ def hostile_answers(draw: st.DrawFn, wire: WireFormat, streamed: bool) -> bytes:
         elif action == "error":
             objects = [p for p in every if _is_object(document, p)]
             if objects:
-                _lookup(document, draw(st.sampled_from(objects)))["error"] = copy.deepcopy(draw(ERROR_OBJECTS))
+                _lookup(document, draw(st.sampled_from(objects)))["error"] = copy.deepcopy(
+                    draw(ERROR_OBJECTS)
+                )
         else:  # deeper than Python's json can recurse: spliced into the bytes below
             document = _replace(document, path, _DEEP)
     return wire.body(document, streamed).replace(b'"' + _DEEP.encode() + b'"', b"[" * 3000 + b"]" * 3000)
@@ -319,7 +372,9 @@ class Exporters:
         self.registry = CollectorRegistry()
         self.prometheus = PrometheusExporter(registry=self.registry, target_info=False)
         self.meter_provider = MeterProvider(metric_readers=[self.reader, self.prometheus.reader])
-        configure_telemetry(tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **options)
+        configure_telemetry(
+            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **options
+        )
 
     def close(self) -> None:
         configure_telemetry()

@@ -22,7 +22,6 @@ import httpx
 import pytest
 from hostile_support import FORMATS, Exporters, WireFormat, finite_non_negative, hostile_answers
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from statek import ChatHistoryItem
 from statek.exceptions import ProviderError, ResponseFormatError, StatekError
@@ -48,7 +47,9 @@ def _content_type(wire: WireFormat, streamed: bool) -> str:
     return "text/event-stream" if streamed else "application/json"
 
 
-async def _call(wire: WireFormat, streamed: bool, body: bytes) -> tuple[LLM_Response | BaseException, Job, int]:
+async def _call(
+    wire: WireFormat, streamed: bool, body: bytes
+) -> tuple[LLM_Response | BaseException, Job, int]:
     sent: list[int] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -109,7 +110,11 @@ def test_fuzzed_answers_never_crash_lose_bytes_or_poison_the_exporters(
         max_examples=EXAMPLES,
         deadline=None,
         database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
     )
     @given(body=hostile_answers(wire, streamed))
     def run(body: bytes) -> None:
@@ -145,7 +150,17 @@ def _repro(wire_name: str, body: object, streamed: bool = False) -> tuple[str, B
         ("gemini", {"usageMetadata": {"promptTokenCount": "12"}}),
         ("anthropic", {"content": [], "usage": {"input_tokens": 1, "cache_creation": [1]}}),
     ],
-    ids=["anthropic-text-5", "gemini-candidates-object", "openai-nan", "negative", "10**400", "2**64", "1e308", "text-count", "cache-creation-list"],
+    ids=[
+        "anthropic-text-5",
+        "gemini-candidates-object",
+        "openai-nan",
+        "negative",
+        "10**400",
+        "2**64",
+        "1e308",
+        "text-count",
+        "cache-creation-list",
+    ],
 )
 def test_the_issues_repros_are_typed_format_errors_that_keep_the_answer(
     wire: str, body: object, exporters: Exporters
@@ -157,14 +172,19 @@ def test_the_issues_repros_are_typed_format_errors_that_keep_the_answer(
 
 def test_a_negative_or_absurd_reported_cost_is_no_money(exporters: Exporters) -> None:
     for cost in (-5, 1e308, "NaN", 10**400):
-        body = {**json.loads(json.dumps(FORMATS[0].answer)), "usage": {"prompt_tokens": 1, "completion_tokens": 1, "cost": cost}}
+        body = {
+            **json.loads(json.dumps(FORMATS[0].answer)),
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "cost": cost},
+        }
         _, outcome = _repro("openai", body)
         assert isinstance(outcome, LLM_Response), outcome
         assert outcome.stats.cost is None
         assert outcome.detail.priced_cost is None or outcome.detail.priced_cost >= Decimal(0)
 
 
-def test_openrouter_error_event_in_a_200_stream_is_a_failure_not_an_empty_answer(exporters: Exporters) -> None:
+def test_openrouter_error_event_in_a_200_stream_is_a_failure_not_an_empty_answer(
+    exporters: Exporters,
+) -> None:
     # OpenRouter documents it: mid-stream, an event with an error object AND a choices entry.
     events = [
         {"model": "m", "choices": [{"index": 0, "delta": {"content": "Par"}}]},

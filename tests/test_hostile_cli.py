@@ -17,7 +17,10 @@ CASES = [
     (["demo", "--duration", "inf"], "--duration must be a positive, finite number"),
     (["demo", "--jobs", "1", "--otlp-endpoint", "notaurl"], "OTLP endpoint 'notaurl' is not a URL"),
     (["metrics", "serve", "--port", "99999"], "prometheus_port must be from 0 to 65535"),
-    (["metrics", "serve", "--port", "0", "--otlp-endpoint", "notaurl"], "OTLP endpoint 'notaurl' is not a URL"),
+    (
+        ["metrics", "serve", "--port", "0", "--otlp-endpoint", "notaurl"],
+        "OTLP endpoint 'notaurl' is not a URL",
+    ),
     (["metrics", "serve", "--port", "0", "--traffic", "inf"], "--traffic must be a finite number"),
 ]
 

@@ -37,7 +37,8 @@ def exporters_fixture() -> Iterator[Exporters]:
 
 # ----------------------------------------------------------------------------- item 8: hints
 @pytest.mark.parametrize(
-    "value", ["abc", "", "   ", "Wed, 99 Foo 2015 07:28:00 GMT", "nan", "NaN", "inf", "-inf", "-1", "1e999", "0x10"]
+    "value",
+    ["abc", "", "   ", "Wed, 99 Foo 2015 07:28:00 GMT", "nan", "NaN", "inf", "-inf", "-1", "1e999", "0x10"],
 )
 def test_a_hostile_retry_after_is_no_hint(value: str) -> None:
     assert parse_retry_after({"retry-after": value}) is None
@@ -59,7 +60,10 @@ def test_parse_retry_after_never_raises_and_is_none_or_a_bounded_delay(seconds: 
     assert hint is None or (math.isfinite(hint) and 0 <= hint <= MAX_RETRY_HINT)
 
 
-@given(st.binary(max_size=200) | st.text(max_size=60).map(lambda t: json.dumps({"error": {"details": [{"retryDelay": t}]}}).encode()))
+@given(
+    st.binary(max_size=200)
+    | st.text(max_size=60).map(lambda t: json.dumps({"error": {"details": [{"retryDelay": t}]}}).encode())
+)
 def test_gemini_retry_delay_never_raises(body: bytes) -> None:
     hint = gemini_retry_delay(body)
     assert hint is None or (math.isfinite(hint) and 0 <= hint <= MAX_RETRY_HINT)
@@ -68,7 +72,13 @@ def test_gemini_retry_delay_never_raises(body: bytes) -> None:
 async def _post(handler: httpx.MockTransport, retry: RetryPolicy, events: list[RetryEvent]) -> httpx.Response:
     async with httpx.AsyncClient(transport=handler) as client:
         raw = await post(
-            client, "http://127.0.0.1:9/x", body=b"{}", headers={}, provider="P", retry=retry, on_retry=events.append
+            client,
+            "http://127.0.0.1:9/x",
+            body=b"{}",
+            headers={},
+            provider="P",
+            retry=retry,
+            on_retry=events.append,
         )
     return raw  # type: ignore[return-value]
 
@@ -115,7 +125,9 @@ async def _serve(handle: object) -> AsyncIterator[str]:
 
 async def _read_request(reader: asyncio.StreamReader) -> int:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
     await reader.readexactly(length)
     return length
 
@@ -212,7 +224,9 @@ async def test_cancelling_during_backoff_keeps_the_failed_attempts_bytes(exporte
         retry=RetryPolicy(max_backoff=60, total_timeout=120),
     )
     async with Job("backoff") as job:
-        task = asyncio.ensure_future(api.process_request(model="m", chat_history=[ChatHistoryItem.user("hi")]))
+        task = asyncio.ensure_future(
+            api.process_request(model="m", chat_history=[ChatHistoryItem.user("hi")])
+        )
         while not sent:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)  # now in the 30 s back-off

@@ -50,7 +50,7 @@ class EchoServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 echo = json.dumps({"path": self.path, "headers": dict(self.headers)})
                 mode = outer.mode
@@ -62,7 +62,10 @@ class EchoServer:
                 elif mode == "garbage":
                     status, body = 200, ("not json: " + echo).encode()
                 else:
-                    status, body = int(mode), json.dumps({"error": {"message": "bad key", "request": echo}}).encode()
+                    status, body = (
+                        int(mode),
+                        json.dumps({"error": {"message": "bad key", "request": echo}}).encode(),
+                    )
                 try:
                     self.send_response(status)
                     self.send_header("content-type", "application/json")
@@ -169,7 +172,9 @@ def test_a_canary_key_leaks_nowhere_on_any_error_path_of_any_provider(
                     model="m",
                     api_url=_url(key, port, path),
                     api_key=key,
-                    retry=RetryPolicy(max_attempts=1 if mode == "slow" else 2, initial_backoff=0, max_backoff=0),
+                    retry=RetryPolicy(
+                        max_attempts=1 if mode == "slow" else 2, initial_backoff=0, max_backoff=0
+                    ),
                     timeout=0.1 if mode == "slow" else 10.0,
                 )
                 leaks.add(f"{provider} repr", repr(api))
@@ -202,14 +207,17 @@ def test_a_canary_key_leaks_nowhere_on_any_error_path_of_any_provider(
 
 def test_add_provider_entry_and_instrument_reprs_hide_their_credentials() -> None:
     key, collector = canary(), canary()
-    add_provider("LEAKY_CANARY", api_url=f"http://u:{key}@127.0.0.1:9/v1/chat/completions?key={key}", api_key=key)
+    add_provider(
+        "LEAKY_CANARY", api_url=f"http://u:{key}@127.0.0.1:9/v1/chat/completions?key={key}", api_key=key
+    )
     try:
         assert key not in repr(_custom["LEAKY_CANARY"]) and key not in str(_custom["LEAKY_CANARY"])
         assert key not in repr(LLM_API.get("LEAKY_CANARY", model="m"))
     finally:
         _unregister("LEAKY_CANARY")
     instrumentation = statek.instrument(
-        registry=CollectorRegistry(), otlp_headers={"authorization": f"Bearer {collector}", "x-tenant": collector}
+        registry=CollectorRegistry(),
+        otlp_headers={"authorization": f"Bearer {collector}", "x-tenant": collector},
     )
     try:
         assert collector not in repr(instrumentation) and collector not in str(instrumentation)
@@ -225,13 +233,28 @@ def test_otlp_header_variables_are_secrets_too(monkeypatch: pytest.MonkeyPatch) 
     assert scrub(f"echo: {token}") == f"echo: {REDACTED}"
 
 
-def test_demo_cli_with_a_real_provider_never_prints_its_key(echo: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_cli_with_a_real_provider_never_prints_its_key(
+    echo: EchoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = canary()
     echo.mode = "401"
     monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.setenv("OPENAI_API_URL", _url(key, echo.port, "/v1/chat/completions"))
     result = CliRunner().invoke(
-        app, ["demo", "--provider", "OPENAI", "--model", "m", "--jobs", "2", "--concurrency", "1", "--metrics-port", "0"]
+        app,
+        [
+            "demo",
+            "--provider",
+            "OPENAI",
+            "--model",
+            "m",
+            "--jobs",
+            "2",
+            "--concurrency",
+            "1",
+            "--metrics-port",
+            "0",
+        ],
     )
     assert "401" in result.output  # the failures were reported...
     assert key not in result.output  # ...without the key the server echoed

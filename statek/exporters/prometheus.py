@@ -277,16 +277,20 @@ class MetricsServer(ThreadingWSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         """No access log on stderr: a scrape every few seconds is not news."""
 
 
-def _serve_metrics(port: int, addr: str, registry: CollectorRegistry) -> tuple[MetricsServer, threading.Thread]:
+def _serve_metrics(
+    port: int, addr: str, registry: CollectorRegistry
+) -> tuple[MetricsServer, threading.Thread]:
     """Bind ``addr:port`` (IPv4 or IPv6, as ``addr`` resolves) and serve ``registry`` from a daemon thread."""
     infos = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, _, _, _, sockaddr = infos[0]
     server_class = type("MetricsServer", (MetricsServer,), {"address_family": family})
-    server = make_server(sockaddr[0], port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler)
+    server: MetricsServer = make_server(  # type: ignore[assignment]
+        str(sockaddr[0]), port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
+    )
     thread = threading.Thread(target=server.serve_forever, name="statek-metrics-server", daemon=True)
     thread.start()
     return server, thread

@@ -163,7 +163,9 @@ def instrument(
     if otlp_endpoint:
         otlp.check_endpoint(otlp_endpoint, otlp_protocol)
     if prometheus_port is not None and not 0 <= prometheus_port <= 65535:
-        raise ConfigurationError(f"prometheus_port must be from 0 to 65535 (0: any free port), got {prometheus_port}")
+        raise ConfigurationError(
+            f"prometheus_port must be from 0 to 65535 (0: any free port), got {prometheus_port}"
+        )
     arguments = {
         "service_name": service_name,
         "prometheus_port": prometheus_port,
@@ -253,7 +255,14 @@ def instrument(
             job_label_keys=label_keys,
         )
         _active = Instrumentation(
-            arguments, meter_provider, chosen_tracer, prometheus, port, owns_tracer, pusher, mirror,
+            arguments,
+            meter_provider,
+            chosen_tracer,
+            prometheus,
+            port,
+            owns_tracer,
+            pusher,
+            mirror,
             span_exporter=span_exporter,
         )
         return _active

@@ -12,7 +12,7 @@ is no cost (see :func:`reported_cost`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ..limits import MAX_COST_USD, MAX_COUNT
