@@ -17,18 +17,22 @@ import json
 import os
 from collections.abc import Iterator
 from decimal import Decimal
+from enum import IntEnum
+from typing import Any
 
 import httpx
 import pytest
 from hostile_support import FORMATS, Exporters, WireFormat, finite_non_negative, hostile_answers
 from hypothesis import HealthCheck, given, settings
 
-from statek import ChatHistoryItem
+from statek import LLM_API, ChatHistoryItem
 from statek.exceptions import ProviderError, ResponseFormatError, StatekError
 from statek.executors.job import Job
-from statek.limits import MAX_COUNT, problems
-from statek.llm_api import LLM_Response
+from statek.limits import MAX_COUNT, bounded, problems
+from statek.llm_api import LLM_Response, PreparedRequest
 from statek.metering import PriceRegistry, set_default_registry
+from statek.settings import ProviderSettings
+from statek.types import CallDetail
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "150"))
 
@@ -211,3 +215,57 @@ def test_any_answer_carrying_an_error_object_is_a_failure(wire: str, exporters: 
 def test_every_error_statek_raises_for_an_answer_is_one_of_its_own() -> None:
     # The fuzz suite's "typed" means this tree: nothing outside StatekError leaves a provider call.
     assert issubclass(ResponseFormatError, StatekError) and issubclass(ProviderError, StatekError)
+
+
+# ----------------------------------------------------------------------------- the recording choke point
+class _Hostile(IntEnum):
+    MANY = 7
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("input_tokens", -5),
+        ("output_tokens", 10**400),
+        ("cached_tokens", 2**64),
+        ("cost", Decimal(-5)),
+        ("cost", Decimal("NaN")),
+        ("cost", Decimal("1e308")),
+        ("reasoning_tokens", 1e308),
+    ],
+)
+def test_bounded_replaces_what_no_exporter_may_see(field: str, value: object) -> None:
+    detail = CallDetail(10, 20, None, 3, 4)._replace(**{field: value})
+    checked, found = bounded(detail)
+    assert found and found[0].startswith(field)
+    assert problems(checked) == []
+    assert getattr(checked, field) in (0, None)
+
+
+def test_bounded_keeps_a_fine_detail_as_it_is() -> None:
+    detail = CallDetail(10, 20, Decimal("0.5"), 3, 4, 1, priced_cost=Decimal("0.25"))
+    assert bounded(detail) == (detail, [])
+    assert bounded(detail)[0] is detail
+    assert bounded(detail._replace(input_tokens=_Hostile.MANY)) == (detail._replace(input_tokens=7), [])
+
+
+async def test_a_user_provider_reporting_hostile_numbers_cannot_poison_the_exporters(
+    exporters: Exporters,
+) -> None:
+    class Hostile(LLM_API):
+        provider_key = "HOSTILE"
+        requires_api_key = False
+
+        async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
+            detail = CallDetail(-1, 2**64, Decimal(-5), -5, 10**400, 1e308)  # type: ignore[arg-type]
+            return LLM_Response("ok", None, None, detail=detail)
+
+        def _build_payload(self, params: PreparedRequest) -> dict[str, Any]:
+            return {}
+
+    for _ in range(2):  # 1e308 twice overflowed the float sum of /metrics
+        response = await Hostile(ProviderSettings(api_url="http://127.0.0.1:9")).process_request(
+            model="m", chat_history=[ChatHistoryItem.user("hi")]
+        )
+        assert problems(response.detail) == []
+    exporters.assert_exporting()
