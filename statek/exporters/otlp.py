@@ -33,12 +33,12 @@ __all__ = [
     "MetricPusher",
     "batch_span_processor",
     "check_endpoint",
+    "final_attempt",
     "metric_exporter",
     "otlp_configured",
     "periodic_metric_reader",
     "protocol_for",
     "span_exporter",
-    "stop_retrying",
     "wants_cumulative",
 ]
 
@@ -190,7 +190,7 @@ class MetricPusher:
         """Stop the thread, push one last time (at most ``timeout`` seconds), close the exporter."""
         self._stop.set()
         self._thread.join(timeout)
-        stop_retrying(self.exporter)
+        final_attempt(self.exporter, timeout)
         self.push(timeout * 1000)
         self.exporter.shutdown(timeout_millis=timeout * 1000)
 
@@ -202,21 +202,25 @@ def _env_millis(name: str, default: float) -> float:
         return default
 
 
-def stop_retrying(exporter: object) -> None:
-    """Make an OTLP exporter's exports from now on a single attempt: no back-off between retries.
+def final_attempt(exporter: object, timeout: float) -> None:
+    """Make an OTLP exporter's exports from now on a single attempt of at most ``timeout`` seconds.
 
     For shutdown: a collector that is down will not come back within the seconds shutdown may take,
     and the SDK exporters retry with back-off up to their own timeout (10 s) before
-    ``BatchSpanProcessor.shutdown`` returns. The SDK exposes no public switch; its exporters check a
-    shutdown event (``_shutdown_event`` on their HTTP client, ``_shutdown_in_progress`` on gRPC and
-    older ones) before each back-off, and setting it alone does not refuse the export itself.
-    Unknown exporters are left alone.
+    ``BatchSpanProcessor.shutdown`` returns; a stuck one holds each attempt that long. The SDK
+    exposes no public switch: its exporters check a shutdown event (``_shutdown_event`` on their HTTP
+    client, ``_shutdown_in_progress`` on gRPC and older ones) before each back-off, which does not
+    refuse the export itself, and read their deadline from ``_timeout``. Exporters without those
+    attributes are left alone (shutdown is then bounded by its own deadline only).
     """
     for holder in (exporter, getattr(exporter, "_client", None)):
         for name in ("_shutdown_event", "_shutdown_in_progress"):
             event = getattr(holder, name, None)
             if isinstance(event, threading.Event):
                 event.set()
+        current = getattr(holder, "_timeout", None)
+        if isinstance(current, (int, float)) and not isinstance(current, bool) and current > timeout:
+            holder._timeout = timeout  # type: ignore[union-attr]
 
 
 def check_endpoint(endpoint: str, protocol: str | None = None) -> None:

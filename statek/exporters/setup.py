@@ -79,7 +79,7 @@ class Instrumentation:
         millis = timeout * 1000
         pusher = self.metric_pusher
         if self.span_exporter is not None:
-            otlp.stop_retrying(self.span_exporter)  # one attempt for what is queued, no back-off
+            otlp.final_attempt(self.span_exporter, timeout)  # what is queued: one bounded attempt
         # Traces and OTLP metrics flush side by side on threads joined against one deadline: the SDK
         # bounds neither by our timeout (BatchSpanProcessor.force_flush ignores its timeout, the
         # OTLP/HTTP exporters retry for their own 10 s), so a down or black-hole collector held
