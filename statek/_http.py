@@ -41,7 +41,7 @@ from .exceptions import (
     ProviderServerError,
     RateLimitError,
 )
-from .secrets import redact_url
+from .secrets import clip, redact_url
 
 __all__ = [
     "ClientPool",
@@ -322,7 +322,7 @@ def _http_error(
         cls = ProviderServerError
     body = response.text
     return cls(
-        f"{provider} answered HTTP {status}: {body[:300]}",
+        f"{provider} answered HTTP {status}: {clip(body, 300)}",
         status_code=status,
         body=body,
         headers=dict(response.headers),

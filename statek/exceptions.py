@@ -35,7 +35,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from .secrets import REDACTED, scrub
+from .secrets import REDACTED, clip, scrub
 
 __all__ = [
     "AuthenticationError",
@@ -143,7 +143,7 @@ class ProviderHTTPError(ProviderError, httpx.HTTPStatusError):
     ) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.status_code = status_code
-        self.body = scrub(body[:4096])
+        self.body = clip(body, 4096)
         self.headers = redact_headers(headers or {})
         self.retry_after = retry_after
         self._request = request

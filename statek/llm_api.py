@@ -28,7 +28,7 @@ from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
-from .secrets import scrub
+from .secrets import clip, scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
@@ -393,7 +393,7 @@ class LLM_API(ABC):
             return json.loads(raw.content), raw
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
-                f"answered HTTP {raw.status_code} with a body that is not JSON: {raw.content[:200]!r}", raw
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}", raw
             ) from exc
 
     def _format_error(self, message: str, raw: RawResponse) -> ResponseFormatError:

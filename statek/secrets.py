@@ -153,6 +153,15 @@ def scrub(text: str) -> str:
     return text
 
 
+def clip(value: object, limit: int) -> str:
+    """``value`` as text, scrubbed, then cut to ``limit`` characters: in that order, so that a cut never
+    leaves part of a key where :func:`scrub` could no longer recognise it."""
+    return scrub(value if isinstance(value, str) else str(value))[:limit]
+
+
+__all__ += ["clip"]
+
+
 def scrub_value(value: object) -> object:
     """:func:`scrub` for strings, and for the strings inside a tuple or list (span attribute values)."""
     if isinstance(value, str):

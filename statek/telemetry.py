@@ -48,7 +48,7 @@ from .exceptions import ProviderHTTPError
 from .executors.job import current_job
 from .limits import bounded
 from .metering.types import CallCost, drifted
-from .secrets import scrub
+from .secrets import clip, scrub
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
 from .types import LLM_Response
 
@@ -486,7 +486,7 @@ class _Invocation:
                 attributes["statek.retry.count"] = self.retries
             span.set_attributes(attributes)
             # Scrubbed: an error body may echo the request's key, and this is exported with content capture off.
-            span.set_status(Status(StatusCode.ERROR, scrub(f"{type(exc).__name__}: {str(exc)[:200]}")))
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
             span.end()
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not close the failed call's span")

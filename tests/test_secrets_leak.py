@@ -3,8 +3,8 @@
 A canary key is set for every provider in the catalogue, in its settings and in its URL (``?key=`` and
 ``user:key@``). A loopback server echoes every request header back (in error bodies, in response
 headers, in a 200 answer's text and in a body that is not JSON), as proxies and gateways do. Every
-error path is driven: HTTP errors, retries exhausted, connection refused, timeouts, unreadable answers,
-with DEBUG logging on and content capture on and off. The canary must appear in no exception (message,
+error path is driven: HTTP errors, retries exhausted, connection refused, timeouts, unreadable answers
+(one of them quoting the key where a token count belongs), with DEBUG logging on and content capture on and off. The canary must appear in no exception (message,
 repr, traceback, attributes), no repr, no span, no metric, no log line and no CLI output.
 """
 
@@ -59,6 +59,16 @@ class EchoServer:
                     mode = "401"
                 if mode == "200":
                     status, body = 200, _answer_in_every_format(echo)
+                elif mode == "count":  # the key where a number belongs: quoted by the refusal
+                    credential = next(
+                        (
+                            self.headers[h]
+                            for h in ("x-api-key", "x-goog-api-key", "api-key", "authorization")
+                            if self.headers.get(h)
+                        ),
+                        self.path,
+                    )
+                    status, body = 200, _answer_in_every_format("ok", count=credential)
                 elif mode == "garbage":
                     status, body = 200, ("not json: " + echo).encode()
                 else:
@@ -92,16 +102,22 @@ class EchoServer:
         self.server.server_close()
 
 
-def _answer_in_every_format(text: str) -> bytes:
-    """One 200 body every wire format reads, with ``text`` as the generated text."""
+def _answer_in_every_format(text: str, count: object = 1) -> bytes:
+    """One 200 body every wire format reads, with ``text`` as the generated text and ``count`` as
+    every token count."""
     return json.dumps(
         {
             "model": "m",
             "choices": [{"index": 0, "message": {"content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "input_tokens": 1, "output_tokens": 1},
+            "usage": {
+                "prompt_tokens": count,
+                "completion_tokens": 1,
+                "input_tokens": count,
+                "output_tokens": 1,
+            },
             "content": [{"type": "text", "text": text}],
             "candidates": [{"content": {"parts": [{"text": text}]}, "finishReason": "STOP"}],
-            "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1},
+            "usageMetadata": {"promptTokenCount": count, "candidatesTokenCount": 1},
         }
     ).encode()
 
@@ -136,11 +152,16 @@ class Leaks:
         self.add(f"{where}: attributes", {k: v for k, v in vars(exc).items() if not k.startswith("__")})
 
     def found(self) -> list[str]:
-        return [where for where, text in self.texts if self.key in text]
+        """Where the key, or any 8 characters in a row of its random part, appears: a message cut
+        short must not show half a key either."""
+        secret = self.key.removeprefix("sk-canary-")
+        pieces = {secret[i : i + 8] for i in range(len(secret) - 7)}
+        return [where for where, text in self.texts if any(piece in text for piece in pieces)]
 
 
-def _url(key: str, port: int, path: str) -> str:
-    return f"http://user:{key}@127.0.0.1:{port}{path}?key={key}"
+def _url(key: str, port: int, path: str, userinfo: bool = False) -> str:
+    # With user:key@ httpx sends Basic auth instead of the provider's header: one mode of its own.
+    return f"http://{f'user:{key}@' if userinfo else ''}127.0.0.1:{port}{path}?key={key}"
 
 
 _PATHS = {"ANTHROPIC": "/v1/messages", "VERTEXAI": "/v1beta/models/{model}:generateContent"}
@@ -164,13 +185,13 @@ def test_a_canary_key_leaks_nowhere_on_any_error_path_of_any_provider(
     try:
         for provider in _providers():
             path = _PATHS.get(provider, "/v1/chat/completions")
-            for mode in ("401", "400", "503", "200", "garbage", "refused", "slow"):
+            for mode in ("401", "400", "503", "200", "count", "garbage", "refused", "slow", "userinfo"):
                 port = _dead_port() if mode == "refused" else echo.port
-                echo.mode = mode
+                echo.mode = "401" if mode == "userinfo" else mode
                 api = LLM_API.get(
                     provider,
                     model="m",
-                    api_url=_url(key, port, path),
+                    api_url=_url(key, port, path, userinfo=mode == "userinfo"),
                     api_key=key,
                     retry=RetryPolicy(
                         max_attempts=1 if mode == "slow" else 2, initial_backoff=0, max_backoff=0
@@ -199,7 +220,7 @@ def test_a_canary_key_leaks_nowhere_on_any_error_path_of_any_provider(
             leaks.add(f"log {record.name}", record.getMessage())
     finally:
         exporters.close()
-    assert calls == 7 * len(_providers())
+    assert calls == 9 * len(_providers())
     assert any(r.name.startswith("httpcore") for r in caplog.records)  # DEBUG lines were written
     assert any(REDACTED in text for _, text in leaks.texts)  # and the echo did reach them
     assert leaks.found() == []
@@ -239,7 +260,7 @@ def test_demo_cli_with_a_real_provider_never_prints_its_key(
     key = canary()
     echo.mode = "401"
     monkeypatch.setenv("OPENAI_API_KEY", key)
-    monkeypatch.setenv("OPENAI_API_URL", _url(key, echo.port, "/v1/chat/completions"))
+    monkeypatch.setenv("OPENAI_API_URL", _url(key, echo.port, "/v1/chat/completions", userinfo=True))
     result = CliRunner().invoke(
         app,
         [

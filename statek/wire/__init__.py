@@ -10,7 +10,7 @@
 * :mod:`~statek.wire.errors`: what a codec raises for an answer it cannot read.
 
 Codecs do no HTTP and no telemetry and import nothing of statek but the leaf modules
-:mod:`statek.types` and :mod:`statek.limits`: the
+:mod:`statek.types`, :mod:`statek.limits` and :mod:`statek.secrets`: the
 ``LLM_API`` providers and the httpx transport (:mod:`statek.instrumentation`) both read answers with
 them, so that a call is parsed the same way whichever door it came through.
 """

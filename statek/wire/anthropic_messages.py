@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .sse import iter_sse_json
@@ -84,9 +85,9 @@ def read_message(
     :class:`ToolCallFormatError` for a ``tool_use`` block without a name or id or with non-object input.
     """
     if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
-        raise WireFormatError(f"answered without a message usage object: {str(message)[:200]}")
+        raise WireFormatError(f"answered without a message usage object: {clip(message, 200)}")
     if message.get("type") == "error" or message.get("error"):
-        raise StreamFailure(f"the answer is an error: {str(message.get('error'))[:300]}")
+        raise StreamFailure(f"the answer is an error: {clip(message.get('error'), 300)}")
     checked = validated(Message, message, "message")
     blocks: list[dict[str, Any]] = list(message.get("content") or ())
     thinking = tuple(b for b in blocks if b.get("type") in ("thinking", "redacted_thinking"))
@@ -99,9 +100,9 @@ def read_message(
 def _tool_call(block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...]) -> ClaudeToolCall:
     name, call_id, arguments = block.get("name"), block.get("id"), block.get("input")
     if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
-        raise ToolCallFormatError(f"tool_use block without a name or id: {str(block)[:200]}")
+        raise ToolCallFormatError(f"tool_use block without a name or id: {clip(block, 200)}")
     if not isinstance(arguments, dict):
-        raise ToolCallFormatError(f"tool_use {name!r} input is not a JSON object: {str(arguments)[:200]}")
+        raise ToolCallFormatError(f"tool_use {name!r} input is not a JSON object: {clip(arguments, 200)}")
     return ClaudeToolCall(call_id=call_id, name=name, kwargs=arguments, thinking_blocks=thinking)
 
 
@@ -168,7 +169,7 @@ class MessageStream:
         if kind == "error" or data.get("error"):
             error = data.get("error")
             detail = f"{error.get('type')}: {error.get('message')}" if isinstance(error, dict) else str(error)
-            raise StreamFailure(detail[:300])
+            raise StreamFailure(clip(detail, 300))
         if kind == "message_start":
             self._message = {**data["message"], "usage": dict(data["message"].get("usage") or {})}
             self.started = True

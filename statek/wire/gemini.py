@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .validation import Cost, Count, Label, WireModel, guarded, validated
@@ -97,7 +98,7 @@ def read_response(
     if failure is not None:
         raise failure
     if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
-        raise WireFormatError(f"answered without usageMetadata: {str(body)[:200]}")
+        raise WireFormatError(f"answered without usageMetadata: {clip(body, 200)}")
     checked = validated(Response, body, "response")
     candidate = (body.get("candidates") or [{}])[0]
     parts: list[dict[str, Any]] = list((candidate.get("content") or {}).get("parts") or ())
@@ -115,10 +116,10 @@ def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
     call = part["functionCall"]
     name = call.get("name") if isinstance(call, dict) else None
     if not isinstance(name, str) or not name:
-        raise ToolCallFormatError(f"functionCall without a name: {str(call)[:200]}")
+        raise ToolCallFormatError(f"functionCall without a name: {clip(call, 200)}")
     arguments = call.get("args", {})
     if not isinstance(arguments, dict):
-        raise ToolCallFormatError(f"functionCall {name!r} args is not a JSON object: {str(arguments)[:200]}")
+        raise ToolCallFormatError(f"functionCall {name!r} args is not a JSON object: {clip(arguments, 200)}")
     given = call.get("id")
     return GeminiToolCall(
         call_id=given if isinstance(given, str) and given else f"call_{position}",
@@ -165,9 +166,9 @@ def stream_error(chunk: Any) -> StreamFailure | None:
     """The failure an error chunk of a stream reports, ``None`` for any other chunk."""
     error = chunk.get("error") if isinstance(chunk, dict) else None
     if isinstance(error, dict):
-        return StreamFailure(f"{error.get('status')}: {error.get('message')}"[:300])
+        return StreamFailure(clip(f"{error.get('status')}: {error.get('message')}", 300))
     if error:
-        return StreamFailure(str(error)[:300])
+        return StreamFailure(clip(error, 300))
     return None
 
 

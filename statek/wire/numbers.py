@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..limits import MAX_COST_USD, MAX_COUNT
+from ..secrets import clip
 from .errors import WireFormatError
 
 __all__ = ["UsagePath", "count", "dig", "reported_cost", "token_count"]
@@ -48,9 +49,9 @@ def count(value: Any, where: str = "token count") -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise WireFormatError(f"{where} is not an integer: {str(value)[:40]}")
+        raise WireFormatError(f"{where} is not an integer: {clip(value, 40)}")
     if not 0 <= value <= MAX_COUNT:
-        raise WireFormatError(f"{where} is out of range (0 to {MAX_COUNT:,}): {str(value)[:40]}")
+        raise WireFormatError(f"{where} is out of range (0 to {MAX_COUNT:,}): {clip(value, 40)}")
     return value
 
 

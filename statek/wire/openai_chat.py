@@ -23,6 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, NamedTuple
 
+from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost
@@ -221,7 +222,7 @@ def read_answer(body: Any) -> ChatAnswer:
     if not isinstance(body, Mapping):
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
     if body.get("error"):
-        raise StreamFailure(f"the answer is an error: {json.dumps(body['error'], default=str)[:300]}")
+        raise StreamFailure(f"the answer is an error: {clip(json.dumps(body['error'], default=str), 300)}")
     checked = validated(Answer, body, "answer")
     choices = body.get("choices")
     first = choices[0] if choices else {}
@@ -243,7 +244,7 @@ def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfi
         try:
             body = json.loads(content)
         except ValueError as exc:
-            raise WireFormatError(f"body is neither SSE nor JSON: {content[:200]!r}") from exc
+            raise WireFormatError(f"body is neither SSE nor JSON: {clip(repr(content), 200)}") from exc
         return read_answer(body)
     stream = ChatStream(profile.stream_usage_paths)
     try:
@@ -276,7 +277,7 @@ class ChatStream:
             return
         if chunk.get("error"):
             raise StreamFailure(
-                f"the stream reported an error: {json.dumps(chunk['error'], default=str)[:300]}"
+                f"the stream reported an error: {clip(json.dumps(chunk['error'], default=str), 300)}"
             )
         checked = validated(Answer, chunk, "stream chunk")
         self.model = checked.model or self.model  # Azure's first chunk has model ""
@@ -354,7 +355,7 @@ def tool_calls(calls: Any) -> list[CallParams] | None:
     if not calls:
         return None
     if not isinstance(calls, list):
-        raise ToolCallFormatError(f"tool_calls is not a list: {calls!r:.200}")
+        raise ToolCallFormatError(f"tool_calls is not a list: {clip(repr(calls), 200)}")
     return [_tool_call(call, position) for position, call in enumerate(calls)]
 
 
@@ -373,7 +374,7 @@ def _tool_call(call: Any, position: int) -> CallParams:
     if not isinstance(name, str) or not name or not isinstance(kwargs, dict):
         raise ToolCallFormatError(
             f"tool call #{position} needs a name and JSON-object arguments, "
-            f"got {json.dumps(call, default=str)[:300]}"
+            f"got {clip(json.dumps(call, default=str), 300)}"
         )
     call_id = call.get("id") or f"call_{position}"
     return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)

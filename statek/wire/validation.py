@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from ..secrets import clip
 from .errors import WireFormatError
 from .numbers import count, reported_cost
 
@@ -68,6 +69,6 @@ def guarded(function: F) -> F:
         except WireFormatError:
             raise
         except _MALFORMED as exc:
-            raise WireFormatError(f"unreadable answer ({type(exc).__name__}: {str(exc)[:200]})") from exc
+            raise WireFormatError(f"unreadable answer ({type(exc).__name__}: {clip(exc, 200)})") from exc
 
     return guard  # type: ignore[return-value]
