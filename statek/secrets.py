@@ -28,19 +28,19 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "ScrubbingFilter",
-    "forget_secrets",
-    "is_secret",
+    "clip",
+    "redact_url",
+    "register_headers",
     "register_secret",
     "register_url",
-    "redact_url",
     "scrub",
 ]
 
 REDACTED = "<redacted>"
 """What a secret is replaced with."""
-MIN_SECRET_LENGTH = 6
-"""Shorter values are not registered: scrubbing every ``"abc"`` out of all text would mangle it, and a
-credential that short protects nothing anyway."""
+MIN_SECRET_LENGTH = 8
+"""Shorter values are not registered: placeholders such as ``"EMPTY"`` or ``"ollama"`` (local servers
+want some key) would be cut out of every message, and a credential that short protects nothing."""
 
 _QUERY_KEYS = frozenset(
     {
@@ -120,22 +120,6 @@ def register_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | st
         register_secret(str(value).strip())
 
 
-__all__ += ["register_headers"]
-
-
-def is_secret(value: str) -> bool:
-    """Whether ``value`` is a registered secret."""
-    return value in _secrets
-
-
-def forget_secrets() -> None:
-    """Forget every registered secret (for tests)."""
-    global _pattern
-    with _lock:
-        _secrets.clear()
-        _pattern = None
-
-
 def redact_url(url: str) -> str:
     """``url`` with ``user:password@`` and key-like query values replaced by :data:`REDACTED`."""
     url = _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", url)
@@ -157,21 +141,6 @@ def clip(value: object, limit: int) -> str:
     """``value`` as text, scrubbed, then cut to ``limit`` characters: in that order, so that a cut never
     leaves part of a key where :func:`scrub` could no longer recognise it."""
     return scrub(value if isinstance(value, str) else str(value))[:limit]
-
-
-__all__ += ["clip"]
-
-
-def scrub_value(value: object) -> object:
-    """:func:`scrub` for strings, and for the strings inside a tuple or list (span attribute values)."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(scrub(v) if isinstance(v, str) else v for v in value)
-    return value
-
-
-__all__ += ["scrub_value"]
 
 
 class ScrubbingFilter(logging.Filter):
