@@ -8,6 +8,8 @@ per job in ``LLM_Usage``. See the README for the quick start.
 from typing import TYPE_CHECKING, Any
 
 from .chat import ChatHistoryItem, ChatRole, ChatStyle, ToolCall
+from .exceptions import BudgetExceededError
+from .executors.budget import Budget
 from .executors.job import Job
 from .executors.llm_usage import LLM_Usage
 from .llm_api import LLM_API, LLM_Response, LLM_Stats, add_provider
@@ -47,6 +49,8 @@ from .providers.vertex import VertexAI_API
 __all__ = [
     "AzureOpenAI_API",
     "Bedrock_API",
+    "Budget",
+    "BudgetExceededError",
     "Cerebras_API",
     "ChatHistoryItem",
     "ChatRole",

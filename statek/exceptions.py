@@ -6,6 +6,7 @@ Every error statek raises on purpose is one of these::
     ├── ConfigurationError (ValueError)      bad settings or arguments; fix the code or the environment
     │   └── UnknownProviderError              no provider registered under that name
     ├── PricingError (ValueError)             price files that do not load; lists every problem found
+    ├── BudgetExceededError                   a job's budget refused a call before it was sent
     └── ProviderError                         the provider call failed; carries what the provider said
         ├── ProviderHTTPError                 a non-2xx answer: status, body, headers, retry_after
         │   │                                 (also an httpx.HTTPStatusError)
@@ -32,6 +33,7 @@ an error body) and headers are redacted before they are stored (:func:`redact_he
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 import httpx
 
@@ -39,6 +41,7 @@ from .secrets import REDACTED, clip, scrub
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "ConfigurationError",
     "MalformedToolCallError",
     "PricingError",
@@ -92,6 +95,57 @@ class PricingError(StatekError, ValueError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems: list[str] = list(problems or [])
+
+
+class BudgetExceededError(StatekError):
+    """A job's budget refused a call: nothing was sent and nothing billed.
+
+    ``job_id`` is the job whose limit would be passed (the call's own job or an ancestor);
+    ``reason`` the measure: ``"usd"``, ``"tokens"``, ``"calls"``, ``"approx_tokens"``
+    (``STATEK_MAX_TOKEN_USAGE``) or ``"unpriced"`` (the model has no price and the USD budget's
+    policy is to refuse). ``limit``, ``spent`` (settled calls), ``reserved`` (calls in flight) and
+    ``estimate`` (this call; ``None`` when unpriced) are in the measure's unit (``Decimal`` USD or
+    an ``int``). ``provider`` and ``model`` name the refused call. See ``docs/budgets.md``.
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        reason: str,
+        limit: Decimal | int,
+        spent: Decimal | int,
+        reserved: Decimal | int,
+        estimate: Decimal | int | None,
+        provider: str,
+        model: str,
+    ) -> None:
+        self.job_id, self.reason, self.provider, self.model = job_id, reason, provider, model
+        self.limit, self.spent, self.reserved, self.estimate = limit, spent, reserved, estimate
+        if reason == "unpriced":
+            what = (
+                f"{model} has no price and job {job_id!r} has a USD budget of ${limit}; add a price for it "
+                "(statek pricing) or allow unpriced calls (Budget(unpriced='allow'))"
+            )
+        else:
+            unit = _BUDGET_UNITS.get(reason, reason)
+            what = (
+                f"job {job_id!r} would pass its budget of {_amount(limit, unit)}: "
+                f"{_amount(spent, unit)} spent, {_amount(reserved, unit)} in flight, "
+                f"this call estimated at {_amount(estimate, unit)}"
+            )
+        super().__init__(f"budget: {provider} {model} call refused, nothing sent: {what}")
+
+
+_BUDGET_UNITS = {"usd": "USD", "tokens": "tokens", "calls": "calls", "approx_tokens": "approximate tokens"}
+
+
+def _amount(value: Decimal | int | None, unit: str) -> str:
+    if value is None:
+        return "unknown"
+    if unit == "USD":
+        return f"${Decimal(value).normalize():f}"
+    return f"{value:,} {unit}"
 
 
 class ProviderError(StatekError):

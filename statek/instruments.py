@@ -26,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
 
 __all__ = [
+    "BUDGET_REFUSALS",
     "BYTES",
     "CATALOGUE",
     "COST",
@@ -52,6 +53,11 @@ GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+"""The standard key: only ``input`` and ``output`` (on ``gen_ai.client.token.usage``)."""
+STATEK_TOKEN_TYPE = "statek.token.type"
+"""statek's own key on ``statek.tokens``, whose values go beyond the standard two (see :data:`TOKEN_TYPES`)."""
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 NETWORK_IO_DIRECTION = "network.io.direction"
 STATEK_COST_STATUS = "statek.cost.status"
@@ -59,11 +65,30 @@ STATEK_OUTCOME = "statek.outcome"
 JOB_LABEL_PREFIX = "statek.job."
 """Allow-listed job attributes become metric attributes ``statek.job.<key>`` (never ``statek.job.id``)."""
 
+GEN_AI_TOKEN_MODALITY = "gen_ai.token.modality"
+
+SEMCONV_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+LATEST_GENAI = "gen_ai_latest_experimental"
+"""Value of :data:`SEMCONV_OPT_IN_ENV` that adds the GenAI conventions' main-branch names (see
+:data:`INFERENCE_USAGE`), as OpenTelemetry's own instrumentations handle the transition."""
+
+INFERENCE_USAGE: tuple[tuple[str, str], ...] = (
+    ("gen_ai.client.inference.usage.input_tokens", "input"),
+    ("gen_ai.client.inference.usage.output_tokens", "output"),
+    ("gen_ai.client.inference.usage.cache_read.input_tokens", "cache_read"),
+    ("gen_ai.client.inference.usage.cache_write.input_tokens", "cache_write"),
+    ("gen_ai.client.inference.usage.reasoning.output_tokens", "reasoning"),
+)
+"""The main branch's token counters (semantic-conventions-genai, after PR #374) and the
+``statek.token.type`` each one reads: they are the same cells as ``statek.tokens``, observed under the
+standard names with ``gen_ai.token.modality="text"``, so they cost the call nothing."""
+
 PENDING_LIMIT = 4096
 """Histogram measurements queued before a call drains the queue itself (see :class:`Instruments`)."""
 
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
-"""Values of ``gen_ai.token.type`` on ``statek.tokens`` (the histogram uses only input and output)."""
+"""Values of ``statek.token.type`` on ``statek.tokens``. Not ``gen_ai.token.type``: that standard key
+allows only ``input`` and ``output``, which is all ``gen_ai.client.token.usage`` records."""
 
 # ----------------------------------------------------------------------------- buckets
 TOKEN_BUCKETS: tuple[float, ...] = (
@@ -136,7 +161,7 @@ TOKEN_USAGE = InstrumentSpec(
     "Measures number of input and output tokens used",
     "gen_ai_client_token_usage",
     "",
-    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE),
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, GEN_AI_TOKEN_TYPE, SERVER_ADDRESS, SERVER_PORT),
     TOKEN_BUCKETS,
 )
 OPERATION_DURATION = InstrumentSpec(
@@ -146,7 +171,7 @@ OPERATION_DURATION = InstrumentSpec(
     "GenAI operation duration",
     "gen_ai_client_operation_duration_seconds",
     "seconds",
-    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE),
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT),
     DURATION_BUCKETS,
 )
 TOKENS = InstrumentSpec(
@@ -156,12 +181,16 @@ TOKENS = InstrumentSpec(
     "Tokens used, by type: input (whole prompt), output (incl. reasoning), cache_read, cache_write, reasoning",
     "statek_tokens",
     "",
-    (*_MODEL, GEN_AI_TOKEN_TYPE),
+    (*_MODEL, STATEK_TOKEN_TYPE),
 )
 COST = InstrumentSpec(
-    "statek.cost",
+    # The currency is in the name and the unit is an annotation: every OpenTelemetry-to-Prometheus
+    # translation (the Collector, Prometheus' OTLP receiver, opentelemetry-exporter-prometheus) drops
+    # a braced unit, so all of them name it statek_cost_usd_total, like statek's own /metrics. With
+    # unit "USD" they appended "_USD" (statek_cost_USD_total) and the dashboard's cost panels went empty.
+    "statek.cost.usd",
     "counter",
-    "USD",
+    "{USD}",
     "Cost of provider calls in US dollars, by how it was obtained (calculated, reported, unpriced)",
     "statek_cost_usd",
     "usd",
@@ -204,6 +233,16 @@ RETRIES = InstrumentSpec(
     (*_MODEL, ERROR_TYPE),
 )
 
+BUDGET_REFUSALS = InstrumentSpec(
+    "statek.budget.refusals",
+    "counter",
+    "{call}",
+    "Calls a job's budget refused before they were sent (nothing sent, nothing billed)",
+    "statek_budget_refusals",
+    "",
+    _MODEL,
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -213,6 +252,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     REQUESTS,
     BYTES,
     RETRIES,
+    BUDGET_REFUSALS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -245,7 +285,7 @@ class CounterCell:
 
 
 class Instruments:
-    """The catalogue bound to one ``Meter``: two synchronous histograms and five asynchronous counters.
+    """The catalogue bound to one ``Meter``: two synchronous histograms and six asynchronous counters.
 
     Why the counters are asynchronous: a synchronous ``Counter.add`` through the OpenTelemetry SDK
     costs 6-12 µs (attribute cleaning and hashing per reader), and a call touches six or more counter
@@ -265,9 +305,9 @@ class Instruments:
     (no reader collecting, e.g. a no-op meter provider) drains it itself.
     """
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
         self.lock = threading.Lock()
-        self._pending: deque[tuple[Histogram, float, Mapping[str, str]]] = deque()
+        self._pending: deque[tuple[Histogram, float, Mapping[str, str], SpanContext | None]] = deque()
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
             unit=TOKEN_USAGE.unit,
@@ -288,6 +328,7 @@ class Instruments:
             (REQUESTS, False),
             (BYTES, False),
             (RETRIES, False),
+            (BUDGET_REFUSALS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells
@@ -297,11 +338,27 @@ class Instruments:
                 unit=spec.unit,
                 description=spec.description,
             )
+        if latest_genai:
+            for name, token_type in INFERENCE_USAGE:
+                meter.create_observable_counter(
+                    name,
+                    callbacks=[_inference_usage_observer(self._cells[TOKENS.name], token_type)],
+                    unit="{token}",
+                    description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
+                )
 
-    def record_later(self, histogram: Histogram, value: float, attributes: Mapping[str, str]) -> None:
-        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest."""
+    def record_later(
+        self,
+        histogram: Histogram,
+        value: float,
+        attributes: Mapping[str, str],
+        exemplar: SpanContext | None = None,
+    ) -> None:
+        """Queue one histogram measurement; it reaches the SDK at the next collection at the latest.
+        ``exemplar``: the sampled span the measurement may become an exemplar of (latency panels
+        link to its trace)."""
         pending = self._pending
-        pending.append((histogram, value, attributes))
+        pending.append((histogram, value, attributes, exemplar))
         if len(pending) >= PENDING_LIMIT:
             self.flush_histograms()
 
@@ -311,10 +368,10 @@ class Instruments:
         pending = self._pending
         while True:
             try:
-                histogram, value, attributes = pending.popleft()
+                histogram, value, attributes, exemplar = pending.popleft()
             except IndexError:
                 return
-            histogram.record(value, attributes, NO_EXEMPLAR)
+            histogram.record(value, attributes, _exemplar_context(exemplar))
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0
@@ -341,6 +398,38 @@ def _observer(
         return out
 
     return observe
+
+
+def _inference_usage_observer(
+    cells: list[CounterCell], token_type: str
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        out = []
+        for cell in tuple(cells):
+            attributes = dict(cell.attributes)
+            if attributes.pop(STATEK_TOKEN_TYPE, None) != token_type:
+                continue
+            provider = attributes.get(GEN_AI_PROVIDER_NAME, "")
+            attributes[GEN_AI_OPERATION_NAME] = operation_name(provider)
+            attributes[GEN_AI_TOKEN_MODALITY] = "text"
+            out.append(Observation(int(cell.value), attributes, NO_EXEMPLAR))  # token counts: ints
+        return out
+
+    return observe
+
+
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+"""Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
+
+
+def operation_name(provider: str) -> str:
+    """``gen_ai.operation.name`` for a call to ``provider`` (its ``gen_ai.provider.name``)."""
+    return "generate_content" if provider in GENERATE_CONTENT_PROVIDERS else "chat"
+
+
+def latest_genai_opted_in(raw: str | None) -> bool:
+    """Whether an ``OTEL_SEMCONV_STABILITY_OPT_IN`` value (comma-separated) asks for :data:`LATEST_GENAI`."""
+    return LATEST_GENAI in {part.strip().lower() for part in (raw or "").split(",")}
 
 
 NO_EXEMPLAR = Context({"statek.no_exemplar": True})

@@ -192,3 +192,25 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ``statek.instrument(capture_content=...)`` win."""
 
 __all__ += ["CAPTURE_CONTENT_ENV"]
+
+# --- Budgets (appended by the budgets work; see statek/executors/budget.py and docs/budgets.md) ------
+MAX_TOKEN_USAGE_ENV = "STATEK_MAX_TOKEN_USAGE"
+"""The original STATEK's guard, per job: a job whose approximate token usage
+``(bytes sent + bytes received) // 4`` would exceed this whole number is stopped (its next call
+raises ``BudgetExceededError``, unsent). Default for every ``Job`` created without ``budget=``."""
+BUDGET_USD_ENV = "STATEK_BUDGET_USD"
+"""Default USD limit of every ``Job`` created without ``budget=`` (e.g. ``2.50``); unset: none."""
+BUDGET_TOKENS_ENV = "STATEK_BUDGET_TOKENS"
+"""Default limit on input + output tokens of every ``Job`` created without ``budget=``; unset: none."""
+BUDGET_CALLS_ENV = "STATEK_BUDGET_CALLS"
+"""Default limit on calls (failed ones included) of every ``Job`` created without ``budget=``."""
+BUDGET_UNPRICED_ENV = "STATEK_BUDGET_UNPRICED"
+"""``refuse`` (default) or ``allow``: what a USD budget does with a call to a model without a price."""
+
+__all__ += [
+    "BUDGET_CALLS_ENV",
+    "BUDGET_TOKENS_ENV",
+    "BUDGET_UNPRICED_ENV",
+    "BUDGET_USD_ENV",
+    "MAX_TOKEN_USAGE_ENV",
+]

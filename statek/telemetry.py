@@ -9,7 +9,9 @@
 2. prices the usage with :func:`statek.metering.price_call` and fills ``stats.priced_cost`` /
    ``stats.cost_status``;
 3. adds the priced call (or the failure, with its bytes) to the current
-   :class:`~statek.executors.job.Job` and all its ancestors;
+   :class:`~statek.executors.job.Job` and all its ancestors; when any of them has a budget, the call
+   was first estimated and reserved against it (:mod:`statek.executors.budget`; a refusal raises
+   ``BudgetExceededError`` before anything is sent) and the reservation is settled here;
 4. records the instruments of :mod:`statek.instruments` and closes the span.
 
 Contracts: the caller's exception comes back unchanged (same object); a failure inside telemetry
@@ -44,7 +46,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import instruments as inst
 from ._http import wire_bytes
-from .exceptions import ProviderHTTPError
+from .exceptions import BudgetExceededError, ProviderHTTPError
+from .executors.budget import Reservation, reserve_call
 from .executors.job import current_job
 from .limits import bounded
 from .metering.types import CallCost, drifted
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TelemetryConfig",
     "configure_telemetry",
+    "count_budget_refusal",
     "current_retry_hook",
     "observe_call",
     "telemetry_config",
@@ -71,7 +75,10 @@ _log = logging.getLogger("statek.telemetry")
 SCOPE = "statek"
 """Instrumentation scope name of statek's tracer and meter."""
 OPERATION = "chat"
-"""``gen_ai.operation.name`` of every provider call."""
+"""``gen_ai.operation.name`` of a provider call (except Gemini's: see :func:`operation_name`)."""
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+"""Semantic-conventions version statek's spans and metrics follow (the scope's ``schema_url``)."""
+operation_name = inst.operation_name
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -83,6 +90,8 @@ class TelemetryConfig:
     instruments: inst.Instruments
     capture_content: bool = False
     job_label_keys: tuple[str, ...] = ()
+    latest_genai: bool = False
+    """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: main-branch GenAI names too."""
 
 
 _config: TelemetryConfig | None = None
@@ -120,17 +129,24 @@ def configure_telemetry(
     if capture_content is None:
         raw = os.environ.get(CAPTURE_CONTENT_ENV, "")
         capture_content = parse_bool(raw) or raw.strip().upper() in ("SPAN_ONLY", "SPAN_AND_EVENT")
+    latest = inst.latest_genai_opted_in(os.environ.get(inst.SEMCONV_OPT_IN_ENV))
     tracer_provider = tracer_provider or trace.get_tracer_provider()
     meter_provider = meter_provider or metrics.get_meter_provider()
     global _config
     with _config_lock:
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
-            instruments = inst.Instruments(meter_provider.get_meter(SCOPE, _version()))
+            instruments = inst.Instruments(
+                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL), latest_genai=latest
+            )
             _instruments_by_provider[meter_provider] = instruments
             _series_by_instruments[instruments] = {}
         _config = TelemetryConfig(
-            tracer_provider.get_tracer(SCOPE, _version()), instruments, bool(capture_content), keys
+            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL),
+            instruments,
+            bool(capture_content),
+            keys,
+            latest,
         )
         return _config
 
@@ -165,9 +181,11 @@ class _Series:
         "instruments",
         "lock",
         "ok_requests",
+        "operation",
         "received",
         "retries",
         "sent",
+        "server",
         "span_attrs",
         "span_name",
         "token_attrs",
@@ -175,20 +193,27 @@ class _Series:
     )
 
     def __init__(
-        self, instruments: inst.Instruments, provider: str, model: str, labels: dict[str, str]
+        self,
+        instruments: inst.Instruments,
+        provider: str,
+        model: str,
+        labels: dict[str, str],
+        server: dict[str, Any],
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
-        self.span_name = f"{OPERATION} {model}"
+        self.operation = operation = operation_name(provider)
+        self.span_name = f"{operation} {model}"
         self.span_attrs = {
-            inst.GEN_AI_OPERATION_NAME: OPERATION,
+            inst.GEN_AI_OPERATION_NAME: operation,
             inst.GEN_AI_PROVIDER_NAME: provider,
             inst.GEN_AI_REQUEST_MODEL: model,
         }
         base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
         self.base = base
+        self.server = server  # server.address / server.port: on spans and the GenAI histograms
         self.tokens = {
-            t: instruments.cell(inst.TOKENS, {**base, inst.GEN_AI_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
+            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
         }
         statuses = ("calculated", "reported", "unpriced", "no_usage")
         self.cost = {
@@ -214,7 +239,7 @@ class _Series:
         """(input tokens, output tokens, duration) attributes of a successful call."""
         attrs = self.token_attrs.get(response_model)
         if attrs is None:
-            common = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base}
+            common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
             if response_model:
                 common[inst.GEN_AI_RESPONSE_MODEL] = response_model
             attrs = (
@@ -228,7 +253,12 @@ class _Series:
     def error_duration_attrs(self, error_type: str) -> dict[str, str]:
         attrs = self.duration_attrs.get((None, error_type))
         if attrs is None:
-            attrs = {inst.GEN_AI_OPERATION_NAME: OPERATION, **self.base, inst.ERROR_TYPE: error_type}
+            attrs = {
+                inst.GEN_AI_OPERATION_NAME: self.operation,
+                **self.base,
+                **self.server,
+                inst.ERROR_TYPE: error_type,
+            }
             self.duration_attrs[(None, error_type)] = attrs
         return attrs
 
@@ -259,12 +289,18 @@ class _Series:
         return cell
 
 
-def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None) -> _Series:
+def _series(
+    config: TelemetryConfig,
+    provider: str,
+    model: str,
+    job: Job | None,
+    server: tuple[str | None, int | None] = (None, None),
+) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
         attributes = job.attributes if job is not None else {}
         labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
-    key = (provider, model, labels)
+    key = (provider, model, labels, server)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
     if series is None:
@@ -272,7 +308,12 @@ def _series(config: TelemetryConfig, provider: str, model: str, job: Job | None)
             series = cache.get(key)
             if series is None:
                 named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
-                series = cache[key] = _Series(config.instruments, provider, model, named)
+                where: dict[str, Any] = {}
+                if server[0]:
+                    where[inst.SERVER_ADDRESS] = server[0]
+                    if server[1]:
+                        where[inst.SERVER_PORT] = server[1]
+                series = cache[key] = _Series(config.instruments, provider, model, named, where)
     return series
 
 
@@ -321,16 +362,17 @@ class _Invocation:
         if config is None:
             return
         try:
-            series = self.series = _series(config, api.genai_provider_name, params.model, self.job)
-            attributes: dict[str, Any] = dict(series.span_attrs)
             where = (type(api), api.settings.api_url)
             server = _servers.get(where)
             if server is None:
                 server = _servers[where] = api.server_address()
-            if server[0]:
-                attributes["server.address"] = server[0]
-                if server[1]:
-                    attributes["server.port"] = server[1]
+            series = self.series = _series(config, api.genai_provider_name, params.model, self.job, server)
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            if getattr(api, "stream", False):
+                attributes["gen_ai.request.stream"] = True
+            attributes["gen_ai.output.type"] = (
+                "json" if getattr(api.settings, "response_format_file", None) else "text"
+            )
             if params.temperature is not None:
                 attributes["gen_ai.request.temperature"] = params.temperature
             if params.max_tokens is not None:
@@ -411,7 +453,10 @@ class _Invocation:
         try:
             in_attrs, out_attrs, duration_attrs = series.histogram_attrs(stats.response_model)
             instruments = series.instruments
-            instruments.record_later(instruments.duration, self.duration, duration_attrs)
+            exemplar = span.get_span_context() if span is not None else None
+            if exemplar is not None and not exemplar.trace_flags.sampled:
+                exemplar = None
+            instruments.record_later(instruments.duration, self.duration, duration_attrs, exemplar)
             instruments.record_later(instruments.token_usage, stats.input_tokens, in_attrs)
             instruments.record_later(instruments.token_usage, stats.output_tokens, out_attrs)
         except Exception:  # noqa: BLE001
@@ -432,8 +477,18 @@ class _Invocation:
                 attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
             if stats.cached_tokens:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+            latest = self.config is not None and self.config.latest_genai
             if stats.cache_write_tokens:
-                attributes["gen_ai.usage.cache_creation.input_tokens"] = stats.cache_write_tokens
+                key = (
+                    "gen_ai.usage.cache_write.input_tokens"
+                    if latest
+                    else "gen_ai.usage.cache_creation.input_tokens"
+                )
+                attributes[key] = stats.cache_write_tokens
+            if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
+                attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
+                attributes["gen_ai.usage.cost.currency"] = "USD"
+                attributes["gen_ai.usage.cost.source"] = stats.cost_status
             if stats.reasoning_tokens:
                 attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
             if stats.priced_cost is not None:
@@ -516,6 +571,15 @@ async def observe_call(
     Exceptions from ``run`` propagate unchanged after their outcome is recorded.
     """
     job = current_job()
+    reservation = None
+    if job is not None and job.budgets:
+        try:  # before anything is sent: a refused call opens no span and sends no byte
+            reservation = reserve_call(job, api, params)
+        except BudgetExceededError as refused:
+            count_budget_refusal(api.genai_provider_name, params.model, refused)
+            raise
+        except Exception:  # noqa: BLE001 - a fault in statek's estimate never breaks the call
+            _log.exception("statek could not check a call against its job's budget; it goes unbudgeted")
     invocation = _Invocation(_config or _safe_config(), job)
     invocation.start(api, params)
     try:
@@ -524,6 +588,8 @@ async def observe_call(
         invocation.fail(exc)
         if job is not None:
             _record_failure_in_jobs(job, api.provider_key, params.model, exc)
+        if reservation is not None:
+            _settle_failure(reservation, exc)
         raise
     if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
         response = LLM_Response(*response)
@@ -531,9 +597,61 @@ async def observe_call(
     stats, cost = _price(api, params, detail, invocation.started_wall)
     if job is not None:
         _record_in_jobs(job, api.provider_key, params.model, stats, cost.table_amount)
+    if reservation is not None:
+        try:
+            reservation.settle(
+                stats.priced_cost,
+                stats.input_tokens,
+                stats.output_tokens,
+                stats.total_bytes_sent,
+                stats.total_bytes_received,
+            )
+        except Exception:  # noqa: BLE001
+            _log.exception("statek could not settle a call against its job's budget")
     response = LLM_Response(response.text, None, response.call_requests, detail=stats)
     invocation.stop(stats, response, cost)
     return response
+
+
+# ----------------------------------------------------------------------------- budgets
+_refusal_cells: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[str, str], inst.CounterCell]] = (
+    weakref.WeakKeyDictionary()
+)
+_refusal_lock = threading.Lock()
+
+
+def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError) -> None:
+    """Count a call a budget refused: ``statek.budget.refusals`` by ``provider`` (the
+    ``gen_ai.provider.name``) and ``model``, never by job, and a ``statek.budget.refused`` event on
+    the current span (the job's). For every caller that refuses a call: ``observe_call`` and the
+    httpx transport. Never raises."""
+    try:
+        config = _config or _safe_config()
+        if config is None:
+            return
+        with _refusal_lock:  # one cell per series, ever: a second one would be reported twice
+            cells = _refusal_cells.setdefault(config.instruments, {})
+            cell = cells.get((provider, model))
+            if cell is None:
+                attributes = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model}
+                cell = cells[(provider, model)] = config.instruments.cell(inst.BUDGET_REFUSALS, attributes)
+        with config.instruments.lock:
+            cell.value += 1
+        trace.get_current_span().add_event(
+            "statek.budget.refused",
+            {"statek.job.id": refused.job_id, "statek.budget.reason": refused.reason, **cell.attributes},
+        )
+    except Exception:  # noqa: BLE001 - the refusal stands; only its telemetry is lost
+        _log.exception("statek telemetry could not count a budget refusal")
+
+
+def _settle_failure(reservation: Reservation, exc: BaseException) -> None:
+    wire = wire_bytes(exc)  # a cancelled call's bytes count against the budget too
+    sent, received = wire.bytes_sent, wire.bytes_received
+    try:
+        reservation.settle_failure(sent, received)
+    except Exception:  # noqa: BLE001
+        _log.exception("statek could not settle a failed call against its job's budget")
 
 
 def _safe_config() -> TelemetryConfig | None:

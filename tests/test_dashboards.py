@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from statek.exporters.prometheus import DEFAULT_PORT
 from statek.instruments import PROMETHEUS_SERIES
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
@@ -177,11 +178,13 @@ def test_a_renamed_metric_would_be_caught() -> None:
 
 def test_variable_queries_name_only_emitted_series() -> None:
     queries = dict(variable_queries(load_dashboard()))
-    assert set(queries) == {"provider", "model"}
+    assert set(queries) == {"job", "instance", "provider", "model"}
     for name, query in queries.items():
         metrics = label_values_metric(query)
         assert metrics and metrics <= PROMETHEUS_SERIES, (name, query)
-    assert "gen_ai_provider_name" in queries["provider"]
+    assert queries["job"].endswith(", job)")
+    assert queries["instance"].endswith(", instance)") and "$job" in queries["instance"]
+    assert "gen_ai_provider_name" in queries["provider"] and "$instance" in queries["provider"]
     assert "gen_ai_request_model" in queries["model"] and "$provider" in queries["model"]
 
 
@@ -191,7 +194,7 @@ def test_dashboard_covers_every_required_view() -> None:
     for needed in (
         "statek_cost_usd_total",
         "statek_tokens_total",
-        'gen_ai_token_type="cache_read"',
+        'statek_token_type="cache_read"',
         "statek_outcome",
         "error_type",
         'statek_cost_status="unpriced"',
@@ -214,7 +217,7 @@ def test_dashboard_is_portable_grafana_json() -> None:
     assert (
         variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     )
-    for name in ("provider", "model"):
+    for name in ("job", "instance", "provider", "model"):
         assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
     ids = [p["id"] for p in panels(dashboard)]
     assert len(ids) == len(set(ids))
@@ -225,7 +228,8 @@ def test_dashboard_is_portable_grafana_json() -> None:
         for ref in refs:
             assert ref == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
         for target in panel["targets"]:
-            # Every selector is narrowed by the provider and model variables.
+            # Every selector is narrowed by the job, instance, provider and model variables.
+            assert target["expr"].count("{") == target["expr"].count('job=~"$job", instance=~"$instance"')
             assert target["expr"].count("{") == target["expr"].count('gen_ai_provider_name=~"$provider"')
             assert target["expr"].count("{") == target["expr"].count('gen_ai_request_model=~"$model"')
         grid = panel["gridPos"]
@@ -243,12 +247,81 @@ def test_provisioning_points_at_the_dashboard() -> None:
     assert provider["options"]["path"] in docs and "dashboards/statek.json" in docs
 
     sources = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources.yaml").read_text())
-    (source,) = sources["datasources"]
-    assert source["type"] == "prometheus" and source["url"].startswith("http")
+    (source,) = (s for s in sources["datasources"] if s["type"] == "prometheus")
+    assert source["url"].startswith("http")
 
 
 def test_example_prometheus_config_scrapes_the_default_metrics_port() -> None:
     config = yaml.safe_load((DASHBOARDS / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
-    assert job["static_configs"][0]["targets"] == ["127.0.0.1:9464"]
+    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{DEFAULT_PORT}"]
+    assert DEFAULT_PORT != 9464  # OpenTelemetry's Prometheus exporter's default
+    assert config["rule_files"] == ["mixin/statek.rules.yml", "mixin/statek.alerts.yml"]
+
+
+def test_statek_tokens_never_puts_statek_values_on_the_standard_token_type() -> None:
+    # gen_ai.token.type allows input/output only; cache_read & co. are statek.token.type values.
+    for where, expr in panel_queries(load_dashboard()):
+        if "statek_tokens_total" in expr:
+            assert "gen_ai_token_type" not in expr, where
+
+
+def test_cumulative_cost_survives_restarts_and_cost_and_latency_show_exemplars() -> None:
+    dashboard = load_dashboard()
+    by_title = {p["title"]: p for p in panels(dashboard)}
+    cumulative = next(p for t, p in by_title.items() if t.startswith("Cumulative cost"))
+    (target,) = cumulative["targets"]
+    assert "increase(statek_cost_usd_total" in target["expr"]  # never the raw counter: it drops at restarts
+    assert cumulative["transformations"][0]["options"]["mode"] == "cumulativeFunctions"
+    with_exemplars = {
+        p["title"] for p in panels(dashboard) if any(t.get("exemplar") for t in p.get("targets", []))
+    }
+    assert any("Cost rate" in t for t in with_exemplars) and any("atency" in t for t in with_exemplars)
+    sources = yaml.safe_load((DASHBOARDS / "provisioning" / "datasources.yaml").read_text())["datasources"]
+    prometheus = next(s for s in sources if s["type"] == "prometheus")
+    traces = next(s for s in sources if s["type"] != "prometheus")
+    (destination,) = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    assert destination == {"name": "trace_id", "datasourceUid": traces["uid"]}
+    assert dashboard["schemaVersion"] >= 41
+
+
+# ----------------------------------------------------------------------------- the mixin
+MIXIN = DASHBOARDS / "mixin"
+
+
+def _rules() -> list[dict[str, Any]]:
+    out = []
+    for name in ("statek.rules.yml", "statek.alerts.yml"):
+        for group in yaml.safe_load((MIXIN / name).read_text())["groups"]:
+            out.extend(group["rules"])
+    return out
+
+
+def test_mixin_rules_read_only_emitted_series_or_their_own_records() -> None:
+    rules = _rules()
+    recorded = {r["record"] for r in rules if "record" in r}
+    for rule in rules:
+        names = metric_names(rule["expr"]) - {"up"}
+        unknown = names - PROMETHEUS_SERIES - recorded
+        assert not unknown, (rule.get("record") or rule.get("alert"), sorted(unknown))
+
+
+def test_mixin_has_the_required_alerts_each_with_severity_and_summary() -> None:
+    alerts = {r["alert"]: r for r in _rules() if "alert" in r}
+    assert set(alerts) == {
+        "StatekCostBurnRateHigh",
+        "StatekUnpricedTrafficHigh",
+        "StatekProviderErrorRateHigh",
+        "StatekLatencyP95High",
+        "StatekPriceDrift",
+        "StatekTargetDown",
+    }
+    for name, alert in alerts.items():
+        assert alert["labels"]["severity"] in {"info", "warning", "critical"}, name
+        assert alert["annotations"]["summary"] and alert["for"], name
+    assert "statek:budget_usd_per_day" in alerts["StatekCostBurnRateHigh"]["expr"]
+    assert (
+        "no_usage"
+        in next(r for r in _rules() if r.get("record", "").endswith("unpriced:ratio_rate1h"))["expr"]
+    )

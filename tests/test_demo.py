@@ -58,6 +58,7 @@ def demo_run() -> Iterator[tuple[DemoResult, str, str]]:
         result = DemoRun(jobs=JOBS, concurrency=JOBS, seed=SEED).run()
         console = Console(record=True, width=200, file=io.StringIO())
         _print_report(console, result, exporters)
+        httpx.get(exporters.metrics_url, timeout=10)  # the first scrape shows each new series at zero
         metrics = httpx.get(exporters.metrics_url, timeout=10).text
     finally:
         exporters.shutdown()
@@ -141,7 +142,7 @@ def test_metrics_endpoint_served_the_same_counts(demo_run: tuple[DemoResult, str
         ("cache_write", total.cache_write_tokens),
         ("reasoning", total.reasoning_tokens),
     ):
-        assert _sum(metrics, "statek_tokens_total", gen_ai_token_type=token_type) == expected, token_type
+        assert _sum(metrics, "statek_tokens_total", statek_token_type=token_type) == expected, token_type
     assert total.cost is not None
     assert _sum(metrics, "statek_cost_usd_total") == pytest.approx(float(total.cost), rel=1e-9)
     assert _sum(metrics, "statek_bytes_total", network_io_direction="transmit") >= total.bytes_sent > 0
@@ -268,7 +269,7 @@ async def test_otlp_export_when_an_endpoint_is_given() -> None:
     receiver = await OtelTapHttpProtobufReceiver(OtelTapHttpProtobufReceiverSettings(http_port=port)).start()
     try:
         # Wait first: the receiver hands over only what arrives after the wait began.
-        cost = asyncio.ensure_future(receiver.await_metric(lambda m: m.name == "statek.cost", timeout=30))
+        cost = asyncio.ensure_future(receiver.await_metric(lambda m: m.name == "statek.cost.usd", timeout=30))
         job = asyncio.ensure_future(receiver.await_trace(lambda s: s.name == "job statek-demo", timeout=30))
         await asyncio.sleep(0)
         result = await asyncio.to_thread(CliRunner().invoke, app, args)
@@ -277,7 +278,7 @@ async def test_otlp_export_when_an_endpoint_is_given() -> None:
         metric, span = await cost, await job
     finally:
         await receiver.stop()
-    assert metric.unit == "USD" and any(p.as_double > 0 for p in metric.sum.data_points)
+    assert metric.unit == "{USD}" and any(p.as_double > 0 for p in metric.sum.data_points)
     totals = {a.key: a.value for a in span.attributes}
     assert totals["statek.job.calls"].int_value >= 4
 

@@ -71,7 +71,7 @@ gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="chat",gen_
 gen_ai_client_operation_duration_seconds_sum{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini"} 0.5
 # HELP statek_tokens_total Tokens used, by type: input (whole prompt), output (incl. reasoning), cache_read, cache_write, reasoning
 # TYPE statek_tokens_total counter
-statek_tokens_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",gen_ai_token_type="input"} 100.0
+statek_tokens_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",statek_token_type="input"} 100.0
 # HELP statek_cost_usd_total Cost of provider calls in US dollars, by how it was obtained (calculated, reported, unpriced)
 # TYPE statek_cost_usd_total counter
 statek_cost_usd_total{gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini",statek_cost_status="calculated"} 0.0015
@@ -93,8 +93,20 @@ LABELS = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini
 
 @pytest.fixture
 def golden() -> Iterator[PrometheusExporter]:
+    """:func:`fresh_golden` after its first scrape (which shows every series at zero)."""
+    for exporter in fresh_golden():
+        generate_latest(exporter.registry)
+        yield exporter
+
+
+@pytest.fixture(name="fresh_golden")
+def fresh_golden_fixture() -> Iterator[PrometheusExporter]:
+    yield from fresh_golden()
+
+
+def fresh_golden() -> Iterator[PrometheusExporter]:
     """Known data in every shape: both catalogue histograms, two counters (one with an exemplar),
-    and an application's own counter and histogram on the same provider."""
+    and an application's own counter and histogram on the same provider; not scraped yet."""
     registry = CollectorRegistry()
     exporter = PrometheusExporter(registry=registry)
     provider = MeterProvider(metric_readers=[exporter.reader], resource=Resource({"service.name": "golden"}))
@@ -103,7 +115,7 @@ def golden() -> Iterator[PrometheusExporter]:
         100, {**LABELS, "gen_ai.operation.name": "chat", "gen_ai.token.type": "input"}
     )
     instruments.duration.record(0.5, {**LABELS, "gen_ai.operation.name": "chat"})
-    instruments.cell(TOKENS, {**LABELS, "gen_ai.token.type": "input"}).value = 100
+    instruments.cell(TOKENS, {**LABELS, "statek.token.type": "input"}).value = 100
     cost = instruments.cell(COST, {**LABELS, "statek.cost.status": "calculated"}, Decimal(0))
     cost.value = Decimal("0.0015")
     cost.exemplar = SpanContext(TRACE_ID, SPAN_ID, False, TraceFlags(TraceFlags.SAMPLED))
@@ -113,6 +125,22 @@ def golden() -> Iterator[PrometheusExporter]:
     yield exporter
     exporter.shutdown()
     provider.shutdown()
+
+
+def _zeroed(exposition: str) -> str:
+    """The exposition with every counter and histogram sample at zero (``target_info`` kept)."""
+    return re.sub(r"^((?!target_info)\w+(\{.*\})?) [0-9.e+]+$", r"\1 0.0", exposition, flags=re.MULTILINE)
+
+
+def test_first_scrape_shows_every_new_series_at_zero(fresh_golden: PrometheusExporter) -> None:
+    assert generate_latest(fresh_golden.registry).decode() == _zeroed(GOLDEN) != GOLDEN
+
+
+def test_openmetrics_first_scrape_then_values(fresh_golden: PrometheusExporter) -> None:
+    # So rate()/increase() see the first increment: 0 on this scrape, the value on the next.
+    first = generate_openmetrics(fresh_golden.registry).decode()
+    assert "statek_cost_usd_total{" in first and "trace_id" not in first  # a zero has no exemplar
+    assert generate_latest(fresh_golden.registry).decode() == GOLDEN
 
 
 def test_text_exposition_matches_the_golden_file(golden: PrometheusExporter) -> None:
@@ -219,7 +247,7 @@ class Collected(MetricExporter):
 
 def _tokens(batch: MetricsData) -> dict[str, int]:
     return {
-        point.attributes["gen_ai.token.type"]: point.value
+        point.attributes["statek.token.type"]: point.value
         for rm in batch.resource_metrics
         for sm in rm.scope_metrics
         for m in sm.metrics
@@ -232,13 +260,15 @@ def test_otlp_push_shares_the_prometheus_reader_and_pushes_once_more_at_shutdown
     exporter, collected = PrometheusExporter(registry=CollectorRegistry()), Collected()
     provider = MeterProvider(metric_readers=[exporter.reader])
     pusher = otlp.MetricPusher(exporter.reader, collected, interval=3600)
-    cell = Instruments(provider.get_meter("statek")).cell(TOKENS, {**LABELS, "gen_ai.token.type": "input"})
+    cell = Instruments(provider.get_meter("statek")).cell(TOKENS, {**LABELS, "statek.token.type": "input"})
     cell.value = 5
     assert pusher.push()
     cell.value = 8
     assert b"statek_tokens_total" in generate_latest(exporter.registry)  # a scrape in between changes nothing
     pusher.shutdown(timeout=1)
-    assert [_tokens(b)["input"] for b in collected.batches] == [5, 8] and collected.closed
+    # The new series goes out at zero first (its first increment stays visible), then its values;
+    # the scrape in between has a zero of its own and does not take the pusher's.
+    assert [_tokens(b)["input"] for b in collected.batches] == [0, 8] and collected.closed
 
 
 # ----------------------------------------------------------------------------- instrument / shutdown
@@ -261,9 +291,12 @@ async def test_instrument_serves_metrics_and_is_idempotent(prices: Any, clean_in
     await call(scripted_api(), "in=41 out=1")
     url = f"http://127.0.0.1:{first.prometheus_port}/metrics"
     async with httpx.AsyncClient() as client:
+        debut = (await client.get(url)).text
         text = (await client.get(url)).text
+    series = 'statek_tokens_total{gen_ai_provider_name="scripted",gen_ai_request_model="priced",statek_token_type="input"}'
+    assert f"{series} 0.0" in debut
     assert (
-        'statek_tokens_total{gen_ai_provider_name="scripted",gen_ai_request_model="priced",gen_ai_token_type="input"}'
+        'statek_tokens_total{gen_ai_provider_name="scripted",gen_ai_request_model="priced",statek_token_type="input"}'
         " 41.0" in text
     )
     assert 'service_name="unit-test"' in text

@@ -70,6 +70,7 @@ def _worker(url: str, calls: int, results: Any, end: str) -> None:
         return cost
 
     cost = asyncio.run(run())
+    generate_latest(own)  # the first scrape shows each new series at zero
     exposition = generate_latest(own)  # what this process alone serves
     if end == "kill":
         active.multiprocess.flush()
@@ -133,13 +134,13 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     # the simulator's count: every call of every process, the killed one's included
     assert len(recorded) == 2 * sum(calls.values())
     assert summed("statek_requests_total") == len(recorded)
-    assert summed("statek_tokens_total", gen_ai_token_type="input") == sum(
+    assert summed("statek_tokens_total", statek_token_type="input") == sum(
         r.usage.input_tokens for r in recorded
     )
-    assert summed("statek_tokens_total", gen_ai_token_type="output") == sum(
+    assert summed("statek_tokens_total", statek_token_type="output") == sum(
         r.usage.output_tokens for r in recorded
     )
-    assert summed("statek_tokens_total", gen_ai_token_type="cache_read") == sum(
+    assert summed("statek_tokens_total", statek_token_type="cache_read") == sum(
         r.usage.cached_tokens for r in recorded
     )
     reported = sum((r.usage.cost for r in recorded if r.usage.cost is not None), Decimal(0))
@@ -188,7 +189,7 @@ def _one_process(observations: list[int], model: str, *, mirror: bool = True) ->
     provider = MeterProvider(metric_readers=[exporter.reader])
     instruments = Instruments(provider.get_meter("statek-test"))
     model_labels = {"gen_ai.provider.name": "openai", "gen_ai.request.model": model}
-    tokens = instruments.cell(TOKENS, {**model_labels, "gen_ai.token.type": "input"})
+    tokens = instruments.cell(TOKENS, {**model_labels, "statek.token.type": "input"})
     requests = instruments.cell(REQUESTS, model_labels)
     for value in observations:
         tokens.value += value
@@ -230,7 +231,7 @@ def test_any_split_over_processes_serves_what_one_process_would(
     served = _of_model(_samples(generate_latest(multiprocess.registry(in_process_directory))), model)
     alone = _one_process([v for part in per_process for v in part], model, mirror=False)
     registry = CollectorRegistry()
-    registry.register(OTelCollector(alone, target_info=False))
+    registry.register(OTelCollector(alone, target_info=False, debut=False))
     assert served == _of_model(_samples(generate_latest(registry)), model)
 
 

@@ -29,6 +29,8 @@ from statek.llm_api import LLM_Response, PreparedRequest
 from statek.telemetry import configure_telemetry, current_retry_hook
 
 MODEL = {"gen_ai.provider.name": "scripted", "gen_ai.request.model": "priced"}
+SERVER = {"server.address": "127.0.0.1", "server.port": 9}
+"""Where :func:`scripted_api` sends: on spans and on the GenAI histograms."""
 
 
 def model(**extra: str) -> frozenset[tuple[str, str]]:
@@ -50,6 +52,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "statek_requests_total",
         "statek_bytes_total",
         "statek_retries_total",
+        "statek_budget_refusals_total",
     }
     assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
     assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -57,11 +60,12 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         ("gen_ai.client.token.usage", "histogram", "{token}"),
         ("gen_ai.client.operation.duration", "histogram", "s"),
         ("statek.tokens", "counter", "{token}"),
-        ("statek.cost", "counter", "USD"),
+        ("statek.cost.usd", "counter", "{USD}"),
         ("statek.cost.drift_requests", "counter", "{request}"),
         ("statek.requests", "counter", "{request}"),
         ("statek.bytes", "counter", "By"),
         ("statek.retries", "counter", "{retry}"),
+        ("statek.budget.refusals", "counter", "{call}"),
     ]
     assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
 
@@ -89,6 +93,7 @@ async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captur
         "gen_ai.request.max_tokens": 64,
         "server.address": "127.0.0.1",
         "server.port": 9,
+        "gen_ai.output.type": "text",
         "gen_ai.response.model": "priced-2024",
         "gen_ai.response.finish_reasons": ("stop",),
         "gen_ai.usage.input_tokens": 1000,
@@ -191,25 +196,25 @@ async def test_metrics_are_exact_per_attribute_set(captured: Captured) -> None:
     responses = [first, second, reported, unpriced]
 
     assert captured.values("statek.tokens") == {
-        model(gen_ai__token__type="input"): 1010,
-        model(gen_ai__token__type="output"): 55,
-        model(gen_ai__token__type="cache_read"): 200,
-        model(gen_ai__token__type="cache_write"): 100,
-        model(gen_ai__token__type="reasoning"): 20,
+        model(statek__token__type="input"): 1010,
+        model(statek__token__type="output"): 55,
+        model(statek__token__type="cache_read"): 200,
+        model(statek__token__type="cache_write"): 100,
+        model(statek__token__type="reasoning"): 20,
         attrs(
-            gen_ai__provider__name="scripted", gen_ai__request__model="reported", gen_ai__token__type="input"
+            gen_ai__provider__name="scripted", gen_ai__request__model="reported", statek__token__type="input"
         ): 7,
         attrs(
-            gen_ai__provider__name="scripted", gen_ai__request__model="reported", gen_ai__token__type="output"
+            gen_ai__provider__name="scripted", gen_ai__request__model="reported", statek__token__type="output"
         ): 3,
         attrs(
-            gen_ai__provider__name="scripted", gen_ai__request__model="unpriced", gen_ai__token__type="input"
+            gen_ai__provider__name="scripted", gen_ai__request__model="unpriced", statek__token__type="input"
         ): 4,
         attrs(
-            gen_ai__provider__name="scripted", gen_ai__request__model="unpriced", gen_ai__token__type="output"
+            gen_ai__provider__name="scripted", gen_ai__request__model="unpriced", statek__token__type="output"
         ): 1,
     }
-    assert captured.values("statek.cost") == {
+    assert captured.values("statek.cost.usd") == {
         model(statek__cost__status="calculated"): pytest.approx(float(expected_cost(1010, 55, 200))),
         attrs(
             gen_ai__provider__name="scripted",
@@ -247,6 +252,7 @@ async def test_metrics_are_exact_per_attribute_set(captured: Captured) -> None:
         frozenset(
             {
                 **MODEL,
+                **SERVER,
                 "gen_ai.operation.name": "chat",
                 "gen_ai.response.model": "priced-2024",
                 "gen_ai.token.type": "input",
@@ -265,8 +271,8 @@ async def test_token_and_cost_counters_carry_the_trace_id_as_exemplar(captured: 
     await call(scripted_api(), "in=10 out=2")
     (span,) = captured.finished()
     for name, key in (
-        ("statek.tokens", model(gen_ai__token__type="input")),
-        ("statek.cost", model(statek__cost__status="calculated")),
+        ("statek.tokens", model(statek__token__type="input")),
+        ("statek.cost.usd", model(statek__cost__status="calculated")),
     ):
         (exemplar,) = captured.points(name)[key].exemplars
         assert exemplar.trace_id == span.context.trace_id
@@ -312,7 +318,7 @@ async def test_job_ids_never_become_metric_attributes_only_allow_listed_job_labe
     async with Job("job-124", attributes={"tenant": "acme", "user": "u-9"}):
         await call(api, "in=3 out=1")
     labelled = captured.values("statek.tokens")
-    assert labelled[model(gen_ai__token__type="input", statek__job__tenant="acme")] == 3
+    assert labelled[model(statek__token__type="input", statek__job__tenant="acme")] == 3
     assert not [k for point in labelled for k, _ in point if k in ("statek.job.id", "statek.job.user")]
 
     with pytest.raises(ConfigurationError):
@@ -341,7 +347,9 @@ async def test_a_failed_call_records_its_error_and_bytes_and_raises_the_same_err
         model(network__io__direction="receive"): error.bytes_received,
     }
     assert captured.values("gen_ai.client.operation.duration").keys() == {
-        frozenset({**MODEL, "gen_ai.operation.name": "chat", "error.type": "400"}.items())
+        frozenset(
+            {**MODEL, **SERVER, "gen_ai.operation.name": "chat", "error.type": "400"}.items()
+        )
     }
     assert captured.values("statek.tokens") == {} and captured.values("gen_ai.client.token.usage") == {}
 
@@ -433,8 +441,8 @@ async def test_reconfiguring_keeps_each_providers_own_counters(prices: Any) -> N
     await call(api, "in=11 out=1")
     configure_telemetry()
 
-    assert first.values("statek.tokens")[model(gen_ai__token__type="input")] == 16
-    assert second.values("statek.tokens")[model(gen_ai__token__type="input")] == 7
+    assert first.values("statek.tokens")[model(statek__token__type="input")] == 16
+    assert second.values("statek.tokens")[model(statek__token__type="input")] == 7
     assert (len(first.finished()), len(second.finished())) == (2, 1)
 
 

@@ -82,7 +82,7 @@ async def test_a_thousand_concurrent_calls_add_up_exactly(captured: Captured) ->
     for model in ("priced", "reported"):
         for kind, field in (("input", "in"), ("output", "out"), ("cache_read", "cached")):
             key = attrs(
-                gen_ai__provider__name="scripted", gen_ai__request__model=model, gen_ai__token__type=kind
+                gen_ai__provider__name="scripted", gen_ai__request__model=model, statek__token__type=kind
             )
             assert tokens.get(key, 0) == sum(int(s[field]) for m, s, _ in ok if m == model)
     requests = Counter()
@@ -98,7 +98,7 @@ async def test_a_thousand_concurrent_calls_add_up_exactly(captured: Captured) ->
             if failure:
                 expected_retries["ConnectError" if failure == "drop" else failure] += 1
     assert retries == expected_retries and expected_retries["429"] > 100
-    cost = captured.values("statek.cost")
+    cost = captured.values("statek.cost.usd")
     assert abs(sum(cost.values()) - float(expected_cost_total)) < 1e-9
     wire = sum(r.detail.total_bytes_sent + r.detail.total_bytes_received for _, _, r in ok)  # type: ignore[union-attr]
     wire += sum(e.bytes_sent + e.bytes_received for e in failed)

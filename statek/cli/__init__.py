@@ -16,6 +16,32 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("statek")
+    except PackageNotFoundError:  # a source tree without installed metadata
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"statek {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print statek's version and exit."
+    ),
+) -> None:
+    """Meter LLM provider calls: exact cost, OpenTelemetry spans, Prometheus and OTLP metrics."""
+
+
 app.command("demo")(demo)
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(metrics_app, name="metrics")

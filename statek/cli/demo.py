@@ -27,7 +27,8 @@ from ..demo.report import format_cost, render_tables
 from ..demo.runner import JobOutcome
 from ..demo.session import DemoResult, DemoRun, RealTarget
 from ..demo.traffic import JobFailed
-from ..exceptions import ConfigurationError
+from ..exceptions import BudgetExceededError, ConfigurationError
+from ..exporters.prometheus import DEFAULT_PORT
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_METRICS_PORT", "REAL_PROVIDER_JOBS", "demo"]
 
@@ -35,8 +36,8 @@ DEFAULT_JOBS = 200
 """Jobs run against the simulator when neither ``--jobs`` nor ``--duration`` is given."""
 REAL_PROVIDER_JOBS = 4
 """Jobs run against a real provider by default: it costs real money."""
-DEFAULT_METRICS_PORT = 9464
-"""The OpenTelemetry Prometheus exporter's customary port (also in dashboards/prometheus.yml)."""
+DEFAULT_METRICS_PORT = DEFAULT_PORT
+"""statek's default ``/metrics`` port (also in dashboards/prometheus.yml); not OpenTelemetry's 9464."""
 _REPORT_WIDTH = 160
 
 
@@ -287,6 +288,7 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
             failure = example[kind]
             reason = f"{failure.model}: {type(failure.cause).__name__}: {_first_line(failure.cause)}"
             console.print(f"  {n:>4} × {reason}", markup=False, highlight=False)
+    _print_budget_stops(console, result)
     if result.simulator_requests is not None:
         statuses = ", ".join(
             f"{status or 'dropped'} ×{n}"
@@ -302,6 +304,39 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
     console.print(
         f"Metrics: {exporters.metrics_url}   Dashboards: dashboards/statek.json (docs/dashboards.md)"
     )
+
+
+def _print_budget_stops(console: Console, result: DemoResult) -> None:
+    """Which job classes ran into their budget: how many jobs, and one job's spend against its limit."""
+    stopped = result.budget_stops()
+    if not stopped:
+        return
+    by_class = Counter(o.plan.job_class for o in stopped)
+    ran = Counter(o.plan.job_class for o in result.outcomes)
+    for job_class, n in by_class.most_common():
+        example = next(o for o in stopped if o.plan.job_class == job_class)
+        refused = example.stopped
+        assert refused is not None
+        limit = example.plan.budget
+        ledger = example.usage.budget
+        console.print(
+            f"Budgets: {n:,} of {ran[job_class]:,} {job_class} jobs ran into their budget"
+            + (f" ({limit})" if limit is not None else "")
+            + " and were stopped before the call that would pass it (nothing sent; "
+            "statek_budget_refusals_total counts them). "
+            + f"E.g. {example.plan.job_id}: {ledger.status() if ledger is not None else refused}; "
+            + f"refused a {refused.model} call estimated at "
+            + _estimate_text(refused),
+            markup=False,
+            highlight=False,
+        )
+
+
+def _estimate_text(refused: BudgetExceededError) -> str:
+    estimate = refused.estimate
+    if isinstance(estimate, Decimal):
+        return f"${estimate.quantize(Decimal('0.000001'))}."
+    return f"{estimate} ({refused.reason})."
 
 
 def _first_line(error: BaseException, limit: int = 160) -> str:

@@ -5,21 +5,25 @@
 is set. With ``--traffic N`` it also makes N simulated calls per second against the in-process
 loopback :class:`~statek.testing.ProviderSimulator` (no network, no keys), so a Prometheus or a
 Grafana dashboard has something to show. ``statek metrics catalogue`` prints every instrument and
-the Prometheus series it produces.
+the Prometheus series it produces: a table on a terminal, tab-separated lines when piped, JSON
+with ``--json``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..exceptions import ConfigurationError
+from ..exporters.prometheus import DEFAULT_PORT
 
 __all__ = ["app"]
 
@@ -32,7 +36,9 @@ SIMULATED_MODELS = ("gpt-4o-mini", "gpt-4.1-nano")
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to serve /metrics on."),
-    port: int = typer.Option(9464, help="Port to serve /metrics on (0: any free port)."),
+    port: int = typer.Option(
+        DEFAULT_PORT, help="Port to serve /metrics on (0: any free port; 9464 is OpenTelemetry's, not ours)."
+    ),
     otlp_endpoint: str = typer.Option(
         None, help="Also push OTLP to this collector base URL, e.g. http://127.0.0.1:4318."
     ),
@@ -54,7 +60,10 @@ def serve(
             service_name, prometheus_port=port, prometheus_host=host, otlp_endpoint=otlp_endpoint or None
         )
     except (OSError, ConfigurationError) as exc:
-        errors.print(f"cannot serve /metrics on {host}:{port}: {exc}", style="red", markup=False)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        Console(stderr=True).print(
+            f"[red]error:[/] cannot serve /metrics on {host}:{port}: {reason}", soft_wrap=True
+        )
         raise typer.Exit(1) from None
     console.print(
         f"Serving [bold]http://{host}:{active.prometheus_port}/metrics[/]"
@@ -102,15 +111,53 @@ async def _run(traffic: float, duration: float) -> None:
 
 
 @app.command("catalogue")
-def catalogue() -> None:
-    """List every instrument: name, kind, unit, Prometheus series and labels."""
+def catalogue(
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the catalogue as JSON (one object per instrument)."
+    ),
+) -> None:
+    """List every instrument: name, kind, unit, Prometheus series and attributes."""
     from ..instruments import CATALOGUE
 
+    rows: list[dict[str, Any]] = [
+        {
+            "instrument": spec.name,
+            "kind": spec.kind,
+            "unit": spec.unit,
+            "prometheus_series": list(spec.prometheus_series),
+            "attributes": list(spec.attributes),
+        }
+        for spec in CATALOGUE
+    ]
+    console = Console()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not console.is_terminal:
+        # Piped: one line per instrument, tab-separated, nothing wrapped or boxed (grep/cut friendly).
+        typer.echo("instrument\tkind\tunit\tprometheus_series\tattributes")
+        for row in rows:
+            typer.echo(
+                "\t".join(
+                    (
+                        row["instrument"],
+                        row["kind"],
+                        row["unit"],
+                        ",".join(row["prometheus_series"]),
+                        ",".join(row["attributes"]),
+                    )
+                )
+            )
+        return
     table = Table(title="statek instruments")
     for column in ("instrument", "kind", "unit", "Prometheus series", "attributes"):
         table.add_column(column, overflow="fold")
-    for spec in CATALOGUE:
+    for row in rows:
         table.add_row(
-            spec.name, spec.kind, spec.unit, "\n".join(spec.prometheus_series), "\n".join(spec.attributes)
+            row["instrument"],
+            row["kind"],
+            row["unit"],
+            "\n".join(row["prometheus_series"]),
+            "\n".join(row["attributes"]),
         )
-    Console().print(table)
+    console.print(table)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+from ..exceptions import BudgetExceededError
 from ..executors.job import Job
 from ..executors.llm_usage import LLM_Usage
 from ..llm_api import LLM_API
@@ -28,12 +29,14 @@ JOB_CLASS_ATTRIBUTE = "job_class"
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
-    """A finished job: its plan, the usage statek recorded for it, and the failure that ended it, if any."""
+    """A finished job: its plan, the usage statek recorded for it, the failure that ended it, if any,
+    and the budget refusal that stopped it, if any (a refused call was never sent: not a failure)."""
 
     plan: JobPlan
     usage: LLM_Usage
     failure: JobFailed | None
     seconds: float
+    stopped: BudgetExceededError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +78,15 @@ async def run_fleet(
 
     async def run_one(plan: JobPlan) -> None:
         began = time.monotonic()
-        failure = None
-        async with Job(plan.job_id) as job:
+        failure = stopped = None
+        async with Job(plan.job_id, budget=plan.budget) as job:
             try:
                 await run_job_plan(plan, apis)
             except JobFailed as exc:
                 failure = exc
-        outcome = JobOutcome(plan, job.usage, failure, time.monotonic() - began)
+            except BudgetExceededError as exc:
+                stopped = exc
+        outcome = JobOutcome(plan, job.usage, failure, time.monotonic() - began, stopped)
         outcomes.append(outcome)
         if on_job_done is not None:
             on_job_done(outcome)

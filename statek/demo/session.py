@@ -69,6 +69,10 @@ class DemoResult:
                 out[name] = (len(mine), failed, total_line(usage))
         return out
 
+    def budget_stops(self) -> list[JobOutcome]:
+        """The jobs a budget stopped: a call was refused before it was sent."""
+        return [o for o in self.outcomes if o.stopped is not None]
+
     def total(self) -> ModelUsage:
         """The grand total: the run job's usage."""
         return total_line(self.fleet.run)

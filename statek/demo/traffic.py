@@ -7,7 +7,9 @@ Four job classes, each a small, realistic program:
     hit from the second conversation on);
 ``agent``
     a planner model with tools (search, order lookup, ticket) called for one to three steps, its tool
-    calls executed locally and fed back, then a cheaper writer model answers;
+    calls executed locally and fed back, then a cheaper writer model answers; each agent job runs
+    under a budget (:data:`AGENT_BUDGET`), and the ones whose planner would spend past it are stopped
+    before that call is sent;
 ``summarise``
     a long document (15k to 90k tokens; the first one 230k, past Gemini's 200k long-context
     threshold) summarised, sometimes followed by a question about the same document (a cache read);
@@ -29,10 +31,13 @@ from typing import Any, Literal
 
 from ..chat import ChatHistoryItem, ToolCall
 from ..exceptions import ProviderError
+from ..executors.budget import Budget
 from ..llm_api import LLM_API, MAX_TOKENS, LLM_Response
 from ..llm_api import REASONING_EFFORT as _EFFORT
 
 __all__ = [
+    "AGENT_BUDGET",
+    "AGENT_MAX_TOKENS",
     "JOB_CLASSES",
     "LONG_CONTEXT_TOKENS",
     "JobClassName",
@@ -51,6 +56,14 @@ LONG_CONTEXT_TOKENS = 230_000
 
 REAL_MAX_TOKENS = 256
 """The answer cap of every call when the demo runs against a real provider."""
+
+AGENT_BUDGET = Budget(usd="0.015", unpriced="allow")
+"""The budget of every ``agent`` job: at most $0.015. statek refuses the call that would pass it
+(``BudgetExceededError``, nothing sent), so long investigations on the dearer planners stop there.
+A model without a price (a local model with ``--provider``) is let through, counted in calls and
+tokens, and named in the job's budget status."""
+AGENT_MAX_TOKENS = 512
+"""The answer cap of agent calls against the simulator: a budget estimates a call at its cap."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ class JobPlan:
     app: int = 0
     seed: int = 0
     max_tokens: int | None = None
+    budget: Budget | None = None
+    """The job's budget; ``None``: the environment's default (:meth:`Budget.from_env`)."""
 
 
 def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
@@ -160,7 +175,8 @@ def job_plans(roles: Roles, *, seed: int = 0) -> Iterator[JobPlan]:
                 {"planner": planner, "writer": writer},
                 turns=rng.randint(1, 3),
                 seed=job_seed,
-                max_tokens=cap,
+                max_tokens=cap or AGENT_MAX_TOKENS,
+                budget=AGENT_BUDGET,
             )
         elif job_class == "summarise":
             model, tokens = pick, rng.randint(*roles.doc_tokens)
@@ -364,7 +380,8 @@ async def run_job_plan(plan: JobPlan, apis: Mapping[str, LLM_API]) -> None:
     """Run ``plan``'s calls in order with ``apis`` (one provider instance per model name).
 
     Raises :class:`JobFailed` when a call fails for good (after statek's retries): like a real job,
-    the rest of the work is abandoned.
+    the rest of the work is abandoned. A call the job's budget refuses raises
+    :class:`~statek.exceptions.BudgetExceededError` (nothing was sent) and ends the job the same way.
     """
     rng = random.Random(plan.seed)
     if plan.job_class == "chat":

@@ -12,6 +12,10 @@ while a plain ``threading.Thread`` starts with no job, as contextvars do. Jobs n
 a child job is added to the child and to every ancestor (:attr:`Job.lineage`); a child inherits its
 parent's attributes unless it sets its own.
 
+A job may carry a :class:`~statek.executors.budget.Budget` (``Job("j", budget=Budget(usd="2.50"))``;
+without ``budget=``, the environment's, see :meth:`Budget.from_env`): a call that would pass it, or
+any ancestor's, raises :class:`~statek.exceptions.BudgetExceededError` before it is sent.
+
 The job id goes on spans only (``statek.job.id`` on each call span and on the job's own span, which
 ends with the job's totals). It is never a metric label; a job's attributes become metric labels
 only for the keys allow-listed with ``configure_telemetry(job_label_keys=...)``.
@@ -26,6 +30,7 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigurationError
+from .budget import Budget, BudgetLedger, ledgers_of
 from .llm_usage import LLM_Usage
 
 if TYPE_CHECKING:
@@ -45,18 +50,27 @@ def current_job() -> Job | None:
 class Job:
     """A named unit of work; every provider call made inside it accumulates into :attr:`usage`.
 
-    ``attributes`` are small string labels (tenant, feature, ...). A job is entered once, with
-    ``with`` or ``async with``; entering it again raises :class:`ConfigurationError`.
+    ``attributes`` are small string labels (tenant, feature, ...). ``budget`` limits what the job
+    and its children may spend (default: :meth:`Budget.from_env`; ``Budget()`` for none); its
+    ledger is :attr:`budget` (also ``usage.budget``), ``None`` when nothing is limited. A job is
+    entered once, with ``with`` or ``async with``; entering it again raises :class:`ConfigurationError`.
     """
 
-    def __init__(self, job_id: str, *, attributes: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, job_id: str, *, attributes: Mapping[str, str] | None = None, budget: Budget | None = None
+    ) -> None:
         if not isinstance(job_id, str) or not job_id.strip():
             raise ConfigurationError(f"a Job needs a non-empty string id, not {job_id!r}")
         self.job_id = job_id
         self.usage = LLM_Usage()
+        limits = Budget.from_env() if budget is None else budget
+        self.budget: BudgetLedger | None = BudgetLedger(job_id, limits) if limits.is_limited else None
+        self.usage.budget = self.budget
         self.parent: Job | None = None
         self.lineage: tuple[Job, ...] = (self,)
         """This job and its ancestors, innermost first: the usages a call inside it is added to."""
+        self.budgets: tuple[BudgetLedger, ...] = ledgers_of(self)
+        """The budgets a call inside this job counts against: its own and its ancestors', innermost first."""
         self._own = {str(k): str(v) for k, v in (attributes or {}).items()}
         self.attributes: Mapping[str, str] = MappingProxyType(dict(self._own))
         self._entered = False
@@ -79,6 +93,7 @@ class Job:
             self.parent = parent
             self.lineage = (self, *parent.lineage)
             self.attributes = MappingProxyType({**parent.attributes, **self._own})
+            self.budgets = ledgers_of(self)
         self._start_span()
         self._token = _current.set(self)
         return self
@@ -156,4 +171,6 @@ class Job:
         cost = usage.total_cost
         if cost is not None:
             totals["statek.job.cost.usd"] = float(cost)
+        if self.budget is not None:
+            totals.update(self.budget.span_attributes())
         return totals

@@ -24,6 +24,7 @@ from ..model_pricing import ModelPricing, get_model_pricing
 
 if TYPE_CHECKING:
     from ..types import CallDetail
+    from .budget import BudgetLedger
 
 __all__ = ["LLM_Usage", "ModelUsage"]
 
@@ -118,6 +119,8 @@ class LLM_Usage:
     failed_calls: int = 0
     no_usage_calls: int = 0
     total_cost_drift: Decimal | None = None
+    budget: BudgetLedger | None = field(default=None, init=False, compare=False)
+    """The job's budget (spend against the limits: ``budget.status()``), ``None`` when unlimited."""
     _recorded_cost: Decimal | None = field(default=None, init=False, repr=False)
     _models: dict[tuple[str, str], _Totals] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)

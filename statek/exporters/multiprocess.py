@@ -165,7 +165,7 @@ class MultiprocessMirror:
         if multiprocess_directory() is None:
             raise ConfigurationError(f"multiprocess metrics need {ENV} set to an existing directory")
         self.interval = interval
-        self._families = OTelCollector(reader, target_info=False)
+        self._families = OTelCollector(reader, target_info=False, debut=False)
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._values: dict[_SeriesKey, _Written] = {}

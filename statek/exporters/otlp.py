@@ -15,10 +15,11 @@ gives up after the exporter timeout.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ..exceptions import ConfigurationError
 from ..secrets import redact_url
+from .debut import SeriesDebut
 from .prometheus import PullMetricReader
 
 __all__ = [
@@ -95,7 +97,10 @@ def span_exporter(
     chosen = protocol_for("traces", protocol)
     url = _endpoint("traces", endpoint, chosen)
     if chosen == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+        with _grpc_extra():
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcSpanExporter,
+            )
 
         return GrpcSpanExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -114,14 +119,29 @@ def metric_exporter(
     chosen = protocol_for("metrics", protocol)
     url = _endpoint("metrics", endpoint, chosen)
     if chosen == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
+        with _grpc_extra():
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter as GrpcMetricExporter,
+            )
 
         return GrpcMetricExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     return OTLPMetricExporter(endpoint=url, headers=dict(headers) if headers else None, timeout=timeout)
+
+
+GRPC_EXTRA_MISSING = (
+    'OTLP over gRPC (OTEL_EXPORTER_OTLP_PROTOCOL=grpc) needs the grpc extra: pip install "statek[grpc]"'
+)
+
+
+@contextlib.contextmanager
+def _grpc_extra() -> Iterator[None]:
+    """Turn a missing ``opentelemetry-exporter-otlp-proto-grpc`` into one line naming the extra."""
+    try:
+        yield
+    except ImportError:
+        raise ConfigurationError(GRPC_EXTRA_MISSING) from None
 
 
 def batch_span_processor(exporter: SpanExporter, *, max_queue_size: int | None = None) -> BatchSpanProcessor:
@@ -166,6 +186,7 @@ class MetricPusher:
         self.timeout_millis = _env_millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._debut = SeriesDebut()
         self._thread = threading.Thread(target=self._run, name="statek-otlp-metrics", daemon=True)
         self._thread.start()
 
@@ -173,13 +194,15 @@ class MetricPusher:
         while not self._stop.wait(self.interval):
             self.push()
 
-    def push(self, timeout_millis: float | None = None) -> bool:
-        """Collect now and export; ``True`` when the exporter accepted the batch."""
+    def push(self, timeout_millis: float | None = None, *, last: bool = False) -> bool:
+        """Collect now and export; ``True`` when the exporter accepted the batch. New series go out
+        at zero first (:mod:`.debut`), except in the ``last`` push before shutdown."""
         with self._lock:
             try:
                 data = self.reader.read()
                 if data is None:
                     return True
+                data = self._debut.apply(data, hold_back=not last)
                 result = self.exporter.export(data, timeout_millis=timeout_millis or self.timeout_millis)
                 return getattr(result, "name", "") == "SUCCESS"
             except Exception:  # noqa: BLE001 - a broken collector must not kill the thread
@@ -191,7 +214,7 @@ class MetricPusher:
         self._stop.set()
         self._thread.join(timeout)
         final_attempt(self.exporter, timeout)
-        self.push(timeout * 1000)
+        self.push(timeout * 1000, last=True)
         self.exporter.shutdown(timeout_millis=timeout * 1000)
 
 

@@ -10,17 +10,20 @@ Three layers, as in ``prometheus_client``:
   it in ``Accept``), served by :meth:`PrometheusExporter.start_http_server`, :meth:`~PrometheusExporter.wsgi_app`
   or :meth:`~PrometheusExporter.asgi_app`.
 
-Why not ``opentelemetry-exporter-prometheus``: it derives names from the unit (``statek.cost`` in
-``USD`` would become ``statek_cost_USD_total``, ``statek.bytes`` ``statek_bytes_bytes_total``), adds
-``otel_scope_*`` labels, and drops exemplars. Here every instrument of :mod:`statek.instruments`
-gets exactly its pinned series name, and exemplars (``trace_id``, ``span_id``) are served on the
-samples that carry them when the scraper asks for OpenMetrics. Other instruments on the same
-provider follow the OpenTelemetry-to-Prometheus rules (sanitised name, unit suffix, ``_total``).
+Why not ``opentelemetry-exporter-prometheus``: it drops exemplars and shows a new series at its
+first value (so ``increase()`` misses it). The names agree: the catalogue's names and units are
+chosen so that OpenTelemetry's translation (that exporter, the Collector, Prometheus' OTLP receiver)
+gives exactly the pinned series names served here (``tests/e2e/test_dashboards_e2e.py`` runs every
+dashboard query on both). Exemplars (``trace_id``, ``span_id``) are served on the samples that carry
+them when the scraper asks for OpenMetrics; every new series is shown at zero once first
+(:mod:`.debut`). Other instruments on the same provider follow the OpenTelemetry-to-Prometheus rules
+(sanitised name, unit suffix, ``_total``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -52,8 +55,15 @@ from prometheus_client.samples import Exemplar
 from prometheus_client.utils import floatToGoString
 
 from ..instruments import by_name
+from .debut import SeriesDebut
 
-__all__ = ["OTelCollector", "PrometheusExporter", "PullMetricReader"]
+__all__ = ["DEFAULT_PORT", "OTelCollector", "PrometheusExporter", "PullMetricReader", "has_target_info"]
+
+DEFAULT_PORT = 9469
+"""statek's default ``/metrics`` port. Not 9464: that is OpenTelemetry's Prometheus exporter's default
+(``OTEL_EXPORTER_PROMETHEUS_PORT``), and an application running it beside statek would collide."""
+
+_log = logging.getLogger("statek.telemetry")
 
 _CUMULATIVE: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.CUMULATIVE
@@ -97,12 +107,15 @@ class OTelCollector(Collector):
     """Translates a :class:`PullMetricReader`'s data into Prometheus metric families on every scrape.
 
     ``target_info=True`` adds the OpenTelemetry ``target_info`` family with the resource attributes
-    (``service_name``, ...).
+    (``service_name``, ...). With ``debut=True`` each new series is served at zero on its first
+    scrape (:mod:`.debut`); ``debut=False`` serves values as read (for a consumer that is not a
+    scraper, such as the multiprocess mirror, whose files must always hold the real totals).
     """
 
-    def __init__(self, reader: PullMetricReader, *, target_info: bool = True) -> None:
+    def __init__(self, reader: PullMetricReader, *, target_info: bool = True, debut: bool = True) -> None:
         self._reader = reader
         self._target_info = target_info
+        self._debut = SeriesDebut() if debut else None
 
     def describe(self) -> list[Metric]:
         # No names up front: the registry then skips its duplicate-name check instead of collecting.
@@ -112,6 +125,8 @@ class OTelCollector(Collector):
         data = self._reader.read()
         if data is None:
             return
+        if self._debut is not None:
+            data = self._debut.apply(data)
         families: dict[str, Metric] = {}
         for resource_metrics in data.resource_metrics:
             if self._target_info and "target" not in families and resource_metrics.resource.attributes:
@@ -222,17 +237,30 @@ class PrometheusExporter:
     ``registry`` defaults to ``prometheus_client``'s global registry; tests pass a fresh
     ``CollectorRegistry()``. Serve it with :meth:`start_http_server` (a standalone ``/metrics``
     server), or mount :meth:`wsgi_app` / :meth:`asgi_app` in an existing web application.
+
+    ``target_info=None`` (the default) adds ``target_info`` unless the registry already has a
+    producer of it (an OpenTelemetry Prometheus exporter, another statek exporter): two in one
+    exposition are invalid (``promtool check metrics``), so statek then leaves it out and warns.
     """
 
-    def __init__(self, *, registry: CollectorRegistry = REGISTRY, target_info: bool = True) -> None:
+    def __init__(self, *, registry: CollectorRegistry = REGISTRY, target_info: bool | None = None) -> None:
         self.registry = registry
         self.reader = PullMetricReader()
+        if target_info is None:
+            target_info = not has_target_info(registry)
+            if not target_info:
+                _log.warning(
+                    "statek: this Prometheus registry already serves target_info (an OpenTelemetry "
+                    "Prometheus exporter?); statek's metrics join it without a second target_info. "
+                    "To avoid double counting, serve statek on its own port (statek.instrument("
+                    "prometheus_port=...)) or record into the application's MeterProvider instead"
+                )
         self._collector = OTelCollector(self.reader, target_info=target_info)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         registry.register(self._collector)
 
-    def start_http_server(self, port: int = 9464, addr: str = "127.0.0.1") -> int:
+    def start_http_server(self, port: int = DEFAULT_PORT, addr: str = "127.0.0.1") -> int:
         """Serve ``/metrics`` on ``addr:port`` from a daemon thread; return the bound port (``port=0``
         picks a free one). One server per exporter."""
         if self._server is None:
@@ -294,3 +322,25 @@ def _serve_metrics(
     thread = threading.Thread(target=server.serve_forever, name="statek-metrics-server", daemon=True)
     thread.start()
     return server, thread
+
+
+def has_target_info(registry: CollectorRegistry) -> bool:
+    """Whether something registered in ``registry`` already produces ``target_info``.
+
+    Checks the registry's own target info and its collectors by type (statek's :class:`OTelCollector`
+    with target info on, OpenTelemetry's Prometheus exporter's collector) without collecting them:
+    collecting would run the application's metric callbacks.
+    """
+    if registry.get_target_info():
+        return True
+    with registry._lock:  # prometheus_client has no public listing of collectors
+        collectors = list(registry._collector_to_names)
+    for collector in collectors:
+        if isinstance(collector, OTelCollector) and collector._target_info:
+            return True
+        module = type(collector).__module__
+        if module.startswith("opentelemetry.exporter.prometheus") and not getattr(
+            collector, "_disable_target_info", False
+        ):
+            return True
+    return False

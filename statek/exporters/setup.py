@@ -3,15 +3,16 @@
 ::
 
     import statek
-    statek.instrument(service_name="billing-worker", prometheus_port=9464)   # + OTLP from OTEL_* env
+    statek.instrument(service_name="billing-worker", prometheus_port=9469)   # + OTLP from OTEL_* env
     ...
     statek.shutdown()                                                         # flushes
 
 One SDK ``MeterProvider`` feeds both exporters (Prometheus pull and OTLP push): no double
 bookkeeping. Spans go to an SDK ``TracerProvider`` with OTLP batching when OTLP is configured;
 otherwise to the global tracer provider (the application's own, or none). The providers are
-statek's and are not made global unless ``set_global=True``; an application with its own SDK
-``TracerProvider`` passes it as ``tracer_provider=``.
+statek's and are not made global unless ``set_global=True``. An application that already set up
+OpenTelemetry SDK providers (itself or through ``opentelemetry-instrument``) gets statek's
+telemetry in *its* pipeline instead: :func:`instrument` then builds none of its own.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
 from ..secrets import register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
 from . import multiprocess, otlp
+from .environment import export_plan, sdk_disabled
 from .prometheus import PrometheusExporter
 
 __all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"]
@@ -47,16 +51,21 @@ _active: Instrumentation | None = None
 class Instrumentation:
     """What :func:`instrument` set up. ``prometheus_port`` is the bound port of the standalone
     ``/metrics`` server (``None`` without one); mount ``prometheus.wsgi_app()`` / ``asgi_app()``
-    to serve it from an existing web application instead."""
+    to serve it from an existing web application instead. ``prometheus`` is ``None`` when no
+    Prometheus exporter runs (``OTEL_METRICS_EXPORTER`` without ``prometheus``, ``reused``
+    application providers, ``disabled`` by ``OTEL_SDK_DISABLED``)."""
 
     arguments: Mapping[str, Any]
-    meter_provider: MeterProvider
+    meter_provider: metrics.MeterProvider
     tracer_provider: trace.TracerProvider
-    prometheus: PrometheusExporter
+    prometheus: PrometheusExporter | None
     prometheus_port: int | None = None
     owns_tracer_provider: bool = False
     metric_pusher: otlp.MetricPusher | None = None
     multiprocess: multiprocess.MultiprocessMirror | None = None
+    owns_meter_provider: bool = False
+    reused: bool = False
+    disabled: bool = False
     closed: bool = field(default=False)
     span_exporter: Any = None
 
@@ -98,8 +107,11 @@ class Instrumentation:
                 _log.warning("statek gave up flushing its %s export after %.1f s", what, timeout)
         if self.multiprocess is not None:  # the final totals, before the reader closes
             _run("multiprocess metrics", self.multiprocess.shutdown)
-        _run("metrics", lambda: self.meter_provider.shutdown(timeout_millis=millis))
-        _run("prometheus", self.prometheus.shutdown)
+        meter_provider, prometheus = self.meter_provider, self.prometheus
+        if self.owns_meter_provider and isinstance(meter_provider, MeterProvider):
+            _run("metrics", lambda: meter_provider.shutdown(timeout_millis=millis))
+        if prometheus is not None:
+            _run("prometheus", prometheus.shutdown)
 
     def _shutdown_tracer(self) -> None:
         if self.owns_tracer_provider and isinstance(self.tracer_provider, TracerProvider):
@@ -125,8 +137,8 @@ def instrument(
     service_name: str | None = None,
     *,
     prometheus_port: int | None = None,
-    prometheus_host: str = "127.0.0.1",
-    registry: CollectorRegistry = REGISTRY,
+    prometheus_host: str | None = None,
+    registry: CollectorRegistry | None = None,
     otlp_endpoint: str | None = None,
     otlp_protocol: str | None = None,
     otlp_headers: Mapping[str, str] | None = None,
@@ -136,20 +148,29 @@ def instrument(
     capture_content: bool | None = None,
     job_label_keys: Iterable[str] = (),
     tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
     set_global: bool = False,
     multiprocess_mode: bool | None = None,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
-    - Prometheus: always registered in ``registry`` (default the global one); with
-      ``prometheus_port`` also served on ``prometheus_host:prometheus_port`` (``0`` = a free port).
-    - OTLP: traces and metrics when ``otlp_endpoint`` (base URL, e.g. ``http://127.0.0.1:4318``) or
-      an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` variable is set; everything else from ``OTEL_*`` variables.
+    - The application's own telemetry first: ``meter_provider`` / ``tracer_provider``, or else the
+      global providers when they are OpenTelemetry *SDK* providers (the application, or
+      ``opentelemetry-instrument``, set them up) and no statek exporter was asked for by argument
+      (``prometheus_port``, ``registry``, ``otlp_endpoint``): statek then records into them and
+      starts no pipeline of its own, so nothing is exported twice.
+    - Prometheus: served on ``prometheus_host:prometheus_port`` (``0`` = a free port;
+      default host 127.0.0.1; ``OTEL_EXPORTER_PROMETHEUS_HOST`` / ``_PORT`` when not given) from a
+      private registry; without a port, registered in ``registry`` (default the global one) for
+      the application to serve. statek's default port is :data:`~.prometheus.DEFAULT_PORT` (9469),
+      not OpenTelemetry's 9464.
+    - OTLP: traces and metrics each when an endpoint for that signal is known (``otlp_endpoint``, a
+      base URL such as ``http://127.0.0.1:4318``, or the ``OTEL_EXPORTER_OTLP_*ENDPOINT``
+      variables); see :mod:`.environment` for ``OTEL_TRACES_EXPORTER``, ``OTEL_METRICS_EXPORTER``
+      and ``OTEL_SDK_DISABLED``.
     - ``service_name`` wins over ``OTEL_SERVICE_NAME``; ``OTEL_RESOURCE_ATTRIBUTES`` is honoured.
     - ``capture_content`` and ``job_label_keys``: see :func:`statek.telemetry.configure_telemetry`.
-    - ``tracer_provider``: send statek's spans to the application's own provider instead (no OTLP
-      span exporter is added to it; it is not shut down here).
-    - ``set_global``: also install the providers as OpenTelemetry's global ones.
+    - ``set_global``: also install statek's own providers as OpenTelemetry's global ones.
     - ``multiprocess_mode``: write this worker's totals into ``prometheus_client``'s multiprocess files
       (see :mod:`statek.exporters.multiprocess`); ``None`` (default) turns it on when
       ``PROMETHEUS_MULTIPROC_DIR`` is set. It serves no port of its own: mount
@@ -180,6 +201,7 @@ def instrument(
         "capture_content": capture_content,
         "job_label_keys": label_keys,
         "tracer_provider": id(tracer_provider),
+        "meter_provider": id(meter_provider),
         "set_global": set_global,
         "multiprocess_mode": multiprocess_mode,
     }
@@ -198,74 +220,139 @@ def instrument(
                 "prometheus_port cannot be used with PROMETHEUS_MULTIPROC_DIR (every worker would bind it): "
                 "mount statek.exporters.multiprocess.make_asgi_app() or serve it from the gunicorn master"
             )
-        attributes = dict(resource_attributes or {})
-        if service_name:
-            attributes["service.name"] = service_name
-        resource = Resource.create(attributes)
-        prometheus = PrometheusExporter(registry=registry)
-        readers: list[Any] = [prometheus.reader]
-        chosen_tracer: trace.TracerProvider = tracer_provider or trace.get_tracer_provider()
-        owns_tracer = False
-        span_exporter = None
-        pusher: otlp.MetricPusher | None = None
-        mirror: multiprocess.MultiprocessMirror | None = None
-        try:
-            if otlp.otlp_configured(otlp_endpoint):
-                exporter_args: dict[str, Any] = {
-                    "protocol": otlp_protocol,
-                    "headers": otlp_headers,
-                    "timeout": otlp_timeout,
-                }
-                metric_exporter = otlp.metric_exporter(otlp_endpoint, **exporter_args)
-                if otlp.wants_cumulative():
-                    pusher = otlp.MetricPusher(
-                        prometheus.reader, metric_exporter, interval=metric_export_interval
-                    )
-                else:  # delta temporality needs a reader of its own
-                    readers.append(
-                        otlp.periodic_metric_reader(metric_exporter, interval=metric_export_interval)
-                    )
-                if tracer_provider is None:
-                    sdk_tracer = TracerProvider(resource=resource)
-                    span_exporter = otlp.span_exporter(otlp_endpoint, **exporter_args)
-                    sdk_tracer.add_span_processor(otlp.batch_span_processor(span_exporter))
-                    chosen_tracer, owns_tracer = sdk_tracer, True
-            meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-            if multiprocess_mode:
-                mirror = multiprocess.MultiprocessMirror(prometheus.reader)
-                mirror.start()
-            port = (
-                prometheus.start_http_server(prometheus_port, prometheus_host)
-                if prometheus_port is not None
-                else None
-            )
-        except BaseException:
-            if pusher is not None:
-                pusher.shutdown(0)
-            prometheus.shutdown()
-            raise
-        if set_global:
-            metrics.set_meter_provider(meter_provider)
-            if owns_tracer:
-                trace.set_tracer_provider(chosen_tracer)
-        configure_telemetry(
-            tracer_provider=chosen_tracer,
+        _active = _build(
+            arguments,
+            service_name=service_name,
+            prometheus_port=prometheus_port,
+            prometheus_host=prometheus_host,
+            registry=registry,
+            otlp_endpoint=otlp_endpoint,
+            exporter_args={"protocol": otlp_protocol, "headers": otlp_headers, "timeout": otlp_timeout},
+            metric_export_interval=metric_export_interval,
+            resource_attributes=resource_attributes,
+            tracer_provider=tracer_provider,
             meter_provider=meter_provider,
+            set_global=set_global,
+            multiprocess_mode=multiprocess_mode,
+        )
+        configure_telemetry(
+            tracer_provider=_active.tracer_provider,
+            meter_provider=_active.meter_provider,
             capture_content=capture_content,
             job_label_keys=label_keys,
         )
-        _active = Instrumentation(
-            arguments,
-            meter_provider,
-            chosen_tracer,
-            prometheus,
-            port,
-            owns_tracer,
-            pusher,
-            mirror,
-            span_exporter=span_exporter,
-        )
         return _active
+
+
+def _build(
+    arguments: Mapping[str, Any],
+    *,
+    service_name: str | None,
+    prometheus_port: int | None,
+    prometheus_host: str | None,
+    registry: CollectorRegistry | None,
+    otlp_endpoint: str | None,
+    exporter_args: dict[str, Any],
+    metric_export_interval: float | None,
+    resource_attributes: Mapping[str, str] | None,
+    tracer_provider: trace.TracerProvider | None,
+    meter_provider: metrics.MeterProvider | None,
+    set_global: bool,
+    multiprocess_mode: bool,
+) -> Instrumentation:
+    if sdk_disabled():
+        _log.info("statek: OTEL_SDK_DISABLED is set; no spans or metrics are exported")
+        return Instrumentation(
+            arguments, metrics.NoOpMeterProvider(), trace.NoOpTracerProvider(), None, disabled=True
+        )
+    own_exporters_asked = (
+        prometheus_port is not None or registry is not None or bool(otlp_endpoint) or multiprocess_mode
+    )
+    app_meter = meter_provider or (
+        None if own_exporters_asked else _sdk_or_none(metrics.get_meter_provider(), MeterProvider)
+    )
+    app_tracer = tracer_provider or (
+        None if own_exporters_asked else _sdk_or_none(trace.get_tracer_provider(), TracerProvider)
+    )
+    if app_meter is not None and app_tracer is not None:
+        _log.info("statek records into the application's OpenTelemetry providers; no exporter of its own")
+        return Instrumentation(arguments, app_meter, app_tracer, None, reused=True)
+
+    plan = export_plan(
+        otlp_endpoint=otlp_endpoint, prometheus_port=prometheus_port, prometheus_host=prometheus_host
+    )
+    attributes = dict(resource_attributes or {})
+    if service_name:
+        attributes["service.name"] = service_name
+    resource = Resource.create(attributes)
+    prometheus: PrometheusExporter | None = None
+    readers: list[Any] = []
+    chosen_tracer: trace.TracerProvider = app_tracer or trace.get_tracer_provider()
+    owns_tracer = False
+    span_exporter = None
+    pusher: otlp.MetricPusher | None = None
+    mirror: multiprocess.MultiprocessMirror | None = None
+    port: int | None = None
+    try:
+        if app_meter is None and plan.prometheus:
+            # Serving our own port: a private registry, so an application serving the global one
+            # (or running OpenTelemetry's Prometheus exporter) never shows statek's families twice.
+            chosen_registry = registry or (
+                CollectorRegistry() if plan.prometheus_port is not None else REGISTRY
+            )
+            prometheus = PrometheusExporter(registry=chosen_registry)
+            readers.append(prometheus.reader)
+        if app_meter is None and plan.metrics_otlp:
+            metric_exporter = otlp.metric_exporter(otlp_endpoint, **exporter_args)
+            if prometheus is not None and otlp.wants_cumulative():
+                pusher = otlp.MetricPusher(
+                    prometheus.reader, metric_exporter, interval=metric_export_interval
+                )
+            else:  # delta temporality (or no Prometheus reader) needs a reader of its own
+                readers.append(otlp.periodic_metric_reader(metric_exporter, interval=metric_export_interval))
+        if app_meter is None and plan.metrics_console:
+            readers.append(
+                otlp.periodic_metric_reader(ConsoleMetricExporter(), interval=metric_export_interval)
+            )
+        if app_tracer is None and (plan.traces_otlp or plan.traces_console):
+            sdk_tracer = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER[_ARG] read by the SDK
+            if plan.traces_otlp:
+                span_exporter = otlp.span_exporter(otlp_endpoint, **exporter_args)
+                sdk_tracer.add_span_processor(otlp.batch_span_processor(span_exporter))
+            if plan.traces_console:
+                sdk_tracer.add_span_processor(otlp.batch_span_processor(ConsoleSpanExporter()))
+            chosen_tracer, owns_tracer = sdk_tracer, True
+        chosen_meter = app_meter or MeterProvider(resource=resource, metric_readers=readers)
+        if multiprocess_mode and prometheus is not None:
+            mirror = multiprocess.MultiprocessMirror(prometheus.reader)
+            mirror.start()
+        if prometheus is not None and plan.prometheus_port is not None:
+            port = prometheus.start_http_server(plan.prometheus_port, plan.prometheus_host)
+    except BaseException:
+        if pusher is not None:
+            pusher.shutdown(0)
+        if mirror is not None:
+            mirror.shutdown()
+        if prometheus is not None:
+            prometheus.shutdown()
+        raise
+    if set_global:
+        if app_meter is None:
+            metrics.set_meter_provider(chosen_meter)
+        if owns_tracer:
+            trace.set_tracer_provider(chosen_tracer)
+    return Instrumentation(
+        arguments,
+        chosen_meter,
+        chosen_tracer,
+        prometheus,
+        port,
+        owns_tracer,
+        pusher,
+        mirror,
+        owns_meter_provider=app_meter is None,
+        span_exporter=span_exporter,
+    )
 
 
 def _register_credentials(endpoint: str | None, headers: Mapping[str, str] | None) -> None:
@@ -282,6 +369,11 @@ _OTLP_CREDENTIAL_ENV = (
     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
 )
+
+
+def _sdk_or_none(provider: Any, sdk_type: type) -> Any:
+    """The application's global provider when it is an SDK one (the API's proxy resolves to it)."""
+    return provider if isinstance(provider, sdk_type) else None
 
 
 def active_instrumentation() -> Instrumentation | None:

@@ -4,7 +4,7 @@
   a known mix of calls through the provider simulator; its query API must return exactly the tokens,
   cost, request counts and bytes of those calls, and its exemplar API trace ids of spans statek made.
 - OTLP/HTTP to an ``oteltap`` receiver, configured by argument and by ``OTEL_EXPORTER_OTLP_ENDPOINT``:
-  ``chat {model}`` spans with the GenAI attributes and every catalogue metric with the calls' values.
+  ``chat {model}`` spans (``generate_content {model}`` for Gemini) with the GenAI attributes and every catalogue metric with the calls' values.
 - The same through the ``rotel`` collector: app -> rotel (OTLP/HTTP) -> OTLP -> oteltap.
 - A collector that is down (closed port) or stuck (accepts, never answers): every call succeeds and
   ``statek.shutdown()`` returns within a bound (a "never hangs" correctness bound, not a benchmark).
@@ -50,9 +50,13 @@ from prometheus_client.parser import text_string_to_metric_families
 import statek
 from statek import LLM_API, ChatHistoryItem
 from statek.instruments import CATALOGUE
+from statek.telemetry import operation_name
 from statek.testing import BlackHole, ModelBehavior, ProviderSimulator
 
 pytestmark = pytest.mark.e2e
+
+OPERATIONS = ("chat ", "generate_content ")
+"""Span name prefixes: ``generate_content`` for Gemini, ``chat`` for the others."""
 
 SHUTDOWN_BOUND_S = 10.0
 """``statek.shutdown()`` (default 5 s per signal) must return within this, whatever the collector does."""
@@ -99,14 +103,14 @@ async def test_prometheus_scrape_has_the_exact_totals_and_trace_exemplars(
         assert values_by(url, 'target_info{service_name="statek-e2e-prometheus"}', at=at) == {"": 1.0}
 
         # tokens: exact, per type and per (model, type)
-        by_type = values_by(url, "sum by (gen_ai_token_type) (statek_tokens_total)", "gen_ai_token_type", at)
+        by_type = values_by(url, "sum by (statek_token_type) (statek_tokens_total)", "statek_token_type", at)
         assert by_type == {kind: float(n) for kind, n in tokens.items()}
         found: dict[tuple[str, str], float] = {}
         for series in query(
-            url, "sum by (gen_ai_request_model, gen_ai_token_type) (statek_tokens_total)", at
+            url, "sum by (gen_ai_request_model, statek_token_type) (statek_tokens_total)", at
         ):
             labels = series["metric"]
-            found[(labels["gen_ai_request_model"], labels["gen_ai_token_type"])] = float(series["value"][1])
+            found[(labels["gen_ai_request_model"], labels["statek_token_type"])] = float(series["value"][1])
         expected_tokens = traffic.tokens_by_model()
         for key in found.keys() | expected_tokens.keys():
             assert found.get(key, 0.0) == expected_tokens.get(key, 0), key
@@ -171,7 +175,7 @@ async def test_prometheus_scrape_has_the_exact_totals_and_trace_exemplars(
         assert "gen_ai_request_model" in labels and not any("job_id" in label for label in labels)
 
         # exemplars: the trace and span of the latest call of the series' model
-        chat = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+        chat = [s for s in spans.get_finished_spans() if s.name.startswith(OPERATIONS)]
         assert len(chat) == traffic.total
         ids_by_model: dict[str, list[tuple[str, str]]] = {}
         for span in sorted(chat, key=lambda s: s.end_time or 0):
@@ -245,12 +249,12 @@ def _histogram_by(tap: Tap, name: str, label: str) -> dict[str, tuple[int, float
 
 
 def _received_everything(tap: Tap, traffic: Traffic, job_id: str) -> bool:
-    chat = [s for s in tap.spans if s.name.startswith("chat ")]
+    chat = [s for s in tap.spans if s.name.startswith(OPERATIONS)]
     return (
         len(chat) >= traffic.total
         and any(s.name == f"job {job_id}" for s in tap.spans)
         and sum(tap.counter_by("statek.requests", "").values()) == traffic.total
-        and tap.counter_by("statek.tokens", "gen_ai.token.type").get("input") == traffic.tokens()["input"]
+        and tap.counter_by("statek.tokens", "statek.token.type").get("input") == traffic.tokens()["input"]
         and sum(c for c, _ in _histogram_by(tap, "gen_ai.client.operation.duration", "").values())
         == traffic.total
     )
@@ -261,16 +265,20 @@ async def assert_otlp_received(tap: Tap, traffic: Traffic, job_id: str = JOB_ID)
     await tap.wait_until(lambda: _received_everything(tap, traffic, job_id), 30, "all spans and metrics")
 
     # spans: one "chat {model}" per call, GenAI attributes, children of the job span
-    chat = [s for s in tap.spans if s.name.startswith("chat ")]
+    chat = [s for s in tap.spans if s.name.startswith(OPERATIONS)]
     names = Counter(s.name for s in chat)
-    assert names == Counter(f"chat {m}" for _, m, _ in traffic.calls + traffic.errors)  # type: ignore[operator]
+    assert names == Counter(
+        f"{operation_name(p)} {m}"
+        for p, m, _ in traffic.calls + traffic.errors  # type: ignore[operator]
+    )
     (job_span,) = [s for s in tap.spans if s.name == f"job {job_id}"]
     ok_facts: Counter[tuple[Any, ...]] = Counter()
     failed: list[dict[str, Any]] = []
     for span in chat:
         a = attributes(span.attributes)
         assert span.kind == 3, span.name  # SPAN_KIND_CLIENT
-        assert a["gen_ai.operation.name"] == "chat" and a["statek.job.id"] == job_id
+        assert a["gen_ai.operation.name"] == operation_name(a["gen_ai.provider.name"])
+        assert a["statek.job.id"] == job_id
         assert span.trace_id == job_span.trace_id and span.parent_span_id == job_span.span_id
         if span.status.code == 2:  # STATUS_CODE_ERROR
             failed.append(a)
@@ -289,9 +297,9 @@ async def assert_otlp_received(tap: Tap, traffic: Traffic, job_id: str = JOB_ID)
     units = {m.name: m.unit for m in tap.metrics}
     for spec in CATALOGUE:
         assert units.get(spec.name) == spec.unit, spec.name
-    assert tap.counter_by("statek.tokens", "gen_ai.token.type") == traffic.tokens()
-    assert close_to(sum(tap.counter_by("statek.cost", "").values()), traffic.cost())
-    cost_by_status = tap.counter_by("statek.cost", "statek.cost.status")
+    assert tap.counter_by("statek.tokens", "statek.token.type") == traffic.tokens()
+    assert close_to(sum(tap.counter_by("statek.cost.usd", "").values()), traffic.cost())
+    cost_by_status = tap.counter_by("statek.cost.usd", "statek.cost.status")
     for status, amount in traffic.cost_by("status").items():
         assert close_to(cost_by_status[status], amount), (status, cost_by_status[status], amount)
     assert cost_by_status["unpriced"] == 0
@@ -365,6 +373,7 @@ async def test_otlp_through_the_rotel_collector(tap: Tap, clean_statek: None, tm
 def _local_requests(registry: CollectorRegistry) -> float:
     from prometheus_client import generate_latest
 
+    generate_latest(registry)  # this registry's first scrape shows each new series at zero
     text = generate_latest(registry).decode()
     return sum(
         sample.value

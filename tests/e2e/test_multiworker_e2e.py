@@ -190,7 +190,7 @@ def expected(sim: ProviderSimulator, answers: list[dict[str, Any]]) -> dict[str,
 
 def scraped(url: str) -> dict[str, float]:
     """The same totals, as the real Prometheus has them (summed over all series and workers)."""
-    tokens = values_by(url, "sum by (gen_ai_token_type) (statek_tokens_total)", "gen_ai_token_type")
+    tokens = values_by(url, "sum by (statek_token_type) (statek_tokens_total)", "statek_token_type")
     costs = values_by(url, "sum by (statek_cost_status) (statek_cost_usd_total)", "statek_cost_status")
     return {
         "calls": values_by(url, "sum(statek_requests_total)").get("", 0.0),
@@ -250,7 +250,7 @@ def test_four_gunicorn_workers_one_exact_metrics_endpoint_and_a_killed_worker_lo
                             "__name__",
                             "gen_ai_provider_name",
                             "gen_ai_request_model",
-                            "gen_ai_token_type",
+                            "statek_token_type",
                             "instance",
                             "job",
                         }

@@ -182,9 +182,9 @@ async def test_many_processes_one_collector_exact_totals_and_one_traced_job(
     # metrics: one stream per process, summed exactly at the backend
     assert streams_per_series(tap, "statek.requests") == {PROCESSES}
     assert fleet_sum(tap, "statek.requests", "statek.outcome") == {"success": calls}
-    by_type = fleet_sum(tap, "statek.tokens", "gen_ai.token.type")
+    by_type = fleet_sum(tap, "statek.tokens", "statek.token.type")
     assert {k: by_type[k] for k in tokens} == tokens
-    cost = fleet_sum(tap, "statek.cost", "statek.cost.status")
+    cost = fleet_sum(tap, "statek.cost.usd", "statek.cost.status")
     assert close_to(cost["reported"], reported)
     assert close_to(sum(cost.values()), job_cost)
     histogram = fleet_points(tap, "gen_ai.client.token.usage")
