@@ -12,6 +12,7 @@ from .exceptions import BudgetExceededError
 from .executors.budget import Budget
 from .executors.job import Job
 from .executors.llm_usage import LLM_Usage
+from .instrumentation import async_http_client, http_client, instrument_httpx, uninstrument_httpx
 from .llm_api import LLM_API, LLM_Response, LLM_Stats, add_provider
 from .providers.anthropic import Claude_API, ClaudeAI_API
 from .providers.catalog import (
@@ -90,8 +91,12 @@ __all__ = [
     "VertexAI_API",
     "XAI_API",
     "add_provider",
+    "async_http_client",
+    "http_client",
     "instrument",
+    "instrument_httpx",
     "shutdown",
+    "uninstrument_httpx",
 ]
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ attempts included: a server trickling its answer one byte at a time is cut off a
 
 Every retry is reported to ``on_retry`` so telemetry can show it, without this module knowing about
 telemetry. A call cancelled mid-exchange (``task.cancel()``, ``asyncio.wait_for``) keeps what it
-already put on the wire: :func:`wire_bytes` reads it from the cancellation.
+already put on the wire: :func:`wire_tally` reads it from the cancellation.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ __all__ = [
     "parse_retry_after",
     "post",
     "retry_hint",
-    "wire_bytes",
+    "wire_tally",
 ]
 
 MAX_RETRY_HINT = 86_400.0
@@ -100,7 +100,7 @@ class WireBytes:
 _WIRE_NOTE = "_statek_wire_bytes"
 
 
-def wire_bytes(exc: BaseException) -> WireBytes:
+def wire_tally(exc: BaseException) -> WireBytes:
     """The attempts and bytes of the exchange ``exc`` ended: a :class:`ProviderError`'s own, those
     :func:`post` noted on a cancellation, else zeros."""
     if isinstance(exc, ProviderError):
@@ -310,8 +310,11 @@ def retry_hint(response: httpx.Response) -> float | None:
 
 
 def _http_error(
-    response: httpx.Response, provider: str, hint: float | None, **kwargs: Any
+    response: httpx.Response, provider: str, hint: float | None = None, **kwargs: Any
 ) -> ProviderHTTPError:
+    """The error for a final non-2xx ``response``; ``hint`` is its retry hint (read here when not given)."""
+    if hint is None:
+        hint = retry_hint(response)
     status = response.status_code
     cls: type[ProviderHTTPError] = ProviderHTTPError
     if status in (401, 403):
@@ -368,7 +371,7 @@ async def post(
     Returns the 2xx response. Raises :class:`ProviderHTTPError` (or a subclass) for a final non-2xx
     answer and :class:`ProviderConnectionError` when no answer came, also when ``total_timeout`` ran
     out in the middle of an attempt; either carries the attempts made and the bytes sent and received
-    so far. A cancellation propagates unchanged, with those numbers noted on it (:func:`wire_bytes`).
+    so far. A cancellation propagates unchanged, with those numbers noted on it (:func:`wire_tally`).
     """
     deadline = time.monotonic() + retry.total_timeout
     sent = received = 0

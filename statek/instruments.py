@@ -38,6 +38,7 @@ __all__ = [
     "PROMETHEUS_SERIES",
     "REQUESTS",
     "RETRIES",
+    "TIME_TO_FIRST_CHUNK",
     "TOKENS",
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
@@ -174,6 +175,16 @@ OPERATION_DURATION = InstrumentSpec(
     (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT),
     DURATION_BUCKETS,
 )
+TIME_TO_FIRST_CHUNK = InstrumentSpec(
+    "gen_ai.client.operation.time_to_first_chunk",
+    "histogram",
+    "s",
+    "Time from the request to the first chunk of a streamed answer",
+    "gen_ai_client_operation_time_to_first_chunk_seconds",
+    "seconds",
+    (GEN_AI_OPERATION_NAME, *_MODEL, GEN_AI_RESPONSE_MODEL, ERROR_TYPE),
+    DURATION_BUCKETS,
+)
 TOKENS = InstrumentSpec(
     "statek.tokens",
     "counter",
@@ -246,6 +257,7 @@ BUDGET_REFUSALS = InstrumentSpec(
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
+    TIME_TO_FIRST_CHUNK,
     TOKENS,
     COST,
     COST_DRIFT,
@@ -285,7 +297,7 @@ class CounterCell:
 
 
 class Instruments:
-    """The catalogue bound to one ``Meter``: two synchronous histograms and six asynchronous counters.
+    """The catalogue bound to one ``Meter``: three synchronous histograms and six asynchronous counters.
 
     Why the counters are asynchronous: a synchronous ``Counter.add`` through the OpenTelemetry SDK
     costs 6-12 µs (attribute cleaning and hashing per reader), and a call touches six or more counter
@@ -318,6 +330,12 @@ class Instruments:
             OPERATION_DURATION.name,
             unit=OPERATION_DURATION.unit,
             description=OPERATION_DURATION.description,
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self.time_to_first_chunk: Histogram = meter.create_histogram(
+            TIME_TO_FIRST_CHUNK.name,
+            unit=TIME_TO_FIRST_CHUNK.unit,
+            description=TIME_TO_FIRST_CHUNK.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
         self._cells: dict[str, list[CounterCell]] = {}

@@ -19,7 +19,7 @@ import json
 from abc import ABC
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +31,9 @@ from .exceptions import ConfigurationError, ResponseFormatError
 from .secrets import clip, scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
+
+if TYPE_CHECKING:
+    from .streaming import LLM_Stream
 
 __all__ = [
     "LLM_API",
@@ -231,6 +234,58 @@ class LLM_API(ABC):
             )
         payload = self._payload(request)
         return await telemetry.observe_call(self, request, lambda: self._send(request, payload))
+
+    def stream_request(
+        self,
+        system_prompt: str | None = None,
+        model: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        available_tools: Iterable[Callable[..., Any]] | None = None,
+        chat_history: Iterable[ChatHistoryItem] | None = None,
+        chat_style: ChatStyle | str | None = None,
+        temperature: float | str | None = None,
+        enable_reasoning: bool = False,
+    ) -> LLM_Stream:
+        """Like :meth:`process_request`, but the text arrives as it is generated.
+
+        ``async for piece in api.stream_request(...)`` yields text pieces; afterwards the stream's
+        ``response`` is the :class:`LLM_Response` ``process_request`` would have returned, metered the
+        same way (plus the time to the first chunk). Bad arguments raise here, before anything is sent.
+        See :mod:`statek.streaming`.
+        """
+        from .streaming import LLM_Stream
+
+        request = self._prepare(
+            system_prompt,
+            model,
+            metadata,
+            available_tools,
+            chat_history,
+            chat_style,
+            temperature,
+            enable_reasoning,
+        )
+        payload = self._payload(request)
+        return LLM_Stream(
+            self,
+            lambda emit: telemetry.observe_call(self, request, lambda: self._stream(request, payload, emit)),
+        )
+
+    async def _stream(
+        self, request: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
+    ) -> LLM_Response:
+        """statek's hook for :meth:`stream_request`: send ``payload`` asking for a stream, pass each
+        text piece to ``emit``, return the whole answer. The default answers whole and emits its text
+        once; the built-in providers stream (see :func:`statek.streaming.stream_answer`)."""
+        if self._seed_send:
+            response = await self._process_request(**request.seed_kwargs())
+        else:
+            response = await self._send(request, payload)
+        if not isinstance(response, LLM_Response):
+            response = LLM_Response(*response)
+        if response.text:
+            emit(response.text)
+        return response
 
     # ----------------------------------------------------------------- static helpers (seed)
     @staticmethod

@@ -45,9 +45,9 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import instruments as inst
-from ._http import wire_bytes
+from ._http import wire_tally
 from .exceptions import BudgetExceededError, ProviderHTTPError
-from .executors.budget import Reservation, reserve_call
+from .executors.budget import Reservation, reserve_call, reserve_request
 from .executors.job import current_job
 from .limits import bounded
 from .metering.types import CallCost, drifted
@@ -63,8 +63,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TelemetryConfig",
+    "WireCall",
+    "WireEndpoint",
     "configure_telemetry",
     "count_budget_refusal",
+    "current_first_chunk_hook",
     "current_retry_hook",
     "observe_call",
     "telemetry_config",
@@ -199,10 +202,11 @@ class _Series:
         model: str,
         labels: dict[str, str],
         server: dict[str, Any],
+        operation: str | None = None,
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
-        self.operation = operation = operation_name(provider)
+        self.operation = operation = operation or operation_name(provider)
         self.span_name = f"{operation} {model}"
         self.span_attrs = {
             inst.GEN_AI_OPERATION_NAME: operation,
@@ -295,12 +299,13 @@ def _series(
     model: str,
     job: Job | None,
     server: tuple[str | None, int | None] = (None, None),
+    operation: str | None = None,
 ) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
         attributes = job.attributes if job is not None else {}
         labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
-    key = (provider, model, labels, server)
+    key = (provider, model, labels, server, operation)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
     if series is None:
@@ -313,7 +318,7 @@ def _series(
                     where[inst.SERVER_ADDRESS] = server[0]
                     if server[1]:
                         where[inst.SERVER_PORT] = server[1]
-                series = cache[key] = _Series(config.instruments, provider, model, named, where)
+                series = cache[key] = _Series(config.instruments, provider, model, named, where, operation)
     return series
 
 
@@ -507,13 +512,24 @@ class _Invocation:
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not close the call's span")
 
-    def fail(self, exc: BaseException) -> None:
-        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched."""
+    def fail(
+        self, exc: BaseException, error_type: str | None = None, wire_bytes: tuple[int, int] | None = None
+    ) -> None:
+        """The call raised ``exc``: record the error outcome. ``exc`` itself is left untouched.
+
+        ``error_type`` and ``wire_bytes`` (sent, received) override what ``exc`` says (the httpx
+        transport knows both from the exchange itself)."""
         duration = time.perf_counter() - self.started
         self._leave()
-        error_type = str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
-        wire = wire_bytes(exc)  # also a cancelled call's: what it sent still counts
-        sent, received = wire.bytes_sent, wire.bytes_received
+        if error_type is None:
+            error_type = (
+                str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
+            )
+        if wire_bytes is not None:
+            sent, received = wire_bytes
+        else:
+            tally = wire_tally(exc)  # also a cancelled call's: what it sent still counts
+            sent, received = tally.bytes_sent, tally.bytes_received
         series, span = self.series, self.span
         try:
             if series is not None:
@@ -646,7 +662,7 @@ def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError
 
 
 def _settle_failure(reservation: Reservation, exc: BaseException) -> None:
-    wire = wire_bytes(exc)  # a cancelled call's bytes count against the budget too
+    wire = wire_tally(exc)  # a cancelled call's bytes count against the budget too
     sent, received = wire.bytes_sent, wire.bytes_received
     try:
         reservation.settle_failure(sent, received)
@@ -665,6 +681,16 @@ def _safe_config() -> TelemetryConfig | None:
 def _price(
     api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float
 ) -> tuple[CallDetail, CallCost]:
+    from .metering.index import FROM_PROVIDER
+
+    pricing_provider = api.pricing_provider or api.provider_key
+    database_provider = getattr(api, "price_provider", FROM_PROVIDER)
+    return _price_as(pricing_provider, params.model, stats, started, database_provider)
+
+
+def _price_as(
+    pricing_provider: str, model: str, stats: CallDetail, started: float, database_provider: Any = None
+) -> tuple[CallDetail, CallCost]:
     from .metering import price_call
     from .metering.index import FROM_PROVIDER
     from .metering.types import UNPRICED
@@ -672,16 +698,16 @@ def _price(
     try:
         at = datetime.fromtimestamp(started, timezone.utc)
         cost = price_call(
-            api.pricing_provider or api.provider_key,
-            params.model,
+            pricing_provider,
+            model,
             stats,
             at=at,
-            database_provider=getattr(api, "price_provider", FROM_PROVIDER),
+            database_provider=FROM_PROVIDER if database_provider is None else database_provider,
         )
         return _with_cost(stats, cost.amount, cost.status), cost
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
-            "statek could not price a %s call to %s; recorded as unpriced", api.provider_key, params.model
+            "statek could not price a %s call to %s; recorded as unpriced", pricing_provider, model
         )
         return _with_cost(stats, None, "unpriced"), UNPRICED
 
@@ -719,14 +745,175 @@ def _record_in_jobs(
             _log.exception("statek could not add a call to job %r", each.job_id)
 
 
-def _record_failure_in_jobs(job: Job, provider: str, model: str, exc: BaseException) -> None:
-    wire = wire_bytes(exc)
-    sent, received = wire.bytes_sent, wire.bytes_received
+def _record_failure_in_jobs(
+    job: Job, provider: str, model: str, exc: BaseException, wire_bytes: tuple[int, int] | None = None
+) -> None:
+    if wire_bytes is not None:
+        sent, received = wire_bytes
+    else:
+        tally = wire_tally(exc)  # also a cancelled call's: what it sent still counts
+        sent, received = tally.bytes_sent, tally.bytes_received
     for each in job.lineage:
         try:
             each.usage.record_failure(provider, model, sent, received)
         except Exception:  # noqa: BLE001
             _log.exception("statek could not add a failed call to job %r", each.job_id)
+
+
+# ----------------------------------------------------------------------------- calls read off the wire
+def current_first_chunk_hook() -> Callable[[], None] | None:
+    """The callback a streaming ``LLM_API`` call must call when its first chunk arrives, or ``None``."""
+    invocation = _invocation.get()
+    if invocation is None:
+        return None
+    return lambda: _record_first_chunk(invocation, time.perf_counter() - invocation.started)
+
+
+def _record_first_chunk(invocation: _Invocation, seconds: float) -> None:
+    """``gen_ai.client.operation.time_to_first_chunk`` and the span's ``statek.first_chunk`` event."""
+    try:
+        series, span = invocation.series, invocation.span
+        if series is not None:
+            attrs = series.histogram_attrs(None)[2]
+            series.instruments.record_later(series.instruments.time_to_first_chunk, seconds, attrs)
+        if span is not None:
+            span.set_attribute("statek.time_to_first_chunk_s", seconds)
+            span.add_event("statek.first_chunk", {"statek.time_to_first_chunk_s": seconds})
+    except Exception:  # noqa: BLE001
+        _log.exception("statek telemetry could not record the time to the first chunk")
+
+
+@dataclass(frozen=True, slots=True)
+class WireEndpoint:
+    """Who a call read off the wire went to: statek's provider key (job usage), the
+    ``gen_ai.provider.name``, the price-table provider, and the server's host and port."""
+
+    provider_key: str
+    genai_provider_name: str
+    pricing_provider: str
+    server_address: str | None = None
+    server_port: int | None = None
+
+
+class WireCall:
+    """One call the httpx transport (:mod:`statek.instrumentation`) saw, reported like an ``LLM_API`` call.
+
+    Created when the request leaves; then :meth:`first_chunk` (streams) and exactly one of
+    :meth:`succeed` / :meth:`fail`. The span is not made current (the answer may be read in another
+    context than the request was sent from). Never raises.
+    """
+
+    __slots__ = ("_endpoint", "_invocation", "_model", "_reservation")
+
+    def __init__(
+        self,
+        endpoint: WireEndpoint,
+        operation: str,
+        model: str,
+        *,
+        stream: bool = False,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        reservation: Reservation | None = None,
+    ) -> None:
+        self._endpoint, self._model, self._reservation = endpoint, model, reservation
+        invocation = self._invocation = _Invocation(_config or _safe_config(), current_job())
+        config = invocation.config
+        if config is None:
+            return
+        try:
+            server = (endpoint.server_address, endpoint.server_port)
+            # "chat" is the default: the provider decides (Gemini's is generate_content, issue 12).
+            series = invocation.series = _series(
+                config,
+                endpoint.genai_provider_name,
+                model,
+                invocation.job,
+                server,
+                None if operation == OPERATION else operation,
+            )
+            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            if stream:
+                attributes["gen_ai.request.stream"] = True
+            if temperature is not None:
+                attributes["gen_ai.request.temperature"] = temperature
+            if max_tokens is not None:
+                attributes["gen_ai.request.max_tokens"] = max_tokens
+            if invocation.job is not None:
+                attributes["statek.job.id"] = invocation.job.job_id
+            invocation.span = config.tracer.start_span(
+                series.span_name, kind=SpanKind.CLIENT, attributes=attributes
+            )
+        except Exception:  # noqa: BLE001 - telemetry never breaks the call
+            _log.exception("statek telemetry could not start a span; the call goes on unobserved")
+
+    def first_chunk(self) -> None:
+        """The first bytes of a streamed answer arrived now."""
+        _record_first_chunk(self._invocation, time.perf_counter() - self._invocation.started)
+
+    def succeed(self, detail: CallDetail, text: str = "", calls: list[Any] | None = None) -> CallDetail:
+        """The answer was read: price it (an answer without usage is ``no_usage``, never $0), add it to
+        the current job and record it. Returns the priced detail."""
+        endpoint, invocation = self._endpoint, self._invocation
+        detail, cost = _price_as(endpoint.pricing_provider, self._model, detail, invocation.started_wall)
+        if invocation.job is not None:
+            _record_in_jobs(invocation.job, endpoint.provider_key, self._model, detail, cost.table_amount)
+        if self._reservation is not None:
+            try:
+                self._reservation.settle(
+                    detail.priced_cost,
+                    detail.input_tokens,
+                    detail.output_tokens,
+                    detail.total_bytes_sent,
+                    detail.total_bytes_received,
+                )
+            except Exception:  # noqa: BLE001
+                _log.exception("statek could not settle a call against its job's budget")
+        invocation.stop(detail, LLM_Response(text, None, calls, detail=detail), cost)
+        return detail
+
+    def fail(self, exc: BaseException | None, error_type: str, sent: int, received: int) -> None:
+        """The call failed (an HTTP error status, a transport error, a stream that broke)."""
+        invocation = self._invocation
+        error = exc if exc is not None else RuntimeError(error_type)
+        invocation.fail(error, error_type, (sent, received))
+        if invocation.job is not None:
+            _record_failure_in_jobs(
+                invocation.job, self._endpoint.provider_key, self._model, error, (sent, received)
+            )
+        if self._reservation is not None:
+            try:
+                self._reservation.settle_failure(sent, received)
+            except Exception:  # noqa: BLE001
+                _log.exception("statek could not settle a failed call against its job's budget")
+
+
+def reserve_wire_call(
+    endpoint: WireEndpoint, model: str, body: bytes, max_tokens: int | None
+) -> Reservation | None:
+    """Before the httpx transport sends an LLM request: when the current job (or an ancestor) has a
+    budget, estimate the request from its JSON body and reserve it (pass the result to
+    :class:`WireCall`, which settles it); else ``None``. Raises
+    :class:`~statek.exceptions.BudgetExceededError`, counted as a refusal: the transport must then
+    send nothing. A fault in the estimate is logged and the call goes on unbudgeted."""
+    job = current_job()
+    if job is None or not job.budgets:
+        return None
+    try:
+        return reserve_request(
+            job,
+            endpoint.provider_key,
+            model,
+            body,
+            pricing_provider=endpoint.pricing_provider,
+            max_output_tokens=max_tokens,
+        )
+    except BudgetExceededError as refused:
+        count_budget_refusal(endpoint.genai_provider_name, model, refused)
+        raise
+    except Exception:  # noqa: BLE001 - a fault in statek's estimate never breaks the call
+        _log.exception("statek could not check a call against its job's budget; it goes unbudgeted")
+        return None
 
 
 # ----------------------------------------------------------------------------- content (opt-in)

@@ -24,7 +24,6 @@ from statek.exceptions import (
     ProviderServerError,
     ResponseFormatError,
 )
-from statek.wire.sse import iter_sse_json
 from statek.providers.catalog import (
     XAI_API,
     DashScope_API,
@@ -41,6 +40,7 @@ from statek.providers.openai_compat import (
     normalise_usage,
 )
 from statek.settings import ProviderSettings
+from statek.wire.sse import iter_sse_json
 
 KEY = "sk-secret-wire-test-9876543210"
 URL = "http://127.0.0.1:9/v1/chat/completions"

@@ -46,6 +46,9 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "gen_ai_client_operation_duration_seconds_bucket",
         "gen_ai_client_operation_duration_seconds_sum",
         "gen_ai_client_operation_duration_seconds_count",
+        "gen_ai_client_operation_time_to_first_chunk_seconds_bucket",
+        "gen_ai_client_operation_time_to_first_chunk_seconds_sum",
+        "gen_ai_client_operation_time_to_first_chunk_seconds_count",
         "statek_tokens_total",
         "statek_cost_usd_total",
         "statek_cost_drift_requests_total",
@@ -59,6 +62,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
     assert [(s.name, s.kind, s.unit) for s in inst.CATALOGUE] == [
         ("gen_ai.client.token.usage", "histogram", "{token}"),
         ("gen_ai.client.operation.duration", "histogram", "s"),
+        ("gen_ai.client.operation.time_to_first_chunk", "histogram", "s"),
         ("statek.tokens", "counter", "{token}"),
         ("statek.cost.usd", "counter", "{USD}"),
         ("statek.cost.drift_requests", "counter", "{request}"),

@@ -151,6 +151,7 @@ def instrument(
     meter_provider: metrics.MeterProvider | None = None,
     set_global: bool = False,
     multiprocess_mode: bool | None = None,
+    httpx: bool = False,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -175,6 +176,8 @@ def instrument(
       (see :mod:`statek.exporters.multiprocess`); ``None`` (default) turns it on when
       ``PROMETHEUS_MULTIPROC_DIR`` is set. It serves no port of its own: mount
       ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
+    - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
+      and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
@@ -204,6 +207,7 @@ def instrument(
         "meter_provider": id(meter_provider),
         "set_global": set_global,
         "multiprocess_mode": multiprocess_mode,
+        "httpx": httpx,
     }
     global _active
     with _lock:
@@ -241,6 +245,10 @@ def instrument(
             capture_content=capture_content,
             job_label_keys=label_keys,
         )
+        if httpx:
+            from ..instrumentation import instrument_httpx
+
+            instrument_httpx()
         return _active
 
 
@@ -393,5 +401,9 @@ def shutdown(timeout: float = 5.0) -> None:
         active, _active = _active, None
     if active is None:
         return
+    if active.arguments.get("httpx"):
+        from ..instrumentation import uninstrument_httpx
+
+        uninstrument_httpx()
     active.shutdown(timeout)
     configure_telemetry()

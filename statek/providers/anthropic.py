@@ -33,7 +33,7 @@ Usage: Anthropic reports cache reads and writes *outside* ``input_tokens``; stat
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,8 +44,9 @@ from ..chat import ChatHistoryItem, ChatRole, ChatStyle
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
 from ..llm_api import LLM_API, PreparedRequest
 from ..settings import ProviderSettings, env_names, parse_bool
+from ..streaming import stream_answer
 from ..types import LLM_Response
-from ..wire.anthropic_messages import ClaudeToolCall, fold_stream, read_message
+from ..wire.anthropic_messages import ClaudeToolCall, MessageStreamReader, fold_stream, read_message
 from ..wire.errors import StreamFailure, ToolCallFormatError, WireFormatError
 from ._errors import error_context
 from ._response_format import load_response_schema
@@ -219,6 +220,15 @@ class ClaudeAI_API(LLM_API):
                 **error_context(self, raw),
             ) from exc
         return self._parse_message(message, raw)
+
+    async def _stream(
+        self, params: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
+    ) -> LLM_Response:
+        headers = {**self._request_headers(), "accept": "text/event-stream"}
+        payload = {**payload, "stream": True}
+        return await stream_answer(
+            self, payload, MessageStreamReader(), emit, url=self.api_url, headers=headers
+        )
 
     def _parse_message(self, message: Any, raw: RawResponse) -> LLM_Response:
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -30,6 +31,7 @@ from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError
 from ..llm_api import LLM_API, PreparedRequest
 from ..settings import ProviderSettings
+from ..streaming import stream_answer
 from ..types import LLM_Response
 from ..wire import openai_chat
 from ..wire.errors import ToolCallFormatError, WireFormatError
@@ -50,8 +52,8 @@ __all__ = [
     "normalise_usage",
 ]
 
-_MAX_TOKENS_FIELDS = frozenset({"max_tokens", "max_completion_tokens"})
 
+_MAX_TOKENS_FIELDS = frozenset({"max_tokens", "max_completion_tokens"})
 
 
 class OpenAICompatible_API(LLM_API):
@@ -172,6 +174,19 @@ class OpenAICompatible_API(LLM_API):
         except WireFormatError as exc:
             raise self._format_error(str(exc), raw) from exc
         return LLM_Response(text, None, calls, detail=detail)
+
+    async def _stream(
+        self, params: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
+    ) -> LLM_Response:
+        payload = {**payload, "stream": True}
+        if self.profile.send_stream_options:
+            payload.setdefault("stream_options", {"include_usage": True})
+        url = self.api_url
+        reader = openai_chat.ChatStreamReader(self.profile)
+        headers = self._request_headers()
+        return await stream_answer(
+            self, payload, reader, emit, url=url, headers=headers, params=self._query_params(url)
+        )
 
 
 def _message(item: ChatHistoryItem, plain: bool) -> dict[str, Any]:

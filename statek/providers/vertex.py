@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -46,9 +46,10 @@ from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderErr
 from ..llm_api import LLM_API, PreparedRequest
 from ..secrets import scrub
 from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names, environment
+from ..streaming import stream_answer
 from ..types import CallParams, LLM_Response
 from ..wire.errors import ToolCallFormatError, WireFormatError
-from ..wire.gemini import GeminiToolCall, fold_stream, read_response, stream_error
+from ..wire.gemini import ContentStreamReader, GeminiToolCall, fold_stream, read_response, stream_error
 from ..wire.sse import iter_sse_json
 from ._errors import error_context
 from ._google_schema import gemini_schema
@@ -168,9 +169,9 @@ class VertexAI_API(LLM_API):
         parts = urlsplit(self._url_template)
         return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
 
-    def _endpoint(self, model: str) -> tuple[str, dict[str, str] | None]:
+    def _endpoint(self, model: str, stream: bool | None = None) -> tuple[str, dict[str, str] | None]:
         url = self._url_template.replace("{model}", model.removeprefix("models/"))
-        if not self.stream:
+        if not (self.stream if stream is None else stream):
             return url, None
         if ":generateContent" not in url:
             raise ConfigurationError(
@@ -244,6 +245,15 @@ class VertexAI_API(LLM_API):
                     f"{self.provider_key} stream failed: {failure}", **error_context(self, raw)
                 )
         return self._parse_response(chunks, raw, streamed=True)
+
+    async def _stream(
+        self, params: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
+    ) -> LLM_Response:
+        url, query = self._endpoint(params.model, stream=True)
+        reader = ContentStreamReader()
+        return await stream_answer(
+            self, payload, reader, emit, url=url, headers=self._request_headers(), params=query
+        )
 
     def _parse_response(self, body: Any, raw: RawResponse, *, streamed: bool = False) -> LLM_Response:
         try:

@@ -1,7 +1,7 @@
 """A loopback LLM provider for tests, demos and benchmarks: no keys, no network, exact usage.
 
-:class:`ProviderSimulator` serves the OpenAI chat-completions, Anthropic Messages and Gemini /
-Vertex ``generateContent`` wire formats on 127.0.0.1 from a background thread (HTTP/1.1 keep-alive,
+:class:`ProviderSimulator` serves the OpenAI chat-completions, Responses and embeddings, Anthropic
+Messages and Gemini / Vertex ``generateContent`` (and embeddings) wire formats on 127.0.0.1 from a background thread (HTTP/1.1 keep-alive,
 hundreds of concurrent connections), and the very same answers in-process through
 :meth:`ProviderSimulator.transport`. Each model answers as its :class:`ModelBehavior` says: text,
 tool calls, usage with cache reads/writes and reasoning, a provider-reported cost, latency, and a

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from . import anthropic_wire, gemini_wire, openai_wire
+from . import anthropic_wire, embeddings_wire, gemini_wire, openai_wire, responses_wire
 from ._wire import WireFormat
 from .behavior import Fault, ModelBehavior, plan_reply
 from .exchange import RecordedRequest, SimRequest, SimResponse, Wire
@@ -30,12 +30,15 @@ _WIRES: dict[Wire, WireFormat] = {
     "openai": openai_wire.WIRE,
     "anthropic": anthropic_wire.WIRE,
     "gemini": gemini_wire.WIRE,
+    "openai_responses": responses_wire.WIRE,
+    "openai_embeddings": embeddings_wire.OPENAI,
+    "gemini_embeddings": embeddings_wire.GEMINI,
 }
 
 # Gemini API (/v1beta/models/M:verb) and Vertex AI (/v1/projects/P/locations/L/publishers/google/models/M:verb).
 _GEMINI_PATH = re.compile(
     r"^/(?:v1|v1beta|v1beta1|v1alpha)/(?:projects/[^/]+/locations/[^/]+/publishers/google/)?"
-    r"models/([^/:]+):(generateContent|streamGenerateContent)$"
+    r"models/([^/:]+):(generateContent|streamGenerateContent|embedContent|batchEmbedContents)$"
 )
 _AZURE_DEPLOYMENT = re.compile(r"/deployments/([^/]+)/chat/completions$")
 
@@ -51,7 +54,13 @@ def _route(path: str) -> _Route | None:
     """Which wire format serves ``path``; the model and streaming flag when the URL names them."""
     gemini = _GEMINI_PATH.match(path)
     if gemini:
+        if gemini[2] in ("embedContent", "batchEmbedContents"):
+            return _Route("gemini_embeddings", unquote(gemini[1]), False)
         return _Route("gemini", unquote(gemini[1]), gemini[2] == "streamGenerateContent")
+    if path.endswith("/responses"):
+        return _Route("openai_responses", None, None)
+    if path.endswith("/embeddings"):
+        return _Route("openai_embeddings", None, False)
     if path.endswith("/chat/completions"):
         azure = _AZURE_DEPLOYMENT.search(path)
         return _Route("openai", unquote(azure[1]) if azure else None, None)

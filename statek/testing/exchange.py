@@ -10,7 +10,7 @@ from .behavior import Failure, Usage
 
 __all__ = ["Outcome", "RecordedRequest", "SimRequest", "SimResponse", "Wire"]
 
-Wire = Literal["openai", "anthropic", "gemini"]
+Wire = Literal["openai", "anthropic", "gemini", "openai_responses", "openai_embeddings", "gemini_embeddings"]
 """The wire format a request was routed to."""
 
 Outcome = Literal["ok", "error", "malformed", "disconnect"]

@@ -21,7 +21,8 @@ __all__ = ["ProviderSimulator"]
 
 
 class ProviderSimulator:
-    """A fake LLM provider on 127.0.0.1 speaking OpenAI, Anthropic and Gemini/Vertex wire formats.
+    """A fake LLM provider on 127.0.0.1 speaking OpenAI (chat, Responses, embeddings), Anthropic and
+    Gemini/Vertex wire formats.
 
     ``behaviors`` maps model names to :class:`~statek.testing.ModelBehavior`; ``default`` answers other
     models. With neither, every model gets ``ModelBehavior()``; with ``behaviors`` and no ``default``,
@@ -34,9 +35,12 @@ class ProviderSimulator:
 
     * ``…/chat/completions`` (any prefix, e.g. ``/v1``, ``/api/v1``, Azure
       ``/openai/deployments/{model}/chat/completions``): OpenAI chat completions;
+    * ``…/responses``: the OpenAI Responses API (whole or as its event stream);
+    * ``…/embeddings``: OpenAI-compatible embeddings (``encoding_format`` float or base64);
     * ``…/messages`` (normally ``/v1/messages``): Anthropic Messages;
     * ``/v1beta/models/{model}:generateContent`` and ``:streamGenerateContent[?alt=sse]``: Gemini API;
-      ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:…``: Vertex AI.
+      ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}:…``: Vertex AI;
+      ``…:embedContent`` and ``…:batchEmbedContents``: Gemini embeddings.
     """
 
     def __init__(

@@ -19,11 +19,19 @@ from typing import Any
 
 from ..secrets import clip
 from ..types import CallDetail, CallParams
+from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .sse import iter_sse_json
+from .sse import SSEDecoder, iter_sse_json
 from .validation import Cost, Count, Label, WireModel, guarded, validated
 
-__all__ = ["ClaudeToolCall", "MessageStream", "fold_stream", "read_message", "usage_detail"]
+__all__ = [
+    "ClaudeToolCall",
+    "MessageStream",
+    "MessageStreamReader",
+    "fold_stream",
+    "read_message",
+    "usage_detail",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,19 +156,23 @@ class MessageStream:
     """Folds stream events, one at a time, into the message they add up to.
 
     Tool input arrives as ``input_json_delta`` fragments, parsed at ``content_block_stop``; fragments
-    that are not JSON are kept as the raw string, which the tool-call reader then rejects. An ``error``
-    event (or any event carrying an ``error`` object) raises :class:`StreamFailure`; an event of the
-    wrong shape raises :class:`WireFormatError`.
+    that are not JSON are kept as the raw string, which the tool-call reader then rejects. With
+    ``keep_content=False`` only the usage, model and stop reason are kept. An ``error`` event (or any
+    event carrying an ``error`` object) raises :class:`StreamFailure`; an event of the wrong shape
+    raises :class:`WireFormatError`.
     """
 
-    __slots__ = ("_blocks", "_fragments", "_message", "started")
+    __slots__ = ("_blocks", "_fragments", "_keep", "_message", "ended", "started")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._keep = keep_content
         self._message: dict[str, Any] = {"usage": {}}
         self._blocks: dict[int, dict[str, Any]] = {}
         self._fragments: dict[int, list[str]] = {}
         self.started = False
         """Whether ``message_start`` (which carries the input side of the usage) has been seen."""
+        self.ended = False
+        """Whether a ``message_delta`` (which carries the final output count) has been seen."""
 
     @guarded
     def add(self, name: str | None, data: Any) -> None:
@@ -173,12 +185,12 @@ class MessageStream:
         if kind == "message_start":
             self._message = {**data["message"], "usage": dict(data["message"].get("usage") or {})}
             self.started = True
-        elif kind == "content_block_start":
+        elif kind == "content_block_start" and self._keep:
             self._blocks[data["index"]] = dict(data["content_block"])
-        elif kind == "content_block_delta":
+        elif kind == "content_block_delta" and self._keep:
             index = data["index"]
             _apply_delta(self._blocks[index], self._fragments.setdefault(index, []), data["delta"])
-        elif kind == "content_block_stop":
+        elif kind == "content_block_stop" and self._keep:
             block, text = self._blocks[data["index"]], "".join(self._fragments.pop(data["index"], []))
             if block.get("type") == "tool_use" and text:
                 try:
@@ -186,6 +198,7 @@ class MessageStream:
                 except ValueError:
                     block["input"] = text
         elif kind == "message_delta":
+            self.ended = True
             self._message.update({k: v for k, v in (data.get("delta") or {}).items() if v is not None})
             # Cumulative counts: overwrite the fields present, keep the rest (the input side of message_start).
             self._message["usage"].update(data.get("usage") or {})
@@ -204,6 +217,11 @@ def fold_stream(body: bytes) -> dict[str, Any]:
     return stream.message()
 
 
+def _not_content(event: str | None, data: str) -> bool:
+    """Events other than content blocks and pings (all a usage-only reader needs)."""
+    return event is None or not (event.startswith("content_block") or event == "ping")
+
+
 def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str, Any]) -> None:
     kind = delta.get("type")
     if kind == "text_delta":
@@ -214,3 +232,46 @@ def _apply_delta(block: dict[str, Any], fragments: list[str], delta: Mapping[str
         block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
     elif kind == "signature_delta":
         block["signature"] = delta.get("signature", "")
+
+
+class MessageStreamReader:
+    """A :class:`~statek.wire.answer.StreamReader` for a Messages event stream (see :class:`MessageStream`)."""
+
+    __slots__ = ("_decoder", "_stream")
+
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._decoder = SSEDecoder(None if keep_content else _not_content)
+        self._stream = MessageStream(keep_content=keep_content)
+
+    @guarded
+    def feed(self, data: bytes) -> list[str]:
+        """The text generated in ``data``."""
+        try:
+            return self._take(self._decoder.feed(data))
+        except WireFormatError:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise WireFormatError(f"a stream event cannot be read: {type(exc).__name__}: {exc}") from exc
+
+    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
+        pieces: list[str] = []
+        for name, data in events:
+            self._stream.add(name, data)
+            delta = data.get("delta") if data.get("type", name) == "content_block_delta" else None
+            if isinstance(delta, Mapping) and delta.get("type") == "text_delta":
+                pieces.append(delta.get("text", ""))
+        return pieces
+
+    @guarded
+    def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
+        """The answer so far; ``has_usage`` False unless the closing ``message_delta`` arrived (the
+        input counts of ``message_start`` are kept either way)."""
+        try:
+            self._take(self._decoder.close())
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+            pass  # a cut-off last event: keep what was read before it
+        message = self._stream.message()
+        text, calls, detail = read_message(message, bytes_sent, bytes_received)
+        if not self._stream.ended:
+            detail = detail._replace(has_usage=False)
+        return Answer(text, calls, detail)

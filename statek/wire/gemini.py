@@ -17,14 +17,18 @@ from typing import Any
 
 from ..secrets import clip
 from ..types import CallDetail, CallParams
+from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
+from .sse import SSEDecoder
 from .validation import Cost, Count, Label, WireModel, guarded, validated
 
 __all__ = [
     "ContentStream",
+    "ContentStreamReader",
     "GeminiToolCall",
     "fold_stream",
     "read_response",
+    "read_whole",
     "stream_error",
     "usage_detail",
 ]
@@ -176,9 +180,10 @@ class ContentStream:
     """Folds stream chunks, one at a time, into one response: parts in order; last finish reason,
     model and usage (cumulative)."""
 
-    __slots__ = ("_finish", "_folded", "_parts")
+    __slots__ = ("_finish", "_folded", "_keep", "_parts")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._keep = keep_content
         self._parts: list[Any] = []
         self._folded: dict[str, Any] = {}
         self._finish: Any = None
@@ -194,7 +199,8 @@ class ContentStream:
                 self._folded[key] = chunk[key]
         candidate = (chunk.get("candidates") or [{}])[0]
         if isinstance(candidate, dict):
-            self._parts.extend((candidate.get("content") or {}).get("parts") or ())
+            if self._keep:
+                self._parts.extend((candidate.get("content") or {}).get("parts") or ())
             self._finish = candidate.get("finishReason") or self._finish
 
     def response(self) -> dict[str, Any]:
@@ -210,3 +216,66 @@ def fold_stream(chunks: Iterable[Any]) -> dict[str, Any]:
     for chunk in chunks:
         stream.add(chunk)
     return stream.response()
+
+
+def read_whole(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
+    """:func:`read_response` as an :class:`~statek.wire.answer.Answer`."""
+    return Answer(*read_response(body, bytes_sent, bytes_received))
+
+
+class ContentStreamReader:
+    """A :class:`~statek.wire.answer.StreamReader` for ``streamGenerateContent?alt=sse``."""
+
+    __slots__ = ("_decoder", "_finished", "_stream", "_usage_seen")
+
+    def __init__(self, *, keep_content: bool = True) -> None:
+        self._decoder = SSEDecoder()
+        self._stream = ContentStream(keep_content=keep_content)
+        self._usage_seen = False
+        self._finished = False
+
+    @guarded
+    def feed(self, data: bytes) -> list[str]:
+        """The text generated in ``data`` (thoughts left out)."""
+        try:
+            events = self._decoder.feed(data)
+        except ValueError as exc:
+            raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
+        return self._take(events)
+
+    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
+        pieces: list[str] = []
+        for _, chunk in events:
+            failure = stream_error(chunk)
+            if failure is not None:
+                raise failure
+            self._stream.add(chunk)
+            if not isinstance(chunk, dict):
+                continue
+            self._usage_seen = self._usage_seen or isinstance(chunk.get("usageMetadata"), dict)
+            candidate = (chunk.get("candidates") or [{}])[0]
+            self._finished = self._finished or bool(
+                isinstance(candidate, dict) and candidate.get("finishReason")
+            )
+            for part in (
+                (candidate.get("content") or {}).get("parts") or () if isinstance(candidate, dict) else ()
+            ):
+                if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"):
+                    pieces.append(part["text"])
+        return pieces
+
+    @guarded
+    def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
+        """The answer so far; ``has_usage`` False unless a chunk carried ``usageMetadata`` and a finish
+        reason came (the counts of earlier chunks are running totals, kept either way)."""
+        try:
+            self._take(self._decoder.close())
+        except ValueError:
+            pass  # a cut-off last chunk: keep what was read before it
+        response = self._stream.response()
+        if not self._usage_seen:
+            response["usageMetadata"] = {}
+        text, calls, detail = read_response(response, bytes_sent, bytes_received)
+        if not (self._usage_seen and self._finished):
+            detail = detail._replace(has_usage=False)
+        return Answer(text, calls, detail)

@@ -25,9 +25,10 @@ from typing import Any, NamedTuple
 
 from ..secrets import clip
 from ..types import CallDetail, CallParams
+from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost
-from .sse import iter_sse_json
+from .sse import SSEDecoder, iter_sse_json
 from .validation import Count, Label, WireModel, guarded, validated
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "ChatAnswer",
     "ChatCompletionsProfile",
     "ChatStream",
+    "ChatStreamReader",
+    "OPENAI_PROFILE",
     "ReasoningRequest",
     "UsageCounts",
     "UsagePath",
@@ -43,6 +46,7 @@ __all__ = [
     "normalise_usage",
     "read_answer",
     "read_stream",
+    "read_whole",
     "tool_calls",
 ]
 
@@ -150,7 +154,7 @@ class Choice(WireModel):
     finish_reason: Label = None
 
 
-class Answer(WireModel):
+class ChatBody(WireModel):
     """A whole answer or one stream chunk: ``choices``, ``model``, ``usage``."""
 
     choices: list[Choice] | None = None
@@ -223,7 +227,7 @@ def read_answer(body: Any) -> ChatAnswer:
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
     if body.get("error"):
         raise StreamFailure(f"the answer is an error: {clip(json.dumps(body['error'], default=str), 300)}")
-    checked = validated(Answer, body, "answer")
+    checked = validated(ChatBody, body, "answer")
     choices = body.get("choices")
     first = choices[0] if choices else {}
     message = first.get("message")
@@ -262,6 +266,8 @@ class ChatStream:
     """Puts streamed chunks back together into one answer; fed one parsed chunk at a time."""
 
     usage_paths: tuple[UsagePath, ...] = (("usage",),)
+    keep_content: bool = True
+    """False: read usage, model and finish reason only (text and tool calls are not kept)."""
     text: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
     finish_reason: str | None = None
@@ -279,7 +285,7 @@ class ChatStream:
             raise StreamFailure(
                 f"the stream reported an error: {clip(json.dumps(chunk['error'], default=str), 300)}"
             )
-        checked = validated(Answer, chunk, "stream chunk")
+        checked = validated(ChatBody, chunk, "stream chunk")
         self.model = checked.model or self.model  # Azure's first chunk has model ""
         for path in self.usage_paths:
             usage = dig(chunk, path)
@@ -290,7 +296,7 @@ class ChatStream:
                 continue
             self.finish_reason = parsed.finish_reason or self.finish_reason
             delta = choice.get("delta")
-            if not isinstance(delta, Mapping):
+            if not isinstance(delta, Mapping) or not self.keep_content:
                 continue
             piece = message_text(delta.get("content"))
             if piece:
@@ -327,6 +333,19 @@ class ChatStream:
                 for _, slot in sorted(self.calls.items())
             ]
         return ChatAnswer(message, self.finish_reason, self.model, self.usage)
+
+
+def _carries_more_than_content(event: str | None, data: str) -> bool:
+    """Whether a chunk may carry usage, a finish reason or an error (else only deltas: not parsed).
+
+    Works on the raw JSON text: a quote inside a JSON string is escaped, so ``usage":`` there can only
+    be a key. A ``null`` value does not count (with ``include_usage`` every chunk has ``"usage":null``).
+    """
+    for key in ('usage":', 'finish_reason":'):
+        found = data.count(key)
+        if found and found > data.count(key + "null") + data.count(key + " null"):
+            return True
+    return '"error"' in data
 
 
 @guarded
@@ -378,3 +397,56 @@ def _tool_call(call: Any, position: int) -> CallParams:
         )
     call_id = call.get("id") or f"call_{position}"
     return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)
+
+
+def read_whole(body: Any, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int) -> Answer:
+    """Text, tool calls and detail of a whole answer (the errors of :func:`read_answer` and
+    :func:`tool_calls`)."""
+    answer = read_answer(body)
+    detail = answer_detail(answer, profile, bytes_sent, bytes_received)
+    text = message_text(answer.message.get("content"))
+    return Answer(text, tool_calls(answer.message.get("tool_calls")), detail)
+
+
+class ChatStreamReader:
+    """A :class:`~statek.wire.answer.StreamReader` for a chat-completions stream (see :class:`ChatStream`)."""
+
+    __slots__ = ("_decoder", "_profile", "_stream")
+
+    def __init__(
+        self, profile: ChatCompletionsProfile = OPENAI_PROFILE, *, keep_content: bool = True
+    ) -> None:
+        self._decoder = SSEDecoder(None if keep_content else _carries_more_than_content)
+        self._profile = profile
+        self._stream = ChatStream(profile.stream_usage_paths, keep_content)
+
+    @guarded
+    def feed(self, data: bytes) -> list[str]:
+        """The text generated in ``data``."""
+        try:
+            events = self._decoder.feed(data)
+        except ValueError as exc:
+            raise WireFormatError(f"a stream chunk is not JSON: {exc}") from exc
+        return self._take(events)
+
+    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
+        stream = self._stream
+        pieces: list[str] = []
+        for _, chunk in events:
+            before = len(stream.text)
+            stream.add(chunk)
+            pieces.extend(stream.text[before:])
+        return pieces
+
+    @guarded
+    def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
+        """The answer so far; ``has_usage`` False unless a chunk carried usage."""
+        try:
+            self._take(self._decoder.close())
+        except ValueError:
+            pass  # a cut-off last chunk: keep what was read before it
+        answer = self._stream.answer()
+        detail = answer_detail(answer, self._profile, bytes_sent, bytes_received)
+        return Answer(
+            message_text(answer.message.get("content")), tool_calls(answer.message.get("tool_calls")), detail
+        )

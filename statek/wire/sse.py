@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["SSEDecoder", "iter_sse_json"]
@@ -28,13 +28,16 @@ SSEEvent = tuple[str | None, Any]
 class SSEDecoder:
     """Turns the bytes of an event stream into ``(event, data)`` pairs, data parsed as JSON.
 
-    ``[DONE]`` markers are skipped. :meth:`feed` and :meth:`close` raise ``ValueError`` (from
+    ``[DONE]`` markers are skipped. ``select(event, data)``, when given, is asked before each event's
+    data is parsed; events it declines are dropped unparsed (a reader that needs only usage skips the
+    JSON work for every text delta). :meth:`feed` and :meth:`close` raise ``ValueError`` (from
     :mod:`json` or UTF-8 decoding) for a data field that is not JSON.
     """
 
-    __slots__ = ("_data", "_event", "_rest")
+    __slots__ = ("_data", "_event", "_rest", "_select")
 
-    def __init__(self) -> None:
+    def __init__(self, select: Callable[[str | None, str], bool] | None = None) -> None:
+        self._select = select
         self._rest = b""
         self._event: str | None = None
         self._data: list[str] = []
@@ -78,10 +81,12 @@ class SSEDecoder:
         data, event = self._data, self._event
         self._event, self._data = None, []
         if data and data != ["[DONE]"]:
-            try:
-                events.append((event, json.loads("\n".join(data))))
-            except RecursionError:  # nested deeper than Python's stack: not an answer to read
-                raise ValueError("an event's data is nested too deeply to read") from None
+            text = "\n".join(data)
+            if self._select is None or self._select(event, text):
+                try:
+                    events.append((event, json.loads(text)))
+                except RecursionError:  # nested deeper than Python's stack: not an answer to read
+                    raise ValueError("an event's data is nested too deeply to read") from None
 
 
 def iter_sse_json(body: bytes) -> Iterator[SSEEvent]:

@@ -1,0 +1,311 @@
+"""httpx transports that meter the LLM calls going through them, and clients built on them.
+
+:class:`MeteringTransport` (sync) and :class:`AsyncMeteringTransport` wrap another transport (by
+default httpx's own). For each request they decide, cheaply, whether it is an LLM call
+(:func:`statek.wire.requests.recognise` on the path and body, :mod:`.endpoints` on the host); any other
+request goes straight to the wrapped transport, untouched. An LLM call is reported through
+:class:`statek.telemetry.WireCall`: the same span, instruments, pricing and job usage as an
+``LLM_API`` call. The answer's bytes reach the caller unchanged and when they arrive: the transport
+only looks at them as they pass (streams are read event by event, never buffered whole), and the call
+is recorded when the answer ends, breaks, or is closed by the caller.
+
+A request made while an ``LLM_API`` call is being observed is that call's own request: it is already
+metered, so the transport lets it through (no double counting when statek's own client is built on
+a metered transport or the process-wide instrumentation is on).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import ModuleType
+from typing import Any
+
+import httpx
+
+from .. import telemetry
+from ..exceptions import BudgetExceededError, ConfigurationError
+from ..telemetry import WireCall, WireEndpoint
+from ..wire.requests import recognise
+from ._exchange import Exchange
+from .endpoints import EndpointTable, ProviderRoute, default_table, route_for
+
+__all__ = [
+    "AsyncMeteringTransport",
+    "MeteringTransport",
+    "async_http_client",
+    "http_client",
+    "transport_classes",
+]
+
+_log = logging.getLogger("statek.instrumentation")
+
+
+class _Router:
+    """Decides whether a request is an LLM call, and to which provider."""
+
+    __slots__ = ("_endpoints", "_not_read", "_provider", "_table")
+
+    def __init__(
+        self, provider: str | None, endpoints: Mapping[str, str] | None, not_read: type[Exception]
+    ) -> None:
+        self._not_read = not_read
+        self._endpoints: dict[tuple[ProviderRoute, str, int], WireEndpoint] = {}
+        self._provider: ProviderRoute | None = route_for(provider) if provider else None
+        table = default_table() if self._provider is None else EndpointTable({})
+        self._table = table.with_endpoints(endpoints) if endpoints else table
+
+    def begin(self, request: Any) -> tuple[Any, Exchange] | None:
+        """An :class:`Exchange` for an LLM call, ``None`` for anything else. Raises only
+        :class:`~statek.exceptions.BudgetExceededError`, when the current job's budget refuses the call
+        (nothing is sent)."""
+        if request.method != "POST":
+            return None
+        try:
+            return self._begin(request)
+        except BudgetExceededError:
+            raise
+        except Exception:  # noqa: BLE001 - metering never breaks the call
+            _log.exception("statek could not inspect a request; it goes out unmetered")
+            return None
+
+    def _begin(self, request: Any) -> tuple[Any, Exchange] | None:
+        url = request.url
+        path = url.path
+        try:
+            body = request.content
+        except self._not_read:
+            body = b""
+        wire_request = recognise("POST", path, body)
+        if wire_request is None:
+            return None
+        route = self._provider or self._table.lookup(url.host, url.port, url.scheme, wire_request.format)
+        if route is None:
+            return None
+        if telemetry.current_retry_hook() is not None:
+            return None  # an LLM_API call is being observed: this is its own request, metered already
+        host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
+        endpoint = self._endpoints.get((route, host, port))
+        if endpoint is None:
+            endpoint = self._endpoints[(route, host, port)] = route.endpoint(host, port)
+        model = wire_request.model or "unknown"
+        reservation = telemetry.reserve_wire_call(endpoint, model, body, wire_request.max_tokens)
+        call = WireCall(
+            endpoint,
+            wire_request.operation,
+            model,
+            stream=wire_request.stream,
+            temperature=wire_request.temperature,
+            max_tokens=wire_request.max_tokens,
+            reservation=reservation,
+        )
+        return request, Exchange(wire_request, route, call, len(body))
+
+
+def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
+    """The sync and async metering transports for ``module`` (``httpx``, or its drop-in fork
+    ``httpx2`` that newer official SDKs use): subclasses of that module's own base classes."""
+    found = _by_module.get(module.__name__)
+    if found is not None:
+        return found
+
+    class _SyncStream(module.SyncByteStream):  # type: ignore[name-defined,misc]
+        def __init__(self, inner: Any, exchange: Exchange) -> None:
+            self._inner, self._exchange = inner, exchange
+
+        def __iter__(self) -> Iterator[bytes]:
+            exchange = self._exchange
+            try:
+                for chunk in self._inner:
+                    exchange.chunk(chunk)
+                    yield chunk
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                exchange.broke(exc)
+                raise
+            exchange.end()
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._exchange.close()
+
+    class _AsyncStream(module.AsyncByteStream):  # type: ignore[name-defined,misc]
+        def __init__(self, inner: Any, exchange: Exchange) -> None:
+            self._inner, self._exchange = inner, exchange
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            exchange = self._exchange
+            try:
+                async for chunk in self._inner:
+                    exchange.chunk(chunk)
+                    yield chunk
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                exchange.broke(exc)
+                raise
+            exchange.end()
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._exchange.close()
+
+    class SyncTransport(module.BaseTransport):  # type: ignore[name-defined,misc]
+        """A sync transport that meters the LLM calls passing through ``transport``.
+
+        ``transport`` defaults to the library's ``HTTPTransport()``. ``provider`` (a registered
+        provider name) says that every LLM call through this transport goes to that provider, whatever
+        the host (a gateway, a local server, a test double); without it the host is looked up among
+        the known and configured providers (:mod:`statek.instrumentation.endpoints`) and unknown hosts
+        pass through unmetered. ``endpoints`` adds base URLs: ``{"https://gateway.internal": "OPENAI"}``.
+        """
+
+        def __init__(
+            self,
+            transport: Any = None,
+            *,
+            provider: str | None = None,
+            endpoints: Mapping[str, str] | None = None,
+        ) -> None:
+            self.transport = transport if transport is not None else module.HTTPTransport()
+            self._router = _Router(provider, endpoints, module.RequestNotRead)
+
+        def handle_request(self, request: Any) -> Any:
+            begun = self._router.begin(request)
+            if begun is None:
+                return self.transport.handle_request(request)
+            request, exchange = begun
+            try:
+                response = self.transport.handle_request(request)
+            except BaseException as exc:
+                exchange.broke(exc)
+                raise
+            exchange.answered(response)
+            if response.is_closed:  # built in memory and already read (a mock transport)
+                exchange.whole(response.content)
+            else:
+                response.stream = _SyncStream(response.stream, exchange)
+            return response
+
+        def close(self) -> None:
+            self.transport.close()
+
+    class AsyncTransport(module.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+        """The asyncio twin of the sync metering transport (default inner ``AsyncHTTPTransport()``)."""
+
+        def __init__(
+            self,
+            transport: Any = None,
+            *,
+            provider: str | None = None,
+            endpoints: Mapping[str, str] | None = None,
+        ) -> None:
+            self.transport = transport if transport is not None else module.AsyncHTTPTransport()
+            self._router = _Router(provider, endpoints, module.RequestNotRead)
+
+        async def handle_async_request(self, request: Any) -> Any:
+            begun = self._router.begin(request)
+            if begun is None:
+                return await self.transport.handle_async_request(request)
+            request, exchange = begun
+            try:
+                response = await self.transport.handle_async_request(request)
+            except BaseException as exc:
+                exchange.broke(exc)
+                raise
+            exchange.answered(response)
+            if response.is_closed:  # built in memory and already read (a mock transport)
+                exchange.whole(response.content)
+            else:
+                response.stream = _AsyncStream(response.stream, exchange)
+            return response
+
+        async def aclose(self) -> None:
+            await self.transport.aclose()
+
+    name = "" if module is httpx else module.__name__.capitalize()
+    SyncTransport.__name__ = SyncTransport.__qualname__ = f"{name}MeteringTransport"
+    AsyncTransport.__name__ = AsyncTransport.__qualname__ = f"Async{name}MeteringTransport"
+    _by_module[module.__name__] = (SyncTransport, AsyncTransport)
+    return SyncTransport, AsyncTransport
+
+
+_by_module: dict[str, tuple[type[Any], type[Any]]] = {}
+
+
+MeteringTransport, AsyncMeteringTransport = _transports(httpx)
+"""The metering transports built on ``httpx`` (see :func:`transport_classes` for ``httpx2``)."""
+
+
+def transport_classes(backend: str = "httpx") -> tuple[type[Any], type[Any]]:
+    """The (sync, async) metering transport classes for ``backend``: ``"httpx"`` or ``"httpx2"``."""
+    return _transports(_backend(backend))
+
+
+def _backend(name: str | None) -> ModuleType:
+    if name is None:
+        try:
+            return importlib.import_module("httpx2")
+        except ImportError:
+            return httpx
+    if name not in ("httpx", "httpx2"):
+        raise ConfigurationError(f"backend must be 'httpx' or 'httpx2', got {name!r}")
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ConfigurationError(f"backend {name!r} is not installed: pip install {name}") from None
+
+
+def http_client(
+    *,
+    provider: str | None = None,
+    endpoints: Mapping[str, str] | None = None,
+    transport: Any = None,
+    backend: str | None = None,
+    **client_kwargs: Any,
+) -> Any:
+    """A client whose LLM calls are metered: ``OpenAI(http_client=statek.http_client())``.
+
+    ``backend`` picks the HTTP library: ``"httpx2"`` (the fork that current ``openai``, ``anthropic``
+    and ``google-genai`` releases are built on; the default when it is installed) or ``"httpx"``
+    (older SDK releases, and any httpx code). ``provider`` and ``endpoints`` as for
+    :class:`MeteringTransport`; ``transport`` is the transport to wrap (default: the library's own);
+    other keywords go to the ``Client`` (defaults: the official SDKs' timeout of 600 s, 5 s to
+    connect, redirects followed, up to 1000 connections).
+    """
+    module = _backend(backend)
+    client_kwargs.setdefault("timeout", module.Timeout(600.0, connect=5.0))
+    client_kwargs.setdefault("follow_redirects", True)
+    if transport is None:
+        transport = module.HTTPTransport(limits=client_kwargs.pop("limits", _limits(module)))
+    metering = _transports(module)[0](transport, provider=provider, endpoints=endpoints)
+    return module.Client(transport=metering, **client_kwargs)
+
+
+def async_http_client(
+    *,
+    provider: str | None = None,
+    endpoints: Mapping[str, str] | None = None,
+    transport: Any = None,
+    backend: str | None = None,
+    **client_kwargs: Any,
+) -> Any:
+    """An async client whose LLM calls are metered:
+    ``AsyncAnthropic(http_client=statek.async_http_client())``. Arguments as for :func:`http_client`."""
+    module = _backend(backend)
+    client_kwargs.setdefault("timeout", module.Timeout(600.0, connect=5.0))
+    client_kwargs.setdefault("follow_redirects", True)
+    if transport is None:
+        transport = module.AsyncHTTPTransport(limits=client_kwargs.pop("limits", _limits(module)))
+    metering = _transports(module)[1](transport, provider=provider, endpoints=endpoints)
+    return module.AsyncClient(transport=metering, **client_kwargs)
+
+
+def _limits(module: ModuleType) -> Any:
+    return module.Limits(max_connections=1000, max_keepalive_connections=100)

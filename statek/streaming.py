@@ -1,0 +1,208 @@
+"""Streaming for ``LLM_API`` callers: text as it is generated, then the same ``LLM_Response``.
+
+``api.stream_request(...)`` takes :meth:`~statek.llm_api.LLM_API.process_request`'s arguments and
+returns an :class:`LLM_Stream`::
+
+    stream = api.stream_request(model="gpt-4o-mini", chat_history=history)
+    async for piece in stream:
+        print(piece, end="", flush=True)
+    response = stream.response          # the LLM_Response process_request would have returned
+
+The call is metered exactly like ``process_request`` (same span, counters, pricing, job usage), plus
+the time to the first chunk. Built-in providers stream over server-sent events and read them with
+the wire codecs (:mod:`statek.wire`) as they arrive; a provider without streaming support (a
+seed-style subclass) answers whole and yields its text as one piece. A caller that stops iterating
+early cancels the call (recorded as a failed call with error type ``CancelledError``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from . import telemetry
+from ._http import RETRYABLE_STATUS, _http_error, retry_hint
+from .exceptions import MalformedToolCallError, ProviderConnectionError, ProviderError, ResponseFormatError
+from .types import LLM_Response
+from .wire.answer import StreamReader
+from .wire.errors import StreamFailure, ToolCallFormatError, WireFormatError
+
+if TYPE_CHECKING:
+    from .llm_api import LLM_API
+
+__all__ = ["LLM_Stream", "stream_answer"]
+
+Emit = Callable[[str], None]
+
+
+class _End:
+    pass
+
+
+_END = _End()
+
+
+class LLM_Stream:
+    """The pieces of one streamed answer (``async for piece in stream``), then :attr:`response`.
+
+    Iterate it once. Provider errors are raised from the iteration, after the pieces that came
+    before them; the call's telemetry is complete when the iteration ends.
+    """
+
+    def __init__(self, api: LLM_API, run: Callable[[Emit], Awaitable[LLM_Response]]) -> None:
+        self._api = api
+        self._run = run
+        self._response: LLM_Response | None = None
+        self._started = False
+
+    @property
+    def response(self) -> LLM_Response:
+        """The whole answer, usage and cost included. ``RuntimeError`` before the stream ended."""
+        if self._response is None:
+            raise RuntimeError("the stream has not ended yet: iterate it (or await get_response()) first")
+        return self._response
+
+    async def get_response(self) -> LLM_Response:
+        """Read the rest of the stream (if any) and return :attr:`response`."""
+        if not self._started:
+            async for _ in self:
+                pass
+        return self.response
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._started:
+            raise RuntimeError("an LLM_Stream can be iterated only once")
+        self._started = True
+        return self._pieces()
+
+    async def _pieces(self) -> AsyncIterator[str]:
+        queue: asyncio.Queue[str | _End] = asyncio.Queue()
+
+        async def produce() -> LLM_Response:
+            try:
+                return await self._run(queue.put_nowait)
+            finally:
+                queue.put_nowait(_END)
+
+        task = asyncio.ensure_future(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, _End):
+                    break
+                yield item
+            self._response = await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+async def stream_answer(
+    api: LLM_API,
+    payload: Mapping[str, Any],
+    reader: StreamReader,
+    emit: Emit,
+    *,
+    url: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None = None,
+) -> LLM_Response:
+    """POST ``payload`` for a streamed answer and read it with ``reader`` as it arrives.
+
+    Retries (per ``api.retry``) only before the answer starts: a retryable status or a connection
+    error. Each text piece goes to ``emit``; the first chunk is reported to telemetry. Raises the
+    same errors as ``process_request``.
+    """
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    client = api._clients.get()
+    policy = api.retry
+    on_retry = telemetry.current_retry_hook()
+    first_chunk = telemetry.current_first_chunk_hook()
+    deadline = time.monotonic() + policy.total_timeout
+    sent = received = attempt = 0
+    while True:
+        attempt += 1
+        sent += len(body)
+        try:
+            async with client.stream("POST", url, content=body, headers=headers, params=params) as response:
+                if response.is_success:
+                    return await _read(api, response, reader, emit, first_chunk, attempt, sent, received)
+                await response.aread()
+                received += len(response.content)
+                error: Exception = _http_error(
+                    response, api.provider_key, attempts=attempt, bytes_sent=sent, bytes_received=received
+                )
+                status: int | None = response.status_code
+                retry_after = retry_hint(response)  # Retry-After, or Gemini's RetryInfo
+                if status not in RETRYABLE_STATUS:
+                    raise error
+        except ProviderError:
+            raise  # a final HTTP error, or one from _read (a broken stream is never retried)
+        except httpx.TransportError as exc:  # no answer yet: retried
+            error, status, retry_after = exc, None, None
+        delay = policy.delay(attempt, retry_after)
+        if attempt >= policy.max_attempts or time.monotonic() + delay >= deadline:
+            if isinstance(error, ProviderError):
+                raise error
+            raise ProviderConnectionError(
+                f"{api.provider_key}: no answer from {url} after {attempt} attempt(s): {type(error).__name__}: {error}",
+                provider=api.provider_key,
+                attempts=attempt,
+                bytes_sent=sent,
+                bytes_received=received,
+            ) from error
+        if on_retry is not None:
+            from ._http import RetryEvent
+
+            on_retry(RetryEvent(attempt, status, str(status) if status else type(error).__name__, delay))
+        await asyncio.sleep(delay)
+
+
+async def _read(
+    api: LLM_API,
+    response: httpx.Response,
+    reader: StreamReader,
+    emit: Emit,
+    first_chunk: Callable[[], None] | None,
+    attempt: int,
+    sent: int,
+    received: int,
+) -> LLM_Response:
+    context: dict[str, Any] = {"provider": api.provider_key, "attempts": attempt, "bytes_sent": sent}
+    try:
+        async for chunk in response.aiter_bytes():
+            if not chunk:
+                continue
+            if first_chunk is not None:
+                first_chunk()
+                first_chunk = None
+            received += len(chunk)
+            for piece in reader.feed(chunk):
+                if piece:
+                    emit(piece)
+        answer = reader.finish(sent, received)
+    except httpx.TransportError as exc:
+        raise ProviderConnectionError(
+            f"{api.provider_key}: the stream broke: {type(exc).__name__}: {exc}",
+            bytes_received=received,
+            **context,
+        ) from exc
+    except StreamFailure as exc:
+        raise ProviderError(
+            f"{api.provider_key} stream failed: {exc}", bytes_received=received, **context
+        ) from exc
+    except ToolCallFormatError as exc:
+        raise MalformedToolCallError(
+            f"{api.provider_key}: {exc}", bytes_received=received, **context
+        ) from exc
+    except WireFormatError as exc:
+        raise ResponseFormatError(f"{api.provider_key}: {exc}", bytes_received=received, **context) from exc
+    return LLM_Response(answer.text, None, answer.tool_calls, detail=answer.detail)
