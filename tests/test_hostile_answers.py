@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from enum import IntEnum
 from typing import Any
@@ -24,6 +24,7 @@ import httpx
 import pytest
 from hostile_support import FORMATS, Exporters, WireFormat, finite_non_negative, hostile_answers
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from statek import LLM_API, ChatHistoryItem
 from statek.exceptions import ProviderError, ResponseFormatError, StatekError
@@ -33,6 +34,12 @@ from statek.llm_api import LLM_Response, PreparedRequest
 from statek.metering import PriceRegistry, set_default_registry
 from statek.settings import ProviderSettings
 from statek.types import CallDetail
+from statek.wire import embeddings, openai_responses
+from statek.wire.answer import StreamReader
+from statek.wire.anthropic_messages import MessageStreamReader
+from statek.wire.errors import WireFormatError
+from statek.wire.gemini import ContentStreamReader
+from statek.wire.openai_chat import ChatStreamReader
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "150"))
 
@@ -269,3 +276,84 @@ async def test_a_user_provider_reporting_hostile_numbers_cannot_poison_the_expor
         )
         assert problems(response.detail) == []
     exporters.assert_exporting()
+
+
+# ----------------------------------------------------------------------------- the incremental readers
+READERS: dict[str, Callable[[bool], StreamReader]] = {
+    "openai": lambda keep: ChatStreamReader(keep_content=keep),
+    "anthropic": lambda keep: MessageStreamReader(keep_content=keep),
+    "gemini": lambda keep: ContentStreamReader(keep_content=keep),
+}
+
+
+@pytest.mark.parametrize("keep_content", [True, False], ids=["content", "usage-only"])
+@pytest.mark.parametrize("wire", FORMATS, ids=[w.name for w in FORMATS])
+def test_stream_readers_fed_in_any_pieces_refuse_or_read_within_bounds(
+    wire: WireFormat, keep_content: bool
+) -> None:
+    # The readers behind LLM_API.stream_request and the httpx transport: fed as bytes arrive.
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(body=hostile_answers(wire, streamed=True), cut=st.integers(1, 64))
+    def run(body: bytes, cut: int) -> None:
+        reader = READERS[wire.name](keep_content)
+        try:
+            for start in range(0, len(body), cut):
+                reader.feed(body[start : start + cut])
+            answer = reader.finish(10, len(body))
+        except WireFormatError:
+            return
+        assert problems(answer.detail) == [] and isinstance(answer.text, str)
+
+    run()
+
+
+RESPONSES_ANSWER: Any = {
+    "id": "resp_1",
+    "object": "response",
+    "model": "gpt-4.1",
+    "status": "completed",
+    "output": [
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Paris."}]},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+    ],
+    "usage": {
+        "input_tokens": 12,
+        "output_tokens": 3,
+        "input_tokens_details": {"cached_tokens": 4},
+        "output_tokens_details": {"reasoning_tokens": 1},
+    },
+}
+EMBEDDINGS_OPENAI: Any = {
+    "object": "list",
+    "data": [{"embedding": [0.1, 0.2]}],
+    "model": "e",
+    "usage": {"prompt_tokens": 3, "total_tokens": 3},
+}
+EMBEDDINGS_GEMINI: Any = {"embeddings": [{"values": [0.1, 0.2]}], "usageMetadata": {"promptTokenCount": 3}}
+CODECS: dict[str, tuple[Any, Callable[[Any, int, int], Any]]] = {
+    "responses": (RESPONSES_ANSWER, openai_responses.read_response),
+    "embeddings-openai": (EMBEDDINGS_OPENAI, embeddings.read_openai),
+    "embeddings-gemini": (EMBEDDINGS_GEMINI, embeddings.read_gemini),
+}
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+def test_the_other_codecs_refuse_or_read_within_bounds(codec: str) -> None:
+    valid, read = CODECS[codec]
+    assert problems(read(valid, 10, 20).detail) == []
+    wire = WireFormat(codec, valid, [], lambda e: b"", FORMATS[0].provider, "m")
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(body=hostile_answers(wire, streamed=False))
+    def run(body: bytes) -> None:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            return  # not JSON: the provider refuses it before any codec sees it
+        try:
+            answer = read(document, 10, len(body))
+        except WireFormatError:
+            return
+        assert problems(answer.detail) == []
+
+    run()
