@@ -277,7 +277,8 @@ def simulated_models() -> tuple[DemoModel, ...]:
                 latency=latency,
                 failures=[Failure.server_error(status=503, every=13)],
             ),
-            "chat; cache hits; 503s retried",
+            "chat, streamed (time to first token); cache hits; 503s retried",
+            {"stream": True},
         ),
         DemoModel(
             "DEEPSEEK",

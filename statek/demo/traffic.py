@@ -370,8 +370,14 @@ class JobFailed(Exception):
 async def _call(plan: JobPlan, apis: Mapping[str, LLM_API], model: str, **kwargs: Any) -> LLM_Response:
     if plan.max_tokens is not None:
         kwargs["metadata"] = {**kwargs.get("metadata", {}), MAX_TOKENS: plan.max_tokens}
+    api = apis[model]
     try:
-        return await apis[model].process_request(model=model, **kwargs)
+        if getattr(api, "stream", False):  # a streaming provider: read the text as it arrives
+            stream = api.stream_request(model=model, **kwargs)
+            async for _ in stream:
+                pass
+            return stream.response
+        return await api.process_request(model=model, **kwargs)
     except ProviderError as exc:
         raise JobFailed(model, exc) from exc
 
