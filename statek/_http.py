@@ -49,6 +49,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "WireBytes",
+    "note_wire_bytes",
     "parse_retry_after",
     "post",
     "retry_hint",
@@ -98,6 +99,13 @@ class WireBytes:
 
 
 _WIRE_NOTE = "_statek_wire_bytes"
+
+
+def note_wire_bytes(exc: BaseException, attempts: int, sent: int, received: int) -> None:
+    """Note on ``exc`` (a cancellation passing through) what the exchange had put on the wire, for
+    :func:`wire_tally`. The first note wins: it is made where the numbers are most complete."""
+    if getattr(exc, _WIRE_NOTE, None) is None:
+        setattr(exc, _WIRE_NOTE, WireBytes(attempts, sent, received))
 
 
 def wire_tally(exc: BaseException) -> WireBytes:
@@ -417,7 +425,7 @@ async def post(
                 on_retry(RetryEvent(attempt, status, error_type, delay))
             await asyncio.sleep(delay)
     except asyncio.CancelledError as exc:
-        setattr(exc, _WIRE_NOTE, WireBytes(attempt, sent, received))
+        note_wire_bytes(exc, attempt, sent, received)
         raise
 
 

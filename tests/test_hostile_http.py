@@ -236,3 +236,40 @@ async def test_cancelling_during_backoff_keeps_the_failed_attempts_bytes(exporte
     await client.aclose()
     assert job.usage.total_bytes_sent == sent[0] and job.usage.total_bytes_received == len(refused)
     assert _bytes(exporters, "transmit") == sent[0] and _bytes(exporters, "receive") == len(refused)
+
+
+async def test_a_stream_cancelled_midway_keeps_the_bytes_sent_and_received(exporters: Exporters) -> None:
+    lengths: list[int] = []
+    first = b'data: {"model": "m", "choices": [{"index": 0, "delta": {"content": "Par"}}]}\n\n'
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        lengths.append(await _read_request(reader))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        writer.write(b"%x\r\n%s\r\n" % (len(first), first))
+        await writer.drain()
+        try:
+            await asyncio.sleep(30)  # the rest never comes
+        except asyncio.CancelledError:
+            writer.close()
+
+    async for url in _serve(stall):
+        api = OpenAICompatible_API(ProviderSettings(api_url=url))
+        async with Job("stream") as job:
+            pieces: list[str] = []
+            task = asyncio.ensure_future(_consume(api, pieces))
+            while not pieces:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await api.aclose()
+    assert pieces == ["Par"]
+    assert job.usage.total_bytes_sent == lengths[0] and job.usage.total_bytes_received > 0
+    assert _bytes(exporters, "transmit") == lengths[0]
+
+
+async def _consume(api: OpenAICompatible_API, pieces: list[str]) -> None:
+    async for piece in api.stream_request(model="m", chat_history=[ChatHistoryItem.user("hi")]):
+        pieces.append(piece)
