@@ -601,6 +601,15 @@ async def run_mixed_traffic(
                 errors.append((api.genai_provider_name, model, error))
             else:
                 calls.append((api.genai_provider_name, model, response))
+        # One streamed call, so that every instrument (time to first chunk too) has something to show.
+        streaming = LLM_API.get("OPENAI", api_url=sim.openai_url, api_key="e2e-key", retry=RETRY, stream=True)
+        stream = streaming.stream_request(
+            "Be brief.", "gpt-4o-mini", chat_history=[ChatHistoryItem.user("And of Italy?")]
+        )
+        async for _ in stream:
+            pass
+        calls.append((streaming.genai_provider_name, "gpt-4o-mini", stream.response))
+        apis["OPENAI (streamed)"] = streaming
     for api in apis.values():
         await api.aclose()
     return Traffic(calls, errors, job)
