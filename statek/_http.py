@@ -1,20 +1,34 @@
 """One HTTP exchange with a provider: pooled clients, retries with backoff, wire-byte accounting.
 
 Retries cover 408, 409, 429, 5xx and transport errors. The delay before attempt ``n + 1`` is the
-server's ``Retry-After`` when it sent one, else ``initial_backoff * 2**(n-1)`` with full jitter,
-capped by ``max_backoff``; the whole exchange never runs past ``total_timeout``. Every retry is
-reported to ``on_retry`` so telemetry can show it, without this module knowing about telemetry.
+server's hint when it gave a usable one (``Retry-After`` seconds or date, ``retry-after-ms``, or
+Gemini's ``RetryInfo.retryDelay`` in a 429 body), else ``initial_backoff * 2**(n-1)`` with full
+jitter, capped by ``max_backoff``. A hint that is not a finite, non-negative number (``abc``, blank,
+a bad date, ``nan``, ``inf``, ``-1``) counts as no hint. ``total_timeout`` bounds the whole exchange,
+attempts included: a server trickling its answer one byte at a time is cut off at the deadline.
+
+Every retry is reported to ``on_retry`` so telemetry can show it, without this module knowing about
+telemetry. A call cancelled mid-exchange (``task.cancel()``, ``asyncio.wait_for``) keeps what it
+already put on the wire: :func:`wire_tally` reads it from the cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import functools
+import json
+import math
 import random
+import re
+import ssl
+import sys
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field
@@ -22,12 +36,28 @@ from pydantic import BaseModel, Field
 from .exceptions import (
     AuthenticationError,
     ProviderConnectionError,
+    ProviderError,
     ProviderHTTPError,
     ProviderServerError,
     RateLimitError,
 )
+from .secrets import clip, redact_url
 
-__all__ = ["ClientPool", "RawResponse", "RetryEvent", "RetryPolicy", "post"]
+__all__ = [
+    "ClientPool",
+    "RawResponse",
+    "RetryEvent",
+    "RetryPolicy",
+    "WireBytes",
+    "note_wire_bytes",
+    "parse_retry_after",
+    "post",
+    "retry_hint",
+    "wire_tally",
+]
+
+MAX_RETRY_HINT = 86_400.0
+"""Largest server retry hint taken (seconds); a larger one is read as this (the policy caps it anyway)."""
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 521, 522, 524, 529})
 
@@ -43,7 +73,7 @@ class RetryPolicy(BaseModel):
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
+        if retry_after is not None and math.isfinite(retry_after):
             return min(max(retry_after, 0.0), self.max_backoff)
         ceiling = min(self.initial_backoff * 2 ** (attempt - 1), self.max_backoff)
         return random.uniform(0, ceiling) if self.jitter else ceiling
@@ -60,6 +90,34 @@ class RetryEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class WireBytes:
+    """What an exchange put on the wire before it ended without an answer (cancelled)."""
+
+    attempts: int
+    bytes_sent: int
+    bytes_received: int
+
+
+_WIRE_NOTE = "_statek_wire_bytes"
+
+
+def note_wire_bytes(exc: BaseException, attempts: int, sent: int, received: int) -> None:
+    """Note on ``exc`` (a cancellation passing through) what the exchange had put on the wire, for
+    :func:`wire_tally`. The first note wins: it is made where the numbers are most complete."""
+    if getattr(exc, _WIRE_NOTE, None) is None:
+        setattr(exc, _WIRE_NOTE, WireBytes(attempts, sent, received))
+
+
+def wire_tally(exc: BaseException) -> WireBytes:
+    """The attempts and bytes of the exchange ``exc`` ended: a :class:`ProviderError`'s own, those
+    :func:`post` noted on a cancellation, else zeros."""
+    if isinstance(exc, ProviderError):
+        return WireBytes(exc.attempts, exc.bytes_sent, exc.bytes_received)
+    noted = getattr(exc, _WIRE_NOTE, None)
+    return noted if isinstance(noted, WireBytes) else WireBytes(0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
 class RawResponse:
     """A 2xx answer and what the whole exchange cost on the wire (all attempts added up)."""
 
@@ -72,11 +130,17 @@ class RawResponse:
 
 
 class ClientPool:
-    """Pooled ``httpx.AsyncClient`` s, one set per event loop.
+    """Pooled ``httpx.AsyncClient`` s, one set per event loop, released with that loop.
 
     An ``AsyncClient`` is bound to the loop it first ran on; a provider instance cached by the
     application may be used from several ``asyncio.run(...)`` calls in turn, so clients are kept per
-    loop and dropped with it. A client passed in by the user is used as-is and never closed here.
+    loop. A client passed in by the user is used as-is and never closed here.
+
+    Release: the clients hold their loop (through their connections), so a weak key alone never
+    dies. Each loop's clients are therefore tied to a small async generator started on that loop:
+    ``asyncio.run`` (and any runner calling ``loop.shutdown_asyncgens()``) closes it before closing the
+    loop, and closing it closes the clients and forgets the loop. A loop closed without that step is
+    forgotten the next time the pool is used. :meth:`aclose` closes the running loop's clients at once.
 
     Each loop gets ``shards`` clients of ``connections_per_shard`` connections, used in turn. The
     trap this avoids: httpcore re-scans every queued request against every connection on each state
@@ -101,7 +165,7 @@ class ClientPool:
         self._limits = httpx.Limits(
             max_connections=connections_per_shard, max_keepalive_connections=connections_per_shard
         )
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[httpx.AsyncClient]] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = (
             weakref.WeakKeyDictionary()
         )
         self._turn = 0
@@ -111,17 +175,35 @@ class ClientPool:
         if self._given is not None:
             return self._given
         loop = asyncio.get_running_loop()
-        clients = self._clients.get(loop)
-        if clients is None or clients[0].is_closed:
-            # One TLS context for all shards: building one costs ~20 ms.
-            verify = httpx.create_ssl_context()
-            clients = [
-                httpx.AsyncClient(timeout=self._timeout, limits=self._limits, verify=verify)
-                for _ in range(self._shards)
-            ]
-            self._clients[loop] = clients
-        self._turn = (self._turn + 1) % self._shards
-        return clients[self._turn]
+        entry = self._clients.get(loop)
+        if entry is None:
+            entry = self._open(loop)
+        self._turn = turn = (self._turn + 1) % self._shards
+        client = entry.clients[turn]
+        if client is None or client.is_closed:
+            # Shards are opened on first use: a loop that makes one call (asyncio.run per request)
+            # pays for one client, not sixteen.
+            client = entry.clients[turn] = httpx.AsyncClient(
+                timeout=self._timeout, limits=self._limits, verify=_tls_context()
+            )
+        return client
+
+    def _open(self, loop: asyncio.AbstractEventLoop) -> _LoopClients:
+        for stale in [other for other in list(self._clients) if other.is_closed()]:
+            self._clients.pop(stale, None)  # closed without shutdown_asyncgens: just let it go
+        clients: list[httpx.AsyncClient | None] = [None] * self._shards
+        entry = self._clients[loop] = _LoopClients(clients, _close_with_loop(self, loop, clients))
+        _start(entry.closer)
+        return entry
+
+    def _forget(self, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient | None]) -> None:
+        entry = self._clients.get(loop)
+        if entry is not None and entry.clients is clients:
+            del self._clients[loop]
+
+    def loops(self) -> int:
+        """How many event loops this pool holds clients for (for tests and diagnostics)."""
+        return len(self._clients)
 
     async def aclose(self) -> None:
         """Close the clients of the running loop (a user-supplied client is left open)."""
@@ -129,29 +211,118 @@ class ClientPool:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        for client in self._clients.pop(loop, ()):
-            await client.aclose()
+        entry = self._clients.pop(loop, None)
+        if entry is not None:
+            await entry.closer.aclose()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One default TLS context for every pool, shard and loop: building one loads the CA bundle, which
+    costs 20-130 ms, and a context may be shared by any number of clients."""
+    return httpx.create_ssl_context()
+
+
+@dataclass(slots=True)
+class _LoopClients:
+    clients: list[httpx.AsyncClient | None]
+    closer: AsyncGenerator[None, None]
+
+
+async def _close_with_loop(
+    pool: ClientPool, loop: asyncio.AbstractEventLoop, clients: list[httpx.AsyncClient | None]
+) -> AsyncGenerator[None, None]:
+    """Parked at its ``yield`` until the loop shuts its async generators down (or :meth:`aclose`)."""
+    try:
+        yield
+    finally:
+        pool._forget(loop, clients)
+        for client in clients:
+            if client is not None:
+                with contextlib.suppress(Exception):  # closing the others matters more
+                    await client.aclose()
+
+
+def _start(generator: AsyncGenerator[None, None]) -> None:
+    """Run ``generator`` to its first ``yield`` now, synchronously: that registers it with the running
+    loop (which will close it at shutdown). Its body before the ``yield`` awaits nothing."""
+    step = generator.__anext__()
+    try:
+        step.send(None)  # type: ignore[attr-defined]
+    except StopIteration:
+        return
+    raise RuntimeError("the loop-closer generator awaited before its first yield")
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)s\s*")
+
+
+def _seconds(value: float) -> float | None:
+    """``value`` as a usable delay: finite and non-negative (capped at :data:`MAX_RETRY_HINT`), else ``None``."""
+    if not math.isfinite(value) or value < 0:
+        return None
+    return min(value, MAX_RETRY_HINT)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``, in seconds; ``None`` if absent."""
+    """``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date) in seconds; ``None`` when absent or
+    unusable (not a number or date, not finite, negative). Never raises."""
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return float(millis) / 1000
+            hint = _seconds(float(millis) / 1000)
         except ValueError:
-            pass
-    value = headers.get("retry-after")
+            hint = None
+        if hint is not None:
+            return hint
+    value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
     try:
-        return float(value)
+        return _seconds(float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        return _seconds(max(when.timestamp() - time.time(), 0.0))
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
 
 
-def _http_error(response: httpx.Response, provider: str, **kwargs: object) -> ProviderHTTPError:
+def gemini_retry_delay(body: bytes) -> float | None:
+    """The ``retryDelay`` of a ``google.rpc.RetryInfo`` detail in a Google error body (``"37s"``,
+    ``"0.5s"``), in seconds; ``None`` when there is none or it is unusable. Never raises."""
+    if b"retryDelay" not in body:
+        return None
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str):
+            match = _DURATION.fullmatch(delay)
+            if match:
+                return _seconds(float(match.group(1)))
+    return None
+
+
+def retry_hint(response: httpx.Response) -> float | None:
+    """How long the server asked us to wait: its headers first, then Gemini's ``RetryInfo`` body."""
+    hint = parse_retry_after(response.headers)
+    if hint is None and response.status_code == 429:
+        hint = gemini_retry_delay(response.content)
+    return hint
+
+
+def _http_error(
+    response: httpx.Response, provider: str, hint: float | None = None, **kwargs: Any
+) -> ProviderHTTPError:
+    """The error for a final non-2xx ``response``; ``hint`` is its retry hint (read here when not given)."""
+    if hint is None:
+        hint = retry_hint(response)
     status = response.status_code
     cls: type[ProviderHTTPError] = ProviderHTTPError
     if status in (401, 403):
@@ -162,11 +333,11 @@ def _http_error(response: httpx.Response, provider: str, **kwargs: object) -> Pr
         cls = ProviderServerError
     body = response.text
     return cls(
-        f"{provider} answered HTTP {status}: {body[:300]}",
+        f"{provider} answered HTTP {status}: {clip(body, 300)}",
         status_code=status,
         body=body,
         headers=dict(response.headers),
-        retry_after=parse_retry_after(response.headers),
+        retry_after=hint,
         request=_bare_request(response.request.url),
         provider=provider,
         **kwargs,
@@ -176,6 +347,20 @@ def _http_error(response: httpx.Response, provider: str, **kwargs: object) -> Pr
 def _bare_request(url: httpx.URL | str) -> httpx.Request:
     """The request as an error may show it: method and URL, no query string (keys hide there), no headers."""
     return httpx.Request("POST", httpx.URL(url).copy_with(query=None, userinfo=b""))
+
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 async def post(
@@ -192,48 +377,74 @@ async def post(
     """POST ``body`` to ``url`` until it succeeds, fails for good, or the policy runs out.
 
     Returns the 2xx response. Raises :class:`ProviderHTTPError` (or a subclass) for a final non-2xx
-    answer and :class:`ProviderConnectionError` when no answer came; either carries the attempts made
-    and the bytes sent and received so far.
+    answer and :class:`ProviderConnectionError` when no answer came, also when ``total_timeout`` ran
+    out in the middle of an attempt; either carries the attempts made and the bytes sent and received
+    so far. A cancellation propagates unchanged, with those numbers noted on it (:func:`wire_tally`).
     """
     deadline = time.monotonic() + retry.total_timeout
     sent = received = 0
     attempt = 0
-    while True:
-        attempt += 1
-        sent += len(body)
-        try:
-            response = await client.post(url, content=body, headers=headers, params=params)
-        except httpx.TransportError as exc:
-            error: Exception = exc
-            status = None
-            retry_after = None
-            error_type = type(exc).__name__
-        else:
-            received += len(response.content)
-            if response.is_success:
-                return RawResponse(
-                    response.status_code, response.headers, response.content, attempt, sent, received
+    try:
+        while True:
+            attempt += 1
+            sent += len(body)
+            try:
+                response = await _bounded(
+                    client.post(url, content=body, headers=headers, params=params),
+                    max(deadline - time.monotonic(), 0.0),
                 )
-            status = response.status_code
-            retry_after = parse_retry_after(response.headers)
-            error = _http_error(
-                response, provider, attempts=attempt, bytes_sent=sent, bytes_received=received
-            )
-            error_type = str(status)
-            if status not in RETRYABLE_STATUS:
-                raise error
-        delay = retry.delay(attempt, retry_after)
-        if attempt >= retry.max_attempts or time.monotonic() + delay >= deadline:
-            if isinstance(error, ProviderHTTPError):
-                raise error
-            raise ProviderConnectionError(
-                f"{provider}: no answer from {url} after {attempt} attempt(s): {type(error).__name__}: {error}",
-                provider=provider,
-                attempts=attempt,
-                bytes_sent=sent,
-                bytes_received=received,
-                request=_bare_request(url),
-            ) from error
-        if on_retry is not None:
-            on_retry(RetryEvent(attempt, status, error_type, delay))
-        await asyncio.sleep(delay)
+            except (httpx.TransportError, asyncio.TimeoutError) as exc:
+                error: Exception = exc
+                status = None
+                hint = None
+                error_type = type(exc).__name__
+                if isinstance(exc, asyncio.TimeoutError):  # total_timeout ran out inside the attempt
+                    raise _no_answer(
+                        provider, url, attempt, sent, received, exc, retry.total_timeout
+                    ) from exc
+            else:
+                received += len(response.content)
+                if response.is_success:
+                    return RawResponse(
+                        response.status_code, response.headers, response.content, attempt, sent, received
+                    )
+                status = response.status_code
+                hint = retry_hint(response)
+                error = _http_error(
+                    response, provider, hint, attempts=attempt, bytes_sent=sent, bytes_received=received
+                )
+                error_type = str(status)
+                if status not in RETRYABLE_STATUS:
+                    raise error
+            delay = retry.delay(attempt, hint)
+            if attempt >= retry.max_attempts or time.monotonic() + delay >= deadline:
+                if isinstance(error, ProviderHTTPError):
+                    raise error
+                raise _no_answer(provider, url, attempt, sent, received, error, None) from error
+            if on_retry is not None:
+                on_retry(RetryEvent(attempt, status, error_type, delay))
+            await asyncio.sleep(delay)
+    except asyncio.CancelledError as exc:
+        note_wire_bytes(exc, attempt, sent, received)
+        raise
+
+
+def _no_answer(
+    provider: str,
+    url: str,
+    attempt: int,
+    sent: int,
+    received: int,
+    error: BaseException,
+    timeout: float | None,
+) -> ProviderConnectionError:
+    why = f"no answer within total_timeout={timeout:g} s" if timeout is not None else "no answer"
+    detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return ProviderConnectionError(
+        f"{provider}: {why} from {redact_url(url)} after {attempt} attempt(s): {detail}",
+        provider=provider,
+        attempts=attempt,
+        bytes_sent=sent,
+        bytes_received=received,
+        request=_bare_request(url),
+    )

@@ -25,8 +25,9 @@ catches that; their ``request`` and ``response`` are redacted copies (no credent
 string, the body truncated as ``body`` is). Transport exceptions from httpx are
 translated at the boundary with ``raise ... from exc``; the original stays on ``__cause__``.
 
-No exception message, ``repr`` or attribute ever holds an API key: headers are redacted before they
-are stored (:func:`redact_headers`).
+No exception message, ``repr`` or attribute ever holds an API key: messages and bodies are scrubbed
+of every credential statek knows (:func:`statek.secrets.scrub`, also for a key a gateway echoes back in
+an error body) and headers are redacted before they are stored (:func:`redact_headers`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 import httpx
+
+from .secrets import REDACTED, clip, scrub
 
 __all__ = [
     "AuthenticationError",
@@ -60,11 +63,18 @@ _SECRET_HEADERS = frozenset(
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Return a copy of ``headers`` with every credential-bearing header replaced by ``"<redacted>"``."""
-    return {k: ("<redacted>" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+    return {k: (REDACTED if k.lower() in _SECRET_HEADERS else scrub(v)) for k, v in headers.items()}
 
 
 class StatekError(Exception):
-    """Base class of every error statek raises on purpose."""
+    """Base class of every error statek raises on purpose. Its message never shows a known secret."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        # Again at formatting time: a secret registered after the error was made is hidden too.
+        return scrub(super().__str__())
 
 
 class ConfigurationError(StatekError, ValueError):
@@ -157,7 +167,7 @@ class ProviderError(StatekError):
     ) -> None:
         # Exception's own __init__, not super(): the httpx bases of some subclasses need arguments
         # that they are given below, as attributes.
-        Exception.__init__(self, message)
+        Exception.__init__(self, scrub(message))
         self._request: httpx.Request | None = None
         self.provider = provider
         self.attempts = attempts
@@ -187,7 +197,7 @@ class ProviderHTTPError(ProviderError, httpx.HTTPStatusError):
     ) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.status_code = status_code
-        self.body = body[:4096]
+        self.body = clip(body, 4096)
         self.headers = redact_headers(headers or {})
         self.retry_after = retry_after
         self._request = request
@@ -219,7 +229,21 @@ class ProviderConnectionError(ProviderError, httpx.TransportError):
 
 
 class ResponseFormatError(ProviderError):
-    """The provider answered 2xx but with a body statek cannot read."""
+    """The provider answered 2xx but with a body statek cannot read (bad JSON, a wrong shape, a count
+    that is negative or out of range, a non-finite cost, an ``error`` object inside the answer).
+
+    ``content`` is the answer as it arrived (its first 64 KiB, known secrets scrubbed), so the failure
+    can be inspected; ``bytes_sent`` / ``bytes_received`` count the whole exchange, so the job keeps them.
+    """
+
+    CONTENT_LIMIT = 65536
+
+    def __init__(self, message: str, *, content: bytes = b"", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        head = content[: self.CONTENT_LIMIT]
+        text = head.decode("utf-8", "surrogateescape")
+        cleaned = scrub(text)
+        self.content = head if cleaned == text else cleaned.encode("utf-8", "surrogateescape")
 
 
 class MalformedToolCallError(ResponseFormatError):

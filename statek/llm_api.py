@@ -28,6 +28,7 @@ from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
+from .secrets import clip, scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
@@ -172,7 +173,8 @@ class LLM_API(ABC):
         self._clients = ClientPool(http_client, timeout)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(provider={self.provider_key!r}, url={self.settings.api_url!r}, model={self.model!r})"
+        url = self.settings.api_url
+        return scrub(f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})")
 
     # ----------------------------------------------------------------- public contract
     def preview_request(
@@ -444,15 +446,17 @@ class LLM_API(ABC):
         raw = await self._post_raw(payload, url=url, headers=headers, params=params)
         try:
             return json.loads(raw.content), raw
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise self._format_error(
-                f"answered HTTP {raw.status_code} with a body that is not JSON: {raw.content[:200]!r}", raw
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}", raw
             ) from exc
 
     def _format_error(self, message: str, raw: RawResponse) -> ResponseFormatError:
-        """A :class:`ResponseFormatError` for an answer that arrived but cannot be read."""
+        """A :class:`ResponseFormatError` for an answer that arrived but cannot be read; it keeps the
+        answer's bytes and the exchange's counts."""
         return ResponseFormatError(
             f"{self.provider_key}: {message}",
+            content=raw.content,
             provider=self.provider_key,
             attempts=raw.attempts,
             bytes_sent=raw.bytes_sent,

@@ -25,6 +25,8 @@ from typing import Any
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from .secrets import register_secret, register_url
+
 __all__ = [
     "API_KEY_SUFFIX",
     "API_URL_SUFFIX",
@@ -92,6 +94,11 @@ class ProviderSettings(BaseModel):
     api_key: SecretStr | None = None
     response_format_file: str | None = None
     use_prompt_caching: bool = False
+
+    def model_post_init(self, context: Any, /) -> None:
+        # statek knows every key it holds, so it can scrub it from whatever it prints (statek.secrets).
+        register_secret(self.key_value())
+        register_url(self.api_url)
 
     def key_value(self) -> str | None:
         """The raw key, for building request headers only."""

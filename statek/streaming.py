@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import telemetry
-from ._http import RETRYABLE_STATUS, _http_error, parse_retry_after
+from ._http import RETRYABLE_STATUS, _http_error, note_wire_bytes, retry_hint
 from .exceptions import MalformedToolCallError, ProviderConnectionError, ProviderError, ResponseFormatError
 from .types import LLM_Response
 from .wire.answer import StreamReader
@@ -141,13 +141,16 @@ async def stream_answer(
                     response, api.provider_key, attempts=attempt, bytes_sent=sent, bytes_received=received
                 )
                 status: int | None = response.status_code
-                retry_after = parse_retry_after(response.headers)
+                retry_after = retry_hint(response)  # Retry-After, or Gemini's RetryInfo
                 if status not in RETRYABLE_STATUS:
                     raise error
         except ProviderError:
             raise  # a final HTTP error, or one from _read (a broken stream is never retried)
         except httpx.TransportError as exc:  # no answer yet: retried
             error, status, retry_after = exc, None, None
+        except asyncio.CancelledError as exc:  # keeps what went out (_read notes a started stream's own)
+            note_wire_bytes(exc, attempt, sent, received)
+            raise
         delay = policy.delay(attempt, retry_after)
         if attempt >= policy.max_attempts or time.monotonic() + delay >= deadline:
             if isinstance(error, ProviderError):
@@ -163,7 +166,11 @@ async def stream_answer(
             from ._http import RetryEvent
 
             on_retry(RetryEvent(attempt, status, str(status) if status else type(error).__name__, delay))
-        await asyncio.sleep(delay)
+        try:
+            await asyncio.sleep(delay)
+        except asyncio.CancelledError as exc:
+            note_wire_bytes(exc, attempt, sent, received)
+            raise
 
 
 async def _read(
@@ -189,6 +196,9 @@ async def _read(
                 if piece:
                     emit(piece)
         answer = reader.finish(sent, received)
+    except asyncio.CancelledError as exc:
+        note_wire_bytes(exc, attempt, sent, received)
+        raise
     except httpx.TransportError as exc:
         raise ProviderConnectionError(
             f"{api.provider_key}: the stream broke: {type(exc).__name__}: {exc}",

@@ -46,10 +46,13 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from . import instruments as inst
-from .exceptions import BudgetExceededError, ProviderError, ProviderHTTPError
+from ._http import wire_tally
+from .exceptions import BudgetExceededError, ProviderHTTPError
 from .executors.budget import Reservation, reserve_call, reserve_request
 from .executors.job import current_job
+from .limits import bounded
 from .metering.types import CallCost, drifted
+from .secrets import clip, scrub
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
 from .types import LLM_Response
 
@@ -552,11 +555,11 @@ class _Invocation:
             error_type = (
                 str(exc.status_code) if isinstance(exc, ProviderHTTPError) else type(exc).__qualname__
             )
-        sent = received = 0
         if wire_bytes is not None:
             sent, received = wire_bytes
-        elif isinstance(exc, ProviderError):
-            sent, received = exc.bytes_sent, exc.bytes_received
+        else:
+            tally = wire_tally(exc)  # also a cancelled call's: what it sent still counts
+            sent, received = tally.bytes_sent, tally.bytes_received
         series, span = self.series, self.span
         try:
             if series is not None:
@@ -586,7 +589,8 @@ class _Invocation:
             if self.retries:
                 attributes["statek.retry.count"] = self.retries
             span.set_attributes(attributes)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {str(exc)[:200]}"))
+            # Scrubbed: an error body may echo the request's key, and this is exported with content capture off.
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
             span.end()
         except Exception:  # noqa: BLE001
             _log.exception("statek telemetry could not close the failed call's span")
@@ -638,7 +642,8 @@ async def observe_call(
         raise
     if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
         response = LLM_Response(*response)
-    stats, cost = _price(api, params, response.detail, invocation.started_wall)
+    detail = _bounded(api, params, response.detail)
+    stats, cost = _price(api, params, detail, invocation.started_wall)
     if job is not None:
         _record_in_jobs(job, api.provider_key, params.model, stats, invocation.span, cost.table_amount)
     if reservation is not None:
@@ -690,7 +695,8 @@ def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError
 
 
 def _settle_failure(reservation: Reservation, exc: BaseException) -> None:
-    sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+    wire = wire_tally(exc)  # a cancelled call's bytes count against the budget too
+    sent, received = wire.bytes_sent, wire.bytes_received
     try:
         reservation.settle_failure(sent, received)
     except Exception:  # noqa: BLE001
@@ -739,6 +745,22 @@ def _price_as(
         return _with_cost(stats, None, "unpriced"), UNPRICED
 
 
+def _bounded(api: LLM_API, params: PreparedRequest, stats: CallDetail) -> CallDetail:
+    """``stats`` with any number outside :mod:`statek.limits` removed, so no exporter is poisoned by it.
+
+    Built-in providers refuse such answers already; this guards providers added with ``add_provider``.
+    """
+    checked, problems = bounded(stats)
+    if problems:
+        _log.warning(
+            "statek dropped out-of-range numbers from a %s call to %s: %s",
+            api.provider_key,
+            params.model,
+            "; ".join(problems),
+        )
+    return checked
+
+
 def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
     # Positional rebuild: NamedTuple._replace costs three times as much on this hot path.
     i = stats._fields.index("priced_cost")
@@ -774,7 +796,8 @@ def _record_failure_in_jobs(
     if wire_bytes is not None:
         sent, received = wire_bytes
     else:
-        sent, received = (exc.bytes_sent, exc.bytes_received) if isinstance(exc, ProviderError) else (0, 0)
+        tally = wire_tally(exc)  # also a cancelled call's: what it sent still counts
+        sent, received = tally.bytes_sent, tally.bytes_received
     context = span.get_span_context() if span is not None else None
     for each in job.lineage:
         try:
@@ -963,9 +986,11 @@ def _input_content(params: PreparedRequest) -> dict[str, str]:
         for call in item.tool_calls:
             parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
         messages.append({"role": item.role.value, "parts": parts})
-    out = {"gen_ai.input.messages": json.dumps(messages, ensure_ascii=False, default=str)}
+    out = {"gen_ai.input.messages": scrub(json.dumps(messages, ensure_ascii=False, default=str))}
     if params.system_prompt:
-        out["gen_ai.system_instructions"] = json.dumps([{"type": "text", "content": params.system_prompt}])
+        out["gen_ai.system_instructions"] = scrub(
+            json.dumps([{"type": "text", "content": params.system_prompt}])
+        )
     return out
 
 
@@ -976,4 +1001,4 @@ def _output_content(response: LLM_Response) -> dict[str, str]:
     for call in response.call_requests or ():
         parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
     message = {"role": "assistant", "parts": parts, "finish_reason": response.detail.finish_reason or ""}
-    return {"gen_ai.output.messages": json.dumps([message], ensure_ascii=False, default=str)}
+    return {"gen_ai.output.messages": scrub(json.dumps([message], ensure_ascii=False, default=str))}

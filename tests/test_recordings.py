@@ -205,16 +205,11 @@ ERRORS: dict[str, type[ProviderError]] = {
     "openai_400_unsupported_role": ProviderHTTPError,
     "openai_404_model": ProviderHTTPError,
     "openrouter_429": RateLimitError,
+    # HTTP 200, then an error chunk that also carries `choices` (finish_reason null): still an error
+    "openrouter_stream_midstream_error": ProviderError,
     "vertex_400_invalid_role": ProviderHTTPError,
     "vertex_404_model": ProviderHTTPError,
 }
-
-KNOWN_GAPS = {
-    "openrouter_stream_midstream_error": "OpenRouter's mid-stream error chunk carries `choices` too "
-    "(finish_reason null), so the OpenAI-compatible stream reader takes it for a normal chunk and "
-    "returns the partial answer as a success",
-}
-
 
 class Recording(NamedTuple):
     id: str
@@ -259,7 +254,7 @@ def replay(recording: Recording) -> Any:
 
 def test_every_recording_is_used() -> None:
     ids = {path.name.removesuffix(".meta.json") for path in RECORDINGS.glob("*.meta.json")}
-    assert ids == set(EXPECTED) | set(ERRORS) | set(KNOWN_GAPS)
+    assert ids == set(EXPECTED) | set(ERRORS)
     assert not set(EXPECTED) & set(ERRORS)
     assert set(DETAIL) <= set(EXPECTED)
 
@@ -288,9 +283,3 @@ async def test_recorded_errors_raise_the_documented_error(recording_id: str) -> 
     if recording.status != 200:
         assert isinstance(caught.value, ProviderHTTPError)
         assert caught.value.status_code == recording.status
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAPS["openrouter_stream_midstream_error"])
-async def test_openrouter_midstream_error_is_an_error() -> None:
-    with pytest.raises(ProviderError):
-        await replay(load("openrouter_stream_midstream_error"))

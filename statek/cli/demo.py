@@ -10,6 +10,7 @@ Bad options end with exit code 2 and one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections import Counter
@@ -61,8 +62,8 @@ def _validate(
 ) -> None:
     if jobs is not None and jobs < 1:
         raise _BadOption(f"--jobs must be at least 1, got {jobs}")
-    if duration is not None and duration <= 0:
-        raise _BadOption(f"--duration must be a positive number of seconds, got {duration}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise _BadOption(f"--duration must be a positive, finite number of seconds, got {duration}")
     if concurrency < 1:
         raise _BadOption(f"--concurrency must be at least 1, got {concurrency}")
     if not 0 <= port <= 65535:

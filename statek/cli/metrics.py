@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from typing import Any
 
@@ -49,6 +50,11 @@ def serve(
     from ..exporters import instrument, shutdown
 
     console = Console()
+    errors = Console(stderr=True, soft_wrap=True, highlight=False)
+    for name, value in (("--traffic", traffic), ("--duration", duration)):
+        if not math.isfinite(value):
+            errors.print(f"[red]{name} must be a finite number, got {value}[/]")
+            raise typer.Exit(2)
     try:
         active = instrument(
             service_name, prometheus_port=port, prometheus_host=host, otlp_endpoint=otlp_endpoint or None

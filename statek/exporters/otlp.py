@@ -20,11 +20,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
 
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from ..exceptions import ConfigurationError
+from ..secrets import redact_url
 from .debut import SeriesDebut
 from .prometheus import PullMetricReader
 
@@ -32,6 +34,8 @@ __all__ = [
     "ENDPOINT_ENVS",
     "MetricPusher",
     "batch_span_processor",
+    "check_endpoint",
+    "final_attempt",
     "metric_exporter",
     "otlp_configured",
     "periodic_metric_reader",
@@ -209,6 +213,7 @@ class MetricPusher:
         """Stop the thread, push one last time (at most ``timeout`` seconds), close the exporter."""
         self._stop.set()
         self._thread.join(timeout)
+        final_attempt(self.exporter, timeout)
         self.push(timeout * 1000, last=True)
         self.exporter.shutdown(timeout_millis=timeout * 1000)
 
@@ -218,3 +223,41 @@ def _env_millis(name: str, default: float) -> float:
         return float(os.environ.get(name, default))
     except ValueError:
         return default
+
+
+def final_attempt(exporter: object, timeout: float) -> None:
+    """Make an OTLP exporter's exports from now on a single attempt of at most ``timeout`` seconds.
+
+    For shutdown: a collector that is down will not come back within the seconds shutdown may take,
+    and the SDK exporters retry with back-off up to their own timeout (10 s) before
+    ``BatchSpanProcessor.shutdown`` returns; a stuck one holds each attempt that long. The SDK
+    exposes no public switch: its exporters check a shutdown event (``_shutdown_event`` on their HTTP
+    client, ``_shutdown_in_progress`` on gRPC and older ones) before each back-off, which does not
+    refuse the export itself, and read their deadline from ``_timeout``. Exporters without those
+    attributes are left alone (shutdown is then bounded by its own deadline only).
+    """
+    for holder in (exporter, getattr(exporter, "_client", None)):
+        for name in ("_shutdown_event", "_shutdown_in_progress"):
+            event = getattr(holder, name, None)
+            if isinstance(event, threading.Event):
+                event.set()
+        current = getattr(holder, "_timeout", None)
+        if isinstance(current, (int, float)) and not isinstance(current, bool) and current > timeout:
+            holder._timeout = timeout  # type: ignore[union-attr]
+
+
+def check_endpoint(endpoint: str, protocol: str | None = None) -> None:
+    """Raise :class:`ConfigurationError` unless ``endpoint`` is a collector base URL:
+    ``http(s)://host[:port][/path]`` (gRPC also takes ``host:port``)."""
+    grpc = protocol_for("traces", protocol) == "grpc"
+    candidate = endpoint if "://" in endpoint or not grpc else f"http://{endpoint}"
+    try:
+        parts = urlsplit(candidate)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"OTLP endpoint {redact_url(endpoint)!r} is not a URL: give the collector's base URL, "
+            "e.g. http://127.0.0.1:4318"
+        )

@@ -18,6 +18,7 @@ telemetry in *its* pipeline instead: :func:`instrument` then builds none of its 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
+from ..secrets import register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
 from . import multiprocess, otlp
 from .environment import export_plan, sdk_disabled
@@ -45,7 +47,7 @@ _lock = threading.Lock()
 _active: Instrumentation | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Instrumentation:
     """What :func:`instrument` set up. ``prometheus_port`` is the bound port of the standalone
     ``/metrics`` server (``None`` without one); mount ``prometheus.wsgi_app()`` / ``asgi_app()``
@@ -65,6 +67,14 @@ class Instrumentation:
     reused: bool = False
     disabled: bool = False
     closed: bool = field(default=False)
+    span_exporter: Any = None
+
+    def __repr__(self) -> str:
+        # arguments holds the OTLP headers, usually a collector credential: shown scrubbed.
+        return scrub(
+            f"Instrumentation(arguments={dict(self.arguments)!r}, prometheus_port={self.prometheus_port!r}, "
+            f"otlp_metrics={self.metric_pusher is not None!r}, closed={self.closed!r})"
+        )
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush and stop everything this instrumentation started; later calls do nothing.
@@ -77,6 +87,8 @@ class Instrumentation:
         self.closed = True
         millis = timeout * 1000
         pusher = self.metric_pusher
+        if self.span_exporter is not None:
+            otlp.final_attempt(self.span_exporter, timeout)  # what is queued: one bounded attempt
         # Traces and OTLP metrics flush side by side on threads joined against one deadline: the SDK
         # bounds neither by our timeout (BatchSpanProcessor.force_flush ignores its timeout, the
         # OTLP/HTTP exporters retry for their own 10 s), so a down or black-hole collector held
@@ -171,6 +183,13 @@ def instrument(
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
     """
     label_keys = tuple(job_label_keys)
+    _register_credentials(otlp_endpoint, otlp_headers)
+    if otlp_endpoint:
+        otlp.check_endpoint(otlp_endpoint, otlp_protocol)
+    if prometheus_port is not None and not 0 <= prometheus_port <= 65535:
+        raise ConfigurationError(
+            f"prometheus_port must be from 0 to 65535 (0: any free port), got {prometheus_port}"
+        )
     arguments = {
         "service_name": service_name,
         "prometheus_port": prometheus_port,
@@ -278,6 +297,7 @@ def _build(
     readers: list[Any] = []
     chosen_tracer: trace.TracerProvider = app_tracer or trace.get_tracer_provider()
     owns_tracer = False
+    span_exporter = None
     pusher: otlp.MetricPusher | None = None
     mirror: multiprocess.MultiprocessMirror | None = None
     port: int | None = None
@@ -305,9 +325,8 @@ def _build(
         if app_tracer is None and (plan.traces_otlp or plan.traces_console):
             sdk_tracer = TracerProvider(resource=resource)  # OTEL_TRACES_SAMPLER[_ARG] read by the SDK
             if plan.traces_otlp:
-                sdk_tracer.add_span_processor(
-                    otlp.batch_span_processor(otlp.span_exporter(otlp_endpoint, **exporter_args))
-                )
+                span_exporter = otlp.span_exporter(otlp_endpoint, **exporter_args)
+                sdk_tracer.add_span_processor(otlp.batch_span_processor(span_exporter))
             if plan.traces_console:
                 sdk_tracer.add_span_processor(otlp.batch_span_processor(ConsoleSpanExporter()))
             chosen_tracer, owns_tracer = sdk_tracer, True
@@ -340,7 +359,24 @@ def _build(
         pusher,
         mirror,
         owns_meter_provider=app_meter is None,
+        span_exporter=span_exporter,
     )
+
+
+def _register_credentials(endpoint: str | None, headers: Mapping[str, str] | None) -> None:
+    """Tell :mod:`statek.secrets` the collector credentials, so nothing statek prints shows them."""
+    register_headers(headers)
+    register_url(endpoint)
+    for name in _OTLP_CREDENTIAL_ENV:
+        register_headers(os.environ.get(name))
+    register_url(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+_OTLP_CREDENTIAL_ENV = (
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+)
 
 
 def _sdk_or_none(provider: Any, sdk_type: type) -> Any:

@@ -213,9 +213,10 @@ class ClaudeAI_API(LLM_API):
             raise ProviderError(
                 f"{self.provider_key} stream failed: {exc}", **error_context(self, raw)
             ) from exc
-        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        except ValueError as exc:  # WireFormatError, or an event that is not JSON
             raise ResponseFormatError(
-                f"{self.provider_key} sent a stream statek cannot read: {type(exc).__name__}: {exc}",
+                f"{self.provider_key} sent a stream statek cannot read: {exc}",
+                content=raw.content,
                 **error_context(self, raw),
             ) from exc
         return self._parse_message(message, raw)
@@ -233,9 +234,13 @@ class ClaudeAI_API(LLM_API):
         try:
             text, calls, detail = read_message(message, raw.bytes_sent, raw.bytes_received)
         except ToolCallFormatError as exc:
-            raise MalformedToolCallError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+            raise MalformedToolCallError(
+                f"{self.provider_key} {exc}", content=raw.content, **error_context(self, raw)
+            ) from exc
         except WireFormatError as exc:
-            raise ResponseFormatError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+            raise ResponseFormatError(
+                f"{self.provider_key} {exc}", content=raw.content, **error_context(self, raw)
+            ) from exc
         return LLM_Response(text, None, calls, detail=detail)
 
 

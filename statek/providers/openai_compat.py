@@ -159,20 +159,20 @@ class OpenAICompatible_API(LLM_API):
             else:
                 body, raw = await self._post_json(payload, url=url, params=query)
                 answer = openai_chat.read_answer(body)
-        except WireFormatError as exc:
-            raise self._format_error(str(exc), raw) from exc
-        detail = openai_chat.answer_detail(answer, self.profile, raw.bytes_sent, raw.bytes_received)
-        text = openai_chat.message_text(answer.message.get("content"))
-        try:
+            detail = openai_chat.answer_detail(answer, self.profile, raw.bytes_sent, raw.bytes_received)
+            text = openai_chat.message_text(answer.message.get("content"))
             calls = openai_chat.tool_calls(answer.message.get("tool_calls"))
         except ToolCallFormatError as exc:
             raise MalformedToolCallError(
                 f"{self.provider_key}: {exc}",
+                content=raw.content,
                 provider=self.provider_key,
                 attempts=raw.attempts,
                 bytes_sent=raw.bytes_sent,
                 bytes_received=raw.bytes_received,
             ) from exc
+        except WireFormatError as exc:
+            raise self._format_error(str(exc), raw) from exc
         return LLM_Response(text, None, calls, detail=detail)
 
     async def _stream(

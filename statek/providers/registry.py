@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from ..exceptions import ConfigurationError, UnknownProviderError
 from ..llm_api import LLM_API, check_implementation
+from ..secrets import scrub
 from ..settings import (
     SETTING_SUFFIXES,
     VERTEXAI_LOCATION_ENV,
@@ -48,7 +49,7 @@ __all__ = ["ProviderEntry", "add_provider", "get_provider", "registered_provider
 _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ProviderEntry:
     """One registered provider: its canonical key, aliases, how to get its class, and stored arguments.
 
@@ -63,6 +64,11 @@ class ProviderEntry:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     custom: bool = False
     url_hint: str | None = None
+
+    def __repr__(self) -> str:
+        # The stored settings hold the key as given to add_provider: show them scrubbed.
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__dataclass_fields__)
+        return scrub(f"ProviderEntry({fields})")
 
 
 def _lazy(module: str, name: str) -> Callable[[], type[LLM_API]]:

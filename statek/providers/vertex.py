@@ -44,6 +44,7 @@ from .._http import RawResponse, RetryPolicy
 from ..chat import ChatHistoryItem, ChatRole, ChatStyle, ToolSpec
 from ..exceptions import ConfigurationError, MalformedToolCallError, ProviderError, ResponseFormatError
 from ..llm_api import LLM_API, PreparedRequest
+from ..secrets import scrub
 from ..settings import VERTEXAI_LOCATION_ENV, VERTEXAI_PROJECT_ENV, ProviderSettings, env_names, environment
 from ..streaming import stream_answer
 from ..types import CallParams, LLM_Response
@@ -157,7 +158,7 @@ class VertexAI_API(LLM_API):
 
     def __repr__(self) -> str:
         url = getattr(self, "_url_template", None)
-        return f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})"
+        return scrub(f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})")
 
     @property
     def api_url(self) -> str:
@@ -233,7 +234,9 @@ class VertexAI_API(LLM_API):
             chunks = [data for _, data in iter_sse_json(raw.content)]
         except ValueError as exc:
             raise ResponseFormatError(
-                f"{self.provider_key} sent a stream event that is not JSON", **error_context(self, raw)
+                f"{self.provider_key} sent a stream event that is not JSON",
+                content=raw.content,
+                **error_context(self, raw),
             ) from exc
         for chunk in chunks:
             failure = stream_error(chunk)
@@ -241,7 +244,7 @@ class VertexAI_API(LLM_API):
                 raise ProviderError(
                     f"{self.provider_key} stream failed: {failure}", **error_context(self, raw)
                 )
-        return self._parse_response(fold_stream(chunks), raw)
+        return self._parse_response(chunks, raw, streamed=True)
 
     async def _stream(
         self, params: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
@@ -252,13 +255,18 @@ class VertexAI_API(LLM_API):
             self, payload, reader, emit, url=url, headers=self._request_headers(), params=query
         )
 
-    def _parse_response(self, body: Any, raw: RawResponse) -> LLM_Response:
+    def _parse_response(self, body: Any, raw: RawResponse, *, streamed: bool = False) -> LLM_Response:
         try:
-            text, calls, detail = read_response(body, raw.bytes_sent, raw.bytes_received)
+            whole = fold_stream(body) if streamed else body
+            text, calls, detail = read_response(whole, raw.bytes_sent, raw.bytes_received)
         except ToolCallFormatError as exc:
-            raise MalformedToolCallError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+            raise MalformedToolCallError(
+                f"{self.provider_key} {exc}", content=raw.content, **error_context(self, raw)
+            ) from exc
         except WireFormatError as exc:
-            raise ResponseFormatError(f"{self.provider_key} {exc}", **error_context(self, raw)) from exc
+            raise ResponseFormatError(
+                f"{self.provider_key} {exc}", content=raw.content, **error_context(self, raw)
+            ) from exc
         return LLM_Response(text, None, calls, detail=detail)
 
 

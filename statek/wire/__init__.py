@@ -4,10 +4,13 @@
 * :mod:`~statek.wire.anthropic_messages`: Anthropic Messages;
 * :mod:`~statek.wire.gemini`: Gemini / Vertex AI ``generateContent``;
 * :mod:`~statek.wire.sse`: server-sent events, read incrementally;
-* :mod:`~statek.wire.numbers`: token counts and reported cost out of JSON;
+* :mod:`~statek.wire.numbers`: token counts and reported cost out of JSON, within :mod:`statek.limits`;
+* :mod:`~statek.wire.validation`: the pydantic models' building blocks and the guard every entry point
+  wears, so that a malformed answer only ever raises :class:`~statek.wire.errors.WireFormatError`;
 * :mod:`~statek.wire.errors`: what a codec raises for an answer it cannot read.
 
-Codecs do no HTTP and no telemetry and import nothing of statek but :mod:`statek.types`: the
+Codecs do no HTTP and no telemetry and import nothing of statek but the leaf modules
+:mod:`statek.types`, :mod:`statek.limits` and :mod:`statek.secrets`: the
 ``LLM_API`` providers and the httpx transport (:mod:`statek.instrumentation`) both read answers with
 them, so that a call is parsed the same way whichever door it came through.
 """

@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .numbers import reported_cost
 from .sse import SSEDecoder, iter_sse_json
+from .validation import Cost, Count, Label, WireModel, guarded, validated
 
 __all__ = [
     "ClaudeToolCall",
@@ -45,6 +46,44 @@ class ClaudeToolCall(CallParams):
     thinking_blocks: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
 
 
+class _CacheCreation(WireModel):
+    ephemeral_5m_input_tokens: Count = 0
+    ephemeral_1h_input_tokens: Count = 0
+
+
+class _OutputDetails(WireModel):
+    thinking_tokens: Count = 0
+
+
+class MessagesUsage(WireModel):
+    """A Messages ``usage`` object: every count a non-negative integer within bounds."""
+
+    input_tokens: Count = 0
+    output_tokens: Count = 0
+    cache_creation_input_tokens: Count = 0
+    cache_read_input_tokens: Count = 0
+    cache_creation: _CacheCreation | None = None
+    output_tokens_details: _OutputDetails | None = None
+    cost: Cost = None
+
+
+class ContentBlock(WireModel):
+    """One block of a message's ``content``; ``text`` is text when present."""
+
+    type: str | None = None
+    text: str | None = None
+
+
+class Message(WireModel):
+    """A whole Messages answer, as far as statek reads it."""
+
+    content: list[ContentBlock] | None = None
+    usage: MessagesUsage
+    model: Label = None
+    stop_reason: Label = None
+
+
+@guarded
 def read_message(
     message: Any, bytes_sent: int, bytes_received: int
 ) -> tuple[str, list[CallParams] | None, CallDetail]:
@@ -54,47 +93,62 @@ def read_message(
     :class:`ToolCallFormatError` for a ``tool_use`` block without a name or id or with non-object input.
     """
     if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
-        raise WireFormatError(f"answered without a message usage object: {str(message)[:200]}")
-    blocks = [b for b in message.get("content") or () if isinstance(b, dict)]
+        raise WireFormatError(f"answered without a message usage object: {clip(message, 200)}")
+    if message.get("type") == "error" or message.get("error"):
+        raise StreamFailure(f"the answer is an error: {clip(message.get('error'), 300)}")
+    checked = validated(Message, message, "message")
+    blocks: list[dict[str, Any]] = list(message.get("content") or ())
     thinking = tuple(b for b in blocks if b.get("type") in ("thinking", "redacted_thinking"))
     text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
     calls: list[CallParams] = [_tool_call(b, thinking) for b in blocks if b.get("type") == "tool_use"]
-    detail = usage_detail(
-        message["usage"], bytes_sent, bytes_received, message.get("model"), message.get("stop_reason")
-    )
+    detail = _detail(checked.usage, bytes_sent, bytes_received, checked.model, checked.stop_reason)
     return text, calls or None, detail
 
 
 def _tool_call(block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...]) -> ClaudeToolCall:
     name, call_id, arguments = block.get("name"), block.get("id"), block.get("input")
     if not isinstance(name, str) or not name or not isinstance(call_id, str) or not call_id:
-        raise ToolCallFormatError(f"tool_use block without a name or id: {str(block)[:200]}")
+        raise ToolCallFormatError(f"tool_use block without a name or id: {clip(block, 200)}")
     if not isinstance(arguments, dict):
-        raise ToolCallFormatError(f"tool_use {name!r} input is not a JSON object: {str(arguments)[:200]}")
+        raise ToolCallFormatError(f"tool_use {name!r} input is not a JSON object: {clip(arguments, 200)}")
     return ClaudeToolCall(call_id=call_id, name=name, kwargs=arguments, thinking_blocks=thinking)
 
 
+@guarded
 def usage_detail(
     usage: Mapping[str, Any], bytes_sent: int, bytes_received: int, model: Any = None, stop_reason: Any = None
 ) -> CallDetail:
-    """A Messages ``usage`` object in statek's one meaning (cache reads and writes added to input)."""
-    uncached = int(usage.get("input_tokens") or 0)
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    """A Messages ``usage`` object in statek's one meaning (cache reads and writes added to input).
+    Raises :class:`WireFormatError` for a count or cost out of bounds."""
+    return _detail(
+        validated(MessagesUsage, usage, "usage"),
+        bytes_sent,
+        bytes_received,
+        model if isinstance(model, str) else None,
+        stop_reason if isinstance(stop_reason, str) else None,
+    )
+
+
+def _detail(
+    usage: MessagesUsage, bytes_sent: int, bytes_received: int, model: str | None, stop_reason: str | None
+) -> CallDetail:
+    cache_write = usage.cache_creation_input_tokens
+    cache_read = usage.cache_read_input_tokens
     # No TTL split means all writes were 5-minute ones (Anthropic's default and cheapest rate).
-    write_1h = int((usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0)
+    write_1h = usage.cache_creation.ephemeral_1h_input_tokens if usage.cache_creation else 0
+    thinking = usage.output_tokens_details.thinking_tokens if usage.output_tokens_details else 0
     return CallDetail(
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
-        cost=reported_cost(usage.get("cost")),
-        input_tokens=uncached + cache_write + cache_read,
-        output_tokens=int(usage.get("output_tokens") or 0),
+        cost=usage.cost,
+        input_tokens=usage.input_tokens + cache_write + cache_read,
+        output_tokens=usage.output_tokens,
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=write_1h,
-        reasoning_tokens=int((usage.get("output_tokens_details") or {}).get("thinking_tokens") or 0),
-        response_model=model if isinstance(model, str) else None,
-        finish_reason=stop_reason if isinstance(stop_reason, str) else None,
+        reasoning_tokens=thinking,
+        response_model=model,
+        finish_reason=stop_reason,
     )
 
 
@@ -103,9 +157,9 @@ class MessageStream:
 
     Tool input arrives as ``input_json_delta`` fragments, parsed at ``content_block_stop``; fragments
     that are not JSON are kept as the raw string, which the tool-call reader then rejects. With
-    ``keep_content=False`` only the usage, model and stop reason are kept. An ``error``
-    event raises :class:`StreamFailure`; an event of the wrong shape raises ``KeyError``, ``TypeError``
-    or ``AttributeError`` (callers report those as an unreadable stream).
+    ``keep_content=False`` only the usage, model and stop reason are kept. An ``error`` event (or any
+    event carrying an ``error`` object) raises :class:`StreamFailure`; an event of the wrong shape
+    raises :class:`WireFormatError`.
     """
 
     __slots__ = ("_blocks", "_fragments", "_keep", "_message", "ended", "started")
@@ -120,9 +174,14 @@ class MessageStream:
         self.ended = False
         """Whether a ``message_delta`` (which carries the final output count) has been seen."""
 
+    @guarded
     def add(self, name: str | None, data: Any) -> None:
         """Take one event (``name`` is its ``event:`` field, ``data`` its parsed JSON)."""
         kind = data.get("type", name)
+        if kind == "error" or data.get("error"):
+            error = data.get("error")
+            detail = f"{error.get('type')}: {error.get('message')}" if isinstance(error, dict) else str(error)
+            raise StreamFailure(clip(detail, 300))
         if kind == "message_start":
             self._message = {**data["message"], "usage": dict(data["message"].get("usage") or {})}
             self.started = True
@@ -143,15 +202,13 @@ class MessageStream:
             self._message.update({k: v for k, v in (data.get("delta") or {}).items() if v is not None})
             # Cumulative counts: overwrite the fields present, keep the rest (the input side of message_start).
             self._message["usage"].update(data.get("usage") or {})
-        elif kind == "error":
-            error = data.get("error") or {}
-            raise StreamFailure(f"{error.get('type')}: {error.get('message')}")
 
     def message(self) -> dict[str, Any]:
         """The message the events so far add up to, in the shape of a non-streamed one."""
         return {**self._message, "content": [self._blocks[i] for i in sorted(self._blocks)]}
 
 
+@guarded
 def fold_stream(body: bytes) -> dict[str, Any]:
     """The message a whole streamed body adds up to (see :class:`MessageStream` for the errors)."""
     stream = MessageStream()
@@ -186,6 +243,7 @@ class MessageStreamReader:
         self._decoder = SSEDecoder(None if keep_content else _not_content)
         self._stream = MessageStream(keep_content=keep_content)
 
+    @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""
         try:
@@ -204,6 +262,7 @@ class MessageStreamReader:
                 pieces.append(delta.get("text", ""))
         return pieces
 
+    @guarded
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless the closing ``message_delta`` arrived (the
         input counts of ``message_start`` are kept either way)."""

@@ -17,10 +17,12 @@ from ..types import CallDetail
 from .answer import Answer
 from .errors import WireFormatError
 from .numbers import count, dig, reported_cost
+from .validation import guarded
 
 __all__ = ["read_gemini", "read_openai"]
 
 
+@guarded
 def read_openai(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     """An OpenAI-compatible embeddings answer. Raises :class:`WireFormatError` for a body that is
     not an object or is an error object."""
@@ -45,6 +47,7 @@ def read_openai(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     return Answer("", None, detail)
 
 
+@guarded
 def read_gemini(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     """A Gemini / Vertex embeddings answer (see the module docstring for where usage is)."""
     if not isinstance(body, Mapping):

@@ -8,11 +8,24 @@ the provider key, attempts and byte counts; the httpx transport records them as 
 
 from __future__ import annotations
 
+from ..secrets import scrub
+
 __all__ = ["StreamFailure", "ToolCallFormatError", "WireFormatError"]
 
 
 class WireFormatError(ValueError):
-    """The answer (or a stream event) is not what its wire format promises."""
+    """The answer (or a stream event) is not what its wire format promises.
+
+    Its message quotes the answer, which may echo the request's key: it is scrubbed of every known
+    secret (:func:`statek.secrets.scrub`), as a :class:`~statek.exceptions.StatekError`'s is, because it
+    is shown as the ``__cause__`` of the provider error it becomes.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
+
+    def __str__(self) -> str:
+        return scrub(super().__str__())
 
 
 class ToolCallFormatError(WireFormatError):

@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .numbers import reported_cost
 from .sse import SSEDecoder
+from .validation import Cost, Count, Label, WireModel, guarded, validated
 
 __all__ = [
     "ContentStream",
@@ -46,6 +47,49 @@ class GeminiToolCall(CallParams):
     provider_id: bool = False
 
 
+class UsageMetadata(WireModel):
+    """A ``usageMetadata`` object: every count a non-negative integer within bounds."""
+
+    promptTokenCount: Count = 0
+    toolUsePromptTokenCount: Count = 0
+    candidatesTokenCount: Count = 0
+    thoughtsTokenCount: Count = 0
+    cachedContentTokenCount: Count = 0
+    totalTokenCount: Count = 0
+    cost: Cost = None
+
+
+class Part(WireModel):
+    """One part of a candidate's content; ``text`` is text when present."""
+
+    text: str | None = None
+    thought: bool | None = None
+    thoughtSignature: str | None = None
+
+
+class Content(WireModel):
+    parts: list[Part] | None = None
+
+
+class Candidate(WireModel):
+    content: Content | None = None
+    finishReason: Label = None
+
+
+class PromptFeedback(WireModel):
+    blockReason: Label = None
+
+
+class Response(WireModel):
+    """A whole ``generateContent`` response, as far as statek reads it."""
+
+    candidates: list[Candidate] | None = None
+    usageMetadata: UsageMetadata
+    modelVersion: Label = None
+    promptFeedback: PromptFeedback | None = None
+
+
+@guarded
 def read_response(
     body: Any, bytes_sent: int, bytes_received: int
 ) -> tuple[str, list[CallParams] | None, CallDetail]:
@@ -54,16 +98,21 @@ def read_response(
     Raises :class:`WireFormatError` for a response without ``usageMetadata`` and
     :class:`ToolCallFormatError` for a ``functionCall`` without a name or with non-object args.
     """
+    failure = stream_error(body)
+    if failure is not None:
+        raise failure
     if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
-        raise WireFormatError(f"answered without usageMetadata: {str(body)[:200]}")
-    candidates = body.get("candidates") or [{}]
-    candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-    parts = [p for p in (candidate.get("content") or {}).get("parts") or () if isinstance(p, dict)]
+        raise WireFormatError(f"answered without usageMetadata: {clip(body, 200)}")
+    checked = validated(Response, body, "response")
+    candidate = (body.get("candidates") or [{}])[0]
+    parts: list[dict[str, Any]] = list((candidate.get("content") or {}).get("parts") or ())
     text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
     calls = [p for p in parts if "functionCall" in p]
     call_requests: list[CallParams] = [_tool_call(p, n) for n, p in enumerate(calls)]
-    finish = candidate.get("finishReason") or (body.get("promptFeedback") or {}).get("blockReason")
-    detail = usage_detail(body["usageMetadata"], bytes_sent, bytes_received, body.get("modelVersion"), finish)
+    first = checked.candidates[0] if checked.candidates else None
+    feedback = checked.promptFeedback
+    finish = (first.finishReason if first else None) or (feedback.blockReason if feedback else None)
+    detail = _detail(checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish)
     return text, call_requests or None, detail
 
 
@@ -71,10 +120,10 @@ def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
     call = part["functionCall"]
     name = call.get("name") if isinstance(call, dict) else None
     if not isinstance(name, str) or not name:
-        raise ToolCallFormatError(f"functionCall without a name: {str(call)[:200]}")
+        raise ToolCallFormatError(f"functionCall without a name: {clip(call, 200)}")
     arguments = call.get("args", {})
     if not isinstance(arguments, dict):
-        raise ToolCallFormatError(f"functionCall {name!r} args is not a JSON object: {str(arguments)[:200]}")
+        raise ToolCallFormatError(f"functionCall {name!r} args is not a JSON object: {clip(arguments, 200)}")
     given = call.get("id")
     return GeminiToolCall(
         call_id=given if isinstance(given, str) and given else f"call_{position}",
@@ -85,32 +134,45 @@ def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
     )
 
 
+@guarded
 def usage_detail(
     usage: Mapping[str, Any], bytes_sent: int, bytes_received: int, model: Any = None, finish: Any = None
 ) -> CallDetail:
-    """A ``usageMetadata`` object in statek's one meaning (thoughts and tool-use prompt added in)."""
-    prompt = int(usage.get("promptTokenCount") or 0)
-    tool_prompt = int(usage.get("toolUsePromptTokenCount") or 0)
-    candidates = int(usage.get("candidatesTokenCount") or 0)
-    thoughts = int(usage.get("thoughtsTokenCount") or 0)
+    """A ``usageMetadata`` object in statek's one meaning (thoughts and tool-use prompt added in).
+    Raises :class:`WireFormatError` for a count or cost out of bounds."""
+    return _detail(
+        validated(UsageMetadata, usage, "usageMetadata"),
+        bytes_sent,
+        bytes_received,
+        model if isinstance(model, str) else None,
+        finish if isinstance(finish, str) else None,
+    )
+
+
+def _detail(
+    usage: UsageMetadata, bytes_sent: int, bytes_received: int, model: str | None, finish: str | None
+) -> CallDetail:
+    thoughts = usage.thoughtsTokenCount
     return CallDetail(
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
-        cost=reported_cost(usage.get("cost")),
-        input_tokens=prompt + tool_prompt,
-        output_tokens=candidates + thoughts,
-        cached_tokens=int(usage.get("cachedContentTokenCount") or 0),
+        cost=usage.cost,
+        input_tokens=usage.promptTokenCount + usage.toolUsePromptTokenCount,
+        output_tokens=usage.candidatesTokenCount + thoughts,
+        cached_tokens=usage.cachedContentTokenCount,
         reasoning_tokens=thoughts,
-        response_model=model if isinstance(model, str) else None,
-        finish_reason=finish if isinstance(finish, str) else None,
+        response_model=model,
+        finish_reason=finish,
     )
 
 
 def stream_error(chunk: Any) -> StreamFailure | None:
     """The failure an error chunk of a stream reports, ``None`` for any other chunk."""
-    if isinstance(chunk, dict) and isinstance(chunk.get("error"), dict):
-        error = chunk["error"]
-        return StreamFailure(f"{error.get('status')}: {error.get('message')}")
+    error = chunk.get("error") if isinstance(chunk, dict) else None
+    if isinstance(error, dict):
+        return StreamFailure(clip(f"{error.get('status')}: {error.get('message')}", 300))
+    if error:
+        return StreamFailure(clip(error, 300))
     return None
 
 
@@ -126,8 +188,10 @@ class ContentStream:
         self._folded: dict[str, Any] = {}
         self._finish: Any = None
 
+    @guarded
     def add(self, chunk: Any) -> None:
-        """Take one parsed chunk (chunks that are not objects are ignored)."""
+        """Take one parsed chunk (chunks that are not objects are ignored). Raises
+        :class:`WireFormatError` for a chunk of the wrong shape."""
         if not isinstance(chunk, dict):
             return
         for key in ("usageMetadata", "modelVersion", "promptFeedback"):
@@ -145,6 +209,7 @@ class ContentStream:
         return {**self._folded, "candidates": [{"content": content, "finishReason": self._finish}]}
 
 
+@guarded
 def fold_stream(chunks: Iterable[Any]) -> dict[str, Any]:
     """One response from parsed stream chunks (see :class:`ContentStream`)."""
     stream = ContentStream()
@@ -169,6 +234,7 @@ class ContentStreamReader:
         self._usage_seen = False
         self._finished = False
 
+    @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data`` (thoughts left out)."""
         try:
@@ -198,6 +264,7 @@ class ContentStreamReader:
                     pieces.append(part["text"])
         return pieces
 
+    @guarded
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless a chunk carried ``usageMetadata`` and a finish
         reason came (the counts of earlier chunks are running totals, kept either way)."""

@@ -1,12 +1,25 @@
-"""Reading numbers out of JSON answers: token counts and a provider's own cost report."""
+"""Reading numbers out of JSON answers: token counts and a provider's own cost report.
+
+Answers are outside input, so a number is taken only when it is one statek can record
+(:mod:`statek.limits`): a count is a non-negative integer no larger than :data:`~statek.limits.MAX_COUNT`
+(an integral float such as ``12.0`` is accepted), a reported cost a finite, non-negative amount no larger
+than :data:`~statek.limits.MAX_COST_USD`. A count that is absent (or ``null``) is no number; a count
+that is present but outside those bounds (negative, ``NaN``, ``1e308``, ``10**400``, ``"12"``, ``true``)
+makes the whole answer unreadable: :class:`~statek.wire.errors.WireFormatError`. A cost outside them
+is no cost (see :func:`reported_cost`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["UsagePath", "count", "dig", "reported_cost"]
+from ..limits import MAX_COST_USD, MAX_COUNT
+from ..secrets import clip
+from .errors import WireFormatError
+
+__all__ = ["UsagePath", "count", "dig", "reported_cost", "token_count"]
 
 UsagePath = tuple[str | int, ...]
 """Keys (and list indexes) from a JSON object to one value: ``("prompt_tokens_details", "cached_tokens")``."""
@@ -28,24 +41,40 @@ def dig(obj: Any, path: UsagePath) -> Any:
     return obj
 
 
-def count(value: Any) -> int | None:
-    """A token count: an int (floats truncated), ``None`` for anything else, booleans included."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def count(value: Any, where: str = "token count") -> int | None:
+    """A token count: ``None`` when absent (``None``), else a non-negative integer within the bounds.
+    Raises :class:`WireFormatError` for anything else (``where`` names the field in the message)."""
+    if value is None:
         return None
-    return int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WireFormatError(f"{where} is not an integer: {clip(value, 40)}")
+    if not 0 <= value <= MAX_COUNT:
+        raise WireFormatError(f"{where} is out of range (0 to {MAX_COUNT:,}): {clip(value, 40)}")
+    return value
 
 
-def reported_cost(value: Any) -> Decimal | None:
+def token_count(usage: Mapping[str, Any], key: str) -> int:
+    """``usage[key]`` as a count (see :func:`count`), 0 when absent."""
+    return count(usage.get(key), key) or 0
+
+
+def reported_cost(value: Any, unit_usd: Decimal = Decimal(1)) -> Decimal | None:
     """A provider's own cost report as exact USD: a number (``"cost": 0.0012``), or an object carrying a
-    total (``"cost": {"total_cost": 0.0012, ...}``). ``None`` for anything else, for a non-finite or
-    negative figure, and for booleans. Numbers go through ``str`` so that a float's binary error never
-    becomes money."""
+    total (``"cost": {"total_cost": 0.0012, ...}``). Numbers go through ``str`` so that a float's binary
+    error never becomes money; ``unit_usd`` converts the provider's unit (xAI reports ticks of 1e-10 USD).
+
+    ``None`` (no reported cost: the call is priced from the tables instead) for anything that is not a
+    cost: absent, a shape without a number, a boolean, unreadable text, and a number that is negative,
+    not finite or larger than :data:`~statek.limits.MAX_COST_USD`. Unlike a bad count, a bad cost does
+    not make the answer unreadable: the cost is optional and the counts still stand."""
     if isinstance(value, Mapping):
         value = next((value[k] for k in _COST_TOTALS if k in value), None)
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
+        number = Decimal(str(value)) * unit_usd
+    except (ArithmeticError, ValueError):
         return None
-    return number if number.is_finite() and number >= 0 else None
+    return number if number.is_finite() and 0 <= number <= MAX_COST_USD else None

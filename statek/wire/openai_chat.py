@@ -23,11 +23,13 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, NamedTuple
 
+from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
-from .errors import ToolCallFormatError, WireFormatError
+from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost
 from .sse import SSEDecoder, iter_sse_json
+from .validation import Count, Label, WireModel, guarded, validated
 
 __all__ = [
     "AuthStyle",
@@ -129,10 +131,44 @@ def _first_count(usage: Mapping[str, Any], paths: Sequence[UsagePath]) -> int | 
     return None
 
 
+class Usage(WireModel):
+    """The counts every OpenAI-shaped ``usage`` object carries; a profile's own paths are read with
+    :func:`~statek.wire.numbers.count`, under the same bounds."""
+
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    total_tokens: Count = 0
+
+
+class Message(WireModel):
+    """A choice's ``message`` (or a chunk's ``delta``), as far as statek reads it."""
+
+    content: str | list[Any] | None = None
+    tool_calls: list[Any] | None = None
+
+
+class Choice(WireModel):
+    index: int | None = 0
+    message: Message | None = None
+    delta: Message | None = None
+    finish_reason: Label = None
+
+
+class ChatBody(WireModel):
+    """A whole answer or one stream chunk: ``choices``, ``model``, ``usage``."""
+
+    choices: list[Choice] | None = None
+    model: Label = None
+    usage: dict[str, Any] | None = None
+
+
+@guarded
 def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
-    """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks."""
+    """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks.
+    Raises :class:`WireFormatError` for a count or cost out of bounds."""
     if not isinstance(usage, Mapping):
         return UsageCounts()
+    validated(Usage, usage, "usage")
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
@@ -141,8 +177,7 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     reasoning = reasoning or 0
     cost = None
     if profile.cost_path is not None:
-        reported = reported_cost(dig(usage, profile.cost_path))
-        cost = None if reported is None else reported * profile.cost_unit_usd
+        cost = reported_cost(dig(usage, profile.cost_path), profile.cost_unit_usd)
     return UsageCounts(
         input_tokens=prompt,
         output_tokens=completion if profile.reasoning_in_output else completion + reasoning,
@@ -162,6 +197,7 @@ class ChatAnswer(NamedTuple):
     usage: Any
 
 
+@guarded
 def answer_detail(
     answer: ChatAnswer, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int
 ) -> CallDetail:
@@ -182,24 +218,28 @@ def answer_detail(
     )
 
 
+@guarded
 def read_answer(body: Any) -> ChatAnswer:
     """The parts of a whole (non-streamed) answer. Raises :class:`WireFormatError` for a body that is
-    not an object, or that is an error object instead of choices."""
+    not an object or does not follow the format, and :class:`StreamFailure` for one that carries an
+    ``error`` object (with or without choices)."""
     if not isinstance(body, Mapping):
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
+    if body.get("error"):
+        raise StreamFailure(f"the answer is an error: {clip(json.dumps(body['error'], default=str), 300)}")
+    checked = validated(ChatBody, body, "answer")
     choices = body.get("choices")
-    if not choices and body.get("error"):
-        raise WireFormatError(f"the answer is an error: {json.dumps(body['error'])[:300]}")
-    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], Mapping) else {}
+    first = choices[0] if choices else {}
     message = first.get("message")
     return ChatAnswer(
         message=message if isinstance(message, Mapping) else {},
-        finish_reason=first.get("finish_reason"),
-        model=body.get("model") or None,
+        finish_reason=checked.choices[0].finish_reason if checked.choices else None,
+        model=checked.model or None,
         usage=body.get("usage"),
     )
 
 
+@guarded
 def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfile) -> ChatAnswer:
     """The answer a whole streamed body adds up to. A server that ignored ``"stream": true`` and sent
     one JSON object is read as such. Raises :class:`WireFormatError` for an error chunk or a chunk
@@ -208,7 +248,7 @@ def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfi
         try:
             body = json.loads(content)
         except ValueError as exc:
-            raise WireFormatError(f"body is neither SSE nor JSON: {content[:200]!r}") from exc
+            raise WireFormatError(f"body is neither SSE nor JSON: {clip(repr(content), 200)}") from exc
         return read_answer(body)
     stream = ChatStream(profile.stream_usage_paths)
     try:
@@ -234,22 +274,27 @@ class ChatStream:
     model: str | None = None
     usage: Any = None
 
+    @guarded
     def add(self, chunk: Any) -> None:
-        """Take one chunk. Raises :class:`WireFormatError` for an error chunk (no choices)."""
+        """Take one chunk. Raises :class:`StreamFailure` for a chunk carrying an ``error`` object (also
+        one with a ``choices`` entry, as OpenRouter sends mid-stream) and :class:`WireFormatError` for
+        a chunk that does not follow the format."""
         if not isinstance(chunk, Mapping):
             return
-        if chunk.get("error") and not chunk.get("choices"):
-            raise WireFormatError(f"the stream reported an error: {json.dumps(chunk['error'])[:300]}")
-        self.model = chunk.get("model") or self.model  # Azure's first chunk has model ""
+        if chunk.get("error"):
+            raise StreamFailure(
+                f"the stream reported an error: {clip(json.dumps(chunk['error'], default=str), 300)}"
+            )
+        checked = validated(ChatBody, chunk, "stream chunk")
+        self.model = checked.model or self.model  # Azure's first chunk has model ""
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
                 self.usage = usage  # totals, not increments: the last one wins
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
+        for choice, parsed in zip(chunk.get("choices") or (), checked.choices or ()):
+            if parsed.index != 0:
                 continue
-            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            self.finish_reason = parsed.finish_reason or self.finish_reason
             delta = choice.get("delta")
             if not isinstance(delta, Mapping) or not self.keep_content:
                 continue
@@ -303,6 +348,7 @@ def _carries_more_than_content(event: str | None, data: str) -> bool:
     return '"error"' in data
 
 
+@guarded
 def message_text(content: Any) -> str:
     """Message text: a string, or the text parts of a list of content parts (Mistral thinking chunks)."""
     if isinstance(content, str):
@@ -318,6 +364,7 @@ def message_text(content: Any) -> str:
     return ""
 
 
+@guarded
 def tool_calls(calls: Any) -> list[CallParams] | None:
     """The tool calls of a message's ``tool_calls`` list; ``None`` when there are none.
 
@@ -327,7 +374,7 @@ def tool_calls(calls: Any) -> list[CallParams] | None:
     if not calls:
         return None
     if not isinstance(calls, list):
-        raise ToolCallFormatError(f"tool_calls is not a list: {calls!r:.200}")
+        raise ToolCallFormatError(f"tool_calls is not a list: {clip(repr(calls), 200)}")
     return [_tool_call(call, position) for position, call in enumerate(calls)]
 
 
@@ -346,7 +393,7 @@ def _tool_call(call: Any, position: int) -> CallParams:
     if not isinstance(name, str) or not name or not isinstance(kwargs, dict):
         raise ToolCallFormatError(
             f"tool call #{position} needs a name and JSON-object arguments, "
-            f"got {json.dumps(call, default=str)[:300]}"
+            f"got {clip(json.dumps(call, default=str), 300)}"
         )
     call_id = call.get("id") or f"call_{position}"
     return CallParams(call_id=str(call_id), name=name, args=[], kwargs=kwargs)
@@ -373,6 +420,7 @@ class ChatStreamReader:
         self._profile = profile
         self._stream = ChatStream(profile.stream_usage_paths, keep_content)
 
+    @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""
         try:
@@ -390,6 +438,7 @@ class ChatStreamReader:
             pieces.extend(stream.text[before:])
         return pieces
 
+    @guarded
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless a chunk carried usage."""
         try:

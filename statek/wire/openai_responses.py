@@ -23,12 +23,14 @@ from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import count, dig, reported_cost
 from .sse import SSEDecoder
+from .validation import guarded
 
 __all__ = ["ResponsesStreamReader", "read_response", "usage_detail"]
 
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
+@guarded
 def usage_detail(
     usage: Any, bytes_sent: int, bytes_received: int, model: Any = None, finish: Any = None
 ) -> CallDetail:
@@ -49,6 +51,7 @@ def usage_detail(
     )
 
 
+@guarded
 def read_response(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     """Text, tool calls and detail of a whole ``response`` object.
 
@@ -113,6 +116,7 @@ class ResponsesStreamReader:
         self._response: Mapping[str, Any] = {}
         self._final = False
 
+    @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""
         try:
@@ -142,6 +146,7 @@ class ResponsesStreamReader:
                 raise StreamFailure(f"{dig(error, ('code',))}: {dig(error, ('message',))}")
         return pieces
 
+    @guarded
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless the closing event with usage arrived."""
         try:

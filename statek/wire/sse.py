@@ -83,7 +83,10 @@ class SSEDecoder:
         if data and data != ["[DONE]"]:
             text = "\n".join(data)
             if self._select is None or self._select(event, text):
-                events.append((event, json.loads(text)))
+                try:
+                    events.append((event, json.loads(text)))
+                except RecursionError:  # nested deeper than Python's stack: not an answer to read
+                    raise ValueError("an event's data is nested too deeply to read") from None
 
 
 def iter_sse_json(body: bytes) -> Iterator[SSEEvent]:
