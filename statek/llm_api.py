@@ -174,7 +174,9 @@ class LLM_API(ABC):
 
     def __repr__(self) -> str:
         url = self.settings.api_url
-        return scrub(f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})")
+        return scrub(
+            f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})"
+        )
 
     # ----------------------------------------------------------------- public contract
     def preview_request(
@@ -448,7 +450,8 @@ class LLM_API(ABC):
             return json.loads(raw.content), raw
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
-                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}", raw
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}",
+                raw,
             ) from exc
 
     def _format_error(self, message: str, raw: RawResponse) -> ResponseFormatError:

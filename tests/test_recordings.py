@@ -211,6 +211,7 @@ ERRORS: dict[str, type[ProviderError]] = {
     "vertex_404_model": ProviderHTTPError,
 }
 
+
 class Recording(NamedTuple):
     id: str
     provider: str

@@ -158,7 +158,9 @@ class VertexAI_API(LLM_API):
 
     def __repr__(self) -> str:
         url = getattr(self, "_url_template", None)
-        return scrub(f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})")
+        return scrub(
+            f"{type(self).__name__}(provider={self.provider_key!r}, url={url!r}, model={self.model!r})"
+        )
 
     @property
     def api_url(self) -> str:
@@ -331,4 +333,3 @@ def _declaration(spec: ToolSpec) -> dict[str, Any]:
     if spec.parameters.get("properties"):
         declaration["parameters"] = gemini_schema(spec.parameters)
     return declaration
-
