@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
@@ -105,20 +104,21 @@ class ProviderSettings(BaseModel):
         return self.api_key.get_secret_value() if self.api_key else None
 
 
-_dotenv_cache: tuple[tuple[str, int, int], Mapping[str, str]] | None = None
+_dotenv_cache: tuple[tuple[int, int, int, int], Mapping[str, str]] | None = None
 
 
 def _dotenv() -> Mapping[str, str]:
+    # On every settings read (each LLM_API.get, each Job): one stat() of the relative path, no more.
+    # The file's identity and version (device, inode, mtime, size) say when to parse it again.
     global _dotenv_cache
-    path = Path(DOTENV_FILE).absolute()
     try:
-        stat = path.stat()
+        stat = os.stat(DOTENV_FILE)
     except OSError:
         return {}
-    stamp = (str(path), stat.st_mtime_ns, stat.st_size)
+    stamp = (stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size)
     cached = _dotenv_cache
     if cached is None or cached[0] != stamp:
-        values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+        values = {k: v for k, v in dotenv_values(DOTENV_FILE).items() if v is not None}
         _dotenv_cache = cached = (stamp, values)
     return cached[1]
 
