@@ -510,6 +510,8 @@ class _Invocation:
                 attributes[inst.GEN_AI_RESPONSE_MODEL] = stats.response_model
             if stats.finish_reason:
                 attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
+            if stats.response_id:
+                attributes["gen_ai.response.id"] = stats.response_id
             if stats.cached_tokens:
                 attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
             latest = self.config is not None and self.config.latest_genai

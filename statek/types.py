@@ -53,8 +53,8 @@ class CallDetail(NamedTuple):
     """Everything statek measured about one call; its first six fields are :class:`LLM_Stats`'.
 
     Provider adapters fill the measured fields (``has_usage`` False when the answer carried no usage
-    object at all); the metering wrapper fills ``priced_cost`` and ``cost_status`` when it records the
-    call. A tuple, so that rebuilding it with a price on the hot path is a cheap positional copy.
+    object at all; ``response_id`` the provider's id of the answer, ``gen_ai.response.id``); the
+    metering wrapper fills ``priced_cost`` and ``cost_status`` when it records the call. A tuple, so that rebuilding it with a price on the hot path is a cheap positional copy.
     """
 
     total_bytes_sent: int
@@ -71,6 +71,7 @@ class CallDetail(NamedTuple):
     priced_cost: Decimal | None = None
     cost_status: CostStatus = "unpriced"
     has_usage: bool = True
+    response_id: str | None = None
 
     @property
     def stats(self) -> LLM_Stats:

@@ -145,3 +145,54 @@ async def test_without_the_opt_in_only_the_released_names(captured: Captured) ->
 )
 def test_opt_in_parsing(raw: str | None, expected: bool) -> None:
     assert latest_genai_opted_in(raw) is expected
+
+
+# ----------------------------------------------------------------------------- gen_ai.response.id
+_ANSWERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "OPENAI": (
+        "chatcmpl-7Qx",
+        {
+            "id": "chatcmpl-7Qx",
+            "model": "gpt-4o",
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+        },
+    ),
+    "ANTHROPIC": (
+        "msg_01AbC",
+        {
+            "id": "msg_01AbC",
+            "type": "message",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "text", "text": "hi"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 1},
+        },
+    ),
+    "GEMINI": (
+        "resp-9zY",
+        {
+            "responseId": "resp-9zY",
+            "modelVersion": "gemini-2.5-flash",
+            "candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1},
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(_ANSWERS))
+async def test_the_answers_id_is_the_spans_gen_ai_response_id(captured: Captured, provider: str) -> None:
+    import httpx
+
+    from statek import LLM_API, ChatHistoryItem
+
+    expected, answer = _ANSWERS[provider]
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    )
+    api = LLM_API.get(provider, api_key="test-key-response-id", http_client=client)
+    response = await api.process_request(model="m", chat_history=[ChatHistoryItem.user("hi")])
+    assert response.detail.response_id == expected
+    (span,) = [s for s in captured.finished() if s.attributes.get("gen_ai.operation.name") != "invoke_agent"]
+    assert span.attributes["gen_ai.response.id"] == expected

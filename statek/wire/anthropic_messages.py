@@ -21,6 +21,7 @@ from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
+from .numbers import text_id
 from .sse import SSEDecoder, iter_sse_json
 from .validation import Cost, Count, Label, WireModel, guarded, validated
 
@@ -81,6 +82,7 @@ class Message(WireModel):
     usage: MessagesUsage
     model: Label = None
     stop_reason: Label = None
+    id: Label = None
 
 
 @guarded
@@ -102,7 +104,7 @@ def read_message(
     text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
     calls: list[CallParams] = [_tool_call(b, thinking) for b in blocks if b.get("type") == "tool_use"]
     detail = _detail(checked.usage, bytes_sent, bytes_received, checked.model, checked.stop_reason)
-    return text, calls or None, detail
+    return text, calls or None, detail._replace(response_id=text_id(checked.id))
 
 
 def _tool_call(block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...]) -> ClaudeToolCall:

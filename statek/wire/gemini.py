@@ -19,6 +19,7 @@ from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
+from .numbers import text_id
 from .sse import SSEDecoder
 from .validation import Cost, Count, Label, WireModel, guarded, validated
 
@@ -87,6 +88,7 @@ class Response(WireModel):
     usageMetadata: UsageMetadata
     modelVersion: Label = None
     promptFeedback: PromptFeedback | None = None
+    responseId: Label = None
 
 
 @guarded
@@ -113,7 +115,7 @@ def read_response(
     feedback = checked.promptFeedback
     finish = (first.finishReason if first else None) or (feedback.blockReason if feedback else None)
     detail = _detail(checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish)
-    return text, call_requests or None, detail
+    return text, call_requests or None, detail._replace(response_id=text_id(checked.responseId))
 
 
 def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
@@ -194,7 +196,7 @@ class ContentStream:
         :class:`WireFormatError` for a chunk of the wrong shape."""
         if not isinstance(chunk, dict):
             return
-        for key in ("usageMetadata", "modelVersion", "promptFeedback"):
+        for key in ("usageMetadata", "modelVersion", "promptFeedback", "responseId"):
             if key in chunk:
                 self._folded[key] = chunk[key]
         candidate = (chunk.get("candidates") or [{}])[0]

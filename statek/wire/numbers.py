@@ -27,6 +27,11 @@ UsagePath = tuple[str | int, ...]
 _COST_TOTALS = ("total_cost", "total", "amount")
 
 
+def text_id(value: Any) -> str | None:
+    """An identifier the provider gave (an answer's id): non-empty text of sane length, else ``None``."""
+    return value if isinstance(value, str) and 0 < len(value) <= 256 else None
+
+
 def dig(obj: Any, path: UsagePath) -> Any:
     """The value at ``path`` inside ``obj``, ``None`` where a step is missing or of the wrong kind."""
     for step in path:

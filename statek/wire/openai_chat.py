@@ -27,7 +27,7 @@ from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .numbers import UsagePath, count, dig, reported_cost
+from .numbers import UsagePath, count, dig, reported_cost, text_id
 from .sse import SSEDecoder, iter_sse_json
 from .validation import Count, Label, WireModel, guarded, validated
 
@@ -195,6 +195,7 @@ class ChatAnswer(NamedTuple):
     finish_reason: str | None
     model: str | None
     usage: Any
+    response_id: str | None = None
 
 
 @guarded
@@ -215,6 +216,7 @@ def answer_detail(
         response_model=answer.model,
         finish_reason=answer.finish_reason,
         has_usage=isinstance(answer.usage, Mapping),
+        response_id=answer.response_id,
     )
 
 
@@ -236,6 +238,7 @@ def read_answer(body: Any) -> ChatAnswer:
         finish_reason=checked.choices[0].finish_reason if checked.choices else None,
         model=checked.model or None,
         usage=body.get("usage"),
+        response_id=text_id(body.get("id")),
     )
 
 
@@ -273,6 +276,7 @@ class ChatStream:
     finish_reason: str | None = None
     model: str | None = None
     usage: Any = None
+    response_id: str | None = None
 
     @guarded
     def add(self, chunk: Any) -> None:
@@ -287,6 +291,7 @@ class ChatStream:
             )
         checked = validated(ChatBody, chunk, "stream chunk")
         self.model = checked.model or self.model  # Azure's first chunk has model ""
+        self.response_id = self.response_id or text_id(chunk.get("id"))
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
@@ -332,7 +337,7 @@ class ChatStream:
                 }
                 for _, slot in sorted(self.calls.items())
             ]
-        return ChatAnswer(message, self.finish_reason, self.model, self.usage)
+        return ChatAnswer(message, self.finish_reason, self.model, self.usage, self.response_id)
 
 
 def _carries_more_than_content(event: str | None, data: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 from ..types import CallDetail, CallParams
 from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
-from .numbers import count, dig, reported_cost
+from .numbers import count, dig, reported_cost, text_id
 from .sse import SSEDecoder
 from .validation import guarded
 
@@ -77,7 +77,7 @@ def read_response(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     ]
     finish = dig(body, ("incomplete_details", "reason")) or body.get("status")
     detail = usage_detail(body.get("usage"), bytes_sent, bytes_received, body.get("model"), finish)
-    return Answer(text, calls or None, detail)
+    return Answer(text, calls or None, detail._replace(response_id=text_id(body.get("id"))))
 
 
 def _tool_call(item: Mapping[str, Any], position: int) -> CallParams:
@@ -156,4 +156,5 @@ class ResponsesStreamReader:
         if self._final:
             return read_response(self._response, bytes_sent, bytes_received)
         detail = usage_detail(None, bytes_sent, bytes_received, self._response.get("model"))
+        detail = detail._replace(response_id=text_id(self._response.get("id")))
         return Answer("".join(self._text), None, detail)
