@@ -62,7 +62,7 @@ from statek import LLM_API, ChatHistoryItem, Job
 
 async def work(models, calls):
     api = LLM_API.get("OPENROUTER", api_url=os.environ["LLM_URL"], api_key=os.environ["LLM_KEY"])
-    async with Job(os.environ["JOB_ID"]) as job:  # this process's share of the job
+    async with Job(os.environ["JOB_ID"], span=True) as job:  # this process's share of the job
         for _ in range(calls):
             for model in models:
                 await api.process_request("Be brief.", model, chat_history=[ChatHistoryItem.user("Hi?")])
