@@ -22,13 +22,15 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import telemetry
-from ._http import RETRYABLE_STATUS, _http_error, note_wire_bytes, retry_hint
+from ._http import RETRYABLE_STATUS, _bounded, _http_error, note_wire_bytes, retry_hint, wire_tally
 from .exceptions import MalformedToolCallError, ProviderConnectionError, ProviderError, ResponseFormatError
+from .secrets import redact_url
 from .types import LLM_Response
 from .wire.answer import StreamReader
 from .wire.errors import StreamFailure, ToolCallFormatError, WireFormatError
@@ -118,8 +120,10 @@ async def stream_answer(
     """POST ``payload`` for a streamed answer and read it with ``reader`` as it arrives.
 
     Retries (per ``api.retry``) only before the answer starts: a retryable status or a connection
-    error. Each text piece goes to ``emit``; the first chunk is reported to telemetry. Raises the
-    same errors as ``process_request``.
+    error. ``api.retry.total_timeout`` bounds the whole call, reading the stream included: a server
+    that trickles is cut off with :class:`ProviderConnectionError`, keeping the bytes read. Each text
+    piece goes to ``emit``; the first chunk is reported to telemetry. Raises the same errors as
+    ``process_request``.
     """
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     client = api._clients.get()
@@ -131,19 +135,35 @@ async def stream_answer(
     while True:
         attempt += 1
         sent += len(body)
+
+        request = client.stream("POST", url, content=body, headers=headers, params=params)
         try:
-            async with client.stream("POST", url, content=body, headers=headers, params=params) as response:
-                if response.is_success:
-                    return await _read(api, response, reader, emit, first_chunk, attempt, sent, received)
-                await response.aread()
-                received += len(response.content)
-                error: Exception = _http_error(
-                    response, api.provider_key, attempts=attempt, bytes_sent=sent, bytes_received=received
-                )
-                status: int | None = response.status_code
-                retry_after = retry_hint(response)  # Retry-After, or Gemini's RetryInfo
-                if status not in RETRYABLE_STATUS:
-                    raise error
+            # total_timeout bounds the whole call, a stream that trickles included (as in post()).
+            outcome = await _bounded(
+                _attempt(request, api, reader, emit, first_chunk, attempt, sent, received),
+                max(deadline - time.monotonic(), 0.0),
+            )
+            if isinstance(outcome, LLM_Response):
+                return outcome
+            received += len(outcome.content)
+            error: Exception = _http_error(
+                outcome, api.provider_key, attempts=attempt, bytes_sent=sent, bytes_received=received
+            )
+            status: int | None = outcome.status_code
+            retry_after = retry_hint(outcome)  # Retry-After, or Gemini's RetryInfo
+            if status not in RETRYABLE_STATUS:
+                raise error
+        except asyncio.TimeoutError as exc:
+            # The cancellation that ended the attempt carries what it had read (noted by _read).
+            tally = wire_tally(exc.__cause__ or exc.__context__ or exc)
+            raise ProviderConnectionError(
+                f"{api.provider_key}: no complete answer within total_timeout={policy.total_timeout:g} s "
+                f"from {redact_url(url)} after {attempt} attempt(s)",
+                provider=api.provider_key,
+                attempts=attempt,
+                bytes_sent=sent,
+                bytes_received=max(received, tally.bytes_received),
+            ) from exc
         except ProviderError:
             raise  # a final HTTP error, or one from _read (a broken stream is never retried)
         except httpx.TransportError as exc:  # no answer yet: retried
@@ -171,6 +191,24 @@ async def stream_answer(
         except asyncio.CancelledError as exc:
             note_wire_bytes(exc, attempt, sent, received)
             raise
+
+
+async def _attempt(
+    request: AbstractAsyncContextManager[httpx.Response],
+    api: LLM_API,
+    reader: StreamReader,
+    emit: Emit,
+    first_chunk: Callable[[], None] | None,
+    attempt: int,
+    sent: int,
+    received: int,
+) -> LLM_Response | httpx.Response:
+    """One attempt: the whole answer read from a 2xx stream, or the (read) non-2xx response."""
+    async with request as response:
+        if response.is_success:
+            return await _read(api, response, reader, emit, first_chunk, attempt, sent, received)
+        await response.aread()
+        return response
 
 
 async def _read(

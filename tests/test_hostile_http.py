@@ -158,6 +158,38 @@ async def test_total_timeout_bounds_a_server_trickling_one_byte_at_a_time() -> N
     assert caught.value.bytes_sent > 0 and job.usage.total_bytes_sent == caught.value.bytes_sent
 
 
+async def test_total_timeout_bounds_a_streamed_call_that_trickles() -> None:
+    async def trickle_events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+        try:
+            for n in range(100):
+                chunk = b'data: {"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+                writer.write(chunk)
+                await writer.drain()
+                await asyncio.sleep(0.1)  # a piece every 0.1 s: only total_timeout can stop it
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    async for url in _serve(trickle_events):
+        api = OpenAICompatible_API(
+            ProviderSettings(api_url=url), retry=RetryPolicy(total_timeout=1.0, max_attempts=3), stream=True
+        )
+        pieces: list[str] = []
+        started = time.monotonic()
+        async with Job("slow-stream") as job:
+            with pytest.raises(ProviderConnectionError, match="total_timeout=1 s") as caught:
+                async for piece in api.stream_request(model="m", chat_history=[ChatHistoryItem.user("hi")]):
+                    pieces.append(piece)
+        elapsed = time.monotonic() - started
+        await api.aclose()
+    assert 0.9 < elapsed < 2.0 and 3 <= len(pieces) < 100  # pieces came, then the bound stopped it
+    error = caught.value
+    assert error.bytes_sent > 0 and error.bytes_received > 0  # what was read is kept
+    assert job.usage.total_bytes_sent == error.bytes_sent
+    assert job.usage.total_bytes_received == error.bytes_received
+
+
 # ----------------------------------------------------------------------------- item 9: cancellation
 def _bytes(exporters: Exporters, direction: str) -> int:
     total = 0
