@@ -363,7 +363,7 @@ else:  # pragma: no cover - Python 3.10
         return await asyncio.wait_for(awaitable, seconds)
 
 
-async def post(
+async def exchange(
     client: httpx.AsyncClient,
     url: str,
     *,
@@ -371,43 +371,63 @@ async def post(
     headers: Mapping[str, str],
     provider: str,
     retry: RetryPolicy,
+    read: Callable[[httpx.Response, WireBytes], Awaitable[T]],
     on_retry: Callable[[RetryEvent], None] | None = None,
     params: Mapping[str, str] | None = None,
-) -> RawResponse:
-    """POST ``body`` to ``url`` until it succeeds, fails for good, or the policy runs out.
+) -> T:
+    """POST ``body`` to ``url`` until a 2xx answer starts, the call fails for good, or the policy runs
+    out; return what ``read`` makes of the 2xx answer (still unread when it gets it, with the
+    attempts and bytes so far).
 
-    Returns the 2xx response. Raises :class:`ProviderHTTPError` (or a subclass) for a final non-2xx
-    answer and :class:`ProviderConnectionError` when no answer came, also when ``total_timeout`` ran
-    out in the middle of an attempt; either carries the attempts made and the bytes sent and received
-    so far. A cancellation propagates unchanged, with those numbers noted on it (:func:`wire_tally`).
+    Retried: the statuses of :data:`RETRYABLE_STATUS` and transport errors, also one raised while
+    ``read`` reads (a :class:`ProviderError` that ``read`` raises is final). ``total_timeout`` bounds
+    everything, ``read`` included. Raises :class:`ProviderHTTPError` (or a subclass) for a final non-2xx
+    answer and :class:`ProviderConnectionError` when no answer came or the deadline passed; either
+    carries the attempts made and the bytes sent and received. A cancellation propagates unchanged,
+    with those numbers noted on it (:func:`wire_tally`).
     """
     deadline = time.monotonic() + retry.total_timeout
     sent = received = 0
     attempt = 0
+
+    async def one_attempt() -> tuple[bool, Any]:
+        if read is _read_whole:  # the common case, without a streamed response's extra work
+            response = await client.post(url, content=body, headers=headers, params=params)
+            if response.is_success:
+                content = response.content
+                return True, RawResponse(
+                    response.status_code, response.headers, content, attempt, sent, received + len(content)
+                )
+            return False, response
+        async with client.stream("POST", url, content=body, headers=headers, params=params) as response:
+            if response.is_success:
+                return True, await read(response, WireBytes(attempt, sent, received))
+            await response.aread()
+            return False, response
+
     try:
         while True:
             attempt += 1
             sent += len(body)
             try:
-                response = await _bounded(
-                    client.post(url, content=body, headers=headers, params=params),
-                    max(deadline - time.monotonic(), 0.0),
-                )
-            except (httpx.TransportError, asyncio.TimeoutError) as exc:
+                answered, outcome = await _bounded(one_attempt(), max(deadline - time.monotonic(), 0.0))
+            except asyncio.TimeoutError as exc:  # total_timeout ran out inside the attempt
+                # The cancellation that ended it carries what it had read, when read() noted it.
+                tally = wire_tally(exc.__cause__ or exc.__context__ or exc)
+                got = max(received, tally.bytes_received)
+                raise _no_answer(provider, url, attempt, sent, got, exc, retry.total_timeout) from exc
+            except ProviderError:
+                raise  # from read(): final (a ProviderConnectionError is also an httpx.TransportError)
+            except httpx.TransportError as exc:
                 error: Exception = exc
                 status = None
                 hint = None
                 error_type = type(exc).__name__
-                if isinstance(exc, asyncio.TimeoutError):  # total_timeout ran out inside the attempt
-                    raise _no_answer(
-                        provider, url, attempt, sent, received, exc, retry.total_timeout
-                    ) from exc
             else:
+                if answered:
+                    return outcome  # type: ignore[no-any-return]
+                response = outcome
                 received += len(response.content)
-                if response.is_success:
-                    return RawResponse(
-                        response.status_code, response.headers, response.content, attempt, sent, received
-                    )
                 status = response.status_code
                 hint = retry_hint(response)
                 error = _http_error(
@@ -427,6 +447,44 @@ async def post(
     except asyncio.CancelledError as exc:
         note_wire_bytes(exc, attempt, sent, received)
         raise
+
+
+async def _read_whole(response: httpx.Response, so_far: WireBytes) -> RawResponse:
+    """The whole 2xx answer (what :func:`post` reads; :func:`exchange` inlines it on its hot path)."""
+    content = await response.aread()
+    return RawResponse(
+        response.status_code,
+        response.headers,
+        content,
+        so_far.attempts,
+        so_far.bytes_sent,
+        so_far.bytes_received + len(content),
+    )
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    provider: str,
+    retry: RetryPolicy,
+    on_retry: Callable[[RetryEvent], None] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> RawResponse:
+    """:func:`exchange` reading the whole 2xx answer: its status, headers, body and wire bytes."""
+    return await exchange(
+        client,
+        url,
+        body=body,
+        headers=headers,
+        provider=provider,
+        retry=retry,
+        read=_read_whole,
+        on_retry=on_retry,
+        params=params,
+    )
 
 
 def _no_answer(

@@ -20,17 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import telemetry
-from ._http import RETRYABLE_STATUS, _bounded, _http_error, note_wire_bytes, retry_hint, wire_tally
+from ._http import WireBytes, exchange, note_wire_bytes
 from .exceptions import MalformedToolCallError, ProviderConnectionError, ProviderError, ResponseFormatError
-from .secrets import redact_url
 from .types import LLM_Response
 from .wire.answer import StreamReader
 from .wire.errors import StreamFailure, ToolCallFormatError, WireFormatError
@@ -119,96 +116,37 @@ async def stream_answer(
 ) -> LLM_Response:
     """POST ``payload`` for a streamed answer and read it with ``reader`` as it arrives.
 
-    Retries (per ``api.retry``) only before the answer starts: a retryable status or a connection
-    error. ``api.retry.total_timeout`` bounds the whole call, reading the stream included: a server
-    that trickles is cut off with :class:`ProviderConnectionError`, keeping the bytes read. Each text
-    piece goes to ``emit``; the first chunk is reported to telemetry. Raises the same errors as
-    ``process_request``.
+    The exchange is :func:`statek._http.exchange`'s, as for every call: retries (per ``api.retry``)
+    only before the answer starts, since a stream that broke is final; ``total_timeout`` bounds the
+    whole call, reading the stream included, keeping the bytes read. Each text piece goes to
+    ``emit``; the first chunk is reported to telemetry. Raises the same errors as ``process_request``.
     """
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    client = api._clients.get()
-    policy = api.retry
-    on_retry = telemetry.current_retry_hook()
     first_chunk = telemetry.current_first_chunk_hook()
-    deadline = time.monotonic() + policy.total_timeout
-    sent = received = attempt = 0
-    while True:
-        attempt += 1
-        sent += len(body)
 
-        request = client.stream("POST", url, content=body, headers=headers, params=params)
-        try:
-            # total_timeout bounds the whole call, a stream that trickles included (as in post()).
-            outcome = await _bounded(
-                _attempt(request, api, reader, emit, first_chunk, attempt, sent, received),
-                max(deadline - time.monotonic(), 0.0),
-            )
-            if isinstance(outcome, LLM_Response):
-                return outcome
-            received += len(outcome.content)
-            error: Exception = _http_error(
-                outcome, api.provider_key, attempts=attempt, bytes_sent=sent, bytes_received=received
-            )
-            status: int | None = outcome.status_code
-            retry_after = retry_hint(outcome)  # Retry-After, or Gemini's RetryInfo
-            if status not in RETRYABLE_STATUS:
-                raise error
-        except asyncio.TimeoutError as exc:
-            # The cancellation that ended the attempt carries what it had read (noted by _read).
-            tally = wire_tally(exc.__cause__ or exc.__context__ or exc)
-            raise ProviderConnectionError(
-                f"{api.provider_key}: no complete answer within total_timeout={policy.total_timeout:g} s "
-                f"from {redact_url(url)} after {attempt} attempt(s)",
-                provider=api.provider_key,
-                attempts=attempt,
-                bytes_sent=sent,
-                bytes_received=max(received, tally.bytes_received),
-            ) from exc
-        except ProviderError:
-            raise  # a final HTTP error, or one from _read (a broken stream is never retried)
-        except httpx.TransportError as exc:  # no answer yet: retried
-            error, status, retry_after = exc, None, None
-        except asyncio.CancelledError as exc:  # keeps what went out (_read notes a started stream's own)
-            note_wire_bytes(exc, attempt, sent, received)
-            raise
-        delay = policy.delay(attempt, retry_after)
-        if attempt >= policy.max_attempts or time.monotonic() + delay >= deadline:
-            if isinstance(error, ProviderError):
-                raise error
-            raise ProviderConnectionError(
-                f"{api.provider_key}: no answer from {url} after {attempt} attempt(s): {type(error).__name__}: {error}",
-                provider=api.provider_key,
-                attempts=attempt,
-                bytes_sent=sent,
-                bytes_received=received,
-            ) from error
-        if on_retry is not None:
-            from ._http import RetryEvent
+    def read(response: httpx.Response, so_far: WireBytes) -> Awaitable[LLM_Response]:
+        return _read(
+            api,
+            response,
+            reader,
+            emit,
+            first_chunk,
+            so_far.attempts,
+            so_far.bytes_sent,
+            so_far.bytes_received,
+        )
 
-            on_retry(RetryEvent(attempt, status, str(status) if status else type(error).__name__, delay))
-        try:
-            await asyncio.sleep(delay)
-        except asyncio.CancelledError as exc:
-            note_wire_bytes(exc, attempt, sent, received)
-            raise
-
-
-async def _attempt(
-    request: AbstractAsyncContextManager[httpx.Response],
-    api: LLM_API,
-    reader: StreamReader,
-    emit: Emit,
-    first_chunk: Callable[[], None] | None,
-    attempt: int,
-    sent: int,
-    received: int,
-) -> LLM_Response | httpx.Response:
-    """One attempt: the whole answer read from a 2xx stream, or the (read) non-2xx response."""
-    async with request as response:
-        if response.is_success:
-            return await _read(api, response, reader, emit, first_chunk, attempt, sent, received)
-        await response.aread()
-        return response
+    return await exchange(
+        api._clients.get(),
+        url,
+        body=body,
+        headers=headers,
+        provider=api.provider_key,
+        retry=api.retry,
+        read=read,
+        on_retry=telemetry.current_retry_hook(),
+        params=params,
+    )
 
 
 async def _read(
