@@ -14,6 +14,7 @@ cost a finite ``Decimal`` in ``[0, MAX_COST_USD]``.
 from __future__ import annotations
 
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from .types import CallDetail
@@ -89,14 +90,16 @@ def problems(detail: CallDetail) -> list[str]:
 _COUNT_INDEXES = tuple(CallDetail._fields.index(name) for name in COUNT_FIELDS)
 _COST_INDEXES = tuple(CallDetail._fields.index(name) for name in _COST_FIELDS)
 _ZERO = Decimal(0)
+_counts_of = itemgetter(*_COUNT_INDEXES)
+_JUST_INT = {int}
 
 
 def _fine(detail: CallDetail) -> bool:
-    # The hot path: one pass by position, no messages built. problems() says what is wrong otherwise.
-    for i in _COUNT_INDEXES:
-        value = detail[i]
-        if type(value) is not int or not 0 <= value <= MAX_COUNT:
-            return False
+    # The hot path: the counts checked by C-level builtins, no messages built. problems() says what is
+    # wrong otherwise.
+    counts = _counts_of(detail)
+    if {*map(type, counts)} != _JUST_INT or min(counts) < 0 or max(counts) > MAX_COUNT:
+        return False
     for i in _COST_INDEXES:
         value = detail[i]
         if value is not None and not (

@@ -133,6 +133,34 @@ def environment() -> Mapping[str, str]:
     return ChainMap(os.environ, dotenv) if dotenv else os.environ  # type: ignore[arg-type]
 
 
+def values_of(names: Sequence[str]) -> tuple[str, ...]:
+    """The values of ``names`` in :func:`environment` (the process environment first, then ``.env``),
+    ``""`` for each one unset; what a per-call reader such as ``Job()`` uses.
+
+    About ten times faster than ``environment().get`` for each name: ``os.environ.get`` encodes the
+    name and raises and catches a ``KeyError`` for every unset one, about a microsecond each.
+    """
+    environ = os.environ
+    data = getattr(environ, "_data", None)  # os._Environ's own store, which every change updates
+    if not isinstance(data, dict):  # os.environ replaced by a plain mapping (tests do this)
+        env = environment()
+        return tuple(env.get(name, "") for name in names)
+    dotenv = _dotenv()
+    encoded = _encoded_names.get(names)
+    if encoded is None:
+        encoded = _encoded_names[tuple(names)] = tuple(environ.encodekey(name) for name in names)  # type: ignore[attr-defined]
+    raw = tuple(map(data.get, encoded))
+    if not dotenv and raw.count(None) == len(raw):  # the common case: none of them is set
+        return ("",) * len(raw)
+    decode = environ.decodevalue  # type: ignore[attr-defined]
+    return tuple(
+        decode(value) if value is not None else dotenv.get(name, "") for name, value in zip(names, raw)
+    )
+
+
+_encoded_names: dict[Sequence[str], tuple[Any, ...]] = {}
+
+
 def default_provider_name(env: Mapping[str, str] | None = None) -> str:
     """The provider ``LLM_API.get()`` uses when given no name (see :data:`DEFAULT_PROVIDER_ENV`)."""
     env = environment() if env is None else env

@@ -51,7 +51,9 @@ from .exceptions import BudgetExceededError, ProviderHTTPError
 from .executors.budget import Reservation, reserve_call, reserve_request
 from .executors.job import current_job
 from .limits import bounded
-from .metering.types import CallCost, drifted
+from .metering import price_call
+from .metering.index import FROM_PROVIDER
+from .metering.types import UNPRICED, CallCost, drifted
 from .secrets import clip, scrub
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
 from .types import LLM_Response
@@ -716,8 +718,6 @@ def _safe_config() -> TelemetryConfig | None:
 def _price(
     api: LLM_API, params: PreparedRequest, stats: CallDetail, started: float
 ) -> tuple[CallDetail, CallCost]:
-    from .metering.index import FROM_PROVIDER
-
     pricing_provider = api.pricing_provider or api.provider_key
     database_provider = getattr(api, "price_provider", FROM_PROVIDER)
     return _price_as(pricing_provider, params.model, stats, started, database_provider)
@@ -726,10 +726,6 @@ def _price(
 def _price_as(
     pricing_provider: str, model: str, stats: CallDetail, started: float, database_provider: Any = None
 ) -> tuple[CallDetail, CallCost]:
-    from .metering import price_call
-    from .metering.index import FROM_PROVIDER
-    from .metering.types import UNPRICED
-
     try:
         at = datetime.fromtimestamp(started, timezone.utc)
         cost = price_call(

@@ -49,7 +49,7 @@ from ..settings import (
     BUDGET_UNPRICED_ENV,
     BUDGET_USD_ENV,
     MAX_TOKEN_USAGE_ENV,
-    environment,
+    values_of,
 )
 from .estimate import PICO, CallEstimate, call_numbers, estimate_call, estimate_request_body, from_pico
 
@@ -123,8 +123,8 @@ class Budget:
         unset: no limit / ``refuse``), from ``environ`` or else the process environment and the
         ``.env`` file (:func:`statek.settings.environment`). A bad value raises
         ``ConfigurationError`` naming the variable."""
-        env = environment() if environ is None else environ
-        raw = tuple(env.get(name, "").strip() for name in _ENV_NAMES)
+        values = values_of(_ENV_NAMES) if environ is None else (environ.get(name, "") for name in _ENV_NAMES)
+        raw = tuple(value.strip() for value in values)
         cached = _from_env_cache.get(raw)
         if cached is None:
             usd, tokens, calls, approx, policy = raw

@@ -52,6 +52,7 @@ MAX_CALL_LINKS = 64
 """Links from a job's span (made at its end) to its calls' spans; later calls are not linked."""
 
 _log = logging.getLogger("statek.telemetry")
+_NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 _current: ContextVar[Job | None] = ContextVar("statek_job", default=None)
 
 
@@ -89,10 +90,10 @@ class Job:
         self.parent: Job | None = None
         self.lineage: tuple[Job, ...] = (self,)
         """This job and its ancestors, innermost first: the usages a call inside it is added to."""
-        self.budgets: tuple[BudgetLedger, ...] = ledgers_of(self)
+        self.budgets: tuple[BudgetLedger, ...] = () if self.budget is None else (self.budget,)
         """The budgets a call inside this job counts against: its own and its ancestors', innermost first."""
-        self._own = {str(k): str(v) for k, v in (attributes or {}).items()}
-        self.attributes: Mapping[str, str] = MappingProxyType(dict(self._own))
+        self._own = {str(k): str(v) for k, v in attributes.items()} if attributes else {}
+        self.attributes: Mapping[str, str] = MappingProxyType(dict(self._own)) if self._own else _NO_ATTRIBUTES
         self._entered = False
         self._token: Token[Job | None] | None = None
         self._span_mode = True if span is None and self.budget is not None else span
