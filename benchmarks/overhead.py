@@ -332,6 +332,56 @@ async def run_suite(url: str, sizes: Sizes, seed: int) -> list[Cell]:
     return all_cells
 
 
+# ----------------------------------------------------------------------------- the SDK's own span
+_SPAN_START = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": MODEL,
+    "server.address": "127.0.0.1",
+    "server.port": 8000,
+    "gen_ai.output.type": "text",
+    "statek.job.id": "bench-request",
+}
+_SPAN_END = {
+    "gen_ai.usage.input_tokens": 1200,
+    "gen_ai.usage.output_tokens": 3,
+    "statek.cost.status": "calculated",
+    "statek.bytes.sent": 200,
+    "statek.bytes.received": 330,
+    "gen_ai.response.model": "bench-model-2025",
+    "gen_ai.response.finish_reasons": ("stop",),
+    "gen_ai.response.id": "chatcmpl-1",
+    "gen_ai.usage.cache_read.input_tokens": 1024,
+    "statek.cost.usd": 0.0001,
+}
+
+
+def span_floor_us(calls: int = 5000) -> float:
+    """p50 thread-CPU us of what the OpenTelemetry SDK itself costs for one call's span, with the
+    tracer statek uses here (``BatchSpanProcessor``): start with the attributes statek sets at the
+    start of a chat call, make it current and restore, set the answer's attributes, end. Every
+    statek figure above includes it; no metering wrapper that keeps a span per call can cost less."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    from statek.telemetry import telemetry_config
+
+    tracer = telemetry_config().tracer
+    clock = time.thread_time_ns
+    samples = []
+    for i in range(calls + 500):
+        started = clock()
+        span = tracer.start_span(f"chat {MODEL}", kind=SpanKind.CLIENT, attributes=_SPAN_START)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        otel_context.detach(token)
+        span.set_attributes(_SPAN_END)
+        span.end()
+        if i >= 500:
+            samples.append((clock() - started) / 1000)
+    return statistics.median(samples)
+
+
 # ----------------------------------------------------------------------------- report
 def _by(all_cells: list[Cell]) -> dict[tuple[str, str], Cell]:
     return {(c.scenario, c.client): c for c in all_cells}
@@ -442,6 +492,13 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
             )
             goals[f"own_{clock}_{scenario}_p999_us"] = percentile(own, 0.999)
             goals[f"own_{clock}_{scenario}_max_us"] = max(own)
+
+    floor = span_floor_us()
+    goals["span_floor_us"] = floor
+    print(
+        f"\nthe OpenTelemetry SDK's own span per call (start with the call's attributes, attach, "
+        f"end with the answer's), thread CPU p50: {floor:.1f} us - in every statek figure above"
+    )
 
     print("\ngoals")
     checks = [

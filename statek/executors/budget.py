@@ -123,11 +123,12 @@ class Budget:
         unset: no limit / ``refuse``), from ``environ`` or else the process environment and the
         ``.env`` file (:func:`statek.settings.environment`). A bad value raises
         ``ConfigurationError`` naming the variable."""
-        values = values_of(_ENV_NAMES) if environ is None else (environ.get(name, "") for name in _ENV_NAMES)
-        raw = tuple(value.strip() for value in values)
+        raw = (
+            values_of(_ENV_NAMES) if environ is None else tuple(environ.get(name, "") for name in _ENV_NAMES)
+        )
         cached = _from_env_cache.get(raw)
         if cached is None:
-            usd, tokens, calls, approx, policy = raw
+            usd, tokens, calls, approx, policy = (value.strip() for value in raw)
             cached = cls(
                 _usd(usd or None, BUDGET_USD_ENV),
                 tokens=_count(tokens or None, BUDGET_TOKENS_ENV),

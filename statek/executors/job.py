@@ -93,7 +93,9 @@ class Job:
         self.budgets: tuple[BudgetLedger, ...] = () if self.budget is None else (self.budget,)
         """The budgets a call inside this job counts against: its own and its ancestors', innermost first."""
         self._own = {str(k): str(v) for k, v in attributes.items()} if attributes else {}
-        self.attributes: Mapping[str, str] = MappingProxyType(dict(self._own)) if self._own else _NO_ATTRIBUTES
+        self.attributes: Mapping[str, str] = (
+            MappingProxyType(dict(self._own)) if self._own else _NO_ATTRIBUTES
+        )
         self._entered = False
         self._token: Token[Job | None] | None = None
         self._span_mode = True if span is None and self.budget is not None else span
