@@ -26,7 +26,7 @@ import ssl
 import sys
 import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -352,15 +352,9 @@ def _bare_request(url: httpx.URL | str) -> httpx.Request:
 T = TypeVar("T")
 
 if sys.version_info >= (3, 11):
-
-    async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
-        async with asyncio.timeout(seconds):
-            return await awaitable
-
+    _deadline = asyncio.timeout
 else:  # pragma: no cover - Python 3.10
-
-    async def _bounded(awaitable: Awaitable[T], seconds: float) -> T:
-        return await asyncio.wait_for(awaitable, seconds)
+    from async_timeout import timeout as _deadline
 
 
 async def exchange(
@@ -386,31 +380,37 @@ async def exchange(
     carries the attempts made and the bytes sent and received. A cancellation propagates unchanged,
     with those numbers noted on it (:func:`wire_tally`).
     """
+    # One coroutine frame between the caller and httpx: every extra ``async def`` layer here is
+    # resumed at each of the exchange's suspensions (about seven a call), which costs more than the
+    # work it would hold (benchmarks/overhead.py).
     deadline = time.monotonic() + retry.total_timeout
     sent = received = 0
     attempt = 0
-
-    async def one_attempt() -> tuple[bool, Any]:
-        if read is _read_whole:  # the common case, without a streamed response's extra work
-            response = await client.post(url, content=body, headers=headers, params=params)
-            if response.is_success:
-                content = response.content
-                return True, RawResponse(
-                    response.status_code, response.headers, content, attempt, sent, received + len(content)
-                )
-            return False, response
-        async with client.stream("POST", url, content=body, headers=headers, params=params) as response:
-            if response.is_success:
-                return True, await read(response, WireBytes(attempt, sent, received))
-            await response.aread()
-            return False, response
-
     try:
         while True:
             attempt += 1
             sent += len(body)
             try:
-                answered, outcome = await _bounded(one_attempt(), max(deadline - time.monotonic(), 0.0))
+                async with _deadline(max(deadline - time.monotonic(), 0.0)):
+                    if read is _read_whole:  # the common case, without a streamed response's extra work
+                        response = await client.post(url, content=body, headers=headers, params=params)
+                        if response.is_success:
+                            content = response.content
+                            return RawResponse(  # type: ignore[return-value]
+                                response.status_code,
+                                response.headers,
+                                content,
+                                attempt,
+                                sent,
+                                received + len(content),
+                            )
+                    else:
+                        async with client.stream(
+                            "POST", url, content=body, headers=headers, params=params
+                        ) as response:
+                            if response.is_success:
+                                return await read(response, WireBytes(attempt, sent, received))
+                            await response.aread()
             except asyncio.TimeoutError as exc:  # total_timeout ran out inside the attempt
                 # The cancellation that ended it carries what it had read, when read() noted it.
                 tally = wire_tally(exc.__cause__ or exc.__context__ or exc)
@@ -424,9 +424,6 @@ async def exchange(
                 hint = None
                 error_type = type(exc).__name__
             else:
-                if answered:
-                    return outcome  # type: ignore[no-any-return]
-                response = outcome
                 received += len(response.content)
                 status = response.status_code
                 hint = retry_hint(response)
@@ -462,7 +459,7 @@ async def _read_whole(response: httpx.Response, so_far: WireBytes) -> RawRespons
     )
 
 
-async def post(
+def post(
     client: httpx.AsyncClient,
     url: str,
     *,
@@ -472,9 +469,12 @@ async def post(
     retry: RetryPolicy,
     on_retry: Callable[[RetryEvent], None] | None = None,
     params: Mapping[str, str] | None = None,
-) -> RawResponse:
-    """:func:`exchange` reading the whole 2xx answer: its status, headers, body and wire bytes."""
-    return await exchange(
+) -> Coroutine[Any, Any, RawResponse]:
+    """:func:`exchange` reading the whole 2xx answer: its status, headers, body and wire bytes.
+
+    A plain function returning :func:`exchange`'s coroutine, so that awaiting it adds no coroutine
+    layer (see :func:`exchange`)."""
+    return exchange(
         client,
         url,
         body=body,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -415,17 +415,20 @@ class LLM_API(ABC):
             headers["authorization"] = f"Bearer {key}"
         return headers
 
-    async def _post_raw(
+    def _post_raw(
         self,
         payload: Mapping[str, Any],
         *,
         url: str | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
-    ) -> RawResponse:
-        """POST ``payload`` as compact JSON with retries; return the 2xx answer unparsed (e.g. a stream)."""
+    ) -> Awaitable[RawResponse]:
+        """POST ``payload`` as compact JSON with retries; await the 2xx answer unparsed (e.g. a stream).
+
+        Not a coroutine function itself (``await api._post_raw(...)`` as before): it returns the
+        exchange's coroutine, so the call path has one layer fewer to resume at each suspension."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        return await post(
+        return post(
             self._clients.get(),
             url or self.api_url,
             body=body,

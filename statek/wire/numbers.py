@@ -35,7 +35,9 @@ def text_id(value: Any) -> str | None:
 def dig(obj: Any, path: UsagePath) -> Any:
     """The value at ``path`` inside ``obj``, ``None`` where a step is missing or of the wrong kind."""
     for step in path:
-        if isinstance(step, int):
+        if type(obj) is dict and type(step) is str:  # the common step, without the ABC checks below
+            obj = obj.get(step)
+        elif isinstance(step, int):
             if not isinstance(obj, list) or not -len(obj) <= step < len(obj):
                 return None
             obj = obj[step]
@@ -51,6 +53,8 @@ def count(value: Any, where: str = "token count") -> int | None:
     Raises :class:`WireFormatError` for anything else (``where`` names the field in the message)."""
     if value is None:
         return None
+    if type(value) is int and 0 <= value <= MAX_COUNT:  # the common case, ahead of the general one
+        return value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):

@@ -29,7 +29,7 @@ from .answer import Answer
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost, text_id
 from .sse import SSEDecoder, iter_sse_json
-from .validation import Count, Label, WireModel, guarded, validated
+from .validation import Count, Label, WireModel, guarded, plain_counts, validated
 
 __all__ = [
     "AuthStyle",
@@ -162,13 +162,51 @@ class ChatBody(WireModel):
     usage: dict[str, Any] | None = None
 
 
+_USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _plain_chat_body(body: Mapping[str, Any]) -> bool:
+    """True only when :class:`ChatBody` accepts ``body`` (a sufficient condition, checked with plain
+    type tests at a fraction of pydantic's cost: well-formed answers skip the model). False says
+    nothing: validate."""
+    choices = body.get("choices")
+    if choices is not None:
+        if type(choices) is not list:
+            return False
+        for choice in choices:
+            if type(choice) is not dict:
+                return False
+            index = choice.get("index")
+            if index is not None and type(index) is not int:
+                return False
+            for key in ("message", "delta"):
+                message = choice.get(key)
+                if message is None:
+                    continue
+                if type(message) is not dict:
+                    return False
+                content, calls = message.get("content"), message.get("tool_calls")
+                if (content is not None and type(content) is not str and type(content) is not list) or (
+                    calls is not None and type(calls) is not list
+                ):
+                    return False
+    usage = body.get("usage")
+    return usage is None or type(usage) is dict
+
+
+def _label(value: Any) -> str | None:
+    """What :data:`~statek.wire.validation.Label` makes of ``value``: its text, or ``None``."""
+    return value if isinstance(value, str) else None
+
+
 @guarded
 def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     """Read an OpenAI-shaped ``usage`` object as statek's one meaning, following ``profile``'s quirks.
     Raises :class:`WireFormatError` for a count or cost out of bounds."""
     if not isinstance(usage, Mapping):
         return UsageCounts()
-    validated(Usage, usage, "usage")
+    if not plain_counts(usage, _USAGE_COUNTS):
+        validated(Usage, usage, "usage")
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
@@ -229,14 +267,15 @@ def read_answer(body: Any) -> ChatAnswer:
         raise WireFormatError(f"expected a JSON object, got {type(body).__name__}")
     if body.get("error"):
         raise StreamFailure(f"the answer is an error: {clip(json.dumps(body['error'], default=str), 300)}")
-    checked = validated(ChatBody, body, "answer")
+    if not _plain_chat_body(body):
+        validated(ChatBody, body, "answer")  # raises for what the model refuses; else read as below
     choices = body.get("choices")
     first = choices[0] if choices else {}
     message = first.get("message")
     return ChatAnswer(
         message=message if isinstance(message, Mapping) else {},
-        finish_reason=checked.choices[0].finish_reason if checked.choices else None,
-        model=checked.model or None,
+        finish_reason=_label(first.get("finish_reason")),
+        model=_label(body.get("model")) or None,
         usage=body.get("usage"),
         response_id=text_id(body.get("id")),
     )

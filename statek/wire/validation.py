@@ -11,17 +11,18 @@ never as a ``KeyError`` or ``TypeError`` that loses the answer's bytes.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from ..limits import MAX_COUNT
 from ..secrets import clip
 from .errors import WireFormatError
 from .numbers import count, reported_cost
 
-__all__ = ["Count", "Cost", "Label", "WireModel", "guarded", "validated"]
+__all__ = ["Count", "Cost", "Label", "WireModel", "guarded", "plain_counts", "validated"]
 
 Count = Annotated[int, BeforeValidator(lambda value: count(value) or 0)]
 """A token count: absent or ``null`` is 0; otherwise a non-negative integer within bounds (see :func:`count`)."""
@@ -50,6 +51,17 @@ def validated(model: type[M], data: Any, what: str) -> M:
             f"{'.'.join(map(str, error['loc'])) or what}: {error['msg']}" for error in exc.errors()[:3]
         )
         raise WireFormatError(f"{what} does not follow the wire format: {problems}") from None
+
+
+def plain_counts(data: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    """True when every one of ``keys`` in ``data`` is absent, ``null`` or a plain ``int`` within the
+    bounds of :data:`Count`: then a model whose counts are those keys accepts them, and a codec may
+    skip validating them (the common case, at a tenth of the cost). False says nothing: validate."""
+    for key in keys:
+        value = data.get(key)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
+            return False
+    return True
 
 
 # What reading a wrong shape raises in plain Python code; MemoryError and the like are not ours to hide.
