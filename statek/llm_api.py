@@ -487,45 +487,55 @@ class LLM_API(ABC):
         *,
         tools_selected: bool = False,
     ) -> PreparedRequest:
-        meta: dict[str, Any] = dict(metadata or {})
-        style = ChatStyle(
-            chat_style.lower() if isinstance(chat_style, str) else chat_style or ChatStyle.NATIVE
-        )
-        if temperature is None:
-            temperature = meta.get(TEMPERATURE)
-        switch = meta.get(ENABLE_REASONING, meta.get("REASONING"))
-        effort = meta.get(REASONING_EFFORT)
-        if not effort and isinstance(switch, str) and switch.strip().lower() in _EFFORTS:
-            effort = switch.strip().lower()
-        budget = meta.get(REASONING_BUDGET_TOKENS)
+        # Runs on every call: the common case (no metadata, no tools, native style) takes no detour.
+        meta: dict[str, Any] = dict(metadata) if metadata else {}
+        if chat_style is None:
+            style = ChatStyle.NATIVE
+        else:
+            style = ChatStyle(chat_style.lower() if isinstance(chat_style, str) else chat_style)
+        effort = budget = switch = None
+        if meta:
+            if temperature is None:
+                temperature = meta.get(TEMPERATURE)
+            switch = meta.get(ENABLE_REASONING, meta.get("REASONING"))
+            effort = meta.get(REASONING_EFFORT)
+            if not effort and isinstance(switch, str) and switch.strip().lower() in _EFFORTS:
+                effort = switch.strip().lower()
+            budget = meta.get(REASONING_BUDGET_TOKENS)
         reasoning = (
             self.parse_enable_reasoning(enable_reasoning)
             or self.parse_enable_reasoning(switch)
             or bool(effort)
             or bool(budget)
         )
-        functions = list(available_tools or ())
-        if style is ChatStyle.PLAIN:
-            tools: tuple[ToolSpec, ...] = ()
-        elif tools_selected:
-            tools = (
-                select_tools(functions, "+" + ",".join(_tool_name(f) for f in functions)) if functions else ()
-            )
-        else:
-            tools = select_tools(functions, meta.get(LLM_TOOLS_SCOPE))
-        chosen = {spec.name for spec in tools}
+        tools: tuple[ToolSpec, ...] = ()
+        tool_functions: tuple[Callable[..., Any], ...] = ()
+        functions = list(available_tools) if available_tools else []
+        if style is not ChatStyle.PLAIN and (functions or meta.get(LLM_TOOLS_SCOPE) is not None):
+            if tools_selected:
+                tools = (
+                    select_tools(functions, "+" + ",".join(_tool_name(f) for f in functions))
+                    if functions
+                    else ()
+                )
+            else:
+                tools = select_tools(functions, meta.get(LLM_TOOLS_SCOPE))
+            chosen = {spec.name for spec in tools}
+            tool_functions = tuple(f for f in functions if _tool_name(f) in chosen)
         return PreparedRequest(
             model=self.require_model(model or self.model),
             system_prompt=system_prompt,
-            chat_history=tuple(chat_history or ()),
+            chat_history=tuple(chat_history) if chat_history else (),
             tools=tools,
-            tool_functions=tuple(f for f in functions if _tool_name(f) in chosen),
+            tool_functions=tool_functions,
             chat_style=style,
             temperature=self.parse_temperature(temperature),
             enable_reasoning=reasoning,
             reasoning_effort=str(effort).lower() if effort else None,
-            reasoning_budget_tokens=_positive_int(budget, REASONING_BUDGET_TOKENS),
-            max_tokens=_positive_int(meta.get(MAX_TOKENS), MAX_TOKENS),
+            reasoning_budget_tokens=None
+            if budget is None
+            else _positive_int(budget, REASONING_BUDGET_TOKENS),
+            max_tokens=_positive_int(meta[MAX_TOKENS], MAX_TOKENS) if MAX_TOKENS in meta else None,
             metadata=meta,
         )
 
