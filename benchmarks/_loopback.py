@@ -98,9 +98,10 @@ class LoopbackServer:
             self.process.wait(timeout=5)
 
 
-def telemetry_on() -> None:
+def telemetry_on(*, sdk_tracer: bool = True) -> None:
     """SDK providers as ``statek.instrument`` wires them, with exporters that discard (no network):
-    a ``BatchSpanProcessor``, the Prometheus reader and the OTLP metric push sharing it (every 5 s)."""
+    a ``BatchSpanProcessor``, the Prometheus reader and the OTLP metric push sharing it (every 5 s).
+    ``sdk_tracer=False``: OpenTelemetry's no-op tracer instead (what the SDK's span costs, by difference)."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
     from opentelemetry.sdk.trace import TracerProvider
@@ -128,8 +129,12 @@ def telemetry_on() -> None:
         def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
             pass
 
-    tracer_provider = TracerProvider()
+    tracer_provider: Any = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(Discard()))
+    if not sdk_tracer:
+        from opentelemetry.trace import NoOpTracerProvider
+
+        tracer_provider = NoOpTracerProvider()
     prometheus = PrometheusExporter(registry=CollectorRegistry())
     meter_provider = MeterProvider(metric_readers=[prometheus.reader])
     MetricPusher(prometheus.reader, DiscardMetrics(), interval=5.0)

@@ -333,7 +333,7 @@ async def run_suite(url: str, sizes: Sizes, seed: int) -> list[Cell]:
 
 
 # ----------------------------------------------------------------------------- the SDK's own span
-_SPAN_START = {
+_SPAN_START: dict[str, Any] = {
     "gen_ai.operation.name": "chat",
     "gen_ai.provider.name": "openai",
     "gen_ai.request.model": MODEL,
@@ -342,7 +342,7 @@ _SPAN_START = {
     "gen_ai.output.type": "text",
     "statek.job.id": "bench-request",
 }
-_SPAN_END = {
+_SPAN_END: dict[str, Any] = {
     "gen_ai.usage.input_tokens": 1200,
     "gen_ai.usage.output_tokens": 3,
     "statek.cost.status": "calculated",

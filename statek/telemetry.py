@@ -676,8 +676,9 @@ _refusal_lock = threading.Lock()
 def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError) -> None:
     """Count a call a budget refused: ``statek.budget.refusals`` by ``provider`` (the
     ``gen_ai.provider.name``) and ``model``, never by job, and a ``statek.budget.refused`` event on
-    the current span (the job's). For every caller that refuses a call: ``observe_call`` and the
-    httpx transport. Never raises."""
+    the span of the job that made the call (see :meth:`Job.note_refusal`), or on the current span
+    outside any job. For every caller that refuses a call: ``observe_call`` and the httpx transport.
+    Never raises."""
     try:
         config = _config or _safe_config()
         if config is None:
@@ -690,10 +691,12 @@ def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError
                 cell = cells[(provider, model)] = config.instruments.cell(inst.BUDGET_REFUSALS, attributes)
         with config.instruments.lock:
             cell.value += 1
-        trace.get_current_span().add_event(
-            "statek.budget.refused",
-            {"statek.job.id": refused.job_id, "statek.budget.reason": refused.reason, **cell.attributes},
-        )
+        event = {"statek.job.id": refused.job_id, "statek.budget.reason": refused.reason, **cell.attributes}
+        job = current_job()
+        if job is not None:
+            job.note_refusal(event)
+        else:
+            trace.get_current_span().add_event("statek.budget.refused", event)
     except Exception:  # noqa: BLE001 - the refusal stands; only its telemetry is lost
         _log.exception("statek telemetry could not count a budget refusal")
 

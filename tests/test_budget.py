@@ -123,6 +123,27 @@ async def test_a_refused_call_sends_nothing_and_is_counted_by_provider_and_model
     assert job_span.attributes["statek.job.budget.refusals"] == 1
 
 
+async def test_a_budgeted_job_earns_its_span_like_any_job_and_replays_its_refusals(
+    api: LLM_API, sim: ProviderSimulator, captured: Captured
+) -> None:
+    estimate = one_estimate(api)
+    async with Job("one-call", budget=Budget(usd=estimate * 2)):
+        await ask(api)
+    assert captured.finished("job one-call") == []  # one call, nothing refused: no span to pay for
+
+    async with Job("caught", budget=Budget(usd=estimate * 3 / 2)) as job:
+        await ask(api)
+        with pytest.raises(BudgetExceededError):
+            await ask(api)  # refused, and the job goes on: the refusal earns the span
+    (call,) = [s for s in captured.finished(f"chat {PRICED}") if s.attributes["statek.job.id"] == "caught"]
+    (job_span,) = captured.finished("job caught")
+    (event,) = job_span.events
+    assert event.name == "statek.budget.refused" and event.attributes["statek.budget.reason"] == "usd"
+    assert call.end_time <= event.timestamp <= job_span.end_time  # when it happened, not when replayed
+    assert job_span.start_time <= call.start_time
+    assert job_span.attributes["statek.job.budget.refusals"] == 1 and job.usage.calls == 1
+
+
 async def test_calls_go_while_the_estimate_fits_and_the_job_span_records_what_remained(
     api: LLM_API, sim: ProviderSimulator, captured: Captured
 ) -> None:

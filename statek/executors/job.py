@@ -20,14 +20,15 @@ The job id goes on spans only (``statek.job.id`` on each call span and on the jo
 ends with the job's totals). It is never a metric label; a job's attributes become metric labels
 only for the keys allow-listed with ``configure_telemetry(job_label_keys=...)``.
 
-A job's own span is not free (about 20 µs, and one more object per call for the garbage collector),
-so by default a job gets one only when it earns it: when it held more than one call (its own or its
-child jobs') or its body raised. That span is made when the job ends, starts at the time the job
-was entered, and links to the spans of the job's calls (up to :data:`MAX_CALL_LINKS`); a job per
-request with one call costs no span. ``Job(..., span=True)`` asks for the span from entry, current
-while the job runs, so the calls' spans are its children; so does a job with a budget (its
-refusals are events on that span, its totals say what the budget left); ``span=False`` never
-makes one.
+A job's own span is not free (about as much as the call's own, and one more object per call for
+the garbage collector), so by default a job gets one only when it earns it: when it held more than
+one call (its own or its child jobs'), a call of it was refused by a budget, or its body raised.
+That span is made when the job ends, starts at the time the job was entered, links to the spans of
+the job's calls (up to :data:`MAX_CALL_LINKS`), carries the budget and what it left, and one
+``statek.budget.refused`` event per refusal (up to :data:`MAX_REFUSAL_EVENTS`, at the time each
+happened); a job per request with one call costs no span, budget or not. ``Job(..., span=True)``
+asks for the span from entry, current while the job runs, so the calls' spans are its children;
+``span=False`` never makes one.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ from .llm_usage import LLM_Usage
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["MAX_CALL_LINKS", "Job", "current_job"]
+__all__ = ["MAX_CALL_LINKS", "MAX_REFUSAL_EVENTS", "Job", "current_job"]
 
 MAX_CALL_LINKS = 64
 """Links from a job's span (made at its end) to its calls' spans; later calls are not linked."""
+MAX_REFUSAL_EVENTS = 64
+"""Budget refusals kept as events for a job's span made at its end; later ones are only counted."""
 
 _log = logging.getLogger("statek.telemetry")
 _NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
@@ -67,7 +70,7 @@ class Job:
     ``attributes`` are small string labels (tenant, feature, ...). ``budget`` limits what the job
     and its children may spend (default: :meth:`Budget.from_env`; ``Budget()`` for none); its
     ledger is :attr:`budget` (also ``usage.budget``), ``None`` when nothing is limited. ``span``:
-    ``None`` (default) a span only if the job earns one (always with a budget), ``True`` always
+    ``None`` (default) a span only if the job earns one, ``True`` always
     (parenting the calls), ``False`` never (see the module docstring). A job is entered once, with ``with`` or
     ``async with``; entering it again raises :class:`ConfigurationError`.
     """
@@ -98,11 +101,12 @@ class Job:
         )
         self._entered = False
         self._token: Token[Job | None] | None = None
-        self._span_mode = True if span is None and self.budget is not None else span
+        self._span_mode = span
         self._span: Any = None
         self._span_token: object = None
         self._entered_ns = 0
         self._call_spans: list[Any] | None = None
+        self._refusals: list[tuple[int, dict[str, Any]]] | None = None
 
     def __repr__(self) -> str:
         return f"Job({self.job_id!r}, calls={self.usage.calls}, cost={self.usage.total_cost})"
@@ -138,7 +142,7 @@ class Job:
             self._token = None
         if self._span_mode is None:
             usage = self.usage
-            if usage.calls + usage.failed_calls > 1 or exc is not None:
+            if usage.calls + usage.failed_calls > 1 or exc is not None or self._refusals:
                 self._start_span(self._entered_ns)
         self._end_span(exc)
 
@@ -161,6 +165,20 @@ class Job:
         if len(spans) < MAX_CALL_LINKS:
             spans.append(span_context)
 
+    def note_refusal(self, attributes: dict[str, Any]) -> None:
+        """A call of this job was refused by a budget: a ``statek.budget.refused`` event with these
+        attributes, on the job's span now when it has one, else when the span is made at the end."""
+        if self._span is not None:
+            self._span.add_event("statek.budget.refused", attributes)
+            return
+        if self._span_mode is not None:  # span=False: no span to carry it
+            return
+        refusals = self._refusals
+        if refusals is None:
+            refusals = self._refusals = []
+        if len(refusals) < MAX_REFUSAL_EVENTS:
+            refusals.append((time.time_ns(), attributes))
+
     def _start_span(self, started_ns: int | None = None) -> None:
         """Open the job span: current from now on (``started_ns`` None), or backdated to the job's
         entry and linked to its calls (made at the end; not made current)."""
@@ -177,9 +195,11 @@ class Job:
                 self._span_token = context.attach(trace.set_span_in_context(self._span))
                 return
             links = [trace.Link(each) for each in self._call_spans or ()]
-            self._span = tracer.start_span(
+            span = self._span = tracer.start_span(
                 f"job {self.job_id}", attributes=attributes, links=links, start_time=started_ns
             )
+            for at, refused in self._refusals or ():
+                span.add_event("statek.budget.refused", refused, timestamp=at)
         except Exception:  # noqa: BLE001 - telemetry never breaks the job
             _log.exception("statek could not start the span of job %r", self.job_id)
 

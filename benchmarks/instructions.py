@@ -1,0 +1,143 @@
+"""CPU instructions per call, counted by valgrind: the overhead figures a noisy machine cannot blur.
+
+Timings on a shared machine swing by tens of percent between runs and even between blocks of one
+run; instruction counts do not. Each client below makes calls to the loopback chat-completions
+server of :mod:`benchmarks._loopback` inside ``valgrind --tool=callgrind`` (the server runs
+natively, in its own process), once with ``--calls`` and once with ``4 x --calls`` calls after the
+same warm-up; the difference divided by the extra calls is the instructions of one call, start-up
+and warm-up cancelled out. ``PYTHONHASHSEED=0`` keeps dict layouts the same from run to run.
+
+Clients (all with the telemetry stack of :func:`benchmarks._loopback.telemetry_on`, priced model):
+
+- ``raw sharded``: raw ``httpx`` posting the same body through statek's pool layout and parsing
+  the JSON answer - the baseline;
+- ``statek``: ``api.process_request`` in a new ``Job`` per call (as a server uses it);
+- ``statek, no Job``: the same call outside any job;
+- ``statek, no-op tracer``: a ``Job`` per call with OpenTelemetry's no-op tracer instead of the
+  SDK's: the difference to ``statek`` is what the SDK's own span costs a call (start with the call's
+  attributes, make current, end, hand to the ``BatchSpanProcessor``) - a floor for any wrapper that
+  keeps a span per call;
+- ``statek, USD budget``: a ``Job`` with a USD budget per call (issue 14: estimate, reserve, settle).
+
+Printed: instructions per call, the difference to raw, and raw / client (the throughput a
+CPU-bound client keeps, x raw). Needs ``valgrind`` (Debian: ``apt-get install valgrind``).
+
+    python -m benchmarks instructions [--quick] [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+CLIENTS = ("raw sharded", "statek", "statek, no Job", "statek, no-op tracer", "statek, USD budget")
+WARM_UP = 100
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+
+# ----------------------------------------------------------------------------- in the child
+async def _calls(client: str, url: str, calls: int) -> None:
+    from benchmarks.overhead import Clients
+    from statek import Budget, Job
+
+    clients = Clients(url)
+    if client == "raw sharded":
+        call = clients.sharded.call
+    elif client == "statek, no Job":
+        call = clients.statek_call
+    elif client == "statek, USD budget":
+
+        async def call() -> object:
+            async with Job("bench-budget", budget=Budget(usd=10**9)):
+                return await clients.statek_call()
+
+    else:
+        call = clients.statek_job_call
+    for _ in range(WARM_UP + calls):
+        await call()
+    await clients.aclose()
+
+
+def child(client: str, calls: int) -> None:
+    """Make ``calls`` calls (after the warm-up) as ``client``; run under valgrind by the parent."""
+    from benchmarks._loopback import LoopbackServer, telemetry_on
+
+    telemetry_on(sdk_tracer=client != "statek, no-op tracer")
+    with LoopbackServer() as server:
+        asyncio.run(_calls(client, server.url, calls))
+
+
+# ----------------------------------------------------------------------------- in the parent
+def instructions(client: str, calls: int) -> int:
+    """Instructions the child executed in all (start-up included), counted by callgrind."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        "-m",
+        "benchmarks.instructions",
+        "--child",
+        client,
+        str(calls),
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    found = _COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        tail = done.stderr.decode(errors="replace")[-600:]
+        raise SystemExit(f"valgrind run of {client!r} failed (exit {done.returncode}):\n{tail}")
+    return int(found.group(1))
+
+
+def per_call(client: str, calls: int) -> float:
+    """Instructions of one call: the runs with ``calls`` and ``4 * calls`` calls, differenced."""
+    low, high = instructions(client, calls), instructions(client, 4 * calls)
+    return (high - low) / (3 * calls)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks instructions", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--calls", type=int, default=100, help="calls in the short run (the long one makes 4x)"
+    )
+    parser.add_argument("--quick", action="store_true", help="40 calls in the short run")
+    parser.add_argument("--child", nargs=2, metavar=("CLIENT", "CALLS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], int(args.child[1]))
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: apt-get install valgrind (Debian), then run this again")
+    calls = 40 if args.quick else args.calls
+    print(
+        f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; instructions counted by callgrind, "
+        f"runs of {calls} and {4 * calls} calls after {WARM_UP} warm-up calls",
+        flush=True,
+    )
+    with ThreadPoolExecutor(max_workers=max(1, min(len(CLIENTS), os.cpu_count() or 1))) as pool:
+        counts = dict(zip(CLIENTS, pool.map(lambda client: per_call(client, calls), CLIENTS)))
+    raw = counts["raw sharded"]
+    print(f"\n{'client':<24}{'instructions/call':>18}{'+ over raw':>12}{'raw / client':>14}")
+    for client in CLIENTS:
+        count = counts[client]
+        print(f"{client:<24}{count:18,.0f}{count - raw:+12,.0f}{raw / count:14.2f}")
+    statek = counts["statek"]
+    print(
+        f"\nthe SDK's own span per call: {statek - counts['statek, no-op tracer']:,.0f} instructions "
+        f"({(statek - counts['statek, no-op tracer']) / (statek - raw):.0%} of statek's overhead); "
+        f"a Job per call: {statek - counts['statek, no Job']:,.0f}; "
+        f"a USD budget per call: {counts['statek, USD budget'] - statek:,.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
