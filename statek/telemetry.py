@@ -646,7 +646,8 @@ async def observe_call(
         raise
     if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
         response = LLM_Response(*response)
-    detail = _bounded(api, params, response.detail)
+    answered = response.detail
+    detail = _bounded(api, params, answered)
     stats, cost = _price(api, params, detail, invocation.started_wall)
     if job is not None:
         _record_in_jobs(job, api.provider_key, params.model, stats, invocation.span, cost.table_amount)
@@ -661,7 +662,10 @@ async def observe_call(
             )
         except Exception:  # noqa: BLE001
             _log.exception("statek could not settle a call against its job's budget")
-    response = LLM_Response(response.text, None, response.call_requests, detail=stats)
+    if detail is answered:  # pricing changed no seed number: share the answer's tuple
+        response = response._with_detail(stats)
+    else:
+        response = LLM_Response(response.text, None, response.call_requests, detail=stats)
     invocation.stop(stats, response, cost)
     return response
 

@@ -123,6 +123,13 @@ class LLM_Response(_ResponseFields):
             self.__dict__["_detail"] = detail
         return self
 
+    def _with_detail(self, detail: CallDetail) -> LLM_Response:
+        """This response as a plain :class:`LLM_Response` carrying ``detail``, whose first six fields
+        must be this response's ``stats`` (a priced copy of its own detail): nothing is rebuilt."""
+        copy = tuple.__new__(LLM_Response, self)
+        copy.__dict__["_detail"] = detail
+        return copy
+
     @property
     def detail(self) -> CallDetail:
         """Cache writes, reasoning, response model, finish reason, priced cost and status of this call."""
