@@ -17,7 +17,10 @@ Clients (all with the telemetry stack of :func:`benchmarks._loopback.telemetry_o
   SDK's: the difference to ``statek`` is what the SDK's own span costs a call (start with the call's
   attributes, make current, end, hand to the ``BatchSpanProcessor``) - a floor for any wrapper that
   keeps a span per call;
-- ``statek, USD budget``: a ``Job`` with a USD budget per call (issue 14: estimate, reserve, settle).
+- ``statek, USD budget``: a ``Job`` with a USD budget per call (a budget per request);
+- ``statek, one long Job`` and ``statek, long budgeted Job``: every call in one ``Job``, without and
+  with a USD budget: the difference is the budget check of one call alone (issue 14: estimate,
+  reserve, settle).
 
 Printed: instructions per call, the difference to raw, and raw / client (the throughput a
 CPU-bound client keeps, x raw). Needs ``valgrind`` (Debian: ``apt-get install valgrind``).
@@ -36,7 +39,15 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-CLIENTS = ("raw sharded", "statek", "statek, no Job", "statek, no-op tracer", "statek, USD budget")
+CLIENTS = (
+    "raw sharded",
+    "statek",
+    "statek, no Job",
+    "statek, no-op tracer",
+    "statek, USD budget",
+    "statek, one long Job",
+    "statek, long budgeted Job",
+)
 WARM_UP = 100
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
@@ -59,8 +70,17 @@ async def _calls(client: str, url: str, calls: int) -> None:
 
     else:
         call = clients.statek_job_call
+    long_job = None
+    if client == "statek, one long Job":
+        long_job, call = Job("bench-long"), clients.statek_call
+    elif client == "statek, long budgeted Job":
+        long_job, call = Job("bench-long", budget=Budget(usd=10**9)), clients.statek_call
+    if long_job is not None:
+        long_job.__enter__()
     for _ in range(WARM_UP + calls):
         await call()
+    if long_job is not None:
+        long_job.__exit__(None, None, None)
     await clients.aclose()
 
 
@@ -135,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         f"\nthe SDK's own span per call: {statek - counts['statek, no-op tracer']:,.0f} instructions "
         f"({(statek - counts['statek, no-op tracer']) / (statek - raw):.0%} of statek's overhead); "
         f"a Job per call: {statek - counts['statek, no Job']:,.0f}; "
-        f"a USD budget per call: {counts['statek, USD budget'] - statek:,.0f}"
+        f"a Job with a USD budget per call instead: {counts['statek, USD budget'] - statek:+,.0f}; "
+        f"the budget check of a call in a long budgeted Job: "
+        f"{counts['statek, long budgeted Job'] - counts['statek, one long Job']:,.0f}"
     )
 
 
