@@ -382,7 +382,7 @@ async def exchange(
     """
     # One coroutine frame between the caller and httpx: every extra ``async def`` layer here is
     # resumed at each of the exchange's suspensions (about seven a call), which costs more than the
-    # work it would hold (benchmarks/overhead.py).
+    # work it would hold (benchmarks/instructions.py).
     deadline = time.monotonic() + retry.total_timeout
     sent = received = 0
     attempt = 0

@@ -133,7 +133,7 @@ def environment() -> Mapping[str, str]:
     return ChainMap(os.environ, dotenv) if dotenv else os.environ  # type: ignore[arg-type]
 
 
-def values_of(names: Sequence[str]) -> tuple[str, ...]:
+def values_of(names: tuple[str, ...]) -> tuple[str, ...]:
     """The values of ``names`` in :func:`environment` (the process environment first, then ``.env``),
     ``""`` for each one unset; what a per-call reader such as ``Job()`` uses.
 
@@ -148,7 +148,7 @@ def values_of(names: Sequence[str]) -> tuple[str, ...]:
     dotenv = _dotenv()
     encoded = _encoded_names.get(names)
     if encoded is None:
-        encoded = _encoded_names[tuple(names)] = tuple(environ.encodekey(name) for name in names)  # type: ignore[attr-defined]
+        encoded = _encoded_names[names] = tuple(environ.encodekey(name) for name in names)  # type: ignore[attr-defined]
     raw = tuple(map(data.get, encoded))
     if not dotenv and raw.count(None) == len(raw):  # the common case: none of them is set
         return ("",) * len(raw)
@@ -158,7 +158,7 @@ def values_of(names: Sequence[str]) -> tuple[str, ...]:
     )
 
 
-_encoded_names: dict[Sequence[str], tuple[Any, ...]] = {}
+_encoded_names: dict[tuple[str, ...], tuple[Any, ...]] = {}
 
 
 def default_provider_name(env: Mapping[str, str] | None = None) -> str:
