@@ -239,11 +239,7 @@ class ContentStreamReader:
     @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data`` (thoughts left out)."""
-        try:
-            events = self._decoder.feed(data)
-        except ValueError as exc:
-            raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
-        return self._take(events)
+        return self._take(self._decoder.feed(data))
 
     def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
         pieces: list[str] = []

@@ -467,11 +467,7 @@ class ChatStreamReader:
     @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""
-        try:
-            events = self._decoder.feed(data)
-        except ValueError as exc:
-            raise WireFormatError(f"a stream chunk is not JSON: {exc}") from exc
-        return self._take(events)
+        return self._take(self._decoder.feed(data))
 
     def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
         stream = self._stream

@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .errors import WireFormatError
+
 __all__ = ["SSEDecoder", "iter_sse_json"]
 
 # Only CR, LF and CRLF end lines in an event stream; str.splitlines would also split on U+2028
@@ -30,8 +32,9 @@ class SSEDecoder:
 
     ``[DONE]`` markers are skipped. ``select(event, data)``, when given, is asked before each event's
     data is parsed; events it declines are dropped unparsed (a reader that needs only usage skips the
-    JSON work for every text delta). :meth:`feed` and :meth:`close` raise ``ValueError`` (from
-    :mod:`json` or UTF-8 decoding) for a data field that is not JSON.
+    JSON work for every text delta). :meth:`feed` and :meth:`close` raise
+    :class:`~statek.wire.errors.WireFormatError` (a ``ValueError``) for a data field that is not
+    JSON or not UTF-8.
     """
 
     __slots__ = ("_data", "_event", "_rest", "_select")
@@ -44,6 +47,19 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """The events completed by ``chunk``."""
+        try:
+            return self._feed(chunk)
+        except ValueError as exc:
+            raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
+
+    def close(self) -> list[SSEEvent]:
+        """The last event, when the stream ended without the blank line that closes it."""
+        try:
+            return self._close()
+        except ValueError as exc:
+            raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
+
+    def _feed(self, chunk: bytes) -> list[SSEEvent]:
         buffer = self._rest + chunk if self._rest else chunk
         lines = _LINE_END.split(buffer)
         self._rest = lines.pop()
@@ -55,8 +71,7 @@ class SSEDecoder:
             self._line(line, events)
         return events
 
-    def close(self) -> list[SSEEvent]:
-        """The last event, when the stream ended without the blank line that closes it."""
+    def _close(self) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         if self._rest:
             self._line(self._rest.rstrip(b"\r"), events)
@@ -92,8 +107,8 @@ class SSEDecoder:
 def iter_sse_json(body: bytes) -> Iterator[SSEEvent]:
     """Yield ``(event_name, parsed_data)`` for every event of a whole body carrying data.
 
-    Raises ``ValueError`` (from :mod:`json`) for a data field that is not JSON; callers turn it into
-    their provider's :class:`~statek.exceptions.ResponseFormatError`.
+    Raises :class:`~statek.wire.errors.WireFormatError` (a ``ValueError``) for a data field that is
+    not JSON; callers turn it into their provider's :class:`~statek.exceptions.ResponseFormatError`.
     """
     decoder = SSEDecoder()
     yield from decoder.feed(body)
