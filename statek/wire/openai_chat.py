@@ -386,9 +386,13 @@ def _carries_more_than_content(event: str | None, data: str) -> bool:
     be a key. A ``null`` value does not count (with ``include_usage`` every chunk has ``"usage":null``).
     """
     for key in ('usage":', 'finish_reason":'):
-        found = data.count(key)
-        if found and found > data.count(key + "null") + data.count(key + " null"):
-            return True
+        # One pass per key (an image or a hostile server can send one delta of many MiB).
+        at = data.find(key)
+        while at >= 0:
+            at += len(key)
+            if not (data.startswith("null", at) or data.startswith(" null", at)):
+                return True
+            at = data.find(key, at)
     return '"error"' in data
 
 
