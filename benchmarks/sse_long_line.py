@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 import statek
-from statek import ChatHistoryItem, LLM_API
+from statek import LLM_API, ChatHistoryItem
 
 from ._loopback import free_port, telemetry_on
 
@@ -135,11 +135,13 @@ def _measure(base: str, mib: int, rounds: int) -> None:
         assert got >= size, got
 
     async def plain_async() -> None:
-        async with httpx.AsyncClient(timeout=600) as client:
-            async with client.stream("POST", url, content=BODY, headers=HEADERS) as response:
-                got = 0
-                async for chunk in response.aiter_bytes():
-                    got += len(chunk)
+        got = 0
+        async with (
+            httpx.AsyncClient(timeout=600) as client,
+            client.stream("POST", url, content=BODY, headers=HEADERS) as response,
+        ):
+            async for chunk in response.aiter_bytes():
+                got += len(chunk)
         assert got >= size, got
 
     async def llm_api() -> None:

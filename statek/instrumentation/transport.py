@@ -28,7 +28,7 @@ from .. import telemetry
 from ..exceptions import BudgetExceededError, ConfigurationError
 from ..telemetry import WireCall, WireEndpoint
 from ..wire.requests import recognise
-from ._exchange import Exchange
+from ._exchange import FOLLOWS, Exchange
 from .endpoints import EndpointTable, ProviderRoute, default_table, route_for
 
 __all__ = [
@@ -101,6 +101,15 @@ class _Router:
             reservation=reservation,
         )
         return request, Exchange(wire_request, route, call, len(body))
+
+
+def _follows(request: Any) -> tuple[Any, Exchange] | None:
+    """The exchange ``request`` continues, when it follows a metered call's redirect."""
+    exchange = request.extensions.get(FOLLOWS)
+    if isinstance(exchange, Exchange) and exchange.follow(request):
+        del request.extensions[FOLLOWS]
+        return request, exchange
+    return None
 
 
 def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
@@ -177,7 +186,7 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
             self._router = _Router(provider, endpoints, module.RequestNotRead)
 
         def handle_request(self, request: Any) -> Any:
-            begun = self._router.begin(request)
+            begun = _follows(request) or self._router.begin(request)
             if begun is None:
                 return self.transport.handle_request(request)
             request, exchange = begun
@@ -187,6 +196,7 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
                 exchange.broke(exc)
                 raise
             exchange.answered(response)
+            exchange.redirected(request)
             if response.is_closed:  # built in memory and already read (a mock transport)
                 exchange.whole(response.content)
             else:
@@ -210,7 +220,7 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
             self._router = _Router(provider, endpoints, module.RequestNotRead)
 
         async def handle_async_request(self, request: Any) -> Any:
-            begun = self._router.begin(request)
+            begun = _follows(request) or self._router.begin(request)
             if begun is None:
                 return await self.transport.handle_async_request(request)
             request, exchange = begun
@@ -220,6 +230,7 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
                 exchange.broke(exc)
                 raise
             exchange.answered(response)
+            exchange.redirected(request)
             if response.is_closed:  # built in memory and already read (a mock transport)
                 exchange.whole(response.content)
             else:

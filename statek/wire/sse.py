@@ -15,8 +15,8 @@ without reading further, so a stream with no line end cannot make the decoder ho
 
 from __future__ import annotations
 
-import json
 import codecs
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,7 +49,7 @@ class SSEDecoder:
     JSON work for every text delta). :meth:`feed` and :meth:`close` raise
     :class:`~statek.wire.errors.WireFormatError` (a ``ValueError``) for a data field that is not
     JSON or not UTF-8, and its subclass :class:`EventTooLargeError` for an event or line longer than
-    ``max_event_bytes`` (default :data:`MAX_EVENT_BYTES`); after either, the decoder is not to be fed
+    ``max_event_bytes`` (default: :data:`MAX_EVENT_BYTES` when the decoder is made); after either, the decoder is not to be fed
     again. Linear in the bytes fed, whatever the pieces.
     """
 
@@ -59,10 +59,10 @@ class SSEDecoder:
         self,
         select: Callable[[str | None, str], bool] | None = None,
         *,
-        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_event_bytes: int | None = None,
     ) -> None:
         self._select = select
-        self._limit = max_event_bytes
+        self._limit = MAX_EVENT_BYTES if max_event_bytes is None else max_event_bytes
         self._rest: list[bytes] = []  # the unfinished last line, in the pieces it came in
         self._rest_size = 0
         self._after_cr = False  # the last piece ended with a CR: an LF starting the next one is its pair
@@ -168,7 +168,7 @@ class SSEDecoder:
                     raise ValueError("an event's data is nested too deeply to read") from None
 
 
-def iter_sse_json(body: bytes, *, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[SSEEvent]:
+def iter_sse_json(body: bytes, *, max_event_bytes: int | None = None) -> Iterator[SSEEvent]:
     """Yield ``(event_name, parsed_data)`` for every event of a whole body carrying data.
 
     Raises :class:`~statek.wire.errors.WireFormatError` (a ``ValueError``) for a data field that is
