@@ -97,14 +97,19 @@ def read_response(
 ) -> tuple[str, list[CallParams] | None, CallDetail]:
     """Text (thoughts left out), tool calls (``None`` when none) and detail of a whole response.
 
-    Raises :class:`WireFormatError` for a response without ``usageMetadata`` and
+    A response without ``usageMetadata`` (missing, null, not an object) is read with
+    ``detail.has_usage`` False: the text is kept, the call is not priced (``no_usage``). Raises
+    :class:`WireFormatError` for an answer that is not a response object and
     :class:`ToolCallFormatError` for a ``functionCall`` without a name or with non-object args.
     """
     failure = stream_error(body)
     if failure is not None:
         raise failure
-    if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
-        raise WireFormatError(f"answered without usageMetadata: {clip(body, 200)}")
+    if not isinstance(body, dict):
+        raise WireFormatError(f"the answer is not a response object: {clip(body, 200)}")
+    has_usage = isinstance(body.get("usageMetadata"), dict)
+    if not has_usage:
+        body = {**body, "usageMetadata": {}}
     checked = validated(Response, body, "response")
     candidate = (body.get("candidates") or [{}])[0]
     parts: list[dict[str, Any]] = list((candidate.get("content") or {}).get("parts") or ())
@@ -115,7 +120,11 @@ def read_response(
     feedback = checked.promptFeedback
     finish = (first.finishReason if first else None) or (feedback.blockReason if feedback else None)
     detail = _detail(checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish)
-    return text, call_requests or None, detail._replace(response_id=text_id(checked.responseId))
+    return (
+        text,
+        call_requests or None,
+        detail._replace(response_id=text_id(checked.responseId), has_usage=has_usage),
+    )
 
 
 def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
