@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
-from ..secrets import register_headers, register_url, scrub
+from ..secrets import REDACTED, register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
 from . import multiprocess, otlp
 from .environment import export_plan, sdk_disabled
@@ -45,6 +45,16 @@ __all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"
 _log = logging.getLogger("statek.telemetry")
 _lock = threading.Lock()
 _active: Instrumentation | None = None
+
+
+class _Headers(dict[str, Any]):
+    """The OTLP headers as given (usually a collector credential): equal to the plain dict, but shown
+    with every value redacted, so ``repr(instrumentation.arguments)`` or a log line cannot leak them."""
+
+    def __repr__(self) -> str:
+        return repr(dict.fromkeys(self, REDACTED))
+
+    __str__ = __repr__
 
 
 @dataclass(eq=False, repr=False)
@@ -197,7 +207,7 @@ def instrument(
         "registry": id(registry),
         "otlp_endpoint": otlp_endpoint,
         "otlp_protocol": otlp_protocol,
-        "otlp_headers": dict(otlp_headers or {}),
+        "otlp_headers": _Headers(otlp_headers or {}),
         "otlp_timeout": otlp_timeout,
         "metric_export_interval": metric_export_interval,
         "resource_attributes": dict(resource_attributes or {}),
