@@ -222,11 +222,11 @@ class _Lines:
             quoted = _ends_quoted(line, quoted)
         self._record = []
         while quoted:
-            line = next(self._handle, None)
-            if line is None:
+            following = next(self._handle, None)
+            if following is None:
                 return False
             self.number += 1
-            quoted = _ends_quoted(line, quoted)
+            quoted = _ends_quoted(following, quoted)
         return True
 
 

@@ -217,7 +217,7 @@ def _build(asked: str, entry: ProviderEntry, model: str | None, kwargs: dict[str
     try:
         settings = load_provider_settings(names, overrides, defaults={"api_url": cls.default_api_url})
     except ValidationError as exc:
-        invalid = _invalid(names[0], exc)
+        invalid: ConfigurationError | None = _invalid(names[0], exc)
     else:
         invalid = None
     if invalid is not None:

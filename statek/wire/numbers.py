@@ -93,7 +93,7 @@ def reported_cost(value: Any, unit_usd: Decimal = Decimal(1)) -> Decimal | None:
     return number if number.is_finite() and 0 <= number <= MAX_COST_USD else _dropped(value)
 
 
-def _dropped(value: Any) -> None:
+def _dropped(value: Any) -> Decimal | None:
     """A reported cost statek cannot record: logged (the first one of each process, so a provider
     sending it on every answer does not flood the log), and ``None``: the call is priced from the
     tables, its cost status says so (``calculated``, or ``unpriced`` when no table knows the model)."""
