@@ -106,6 +106,7 @@ def _dropped(value: Any) -> Decimal | None:
             clip(value, 40),
             MAX_COST_USD,
         )
+    return None
 
 
 _dropped_logged = False
