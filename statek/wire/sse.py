@@ -97,6 +97,12 @@ class SSEDecoder:
                 chunk = chunk[1:]
                 if not chunk:
                     return []
+        if b"\n" not in chunk and b"\r" not in chunk:  # the middle of a long line: kept as is, no copy
+            self._rest_size += len(chunk)
+            if self._rest_size > self._limit:
+                raise self._too_large("line")
+            self._rest.append(chunk)
+            return []
         if b"\r" in chunk:
             ends_with_cr = chunk[-1:] == b"\r"
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
