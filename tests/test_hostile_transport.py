@@ -23,7 +23,7 @@ from test_telemetry_support import Captured, captured_fixture, prices_fixture  #
 
 import statek.wire.sse
 from statek import Budget, Job
-from statek.instrumentation import MeteringTransport, _exchange
+from statek.instrumentation import AsyncMeteringTransport, MeteringTransport, _exchange
 
 URL = "http://llm.test/v1/chat/completions"
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -268,3 +268,16 @@ def test_any_redirect_chain_is_one_call(captured: Captured, chain: list[int]) ->
     spans = captured.finished()
     assert len(spans) == 1 and spans[0].attributes["gen_ai.request.model"] == "gpt-4o-mini"
     assert job.usage.calls == 1 and job.usage.failed_calls == 0
+
+
+async def test_an_async_redirected_call_is_one_call_within_a_one_call_budget(captured: Captured) -> None:
+    handler = _redirecting([308, 302])
+    transport = AsyncMeteringTransport(httpx.MockTransport(handler), provider="OPENAI")
+    async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
+        with Job("j", budget=Budget(calls=1)) as job:
+            answer = await client.post(URL, content=BODY)
+    assert answer.json() == json.loads(ANSWER) and len(handler.seen) == 3
+    spans = captured.finished()
+    assert len(spans) == 1 and spans[0].attributes["gen_ai.usage.input_tokens"] == 11
+    assert spans[0].attributes["statek.bytes.sent"] == 2 * len(BODY)  # a 308 re-sends the body; a 302 GETs
+    assert job.usage.calls == 1 and job.usage.budget.status().refusals == 0  # type: ignore[union-attr]
