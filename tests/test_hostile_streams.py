@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import resource
 import tracemalloc
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,35 @@ def test_every_reader_refuses_a_line_without_end_past_the_bound_with_a_typed_err
     with pytest.raises(WireFormatError, match="longer than 100000 bytes"):
         for _ in range(1_000):
             stream.feed(b"data: " + b"x" * 4096)
+
+
+async def test_through_llm_api_a_line_over_the_bound_is_a_typed_error_with_the_bytes_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import httpx
+
+    import statek.wire.sse
+    from statek import ChatHistoryItem
+    from statek.exceptions import ResponseFormatError
+    from statek.providers.openai_compat import OpenAICompatible_API
+    from statek.settings import ProviderSettings
+
+    monkeypatch.setattr(statek.wire.sse, "MAX_EVENT_BYTES", 100_000)
+    body = b'data: {"choices":[{"index":0,"delta":{"content":"' + b"A" * 300_000 + b'"}}]}\n\n'
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=pieces(), headers={"content-type": "text/event-stream"})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    api = OpenAICompatible_API(
+        ProviderSettings(api_url="http://127.0.0.1:9/v1/chat/completions"), http_client=client
+    )
+    stream = api.stream_request(model="m", chat_history=[ChatHistoryItem.user("draw")])
+    with pytest.raises(ResponseFormatError, match="longer than 100000 bytes") as caught:
+        [piece async for piece in stream]
+    assert 100_000 < caught.value.bytes_received < len(body)  # refused as soon as the bound was passed
+    await client.aclose()
