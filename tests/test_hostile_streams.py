@@ -4,6 +4,7 @@ and a hostile stream (garbage, cut anywhere, one huge line) costs bounded CPU an
 
 from __future__ import annotations
 
+import json
 import resource
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -147,3 +148,33 @@ async def test_through_llm_api_a_line_over_the_bound_is_a_typed_error_with_the_b
         [piece async for piece in stream]
     assert 100_000 < caught.value.bytes_received < len(body)  # refused as soon as the bound was passed
     await client.aclose()
+
+
+@pytest.mark.parametrize("keep_content", [True, False])
+def test_a_gemini_image_streamed_as_one_8_mib_event_is_read_with_its_usage(keep_content: bool) -> None:
+    image = "iVBORw0KGgo" + "A" * (8 * 1024 * 1024)
+    chunk = {
+        "candidates": [
+            {
+                "content": {
+                    "role": "model",
+                    "parts": [{"inlineData": {"mimeType": "image/png", "data": image}}],
+                }
+            }
+        ],
+        "modelVersion": "gemini-2.5-flash-image",
+    }
+    last = {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "done"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1290, "totalTokenCount": 1297},
+    }
+    body = b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in (chunk, last))
+    reader = ContentStreamReader(keep_content=keep_content)
+    cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+    pieces = [
+        piece for start in range(0, len(body), 16384) for piece in reader.feed(body[start : start + 16384])
+    ]
+    answer = reader.finish(1, len(body))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu < 3.0  # the quadratic decoder: ~6 s
+    assert pieces == ["done"] and answer.detail.has_usage
+    assert (answer.detail.input_tokens, answer.detail.output_tokens) == (7, 1290)
