@@ -42,6 +42,7 @@ FOLLOWS = "statek.metered_call"
 """The request ``extensions`` key under which a redirect's request carries its :class:`Exchange`."""
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_unread_encodings: set[str] = set()
 
 
 class _GiveUp(Exception):
@@ -113,13 +114,16 @@ class Exchange:
             if status >= 300:
                 self._followable = status in _REDIRECTS and "location" in response.headers
                 return
-            self._decoder = decoder_for(response.headers.get("content-encoding", ""))
+            encoding = response.headers.get("content-encoding", "")
+            self._decoder = decoder_for(encoding)
             if self._decoder is False:
-                _log.warning(
-                    "statek does not read answers with content-encoding %r; the call is recorded as "
-                    "not metered",
-                    response.headers.get("content-encoding"),
-                )
+                if encoding not in _unread_encodings and len(_unread_encodings) < 64:
+                    _unread_encodings.add(encoding)  # logged once per encoding: it comes with every call
+                    _log.warning(
+                        "statek does not read answers with content-encoding %r; such calls are recorded "
+                        "as not metered (no_usage)",
+                        encoding,
+                    )
                 return
             is_sse = "text/event-stream" in response.headers.get("content-type", "")
             if self._request.stream and is_sse:
