@@ -282,3 +282,20 @@ async def test_an_async_redirected_call_is_one_call_within_a_one_call_budget(cap
     assert len(spans) == 1 and spans[0].attributes["gen_ai.usage.input_tokens"] == 11
     assert spans[0].attributes["statek.bytes.sent"] == 2 * len(BODY)  # a 308 re-sends the body; a 302 GETs
     assert job.usage.calls == 1 and job.usage.budget.status().refusals == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("piece", [1, 5, 4096])
+def test_a_gzip_stream_is_read_event_by_event_in_any_pieces(captured: Captured, piece: int) -> None:
+    events = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n' + USAGE_EVENT + b"data: [DONE]\n\n"
+    )
+    packed = gzip.compress(events)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+        return httpx.Response(200, content=_pieces(packed, piece), headers=headers)
+
+    assert _read_stream(_client(handler)) == packed
+    attributes = captured.finished()[0].attributes
+    assert attributes["gen_ai.usage.input_tokens"] == 11 and attributes["gen_ai.usage.output_tokens"] == 2
+    assert attributes["statek.bytes.received"] == len(packed)
