@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+import zlib
 from typing import Any
 
 import httpx
@@ -175,7 +176,7 @@ class Exchange:
             self._request.format,
             type(exc).__name__,
             exc,
-            exc_info=not isinstance(exc, (_GiveUp, ValueError)),
+            exc_info=not isinstance(exc, (_GiveUp, ValueError, zlib.error)),
         )
 
     def end(self) -> None:
