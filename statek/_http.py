@@ -417,7 +417,11 @@ async def exchange(
                                 sent,
                                 received + len(content),
                             )
-                        await response.aread()
+                        try:
+                            await response.aread()
+                        except BaseException:
+                            await response.aclose()  # as send() does: the connection goes back either way
+                            raise
                     else:
                         async with client.stream(
                             "POST", url, content=body, headers=headers, params=params
