@@ -37,6 +37,7 @@ refusal with ``statek.telemetry.count_budget_refusal``.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -45,13 +46,37 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 from ..exceptions import BudgetExceededError, ConfigurationError
 from ..settings import (
     BUDGET_CALLS_ENV,
+    BUDGET_STORE_ENV,
     BUDGET_TOKENS_ENV,
     BUDGET_UNPRICED_ENV,
     BUDGET_USD_ENV,
     MAX_TOKEN_USAGE_ENV,
     values_of,
 )
-from .estimate import PICO, CallEstimate, call_numbers, estimate_call, estimate_request_body, from_pico
+from .budget_store import (
+    DEFAULT_KEY,
+    Account,
+    Claim,
+    Grant,
+    MissingKeyAttribute,
+    Period,
+    RemoteStore,
+    StoreUnavailable,
+    account_name,
+    check_key,
+    count_store_event,
+    window_of,
+)
+from .estimate import (
+    PICO,
+    CallEstimate,
+    call_numbers,
+    estimate_call,
+    estimate_request_body,
+    from_pico,
+    output_price,
+)
+from .output_limits import InvalidOutputCap
 
 if TYPE_CHECKING:
     from ..llm_api import LLM_API, PreparedRequest
@@ -62,6 +87,7 @@ __all__ = [
     "BudgetLedger",
     "BudgetStatus",
     "CallEstimate",
+    "ReserveMode",
     "Reservation",
     "UnpricedPolicy",
     "estimate_call",
@@ -69,11 +95,18 @@ __all__ = [
     "reserve",
     "reserve_call",
     "reserve_request",
+    "set_shared_store",
+    "shared_store",
 ]
 
 UnpricedPolicy = Literal["refuse", "allow"]
 """What a USD budget does with a call to a model that has no price: refuse it, or let it go uncounted."""
 _POLICIES: tuple[UnpricedPolicy, ...] = ("refuse", "allow")
+ReserveMode = Literal["worst_case", "estimate"]
+"""What a call reserves: the most it can cost (default), or the old estimate (4,096 output tokens
+for an uncapped call), whose overspend under concurrency ``docs/budgets.md`` bounds."""
+_MODES: tuple[ReserveMode, ...] = ("worst_case", "estimate")
+_PERIODS: tuple[Period, ...] = ("day", "month")
 
 
 # ----------------------------------------------------------------------------- limits
@@ -93,6 +126,10 @@ class Budget:
     calls: int | None = None
     approx_tokens: int | None = None
     unpriced: UnpricedPolicy = "refuse"
+    reserve: ReserveMode = "worst_case"
+    cap_output: bool = False
+    period: Period | None = None
+    key: str | None = None
 
     def __init__(
         self,
@@ -102,12 +139,40 @@ class Budget:
         calls: int | None = None,
         approx_tokens: int | None = None,
         unpriced: UnpricedPolicy = "refuse",
+        reserve: ReserveMode = "worst_case",
+        cap_output: bool = False,
+        period: Period | None = None,
+        key: str | None = None,
     ) -> None:
         object.__setattr__(self, "usd", _usd(usd, "Budget(usd=...)"))
         object.__setattr__(self, "tokens", _count(tokens, "Budget(tokens=...)"))
         object.__setattr__(self, "calls", _count(calls, "Budget(calls=...)"))
         object.__setattr__(self, "approx_tokens", _count(approx_tokens, "Budget(approx_tokens=...)"))
         object.__setattr__(self, "unpriced", _policy(unpriced, "Budget(unpriced=...)"))
+        if reserve not in _MODES:
+            raise ConfigurationError(
+                f"Budget(reserve=...) must be 'worst_case' or 'estimate', not {reserve!r}"
+            )
+        object.__setattr__(self, "reserve", reserve)
+        if not isinstance(cap_output, bool):
+            raise ConfigurationError(f"Budget(cap_output=...) must be True or False, not {cap_output!r}")
+        object.__setattr__(self, "cap_output", cap_output)
+        if period is not None and period not in _PERIODS:
+            raise ConfigurationError(f"Budget(period=...) must be 'day', 'month' or None, not {period!r}")
+        object.__setattr__(self, "period", period)
+        if key is not None:
+            if not isinstance(key, str) or not key.strip():
+                raise ConfigurationError(f"Budget(key=...) must be a non-empty string, not {key!r}")
+            try:
+                check_key(key)
+            except ValueError as bad:
+                raise ConfigurationError(str(bad)) from None
+        object.__setattr__(self, "key", key)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the budget is one account shared by every job with its key (a ``key`` or ``period``)."""
+        return self.key is not None or self.period is not None
 
     @property
     def is_limited(self) -> bool:
@@ -149,7 +214,12 @@ class Budget:
             parts.append(f"{self.calls:,} calls")
         if self.approx_tokens is not None:
             parts.append(f"{self.approx_tokens:,} approximate tokens")
-        return ", ".join(parts) or "no limit"
+        text = ", ".join(parts) or "no limit"
+        if self.period is not None:
+            text += f" per {self.period}"
+        if self.key is not None:
+            text += f" for {self.key}"
+        return text
 
 
 _ENV_NAMES = (BUDGET_USD_ENV, BUDGET_TOKENS_ENV, BUDGET_CALLS_ENV, MAX_TOKEN_USAGE_ENV, BUDGET_UNPRICED_ENV)
@@ -279,6 +349,7 @@ class BudgetLedger:
     """
 
     __slots__ = (
+        "_account",
         "_limit_pico",
         "_reserved_approx",
         "_reserved_calls",
@@ -290,13 +361,21 @@ class BudgetLedger:
         "_spent_tokens",
         "_unpriced_calls",
         "budget",
+        "cap_output",
         "job_id",
         "refusals",
+        "shared",
+        "worst_case",
     )
 
     def __init__(self, job_id: str, budget: Budget) -> None:
         self.job_id = job_id
         self.budget = budget
+        self.shared = budget.shared
+        """Whether the job's calls count against a shared account (see :mod:`.budget_store`), not here."""
+        self.worst_case = budget.reserve == "worst_case"
+        self.cap_output = budget.cap_output
+        self._account: BudgetLedger | tuple[RemoteStore, str, str] | None = None
         # A limit finer than a pico-dollar is rounded down: never allow more than was set.
         self._limit_pico = None if budget.usd is None else int(budget.usd.scaleb(PICO))
         self._spent_pico = self._spent_tokens = self._spent_calls = self._spent_bytes = 0
@@ -307,7 +386,14 @@ class BudgetLedger:
         return f"BudgetLedger({self.job_id!r}, {self.status()})"
 
     def status(self) -> BudgetStatus:
-        """A consistent snapshot of limits, spend and reservations."""
+        """A consistent snapshot of limits, spend and reservations. For a shared budget: its account's
+        (the one its job's last call counted against), shared with every job of the same key."""
+        account = self._account
+        if isinstance(account, BudgetLedger):
+            return account.status()
+        if account is not None:
+            return _remote_status(self.budget, *account)
+        _drain_abandoned()
         with _LOCK:
             return BudgetStatus(
                 self.budget,
@@ -382,6 +468,14 @@ class BudgetLedger:
         self._reserved_approx += held.input_tokens
         self._reserved_calls += 1
 
+    def _unhold(self, held: Reservation) -> None:
+        """Take ``held`` out of what is in flight, counting nothing; call with :data:`_LOCK` held."""
+        if held.pico is not None:
+            self._reserved_pico -= held.pico
+        self._reserved_tokens -= held.tokens
+        self._reserved_approx -= held.input_tokens
+        self._reserved_calls -= 1
+
     def _refuse(self, reason: str, held: Reservation) -> NoReturn:
         """Count and raise a refusal; call with :data:`_LOCK` held."""
         self.refusals += 1
@@ -435,15 +529,46 @@ class BudgetLedger:
 
 
 # ----------------------------------------------------------------------------- reservations
-class Reservation:
-    """The estimate of one call in flight, held against every budget of its job's lineage.
+_abandoned: list[Reservation] = []
+"""Reservations collected while still held, settled at their reservation by the next budget call
+(a finalizer must not take :data:`_LOCK`: the collector may run it in a thread that holds it)."""
 
-    Exactly one of :meth:`settle` / :meth:`settle_failure` must follow; a second one does nothing.
-    The estimate is kept as plain numbers (``pico`` USD, ``tokens``, ``input_tokens``), read by
-    every ledger on the call's path; :attr:`estimate` gives it back as a :class:`CallEstimate`.
+
+def _drain_abandoned() -> None:
+    while _abandoned:
+        try:
+            held = _abandoned.pop()
+        except IndexError:
+            return
+        held.settle_abandoned()
+
+
+class Reservation:
+    """What one call in flight holds against every budget of its job's lineage.
+
+    Exactly one of :meth:`settle` / :meth:`settle_failure` / :meth:`settle_abandoned` /
+    :meth:`release` must follow; a second one does nothing. A reservation collected while still held
+    is settled at its reservation (spent, as far as the budget knows). The numbers are ``pico``
+    USD, ``tokens`` and ``input_tokens``; :attr:`estimate` gives them back as a
+    :class:`CallEstimate`. ``output_cap``: with a ``cap_output`` budget, the output cap the request
+    must be sent with (what the budget let it reserve), else ``None``. ``remote``: the shared
+    store's accounts, when a shared budget lives in one.
     """
 
-    __slots__ = ("input_tokens", "ledgers", "model", "output_tokens", "pico", "provider", "tokens")
+    __slots__ = (
+        "__weakref__",
+        "claim",
+        "input_tokens",
+        "ledgers",
+        "live",
+        "model",
+        "output_cap",
+        "output_tokens",
+        "pico",
+        "provider",
+        "remote",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -461,6 +586,15 @@ class Reservation:
         self.output_tokens = output_tokens
         self.tokens = input_tokens + output_tokens
         self.pico = pico
+        self.output_cap: int | None = None
+        self.remote: tuple[RemoteStore, tuple[Account, ...]] | None = None
+        self.claim: Claim | None = None
+        self.live = False
+        """Held and not yet settled (a refused reservation never was)."""
+
+    def __del__(self) -> None:
+        if self.live:
+            _abandoned.append(self)  # resurrected until settled (PEP 442: __del__ runs only once)
 
     @property
     def estimate(self) -> CallEstimate:
@@ -483,17 +617,39 @@ class Reservation:
         # Truncated to the pico-dollar (exact for every price with up to six decimals per million
         # tokens; a finer one loses less than 10**-12 USD): this runs after every budgeted call.
         pico = None if cost is None else int(cost.scaleb(PICO))
-        with _LOCK:
-            ledgers, self.ledgers = self.ledgers, ()
-            for ledger in ledgers:
-                ledger._settle(self, pico, tokens, wire, False)
+        self._settle(pico, tokens, wire, False)
 
     def settle_failure(self, bytes_sent: int = 0, bytes_received: int = 0) -> None:
         """The call failed for good: it counts as a call with its bytes, no tokens and no cost."""
+        self._settle(None, 0, bytes_sent + bytes_received, True)
+
+    def settle_abandoned(self, bytes_sent: int = 0, bytes_received: int = 0) -> None:
+        """The call's usage is unknown (an answer without usage, a stream dropped unread, a provider
+        that returned nothing): it counts at its reservation, spent as far as the budget knows."""
+        self._settle(self.pico, self.tokens, bytes_sent + bytes_received, False)
+
+    def release(self) -> None:
+        """The call was never sent: drop the reservation, count nothing."""
+        self.live = False
         with _LOCK:
             ledgers, self.ledgers = self.ledgers, ()
             for ledger in ledgers:
-                ledger._settle(self, None, 0, bytes_sent + bytes_received, True)
+                ledger._unhold(self)
+        remote, self.remote = self.remote, None
+        if remote is not None and self.claim is not None:
+            remote[0].release(remote[1], self.claim)
+
+    def _settle(self, pico: int | None, tokens: int, wire: int, failed: bool) -> None:
+        self.live = False
+        with _LOCK:
+            ledgers, self.ledgers = self.ledgers, ()
+            for ledger in ledgers:
+                ledger._settle(self, pico, tokens, wire, failed)
+        remote, self.remote = self.remote, None
+        if remote is not None and self.claim is not None:
+            remote[0].settle(remote[1], self.claim, pico, tokens, wire, failed)
+        if _abandoned:
+            _drain_abandoned()
 
 
 def ledgers_of(job: Job | None) -> tuple[BudgetLedger, ...]:
@@ -506,7 +662,8 @@ def ledgers_of(job: Job | None) -> tuple[BudgetLedger, ...]:
 def reserve(ledgers: Iterable[BudgetLedger], estimate: CallEstimate) -> Reservation:
     """Hold ``estimate`` against every ledger (a job's :attr:`~statek.executors.job.Job.budgets`),
     all or none: raises :class:`~statek.exceptions.BudgetExceededError` when any of them would pass
-    a limit, holding nothing then."""
+    a limit, holding nothing then. Ledgers of shared budgets are held as plain ledgers here: use
+    :func:`reserve_call` / :func:`reserve_request` for a job's calls."""
     held = Reservation(
         tuple(ledgers),
         estimate.provider,
@@ -515,11 +672,14 @@ def reserve(ledgers: Iterable[BudgetLedger], estimate: CallEstimate) -> Reservat
         estimate.output_tokens,
         estimate.pico_usd,
     )
+    if _abandoned:
+        _drain_abandoned()
     with _LOCK:
         for ledger in held.ledgers:
             ledger._check(held)
         for ledger in held.ledgers:
             ledger._hold(held)
+    held.live = True
     return held
 
 
@@ -537,30 +697,61 @@ def reserve_request(
     """For a call metered from its raw JSON request body (an httpx transport under an official SDK):
     when the job or an ancestor has a budget, estimate the body (:func:`estimate_request_body`) and
     reserve it; else ``None``, at no cost. Raises :class:`~statek.exceptions.BudgetExceededError`:
-    the transport must then send nothing. Settle the reservation when the answer is read
-    (:meth:`Reservation.settle`) or the call fails (:meth:`Reservation.settle_failure`)."""
+    the transport must then send nothing. With a ``cap_output`` budget, the transport must send the
+    reservation's :attr:`~Reservation.output_cap` (:func:`statek.executors.output_cap.cap_body`).
+    Settle the reservation when the answer is read (:meth:`Reservation.settle`) or the call fails
+    (:meth:`Reservation.settle_failure`)."""
     ledgers = job.budgets if job is not None else ()
-    if not ledgers:
+    if not ledgers or job is None:
         return None
-    estimate = estimate_request_body(
+    worst_case, cap_output = _modes(ledgers)
+    pricing = pricing_provider or provider
+    try:
+        estimate = estimate_request_body(
+            provider,
+            model,
+            body,
+            pricing_provider=pricing,
+            max_output_tokens=max_output_tokens,
+            cached_tokens=cached_tokens,
+            cache_write=cache_write,
+            worst_case=worst_case,
+        )
+    except InvalidOutputCap as bad:
+        _refuse_cap(job, ledgers[0], provider, model, bad)
+    return _reserve(
+        job,
+        ledgers,
         provider,
         model,
-        body,
-        pricing_provider=pricing_provider,
-        max_output_tokens=max_output_tokens,
-        cached_tokens=cached_tokens,
-        cache_write=cache_write,
+        estimate.input_tokens,
+        estimate.output_tokens,
+        estimate.pico_usd,
+        pricing if cap_output else None,
     )
-    return reserve(ledgers, estimate)
 
 
 def reserve_call(job: Job | None, api: LLM_API, params: PreparedRequest) -> Reservation | None:
     """For ``LLM_API`` calls: estimate and reserve when the job or an ancestor has a budget, else
-    ``None`` (and no estimate is made). Raises :class:`~statek.exceptions.BudgetExceededError`."""
+    ``None`` (and no estimate is made). Raises :class:`~statek.exceptions.BudgetExceededError`. With
+    a ``cap_output`` budget the request must be sent with the reservation's
+    :attr:`~Reservation.output_cap` as its ``max_tokens``."""
     ledgers = job.budgets if job is not None else ()
-    if not ledgers:
+    if not ledgers or job is None:
         return None
-    prompt, output, pico = call_numbers(api, params)
+    if len(ledgers) == 1:
+        only = ledgers[0]
+        worst_case, cap_output, shared = only.worst_case, only.cap_output, only.shared
+    else:
+        worst_case, cap_output = _modes(ledgers)
+        shared = any(ledger.shared for ledger in ledgers)
+    try:
+        prompt, output, pico = call_numbers(api, params, 0, worst_case)
+    except InvalidOutputCap as bad:
+        _refuse_cap(job, ledgers[0], api.provider_key, params.model, bad)
+    if cap_output or shared or _abandoned:
+        pricing = (api.pricing_provider or api.provider_key) if cap_output else None
+        return _reserve(job, ledgers, api.provider_key, params.model, prompt, output, pico, pricing)
     held = Reservation(ledgers, api.provider_key, params.model, prompt, output, pico)
     with _LOCK:  # reserve(), inlined: this runs before every budgeted call
         if len(ledgers) == 1:
@@ -570,4 +761,290 @@ def reserve_call(job: Job | None, api: LLM_API, params: PreparedRequest) -> Rese
                 ledger._check(held)
             for ledger in ledgers:
                 ledger._hold(held)
+    held.live = True
     return held
+
+
+def _modes(ledgers: tuple[BudgetLedger, ...]) -> tuple[bool, bool]:
+    """Worst case when any budget of the call wants it; capped when any budget caps."""
+    return any(ledger.worst_case for ledger in ledgers), any(ledger.cap_output for ledger in ledgers)
+
+
+def _refuse_cap(job: Job, ledger: BudgetLedger, provider: str, model: str, bad: InvalidOutputCap) -> NoReturn:
+    ledger.refusals += 1
+    raise BudgetExceededError(
+        job_id=job.job_id,
+        reason="output_cap",
+        limit=0,
+        spent=0,
+        reserved=0,
+        estimate=None,
+        provider=provider,
+        model=model,
+        detail=f"{bad}; a budget cannot bound such a call",
+    ) from None
+
+
+def _reserve(
+    job: Job,
+    ledgers: tuple[BudgetLedger, ...],
+    provider: str,
+    model: str,
+    prompt: int,
+    output: int,
+    pico: int | None,
+    cap_pricing: str | None,
+) -> Reservation:
+    """The general reservation: shared accounts, an output cap set by the room left, or both."""
+    if _abandoned:
+        _drain_abandoned()
+    local: list[BudgetLedger] = []
+    accounts: list[Account] = []
+    store: RemoteStore | None = None
+    for ledger in ledgers:
+        if not ledger.shared:
+            local.append(ledger)
+            continue
+        budget = ledger.budget
+        try:
+            name = account_name(budget.key or DEFAULT_KEY, job.job_id, job.attributes)
+        except MissingKeyAttribute as missing:
+            ledger.refusals += 1
+            raise BudgetExceededError(
+                job_id=job.job_id,
+                reason="budget_key",
+                limit=0,
+                spent=0,
+                reserved=0,
+                estimate=None,
+                provider=provider,
+                model=model,
+                detail=f"its budget key {budget.key!r} names attribute {missing.args[0]!r}, which it lacks",
+            ) from None
+        window = window_of(budget.period)
+        store = shared_store()
+        if store is None:
+            account = _memory_account(name, window, budget)
+            ledger._account = account
+            local.append(account)
+        else:
+            ledger._account = (store, name, window)
+            accounts.append(_account_of(name, window, budget))
+    held = Reservation(tuple(local), provider, model, prompt, output, pico)
+    rate = fixed = None
+    if cap_pricing is not None and pico is not None:
+        rate = output_price(cap_pricing, model)
+        if rate:
+            fixed = max(pico - output * rate, 0)
+    with _LOCK:
+        if rate and fixed is not None:
+            _fit_output(held, local, fixed, rate)
+        for ledger in local:
+            ledger._check(held)
+        for ledger in local:
+            ledger._hold(held)
+    held.live = True
+    if accounts and store is not None:
+        _reserve_remote(job, held, store, tuple(accounts), fixed, rate)
+    if cap_pricing is not None:
+        held.output_cap = held.output_tokens
+    return held
+
+
+def _fit_output(held: Reservation, ledgers: list[BudgetLedger], fixed: int, rate: int) -> None:
+    """Lower ``held``'s output to what every ledger has room for (call with :data:`_LOCK` held).
+    Left as it is when not even one output token fits: the check then refuses the call."""
+    room: int | None = None
+    for ledger in ledgers:
+        limit = ledger._limit_pico
+        if limit is not None:
+            left = (limit - ledger._spent_pico - ledger._reserved_pico - fixed) // rate
+            room = left if room is None else min(room, left)
+        if ledger.budget.tokens is not None:
+            left = ledger.budget.tokens - ledger._spent_tokens - ledger._reserved_tokens - held.input_tokens
+            room = left if room is None else min(room, left)
+    if room is not None and 1 <= room < held.output_tokens:
+        _set_output(held, room, fixed, rate)
+
+
+def _set_output(held: Reservation, output: int, fixed: int, rate: int) -> None:
+    held.output_tokens = output
+    held.tokens = held.input_tokens + output
+    held.pico = fixed + output * rate
+
+
+def _reserve_remote(
+    job: Job,
+    held: Reservation,
+    store: RemoteStore,
+    accounts: tuple[Account, ...],
+    fixed: int | None,
+    rate: int | None,
+) -> None:
+    """Hold ``held`` in the shared store too, or undo the local holds and raise."""
+    claim = Claim(
+        uuid.uuid4().hex,
+        held.pico,
+        held.input_tokens,
+        held.output_tokens,
+        fixed,
+        rate if fixed is not None else None,
+    )
+    try:
+        granted = store.reserve(accounts, claim)
+    except StoreUnavailable as down:
+        count_store_event("error", store.name)
+        if store.allow_when_unavailable:
+            return  # the policy: the call goes, counted only where it is local
+        held.release()
+        raise BudgetExceededError(
+            job_id=job.job_id,
+            reason="store",
+            limit=0,
+            spent=0,
+            reserved=0,
+            estimate=None,
+            provider=held.provider,
+            model=held.model,
+            detail=f"{down}; refusing the call (on_error=refuse)",
+        ) from None
+    except BaseException:
+        held.release()
+        raise
+    if not isinstance(granted, Grant):
+        held.release()
+        refused = granted
+        money = refused.reason in ("usd", "unpriced")
+        raise BudgetExceededError(
+            job_id=refused.account.label,
+            reason=refused.reason,
+            limit=from_pico(refused.limit) if money else refused.limit,
+            spent=from_pico(refused.spent) if money else refused.spent,
+            reserved=from_pico(refused.reserved) if money else refused.reserved,
+            estimate=(None if refused.needed is None else from_pico(refused.needed))
+            if money
+            else refused.needed,
+            provider=held.provider,
+            model=held.model,
+        )
+    if granted.output_tokens < held.output_tokens and fixed is not None and rate:
+        with _LOCK:  # the store left less room than the local ledgers: hold only what was granted
+            for ledger in held.ledgers:
+                ledger._unhold(held)
+            _set_output(held, granted.output_tokens, fixed, rate)
+            for ledger in held.ledgers:
+                ledger._hold(held)
+    final = Claim(
+        claim.reservation_id,
+        held.pico,
+        held.input_tokens,
+        held.output_tokens,
+        claim.fixed_pico,
+        claim.rate_pico,
+    )
+    held.claim, held.remote = final, (store, accounts)
+    store.hold(accounts, final, granted)
+
+
+# ----------------------------------------------------------------------------- the shared store
+_memory: dict[tuple[str, str], BudgetLedger] = {}
+_store: tuple[str, RemoteStore | None] | None = None
+_store_lock = threading.Lock()
+
+
+def _memory_account(name: str, window: str, budget: Budget) -> BudgetLedger:
+    """The in-process account of a shared budget in ``window``; earlier windows are dropped once
+    a later one starts (their calls in flight still settle into the ledger they hold)."""
+    key = (name, window)
+    account = _memory.get(key)
+    if account is None or account.budget != budget:
+        with _store_lock:
+            account = _memory.get(key)
+            if account is None:
+                for old in [k for k in _memory if k[0] == name and k[1] < window]:
+                    del _memory[old]
+                label = f"{name}@{window}" if window else name
+                account = _memory[key] = BudgetLedger(label, _account_budget(budget))
+    return account
+
+
+def _account_budget(budget: Budget) -> Budget:
+    """The limits an account enforces (its key and period are its name)."""
+    return Budget(
+        budget.usd,
+        tokens=budget.tokens,
+        calls=budget.calls,
+        approx_tokens=budget.approx_tokens,
+        unpriced=budget.unpriced,
+        reserve=budget.reserve,
+        cap_output=budget.cap_output,
+    )
+
+
+def _account_of(name: str, window: str, budget: Budget) -> Account:
+    return Account(
+        name,
+        window,
+        None if budget.usd is None else int(budget.usd.scaleb(PICO)),
+        budget.tokens,
+        budget.calls,
+        budget.approx_tokens,
+        budget.unpriced == "refuse",
+    )
+
+
+def shared_store() -> RemoteStore | None:
+    """The store of shared budgets (:data:`~statek.settings.BUDGET_STORE_ENV`): ``None`` for this
+    process's memory (unset or ``memory``), else the remote store, made once per setting. A bad
+    setting raises :class:`~statek.exceptions.ConfigurationError`."""
+    global _store
+    (url,) = values_of((BUDGET_STORE_ENV,))
+    url = url.strip()
+    current = _store
+    if current is not None and current[0] == url:
+        return current[1]
+    with _store_lock:
+        if _store is None or _store[0] != url:
+            _store = (url, _open_store(url))
+        return _store[1]
+
+
+def set_shared_store(store: RemoteStore | None) -> None:
+    """Use ``store`` for shared budgets from now on, whatever the environment says (tests, and
+    applications that build their own client); ``None`` goes back to the environment's."""
+    global _store
+    with _store_lock:
+        (url,) = values_of((BUDGET_STORE_ENV,))
+        _store = None if store is None else (url.strip(), store)
+
+
+def _open_store(url: str) -> RemoteStore | None:
+    if url in ("", "memory"):
+        return None
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .budget_redis import RedisStore  # lazy: redis-py is an optional extra
+
+        return RedisStore.from_url(url)
+    raise ConfigurationError(
+        f"{BUDGET_STORE_ENV} must be 'memory' or a redis:// URL, not {url.split('://')[0]!r}"
+    )
+
+
+def _remote_status(budget: Budget, store: RemoteStore, name: str, window: str) -> BudgetStatus:
+    try:
+        counts = store.status(name, window)
+    except StoreUnavailable:
+        count_store_event("error", store.name)
+        counts = {}
+    return BudgetStatus(
+        budget,
+        from_pico(counts.get("spent_pico", 0)),
+        counts.get("spent_tokens", 0),
+        counts.get("spent_calls", 0),
+        counts.get("spent_bytes", 0) // 4,
+        from_pico(counts.get("reserved_pico", 0)),
+        counts.get("reserved_tokens", 0),
+        counts.get("reserved_calls", 0),
+        counts.get("unpriced_calls", 0),
+        counts.get("refusals", 0),
+    )
