@@ -65,7 +65,8 @@ class RedisStore:
     """A :class:`~statek.executors.budget_store.RemoteStore` on Redis (single node; Redis >= 6.2).
 
     ``client`` is a ``redis.Redis`` (inject one in tests: ``fakeredis.FakeRedis()`` works); ``clock``
-    returns the time in ms to use instead of the server's (tests). Thread-safe.
+    returns the time in ms to use instead of the server's (tests). Thread-safe. Its daemon thread
+    renews leases every third of a lease.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class RedisStore:
         allow_when_unavailable: bool = False,
         prefix: str = "statek:budget",
         clock: Any = None,
+        renew_in_background: bool = True,
     ) -> None:
         if lease_seconds <= 0:
             raise ValueError(f"a lease must be longer than 0 seconds, not {lease_seconds!r}")
@@ -86,6 +88,8 @@ class RedisStore:
         self.allow_when_unavailable = allow_when_unavailable
         self.prefix = prefix
         self.clock = clock
+        self.renew_in_background = renew_in_background
+        """``False``: leases are renewed only by :meth:`renew_now` (tests drive time themselves)."""
         self._reserve = client.register_script(budget_lua.RESERVE)
         self._settle = client.register_script(budget_lua.SETTLE)
         self._renew = client.register_script(budget_lua.RENEW)
@@ -282,7 +286,7 @@ class RedisStore:
             self._pid, self._thread = os.getpid(), None
             self._leases.clear()
             self._pending.clear()
-        if self._thread is None or not self._thread.is_alive():
+        if self.renew_in_background and (self._thread is None or not self._thread.is_alive()):
             self._thread = threading.Thread(target=self._run, name="statek-budget-leases", daemon=True)
             self._thread.start()
 
