@@ -23,7 +23,6 @@ from statek.executors.estimate import (
 )
 from statek.executors.output_cap import cap_body
 from statek.executors.output_limits import MAX_OUTPUT_CAP, checked_cap, model_max_output
-from statek.llm_api import MAX_TOKENS
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.testing import ModelBehavior, ProviderSimulator, SimRequest, Usage
@@ -151,7 +150,9 @@ def test_a_per_request_fee_is_charged_once_so_a_small_sonar_call_fits_5_cents() 
     ("text", "at_least_tokens_per_char"),
     [("中文的提示词需要更多的词元" * 20, 1.2), ("Привет, как дела? " * 20, 0.6), ("hello world " * 20, 0.25)],
 )
-def test_non_latin_prompts_count_about_a_token_per_character(text: str, at_least_tokens_per_char: float) -> None:
+def test_non_latin_prompts_count_about_a_token_per_character(
+    text: str, at_least_tokens_per_char: float
+) -> None:
     units = text_units(text)
     assert units / CHARS_PER_TOKEN >= at_least_tokens_per_char * len(text) * 0.99
     body = json.dumps({"messages": [{"role": "user", "content": text}]}, ensure_ascii=False).encode()
@@ -189,7 +190,9 @@ def test_cap_output_reserves_what_the_budget_allows_and_the_body_carries_it(pric
         ("gemini", {"contents": []}, ("generationConfig", "maxOutputTokens")),
     ],
 )
-def test_the_cap_goes_where_each_wire_format_reads_it(wire: str, body: dict[str, object], path: tuple[str, ...]) -> None:
+def test_the_cap_goes_where_each_wire_format_reads_it(
+    wire: str, body: dict[str, object], path: tuple[str, ...]
+) -> None:
     sent = json.loads(cap_body(json.dumps(body).encode(), wire, 1_000))  # type: ignore[arg-type]
     node: object = sent
     for key in path:

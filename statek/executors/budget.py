@@ -90,6 +90,7 @@ __all__ = [
     "ReserveMode",
     "Reservation",
     "UnpricedPolicy",
+    "account_status",
     "estimate_call",
     "estimate_request_body",
     "reserve",
@@ -1028,6 +1029,36 @@ def _open_store(url: str) -> RemoteStore | None:
     raise ConfigurationError(
         f"{BUDGET_STORE_ENV} must be 'memory' or a redis:// URL, not {url.split('://')[0]!r}"
     )
+
+
+def account_status(name: str, window: str = "", store_url: str | None = None) -> tuple[dict[str, int], str]:
+    """A shared account's counters (see :meth:`RemoteStore.status`; money in pico-USD) and where they
+    were read: the store ``store_url`` names, else the configured one. The in-process store can only
+    show this process's accounts (``({}, "memory")`` for one it never saw). Raises
+    :class:`StoreUnavailable` when the store cannot be reached."""
+    store = _open_store(store_url.strip()) if store_url is not None else shared_store()
+    if store is not None:
+        return store.status(name, window), store.name
+    ledger = _memory.get((name, window))
+    if ledger is None:
+        return {}, "memory"
+    status = ledger.status()
+    limit = ledger._limit_pico
+    return {
+        "spent_pico": int(status.spent_usd.scaleb(PICO)),
+        "spent_tokens": status.spent_tokens,
+        "spent_calls": status.spent_calls,
+        "spent_bytes": ledger._spent_bytes,
+        "unpriced_calls": status.unpriced_calls,
+        "reserved_pico": int(status.reserved_usd.scaleb(PICO)),
+        "reserved_tokens": status.reserved_tokens,
+        "reserved_calls": status.reserved_calls,
+        "refusals": status.refusals,
+        "lease_expiries": 0,
+        "limit_pico": -1 if limit is None else limit,
+        "limit_tokens": -1 if ledger.budget.tokens is None else ledger.budget.tokens,
+        "limit_calls": -1 if ledger.budget.calls is None else ledger.budget.calls,
+    }, "memory"
 
 
 def _remote_status(budget: Budget, store: RemoteStore, name: str, window: str) -> BudgetStatus:

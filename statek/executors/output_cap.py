@@ -39,7 +39,9 @@ def _lower(container: dict[str, Any], key: str, cap: int) -> None:
         container[key] = cap
 
 
-def cap_payload(payload: dict[str, Any], wire: WireFormat, cap: int, *, field: str | None = None) -> dict[str, Any]:
+def cap_payload(
+    payload: dict[str, Any], wire: WireFormat, cap: int, *, field: str | None = None
+) -> dict[str, Any]:
     """Set ``payload``'s output cap to at most ``cap`` (in place; returned for chaining). ``field``
     names the chat-completions field to add when the body has none (a provider that only knows
     ``max_tokens``); default ``max_completion_tokens``."""
@@ -52,10 +54,10 @@ def cap_payload(payload: dict[str, Any], wire: WireFormat, cap: int, *, field: s
     elif wire == "anthropic":
         _lower(payload, "max_tokens", cap)
         thinking = payload.get("thinking")
-        if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int):
-            if thinking["budget_tokens"] >= payload["max_tokens"]:
-                # Anthropic requires budget_tokens < max_tokens (and at least 1024).
-                thinking["budget_tokens"] = max(payload["max_tokens"] - 1, 1)
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        if isinstance(thinking, dict) and isinstance(budget, int) and budget >= payload["max_tokens"]:
+            # Anthropic requires budget_tokens < max_tokens (and at least 1024).
+            thinking["budget_tokens"] = max(payload["max_tokens"] - 1, 1)
     elif wire == "gemini":
         config = payload.get("generationConfig")
         if not isinstance(config, dict):
@@ -63,8 +65,7 @@ def cap_payload(payload: dict[str, Any], wire: WireFormat, cap: int, *, field: s
         _lower(config, "maxOutputTokens", cap)
         thinking = config.get("thinkingConfig")
         if isinstance(thinking, dict) and isinstance(thinking.get("thinkingBudget"), int):
-            if thinking["thinkingBudget"] > cap:
-                thinking["thinkingBudget"] = cap
+            thinking["thinkingBudget"] = min(thinking["thinkingBudget"], cap)
     else:
         raise ValueError(f"unknown wire format {wire!r}")
     return payload
