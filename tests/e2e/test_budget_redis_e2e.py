@@ -26,12 +26,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from statek.executors.budget_redis import RedisStore
 from statek.executors.budget_store import Account, Claim, window_of
 from statek.testing import ModelBehavior, ProviderSimulator, SimRequest, Usage
-
-from conftest import free_port
 
 pytestmark = pytest.mark.e2e
 
