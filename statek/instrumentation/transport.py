@@ -26,6 +26,7 @@ import httpx
 
 from .. import telemetry
 from ..exceptions import BudgetExceededError, ConfigurationError
+from ..executors.output_cap import cap_body
 from ..telemetry import WireCall, WireEndpoint
 from ..wire.requests import recognise
 from ._exchange import Exchange
@@ -99,7 +100,25 @@ class _Router:
             max_tokens=wire_request.max_tokens,
             body=body,
         )
+        reservation = call.record.reservation
+        cap = None if reservation is None else reservation.output_cap
+        if cap is not None and wire_request.format in _CAP_WIRE:  # a cap_output budget: send its cap
+            body = cap_body(body, _CAP_WIRE[wire_request.format], cap)  # type: ignore[arg-type]
+            headers = request.headers.copy()
+            headers.pop("content-length", None)
+            request = type(request)(
+                request.method, request.url, headers=headers, content=body, extensions=request.extensions
+            )
         return request, Exchange(wire_request, route, call, len(body))
+
+
+_CAP_WIRE = {
+    "openai_chat": "chat_completions",
+    "openai_responses": "responses",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+}
+"""Where a budget's output cap goes, by recognised wire format (:mod:`statek.executors.output_cap`)."""
 
 
 def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
