@@ -31,7 +31,9 @@ from .telemetry_buckets import HistogramCell
 _log = logging.getLogger("statek.telemetry")
 
 __all__ = [
+    "BUDGET_LEASE_EXPIRIES",
     "BUDGET_REFUSALS",
+    "BUDGET_STORE_ERRORS",
     "BYTES",
     "CATALOGUE",
     "COST",
@@ -269,6 +271,29 @@ CONSUMER_ERRORS = InstrumentSpec(
     (STATEK_CONSUMER,),
 )
 
+STATEK_BUDGET_STORE = "statek.budget.store"
+"""Which shared-budget store (``redis://host:port/db``, never with credentials)."""
+
+BUDGET_STORE_ERRORS = InstrumentSpec(
+    "statek.budget.store.errors",
+    "counter",
+    "{error}",
+    "Commands to the shared budget store (Redis) that failed; the call followed the store's on_error policy",
+    "statek_budget_store_errors",
+    "",
+    (STATEK_BUDGET_STORE,),
+)
+
+BUDGET_LEASE_EXPIRIES = InstrumentSpec(
+    "statek.budget.lease_expiries",
+    "counter",
+    "{reservation}",
+    "Budget reservations returned to the shared store because their process stopped renewing them",
+    "statek_budget_lease_expiries",
+    "",
+    (STATEK_BUDGET_STORE,),
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -281,6 +306,8 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     RETRIES,
     BUDGET_REFUSALS,
     CONSUMER_ERRORS,
+    BUDGET_STORE_ERRORS,
+    BUDGET_LEASE_EXPIRIES,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -384,6 +411,10 @@ class Instruments:
                 unit=spec.unit,
                 description=spec.description,
             )
+        for spec, event in ((BUDGET_STORE_ERRORS, "error"), (BUDGET_LEASE_EXPIRIES, "lease_expiry")):
+            meter.create_observable_counter(
+                spec.name, callbacks=[_store_observer(event)], unit=spec.unit, description=spec.description
+            )
         if latest_genai:
             for name, token_type in INFERENCE_USAGE:
                 meter.create_observable_counter(
@@ -449,6 +480,21 @@ def _observer(
                 Observation(float(value) if isinstance(value, Decimal) else value, cell.attributes, context)
             )
         return out
+
+    return observe
+
+
+def _store_observer(event: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """Report the budget store's counted ``event`` s (process-wide counts kept by the store itself)."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        from .executors.budget_store import store_events
+
+        return [
+            Observation(count, {STATEK_BUDGET_STORE: store})
+            for (kind, store), count in store_events().items()
+            if kind == event
+        ]
 
     return observe
 

@@ -13,6 +13,7 @@ import fakeredis
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_telemetry_support import Captured
 from typer.testing import CliRunner
 
 from statek import LLM_API, Budget, BudgetExceededError, ChatHistoryItem, Job
@@ -26,6 +27,7 @@ from statek.llm_api import MAX_TOKENS
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.settings import BUDGET_STORE_ENV
+from statek.telemetry import configure_telemetry
 from statek.testing import ModelBehavior, ProviderSimulator, Usage
 
 MODEL = "shared-model"
@@ -167,6 +169,7 @@ def _closed_port() -> int:
 def test_an_unreachable_store_follows_its_policy_and_never_shows_the_password(
     policy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    captured = Captured()
     url = f"redis://user:s3cr3t-pass@127.0.0.1:{_closed_port()}/0?on_error={policy}&lease=5"
     monkeypatch.setenv(BUDGET_STORE_ENV, url)
     set_shared_store(None)
@@ -183,6 +186,10 @@ def test_an_unreachable_store_follows_its_policy_and_never_shows_the_password(
             held.settle(Decimal("0.001"), 1, 1, 1, 1)
         after = sum(v for (kind, _), v in store_events().items() if kind == "error")
     assert after == before + 1
+    # Counted in statek_budget_store_errors_total, by store (no credentials in the label).
+    errors = captured.values("statek.budget.store.errors")
+    assert sum(errors.values()) >= 1 and "s3cr3t" not in str(errors)
+    configure_telemetry()
 
 
 def test_statek_budget_show_prints_spend_reservations_and_what_remains(
