@@ -13,7 +13,7 @@ import openai
 import pytest
 
 import statek
-from statek import LLM_API, Budget, BudgetExceededError, ChatHistoryItem, Job, add_provider
+from statek import LLM_API, Budget, BudgetExceededError, ChatHistoryItem, Job
 from statek.executors.budget import BudgetLedger
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
@@ -125,8 +125,7 @@ async def test_a_provider_returning_none_releases_everything_and_metering_goes_o
         async def _process_request(self, **kwargs: Any) -> Any:
             return None
 
-    add_provider("BROKEN_NONE", Broken, model="m", api_key="k", api_url="http://127.0.0.1:9/never-used")
-    broken = LLM_API.get("BROKEN_NONE")
+    broken = Broken(model="m", provider_key="BROKEN_NONE")
     with Job("broken", budget=Budget(calls=2)) as job:
         for _ in range(2):
             with pytest.raises(TypeError):
