@@ -10,23 +10,26 @@ STATEK's ``STATEK_MAX_TOKEN_USAGE`` guard (``approx_tokens``: ``(bytes sent + by
 A job without ``budget=`` takes the environment's (:meth:`Budget.from_env`); ``Budget()`` has no limit.
 
 Before a call is sent, it is estimated (:func:`~statek.executors.estimate.estimate_call`, or
-:func:`~statek.executors.estimate.estimate_request_body` for a JSON body) and :func:`reserve`
-checks, for the job and every ancestor with a budget, ``spent + in flight + estimate <= limit``.
-A call that passes holds that estimate as a **reservation** until it finishes; :meth:`Reservation.settle` then replaces it with the call's real
-usage. So concurrent calls cannot all slip under the same remaining budget: together they can
-overshoot by at most the difference between some calls' real cost and their estimates. A call that
-cost more than estimated is recorded as it was, and the job's next calls refuse.
-
-The estimate is :mod:`statek.executors.estimate`'s: prompt size, output cap, cached share where
-known, the price table's rate (its error is documented there and in ``docs/budgets.md``).
+:func:`~statek.executors.estimate.estimate_request_body` for a JSON body) at its **worst case**: the
+output at the request's cap, else at the model's maximum (:mod:`statek.executors.output_limits`;
+``reserve="estimate"`` keeps the old 4,096-token guess as an explicit opt-in). :func:`reserve`
+checks, for the job and every ancestor with a budget, ``spent + in flight + this call <= limit``. A
+call that passes holds that amount as a **reservation** until it finishes;
+:meth:`Reservation.settle` then replaces it with the call's real usage. So concurrent calls cannot
+all slip under the same remaining budget, and with worst-case reservations they cannot overspend it
+together (unless a model nobody knows writes past
+:data:`~statek.executors.output_limits.UNKNOWN_MAX_OUTPUT` without a cap). With ``cap_output=True``
+the reservation is what the remaining budget allows and the request is sent with that cap
+(:attr:`Reservation.output_cap`, :mod:`statek.executors.output_cap`).
 
 Unpriced models under a USD limit follow the budget's ``unpriced`` policy: ``"refuse"`` (the
 default: the call is refused, reason ``"unpriced"``) or ``"allow"`` (the call goes; it counts
 against the token, call and byte limits, a provider-reported cost counts against the USD limit, and
 :attr:`BudgetStatus.unpriced_calls` says how many calls the USD figure leaves out). Never ``$0``.
 
-A budget lives in one process's memory. A fleet budget is watched by Prometheus instead (the
-cost burn-rate alert of the mixin under ``dashboards/``); see ``docs/budgets.md``.
+A budget with a ``key`` or ``period`` is shared (:mod:`statek.executors.budget_store`): one account
+per key and UTC period, in this process's memory or, with ``STATEK_BUDGET_STORE=redis://...``, in
+Redis for every worker and machine (:mod:`statek.executors.budget_redis`). See ``docs/budgets.md``.
 
 Integration: the budget consumer of the metering path (:mod:`statek.telemetry.budget`) calls
 :func:`reserve_call` (an ``LLM_API`` call) or :func:`reserve_request` (a request body a
@@ -958,7 +961,7 @@ def _memory_account(name: str, window: str, budget: Budget) -> BudgetLedger:
     a later one starts (their calls in flight still settle into the ledger they hold)."""
     key = (name, window)
     account = _memory.get(key)
-    if account is None or account.budget != budget:
+    if account is None:
         with _store_lock:
             account = _memory.get(key)
             if account is None:
