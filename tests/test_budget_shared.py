@@ -22,7 +22,14 @@ from statek.exceptions import ConfigurationError
 from statek.executors import budget as budget_module
 from statek.executors.budget import account_status, reserve_request, set_shared_store
 from statek.executors.budget_redis import RedisStore
-from statek.executors.budget_store import Account, Claim, store_events, window_end, window_of
+from statek.executors.budget_store import (
+    Account,
+    Claim,
+    clear_store_events,
+    store_events,
+    window_end,
+    window_of,
+)
 from statek.llm_api import MAX_TOKENS
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
@@ -46,6 +53,7 @@ def prices() -> Iterator[None]:
     yield
     set_shared_store(None)
     set_default_registry(previous)
+    clear_store_events()  # process-wide counters: later tests' expositions must not see them
 
 
 @pytest.fixture(name="api")

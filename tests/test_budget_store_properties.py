@@ -11,8 +11,10 @@ is dropped (in-process: nothing outlives the process).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import fakeredis
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
@@ -20,7 +22,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from statek import Budget, BudgetExceededError
 from statek.executors.budget import BudgetLedger, Reservation, reserve
 from statek.executors.budget_redis import RedisStore
-from statek.executors.budget_store import Account, Claim, Grant
+from statek.executors.budget_store import Account, Claim, Grant, clear_store_events
 from statek.executors.estimate import PICO, CallEstimate
 
 LIMIT_NANO = 1_000_000  # $0.001
@@ -204,6 +206,12 @@ class MemoryStoreMachine(RuleBasedStateMachine):
         assert status.spent_usd.scaleb(PICO) == self.spent
         assert status.reserved_usd.scaleb(PICO) == sum(self.held.values())
         assert self.spent + sum(self.held.values()) <= LIMIT_NANO * 1000
+
+
+@pytest.fixture(autouse=True)
+def _forget_store_events() -> Iterator[None]:
+    yield
+    clear_store_events()  # process-wide counters: later tests' expositions must not see them
 
 
 TestRedisStore = RedisStoreMachine.TestCase

@@ -35,6 +35,7 @@ __all__ = [
     "RemoteStore",
     "StoreUnavailable",
     "account_name",
+    "clear_store_events",
     "count_store_event",
     "store_events",
     "window_end",
@@ -69,6 +70,12 @@ def store_events() -> dict[tuple[str, str], int]:
     """A snapshot of the counted events: ``{(event, store): count}``."""
     with _events_lock:
         return dict(_events)
+
+
+def clear_store_events() -> None:
+    """Forget the counted events (tests: these counters are process-wide, like the store itself)."""
+    with _events_lock:
+        _events.clear()
 
 
 class MissingKeyAttribute(KeyError):
