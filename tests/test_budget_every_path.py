@@ -174,5 +174,7 @@ async def test_a_stream_dropped_without_closing_gives_its_reservation_back(sim: 
             for _ in range(3):
                 gc.collect()
             status = _ledger(job).status()
-    # Settled at its reservation: spent as far as the budget knows, nothing held any more.
+    # Recorded with what was read (nothing: no usage), so settled at its reservation: spent as far as
+    # the budget knows, nothing held any more, and the call is in the job's usage (its record ended).
     assert status.reserved_calls == 0 and status.spent_calls == 1 and status.spent_usd > 0
+    assert job.usage.calls == 1 and job.usage.no_usage_calls == 1 and job.usage.total_cost == status.spent_usd

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Literal, NoReturn
 
+from .._deferred import defer, drain, pending
 from ..exceptions import BudgetExceededError, ConfigurationError
 from ..settings import (
     BUDGET_CALLS_ENV,
@@ -533,18 +534,11 @@ class BudgetLedger:
 
 
 # ----------------------------------------------------------------------------- reservations
-_abandoned: list[Reservation] = []
-"""Reservations collected while still held, settled at their reservation by the next budget call
-(a finalizer must not take :data:`_LOCK`: the collector may run it in a thread that holds it)."""
-
-
-def _drain_abandoned() -> None:
-    while _abandoned:
-        try:
-            held = _abandoned.pop()
-        except IndexError:
-            return
-        held.settle_abandoned()
+_abandoned = pending
+"""Work left by collected objects (:mod:`statek._deferred`): a reservation collected while still held
+is settled at its reservation by the next budget call (a finalizer must not take :data:`_LOCK`: the
+collector may run it in a thread that holds it)."""
+_drain_abandoned = drain
 
 
 class Reservation:
@@ -598,7 +592,7 @@ class Reservation:
 
     def __del__(self) -> None:
         if self.live:
-            _abandoned.append(self)  # resurrected until settled (PEP 442: __del__ runs only once)
+            defer(self.settle_abandoned)  # resurrected until settled (PEP 442: __del__ runs only once)
 
     @property
     def estimate(self) -> CallEstimate:
