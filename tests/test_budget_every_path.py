@@ -178,3 +178,18 @@ async def test_a_stream_dropped_without_closing_gives_its_reservation_back(sim: 
     # the budget knows, nothing held any more, and the call is in the job's usage (its record ended).
     assert status.reserved_calls == 0 and status.spent_calls == 1 and status.spent_usd > 0
     assert job.usage.calls == 1 and job.usage.no_usage_calls == 1 and job.usage.total_cost == status.spent_usd
+
+
+@pytest.mark.parametrize("cap", [-1, -(10**9), 0, "many", 1e300])
+async def test_a_bad_cap_under_a_spent_budget_sends_nothing_through_an_sdk_client(
+    sim: ProviderSimulator, cap: object
+) -> None:
+    async with statek.async_http_client(provider="OPENAI", backend="httpx") as http:
+        with Job("spent-out", budget=Budget(usd="0.01")) as job:
+            _ledger(job)._spent_pico = 10**10  # the job already spent its $0.01
+            with pytest.raises(BudgetExceededError) as refused:
+                await http.post(
+                    sim.openai_url,
+                    json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": cap},
+                )
+    assert refused.value.reason == "output_cap" and sim.request_count == 0
