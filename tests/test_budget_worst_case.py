@@ -144,6 +144,16 @@ def test_a_per_request_fee_is_charged_once_so_a_small_sonar_call_fits_5_cents() 
         assert held is not None
         held.settle(Decimal("0.0121"), 20, 60, 100, 200)
     assert job.usage.budget is not None and job.usage.budget.status().spent_usd == Decimal("0.0121")
+    # Uncapped, sonar reserves its context window (about $0.14): cap_output makes it fit $0.05, with
+    # the cap it can afford written into the request.
+    uncapped = json.dumps(
+        {"model": "sonar", "messages": [{"role": "user", "content": "What is 2+2?"}]}
+    ).encode()
+    with Job("sonar-uncapped", budget=Budget(usd="0.05", cap_output=True)) as job:
+        held = reserve_request(job, "PERPLEXITY", "sonar", uncapped, pricing_provider="perplexity")
+        assert held is not None and held.output_cap is not None and 30_000 < held.output_cap < 38_000
+        assert held.estimate.usd is not None and held.estimate.usd <= Decimal("0.05")
+        held.settle(Decimal("0.0121"), 20, 60, 100, 200)
 
 
 @pytest.mark.parametrize(
