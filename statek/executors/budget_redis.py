@@ -200,7 +200,16 @@ class RedisStore:
                 -1 if account.approx_tokens is None else account.approx_tokens,
                 1 if account.refuse_unpriced else 0,
             ]
-        answer = self._call(self._reserve, self._keys(accounts), args)
+        try:
+            answer = self._call(self._reserve, self._keys(accounts), args)
+        except StoreUnavailable:
+            # The script may have run and only its reply been lost (a restart, a timeout): the call
+            # is refused or goes unbudgeted, so drop the hold it may have left, once Redis answers.
+            release = [claim.reservation_id, self._now(), len(accounts), 0, -1, 0, 0, 0, DONE_TTL_SECONDS]
+            with self._lock:
+                self._pending[claim.reservation_id] = (accounts, release)
+                self._ensure_thread()
+            raise
         if int(answer[0]) == 1:
             self._expired(answer[3])
             nano = int(answer[2])
