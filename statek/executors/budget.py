@@ -39,6 +39,7 @@ refusal reaches every consumer of the call record as ``refused``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterable
@@ -95,6 +96,7 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- one job's ledger
+_log = logging.getLogger("statek.budget")
 _LOCK = threading.Lock()
 """The one lock of every :class:`BudgetLedger` (see there)."""
 
@@ -761,17 +763,31 @@ def shared_store() -> RemoteStore | None:
         return current[1]
     with _store_lock:
         if _store is None or _store[0] != url:
+            _close(_store)
             _store = (url, _open_store(url))
         return _store[1]
 
 
 def set_shared_store(store: RemoteStore | None) -> None:
     """Use ``store`` for shared budgets from now on, whatever the environment says (tests, and
-    applications that build their own client); ``None`` goes back to the environment's."""
+    applications that build their own client); ``None`` goes back to the environment's. The store
+    it replaces is closed (:meth:`RedisStore.close`)."""
     global _store
     with _store_lock:
         (url,) = values_of((BUDGET_STORE_ENV,))
+        if _store is not None and (store is None or _store[1] is not store):
+            _close(_store)
         _store = None if store is None else (url.strip(), store)
+
+
+def _close(entry: tuple[str, RemoteStore | None] | None) -> None:
+    """Stop a store that is replaced (its renewal thread ends; its leases expire)."""
+    close = getattr(entry[1], "close", None) if entry is not None else None
+    if close is not None:
+        try:
+            close(timeout=0)
+        except Exception:  # noqa: BLE001 - a store that cannot close is left to the collector
+            _log.debug("statek could not close a replaced budget store", exc_info=True)
 
 
 def _open_store(url: str) -> RemoteStore | None:

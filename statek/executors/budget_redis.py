@@ -100,6 +100,7 @@ class RedisStore:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._wake = threading.Event()
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -295,14 +296,18 @@ class RedisStore:
             self._pid, self._thread = os.getpid(), None
             self._leases.clear()
             self._pending.clear()
+        if self._closed:
+            return
         if self.renew_in_background and (self._thread is None or not self._thread.is_alive()):
             self._thread = threading.Thread(target=self._run, name="statek-budget-leases", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._closed:
             self._wake.wait(self.lease_seconds / 3)
             self._wake.clear()
+            if self._closed:
+                return
             try:
                 self.renew_now()
             except Exception:  # noqa: BLE001 - the thread must survive anything
@@ -351,9 +356,15 @@ class RedisStore:
             return len(self._leases)
 
     def close(self, timeout: float = 1.0) -> None:
-        """Settle what is pending if Redis answers within ``timeout``; the leases then just expire."""
+        """Stop renewing: settle what is pending if Redis answers within ``timeout`` (what is left is
+        dropped, and its leases expire), then end the renewal thread."""
         deadline = time.monotonic() + timeout
         while self._pending and time.monotonic() < deadline:
             self.renew_now()
             if self._pending:
                 time.sleep(0.05)
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+            self._leases.clear()
+        self._wake.set()
