@@ -223,3 +223,13 @@ def test_statek_budget_show_prints_spend_reservations_and_what_remains(
         CliRunner().invoke(app, ["budget", "show", "tenant:acme", "--store", "r", "--json"]).output
     )
     assert as_json["spent_calls"] == 1 and as_json["reserved_calls"] == 1
+
+
+def test_a_new_period_starts_a_fresh_account_and_the_old_one_is_dropped() -> None:
+    budget = Budget(usd=1, period="day", key="tenant:{tenant}")
+    yesterday = budget_module._memory_account("tenant:acme", "2026-12-05", budget)
+    yesterday._spent_pico = 10**12  # yesterday's dollar is spent
+    today = budget_module._memory_account("tenant:acme", "2026-12-06", budget)
+    assert today is not yesterday and today.status().spent_usd == 0 and today.status().remaining_usd == 1
+    assert ("tenant:acme", "2026-12-05") not in budget_module._memory  # only the current window is kept
+    assert budget_module._memory_account("tenant:acme", "2026-12-06", budget) is today
