@@ -46,6 +46,7 @@ __all__ = [
     "TOKENS",
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
+    "UNMETERED_REQUESTS",
     "CounterCell",
     "HistogramCell",
     "InstrumentSpec",
@@ -256,6 +257,16 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+UNMETERED_REQUESTS = InstrumentSpec(
+    "statek.unmetered_requests",
+    "counter",
+    "{request}",
+    "Requests that looked like LLM calls but could not be metered, by host and reason",
+    "statek_unmetered_requests",
+    "",
+    (SERVER_ADDRESS, "statek.unmetered.reason"),
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -267,6 +278,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     BYTES,
     RETRIES,
     BUDGET_REFUSALS,
+    UNMETERED_REQUESTS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -360,6 +372,7 @@ class Instruments:
             (BYTES, False),
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
+            (UNMETERED_REQUESTS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells

@@ -43,8 +43,8 @@ def test_requests_that_are_not_llm_calls_pass_through_untouched(captured: Captur
     client = httpx.Client(transport=MeteringTransport(httpx.MockTransport(record)))
     assert client.get("https://api.openai.com/v1/models").json() == {"object": "list", "data": []}
     client.post("https://api.openai.com/v1/files", content=b"x")
-    client.post("https://example.com/v1/chat/completions", content=BODY)  # unknown host
-    assert [r.url.path for r in seen] == ["/v1/models", "/v1/files", "/v1/chat/completions"]
+    client.post("https://example.com/v1/messages", json={"text": "hi"})  # another API's path
+    assert [r.url.path for r in seen] == ["/v1/models", "/v1/files", "/v1/messages"]
     assert captured.finished() == []
 
 
