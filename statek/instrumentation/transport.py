@@ -49,6 +49,10 @@ transport further down (a client built under ``instrument_httpx()`` around a tra
 a ``MeteringTransport``; httpx's own transport, patched by ``instrument_httpx()``) lets it through,
 so that each call is counted once."""
 
+reached: ContextVar[list[bool] | None] = ContextVar("statek_transport_reached", default=None)
+"""Set by ``instrument_httpx()``'s ``Client.send`` around one request; every metering transport that
+sees the request marks it, so that ``send`` knows whether any did."""
+
 
 class _Router:
     """Decides whether a request is an LLM call, and to which provider."""
@@ -68,7 +72,12 @@ class _Router:
         """An :class:`Exchange` for an LLM call, ``None`` for anything else. Raises only
         :class:`~statek.exceptions.BudgetExceededError`, when the current job's budget refuses the call
         (nothing is sent)."""
-        if request.method != "POST":
+        mark = reached.get()
+        if mark is not None:
+            mark[0] = True
+        if request.method != "POST" or _metering.get() or telemetry.current_retry_hook() is not None:
+            # Not an LLM call; or a metering transport further up, or an LLM_API call being
+            # observed, has it already.
             return None
         try:
             return self._begin(request)
@@ -89,9 +98,6 @@ class _Router:
             body, read = b"", False
         wire_request = recognise("POST", path, body)
         if wire_request is None:
-            return None
-        if _metering.get() or telemetry.current_retry_hook() is not None:
-            # A metering transport further up, or an LLM_API call being observed, has this call.
             return None
         route = self._provider or self._table.lookup(url.host, url.port, url.scheme, wire_request.format)
         if route is None:
