@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from typing_extensions import Self
+
 TEXT = "Paris is mild today."
 USAGE = {"inputTokens": 176, "outputTokens": 30, "cacheReadInputTokens": 1024, "cacheWriteInputTokens": 0}
 """Bedrock's own counts: the whole prompt is 176 + 1024 = 1200 tokens, 1024 of them from the cache."""
@@ -30,7 +32,11 @@ def frame(event_type: str, payload: dict[str, Any], message_type: str = "event")
     """One event-stream message."""
     headers = {":event-type": event_type, ":content-type": "application/json", ":message-type": message_type}
     if message_type == "exception":
-        headers = {":exception-type": event_type, ":content-type": "application/json", ":message-type": message_type}
+        headers = {
+            ":exception-type": event_type,
+            ":content-type": "application/json",
+            ":message-type": message_type,
+        }
     encoded = b"".join(
         len(k).to_bytes(1, "big") + k.encode() + b"\x07" + len(v).to_bytes(2, "big") + v.encode()
         for k, v in headers.items()
@@ -49,17 +55,26 @@ def converse_stream(usage: dict[str, int]) -> bytes:
     events += [
         frame("contentBlockStop", {"contentBlockIndex": 0}),
         frame("messageStop", {"stopReason": "end_turn"}),
-        frame("metadata", {"usage": {**usage, "totalTokens": sum(usage.values())}, "metrics": {"latencyMs": 12}}),
+        frame(
+            "metadata", {"usage": {**usage, "totalTokens": sum(usage.values())}, "metrics": {"latencyMs": 12}}
+        ),
     ]
     return b"".join(events)
 
 
 def anthropic_chunks(usage: dict[str, int]) -> Iterator[dict[str, Any]]:
     """Anthropic's stream events as Bedrock relays them, the invocation metrics on the last one."""
-    yield {"type": "message_start", "message": {"role": "assistant", "usage": {"input_tokens": usage["inputTokens"]}}}
+    yield {
+        "type": "message_start",
+        "message": {"role": "assistant", "usage": {"input_tokens": usage["inputTokens"]}},
+    }
     for piece in STREAM_PIECES:
         yield {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-    yield {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": usage["outputTokens"]}}
+    yield {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn"},
+        "usage": {"output_tokens": usage["outputTokens"]},
+    }
     yield {
         "type": "message_stop",
         "amazon-bedrock-invocationMetrics": {
@@ -97,7 +112,9 @@ class BedrockServer:
                     self.answer(
                         server.fail_with,
                         json.dumps({"message": "Too many requests"}).encode(),
-                        {"x-amzn-errortype": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"},
+                        {
+                            "x-amzn-errortype": "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"
+                        },
                     )
                 elif operation == "converse":
                     answer = {
@@ -108,7 +125,9 @@ class BedrockServer:
                     }
                     self.answer(200, json.dumps(answer).encode())
                 elif operation == "converse-stream":
-                    self.answer(200, converse_stream(USAGE), content_type="application/vnd.amazon.eventstream")
+                    self.answer(
+                        200, converse_stream(USAGE), content_type="application/vnd.amazon.eventstream"
+                    )
                 elif operation == "invoke":
                     answer = {
                         "id": "msg_1",
@@ -117,7 +136,10 @@ class BedrockServer:
                         "model": "claude-3-haiku-20240307",
                         "content": [{"type": "text", "text": TEXT}],
                         "stop_reason": "end_turn",
-                        "usage": {"input_tokens": USAGE["inputTokens"], "output_tokens": USAGE["outputTokens"]},
+                        "usage": {
+                            "input_tokens": USAGE["inputTokens"],
+                            "output_tokens": USAGE["outputTokens"],
+                        },
                     }
                     headers = {
                         "x-amzn-bedrock-input-token-count": str(USAGE["inputTokens"]),
@@ -157,7 +179,7 @@ class BedrockServer:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> BedrockServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -176,6 +198,6 @@ def client(url: str) -> Any:
         region_name="us-east-1",
         endpoint_url=url,
         aws_access_key_id="test",
-        aws_secret_access_key="test",  # noqa: S106 - a loopback server ignores it
+        aws_secret_access_key="test",
         config=Config(retries={"max_attempts": 1, "mode": "standard"}),
     )

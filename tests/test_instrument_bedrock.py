@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from bedrock_support import TEXT, USAGE, BedrockServer, client
@@ -65,14 +64,18 @@ def test_converse_is_metered_after_instrument_clients(captured: Captured, bedroc
     assert span.attributes["statek.bytes.sent"] == len(bedrock.requests[0][2])
 
 
-def test_a_client_created_after_instrument_clients_is_metered(captured: Captured, bedrock: BedrockServer) -> None:
+def test_a_client_created_after_instrument_clients_is_metered(
+    captured: Captured, bedrock: BedrockServer
+) -> None:
     statek.instrument_clients()
     with Job("j") as job:
         client(bedrock.url).converse(modelId=MODEL, messages=MESSAGES)
     check(captured, job, stream=False)
 
 
-def test_converse_stream_events_pass_through_and_are_metered(captured: Captured, bedrock: BedrockServer) -> None:
+def test_converse_stream_events_pass_through_and_are_metered(
+    captured: Captured, bedrock: BedrockServer
+) -> None:
     statek.instrument_clients()
     with Job("j") as job:
         answer = client(bedrock.url).converse_stream(modelId=MODEL, messages=MESSAGES)
@@ -85,7 +88,11 @@ def test_converse_stream_events_pass_through_and_are_metered(captured: Captured,
 
 def test_invoke_model_is_metered_from_the_token_headers(captured: Captured, bedrock: BedrockServer) -> None:
     statek.instrument_clients()
-    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     with Job("j") as job:
         answer = client(bedrock.url).invoke_model(modelId=MODEL, body=json.dumps(body))
         read = json.loads(answer["body"].read())  # the body is the caller's, unread by statek
@@ -97,7 +104,11 @@ def test_invoke_model_with_response_stream_reads_the_invocation_metrics(
     captured: Captured, bedrock: BedrockServer
 ) -> None:
     statek.instrument_clients()
-    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     with Job("j") as job:
         answer = client(bedrock.url).invoke_model_with_response_stream(modelId=MODEL, body=json.dumps(body))
         chunks = [json.loads(event["chunk"]["bytes"]) for event in answer["body"]]
@@ -105,7 +116,9 @@ def test_invoke_model_with_response_stream_reads_the_invocation_metrics(
     check(captured, job, stream=True)
 
 
-def test_a_bedrock_error_is_a_failed_call_and_reaches_the_caller(captured: Captured, bedrock: BedrockServer) -> None:
+def test_a_bedrock_error_is_a_failed_call_and_reaches_the_caller(
+    captured: Captured, bedrock: BedrockServer
+) -> None:
     statek.instrument_clients()
     bedrock.fail_with = 429
     with Job("j") as job, pytest.raises(Exception, match="ThrottlingException"):
@@ -115,7 +128,9 @@ def test_a_bedrock_error_is_a_failed_call_and_reaches_the_caller(captured: Captu
     assert (job.usage.failed_calls, job.usage.calls) == (1, 0)
 
 
-def test_a_budget_refuses_a_bedrock_call_before_it_is_sent(captured: Captured, bedrock: BedrockServer) -> None:
+def test_a_budget_refuses_a_bedrock_call_before_it_is_sent(
+    captured: Captured, bedrock: BedrockServer
+) -> None:
     statek.instrument_clients()
     with Job("j", budget=Budget(usd=Decimal("0.000001"))), pytest.raises(BudgetExceededError):
         client(bedrock.url).converse(modelId=MODEL, messages=MESSAGES, inferenceConfig={"maxTokens": 1000})

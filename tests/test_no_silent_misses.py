@@ -87,7 +87,9 @@ def test_an_sdk_at_an_unknown_host_by_its_environment_variable_is_that_provider(
 
 def test_an_unknown_model_at_an_unknown_host_is_unpriced_never_dropped(captured: Any) -> None:
     answer = {**ANSWER, "model": "llama-3.1-8b"}
-    client = httpx.Client(transport=MeteringTransport(httpx.MockTransport(lambda r: httpx.Response(200, json=answer))))
+    client = httpx.Client(
+        transport=MeteringTransport(httpx.MockTransport(lambda r: httpx.Response(200, json=answer)))
+    )
     client.post("http://vllm.internal:8001/v1/chat/completions", json={**CHAT, "model": "llama-3.1-8b"})
     span = captured.finished("chat llama-3.1-8b")[0]
     assert span.attributes["gen_ai.usage.input_tokens"] == 11
@@ -96,10 +98,17 @@ def test_an_unknown_model_at_an_unknown_host_is_unpriced_never_dropped(captured:
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/chat/completions/", "/V1/CHAT/COMPLETIONS", "/v1/Chat/Completions//", "/openai/v1/chat/completions/"],
+    [
+        "/v1/chat/completions/",
+        "/V1/CHAT/COMPLETIONS",
+        "/v1/Chat/Completions//",
+        "/openai/v1/chat/completions/",
+    ],
 )
 def test_trailing_slashes_and_capitals_do_not_escape_metering(captured: Any, path: str) -> None:
-    transport = MeteringTransport(httpx.MockTransport(lambda r: httpx.Response(200, json=ANSWER)), provider="OPENAI")
+    transport = MeteringTransport(
+        httpx.MockTransport(lambda r: httpx.Response(200, json=ANSWER)), provider="OPENAI"
+    )
     httpx.Client(transport=transport).post("https://gw.internal" + path, json=CHAT)
     span = captured.finished("chat gpt-4o-mini")[0]
     assert span.attributes["gen_ai.usage.input_tokens"] == 11
@@ -130,9 +139,12 @@ def test_an_llm_path_is_recognised_in_any_case_with_any_trailing_slashes(
     found = recognise("POST", "/" + prefix.strip("/") + spelled + "/" * slashes, b"{}")
     assert found is not None and found.format == wire_format
     if wire_format.startswith("gemini"):
-        assert found.model == "".join(
-            c.upper() if up else c for c, up in zip(path, upper)
-        ).rpartition("/")[2].partition(":")[0]
+        assert (
+            found.model
+            == "".join(c.upper() if up else c for c, up in zip(path, upper))
+            .rpartition("/")[2]
+            .partition(":")[0]
+        )
         assert found.stream is path.endswith("streamGenerateContent")
 
 
@@ -262,7 +274,9 @@ def test_an_unreadable_body_to_an_unknown_host_is_counted(captured: Any) -> None
     def chunks() -> Iterator[bytes]:
         yield json.dumps(CHAT).encode()
 
-    client = httpx.Client(transport=MeteringTransport(httpx.MockTransport(lambda r: httpx.Response(200, json=ANSWER))))
+    client = httpx.Client(
+        transport=MeteringTransport(httpx.MockTransport(lambda r: httpx.Response(200, json=ANSWER)))
+    )
     client.post("http://10.0.0.7:9000/v1/chat/completions", content=chunks())
     client.post("http://10.0.0.7:9000/v1/chat/completions", json={"model": "m", "prompt": "x"})
     client.post("http://10.0.0.7:9000/v1/messages", json={"text": "a chat app, not an LLM"})

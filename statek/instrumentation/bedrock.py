@@ -44,7 +44,12 @@ __all__ = ["instrument_botocore", "is_botocore_instrumented", "uninstrument_boto
 _log = logging.getLogger("statek.instrumentation")
 
 _SERVICE = "bedrock-runtime"
-_STREAMED = {"Converse": False, "ConverseStream": True, "InvokeModel": False, "InvokeModelWithResponseStream": True}
+_STREAMED = {
+    "Converse": False,
+    "ConverseStream": True,
+    "InvokeModel": False,
+    "InvokeModelWithResponseStream": True,
+}
 _UNREAD = frozenset({"InvokeModelWithBidirectionalStream", "StartAsyncInvoke"})
 """Billed model calls statek cannot read yet: counted in ``statek.unmetered_requests``."""
 _KEY = "statek.bedrock_call"
@@ -57,7 +62,7 @@ _original_create_client: Callable[..., Any] | None = None
 class _Call:
     """One Bedrock call between ``before-call`` and the end of its answer."""
 
-    __slots__ = ("call", "done", "operation", "received", "seen", "sent", "usage", "finish")
+    __slots__ = ("call", "done", "finish", "operation", "received", "seen", "sent", "usage")
 
     def __init__(self, call: WireCall, operation: str, sent: int) -> None:
         self.call, self.operation, self.sent = call, operation, sent
@@ -191,8 +196,12 @@ def _after_call(http_response: Any, parsed: dict[str, Any], context: dict[str, A
                 state.usage = {
                     "inputTokenCount": int(headers["x-amzn-bedrock-input-token-count"]),
                     "outputTokenCount": int(headers.get("x-amzn-bedrock-output-token-count", 0)),
-                    "cacheReadInputTokenCount": int(headers.get("x-amzn-bedrock-cache-read-input-token-count", 0)),
-                    "cacheWriteInputTokenCount": int(headers.get("x-amzn-bedrock-cache-write-input-token-count", 0)),
+                    "cacheReadInputTokenCount": int(
+                        headers.get("x-amzn-bedrock-cache-read-input-token-count", 0)
+                    ),
+                    "cacheWriteInputTokenCount": int(
+                        headers.get("x-amzn-bedrock-cache-write-input-token-count", 0)
+                    ),
                 }
             state.succeed()
         elif state.operation == "ConverseStream" and parsed.get("stream") is not None:
@@ -241,7 +250,9 @@ def _invoke_event(state: _Call, event: dict[str, Any]) -> None:
         delta.get("stop_reason") if isinstance(delta, dict) else None,  # Anthropic
         stop.get("stopReason") if isinstance(stop, dict) else None,  # Nova
         chunk.get("stop_reason"),  # Llama
-        outputs[0].get("stop_reason") if isinstance(outputs, list) and outputs and isinstance(outputs[0], dict) else None,
+        outputs[0].get("stop_reason")
+        if isinstance(outputs, list) and outputs and isinstance(outputs[0], dict)
+        else None,
     ):
         if isinstance(reason, str) and reason:
             state.finish = reason
@@ -302,7 +313,9 @@ def _register(client: Any) -> None:
             client.meta.events.register(event, handler, unique_id=f"statek-{event}")
         _clients.add(client)
     except Exception:  # noqa: BLE001
-        _log.warning("statek could not hook a botocore client; its Bedrock calls are not metered", exc_info=True)
+        _log.warning(
+            "statek could not hook a botocore client; its Bedrock calls are not metered", exc_info=True
+        )
 
 
 def _unregister(client: Any) -> None:

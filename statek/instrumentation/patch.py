@@ -36,7 +36,6 @@ _lock = threading.Lock()
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 
 
-
 def _wrapper(transport_class: type[Any], base: type[Any], network: type[Any]) -> Callable[[Any, Any], Any]:
     def wrap(transport: Any, endpoints: Mapping[str, str] | None) -> Any:
         if isinstance(transport, (transport_class, network)) or not isinstance(transport, base):

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from contextvars import ContextVar
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
