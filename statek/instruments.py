@@ -469,7 +469,7 @@ def _inference_usage_observer(
     return observe
 
 
-GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai", "gemini_compatible"})
 """Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
 
 

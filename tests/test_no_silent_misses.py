@@ -206,20 +206,21 @@ def test_an_anthropic_client_created_before_instrument_httpx_is_metered_after_it
 
 
 def test_a_gemini_client_and_its_aio_twin_are_metered_by_the_readme_one_liner(sdk: Env) -> None:
-    gemini = genai.Client(
+    gemini = genai.Client(  # the README's line, with the simulator's address
         api_key="k",
         http_options={
             "base_url": sdk.sim.base_url,
-            "httpx_client": statek.http_client(provider="GEMINI"),
-            "httpx_async_client": statek.async_http_client(provider="GEMINI"),
+            "httpx_client": statek.http_client(),
+            "httpx_async_client": statek.async_http_client(),
         },
     )
     with Job("j") as job:
         gemini.models.generate_content(model="gemini-2.5-flash", contents="hi")
         asyncio.run(gemini.aio.models.generate_content(model="gemini-2.5-flash", contents="hi"))
-    assert len(sdk.captured.finished("generate_content gemini-2.5-flash")) == 2
+    spans = sdk.captured.finished("generate_content gemini-2.5-flash")
+    assert [s.attributes["gen_ai.usage.input_tokens"] for s in spans] == [1200, 1200]
     assert job.usage.calls == 2
-    assert job.usage.total_input_tokens == 2400
+    assert job.usage.total_cost == 2 * cost(1200, 30, 1024)
 
 
 @pytest.mark.parametrize("module", [httpx, httpx2], ids=["httpx", "httpx2"])
