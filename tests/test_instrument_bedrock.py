@@ -8,23 +8,38 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from bedrock_support import TEXT, USAGE, BedrockServer, client
 from test_telemetry_support import Captured, captured_fixture, prices_fixture  # noqa: F401 - fixtures
 
 import statek
 from statek import Budget, Job
 from statek.exceptions import BudgetExceededError
 from statek.model_pricing import set_model_pricing
+from statek.testing.bedrock import TEXT, USAGE, BedrockServer
 
-pytest.importorskip("boto3")
+boto3 = pytest.importorskip("boto3")
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "What is the weather in Paris?"}]}]
 INPUT, CACHED, OUTPUT = 176 + 1024, 1024, 30
 IN, CACHE, OUT = Decimal(2), Decimal(1), Decimal(10)
 COST = ((INPUT - CACHED) * IN + CACHED * CACHE + OUTPUT * OUT) / Decimal(1_000_000)
+
+
+def client(url: str) -> Any:
+    """A boto3 bedrock-runtime client against ``url``, as users make one (test credentials, no retries)."""
+    from botocore.config import Config
+
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
 
 
 @pytest.fixture(name="bedrock")

@@ -34,12 +34,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..telemetry import WireCall, reserve_wire_call
+from ..telemetry import WireCall, WireEndpoint, reserve_wire_call
 from ..types import CallDetail
 from .endpoints import route_for
 from .unmetered import count_unmetered
 
-__all__ = ["instrument_botocore", "is_botocore_instrumented", "uninstrument_botocore"]
+__all__ = [
+    "instrument_bedrock_client",
+    "instrument_botocore",
+    "is_botocore_instrumented",
+    "uninstrument_bedrock_client",
+    "uninstrument_botocore",
+]
 
 _log = logging.getLogger("statek.instrumentation")
 
@@ -53,6 +59,7 @@ _STREAMED = {
 _UNREAD = frozenset({"InvokeModelWithBidirectionalStream", "StartAsyncInvoke"})
 """Billed model calls statek cannot read yet: counted in ``statek.unmetered_requests``."""
 _KEY = "statek.bedrock_call"
+_NUMBERS = "statek.bedrock_numbers"
 
 _lock = threading.Lock()
 _clients: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -139,6 +146,34 @@ def _request_numbers(body: bytes) -> tuple[int | None, float | None]:
     return max_tokens, None if temperature is None else float(temperature)
 
 
+def _before_parameter_build(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+    """Converse's numbers from the caller's own parameters (no need to parse the body again)."""
+    if model.name in ("Converse", "ConverseStream"):
+        config = params.get("inferenceConfig")
+        config = config if isinstance(config, dict) else {}
+        max_tokens, temperature = config.get("maxTokens"), config.get("temperature")
+        context[_NUMBERS] = (
+            max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+            float(temperature)
+            if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+            else None,
+        )
+
+
+_endpoints: dict[str, WireEndpoint] = {}
+
+
+def _endpoint(url: str) -> WireEndpoint:
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    found = _endpoints.get(host)
+    if found is None:
+        where = urlsplit(url)
+        found = route_for("BEDROCK").endpoint(where.hostname, where.port or 443)
+        if len(_endpoints) < 256:
+            _endpoints[host] = found
+    return found
+
+
 def _before_call(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     operation = model.name
     url = params.get("url") or ""
@@ -154,9 +189,9 @@ def _before_call(model: Any, params: dict[str, Any], context: dict[str, Any], **
         model_id = unquote(path.split("/model/", 1)[1].rsplit("/", 1)[0]) if "/model/" in path else "unknown"
         body = params.get("body")
         body = body if isinstance(body, bytes) else b""
-        max_tokens, temperature = _request_numbers(body)
-        where = urlsplit(url)
-        endpoint = route_for("BEDROCK").endpoint(where.hostname, where.port or 443)
+        numbers = context.pop(_NUMBERS, None)
+        max_tokens, temperature = numbers if numbers is not None else _request_numbers(body)
+        endpoint = _endpoint(url)
         reservation = reserve_wire_call(endpoint, model_id, body, max_tokens)
         call = WireCall(
             endpoint,
@@ -186,7 +221,7 @@ def _after_call(http_response: Any, parsed: dict[str, Any], context: dict[str, A
         if http_response.status_code >= 300:
             state.fail(None, str(http_response.status_code))
         elif state.operation == "Converse":
-            state.received = state.received or len(http_response.content or b"")
+            state.received = state.received or _body_length(http_response)
             usage = parsed.get("usage")
             state.usage = usage if isinstance(usage, dict) else None
             state.finish = parsed.get("stopReason")
@@ -214,6 +249,13 @@ def _after_call(http_response: Any, parsed: dict[str, Any], context: dict[str, A
         _log.exception("statek could not read a Bedrock answer; the call is recorded as not metered")
         state.usage = None
         state.succeed()
+
+
+def _body_length(http_response: Any) -> int:
+    try:
+        return len(http_response.content or b"")
+    except Exception:  # noqa: BLE001 - an answer made in memory (botocore's Stubber) has no body
+        return 0
 
 
 def _after_call_error(exception: BaseException, context: dict[str, Any], **_: Any) -> None:
@@ -299,6 +341,7 @@ class MeteredEventStream:
 
 
 _HANDLERS: tuple[tuple[str, Callable[..., None]], ...] = (
+    (f"before-parameter-build.{_SERVICE}", _before_parameter_build),
     (f"before-call.{_SERVICE}", _before_call),
     (f"after-call.{_SERVICE}", _after_call),
     (f"after-call-error.{_SERVICE}", _after_call_error),
@@ -324,6 +367,19 @@ def _unregister(client: Any) -> None:
             client.meta.events.unregister(event, unique_id=f"statek-{event}")
         except Exception:  # noqa: BLE001
             _log.debug("could not unregister a statek hook", exc_info=True)
+
+
+def instrument_bedrock_client(client: Any) -> None:
+    """Meter the calls of this one bedrock-runtime ``client`` (any other client is left alone)."""
+    with _lock:
+        _register(client)
+
+
+def uninstrument_bedrock_client(client: Any) -> None:
+    """Stop metering ``client``."""
+    with _lock:
+        _unregister(client)
+        _clients.discard(client)
 
 
 def instrument_botocore() -> bool:

@@ -147,7 +147,7 @@ def _host_pattern(url_hint: str) -> re.Pattern[str] | None:
 class EndpointTable:
     """Provider routes by ``(host, port)``, plus host patterns for account-specific endpoints."""
 
-    __slots__ = ("_hosts", "_patterns")
+    __slots__ = ("_hosts", "_memo", "_patterns")
 
     def __init__(
         self,
@@ -156,6 +156,7 @@ class EndpointTable:
     ) -> None:
         self._hosts = dict(hosts)
         self._patterns = patterns
+        self._memo: dict[tuple[str, int, str], ProviderRoute | None] = {}
 
     def lookup(
         self, host: str, port: int | None, scheme: str = "https", wire_format: str = "openai_chat"
@@ -168,10 +169,16 @@ class EndpointTable:
         found = self._hosts.get((host, port))
         if found is not None:
             return found
+        key = (host, port, wire_format)
+        if key in self._memo:  # hosts matched against the patterns once (unknown ones included)
+            return self._memo[key]
         for pattern, route, formats in self._patterns:
             if (formats is None or wire_format in formats) and pattern.match(host):
-                return route
-        return None
+                found = route
+                break
+        if len(self._memo) < 1024:  # bounded: hosts come from outside
+            self._memo[key] = found
+        return found
 
     def with_endpoints(self, endpoints: Mapping[str, str]) -> EndpointTable:
         """This table with ``endpoints`` (base URL -> provider name) taking precedence."""

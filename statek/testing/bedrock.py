@@ -1,4 +1,4 @@
-"""A loopback Amazon Bedrock Runtime for the boto3 tests (no tests here).
+"""A loopback Amazon Bedrock Runtime for tests and benchmarks of the botocore hooks.
 
 Answers as Bedrock does, in the shapes of botocore's own service model (``bedrock-runtime``
 ``service-2.json``) and the AWS API reference: ``Converse`` JSON; ``ConverseStream`` and
@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
+
+__all__ = ["STREAM_PIECES", "TEXT", "USAGE", "BedrockServer", "frame", "serve"]
 
 from typing_extensions import Self
 
@@ -100,6 +102,7 @@ class BedrockServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed ACK
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -188,16 +191,11 @@ class BedrockServer:
         self._server.server_close()
 
 
-def client(url: str) -> Any:
-    """A boto3 bedrock-runtime client against ``url``, as users make one (test credentials, no retries)."""
-    import boto3
-    from botocore.config import Config
+def serve() -> None:
+    """Run a :class:`BedrockServer` until stdin closes, printing its URL first (benchmarks run it in a
+    child process so that its work does not share the caller's GIL)."""
+    import sys
 
-    return boto3.client(
-        "bedrock-runtime",
-        region_name="us-east-1",
-        endpoint_url=url,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    with BedrockServer() as server:
+        print(server.url, flush=True)
+        sys.stdin.read()
