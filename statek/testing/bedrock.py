@@ -120,7 +120,7 @@ class BedrockServer:
                         },
                     )
                 elif operation == "converse":
-                    answer = {
+                    answer: dict[str, Any] = {
                         "output": {"message": {"role": "assistant", "content": [{"text": TEXT}]}},
                         "stopReason": "end_turn",
                         "usage": {**USAGE, "totalTokens": sum(USAGE.values())},
