@@ -267,6 +267,19 @@ UNMETERED_REQUESTS = InstrumentSpec(
     (SERVER_ADDRESS, "statek.unmetered.reason"),
 )
 
+STATEK_CONSUMER = "statek.consumer"
+"""Which consumer of the call record failed (``span``, ``metrics``, ``jobs``, ``budget``, ``ledger``, ...)."""
+
+CONSUMER_ERRORS = InstrumentSpec(
+    "statek.consumer.errors",
+    "counter",
+    "{error}",
+    "Calls or jobs a consumer of the metering record (span, metrics, job usage, budget, ledger) failed to record",
+    "statek_consumer_errors",
+    "",
+    (STATEK_CONSUMER,),
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -279,6 +292,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     RETRIES,
     BUDGET_REFUSALS,
     UNMETERED_REQUESTS,
+    CONSUMER_ERRORS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -373,6 +387,7 @@ class Instruments:
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
             (UNMETERED_REQUESTS, False),
+            (CONSUMER_ERRORS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells

@@ -120,3 +120,17 @@ def test_an_httpx_transport_built_on_aiohttp_is_counted_once(sdk: Env) -> None:
         asyncio.run(scenario())
     assert len(sdk.captured.finished()) == 1
     assert job.usage.calls == 1
+
+
+def test_aiohttp_calls_count_against_their_jobs_budget(sdk: Env) -> None:
+    from statek import Budget
+
+    statek.instrument_clients()
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    one_call = cost(1200, 30, 1024)
+    with Job("j", budget=Budget(usd=one_call * 100)) as job:
+        asyncio.run(post(sdk.sim.openai_url, body))
+        asyncio.run(post(sdk.sim.openai_url, body))
+    status = job.usage.budget.status()  # type: ignore[union-attr]
+    assert (status.spent_usd, status.spent_calls) == (2 * one_call, 2)  # settled with the real usage
+    assert (status.reserved_usd, status.reserved_calls) == (0, 0)

@@ -14,9 +14,11 @@ aiohttp's own tracing (``TraceConfig``), as OpenTelemetry's aiohttp-client instr
   with its bytes; aiohttp's tracing shows no streamed bytes, so such a stream is ``no_usage``
   (counted, never $0); ``on_request_exception``: a failed call.
 
-Limits (documented in ``docs/instrumentation.md``): a session created before instrumentation cannot
-be given a trace config (a warning says how many exist); budgets count aiohttp calls when they end
-but cannot refuse them before they are sent (the body is seen only as it leaves).
+Budgets: the body is seen only as it leaves, so an aiohttp call cannot be refused before it is sent;
+it is reserved when its answer's headers arrive and settled with its real usage, so the job's budget
+counts it (and refuses the job's next calls through httpx or botocore). One that no longer fits is
+logged and counted as a refusal, though it was sent. A session created before instrumentation cannot
+be given a trace config (a warning says how many exist).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import telemetry
-from ..telemetry import WireCall
+from ..exceptions import BudgetExceededError
+from ..executors.job import current_job
+from ..telemetry import WireCall, reserve_wire_call
 from ..types import CallDetail
 from ..wire.requests import read_answer, recognise
 from .endpoints import EndpointTable, default_table, generic_route
@@ -76,6 +80,32 @@ class _Call:
             self.call.fail(exc, error_type, self.sent, received)
 
 
+class _SentAnyway:
+    """The reservation of an aiohttp call its job's budget refused after it was sent: nothing to settle."""
+
+    def settle(self, *_: Any) -> None:
+        """Nothing was reserved."""
+
+    def settle_failure(self, *_: Any) -> None:
+        """Nothing was reserved."""
+
+
+def _reserve(endpoint: Any, model: str, body: bytes, max_tokens: int | None) -> Any:
+    """The call's reservation, taken when its answer's headers arrive (aiohttp shows the body only as
+    it leaves, so it cannot be refused before): settled with the real usage at the end, so the job's
+    budget counts it and refuses the job's next calls (through httpx, botocore) once spent."""
+    job = current_job()
+    if job is None or not job.budgets:
+        return None
+    try:
+        return reserve_wire_call(endpoint, model, body, max_tokens)
+    except BudgetExceededError as refused:
+        _log.warning(
+            "an aiohttp call went past its job's budget (sent before statek could check): %s", refused
+        )
+        return _SentAnyway()
+
+
 def _trace_config(table: EndpointTable) -> Any:
     import aiohttp
 
@@ -83,9 +113,11 @@ def _trace_config(table: EndpointTable) -> Any:
         ctx.statek = None
         if params.method != "POST" or _metering.get() or telemetry.current_retry_hook() is not None:
             return  # not an LLM call; or an httpx metering transport on top of aiohttp has it
-        if recognise("POST", params.url.path, b"") is not None:
-            ctx.statek_body = []
-            ctx.statek = "candidate"
+        found = recognise("POST", params.url.path, b"")
+        if found is None:
+            return
+        ctx.statek_body = []
+        ctx.statek = "candidate"
 
     async def on_request_chunk_sent(session: Any, ctx: Any, params: Any) -> None:
         if getattr(ctx, "statek", None) == "candidate":
@@ -109,13 +141,15 @@ def _trace_config(table: EndpointTable) -> Any:
                         count_unmetered(host, "unrecognised_body", request.format)
                     return
                 route = generic_route(request.format, request.model)
+            endpoint = route.endpoint(host, port)
             call = WireCall(
-                route.endpoint(host, port),
+                endpoint,
                 request.operation,
                 request.model or "unknown",
                 stream=request.stream,
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
+                reservation=_reserve(endpoint, request.model or "unknown", body, request.max_tokens),
             )
             state = _Call(call, request, route.profile, len(body))
             if response.status >= 400:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..telemetry import WireCall, WireEndpoint, reserve_wire_call
+from ..telemetry import WireCall, WireEndpoint
 from ..types import CallDetail
 from .endpoints import route_for
 from .unmetered import count_unmetered
@@ -191,16 +191,14 @@ def _before_call(model: Any, params: dict[str, Any], context: dict[str, Any], **
         body = body if isinstance(body, bytes) else b""
         numbers = context.pop(_NUMBERS, None)
         max_tokens, temperature = numbers if numbers is not None else _request_numbers(body)
-        endpoint = _endpoint(url)
-        reservation = reserve_wire_call(endpoint, model_id, body, max_tokens)
-        call = WireCall(
-            endpoint,
+        call = WireCall(  # may refuse (BudgetExceededError): it propagates and nothing is sent
+            _endpoint(url),
             "chat",
             model_id,
             stream=_STREAMED[operation],
             temperature=temperature,
             max_tokens=max_tokens,
-            reservation=reservation,
+            body=body,
         )
         context[_KEY] = _Call(call, operation, len(body))
     except BudgetExceededError:
