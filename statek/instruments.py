@@ -291,8 +291,8 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     BYTES,
     RETRIES,
     BUDGET_REFUSALS,
-    UNMETERED_REQUESTS,
     CONSUMER_ERRORS,
+    UNMETERED_REQUESTS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -386,8 +386,8 @@ class Instruments:
             (BYTES, False),
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
-            (UNMETERED_REQUESTS, False),
             (CONSUMER_ERRORS, False),
+            (UNMETERED_REQUESTS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells
