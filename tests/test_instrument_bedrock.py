@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_telemetry_support import Captured, captured_fixture, prices_fixture  # noqa: F401 - fixtures
 
 import statek
@@ -159,3 +161,32 @@ def test_uninstrument_clients_unhooks_every_client(captured: Captured, bedrock: 
     bedrock_client.converse(modelId=MODEL, messages=MESSAGES)
     client(bedrock.url).converse(modelId=MODEL, messages=MESSAGES)
     assert captured.finished() == []
+
+
+_EVENT = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.binary(max_size=16),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=3),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(["chunk", "metadata", "messageStop", "contentBlockDelta", "bytes", "usage", "x"])
+
+
+@settings(deadline=None)  # a loaded machine
+@given(
+    st.lists(st.dictionaries(_KEYS, _EVENT, max_size=3), max_size=6),
+    st.sampled_from(["ConverseStream", "InvokeModelWithResponseStream"]),
+)
+def test_any_bedrock_stream_events_reach_the_caller_unchanged(
+    events: list[dict[str, Any]], operation: str
+) -> None:
+    """Whatever a stream carries (hostile or broken events), the caller gets exactly those events and
+    the call is recorded once, never raising into the caller."""
+    from statek.instrumentation import bedrock
+    from statek.telemetry import WireCall, WireEndpoint
+
+    state = bedrock._Call(
+        WireCall(WireEndpoint("BEDROCK", "aws.bedrock", "bedrock"), "chat", MODEL), operation, 10
+    )
+    read = bedrock._converse_event if operation == "ConverseStream" else bedrock._invoke_event
+    assert list(bedrock.MeteredEventStream(iter(events), state, read)) == events
+    assert state.done

@@ -208,9 +208,8 @@ def instrument_aiohttp(*, endpoints: Mapping[str, str] | None = None) -> bool:
 
         _original_init = original
         aiohttp.ClientSession.__init__ = __init__  # type: ignore[method-assign]
-        existing = sum(
-            1 for obj in gc.get_objects() if isinstance(obj, aiohttp.ClientSession) and not obj.closed
-        )
+        session = aiohttp.ClientSession  # type(), not isinstance(): see bedrock.instrument_botocore
+        existing = sum(1 for obj in gc.get_objects() if issubclass(type(obj), session) and not obj.closed)
     if existing:
         _log.warning(
             "statek cannot meter the %d aiohttp session(s) created before instrumentation; "

@@ -401,8 +401,10 @@ def instrument_botocore() -> bool:
 
             _original_create_client = original
             Session.create_client = create_client  # type: ignore[method-assign]
-        for obj in gc.get_objects():  # the clients that exist already: hooked through their public events
-            if isinstance(obj, BaseClient):
+        # The clients that exist already, hooked through their public events. type(), not isinstance():
+        # isinstance() asks lazy proxies for their __class__, which imports whole libraries.
+        for obj in gc.get_objects():
+            if issubclass(type(obj), BaseClient):
                 _register(obj)
     return True
 
