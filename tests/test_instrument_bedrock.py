@@ -190,3 +190,19 @@ def test_any_bedrock_stream_events_reach_the_caller_unchanged(
     read = bedrock._converse_event if operation == "ConverseStream" else bedrock._invoke_event
     assert list(bedrock.MeteredEventStream(iter(events), state, read)) == events
     assert state.done
+
+
+def test_instrument_with_clients_hooks_every_library_until_shutdown() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from statek.instrumentation.aiohttp_hooks import is_aiohttp_instrumented
+    from statek.instrumentation.bedrock import is_botocore_instrumented
+
+    statek.instrument(registry=CollectorRegistry(), clients=True)
+    try:
+        assert is_botocore_instrumented() and is_aiohttp_instrumented()
+        assert statek.instrumentation.is_httpx_instrumented()
+    finally:
+        statek.shutdown()
+    assert not (is_botocore_instrumented() or is_aiohttp_instrumented())
+    assert not statek.instrumentation.is_httpx_instrumented()
