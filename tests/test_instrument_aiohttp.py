@@ -1,7 +1,7 @@
 """aiohttp, metered after ``statek.instrument_clients()``: a plain aiohttp POST to an OpenAI-compatible
 or Anthropic server (the loopback simulator, an unknown host) with exact tokens and cost; streams
-recorded as ``no_usage`` (aiohttp's tracing shows no streamed bytes); sessions made before are left
-alone with a warning; an httpx transport built on aiohttp (LiteLLM's) is counted once."""
+read every way aiohttp offers, byte for byte unchanged and metered; failures; sessions made before
+are left alone with a warning; an httpx transport built on aiohttp (LiteLLM's) is counted once."""
 
 from __future__ import annotations
 
@@ -59,21 +59,57 @@ def test_an_aiohttp_anthropic_call_is_metered(sdk: Env) -> None:
     assert job.usage.total_cost == cost(1200, 30, 1024)
 
 
-def test_an_aiohttp_stream_passes_through_and_is_recorded_as_no_usage(sdk: Env) -> None:
-    statek.instrument_clients()
+@pytest.mark.parametrize("how", ["lines", "iter_any", "iter_chunked"])
+def test_an_aiohttp_stream_passes_through_unchanged_and_is_metered(sdk: Env, how: str) -> None:
+    async def read() -> bytes:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(sdk.sim.openai_url, json=body) as response,
+        ):
+            if how == "lines":
+                return b"".join([line async for line in response.content])
+            if how == "iter_any":
+                return b"".join([chunk async for chunk in response.content.iter_any()])
+            return b"".join([chunk async for chunk in response.content.iter_chunked(7)])
+
     body = {
         "model": "gpt-4o-mini",
         "messages": MESSAGES,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    plain = asyncio.run(read())
+    sdk.sim.engine.reset()
+    statek.instrument_clients()
     with Job("j") as job:
-        lines = asyncio.run(post(sdk.sim.openai_url, body, stream=True))
-    assert b"[DONE]" in b"".join(lines)
+        metered = asyncio.run(read())
+    assert metered == plain  # byte for byte
     span = sdk.span("chat gpt-4o-mini")
-    assert span.attributes["statek.cost.status"] == "no_usage"
-    assert span.attributes["statek.bytes.received"] == len(b"".join(lines))
+    assert span.attributes["gen_ai.usage.input_tokens"] == 1200
+    assert span.attributes["gen_ai.usage.output_tokens"] == 30
+    assert span.attributes["statek.bytes.received"] == len(metered)
+    assert "statek.time_to_first_chunk_s" in span.attributes
+    assert job.usage.total_cost == cost(1200, 30, 1024)
+
+
+def test_an_aiohttp_stream_without_usage_is_no_usage(sdk: Env) -> None:
+    statek.instrument_clients()
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+    with Job("j") as job:
+        asyncio.run(post(sdk.sim.openai_url, body, stream=True))
+    assert sdk.span("chat gpt-4o-mini").attributes["statek.cost.status"] == "no_usage"
     assert job.usage.no_usage_calls == 1
+
+
+def test_an_aiohttp_call_that_gets_no_answer_is_a_failed_call(sdk: Env) -> None:
+    statek.instrument_clients(endpoints={"http://127.0.0.1:9": "OPENAI"})  # nothing listens on port 9
+    with Job("j") as job, pytest.raises(aiohttp.ClientConnectionError):
+        asyncio.run(
+            post("http://127.0.0.1:9/v1/chat/completions", {"model": "gpt-4o-mini", "messages": MESSAGES})
+        )
+    span = sdk.span("chat unknown")  # the body never left: the model is not known
+    assert span.attributes["error.type"].endswith("Error")
+    assert job.usage.failed_calls == 1
 
 
 def test_a_session_created_before_is_not_reached_and_a_warning_says_so(

@@ -8,11 +8,11 @@ aiohttp's own tracing (``TraceConfig``), as OpenTelemetry's aiohttp-client instr
 * ``on_request_end`` (status and headers in): the request is recognised like an httpx one (path and
   body, then the host: ``endpoints``, the provider tables, the SDKs' base-URL variables, else the
   wire format's generic provider) and the call starts;
-* ``on_response_chunk_received``: the whole body, when the caller reads it (``read()``, ``json()``,
-  ``text()``): read with the format's codec, priced and recorded;
-* the end of the body (``StreamReader.on_eof``) of a streamed answer the caller iterates: recorded
-  with its bytes; aiohttp's tracing shows no streamed bytes, so such a stream is ``no_usage``
-  (counted, never $0); ``on_request_exception``: a failed call.
+* the answer's ``content`` is handed to the caller wrapped (:class:`MeteredContent`): every read
+  (``read()``, ``json()``, ``text()``, ``async for line in response.content``, ``iter_any()``, ...)
+  returns the same bytes, which pass the same :class:`~._exchange.Exchange` as an httpx answer
+  (streams read event by event, time to first chunk, usage); the call is recorded when the body ends,
+  breaks, or the response goes unread; ``on_request_exception``: a failed call.
 
 Budgets: the body is seen only as it leaves, so an aiohttp call cannot be refused before it is sent;
 it is reserved when its answer's headers arrive and settled with its real usage, so the job's budget
@@ -29,14 +29,14 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from .. import telemetry
 from ..exceptions import BudgetExceededError
 from ..executors.job import current_job
 from ..telemetry import WireCall, reserve_wire_call
-from ..types import CallDetail
-from ..wire.requests import read_answer, recognise
+from ..wire.requests import recognise
+from ._exchange import Exchange
 from .endpoints import EndpointTable, default_table, generic_route
 from .transport import _metering
 from .unmetered import count_unmetered
@@ -48,36 +48,107 @@ _lock = threading.Lock()
 _original_init: Callable[..., None] | None = None
 
 
-class _Call:
-    """One aiohttp LLM call from its answer's headers to the end of its body."""
+class _Answer:
+    """The answer's status and headers as :class:`~._exchange.Exchange` reads them. aiohttp decodes
+    ``gzip``/``deflate``/``br`` bodies itself unless the session says otherwise: the encoding is then
+    kept from the exchange, which would decode the bytes a second time."""
 
-    __slots__ = ("__weakref__", "call", "done", "profile", "request", "sent")
+    __slots__ = ("headers", "status_code")
 
-    def __init__(self, call: WireCall, request: Any, profile: Any, sent: int) -> None:
-        self.call, self.request, self.profile, self.sent = call, request, profile, sent
-        self.done = False
+    def __init__(self, response: Any, decoded: bool) -> None:
+        self.status_code = response.status
+        self.headers = {k.lower(): v for k, v in response.headers.items()}
+        if decoded:
+            self.headers.pop("content-encoding", None)
 
-    def body(self, body: bytes) -> None:
-        if self.done:
-            return
-        self.done = True
+
+class _Chunks:
+    """``async for`` over one of the content's read methods, as aiohttp's own iterators do."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read = read
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> Any:
+        data = await self._read()
+        if data in (b"", (b"", False)):
+            raise StopAsyncIteration
+        return data
+
+
+class MeteredContent:
+    """A response's ``content`` as the caller gets it: the same bytes, unchanged and when they come,
+    each shown to the call's exchange as it passes (streams read event by event); the call is recorded
+    when the body ends, breaks, or the response goes. Everything else is the wrapped
+    ``aiohttp.StreamReader``'s."""
+
+    def __init__(self, inner: Any, exchange: Exchange) -> None:
+        self._inner, self._exchange = inner, exchange
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _seen(self, data: bytes) -> bytes:
+        exchange = self._exchange
+        exchange.chunk(data)
+        if not data or self._inner.at_eof():
+            exchange.end()
+        return data
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            answer = read_answer(self.request, body, self.sent, len(body), self.profile)
-        except Exception:  # noqa: BLE001
-            _log.warning("statek could not read a %s answer; recorded as not metered", self.request.format)
-            self.call.succeed(CallDetail(self.sent, len(body), None, has_usage=False))
-            return
-        self.call.succeed(answer.detail, answer.text, answer.tool_calls)
+            data = await getattr(self._inner, method)(*args, **kwargs)
+        except BaseException as exc:
+            self._exchange.broke(exc)
+            raise
+        self._seen(data[0] if isinstance(data, tuple) else data)
+        return data
 
-    def unread(self, received: int) -> None:
-        if not self.done:
-            self.done = True
-            self.call.succeed(CallDetail(self.sent, received, None, has_usage=False))
+    async def read(self, n: int = -1) -> bytes:
+        """As ``StreamReader.read``."""
+        return await self._call("read", n)  # type: ignore[no-any-return]
 
-    def fail(self, exc: BaseException | None, error_type: str, received: int = 0) -> None:
-        if not self.done:
-            self.done = True
-            self.call.fail(exc, error_type, self.sent, received)
+    async def readany(self) -> bytes:
+        """As ``StreamReader.readany``."""
+        return await self._call("readany")  # type: ignore[no-any-return]
+
+    async def readline(self, **kwargs: Any) -> bytes:
+        """As ``StreamReader.readline``."""
+        return await self._call("readline", **kwargs)  # type: ignore[no-any-return]
+
+    async def readuntil(self, *args: Any, **kwargs: Any) -> bytes:
+        """As ``StreamReader.readuntil``."""
+        return await self._call("readuntil", *args, **kwargs)  # type: ignore[no-any-return]
+
+    async def readexactly(self, n: int) -> bytes:
+        """As ``StreamReader.readexactly``."""
+        return await self._call("readexactly", n)  # type: ignore[no-any-return]
+
+    async def readchunk(self) -> tuple[bytes, bool]:
+        """As ``StreamReader.readchunk``."""
+        return await self._call("readchunk")  # type: ignore[no-any-return]
+
+    def __aiter__(self) -> _Chunks:
+        return _Chunks(self.readline)
+
+    def iter_any(self) -> _Chunks:
+        """As ``StreamReader.iter_any``."""
+        return _Chunks(self.readany)
+
+    def iter_chunks(self) -> _Chunks:
+        """As ``StreamReader.iter_chunks``."""
+        return _Chunks(self.readchunk)
+
+    def iter_chunked(self, n: int) -> _Chunks:
+        """As ``StreamReader.iter_chunked``."""
+        set_size = getattr(self._inner, "set_read_chunk_size", None)
+        if set_size is not None:
+            set_size(n)
+        return _Chunks(lambda: self.read(n))
 
 
 class _SentAnyway:
@@ -151,35 +222,39 @@ def _trace_config(table: EndpointTable) -> Any:
                 max_tokens=request.max_tokens,
                 reservation=_reserve(endpoint, request.model or "unknown", body, request.max_tokens),
             )
-            state = _Call(call, request, route.profile, len(body))
-            if response.status >= 400:
-                state.fail(None, str(response.status))
-                return
-            ctx.statek = state
-            content = response.content
-            if request.stream:
-                content.on_eof(lambda: state.unread(content.total_bytes))
-            else:  # read() reports the body; a body never read is recorded when the answer goes
-                weakref.finalize(response, state.unread, 0)
+            exchange = Exchange(request, route, call, len(body))
+            exchange.answered(cast(Any, _Answer(response, session.auto_decompress)))
+            response.content = MeteredContent(response.content, exchange)
+            # An answer the caller never reads to its end is recorded when the response goes.
+            weakref.finalize(response, exchange.close)
         except Exception as exc:  # noqa: BLE001 - metering never breaks the call
             _log.exception("statek could not inspect an aiohttp request; it goes unmetered")
             count_unmetered(params.url.host, "inspection_failed", type(exc).__qualname__)
 
-    async def on_response_chunk_received(session: Any, ctx: Any, params: Any) -> None:
-        state = getattr(ctx, "statek", None)
-        if isinstance(state, _Call):
-            state.body(params.chunk)
-
     async def on_request_exception(session: Any, ctx: Any, params: Any) -> None:
-        state = getattr(ctx, "statek", None)
-        if isinstance(state, _Call):
-            state.fail(params.exception, type(params.exception).__qualname__)
+        """No answer (a refused connection, a timeout): a failed call, when it was an LLM one."""
+        if getattr(ctx, "statek", None) != "candidate":
+            return
+        ctx.statek = None
+        try:
+            url, exc = params.url, params.exception
+            body = b"".join(ctx.statek_body)
+            request = recognise("POST", url.path, body)
+            if request is None:
+                return
+            route = table.lookup(url.host or "", url.port, url.scheme, request.format)
+            if route is None and not request.shaped:
+                return
+            route = route or generic_route(request.format, request.model)
+            call = WireCall(route.endpoint(url.host, url.port), request.operation, request.model or "unknown")
+            call.fail(exc, type(exc).__qualname__, len(body), 0)
+        except Exception:  # noqa: BLE001
+            _log.exception("statek could not record a failed aiohttp call")
 
     config = aiohttp.TraceConfig()
     config.on_request_start.append(on_request_start)
     config.on_request_chunk_sent.append(on_request_chunk_sent)
     config.on_request_end.append(on_request_end)
-    config.on_response_chunk_received.append(on_response_chunk_received)
     config.on_request_exception.append(on_request_exception)
     return config
 
