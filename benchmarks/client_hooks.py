@@ -12,9 +12,11 @@ metered and unmetered clients side by side, interleaved in blocks, p50 of each w
    read usage, price, record);
 3. **aiohttp POST**: a session created under ``instrument_aiohttp()`` and one created before,
    posting a chat completion to the benchmarks' child-process loopback server and reading the JSON
-   answer.
+   answer;
+4. **httpx requests that are not LLM calls** with ``instrument_httpx()``'s class-level patches on and
+   off (the price every other request of the process pays; goal <= 5 us, as ``sdk_transport``'s).
 
-Goal: within the httpx transport's own figure, measured first in the same run (``sdk_transport``'s
+Goal of 1-3: within the httpx transport's own figure, measured first in the same run (``sdk_transport``'s
 "transport alone": <= 50 us added at p50 on a quiet machine).
 
     python -m benchmarks client_hooks [--quick]
@@ -196,6 +198,30 @@ def aiohttp_post(calls: int) -> None:
         _report("aiohttp POST, loopback:", asyncio.run(run(server.url)))
 
 
+def httpx_class_patches(calls: int) -> None:
+    """What ``instrument_httpx()``'s class-level patches add to requests that are not LLM calls: the
+    same client, blocks alternating with the patches on and off."""
+    import httpx
+
+    from statek.instrumentation import instrument_httpx, uninstrument_httpx
+
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"{}")))
+    for method, url in (("GET", "https://example.com/health"), ("POST", "https://api.example.com/v1/items")):
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for start in range(0, calls, 200):
+            for name in ("off", "on"):
+                (instrument_httpx if name == "on" else uninstrument_httpx)()
+                for _ in range(min(200, calls - start)):
+                    t = time.perf_counter()
+                    client.request(method, url, content=b"{}" if method == "POST" else None)
+                    times[name].append(time.perf_counter() - t)
+        uninstrument_httpx()
+        off, on = (statistics.median(times[k]) * 1e6 for k in ("off", "on"))
+        print(
+            f"httpx {method:4} (not LLM), patches: p50 off {off:7.1f} us   on {on:7.1f} us   added {on - off:5.1f} us"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks client_hooks", description=__doc__.split("\n")[0]
@@ -213,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         botocore_loopback(calls)
         botocore_in_memory(calls)
         aiohttp_post(calls)
+        httpx_class_patches(calls * 5)
 
 
 if __name__ == "__main__":
