@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai import AsyncOpenAI, OpenAI
 from test_sdk_support import TEXT, Env, cost, sdk_fixture  # noqa: F401 - fixture
-from test_telemetry_support import captured_fixture, prices_fixture  # noqa: F401 - fixtures
+from test_telemetry_support import Captured, captured_fixture, prices_fixture  # noqa: F401 - fixtures
 
 import statek
 from statek import Job
@@ -150,9 +150,10 @@ def test_an_llm_path_is_recognised_in_any_case_with_any_trailing_slashes(
 
 
 @settings(deadline=None)  # a loaded machine
-@given(st.text(max_size=40))
-def test_recognise_never_raises_on_any_path(path: str) -> None:
-    recognise("POST", path, b"{}")
+@given(st.text(max_size=40), st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_recognise_never_raises_on_any_path_or_body(path: str, body: bytes) -> None:
+    found = recognise("POST", path, body)
+    assert found is None or not found.shaped or found.model is not None
 
 
 # ----------------------------------------------------------------------------- late instrumentation
@@ -285,3 +286,29 @@ def test_an_unreadable_body_to_an_unknown_host_is_counted(captured: Any) -> None
     client.post("http://10.0.0.7:9000/v1/messages", json={"text": "a chat app, not an LLM"})
     assert captured.finished() == []
     assert unmetered(captured) == {("10.0.0.7", "body_not_read"): 1, ("10.0.0.7", "unrecognised_body"): 1}
+
+
+@settings(deadline=None, max_examples=10)
+@given(st.lists(st.booleans(), min_size=1, max_size=12))
+def test_concurrent_reached_and_unreached_calls_are_each_counted_once(reached: list[bool]) -> None:
+    """Interleaved async requests of a client instrumentation reaches and one it cannot: every call of
+    the first is metered, every call of the second counted as not reached, none mixed up."""
+    captured = Captured()
+    reset_unmetered_log()
+
+    async def scenario() -> None:
+        mock = httpx2.MockTransport(lambda r: httpx2.Response(200, json=ANSWER))
+        unreached = httpx2.AsyncClient(transport=mock)
+        statek.instrument_httpx(endpoints={"https://gw.internal": "OPENAI"})
+        try:
+            metered = httpx2.AsyncClient(transport=mock)  # created under instrumentation: wrapped
+            url = "https://gw.internal/v1/chat/completions"
+            await asyncio.gather(*((metered if r else unreached).post(url, json=CHAT) for r in reached))
+        finally:
+            statek.uninstrument_httpx()
+
+    asyncio.run(scenario())
+    assert len(captured.finished()) == sum(reached)
+    assert unmetered(captured) == (
+        {("gw.internal", "not_reached"): len(reached) - sum(reached)} if not all(reached) else {}
+    )
