@@ -43,7 +43,7 @@ def count_unmetered(host: str | None, reason: str, detail: str = "") -> None:
     host = host or "unknown"
     try:
         with _lock:
-            first = host not in _logged
+            first = host not in _logged and len(_logged) < 1024  # bounded: hosts come from outside
             if first:
                 _logged.add(host)
         if first:
