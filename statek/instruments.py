@@ -48,6 +48,7 @@ __all__ = [
     "TOKENS",
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
+    "UNMETERED_REQUESTS",
     "CounterCell",
     "HistogramCell",
     "InstrumentSpec",
@@ -258,6 +259,16 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+UNMETERED_REQUESTS = InstrumentSpec(
+    "statek.unmetered_requests",
+    "counter",
+    "{request}",
+    "Requests that looked like LLM calls but could not be metered, by host and reason",
+    "statek_unmetered_requests",
+    "",
+    (SERVER_ADDRESS, "statek.unmetered.reason"),
+)
+
 STATEK_CONSUMER = "statek.consumer"
 """Which consumer of the call record failed (``span``, ``metrics``, ``jobs``, ``budget``, ``ledger``, ...)."""
 
@@ -308,6 +319,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     CONSUMER_ERRORS,
     BUDGET_STORE_ERRORS,
     BUDGET_LEASE_EXPIRIES,
+    UNMETERED_REQUESTS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -402,6 +414,7 @@ class Instruments:
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
             (CONSUMER_ERRORS, False),
+            (UNMETERED_REQUESTS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells
@@ -517,7 +530,7 @@ def _inference_usage_observer(
     return observe
 
 
-GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai", "gemini_compatible"})
 """Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
 
 
