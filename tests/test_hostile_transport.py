@@ -249,15 +249,17 @@ def test_a_redirected_call_under_a_one_call_budget_is_not_refused(captured: Capt
 
 
 def test_a_redirect_not_followed_is_one_failed_call_with_its_status(captured: Captured) -> None:
+    """Recorded once its response is dropped, by the next metering call (as any answer dropped unread)."""
     handler = _redirecting([307])
     with Job("j") as job:
         answer = _client(handler).post(URL, content=BODY)  # httpx does not follow by default
         assert answer.status_code == 307
         del answer
         gc.collect()
-    spans = captured.finished()
-    assert [s.attributes.get("error.type") for s in spans] == ["307"]
-    assert job.usage.failed_calls == 1
+        _client(_redirecting([])).post(URL, content=BODY)  # the next call
+    spans = captured.finished("chat gpt-4o-mini")
+    assert [s.attributes.get("error.type") for s in spans] == ["307", None]
+    assert job.usage.failed_calls == 1 and job.usage.calls == 1
 
 
 def test_too_many_redirects_is_one_failed_call(captured: Captured) -> None:
@@ -265,8 +267,9 @@ def test_too_many_redirects_is_one_failed_call(captured: Captured) -> None:
     with pytest.raises(httpx.TooManyRedirects):
         _client(handler, follow_redirects=True, max_redirects=2).post(URL, content=BODY)
     gc.collect()
+    _client(_redirecting([])).post(URL, content=BODY)  # the next call records it
     spans = captured.finished()
-    assert len(spans) == 1 and spans[0].attributes["error.type"] == "307"
+    assert [s.attributes.get("error.type") for s in spans] == ["307", None]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from .._deferred import defer, drain, pending
 from ..telemetry import WireCall
 from ..wire.answer import StreamReader
 from ..wire.errors import StreamFailure
@@ -73,6 +74,8 @@ class Exchange:
     )
 
     def __init__(self, request: WireRequest, route: ProviderRoute, call: WireCall, sent: int) -> None:
+        if pending:  # answers dropped unclosed since the last call: record them now (see __del__)
+            drain()
         self._request, self._route, self._call, self._sent = request, route, call, sent
         self._first_sent = sent
         self._followable = False
@@ -239,9 +242,14 @@ class Exchange:
         bytes and whatever usage it had seen; without its usage event it is ``no_usage``)."""
         self.end()
 
+    def __del__(self) -> None:
+        # Dropped without being read to the end or closed: recorded with what was read, like close(),
+        # by the next metering call (a finalizer must not take the consumers' locks itself).
+        if not self._done:
+            defer(self.end)
+
 
 def _not_followed(exchange: Exchange) -> None:
-    try:
-        exchange.not_followed()
-    except Exception:  # noqa: BLE001 - runs when the request is collected: never raise
-        _log.exception("statek could not record a redirect that was not followed")
+    # Runs when the redirect's request is collected: like __del__, the recording waits for the next
+    # metering call (a finalizer must not take the consumers' locks itself).
+    defer(exchange.not_followed)
