@@ -43,6 +43,11 @@ COUNT_FIELDS = (
     "cache_write_tokens",
     "cache_write_1h_tokens",
     "reasoning_tokens",
+    "input_audio_tokens",
+    "cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
 )
 _COST_FIELDS = ("cost", "priced_cost")
 

@@ -10,10 +10,11 @@ the database (about 0.25 s). The data is the one bundled in the installed packag
 fetched over the network. Users get new prices with ``pip install -U genai-prices``.
 
 Which units are billed: input, cache reads, cache writes (the one-hour part at its own price when
-listed), output, reasoning (when the model lists a reasoning price), and per-request fees
-(``requests_kcount``). Tiered prices (``TieredPrices``, a "cliff" on the whole prompt size) and
+listed), output, reasoning (when the model lists a reasoning price), audio and image tokens (input,
+cached audio, output: carved out of their parent's count when the model lists their price, as
+``genai-prices`` does), and per-request fees (``requests_kcount``). Tiered prices (``TieredPrices``, a "cliff" on the whole prompt size) and
 conditional prices (effective dates, DeepSeek's off-peak hours) are compiled into one rate per
-tier and condition. Units a chat call does not report (audio, images, searches, pages) add nothing.
+tier and condition. Units a chat call does not report (video, searches, pages, audio hours) add nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ LOCAL_PROVIDERS: Final = frozenset(
 """Provider keys never priced from the database: local servers cost what the user says they cost."""
 
 _REASONING: Final = "output_reasoning_mtok"
+_MODAL_KEYS: Final = (
+    "input_audio_mtok",
+    "cache_audio_read_mtok",
+    "output_audio_mtok",
+    "input_image_mtok",
+    "output_image_mtok",
+)
+"""The database's price keys of :data:`statek.metering.cost.MODALITY_ORDER`, in that order."""
 logger = logging.getLogger("statek.metering")
 
 
@@ -163,6 +172,7 @@ def _prices(model_price: ModelPrice, threshold: int | None) -> Prices | None:
         or _tier_value(values.get("cache_write_5m_mtok"), threshold),
         _tier_value(values.get("cache_write_1h_mtok"), threshold),
         _tier_value(values.get(_REASONING), threshold),
+        *(_tier_value(values.get(key), threshold) for key in _MODAL_KEYS),
     )
 
 

@@ -21,6 +21,7 @@ a new table).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -28,13 +29,13 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from ..types import CallDetail
-from .cost import CompiledRate, compile_rate
+from .cost import MODALITY_ORDER, CompiledRate, compile_rate
 from .database import DatabaseModel, PriceDatabase
 from .loader import match_patterns
 from .records import PriceRow, RowKey, normalise, provider_key, row_key
 from .types import NO_USAGE, UNPRICED, CallCost
 
-__all__ = ["FROM_PROVIDER", "PriceTable", "Resolved", "provider_key"]
+__all__ = ["FROM_PROVIDER", "STANDARD_TIERS", "PriceTable", "Resolved", "provider_key"]
 
 _RESOLUTION_CACHE_LIMIT: Final = 65_536
 _MISSING: Final[Any] = object()
@@ -43,16 +44,27 @@ _DETAIL_FIELDS: Final = len(CallDetail._fields)
 _HAS_USAGE: Final = CallDetail._fields.index("has_usage")
 _UNPACKED: Final = CallDetail._fields[2:9]
 """The fields :meth:`PriceTable.price_call` unpacks by position (a test pins their order)."""
+_TIER: Final = CallDetail._fields.index("service_tier")
+_MODAL: Final = slice(
+    CallDetail._fields.index(MODALITY_ORDER[0]), CallDetail._fields.index(MODALITY_ORDER[-1]) + 1
+)
+STANDARD_TIERS: Final = frozenset({"default", "standard", "auto", "on_demand"})
+"""Service tiers billed at a model's standard prices; any other tier an answer names (``flex``,
+``priority``, ``batch``, ...) is priced by that tier's rows (provider ``openai:flex``) or not at all."""
+_logged_tier_misses: set[tuple[str, str, str]] = set()
+logger = logging.getLogger("statek.metering")
 FROM_PROVIDER: Final = "\0from-provider"
 """Default database provider: the one the call's provider name resolves to."""
 
 
 class _Entry:
-    """All ``VALID_FROM`` versions of one file (provider, family, model), oldest first, compiled."""
+    """All ``VALID_FROM`` versions of one file (provider, family, model), oldest first, compiled.
+    ``name`` is ``provider/model`` of the rows (what :attr:`CallCost.price_model` reports)."""
 
-    __slots__ = ("only", "rates", "rows", "starts")
+    __slots__ = ("name", "only", "rates", "rows", "starts")
 
     def __init__(self, rows: list[PriceRow]) -> None:
+        self.name = f"{provider_key(rows[0].provider)}/{rows[0].model}"
         rows.sort(key=lambda r: _ALWAYS if r.valid_from is None else r.valid_from.timestamp())
         self.rows: tuple[PriceRow, ...] = tuple(rows)
         self.starts = tuple(_ALWAYS if r.valid_from is None else r.valid_from.timestamp() for r in rows)
@@ -79,10 +91,11 @@ class _Entry:
 class _DatabaseEntry:
     """A database model as a table entry."""
 
-    __slots__ = ("model", "only")
+    __slots__ = ("model", "name", "only")
 
     def __init__(self, model: DatabaseModel) -> None:
         self.model = model
+        self.name = f"{model.provider_id}/{model.model_id}"
         self.only = model.only
 
     def rate_at(self, at: datetime | None) -> CompiledRate | None:
@@ -175,9 +188,14 @@ class PriceTable:
         entry = self._resolved.get((provider, model, model_family, database_provider), _MISSING)  # type: ignore[arg-type]
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family, database_provider)
+        modal = None
         if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
             reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
             has_usage = stats[_HAS_USAGE]
+            tier = stats[_TIER]
+            if tier is not None and tier not in STANDARD_TIERS:
+                entry = self._tier_entry(provider, tier, model, model_family)
+            modal = stats[_MODAL]
         else:  # the seed's six fields
             reported, inp, out, cached = stats[2:6]
             write = write_1h = reasoning = 0
@@ -189,13 +207,33 @@ class PriceTable:
             if rate is None:
                 rate = entry.rate_at(at)
             if rate is not None:
-                amount = rate.cost(inp, cached, write, write_1h, out, reasoning)
+                amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal)
                 if reported is not None:
-                    return CallCost(reported, "reported", "USD", amount)
-                return CallCost(amount, "calculated")
+                    return CallCost(reported, "reported", "USD", amount, entry.name)
+                return CallCost(amount, "calculated", "USD", None, entry.name)
         if reported is not None:
             return CallCost(reported, "reported")
         return UNPRICED
+
+    def _tier_entry(self, provider: str, tier: str, model: str, model_family: str | None) -> Resolved | None:
+        """The rows of ``provider:tier`` for ``model`` (files only: the database has no tier prices).
+        ``None``, logged once per (provider, tier, model), when none: the call is then unpriced,
+        never priced at the standard rate."""
+        entry = self.resolve(f"{provider}:{tier}", model, model_family, None)
+        if entry is None:
+            key = (provider, tier, model)
+            if key not in _logged_tier_misses and len(_logged_tier_misses) < _RESOLUTION_CACHE_LIMIT:
+                _logged_tier_misses.add(key)
+                logger.warning(
+                    "statek has no %r service-tier price for %s model %r: such calls are unpriced "
+                    "(add a row with PROVIDER %s:%s)",
+                    tier,
+                    provider,
+                    model,
+                    provider_key(provider),
+                    tier,
+                )
+        return entry
 
     # ----------------------------------------------------------------- lookup
     def resolve(

@@ -59,8 +59,11 @@ RowKey = tuple[str, str, str]
 
 
 def provider_key(provider: str) -> str:
-    """The normalised provider name, aliases folded."""
+    """The normalised provider name, aliases folded (``"Gemini:Flex"`` → ``"google:flex"``)."""
     key = normalise(provider)
+    if ":" in key:  # a service tier's provider, "openai:flex": the provider part folds
+        base, tier = key.split(":", 1)
+        return f"{PROVIDER_ALIASES.get(base, base)}:{tier}"
     return PROVIDER_ALIASES.get(key, key)
 
 
