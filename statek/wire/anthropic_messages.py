@@ -20,6 +20,7 @@ from typing import Any
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import text_id
 from .sse import SSEDecoder, iter_sse_json
@@ -66,6 +67,7 @@ class MessagesUsage(WireModel):
     cache_creation: _CacheCreation | None = None
     output_tokens_details: _OutputDetails | None = None
     cost: Cost = None
+    service_tier: Any = None
 
 
 class ContentBlock(WireModel):
@@ -151,6 +153,7 @@ def _detail(
         reasoning_tokens=thinking,
         response_model=model,
         finish_reason=stop_reason,
+        service_tier=tier_label(usage.service_tier),
     )
 
 

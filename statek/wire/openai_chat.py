@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import NO_MODALITIES, Modalities, openai_modalities, tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost, text_id
 from .sse import SSEDecoder, iter_sse_json
@@ -121,6 +122,8 @@ class UsageCounts(NamedTuple):
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost: Decimal | None = None
+    modalities: Modalities = NO_MODALITIES
+    """Audio and image counts (see :mod:`statek.wire.billing`)."""
 
 
 def _first_count(usage: Mapping[str, Any], paths: Sequence[UsagePath]) -> int | None:
@@ -223,17 +226,20 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         cache_write_tokens=_first_count(usage, profile.cache_write_paths) or 0,
         reasoning_tokens=reasoning,
         cost=cost,
+        modalities=openai_modalities(usage, prompt, completion),
     )
 
 
 class ChatAnswer(NamedTuple):
-    """The parts of one answer, whether it came whole or streamed."""
+    """The parts of one answer, whether it came whole or streamed. ``service_tier`` is the tier the
+    answer names (top-level ``service_tier``), as :func:`~statek.wire.billing.tier_label` reads it."""
 
     message: Mapping[str, Any]
     finish_reason: str | None
     model: str | None
     usage: Any
     response_id: str | None = None
+    service_tier: str | None = None
 
 
 @guarded
@@ -255,6 +261,12 @@ def answer_detail(
         finish_reason=answer.finish_reason,
         has_usage=isinstance(answer.usage, Mapping),
         response_id=answer.response_id,
+        service_tier=answer.service_tier,
+        input_audio_tokens=counts.modalities[0],
+        cached_audio_tokens=counts.modalities[1],
+        output_audio_tokens=counts.modalities[2],
+        input_image_tokens=counts.modalities[3],
+        output_image_tokens=counts.modalities[4],
     )
 
 
@@ -278,6 +290,7 @@ def read_answer(body: Any) -> ChatAnswer:
         model=_label(body.get("model")) or None,
         usage=body.get("usage"),
         response_id=text_id(body.get("id")),
+        service_tier=tier_label(body.get("service_tier")),
     )
 
 
@@ -316,6 +329,7 @@ class ChatStream:
     model: str | None = None
     usage: Any = None
     response_id: str | None = None
+    service_tier: str | None = None
 
     @guarded
     def add(self, chunk: Any) -> None:
@@ -331,6 +345,7 @@ class ChatStream:
         checked = validated(ChatBody, chunk, "stream chunk")
         self.model = checked.model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
+        self.service_tier = tier_label(chunk.get("service_tier")) or self.service_tier
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
@@ -376,7 +391,9 @@ class ChatStream:
                 }
                 for _, slot in sorted(self.calls.items())
             ]
-        return ChatAnswer(message, self.finish_reason, self.model, self.usage, self.response_id)
+        return ChatAnswer(
+            message, self.finish_reason, self.model, self.usage, self.response_id, self.service_tier
+        )
 
 
 def _carries_more_than_content(event: str | None, data: str) -> bool:
