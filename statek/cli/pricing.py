@@ -526,6 +526,7 @@ def import_litellm(
         typer.echo(problem, err=True)
     typer.echo(
         f"converted {len(result.rows)} model(s), skipped {result.skipped} (not chat or no token prices), "
+        f"{len(result.rounded)} price(s) rounded to {S.MAX_DECIMALS} decimals, "
         f"{len(result.problems)} problem(s)",
         err=True,
     )

@@ -85,7 +85,7 @@ class ChatCompletionsProfile:
 
     Usage paths are tried in order inside the ``usage`` object; the first present number wins.
     ``cost_path`` points at the provider's own cost report and ``cost_unit_usd`` converts it to USD
-    (xAI reports ticks of 1e-10 USD). ``reasoning_from_total`` derives an unreported reasoning count as
+    (xAI reports ticks of 1e-10 USD). ``reasoning_from_total`` (kept for compatibility: now done for every profile) derives an unreported reasoning count as
     ``total_tokens - prompt_tokens - completion_tokens`` (Gemini's OpenAI layer counts thoughts only in
     the total). ``stream_usage_paths`` are tried on every streamed chunk (the
     last chunk carrying usage wins: counts there are totals, never summed). ``default_query`` is
@@ -213,15 +213,21 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
-    if reasoning is None and profile.reasoning_from_total:
-        reasoning = max((count(usage.get("total_tokens")) or 0) - prompt - completion, 0)
+    outside = not profile.reasoning_in_output
+    if reasoning is None:
+        # No reasoning count, yet a total above prompt + completion: the rest is generated tokens the
+        # completion count leaves out (Gemini's OpenAI layer counts thoughts only in the total), billed
+        # as output. OpenAI-shaped totals are otherwise exactly prompt + completion.
+        rest = (count(usage.get("total_tokens")) or 0) - prompt - completion
+        if rest > 0:
+            reasoning, outside = rest, True
     reasoning = reasoning or 0
     cost = None
     if profile.cost_path is not None:
         cost = reported_cost(dig(usage, profile.cost_path), profile.cost_unit_usd)
     return UsageCounts(
         input_tokens=prompt,
-        output_tokens=completion if profile.reasoning_in_output else completion + reasoning,
+        output_tokens=completion + reasoning if outside else completion,
         cached_tokens=_first_count(usage, profile.cached_tokens_paths) or 0,
         cache_write_tokens=_first_count(usage, profile.cache_write_paths) or 0,
         reasoning_tokens=reasoning,

@@ -81,7 +81,9 @@ def read_response(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     return Answer(
         text,
         calls or None,
-        detail._replace(response_id=text_id(body.get("id")), service_tier=tier_label(body.get("service_tier"))),
+        detail._replace(
+            response_id=text_id(body.get("id")), service_tier=tier_label(body.get("service_tier"))
+        ),
     )
 
 
