@@ -134,7 +134,7 @@ def test_before_the_first_dated_row_there_is_no_price(tmp_path: Path) -> None:
         ("Open AI", "GPT-4O", "gpt-4o"),
         ("CLAUDE", "claude-sonnet-4-5", "claude-sonnet-4-5"),  # provider alias
         ("anthropic", " Claude-Sonnet-4-5 ", "claude-sonnet-4-5"),  # whitespace and case ignored
-        ("Vertex", "gemini-2.5-pro", "gemini-2.5-pro"),  # GEMINI and VERTEX are both google
+        ("Vertex", "gemini-2.5-pro", "gemini-2.5-pro"),  # no vertex row: Vertex takes the google rows
     ],
 )
 def test_model_matching_is_exact_on_normalised_names(

@@ -3,7 +3,8 @@
 Lookup order for ``(provider, model, family)``, on normalised names (:func:`normalise`):
 
 1. the rows of price files and of ``set_model_pricing`` for the provider (aliases such as
-   ``CLAUDE`` → ``anthropic`` and ``GEMINI`` → ``google`` folded first), matched **exactly**: the
+   ``CLAUDE`` → ``anthropic`` and ``GEMINI`` → ``google`` folded first; a ``vertex`` call without
+   ``vertex`` rows takes the ``google`` rows, :data:`FILE_FALLBACKS`), matched **exactly**: the
    row's ``MODEL``, else a pattern of a row's ``MATCH`` column (an exact alternative name first,
    then the pattern with the most literal characters; see :func:`~statek.metering.loader.match_patterns`).
    Nothing is ever priced by a guessed prefix: ``gpt-4o-2024-05-13`` is not ``gpt-4o``;
@@ -51,6 +52,9 @@ _MODAL: Final = slice(
 STANDARD_TIERS: Final = frozenset({"default", "standard", "auto", "on_demand"})
 """Service tiers billed at a model's standard prices; any other tier an answer names (``flex``,
 ``priority``, ``batch``, ...) is priced by that tier's rows (provider ``openai:flex``) or not at all."""
+FILE_FALLBACKS: Final = {"vertex": "google"}
+"""A provider whose calls no file row of its own prices takes the rows of another: a Vertex AI call
+is priced by ``vertex`` rows (Vertex's own prices), else by the Gemini API's ``google`` rows."""
 _logged_tier_misses: set[tuple[str, str, str]] = set()
 logger = logging.getLogger("statek.metering")
 FROM_PROVIDER: Final = "\0from-provider"
@@ -296,6 +300,12 @@ class PriceTable:
 
     def _resolve(self, provider: str, model: str, model_family: str | None) -> _Entry | None:
         p = provider_key(provider)
+        found = self._resolve_key(p, model, model_family)
+        if found is None and p in FILE_FALLBACKS:
+            found = self._resolve_key(FILE_FALLBACKS[p], model, model_family)
+        return found
+
+    def _resolve_key(self, p: str, model: str, model_family: str | None) -> _Entry | None:
         m = normalise(model)
         family = None if model_family is None else normalise(model_family)
         for candidate in self._candidates(p, m):

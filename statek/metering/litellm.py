@@ -44,6 +44,8 @@ LITELLM_PROVIDERS: Final[Mapping[str, str]] = {
     "text-completion-openai": "OPENAI",
     "anthropic": "ANTHROPIC",
     "gemini": "GEMINI",
+    "vertex_ai": "VERTEX",
+    "vertex_ai-language-models": "VERTEX",
     "deepseek": "DEEPSEEK",
     "xai": "XAI",
     "mistral": "MISTRAL",
