@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..exceptions import PricingError
 from ..settings import MODEL_INFO_DIR_ENV
@@ -46,6 +46,7 @@ __all__ = [
     "default_registry",
     "price_call",
     "set_default_registry",
+    "shipped_price_paths",
     "shipped_prices_path",
 ]
 
@@ -53,8 +54,21 @@ logger = logging.getLogger("statek.metering")
 
 
 def shipped_prices_path() -> Path:
-    """The default price table that ships inside the package."""
+    """The default price table that ships inside the package: rows the price database lacks."""
     return Path(str(resources.files("statek") / "data" / "prices.csv"))
+
+
+SHIPPED_FILES: Final = ("prices.csv", "endpoints.csv", "tiers.csv", "overrides.csv")
+"""The shipped price files, in load order (``statek/data/PRICES.md`` says what each holds): rows the
+database lacks; prices that depend on the endpoint that served the call (Vertex AI, ...); service
+tiers (``openai:flex``, ...); and corrections of database rows found stale, each with a test that
+fails once the database agrees."""
+
+
+def shipped_price_paths() -> tuple[Path, ...]:
+    """Every shipped price file (:data:`SHIPPED_FILES`)."""
+    folder = shipped_prices_path().parent
+    return tuple(folder / name for name in SHIPPED_FILES if (folder / name).is_file())
 
 
 class _FromEnv:
@@ -245,8 +259,8 @@ class PriceRegistry:
         layers: list[_Layer] = []
         try:
             if self._shipped:
-                path = shipped_prices_path()
-                layers.append(_Layer((path,), read_price_files([path])))
+                paths = shipped_price_paths()
+                layers.append(_Layer(paths, read_price_files(paths)))
             folder = (
                 os.environ.get(MODEL_INFO_DIR_ENV)
                 if isinstance(self._model_info_dir, _FromEnv)
