@@ -49,7 +49,7 @@ COUNT_FIELDS = (
     "input_image_tokens",
     "output_image_tokens",
 )
-_COST_FIELDS = ("cost", "priced_cost")
+_COST_FIELDS = ("cost", "priced_cost", "explained_cost")
 
 
 def count_problem(value: Any) -> str | None:

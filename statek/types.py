@@ -85,6 +85,9 @@ class CallDetail(NamedTuple):
     output_audio_tokens: int = 0
     input_image_tokens: int = 0
     output_image_tokens: int = 0
+    explained_cost: Decimal | None = None
+    """The part of a reported ``cost`` the answer itself itemises beyond token prices (a per-request
+    fee, server tools such as web search, OpenRouter's BYOK fee): price drift leaves it out."""
 
     @property
     def stats(self) -> LLM_Stats:

@@ -150,6 +150,14 @@ class CompiledRate:
             total += _modal_delta(rate.modal, modal_tokens, cached_tokens)
         return Decimal(total).scaleb(rate.exponent, _EXACT)
 
+    def fee_amount(self) -> Decimal:
+        """The per-request fee of this rate in USD (0 when it has none)."""
+        return _fee_amount(self)
+
+
+def _fee_amount(rate: CompiledRate) -> Decimal:
+    return Decimal(rate.request_fee).scaleb(rate.exponent, _EXACT)
+
 
 def _modal_delta(deltas: tuple[int, int, int, int, int], tokens: tuple[int, ...], cached_tokens: int) -> int:
     """What pricing the modality parts at their own prices adds to (or takes from) the text price."""

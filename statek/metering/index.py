@@ -46,6 +46,7 @@ _HAS_USAGE: Final = CallDetail._fields.index("has_usage")
 _UNPACKED: Final = CallDetail._fields[2:9]
 """The fields :meth:`PriceTable.price_call` unpacks by position (a test pins their order)."""
 _TIER: Final = CallDetail._fields.index("service_tier")
+_EXPLAINED: Final = CallDetail._fields.index("explained_cost")
 _MODAL: Final = slice(
     CallDetail._fields.index(MODALITY_ORDER[0]), CallDetail._fields.index(MODALITY_ORDER[-1]) + 1
 )
@@ -192,7 +193,7 @@ class PriceTable:
         entry = self._resolved.get((provider, model, model_family, database_provider), _MISSING)  # type: ignore[arg-type]
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family, database_provider)
-        modal = None
+        modal = explained = None
         if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
             reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
             has_usage = stats[_HAS_USAGE]
@@ -200,6 +201,7 @@ class PriceTable:
             if tier is not None and tier not in STANDARD_TIERS:
                 entry = self._tier_entry(provider, tier, model, model_family)
             modal = stats[_MODAL]
+            explained = stats[_EXPLAINED]
         else:  # the seed's six fields
             reported, inp, out, cached = stats[2:6]
             write = write_1h = reasoning = 0
@@ -213,6 +215,9 @@ class PriceTable:
             if rate is not None:
                 amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal)
                 if reported is not None:
+                    if explained is not None:
+                        # the answer itemised its fees and tools: they stand in for the table's fee
+                        amount = amount - rate.fee_amount() + explained
                     return CallCost(reported, "reported", "USD", amount, entry.name)
                 return CallCost(amount, "calculated", "USD", None, entry.name)
         if reported is not None:

@@ -3,6 +3,10 @@
 * :func:`tier_label`: the service tier an answer names (OpenAI ``service_tier``, Anthropic
   ``usage.service_tier``, Vertex ``usageMetadata.trafficType``), as one lower-case label:
   ``default``, ``flex``, ``priority``, ``batch``, ``provisioned_throughput``, ...;
+* :func:`reported_billing`: what an OpenAI-shaped ``usage`` says the call cost beyond its ``cost``
+  field (OpenRouter BYOK: its fee plus ``cost_details.upstream_inference_cost``) and which part of that
+  cost is no token price (Perplexity's request fee and search queries, OpenRouter's server tools and
+  BYOK fee);
 * :func:`openai_modalities` and :func:`gemini_modalities`: the audio and image token counts of an
   OpenAI-shaped ``usage`` object or a Gemini ``usageMetadata``, in the order of
   :data:`statek.metering.cost.MODALITY_ORDER` (input audio, cached audio, output audio, input image,
@@ -14,11 +18,19 @@ Pure functions over parsed JSON; counts go through :func:`~statek.wire.numbers.c
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any, Final
 
-from .numbers import count, dig
+from .numbers import count, dig, reported_cost
 
-__all__ = ["NO_MODALITIES", "Modalities", "gemini_modalities", "openai_modalities", "tier_label"]
+__all__ = [
+    "NO_MODALITIES",
+    "Modalities",
+    "gemini_modalities",
+    "openai_modalities",
+    "reported_billing",
+    "tier_label",
+]
 
 Modalities = tuple[int, int, int, int, int]
 """(input audio, cached audio, output audio, input image, output image) tokens."""
@@ -96,3 +108,39 @@ def gemini_modalities(usage: Mapping[str, Any], prompt: int, cached: int, candid
         _at_most(prompt_parts.get("IMAGE"), prompt),
         _at_most(out_parts.get("IMAGE"), candidates),
     )
+
+
+_PERPLEXITY_FEES: Final = ("request_cost", "search_queries_cost")
+
+
+def reported_billing(usage: Mapping[str, Any], cost: Decimal | None) -> tuple[Decimal | None, Decimal | None]:
+    """``(cost, explained)``: the call's whole reported cost and the part of it that is no token price.
+
+    * OpenRouter BYOK (``is_byok: true``): ``cost`` is OpenRouter's fee only; the upstream provider
+      bills the user's own key ``cost_details.upstream_inference_cost``: the call costs both. The fee
+      is explained (no token price).
+    * OpenRouter server tools (web search): ``upstream_inference_cost`` minus its prompt and
+      completion parts is explained.
+    * Perplexity (``cost`` an object): ``request_cost`` and ``search_queries_cost`` are explained.
+
+    ``explained`` is ``None`` when the answer itemises nothing."""
+    if cost is None:
+        return None, None
+    explained = Decimal(0)
+    details = usage.get("cost_details")
+    if isinstance(details, Mapping):
+        upstream = reported_cost(details.get("upstream_inference_cost"))
+        prompt = reported_cost(details.get("upstream_inference_prompt_cost"))
+        completion = reported_cost(details.get("upstream_inference_completions_cost"))
+        if upstream is not None and prompt is not None and completion is not None:
+            explained += max(upstream - prompt - completion, Decimal(0))
+        if usage.get("is_byok") is True and upstream is not None:
+            explained += cost  # OpenRouter's BYOK fee
+            cost += upstream
+    breakdown = usage.get("cost")
+    if isinstance(breakdown, Mapping):
+        for key in _PERPLEXITY_FEES:
+            fee = reported_cost(breakdown.get(key))
+            if fee is not None:
+                explained += fee
+    return cost, (explained if explained else None)

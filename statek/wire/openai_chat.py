@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
-from .billing import NO_MODALITIES, Modalities, openai_modalities, tier_label
+from .billing import NO_MODALITIES, Modalities, openai_modalities, reported_billing, tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost, text_id
 from .sse import SSEDecoder, iter_sse_json
@@ -123,6 +123,8 @@ class UsageCounts(NamedTuple):
     reasoning_tokens: int = 0
     cost: Decimal | None = None
     modalities: Modalities = NO_MODALITIES
+    explained_cost: Decimal | None = None
+    """The part of ``cost`` that is no token price (see :func:`~statek.wire.billing.reported_billing`)."""
     """Audio and image counts (see :mod:`statek.wire.billing`)."""
 
 
@@ -222,9 +224,10 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         if rest > 0:
             reasoning, outside = rest, True
     reasoning = reasoning or 0
-    cost = None
+    cost = explained = None
     if profile.cost_path is not None:
         cost = reported_cost(dig(usage, profile.cost_path), profile.cost_unit_usd)
+        cost, explained = reported_billing(usage, cost)
     return UsageCounts(
         input_tokens=prompt,
         output_tokens=completion + reasoning if outside else completion,
@@ -233,6 +236,7 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         reasoning_tokens=reasoning,
         cost=cost,
         modalities=openai_modalities(usage, prompt, completion),
+        explained_cost=explained,
     )
 
 
@@ -273,6 +277,7 @@ def answer_detail(
         output_audio_tokens=counts.modalities[2],
         input_image_tokens=counts.modalities[3],
         output_image_tokens=counts.modalities[4],
+        explained_cost=counts.explained_cost,
     )
 
 
