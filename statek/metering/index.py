@@ -47,6 +47,7 @@ _UNPACKED: Final = CallDetail._fields[2:9]
 """The fields :meth:`PriceTable.price_call` unpacks by position (a test pins their order)."""
 _TIER: Final = CallDetail._fields.index("service_tier")
 _EXPLAINED: Final = CallDetail._fields.index("explained_cost")
+_RESPONSE_MODEL: Final = CallDetail._fields.index("response_model")
 _MODAL: Final = slice(
     CallDetail._fields.index(MODALITY_ORDER[0]), CallDetail._fields.index(MODALITY_ORDER[-1]) + 1
 )
@@ -197,6 +198,11 @@ class PriceTable:
         if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
             reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
             has_usage = stats[_HAS_USAGE]
+            if entry is None and stats[_RESPONSE_MODEL]:
+                # The request named a deployment or alias no row prices (Azure OpenAI deployments):
+                # the model the answer says served it.
+                model = stats[_RESPONSE_MODEL]
+                entry = self.resolve(provider, model, model_family, database_provider)
             tier = stats[_TIER]
             if tier is not None and tier not in STANDARD_TIERS:
                 entry = self._tier_entry(provider, tier, model, model_family)
