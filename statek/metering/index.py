@@ -51,9 +51,12 @@ _RESPONSE_MODEL: Final = CallDetail._fields.index("response_model")
 _MODAL: Final = slice(
     CallDetail._fields.index(MODALITY_ORDER[0]), CallDetail._fields.index(MODALITY_ORDER[-1]) + 1
 )
-STANDARD_TIERS: Final = frozenset({"default", "standard", "auto", "on_demand"})
+STANDARD_TIERS: Final = frozenset({"default", "standard", "standard_only", "auto", "on_demand"})
 """Service tiers billed at a model's standard prices; any other tier an answer names (``flex``,
 ``priority``, ``batch``, ...) is priced by that tier's rows (provider ``openai:flex``) or not at all."""
+STANDARD_PRICED_TIERS: Final = frozenset({("groq", "flex")})
+"""(provider, tier) pairs billed at the standard prices: Groq's flex tier "matches the on-demand
+tier" (https://console.groq.com/docs/flex-processing, checked 2026-12-06)."""
 FILE_FALLBACKS: Final = {"vertex": "google"}
 """A provider whose calls no file row of its own prices takes the rows of another: a Vertex AI call
 is priced by ``vertex`` rows (Vertex's own prices), else by the Gemini API's ``google`` rows."""
@@ -204,7 +207,11 @@ class PriceTable:
                 model = stats[_RESPONSE_MODEL]
                 entry = self.resolve(provider, model, model_family, database_provider)
             tier = stats[_TIER]
-            if tier is not None and tier not in STANDARD_TIERS:
+            if (
+                tier is not None
+                and tier not in STANDARD_TIERS
+                and (provider_key(provider), tier) not in STANDARD_PRICED_TIERS
+            ):
                 entry = self._tier_entry(provider, tier, model, model_family)
             modal = stats[_MODAL]
             explained = stats[_EXPLAINED]
