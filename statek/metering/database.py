@@ -20,6 +20,7 @@ tier and condition. Units a chat call does not report (video, searches, pages, a
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_PROVIDERS",
     "DatabaseModel",
+    "acceptable_match",
+    "version_suffix",
     "PriceDatabase",
     "database_version",
     "default_database",
@@ -130,6 +133,33 @@ class DatabaseModel:
             if condition is None or condition.active(at):
                 return prices, fee
         return self.prices[0][1], self.prices[0][2]
+
+
+_VERSION_TOKEN: Final = re.compile(r"\d+|latest|preview|exp|v\d+(?::\d+)?", re.IGNORECASE)
+_SEPARATORS: Final = re.compile(r"[-@:_]")
+
+
+def version_suffix(rest: str) -> bool:
+    """Whether ``rest`` (what follows a model id) only names a version of that model: date stamps and
+    numbers (``-2024-11-20``, ``@20240620``, ``-0613``, ``-001``), ``-latest``, ``-preview``, ``-exp``,
+    ``-v1:0``, separated by ``-``, ``@``, ``:`` or ``_``. ``-mini``, ``-cyber``, ``.5``, ``-codex``
+    name other models."""
+    if not rest:
+        return True
+    if not _SEPARATORS.match(rest):
+        return False
+    tokens = [t for t in _SEPARATORS.split(rest) if t]
+    return bool(tokens) and all(_VERSION_TOKEN.fullmatch(t) for t in tokens)
+
+
+def acceptable_match(requested: str, matched_id: str) -> bool:
+    """The rule for a database match (docs/pricing.md, "Matching names"): the requested id is the
+    matched model's id, or that id followed by a :func:`version_suffix`, or does not start with it at
+    all (a provider-qualified or region-prefixed id the database lists as an alternative name)."""
+    req, mid = requested.casefold(), matched_id.casefold()
+    if not req.startswith(mid):
+        return True
+    return version_suffix(req[len(mid) :])
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -283,7 +313,11 @@ class PriceDatabase:
         return found
 
     def find(self, provider: str, model: str) -> DatabaseModel | None:
-        """The database's price for ``model`` at ``provider`` (its own matching rules), or ``None``."""
+        """The database's price for ``model`` at ``provider`` (its own matching rules), or ``None``.
+
+        A match by prefix is taken only when what follows the matched model's id is a version suffix
+        (:func:`version_suffix`): ``gpt-4o-2024-11-20`` is priced as the database's ``gpt-4o`` row,
+        ``gemini-3.8-flash-cyber`` is not priced as ``gemini-3.8-flash`` (logged once, unpriced)."""
         key = (provider, model)
         if key in self._models:
             return self._models[key]
@@ -291,6 +325,16 @@ class PriceDatabase:
         db_provider = self.provider(provider)
         if db_provider is not None and model.strip():
             info = db_provider.find_model(model.strip(), all_providers=self.providers)
+            if info is not None and not acceptable_match(model.strip(), info.id):
+                logger.warning(
+                    "statek does not price %s model %r by the price database's %r row: it names another "
+                    "model (add a price row, or list %r in a row's MATCH column)",
+                    provider,
+                    model,
+                    info.id,
+                    model,
+                )
+                info = None
             if info is not None:
                 owner = next((p for p in self.providers if any(m is info for m in p.models)), db_provider)
                 found = build_model(owner, info)
