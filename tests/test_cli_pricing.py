@@ -279,12 +279,13 @@ def test_import_litellm_converts_prices_exactly_and_the_result_validates(tmp_pat
     result = runner.invoke(app, ["import-litellm", str(source), "-o", str(out), "--checked", "2026-11-24"])
     assert result.exit_code == 1  # one malformed entry, reported
     assert f"{source}: broken: input_cost_per_token is not a number: 'free'" in result.stderr
-    assert "converted 3 model(s), skipped 3" in result.stderr
+    assert "converted 4 model(s), skipped 2" in result.stderr  # embeddings are converted (issue 21)
 
     report = read_price_files([out])
     assert report.ok
     rows = {r.model: r for r in report.rows}
-    assert set(rows) == {"gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro"}
+    assert set(rows) == {"gpt-4o", "claude-sonnet-4-5", "gemini-2.5-pro", "text-embedding-3-small"}
+    assert rows["text-embedding-3-small"].input == Decimal("0.02")
     gpt, claude, gemini = rows["gpt-4o"], rows["claude-sonnet-4-5"], rows["gemini-2.5-pro"]
     assert (gpt.provider, gpt.input, gpt.cached, gpt.output) == (
         "OPENAI",
@@ -331,7 +332,7 @@ def test_import_litellm_to_stdout_and_bad_json(tmp_path: Path) -> None:
     source = litellm_json(tmp_path / "prices.json")
     result = runner.invoke(app, ["import-litellm", str(source)])
     assert result.stdout.splitlines()[0].startswith("PROVIDER,MODEL_FAMILY,MODEL,")
-    assert len(result.stdout.splitlines()) == 4
+    assert len(result.stdout.splitlines()) == 5
     not_an_object = tmp_path / "list.json"
     not_an_object.write_text("[1, 2]")
     assert runner.invoke(app, ["import-litellm", str(not_an_object)]).exit_code == 1

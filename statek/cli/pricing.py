@@ -532,3 +532,9 @@ def import_litellm(
     )
     if result.problems:
         raise typer.Exit(1)
+
+
+# Subcommands kept in their own modules (issue 21): registered here.
+from . import pricing_explain  # noqa: E402
+
+pricing_explain.register(app)
