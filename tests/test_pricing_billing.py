@@ -359,3 +359,34 @@ def test_an_azure_deployment_is_priced_by_the_model_the_answer_names(registry: P
         registry.price_call("AZURE_OPENAI", "prod-chat-deployment", unnamed, database_provider="azure").status
         == "unpriced"
     )
+
+
+# ----------------------------------------------------------------------------- embeddings
+@pytest.mark.parametrize(
+    ("provider", "model", "price"),
+    [
+        ("OPENAI", "text-embedding-3-small", "0.02"),  # $0.02 per million input tokens
+        ("OPENAI", "text-embedding-3-large", "0.13"),
+        ("GEMINI", "gemini-embedding-001", "0.15"),
+    ],
+)
+def test_embeddings_are_priced_by_their_input(
+    registry: PriceRegistry, provider: str, model: str, price: str
+) -> None:
+    from statek.wire import embeddings
+
+    body = {
+        "object": "list",
+        "data": [{"embedding": [0.1]}],
+        "model": model,
+        "usage": {"prompt_tokens": 5000, "total_tokens": 5000},
+    }
+    detail = (
+        embeddings.read_openai(body, 10, 20).detail
+        if provider == "OPENAI"
+        else CallDetail(0, 0, None, 5000, 0)
+    )
+    cost = registry.price_call(provider, model, detail)
+    assert (cost.status, cost.amount) == ("calculated", 5000 * Decimal(price) / M)
+    # an embedding model has no output price: a call that reports output is not priced as if it were free
+    assert registry.price_call(provider, model, CallDetail(0, 0, None, 5000, 10)).status == "unpriced"

@@ -54,6 +54,9 @@ class Prices:
     output_audio: Decimal | None = None
     input_image: Decimal | None = None
     output_image: Decimal | None = None
+    output_listed: bool = True
+    """False when the source lists no output price (embedding models): ``output`` is then 0 and a
+    call that generated output is unpriced (:attr:`CompiledRate.output_listed`)."""
 
     def modal(self) -> tuple[Decimal | None, ...]:
         """The modality prices in :data:`MODALITY_ORDER`; all ``None`` when the row lists none."""
@@ -85,6 +88,7 @@ class CompiledRate:
         "long_context",
         "modal",
         "output",
+        "output_listed",
         "reasoning",
         "request_fee",
         "threshold",
@@ -103,7 +107,9 @@ class CompiledRate:
         reasoning: int | None = None,
         request_fee: int = 0,
         modal: tuple[int, int, int, int, int] | None = None,
+        output_listed: bool = True,
     ) -> None:
+        self.output_listed = output_listed
         # Each modality price as the difference to its parent's (input, cache read, output), so that
         # carving a part out of its parent is one multiply-add; None when the row lists none.
         self.modal = modal
@@ -238,6 +244,7 @@ def compile_rate(
         reasoning=scaled(prices.reasoning, prices.output),
         request_fee=_scaled(fee, scale) if fee is not None else 0,
         modal=_compile_modal(prices, scale),
+        output_listed=prices.output_listed,
     )
 
 

@@ -192,17 +192,18 @@ def _prices(model_price: ModelPrice, threshold: int | None) -> Prices | None:
     values = model_price.__dict__
     input_price = _tier_value(values.get("input_mtok"), threshold)
     output_price = _tier_value(values.get("output_mtok"), threshold)
-    if input_price is None or output_price is None:
+    if input_price is None:
         return None
     return Prices(
         input_price,
-        output_price,
+        Decimal(0) if output_price is None else output_price,
         _tier_value(values.get("cache_read_mtok"), threshold),
         _tier_value(values.get("cache_write_mtok"), threshold)
         or _tier_value(values.get("cache_write_5m_mtok"), threshold),
         _tier_value(values.get("cache_write_1h_mtok"), threshold),
         _tier_value(values.get(_REASONING), threshold),
         *(_tier_value(values.get(key), threshold) for key in _MODAL_KEYS),
+        output_listed=output_price is not None,  # embedding models list an input price only
     )
 
 
@@ -212,7 +213,7 @@ def _compile(
     """A rate with one long-context level per tier start; raises ``LookupError`` if unpriceable."""
     base = _prices(model_price, None)
     if base is None:
-        raise LookupError("no input and output token price")
+        raise LookupError("no input token price")
     fee = _decimal(model_price.__dict__.get("requests_kcount"))
     levels = [
         (start, p) for start in _thresholds(model_price) if (p := _prices(model_price, start)) is not None
@@ -229,7 +230,7 @@ def _condition(constraint: Any) -> _Condition | None:
 
 
 def build_model(provider: Provider, model: ModelInfo) -> DatabaseModel | None:
-    """Compile ``model`` (``None`` when the database gives it no input and output token price)."""
+    """Compile ``model`` (``None`` when the database gives it no input token price; embedding models list no output price)."""
     conditional = model.prices if isinstance(model.prices, list) else None
     pairs = (
         [(_condition(c.constraint), c.prices) for c in conditional]

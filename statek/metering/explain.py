@@ -105,7 +105,7 @@ def explain(
         return out
     found = database.find(name, model)
     if found is None:
-        out.steps.append(f"genai-prices {version}: {info.id!r} has no input and output token price")
+        out.steps.append(f"genai-prices {version}: {info.id!r} has no input token price")
         return out
     owner = "" if found.provider_id == db_provider.id else f" (falls back to provider {found.provider_id!r})"
     rule = "its id" if normalise(info.id) == normalise(model) else "its match rules"

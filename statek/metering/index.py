@@ -225,7 +225,7 @@ class PriceTable:
             rate = entry.only
             if rate is None:
                 rate = entry.rate_at(at)
-            if rate is not None:
+            if rate is not None and (rate.output_listed or not out):
                 amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal)
                 if reported is not None:
                     if explained is not None:
