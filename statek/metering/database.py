@@ -155,8 +155,11 @@ def version_suffix(rest: str) -> bool:
 def acceptable_match(requested: str, matched_id: str) -> bool:
     """The rule for a database match (docs/pricing.md, "Matching names"): the requested id is the
     matched model's id, or that id followed by a :func:`version_suffix`, or does not start with it at
-    all (a provider-qualified or region-prefixed id the database lists as an alternative name)."""
+    all (a provider-qualified or region-prefixed id the database lists as an alternative name). A
+    fine-tune ``ft:BASE:ORG:NAME:ID`` is matched as ``ft:BASE``."""
     req, mid = requested.casefold(), matched_id.casefold()
+    if req.startswith("ft:") and req.count(":") > 1:  # ft:BASE:ORG:NAME:ID is a fine-tune of ft:BASE
+        req = req[: req.index(":", 3)]
     if not req.startswith(mid):
         return True
     return version_suffix(req[len(mid) :])

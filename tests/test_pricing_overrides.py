@@ -1,0 +1,75 @@
+"""Shipped corrections of stale database rows (statek/data/overrides.csv, issue 21).
+
+Each override must (1) be what statek prices the model at, and (2) still disagree with the installed
+genai-prices: when the database catches up, the second test fails, and the row is to be removed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+
+from statek.metering import PriceRegistry, read_price_files
+from statek.metering.database import default_database
+from statek.metering.index import database_row
+from statek.metering.records import provider_key
+from statek.metering.registry import shipped_price_paths
+from statek.types import CallDetail
+
+OVERRIDES = next(p for p in shipped_price_paths() if p.name == "overrides.csv")
+ROWS = read_price_files([OVERRIDES]).rows
+
+
+def test_the_overrides_load_cleanly_with_sources() -> None:
+    report = read_price_files([OVERRIDES])
+    assert report.problems == () and len(report.rows) >= 7
+    assert all(row.source.startswith("https://") and row.checked is not None for row in report.rows)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.model)
+def test_the_database_still_disagrees_else_remove_the_override(row: object) -> None:
+    from statek.metering.records import PriceRow
+
+    assert isinstance(row, PriceRow)
+    found = default_database().find(provider_key(row.provider), row.model)
+    assert found is not None, f"the database no longer lists {row.model}: check the override"
+    theirs = database_row(found, datetime.now(timezone.utc))
+    assert (theirs.input, theirs.cached, theirs.output) != (row.input, row.cached, row.output), (
+        f"genai-prices now prices {row.model} as overrides.csv does: remove the override"
+    )
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "expected"),
+    [
+        # DeepSeek's unified prices: $0.28 cache miss, $0.028 cache hit, $0.42 output, at every hour
+        ("DEEPSEEK", "deepseek-chat", 800 * Decimal("0.28") + 200 * Decimal("0.028") + 100 * Decimal("0.42")),
+        (
+            "DEEPSEEK",
+            "deepseek-reasoner",
+            800 * Decimal("0.28") + 200 * Decimal("0.028") + 100 * Decimal("0.42"),
+        ),
+        # mistral-large-latest is Mistral Large 3: $0.50 / $0.05 cached / $1.50
+        (
+            "MISTRAL",
+            "mistral-large-latest",
+            800 * Decimal("0.5") + 200 * Decimal("0.05") + 100 * Decimal("1.5"),
+        ),
+        # a fine-tuned gpt-4o: $3.75 / $1.875 cached / $15
+        (
+            "OPENAI",
+            "ft:gpt-4o-2024-08-06:acme::abc123",
+            800 * Decimal("3.75") + 200 * Decimal("1.875") + 1500,
+        ),
+    ],
+)
+def test_overridden_models_are_priced_at_the_current_price(
+    provider: str, model: str, expected: Decimal
+) -> None:
+    registry = PriceRegistry(model_info_dir=None)
+    for hour in (3, 18):  # DeepSeek's old off-peak window was 16:30-00:30 UTC
+        at = datetime(2026, 12, 1, hour, tzinfo=timezone.utc)
+        cost = registry.price_call(provider, model, CallDetail(0, 0, None, 1000, 100, 200), at=at)
+        assert cost.amount == expected / 1_000_000, hour
