@@ -91,3 +91,47 @@ def test_import_litellm_rounds_writes_tier_rows_and_reports(tmp_path: Path) -> N
     rows = {(r.provider, r.model): r for r in report.rows}
     assert str(rows[("OPENAI:flex", "gpt-5")].input) == "0.625"
     assert str(rows[("OPENAI", "tiny")].input) == "0.000123456789"
+
+
+def test_compare_litellm_against_the_database_layer(tmp_path: Path) -> None:
+    source = tmp_path / "prices.json"
+    source.write_text(
+        json.dumps(
+            {
+                # agrees with the database: gpt-4o $2.50 / $1.25 cached / $10
+                "gpt-4o": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 2.5e-06,
+                    "output_cost_per_token": 1e-05,
+                    "cache_read_input_token_cost": 1.25e-06,
+                },
+                # Mistral Large 3 behind the -latest alias: $0.50 / $1.50 (the database: the deprecated $2 / $6)
+                "mistral/mistral-large-latest": {
+                    "litellm_provider": "mistral",
+                    "mode": "chat",
+                    "input_cost_per_token": 5e-07,
+                    "output_cost_per_token": 1.5e-06,
+                },
+                "openai/not-a-model-anyone-lists": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 1e-06,
+                    "output_cost_per_token": 1e-06,
+                },
+                "madeup/x": {
+                    "litellm_provider": "madeup",
+                    "mode": "chat",
+                    "input_cost_per_token": 1e-06,
+                    "output_cost_per_token": 1e-06,
+                },
+            }
+        )
+    )
+    result = runner.invoke(app, ["compare", "--litellm", str(source), "--database", "--json"])
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert [(d["provider"], d["model"]) for d in out["different"]] == [("mistral", "mistral-large-latest")]
+    assert ["INPUT", "2", "0.5"] in out["different"][0]["changes"]
+    assert out["missing"] == [{"provider": "OPENAI", "model": "not-a-model-anyone-lists"}]
+    assert (out["same"], out["skipped"]) == (1, 1)

@@ -445,10 +445,15 @@ def compare(
 ) -> None:
     """Compare the price files' rows (default files, or --file) with another source; list differences.
 
+    With both --litellm FILE and --database: compare the price database itself with LiteLLM's map.
+
     Exit 1 when any price differs (so a CI job can alert on a stale table), 0 when all agree.
     """
-    if (litellm is None) == (not database):
-        raise typer.BadParameter("give exactly one of --litellm FILE or --database")
+    if litellm is not None and database:  # the database layer itself against LiteLLM (issue 21)
+        pricing_compare.database_against_litellm(litellm, tuple(provider or ()), as_json)
+        return
+    if litellm is None and not database:
+        raise typer.BadParameter("give --litellm FILE, --database, or both")
     table, report = _table_from(files, False)
     if report is not None and _report_problems(report, quiet=as_json):
         raise typer.Exit(1)
@@ -535,6 +540,6 @@ def import_litellm(
 
 
 # Subcommands kept in their own modules (issue 21): registered here.
-from . import pricing_explain  # noqa: E402
+from . import pricing_compare, pricing_explain  # noqa: E402
 
 pricing_explain.register(app)
