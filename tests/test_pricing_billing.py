@@ -128,14 +128,23 @@ def test_vertex_flex_traffic_is_priced_at_vertex_flex_rates(registry: PriceRegis
     assert cost.amount == (600 * Decimal("0.15") + 400 * Decimal("0.03") + 150 * Decimal("1.25")) / M
 
 
-def test_the_recorded_vertex_flex_stream_is_not_priced_at_the_standard_rate(registry: PriceRegistry) -> None:
-    # The recording's gemini-3-flash-preview has no Vertex flex cached price shipped: unpriced, not
-    # the standard rate (twice the bill).
+def test_the_recorded_vertex_flex_stream_is_priced_at_the_flex_rate(registry: PriceRegistry) -> None:
+    # gemini-3-flash-preview Flex: $0.25 in / $1.50 out, half the standard $0.50 / $3.00;
+    # the recording: 5 prompt tokens, 1 candidate + 100 thoughts
     reader = gemini.ContentStreamReader()
     reader.feed((RECORDINGS / "vertex_flex_stream.sse").read_bytes())
     detail = reader.finish(1, 1).detail
     assert detail.service_tier == "flex"
-    assert registry.price_call("VERTEX", detail.response_model or "", detail).status == "unpriced"
+    cost = registry.price_call("VERTEX", detail.response_model or "", detail)
+    assert cost.amount == (5 * Decimal("0.25") + 101 * Decimal("1.5")) / M
+
+
+def test_openai_tier_prices_come_from_the_database_from_the_day_it_has_them(registry: PriceRegistry) -> None:
+    detail = openai_answer("gpt-5", GPT5_USAGE, service_tier="flex")
+    before = registry.price_call("OPENAI", "gpt-5", detail, at=datetime(2026, 10, 1, tzinfo=timezone.utc))
+    assert before.status == "unpriced"  # genai-prices has gpt-5's flex rates from 2026-10-12 only
+    after = registry.price_call("OPENAI", "gpt-5", detail, at=datetime(2026, 10, 12, tzinfo=timezone.utc))
+    assert after.price_model == "openai:flex/gpt-5" and after.amount == Decimal("0.0030125")
 
 
 def test_anthropic_standard_tier_is_standard_and_groq_flex_is_on_demand(registry: PriceRegistry) -> None:
@@ -390,3 +399,37 @@ def test_embeddings_are_priced_by_their_input(
     assert (cost.status, cost.amount) == ("calculated", 5000 * Decimal(price) / M)
     # an embedding model has no output price: a call that reports output is not priced as if it were free
     assert registry.price_call(provider, model, CallDetail(0, 0, None, 5000, 10)).status == "unpriced"
+
+
+def test_every_database_tier_variant_is_priced_as_genai_prices_prices_it() -> None:
+    from genai_prices import Usage, calc_price
+
+    from statek.metering.database import default_database
+
+    database = default_database()
+    registry = PriceRegistry(shipped=False, model_info_dir=None)
+    checked = 0
+    for provider in database.providers:
+        for model in provider.models:
+            tiers = {
+                v.when["service_tier"] for v in model.price_variants or () if set(v.when) == {"service_tier"}
+            }
+            for tier in tiers - {"default"}:
+                found = database.find_tier(provider.id, model.id, tier)
+                if found is None:
+                    continue  # no input token price (audio-only models)
+                at = datetime(2027, 2, 1, 12, tzinfo=timezone.utc)
+                detail = CallDetail(0, 0, None, 100_000, 5_000, 30_000, service_tier=tier)
+                want = calc_price(
+                    Usage(input_tokens=100_000, output_tokens=5_000, cache_read_tokens=30_000),
+                    model.id,
+                    provider_id=provider.id,
+                    genai_request_timestamp=at,
+                    price_context={"service_tier": tier},
+                ).total_price
+                got = registry.price_call(provider.id, model.id, detail, at=at)
+                if not found.rate_at(at).output_listed:
+                    continue
+                assert got.amount == want, (provider.id, model.id, tier)
+                checked += 1
+    assert checked > 50

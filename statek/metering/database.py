@@ -23,6 +23,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -112,11 +113,14 @@ class DatabaseModel:
     prices: tuple[tuple[_Condition | None, Prices, Decimal | None], ...]
     tiers: tuple[tuple[int, Prices], ...]
     pricing_url: str
+    starts: date | None = None
+    """A service tier's prices: the first UTC day the database has them for (before it, none)."""
+    service_tier: str | None = None
 
     @property
     def only(self) -> CompiledRate | None:
         """The single rate when prices never change with time, else ``None``."""
-        if len(self.rates) == 1 and self.rates[0][0] is None:
+        if self.starts is None and len(self.rates) == 1 and self.rates[0][0] is None:
             return self.rates[0][1]
         return None
 
@@ -232,14 +236,69 @@ def _condition(constraint: Any) -> _Condition | None:
     return _Condition(start_time=constraint.start_time, end_time=constraint.end_time)
 
 
-def build_model(provider: Provider, model: ModelInfo) -> DatabaseModel | None:
-    """Compile ``model`` (``None`` when the database gives it no input token price; embedding models list no output price)."""
+def _tier_variants(model: ModelInfo, tier: str) -> list[Any]:
+    return [v for v in model.price_variants or () if v.when == {"service_tier": tier}]
+
+
+def _with_variants(standard: ModelPrice, variants: list[Any]) -> ModelPrice:
+    """``standard`` with the variants' prices over it (the first variant listing a price wins)."""
+    merged = copy(standard)
+    overrides: dict[str, Any] = {}
+    for variant in variants:
+        for key, price in variant.prices.__dict__.items():
+            if price is not None:
+                overrides.setdefault(key, price)
+    merged.__dict__.update(overrides)
+    return merged
+
+
+def _start(constraint: Any) -> date | None:
+    return constraint.start_date if hasattr(constraint, "start_date") else None
+
+
+def _tier_pairs(
+    pairs: list[tuple[_Condition | None, Any]], variants: list[Any]
+) -> tuple[list[tuple[_Condition | None, Any]], date | None]:
+    """The standard ``pairs`` with a tier's ``variants`` over them, as dated conditions: one per day
+    a standard price or a variant starts, each with what is in force from that day (the first
+    variant listing a price wins, as in the database). The second value is the first day the tier
+    has prices (``None``: always)."""
+    if any(c is not None and c.start_date is None for c, _ in pairs):  # time-of-day standard prices
+        return [(c, _with_variants(p, variants)) for c, p in pairs], None
+    variant_days = [_start(v.constraint) for v in variants]
+    starts = None if any(d is None for d in variant_days) else min(d for d in variant_days if d)
+    days = sorted({d for d in variant_days if d} | {c.start_date for c, _ in pairs if c and c.start_date})
+    out: list[tuple[_Condition | None, Any]] = []
+    for day in [None, *days]:
+        if day is None and starts is not None:
+            continue  # before the first variant the tier has no prices at all
+        standard = pairs[0][1]
+        for condition, prices in pairs:
+            if condition is None or (
+                day is not None and condition.start_date and condition.start_date <= day
+            ):
+                standard = prices
+        active = [v for v, d in zip(variants, variant_days) if d is None or (day is not None and d <= day)]
+        out.append((None if day is None else _Condition(start_date=day), _with_variants(standard, active)))
+    return out, starts
+
+
+def build_model(provider: Provider, model: ModelInfo, tier: str | None = None) -> DatabaseModel | None:
+    """Compile ``model`` (``None`` when the database gives it no input token price; embedding models
+    list no output price). With ``tier``: its prices in that service tier (the database's
+    ``service_tier`` price variants over the standard prices), ``None`` when it lists none."""
     conditional = model.prices if isinstance(model.prices, list) else None
     pairs = (
         [(_condition(c.constraint), c.prices) for c in conditional]
         if conditional is not None
         else [(None, model.prices)]
     )
+    starts: date | None = None
+    if tier is not None:
+        variants = _tier_variants(model, tier)
+        if not variants:
+            return None
+        pairs, starts = _tier_pairs(pairs, variants)
     rates, shown = [], []
     tiers: list[tuple[int, Prices]] = []
     try:
@@ -259,6 +318,8 @@ def build_model(provider: Provider, model: ModelInfo) -> DatabaseModel | None:
         tuple(shown),
         tuple(tiers),
         urls[0] if urls else "",
+        starts,
+        tier,
     )
 
 
@@ -274,6 +335,7 @@ class PriceDatabase:
         self._by_id: dict[str, Provider] = {}
         self._lock = threading.Lock()
         self._models: dict[tuple[str, str], DatabaseModel | None] = {}
+        self._tiers: dict[tuple[str, str, str], DatabaseModel | None] = {}
         self._provider_of: dict[str, Provider | None] = {}
 
     @property
@@ -344,6 +406,24 @@ class PriceDatabase:
                 found = build_model(owner, info)
         with self._lock:
             self._models[key] = found
+        return found
+
+    def find_tier(self, provider: str, model: str, tier: str) -> DatabaseModel | None:
+        """The database's price for ``model`` in service tier ``tier`` (its ``service_tier`` price
+        variants), or ``None``: also when the model is found through another provider (the database's
+        tier rates are its own provider's)."""
+        key = (provider, model, tier)
+        if key in self._tiers:
+            return self._tiers[key]
+        found: DatabaseModel | None = None
+        standard = self.find(provider, model)
+        db_provider = self.provider(provider)
+        if standard is not None and db_provider is not None and standard.provider_id == db_provider.id:
+            info = next((m for m in db_provider.models if m.id == standard.model_id), None)
+            if info is not None:
+                found = build_model(db_provider, info, tier)
+        with self._lock:
+            self._tiers[key] = found
         return found
 
     def models(self, provider: str) -> list[DatabaseModel]:

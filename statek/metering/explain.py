@@ -69,9 +69,28 @@ def explain(
     out.steps.append(f"provider {provider!r} is price provider {key!r}")
     tier = tier.strip().lower() if tier else None
     if tier and tier not in STANDARD_TIERS and (key, tier) not in STANDARD_PRICED_TIERS:
-        out.steps.append(f"service tier {tier!r}: only rows of provider {key}:{tier} price it")
-        if not _file_step(table, f"{key}:{tier}", model, model_family, out):
-            out.steps.append("unpriced: never the standard rate for another tier")
+        out.steps.append(f"service tier {tier!r}: only {tier!r} prices price it, never the standard rate")
+        if _file_step(table, f"{key}:{tier}", model, model_family, out):
+            return out
+        if key in FILE_FALLBACKS and _file_step(
+            table, f"{FILE_FALLBACKS[key]}:{tier}", model, model_family, out
+        ):
+            return out
+        database = table.database
+        name = provider_key(provider if database_provider == FROM_PROVIDER else database_provider or "")
+        found = database.find_tier(name, model, tier) if database is not None and database_provider else None
+        if found is None:
+            out.steps.append(
+                f"genai-prices {database_version()}: no {tier!r} price variant for {model!r}: unpriced"
+            )
+            return out
+        starts = f" (from {found.starts})" if found.starts else ""
+        out.steps.append(
+            f"genai-prices {database_version()}: {found.provider_id}/{found.model_id} "
+            f"service_tier={tier!r} price variant{starts}"
+        )
+        out.row = database_row(found, datetime.now(timezone.utc))
+        out.price_model = f"{found.provider_id}:{tier}/{found.model_id}"
         return out
     if tier:
         out.steps.append(f"service tier {tier!r} is billed at the standard prices")

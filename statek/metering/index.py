@@ -104,11 +104,20 @@ class _DatabaseEntry:
 
     def __init__(self, model: DatabaseModel) -> None:
         self.model = model
-        self.name = f"{model.provider_id}/{model.model_id}"
+        tier = f":{model.service_tier}" if model.service_tier else ""
+        self.name = f"{model.provider_id}{tier}/{model.model_id}"
         self.only = model.only
 
     def rate_at(self, at: datetime | None) -> CompiledRate | None:
-        return self.model.rate_at(_now() if at is None else at)
+        at = _now() if at is None else at
+        starts = self.model.starts
+        if (
+            starts is not None
+            and (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+            < starts
+        ):
+            return None  # the database has this tier's prices from that day on only
+        return self.model.rate_at(at)
 
 
 Resolved = _Entry | _DatabaseEntry
@@ -212,7 +221,7 @@ class PriceTable:
                 and tier not in STANDARD_TIERS
                 and (provider_key(provider), tier) not in STANDARD_PRICED_TIERS
             ):
-                entry = self._tier_entry(provider, tier, model, model_family)
+                entry = self._tier_entry(provider, tier, model, model_family, database_provider)
             modal = stats[_MODAL]
             explained = stats[_EXPLAINED]
         else:  # the seed's six fields
@@ -237,11 +246,24 @@ class PriceTable:
             return CallCost(reported, "reported")
         return UNPRICED
 
-    def _tier_entry(self, provider: str, tier: str, model: str, model_family: str | None) -> Resolved | None:
-        """The rows of ``provider:tier`` for ``model`` (files only: the database has no tier prices).
-        ``None``, logged once per (provider, tier, model), when none: the call is then unpriced,
-        never priced at the standard rate."""
-        entry = self.resolve(f"{provider}:{tier}", model, model_family, None)
+    def _tier_entry(
+        self, provider: str, tier: str, model: str, model_family: str | None, database_provider: str | None
+    ) -> Resolved | None:
+        """The rows of ``provider:tier`` for ``model``, else the database's price variants for that
+        tier. ``None``, logged once per (provider, tier, model), when none: the call is then
+        unpriced, never priced at the standard rate."""
+        key = (f"{provider}:{tier}", model, model_family, database_provider)
+        entry = self._resolved.get(key, _MISSING)  # type: ignore[arg-type]
+        if entry is not _MISSING:
+            return entry  # type: ignore[no-any-return]
+        entry = self._resolve(key[0], model, model_family)
+        if entry is None and self.database is not None and database_provider is not None:
+            name = provider if database_provider == FROM_PROVIDER else database_provider
+            found = self.database.find_tier(provider_key(name), model, tier)
+            entry = _DatabaseEntry(found) if found is not None else None
+        if len(self._resolved) >= _RESOLUTION_CACHE_LIMIT:
+            self._resolved.clear()
+        self._resolved[key] = entry  # type: ignore[index]
         if entry is None:
             key = (provider, tier, model)
             if key not in _logged_tier_misses and len(_logged_tier_misses) < _RESOLUTION_CACHE_LIMIT:
@@ -319,8 +341,9 @@ class PriceTable:
     def _resolve(self, provider: str, model: str, model_family: str | None) -> _Entry | None:
         p = provider_key(provider)
         found = self._resolve_key(p, model, model_family)
-        if found is None and p in FILE_FALLBACKS:
-            found = self._resolve_key(FILE_FALLBACKS[p], model, model_family)
+        base, colon, tier = p.partition(":")
+        if found is None and base in FILE_FALLBACKS:
+            found = self._resolve_key(FILE_FALLBACKS[base] + colon + tier, model, model_family)
         return found
 
     def _resolve_key(self, p: str, model: str, model_family: str | None) -> _Entry | None:
