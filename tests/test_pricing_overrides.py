@@ -73,3 +73,28 @@ def test_overridden_models_are_priced_at_the_current_price(
         at = datetime(2026, 12, 1, hour, tzinfo=timezone.utc)
         cost = registry.price_call(provider, model, CallDetail(0, 0, None, 1000, 100, 200), at=at)
         assert cost.amount == expected / 1_000_000, hour
+
+
+def test_newer_price_data_can_be_used_without_a_release() -> None:
+    from genai_prices.data import providers as bundled
+
+    from statek.metering import default_registry, set_default_registry, use_price_data
+    from statek.metering.database import PriceDatabase
+
+    previous = set_default_registry(PriceRegistry(shipped=False, model_info_dir=None))
+    try:
+        detail = CallDetail(0, 0, None, 1_000_000, 0)
+        before = default_registry().price_call("OPENAI", "gpt-4o", detail)
+        # "newer data": the bundled providers with gpt-4o's input price changed, as a fetched snapshot would be
+        import copy
+
+        newer = copy.deepcopy([p for p in bundled if p.id == "openai"])
+        model = next(m for m in newer[0].models if m.id == "gpt-4o")
+        prices = model.prices if not isinstance(model.prices, list) else model.prices[-1].prices
+        prices.input_mtok = Decimal("1.23")
+        use_price_data(newer)
+        after = default_registry().price_call("OPENAI", "gpt-4o", detail)
+        assert (before.amount, after.amount) == (Decimal("2.5"), Decimal("1.23"))
+        assert isinstance(default_registry().database, PriceDatabase)
+    finally:
+        set_default_registry(previous)

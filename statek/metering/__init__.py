@@ -18,7 +18,14 @@ from .cost import Prices
 from .index import PriceTable
 from .loader import LoadReport, read_price_files
 from .records import PriceRow, Problem, normalise
-from .registry import PriceRegistry, default_registry, price_call, set_default_registry, shipped_prices_path
+from .registry import (
+    PriceRegistry,
+    default_registry,
+    price_call,
+    set_default_registry,
+    shipped_prices_path,
+    use_price_data,
+)
 from .types import COST_STATUSES, CallCost, CostStatus
 
 __all__ = [
@@ -37,4 +44,5 @@ __all__ = [
     "read_price_files",
     "set_default_registry",
     "shipped_prices_path",
+    "use_price_data",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "set_default_registry",
     "shipped_price_paths",
     "shipped_prices_path",
+    "use_price_data",
 ]
 
 logger = logging.getLogger("statek.metering")
@@ -231,6 +232,14 @@ class PriceRegistry:
             self._swap()
         return row
 
+    def use_database(self, database: PriceDatabase | None) -> None:
+        """Price from ``database`` from now on (``None``: no database), e.g. newer data than the
+        installed ``genai-prices`` bundles: ``PriceDatabase(UpdatePrices().fetch().providers)``."""
+        with self._lock:
+            self._ensure_started()
+            self._database = database
+            self._swap()
+
     def placeholder(self, key: tuple[str, str, str], factory: Any) -> Any:
         """The placeholder object stored under ``key``, created with ``factory()`` the first time."""
         with self._lock:
@@ -296,6 +305,18 @@ def set_default_registry(registry: PriceRegistry) -> PriceRegistry:
     global _default
     previous, _default = _default, registry
     return previous
+
+
+def use_price_data(providers: Iterable[Any]) -> None:
+    """Price calls from these ``genai-prices`` providers instead of the data the installed package
+    bundles (newer prices without a new statek or genai-prices release). statek never fetches: you
+    get the data, e.g. with genai-prices' own updater::
+
+        from genai_prices import UpdatePrices
+        statek.metering.use_price_data(UpdatePrices().fetch().providers)
+
+    Price files still win over the database, model by model."""
+    default_registry().use_database(PriceDatabase(list(providers)))
 
 
 def price_call(
