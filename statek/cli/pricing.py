@@ -540,6 +540,6 @@ def import_litellm(
 
 
 # Subcommands kept in their own modules (issue 21): registered here.
-from . import pricing_compare, pricing_explain  # noqa: E402
+from . import pricing_compare, pricing_explain
 
 pricing_explain.register(app)

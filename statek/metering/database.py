@@ -50,14 +50,7 @@ LOCAL_PROVIDERS: Final = frozenset(
 """Provider keys never priced from the database: local servers cost what the user says they cost."""
 
 _REASONING: Final = "output_reasoning_mtok"
-_MODAL_KEYS: Final = (
-    "input_audio_mtok",
-    "cache_audio_read_mtok",
-    "output_audio_mtok",
-    "input_image_mtok",
-    "output_image_mtok",
-)
-"""The database's price keys of :data:`statek.metering.cost.MODALITY_ORDER`, in that order."""
+
 logger = logging.getLogger("statek.metering")
 
 
@@ -209,7 +202,11 @@ def _prices(model_price: ModelPrice, threshold: int | None) -> Prices | None:
         or _tier_value(values.get("cache_write_5m_mtok"), threshold),
         _tier_value(values.get("cache_write_1h_mtok"), threshold),
         _tier_value(values.get(_REASONING), threshold),
-        *(_tier_value(values.get(key), threshold) for key in _MODAL_KEYS),
+        input_audio=_tier_value(values.get("input_audio_mtok"), threshold),
+        cached_audio=_tier_value(values.get("cache_audio_read_mtok"), threshold),
+        output_audio=_tier_value(values.get("output_audio_mtok"), threshold),
+        input_image=_tier_value(values.get("input_image_mtok"), threshold),
+        output_image=_tier_value(values.get("output_image_mtok"), threshold),
         output_listed=output_price is not None,  # embedding models list an input price only
     )
 
@@ -257,7 +254,7 @@ def _start(constraint: Any) -> date | None:
 
 
 def _tier_pairs(
-    pairs: list[tuple[_Condition | None, Any]], variants: list[Any]
+    pairs: list[Any], variants: list[Any]
 ) -> tuple[list[tuple[_Condition | None, Any]], date | None]:
     """The standard ``pairs`` with a tier's ``variants`` over them, as dated conditions: one per day
     a standard price or a variant starts, each with what is in force from that day (the first

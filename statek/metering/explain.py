@@ -40,7 +40,7 @@ class Explanation:
 
 
 def _file_step(table: PriceTable, key: str, model: str, family: str | None, out: Explanation) -> bool:
-    entry = table._resolve_key(key, model, family)  # noqa: SLF001 - same package: the lookup itself
+    entry = table._resolve_key(key, model, family)
     if entry is None:
         out.steps.append(f"price files: no row of provider {key!r} names {model!r} (MODEL or MATCH)")
         return False

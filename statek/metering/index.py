@@ -206,16 +206,17 @@ class PriceTable:
         entry = self._resolved.get((provider, model, model_family, database_provider), _MISSING)  # type: ignore[arg-type]
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family, database_provider)
-        modal = explained = None
+        modal: Any = None
+        explained: Any = None
         if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
             reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
             has_usage = stats[_HAS_USAGE]
             if entry is None and stats[_RESPONSE_MODEL]:
                 # The request named a deployment or alias no row prices (Azure OpenAI deployments):
                 # the model the answer says served it.
-                model = stats[_RESPONSE_MODEL]
+                model = stats[_RESPONSE_MODEL]  # type: ignore[assignment]
                 entry = self.resolve(provider, model, model_family, database_provider)
-            tier = stats[_TIER]
+            tier: Any = stats[_TIER]
             if (
                 tier is not None
                 and tier not in STANDARD_TIERS
@@ -265,9 +266,9 @@ class PriceTable:
             self._resolved.clear()
         self._resolved[key] = entry  # type: ignore[index]
         if entry is None:
-            key = (provider, tier, model)
-            if key not in _logged_tier_misses and len(_logged_tier_misses) < _RESOLUTION_CACHE_LIMIT:
-                _logged_tier_misses.add(key)
+            miss = (provider, tier, model)
+            if miss not in _logged_tier_misses and len(_logged_tier_misses) < _RESOLUTION_CACHE_LIMIT:
+                _logged_tier_misses.add(miss)
                 logger.warning(
                     "statek has no %r service-tier price for %s model %r: such calls are unpriced "
                     "(add a row with PROVIDER %s:%s)",
