@@ -39,6 +39,7 @@ from .types import NO_USAGE, UNPRICED, CallCost
 __all__ = ["FROM_PROVIDER", "STANDARD_TIERS", "PriceTable", "Resolved", "provider_key"]
 
 _RESOLUTION_CACHE_LIMIT: Final = 65_536
+_new_cost: Final = tuple.__new__
 _MISSING: Final[Any] = object()
 _ALWAYS: Final = -math.inf
 _DETAIL_FIELDS: Final = len(CallDetail._fields)
@@ -206,9 +207,8 @@ class PriceTable:
         entry = self._resolved.get((provider, model, model_family, database_provider), _MISSING)  # type: ignore[arg-type]
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family, database_provider)
-        modal: Any = None
-        explained: Any = None
-        if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
+        detail = len(stats) == _DETAIL_FIELDS
+        if detail:  # a CallDetail: one C-level slice instead of nine lookups
             reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
             has_usage = stats[_HAS_USAGE]
             if entry is None and stats[_RESPONSE_MODEL]:
@@ -223,8 +223,6 @@ class PriceTable:
                 and (provider_key(provider), tier) not in STANDARD_PRICED_TIERS
             ):
                 entry = self._tier_entry(provider, tier, model, model_family, database_provider)
-            modal = stats[_MODAL]
-            explained = stats[_EXPLAINED]
         else:  # the seed's six fields
             reported, inp, out, cached = stats[2:6]
             write = write_1h = reasoning = 0
@@ -236,13 +234,17 @@ class PriceTable:
             if rate is None:
                 rate = entry.rate_at(at)
             if rate is not None and (rate.output_listed or not out):
+                # the modality split matters only to a rate that prices a modality (rare)
+                modal: Any = stats[_MODAL] if detail and rate.modal is not None else None
                 amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal)
                 if reported is not None:
+                    explained: Any = stats[_EXPLAINED] if detail else None
                     if explained is not None:
                         # the answer itemised its fees and tools: they stand in for the table's fee
                         amount = amount - rate.fee_amount() + explained
                     return CallCost(reported, "reported", "USD", amount, entry.name)
-                return CallCost(amount, "calculated", "USD", None, entry.name)
+                # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)
+                return _new_cost(CallCost, (amount, "calculated", "USD", None, entry.name))
         if reported is not None:
             return CallCost(reported, "reported")
         return UNPRICED
