@@ -98,3 +98,29 @@ def test_newer_price_data_can_be_used_without_a_release() -> None:
         assert isinstance(default_registry().database, PriceDatabase)
     finally:
         set_default_registry(previous)
+
+
+GAPS = next(p for p in shipped_price_paths() if p.name == "gaps.csv")
+
+
+def test_gap_rows_are_only_for_ids_the_database_does_not_price() -> None:
+    """gaps.csv holds LiteLLM's prices for ids the database lacks; once the database prices one, its
+    row would hide the database's (maintained) price: regenerate the file (statek/data/PRICES.md)."""
+    report = read_price_files([GAPS])
+    assert report.problems == () and len(report.rows) > 500
+    database = default_database()
+    now_priced = [
+        (r.provider, r.model)
+        for r in report.rows
+        if database.provider(provider_key(r.provider)) is not None
+        and database.find(provider_key(r.provider), r.model) is not None
+    ]
+    assert now_priced == []
+
+
+def test_openrouter_free_variants_cost_nothing() -> None:
+    registry = PriceRegistry(model_info_dir=None)
+    cost = registry.price_call(
+        "OPENROUTER", "meta-llama/llama-3.3-70b-instruct:free", CallDetail(0, 0, None, 1000, 100)
+    )
+    assert (cost.status, cost.amount, cost.price_model) == ("calculated", 0, "openrouter/:free")

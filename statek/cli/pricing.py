@@ -442,6 +442,13 @@ def compare(
     provider: Annotated[list[str] | None, typer.Option(help="Only this provider (repeatable).")] = None,
     files: FilesOption = None,
     as_json: JsonOption = False,
+    missing_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-missing",
+            help="With --litellm and --database: write LiteLLM's rows for ids the database does not price.",
+        ),
+    ] = None,
 ) -> None:
     """Compare the price files' rows (default files, or --file) with another source; list differences.
 
@@ -450,7 +457,7 @@ def compare(
     Exit 1 when any price differs (so a CI job can alert on a stale table), 0 when all agree.
     """
     if litellm is not None and database:  # the database layer itself against LiteLLM (issue 21)
-        pricing_compare.database_against_litellm(litellm, tuple(provider or ()), as_json)
+        pricing_compare.database_against_litellm(litellm, tuple(provider or ()), as_json, missing_out)
         return
     if litellm is None and not database:
         raise typer.BadParameter("give --litellm FILE, --database, or both")

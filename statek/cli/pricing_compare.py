@@ -7,18 +7,28 @@ module, whose tables another change reworks). Exit status 1 when any price diffe
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import typer
 
 from ..metering.audit import compare_database_with_litellm
+from ..metering.database import database_version
+from ..metering.export import write_price_csv
 from ..metering.registry import default_registry
 
 __all__ = ["database_against_litellm"]
 
 
-def database_against_litellm(litellm: Path, providers: tuple[str, ...], as_json: bool) -> None:
-    """Print the database's prices that differ from LiteLLM's (one line each) and a summary."""
+LITELLM_SOURCE = "https://github.com/BerriAI/litellm/blob/main/model_prices_and_context_window.json"
+
+
+def database_against_litellm(
+    litellm: Path, providers: tuple[str, ...], as_json: bool, missing_out: Path | None = None
+) -> None:
+    """Print the database's prices that differ from LiteLLM's (one line each) and a summary; with
+    ``missing_out``, write LiteLLM's rows for the ids the database does not price (none at $0) as a
+    price file (``SOURCE`` LiteLLM's map, ``CHECKED`` today) to load with ``STATEK_MODEL_INFO_DIR``."""
     database = default_registry().database
     if database is None:
         typer.echo("no price database is configured", err=True)
@@ -31,6 +41,18 @@ def database_against_litellm(litellm: Path, providers: tuple[str, ...], as_json:
             err=True,
         )
         raise typer.Exit(1) from None
+    if missing_out is not None:
+        today = date.today()
+        fill = [
+            r._replace(source=LITELLM_SOURCE, checked=today) for r in result.missing if r.input or r.output
+        ]
+        with missing_out.open("w", encoding="utf-8", newline="") as handle:
+            count = write_price_csv(
+                fill,
+                handle,
+                note=f"LiteLLM's prices for ids genai-prices {database_version()} does not price.",
+            )
+        typer.echo(f"wrote {count} row(s) to {missing_out}", err=True)
     if as_json:
         typer.echo(
             json.dumps(

@@ -59,9 +59,9 @@ def shipped_prices_path() -> Path:
     return Path(str(resources.files("statek") / "data" / "prices.csv"))
 
 
-SHIPPED_FILES: Final = ("prices.csv", "endpoints.csv", "tiers.csv", "overrides.csv")
-"""The shipped price files, in load order (``statek/data/PRICES.md`` says what each holds): rows the
-database lacks; prices that depend on the endpoint that served the call (Vertex AI, ...); service
+SHIPPED_FILES: Final = ("gaps.csv", "prices.csv", "endpoints.csv", "tiers.csv", "overrides.csv")
+"""The shipped price files, in load order (``statek/data/PRICES.md`` says what each holds): LiteLLM's
+prices for catalogue providers' ids the database does not price; rows the database lacks; prices that depend on the endpoint that served the call (Vertex AI, ...); service
 tiers (``openai:flex``, ...); and corrections of database rows found stale, each with a test that
 fails once the database agrees."""
 
