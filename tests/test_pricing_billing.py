@@ -433,3 +433,67 @@ def test_every_database_tier_variant_is_priced_as_genai_prices_prices_it() -> No
                 assert got.amount == want, (provider.id, model.id, tier)
                 checked += 1
     assert checked > 50
+
+
+# ----------------------------------------------------------------------------- hostile usage objects
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+_KEYS = st.sampled_from(
+    [
+        "audio_tokens",
+        "image_tokens",
+        "cached_tokens",
+        "cached_tokens_details",
+        "modality",
+        "tokenCount",
+        "AUDIO",
+        "IMAGE",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    usage=st.dictionaries(
+        st.sampled_from(
+            ["prompt_tokens_details", "completion_tokens_details", "cost_details", "is_byok", "cost"]
+        ),
+        st.dictionaries(_KEYS, _JSON, max_size=4) | _JSON,
+        max_size=5,
+    ),
+    gemini_usage=st.dictionaries(
+        st.sampled_from(
+            ["promptTokensDetails", "cacheTokensDetails", "candidatesTokensDetails", "trafficType"]
+        ),
+        st.lists(st.dictionaries(_KEYS, _JSON, max_size=3), max_size=3) | _JSON,
+        max_size=4,
+    ),
+    prompt=st.integers(0, 10**6),
+    completion=st.integers(0, 10**6),
+)
+def test_billing_fields_of_any_usage_are_bounded_or_refused(
+    usage: dict[str, Any], gemini_usage: dict[str, Any], prompt: int, completion: int
+) -> None:
+    """Whatever an answer puts in its detail objects, the modality counts stay within their parent
+    counts and the tier is a short label or None; a count out of bounds is a WireFormatError."""
+    from statek.wire.billing import gemini_modalities, openai_modalities, reported_billing
+    from statek.wire.errors import WireFormatError
+
+    try:
+        audio, cached_audio, out_audio, image, out_image = openai_modalities(usage, prompt, completion)
+        assert 0 <= cached_audio <= audio <= prompt and 0 <= image <= prompt
+        assert 0 <= out_audio <= completion and 0 <= out_image <= completion
+        cost, explained = reported_billing(usage, Decimal("0.5"))
+        assert cost is not None and cost >= Decimal("0.5") and (explained is None or 0 <= explained <= cost)
+    except WireFormatError:
+        pass
+    try:
+        parts = gemini_modalities(gemini_usage, prompt, prompt // 2, completion)
+        assert parts[1] <= parts[0] <= prompt and parts[3] <= prompt and max(parts[2], parts[4]) <= completion
+    except WireFormatError:
+        pass
+    label = tier_label(gemini_usage.get("trafficType"))
+    assert label is None or (0 < len(label) <= 40 and label == label.lower())

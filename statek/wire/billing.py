@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
 
+from ..limits import MAX_COST_USD
 from .numbers import count, dig, reported_cost
 
 __all__ = [
@@ -134,7 +135,7 @@ def reported_billing(usage: Mapping[str, Any], cost: Decimal | None) -> tuple[De
         completion = reported_cost(details.get("upstream_inference_completions_cost"))
         if upstream is not None and prompt is not None and completion is not None:
             explained += max(upstream - prompt - completion, Decimal(0))
-        if usage.get("is_byok") is True and upstream is not None:
+        if usage.get("is_byok") is True and upstream is not None and cost + upstream <= MAX_COST_USD:
             explained += cost  # OpenRouter's BYOK fee
             cost += upstream
     breakdown = usage.get("cost")
@@ -143,4 +144,4 @@ def reported_billing(usage: Mapping[str, Any], cost: Decimal | None) -> tuple[De
             fee = reported_cost(breakdown.get(key))
             if fee is not None:
                 explained += fee
-    return cost, (explained if explained else None)
+    return cost, (min(explained, cost) if explained else None)
