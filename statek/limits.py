@@ -48,6 +48,7 @@ COUNT_FIELDS = (
     "output_audio_tokens",
     "input_image_tokens",
     "output_image_tokens",
+    "web_search_requests",
 )
 _COST_FIELDS = ("cost", "priced_cost", "explained_cost")
 

@@ -88,6 +88,9 @@ class CallDetail(NamedTuple):
     explained_cost: Decimal | None = None
     """The part of a reported ``cost`` the answer itself itemises beyond token prices (a per-request
     fee, server tools such as web search, OpenRouter's BYOK fee): price drift leaves it out."""
+    web_search_requests: int = 0
+    """Web searches a server tool ran for the call (Anthropic ``usage.server_tool_use``), billed per
+    search on top of the tokens."""
 
     @property
     def stats(self) -> LLM_Stats:

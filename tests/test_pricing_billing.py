@@ -497,3 +497,22 @@ def test_billing_fields_of_any_usage_are_bounded_or_refused(
         pass
     label = tier_label(gemini_usage.get("trafficType"))
     assert label is None or (0 < len(label) <= 40 and label == label.lower())
+
+
+def test_anthropic_web_searches_are_billed_per_search(registry: PriceRegistry, tmp_path: Path) -> None:
+    from statek.wire import anthropic_messages
+
+    usage = {"input_tokens": 1000, "output_tokens": 100, "server_tool_use": {"web_search_requests": 2}}
+    detail = anthropic_messages.usage_detail(usage, 0, 0, "claude-sonnet-4-5")
+    assert detail.web_search_requests == 2
+    # claude-sonnet-4-5: $3 in / $15 out, web search $10 per 1000 searches
+    cost = registry.price_call("ANTHROPIC", "claude-sonnet-4-5", detail)
+    assert cost.amount == (1000 * 3 + 100 * 15) / M + 2 * Decimal("0.01")
+    # a price row that lists no search price cannot price the searches: unpriced, not tokens only
+    own = tmp_path / "prices.csv"
+    own.write_text("PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\nanthropic,claude-sonnet-4-5,3,15\n")
+    files_only = PriceRegistry(shipped=False, model_info_dir=own, database=None)
+    assert files_only.price_call("ANTHROPIC", "claude-sonnet-4-5", detail).status == "unpriced"
+    assert files_only.price_call(
+        "ANTHROPIC", "claude-sonnet-4-5", detail._replace(web_search_requests=0)
+    ).status == ("calculated")

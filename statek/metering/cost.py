@@ -57,6 +57,9 @@ class Prices:
     output_listed: bool = True
     """False when the source lists no output price (embedding models): ``output`` is then 0 and a
     call that generated output is unpriced (:attr:`CompiledRate.output_listed`)."""
+    web_search_per_k: Decimal | None = None
+    """USD per 1000 web searches run by a server tool; ``None``: not listed (a call that ran searches
+    is then unpriced)."""
 
     def modal(self) -> tuple[Decimal | None, ...]:
         """The modality prices in :data:`MODALITY_ORDER`; all ``None`` when the row lists none."""
@@ -91,6 +94,7 @@ class CompiledRate:
         "output_listed",
         "reasoning",
         "request_fee",
+        "search_fee",
         "threshold",
     )
 
@@ -108,8 +112,10 @@ class CompiledRate:
         request_fee: int = 0,
         modal: tuple[int, int, int, int, int] | None = None,
         output_listed: bool = True,
+        search_fee: int | None = None,
     ) -> None:
         self.output_listed = output_listed
+        self.search_fee = search_fee
         # Each modality price as the difference to its parent's (input, cache read, output), so that
         # carving a part out of its parent is one multiply-add; None when the row lists none.
         self.modal = modal
@@ -133,11 +139,13 @@ class CompiledRate:
         output_tokens: int,
         reasoning_tokens: int = 0,
         modal_tokens: tuple[int, ...] | None = None,
+        web_searches: int = 0,
     ) -> Decimal:
         """The exact USD cost of a call with these token counts (see the module docstring for the rules).
 
         ``modal_tokens`` are the counts named by :data:`MODALITY_ORDER`; they matter only when the
-        rate lists a price for that modality (else they are priced as their parent's tokens)."""
+        rate lists a price for that modality (else they are priced as their parent's tokens).
+        ``web_searches`` are priced at :attr:`search_fee` (the caller checks it is listed)."""
         rate = self
         if rate.long_context is not None:
             while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
@@ -154,6 +162,8 @@ class CompiledRate:
             total += (cache_write_tokens - one_hour) * rate.cache_write_5m + one_hour * rate.cache_write_1h
         if rate.modal is not None and modal_tokens is not None and any(modal_tokens):
             total += _modal_delta(rate.modal, modal_tokens, cached_tokens)
+        if web_searches and rate.search_fee:
+            total += web_searches * rate.search_fee
         return Decimal(total).scaleb(rate.exponent, _EXACT)
 
     def fee_amount(self) -> Decimal:
@@ -211,6 +221,7 @@ def compile_rate(
         next_level = compile_rate(first_prices, levels=rest, request_fee_per_k=request_fee_per_k)
     # a fee per 1000 requests is, per request, fee * 1000 per million "units" of one
     fee = request_fee_per_k.scaleb(3, _EXACT) if request_fee_per_k else None
+    search = prices.web_search_per_k.scaleb(3, _EXACT) if prices.web_search_per_k is not None else None
     listed = [
         p
         for p in (
@@ -222,6 +233,7 @@ def compile_rate(
             prices.reasoning,
             *prices.modal(),
             fee,
+            search,
         )
         if p is not None
     ]
@@ -245,6 +257,7 @@ def compile_rate(
         request_fee=_scaled(fee, scale) if fee is not None else 0,
         modal=_compile_modal(prices, scale),
         output_listed=prices.output_listed,
+        search_fee=_scaled(search, scale) if search is not None else None,
     )
 
 

@@ -208,6 +208,7 @@ def _prices(model_price: ModelPrice, threshold: int | None) -> Prices | None:
         input_image=_tier_value(values.get("input_image_mtok"), threshold),
         output_image=_tier_value(values.get("output_image_mtok"), threshold),
         output_listed=output_price is not None,  # embedding models list an input price only
+        web_search_per_k=_decimal(values.get("web_searches_kcount")),
     )
 
 

@@ -49,6 +49,7 @@ _UNPACKED: Final = CallDetail._fields[2:9]
 _TIER: Final = CallDetail._fields.index("service_tier")
 _EXPLAINED: Final = CallDetail._fields.index("explained_cost")
 _RESPONSE_MODEL: Final = CallDetail._fields.index("response_model")
+_SEARCHES: Final = CallDetail._fields.index("web_search_requests")
 _MODAL: Final = slice(
     CallDetail._fields.index(MODALITY_ORDER[0]), CallDetail._fields.index(MODALITY_ORDER[-1]) + 1
 )
@@ -233,10 +234,15 @@ class PriceTable:
             rate = entry.only
             if rate is None:
                 rate = entry.rate_at(at)
-            if rate is not None and (rate.output_listed or not out):
+            searches: Any = stats[_SEARCHES] if detail else 0
+            if (
+                rate is not None
+                and (rate.output_listed or not out)
+                and (not searches or rate.search_fee is not None)  # searches need their price
+            ):
                 # the modality split matters only to a rate that prices a modality (rare)
                 modal: Any = stats[_MODAL] if detail and rate.modal is not None else None
-                amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal)
+                amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal, searches)
                 if reported is not None:
                     explained: Any = stats[_EXPLAINED] if detail else None
                     if explained is not None:

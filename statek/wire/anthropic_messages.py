@@ -57,6 +57,10 @@ class _OutputDetails(WireModel):
     thinking_tokens: Count = 0
 
 
+class _ServerTools(WireModel):
+    web_search_requests: Count = 0
+
+
 class MessagesUsage(WireModel):
     """A Messages ``usage`` object: every count a non-negative integer within bounds."""
 
@@ -68,6 +72,7 @@ class MessagesUsage(WireModel):
     output_tokens_details: _OutputDetails | None = None
     cost: Cost = None
     service_tier: Any = None
+    server_tool_use: _ServerTools | None = None
 
 
 class ContentBlock(WireModel):
@@ -154,6 +159,7 @@ def _detail(
         response_model=model,
         finish_reason=stop_reason,
         service_tier=tier_label(usage.service_tier),
+        web_search_requests=usage.server_tool_use.web_search_requests if usage.server_tool_use else 0,
     )
 
 
