@@ -516,3 +516,25 @@ def test_anthropic_web_searches_are_billed_per_search(registry: PriceRegistry, t
     assert files_only.price_call(
         "ANTHROPIC", "claude-sonnet-4-5", detail._replace(web_search_requests=0)
     ).status == ("calculated")
+
+
+def test_openai_responses_web_search_calls_are_billed_per_call(registry: PriceRegistry) -> None:
+    from statek.wire.openai_responses import read_response
+
+    body = {
+        "id": "resp_1",
+        "model": "gpt-5-2025-08-07",
+        "status": "completed",
+        "service_tier": "default",
+        "output": [
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+            {"type": "web_search_call", "id": "ws_2", "status": "completed"},
+            {"type": "message", "content": [{"type": "output_text", "text": "hi"}]},
+        ],
+        "usage": {"input_tokens": 1000, "output_tokens": 100},
+    }
+    detail = read_response(body, 0, 0).detail
+    assert (detail.web_search_requests, detail.service_tier) == (2, "default")
+    # gpt-5: $1.25 in / $10 out; the web search tool $10 per 1000 calls
+    cost = registry.price_call("OPENAI", "gpt-5", detail)
+    assert cost.amount == (1000 * Decimal("1.25") + 100 * 10) / M + 2 * Decimal("0.01")

@@ -78,11 +78,14 @@ def read_response(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     ]
     finish = dig(body, ("incomplete_details", "reason")) or body.get("status")
     detail = usage_detail(body.get("usage"), bytes_sent, bytes_received, body.get("model"), finish)
+    searches = sum(1 for item in items if item.get("type") == "web_search_call")  # billed per call
     return Answer(
         text,
         calls or None,
         detail._replace(
-            response_id=text_id(body.get("id")), service_tier=tier_label(body.get("service_tier"))
+            response_id=text_id(body.get("id")),
+            service_tier=tier_label(body.get("service_tier")),
+            web_search_requests=searches,
         ),
     )
 
