@@ -537,7 +537,8 @@ def import_litellm(
     for problem in result.problems:
         typer.echo(problem, err=True)
     typer.echo(
-        f"converted {len(result.rows)} model(s), skipped {result.skipped} (not chat or no token prices), "
+        f"converted {len(result.rows)} model(s), skipped {result.skipped} "
+        f"({', '.join(f'{why} {n}' for why, n in sorted(result.skipped_why.items(), key=lambda i: -i[1]))}), "
         f"{len(result.rounded)} price(s) rounded to {S.MAX_DECIMALS} decimals, "
         f"{len(result.problems)} problem(s)",
         err=True,

@@ -79,6 +79,8 @@ class LiteLLMConversion:
 
     rows: list[dict[str, str]] = field(default_factory=list)
     skipped: int = 0
+    skipped_why: dict[str, int] = field(default_factory=dict)
+    """Why entries were skipped: their ``mode`` (``image_generation``, ...) or ``no token price``."""
     problems: list[str] = field(default_factory=list)
     rounded: list[str] = field(default_factory=list)
     """``model: key`` of every price rounded to the format's precision."""
@@ -132,12 +134,14 @@ def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion
             out.skipped += 1
             continue
         mode = spec.get("mode")
-        if (
-            (mode is not None and mode not in _CHAT_MODES)
-            or "input_cost_per_token" not in spec
-            or "output_cost_per_token" not in spec
-        ):
+        why = None
+        if mode is not None and mode not in _CHAT_MODES:
+            why = str(mode)[:40]
+        elif "input_cost_per_token" not in spec or "output_cost_per_token" not in spec:
+            why = "no token price"
+        if why is not None:
             out.skipped += 1
+            out.skipped_why[why] = out.skipped_why.get(why, 0) + 1
             continue
         rounded: list[str] = []
         try:
