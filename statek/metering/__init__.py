@@ -9,7 +9,8 @@ on first use from the price database (``genai-prices``), the shipped table and
 Modules: ``schema`` (columns), ``records`` (rows, problems, name keys), ``loader`` (read and
 validate files), ``database`` (the ``genai-prices`` layer), ``cost`` (exact arithmetic), ``index``
 (compiled lookup), ``registry`` (the process-wide table), ``types`` (:class:`CallCost`), ``diff``,
-``export`` and ``litellm`` (for ``statek pricing``), ``gcpause`` (bulk-load helper).
+``export``, ``litellm``, ``audit`` (the database against LiteLLM's map) and ``explain`` (which row
+prices a call, and why) for ``statek pricing``, ``gcpause`` (bulk-load helper).
 """
 
 from __future__ import annotations

@@ -12,7 +12,11 @@ Lookup order for ``(provider, model, family)``, on normalised names (:func:`norm
    rows without one, else the first row loaded for that model;
 3. the date: among the row's ``VALID_FROM`` versions, the latest one not after the call's time;
 4. when no file row matches: the price database (:mod:`statek.metering.database`), with its own
-   matching rules, for the database provider of the call.
+   matching rules and statek's version-suffix rule, for the database provider of the call;
+5. when nothing prices the request's model, the model the answer names (``response_model``: an
+   Azure deployment answers with the model behind it);
+6. a call whose answer names a non-standard service tier is priced by the rows of
+   ``provider:tier``, else the database's price variants for that tier, else not at all.
 
 Resolution is cached per ``(provider, model, family, database provider)`` as given by the caller,
 so a warm lookup costs one dict lookup; the table never changes after construction (reloads build
