@@ -78,7 +78,7 @@ def litellm_ids(path: Path) -> list[tuple[str, str]]:
         if provider is None or "input_cost_per_token" not in spec:
             continue
         prefix = f"{spec['litellm_provider']}/"
-        ids.append((provider, name[len(prefix) :] if name.startswith(prefix) else name))
+        ids.append((provider, name.removeprefix(prefix)))
     return sorted(set(ids))
 
 
@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{source:28s} {priced:5d} / {len(ids):5d} priced  {100 * priced / max(len(ids), 1):5.1f} %")
         if args.missing:
             for provider, count in missing.most_common():
-                print(f"    {provider:18s} {count:4d} unpriced, e.g. {', '.join(shown[provider][: args.missing])}")
+                print(
+                    f"    {provider:18s} {count:4d} unpriced, e.g. {', '.join(shown[provider][: args.missing])}"
+                )
     print(f"{'all':28s} {total_priced:5d} / {total:5d} priced  {100 * total_priced / max(total, 1):5.1f} %")
 
 
