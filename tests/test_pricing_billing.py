@@ -538,3 +538,15 @@ def test_openai_responses_web_search_calls_are_billed_per_call(registry: PriceRe
     # gpt-5: $1.25 in / $10 out; the web search tool $10 per 1000 calls
     cost = registry.price_call("OPENAI", "gpt-5", detail)
     assert cost.amount == (1000 * Decimal("1.25") + 100 * 10) / M + 2 * Decimal("0.01")
+
+
+def test_a_vertex_call_names_the_vertex_price_provider_by_either_door() -> None:
+    from statek.instrumentation.endpoints import route_for
+    from statek.providers.vertex import VertexAI_API
+    from statek.settings import ProviderSettings
+
+    assert VertexAI_API(ProviderSettings(api_key="k"), project="p").pricing_provider == "VERTEX"
+    assert VertexAI_API(ProviderSettings(api_key="k"), vertexai=False).pricing_provider == "GEMINI"
+    route = route_for("VERTEXAI")
+    assert route.endpoint("us-central1-aiplatform.googleapis.com", 443).pricing_provider == "VERTEX"
+    assert route.endpoint("generativelanguage.googleapis.com", 443).pricing_provider == "GEMINI"
