@@ -106,6 +106,17 @@ def test_compare_litellm_against_the_database_layer(tmp_path: Path) -> None:
                     "output_cost_per_token": 1e-05,
                     "cache_read_input_token_cost": 1.25e-06,
                 },
+                # gpt-5 standard and flex ($0.625 / $0.0625 / $5): both agree with the database
+                "gpt-5": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 1.25e-06,
+                    "output_cost_per_token": 1e-05,
+                    "cache_read_input_token_cost": 1.25e-07,
+                    "input_cost_per_token_flex": 6.25e-07,
+                    "output_cost_per_token_flex": 5e-06,
+                    "cache_read_input_token_cost_flex": 6.25e-08,
+                },
                 # Mistral Large 3 behind the -latest alias: $0.50 / $1.50 (the database: the deprecated $2 / $6)
                 "mistral/mistral-large-latest": {
                     "litellm_provider": "mistral",
@@ -134,4 +145,4 @@ def test_compare_litellm_against_the_database_layer(tmp_path: Path) -> None:
     assert [(d["provider"], d["model"]) for d in out["different"]] == [("mistral", "mistral-large-latest")]
     assert ["INPUT", "2", "0.5"] in out["different"][0]["changes"]
     assert out["missing"] == [{"provider": "OPENAI", "model": "not-a-model-anyone-lists"}]
-    assert (out["same"], out["skipped"]) == (1, 1)
+    assert (out["same"], out["skipped"]) == (3, 1)  # gpt-4o, gpt-5 and gpt-5's flex tier

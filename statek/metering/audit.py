@@ -5,7 +5,8 @@ Every chat model of LiteLLM's map whose provider the database knows is looked up
 (the database's matching, with statek's version-suffix rule), and its standard prices (input, cache
 read, output, cache writes, long-context tier) are compared with LiteLLM's where both list them. This
 is how stale database rows are found (``statek/data/overrides.csv`` holds those statek corrects).
-Service-tier rows (``openai:flex``) are left out: the database has no tier prices.
+Service-tier rows (``openai:flex``) are compared with the database's prices for that tier (its
+``service_tier`` price variants) where it has them.
 """
 
 from __future__ import annotations
@@ -59,19 +60,21 @@ def compare_database_with_litellm(
     out = DatabaseComparison()
     for row in theirs:
         key = provider_key(row.provider)
-        if ":" in key or (wanted and key not in wanted):
+        base, _, tier = key.partition(":")
+        if wanted and base not in wanted:
             continue
-        if database.provider(key) is None:
+        if database.provider(base) is None:
             out.skipped += 1
             continue
-        found = database.find(key, row.model)
+        found = database.find_tier(base, row.model, tier) if tier else database.find(key, row.model)
         if found is None:
-            out.missing.append(row)
+            if not tier:  # a tier the database has no variant for is not a missing model
+                out.missing.append(row)
             continue
         ours = database_row(found, when)._replace(
             provider=key,
             model=row.model,
-            path=f"genai-prices {version}: {found.provider_id}/{found.model_id}",
+            path=f"genai-prices {version}: {found.provider_id}{':' + tier if tier else ''}/{found.model_id}",
         )
         change = compare_prices(ours, row)
         listed = tuple(c for c in change.changes if c[1] is not None and c[2] is not None) if change else ()
