@@ -304,6 +304,19 @@ def test_a_web_search_fee_is_explained_not_drift(registry: PriceRegistry) -> Non
     assert drifted(unexplained)  # without the itemised fee it would look like a stale table
 
 
+@pytest.mark.parametrize(("size", "fee"), [("low", 5), ("medium", 8), ("high", 12)])
+def test_perplexity_request_fee_follows_the_answers_search_context_size(
+    registry: PriceRegistry, size: str, fee: int
+) -> None:
+    # sonar: $1 in / $1 out per million tokens, plus $5 / $8 / $12 per 1000 requests by context size
+    usage = {"prompt_tokens": 10, "completion_tokens": 392, "total_tokens": 402, "search_context_size": size}
+    detail = openai_answer("sonar", usage)
+    assert detail.service_tier == size
+    cost = registry.price_call("PERPLEXITY", "sonar", detail)
+    assert (cost.status, cost.amount) == ("calculated", Decimal(402) / M + Decimal(fee) / 1000)
+    assert cost.price_model == f"perplexity:{size}/sonar"
+
+
 def test_perplexity_request_fee_and_searches_are_explained() -> None:
     usage = {
         "prompt_tokens": 10,

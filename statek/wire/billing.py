@@ -2,7 +2,9 @@
 
 * :func:`tier_label`: the service tier an answer names (OpenAI ``service_tier``, Anthropic
   ``usage.service_tier``, Vertex ``usageMetadata.trafficType``), as one lower-case label:
-  ``default``, ``flex``, ``priority``, ``batch``, ``provisioned_throughput``, ...;
+  ``default``, ``flex``, ``priority``, ``batch``, ``provisioned_throughput``, ...; Perplexity's
+  ``usage.search_context_size`` (``low`` / ``medium`` / ``high``, which sets its request fee) is read
+  as its tier;
 * :func:`reported_billing`: what an OpenAI-shaped ``usage`` says the call cost beyond its ``cost``
   field (OpenRouter BYOK: its fee plus ``cost_details.upstream_inference_cost``) and which part of that
   cost is no token price (Perplexity's request fee and search queries, OpenRouter's server tools and

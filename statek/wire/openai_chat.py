@@ -271,7 +271,11 @@ def answer_detail(
         finish_reason=answer.finish_reason,
         has_usage=isinstance(answer.usage, Mapping),
         response_id=answer.response_id,
-        service_tier=answer.service_tier,
+        # Perplexity bills a request by its search context size (low / medium / high): its tier
+        service_tier=answer.service_tier
+        or (
+            tier_label(answer.usage.get("search_context_size")) if isinstance(answer.usage, Mapping) else None
+        ),
         input_audio_tokens=counts.modalities[0],
         cached_audio_tokens=counts.modalities[1],
         output_audio_tokens=counts.modalities[2],
