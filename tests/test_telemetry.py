@@ -117,6 +117,7 @@ async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captur
         "gen_ai.usage.reasoning.output_tokens": 20,
         "statek.cost.usd": pytest.approx(0.0023),
         "statek.cost.status": "calculated",
+        "statek.cost.price_model": "scripted/priced",  # the price row: provider/model
         "statek.bytes.sent": response.detail.total_bytes_sent,
         "statek.bytes.received": response.detail.total_bytes_received,
     }

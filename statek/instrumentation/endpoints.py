@@ -51,10 +51,12 @@ class ProviderRoute:
 
     def endpoint(self, host: str | None, port: int | None) -> WireEndpoint:
         """The telemetry view of this route for a request to ``host:port``."""
-        genai = self.genai_provider_name
+        genai, pricing = self.genai_provider_name, self.pricing_provider
         if self.provider_key == "VERTEXAI" and host:
             genai = "gcp.vertex_ai" if _VERTEX_HOST.match(host) else "gcp.gemini"
-        return WireEndpoint(self.provider_key, genai, self.pricing_provider, host, port)
+            if _VERTEX_HOST.match(host):
+                pricing = "VERTEX"  # Vertex AI bills at its own prices (issue 21)
+        return WireEndpoint(self.provider_key, genai, pricing, host, port)
 
 
 def route_for(name: str) -> ProviderRoute:

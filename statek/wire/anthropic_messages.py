@@ -20,6 +20,7 @@ from typing import Any
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import text_id
 from .sse import SSEDecoder, iter_sse_json
@@ -56,6 +57,10 @@ class _OutputDetails(WireModel):
     thinking_tokens: Count = 0
 
 
+class _ServerTools(WireModel):
+    web_search_requests: Count = 0
+
+
 class MessagesUsage(WireModel):
     """A Messages ``usage`` object: every count a non-negative integer within bounds."""
 
@@ -66,6 +71,8 @@ class MessagesUsage(WireModel):
     cache_creation: _CacheCreation | None = None
     output_tokens_details: _OutputDetails | None = None
     cost: Cost = None
+    service_tier: Any = None
+    server_tool_use: _ServerTools | None = None
 
 
 class ContentBlock(WireModel):
@@ -156,6 +163,8 @@ def _detail(
         reasoning_tokens=thinking,
         response_model=model,
         finish_reason=stop_reason,
+        service_tier=tier_label(usage.service_tier),
+        web_search_requests=usage.server_tool_use.web_search_requests if usage.server_tool_use else 0,
     )
 
 

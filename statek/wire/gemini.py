@@ -18,6 +18,7 @@ from typing import Any
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import gemini_modalities, tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import text_id
 from .sse import SSEDecoder
@@ -119,7 +120,9 @@ def read_response(
     first = checked.candidates[0] if checked.candidates else None
     feedback = checked.promptFeedback
     finish = (first.finishReason if first else None) or (feedback.blockReason if feedback else None)
-    detail = _detail(checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish)
+    detail = _detail(
+        checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish, body["usageMetadata"]
+    )
     return (
         text,
         call_requests or None,
@@ -157,13 +160,23 @@ def usage_detail(
         bytes_received,
         model if isinstance(model, str) else None,
         finish if isinstance(finish, str) else None,
+        usage,
     )
 
 
 def _detail(
-    usage: UsageMetadata, bytes_sent: int, bytes_received: int, model: str | None, finish: str | None
+    usage: UsageMetadata,
+    bytes_sent: int,
+    bytes_received: int,
+    model: str | None,
+    finish: str | None,
+    raw: Mapping[str, Any],
 ) -> CallDetail:
     thoughts = usage.thoughtsTokenCount
+    prompt = usage.promptTokenCount
+    audio, cached_audio, out_audio, image, out_image = gemini_modalities(
+        raw, prompt, usage.cachedContentTokenCount, usage.candidatesTokenCount
+    )
     return CallDetail(
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
@@ -174,6 +187,12 @@ def _detail(
         reasoning_tokens=thoughts,
         response_model=model,
         finish_reason=finish,
+        service_tier=tier_label(raw.get("trafficType")),
+        input_audio_tokens=audio,
+        cached_audio_tokens=cached_audio,
+        output_audio_tokens=out_audio,
+        input_image_tokens=image,
+        output_image_tokens=out_image,
     )
 
 
