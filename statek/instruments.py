@@ -39,6 +39,7 @@ __all__ = [
     "COST",
     "COST_DRIFT",
     "DURATION_BUCKETS",
+    "FAULT_SERIES",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
     "PROMETHEUS_SERIES",
@@ -325,6 +326,15 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
 
 PROMETHEUS_SERIES: frozenset[str] = frozenset(s for spec in CATALOGUE for s in spec.prometheus_series)
 """Every Prometheus sample name statek exposes (histograms with ``_bucket``/``_sum``/``_count``)."""
+
+FAULT_SERIES: frozenset[str] = frozenset(
+    s
+    for spec in (CONSUMER_ERRORS, UNMETERED_REQUESTS, BUDGET_STORE_ERRORS, BUDGET_LEASE_EXPIRIES)
+    for s in spec.prometheus_series
+)
+"""The series of counters of faults (a consumer that failed, a request that could not be metered, a
+budget store that failed or lost a lease): they appear once the first fault happened, with the labels
+that say where; traffic without faults shows every other series."""
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
 
