@@ -310,17 +310,18 @@ class Instruments:
     context of the latest sampled span that touched the series, so exemplars hold a real trace id
     (the exemplar's value is the series total at collection, as for any asynchronous counter).
 
-    The histograms stay synchronous instruments (the API has no asynchronous histogram), but a call
-    does not record into them itself: it adds to a :class:`~statek.telemetry_buckets.HistogramCell`
-    (statek-owned bucket counts per series, under the same lock), and :meth:`flush_histograms`,
-    run by the counters' collection callback before the SDK reads any storage, merges the deltas
-    into the SDK's aggregations (:mod:`statek.telemetry_buckets`). Every collection sees every call
-    that finished before it; nothing is queued per measurement, so nothing drains on a caller's
-    path. Where the meter provider's histograms cannot be merged into (``aggregating`` is false: a
-    no-op or foreign meter, a view over statek's histograms), calls record synchronously.
+    The histograms stay synchronous instruments (the API has no asynchronous histogram). When
+    ``aggregate`` is true (the meter provider aggregates them with explicit buckets at statek's
+    boundaries: :func:`statek.telemetry_buckets.declare_plain`), a call adds to a
+    :class:`~statek.telemetry_buckets.HistogramCell` (statek-owned buckets per series, under the same
+    lock), and :meth:`flush_histograms`, run by the counters' collection callback before the SDK reads
+    any storage, replays the deltas through the public ``Histogram.record``
+    (:mod:`statek.telemetry_buckets`). Every collection sees every call that finished before it;
+    nothing is queued per measurement. Otherwise (``aggregating`` false: an application's provider
+    that may have views, a no-op meter) calls record synchronously, exact under any aggregation.
     """
 
-    def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
+    def __init__(self, meter: Meter, *, latest_genai: bool = False, aggregate: bool = False) -> None:
         self.lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._histogram_cells: list[HistogramCell] = []
@@ -342,15 +343,8 @@ class Instruments:
             description=TIME_TO_FIRST_CHUNK.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self.aggregating = all(
-            telemetry_buckets.mergeable(histogram, boundaries)
-            for histogram, boundaries in (
-                (self.token_usage, TOKEN_BUCKETS),
-                (self.duration, DURATION_BUCKETS),
-                (self.time_to_first_chunk, DURATION_BUCKETS),
-            )
-        )
-        """Whether calls add to :class:`HistogramCell` s (merged at collection) rather than record."""
+        self.aggregating = aggregate
+        """Whether calls add to :class:`HistogramCell` s (replayed at collection) rather than record."""
         self._cells: dict[str, list[CounterCell]] = {}
         for spec, exemplars in (
             (TOKENS, True),
@@ -394,22 +388,16 @@ class Instruments:
         cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
     def flush_histograms(self) -> None:
-        """Merge every histogram cell's delta into the SDK, each measurement exactly once. The deltas
-        are taken under :attr:`lock` and merged outside it, so calls are not held up; a second
-        reader collecting meanwhile waits for the merge, so it sees those measurements too."""
+        """Replay every histogram cell's delta into the SDK, each measurement exactly once. The deltas
+        are taken under :attr:`lock` and replayed outside it, so calls are not held up; a second
+        reader collecting meanwhile waits for the replay, so it sees those measurements too."""
         with self._flush_lock:
             with self.lock:
                 deltas = [
                     (cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None
                 ]
             for cell, delta in deltas:
-                if not telemetry_buckets.merge(cell, delta) and self.aggregating:
-                    self.aggregating = False
-                    _log.warning(
-                        "statek: a metric reader or view changed the aggregation of %s; statek's "
-                        "histograms are recorded synchronously from now on",
-                        cell.histogram.name,
-                    )
+                telemetry_buckets.replay(cell, delta, NO_EXEMPLAR)
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0

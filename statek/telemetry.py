@@ -56,6 +56,7 @@ from .metering.index import FROM_PROVIDER
 from .metering.types import UNPRICED, CallCost, drifted
 from .secrets import clip, scrub
 from .settings import CAPTURE_CONTENT_ENV, parse_bool
+from .telemetry_buckets import is_plain
 from .types import LLM_Response
 
 if TYPE_CHECKING:
@@ -143,7 +144,9 @@ def configure_telemetry(
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
             instruments = inst.Instruments(
-                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL), latest_genai=latest
+                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL),
+                latest_genai=latest,
+                aggregate=is_plain(meter_provider),
             )
             _instruments_by_provider[meter_provider] = instruments
             _series_by_instruments[instruments] = {}

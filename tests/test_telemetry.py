@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 import logging
 from decimal import Decimal
 from typing import Any
@@ -500,7 +502,7 @@ def _histogram_points(reader: Any, name: str) -> dict[frozenset[Any], Any]:
 def _bucket_instruments(*readers: Any) -> inst.Instruments:
     from opentelemetry.sdk.metrics import MeterProvider
 
-    return inst.Instruments(MeterProvider(metric_readers=list(readers)).get_meter("test"))
+    return inst.Instruments(MeterProvider(metric_readers=list(readers)).get_meter("test"), aggregate=True)
 
 
 @settings(max_examples=40, deadline=None)
@@ -547,6 +549,65 @@ def test_statek_buckets_equal_the_sdks_own_histogram_for_every_reader(batches: l
                 )
                 assert list(mine.bucket_counts) == list(point.bucket_counts)
                 assert list(mine.explicit_bounds) == list(point.explicit_bounds)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.one_of(
+                    st.sampled_from(inst.DURATION_BUCKETS),  # values on a boundary belong below it
+                    st.floats(min_value=0, max_value=200, allow_nan=False, allow_infinity=False),
+                ),
+                st.booleans(),
+            ),
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_replayed_durations_keep_buckets_min_max_sum_and_the_latest_exemplar(
+    batches: list[list[tuple[float, bool]]],
+) -> None:
+    """Float measurements, some with a sampled span: the replay gives the SDK's own bucket counts,
+    min and max exactly, the sum to rounding, and per bucket the exemplar of the latest sampled span."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    reader, ref_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    instruments = _bucket_instruments(reader)
+    reference = _bucket_instruments(ref_reader).duration
+    attributes = {"gen_ai.request.model": "m"}
+    cell = instruments.histogram_cell(instruments.duration, attributes)
+    span_id = 0
+    for batch in batches:
+        latest: dict[int, tuple[float, int]] = {}
+        for value, sampled in batch:
+            context = None
+            if sampled:
+                span_id += 1
+                context = SpanContext(1, span_id, False, TraceFlags(TraceFlags.SAMPLED))
+                latest[bisect.bisect_left(inst.DURATION_BUCKETS, value)] = (value, span_id)
+            with instruments.lock:
+                cell.add(value, context)
+            reference.record(value, attributes)
+        got = _histogram_points(reader, inst.OPERATION_DURATION.name)
+        want = _histogram_points(ref_reader, inst.OPERATION_DURATION.name)
+        assert got.keys() == want.keys()
+        for key, point in want.items():
+            mine = got[key]
+            assert (mine.count, mine.min, mine.max) == (point.count, point.min, point.max)
+            assert mine.sum == pytest.approx(point.sum, rel=1e-9, abs=1e-9)
+            assert list(mine.bucket_counts) == list(point.bucket_counts)
+            found = {
+                bisect.bisect_left(inst.DURATION_BUCKETS, e.value): (e.value, e.span_id)
+                for e in mine.exemplars
+                if e.span_id
+            }
+            for bucket, expected in latest.items():
+                assert found[bucket] == expected
 
 
 def test_nothing_queues_per_measurement_when_nothing_collects() -> None:

@@ -158,6 +158,13 @@ def periodic_metric_reader(
     return PeriodicExportingMetricReader(exporter, export_interval_millis=millis)
 
 
+def exponential_histograms() -> bool:
+    """Whether ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` asks the OTLP exporter
+    for exponential histograms (then statek's histograms are recorded measurement by measurement)."""
+    raw = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "")
+    return raw.strip().lower() == "base2_exponential_bucket_histogram"
+
+
 def wants_cumulative() -> bool:
     """Whether OTLP metrics go out cumulative (the default of
     ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``), so Prometheus' reader can serve both."""
