@@ -26,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
 
 from . import telemetry_buckets
+from .cardinality import LabelGuard
 from .telemetry_buckets import HistogramCell
 
 _log = logging.getLogger("statek.telemetry")
@@ -37,6 +38,7 @@ __all__ = [
     "COST",
     "COST_DRIFT",
     "DURATION_BUCKETS",
+    "LABEL_OVERFLOW",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
     "PROMETHEUS_SERIES",
@@ -256,6 +258,20 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+STATEK_LABEL = "statek.label"
+"""On :data:`LABEL_OVERFLOW`: the metric attribute whose values overflowed (``gen_ai.request.model``, ...)."""
+
+LABEL_OVERFLOW = InstrumentSpec(
+    "statek.metric_label.overflow",
+    "counter",
+    "{use}",
+    "Uses of a label value recorded as _other_ because the label had too many distinct values "
+    "(the cardinality guard; see statek.cardinality)",
+    "statek_metric_label_overflow",
+    "",
+    (STATEK_LABEL,),
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -267,6 +283,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     BYTES,
     RETRIES,
     BUDGET_REFUSALS,
+    LABEL_OVERFLOW,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -363,6 +380,13 @@ class Instruments:
                 unit=spec.unit,
                 description=spec.description,
             )
+        self._guards: dict[str, LabelGuard] = {}
+        meter.create_observable_counter(
+            LABEL_OVERFLOW.name,
+            callbacks=[self._observe_overflow],
+            unit=LABEL_OVERFLOW.unit,
+            description=LABEL_OVERFLOW.description,
+        )
         if latest_genai:
             for name, token_type in INFERENCE_USAGE:
                 meter.create_observable_counter(
@@ -371,6 +395,23 @@ class Instruments:
                     unit="{token}",
                     description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
                 )
+
+    def guard(self, label: str, limit: int, fix: str = "") -> LabelGuard:
+        """The cardinality guard of metric attribute ``label`` for these instruments (created on first
+        use with ``limit`` and ``fix``); its overflow count is exported as :data:`LABEL_OVERFLOW`."""
+        guard = self._guards.get(label)
+        if guard is None:
+            with self.lock:
+                guard = self._guards.get(label)
+                if guard is None:
+                    guard = self._guards[label] = LabelGuard(label, limit, fix=fix)
+        return guard
+
+    def _observe_overflow(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(guard.overflowed, {STATEK_LABEL: label}, NO_EXEMPLAR)
+            for label, guard in tuple(self._guards.items())
+        ]
 
     def histogram_cell(self, histogram: Histogram, attributes: Mapping[str, str]) -> HistogramCell:
         """A new series of ``histogram`` (``token_usage`` or ``duration``). Callers cache it: one cell

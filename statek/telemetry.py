@@ -50,6 +50,7 @@ from ._http import wire_tally
 from .exceptions import BudgetExceededError, ProviderHTTPError
 from .executors.budget import Reservation, reserve_call, reserve_request
 from .executors.job import current_job
+from .label_guards import guard_job_labels, model_admitter
 from .limits import bounded
 from .metering import price_call
 from .metering.index import FROM_PROVIDER
@@ -182,6 +183,7 @@ class _Series:
     """Everything that is the same for every call to one (provider, model, job labels)."""
 
     __slots__ = (
+        "admit_response",
         "base",
         "cost",
         "drift",
@@ -191,6 +193,7 @@ class _Series:
         "histograms",
         "instruments",
         "lock",
+        "model",
         "ok_requests",
         "operation",
         "received",
@@ -210,8 +213,12 @@ class _Series:
         labels: dict[str, str],
         server: dict[str, Any],
         operation: str | None = None,
+        admit_response: Callable[[str], str] = lambda model: model,
     ) -> None:
         self.instruments = instruments
+        self.admit_response = admit_response
+        """The cardinality guard of response model names."""
+        self.model = model
         self.lock = threading.Lock()
         self.operation = operation = operation or operation_name(provider)
         self.span_name = f"{operation} {model}"
@@ -247,11 +254,21 @@ class _Series:
         self.error_durations: dict[str, inst.HistogramCell] = {}
         self.first_chunk: inst.HistogramCell | None = None
 
+    def span_for(self, model: str) -> tuple[str, dict[str, Any]]:
+        """The span name and attributes of a call to ``model``: the series' own, unless the series
+        is the cardinality guard's overflow (spans keep the real model name)."""
+        if model == self.model:
+            return self.span_name, self.span_attrs
+        return f"{self.operation} {model}", {**self.span_attrs, inst.GEN_AI_REQUEST_MODEL: model}
+
     def histogram_cells(
         self, response_model: str | None
     ) -> tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]:
         """(input tokens, output tokens, duration) histogram series of a successful call."""
         cells = self.histograms.get(response_model)
+        if cells is None and response_model:
+            response_model = self.admit_response(response_model)
+            cells = self.histograms.get(response_model)
         if cells is None:
             with self.lock:  # two cells with one attribute set would be merged twice
                 cells = self.histograms.get(response_model)
@@ -337,6 +354,8 @@ def _series(
     job: Job | None,
     server: tuple[str | None, int | None] = (None, None),
     operation: str | None = None,
+    *,
+    pricing_provider: str | None = None,
 ) -> _Series:
     labels: tuple[str, ...] = ()
     if config.job_label_keys:
@@ -345,6 +364,11 @@ def _series(
     key = (provider, model, labels, server, operation)
     cache = _series_by_instruments[config.instruments]
     series = cache.get(key)
+    if series is None:  # a new series, or a value the cardinality guard refused
+        model = model_admitter(config.instruments, pricing_provider or provider)(model)
+        labels = guard_job_labels(config.instruments, config.job_label_keys, labels)
+        key = (provider, model, labels, server, operation)
+        series = cache.get(key)
     if series is None:
         with _config_lock:
             series = cache.get(key)
@@ -355,7 +379,12 @@ def _series(
                     where[inst.SERVER_ADDRESS] = server[0]
                     if server[1]:
                         where[inst.SERVER_PORT] = server[1]
-                series = cache[key] = _Series(config.instruments, provider, model, named, where, operation)
+                admit_response = model_admitter(
+                    config.instruments, pricing_provider or provider, inst.GEN_AI_RESPONSE_MODEL
+                )
+                series = cache[key] = _Series(
+                    config.instruments, provider, model, named, where, operation, admit_response
+                )
     return series
 
 
@@ -408,8 +437,16 @@ class _Invocation:
             server = _servers.get(where)
             if server is None:
                 server = _servers[where] = api.server_address()
-            series = self.series = _series(config, api.genai_provider_name, params.model, self.job, server)
-            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            series = self.series = _series(
+                config,
+                api.genai_provider_name,
+                params.model,
+                self.job,
+                server,
+                pricing_provider=api.pricing_provider or api.provider_key,
+            )
+            span_name, span_attrs = series.span_for(params.model)
+            attributes: dict[str, Any] = {**span_attrs, **series.server}
             if getattr(api, "stream", False):
                 attributes["gen_ai.request.stream"] = True
             attributes["gen_ai.output.type"] = (
@@ -424,7 +461,7 @@ class _Invocation:
             if config.capture_content:
                 attributes.update(_input_content(params))
             span = self.span = config.tracer.start_span(
-                series.span_name, kind=SpanKind.CLIENT, attributes=attributes
+                span_name, kind=SpanKind.CLIENT, attributes=attributes
             )
             self.tokens = (
                 otel_context.attach(trace.set_span_in_context(span)),
@@ -890,8 +927,10 @@ class WireCall:
                 invocation.job,
                 server,
                 None if operation == OPERATION else operation,
+                pricing_provider=endpoint.pricing_provider,
             )
-            attributes: dict[str, Any] = {**series.span_attrs, **series.server}
+            span_name, span_attrs = series.span_for(model)
+            attributes: dict[str, Any] = {**span_attrs, **series.server}
             if stream:
                 attributes["gen_ai.request.stream"] = True
             if temperature is not None:
@@ -900,9 +939,7 @@ class WireCall:
                 attributes["gen_ai.request.max_tokens"] = max_tokens
             if invocation.job is not None:
                 attributes["statek.job.id"] = invocation.job.job_id
-            invocation.span = config.tracer.start_span(
-                series.span_name, kind=SpanKind.CLIENT, attributes=attributes
-            )
+            invocation.span = config.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
         except Exception:  # noqa: BLE001 - telemetry never breaks the call
             _log.exception("statek telemetry could not start a span; the call goes on unobserved")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-
 import logging
 from decimal import Decimal
 from typing import Any
@@ -60,6 +59,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "statek_bytes_total",
         "statek_retries_total",
         "statek_budget_refusals_total",
+        "statek_metric_label_overflow_total",
     }
     assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
     assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -74,6 +74,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         ("statek.bytes", "counter", "By"),
         ("statek.retries", "counter", "{retry}"),
         ("statek.budget.refusals", "counter", "{call}"),
+        ("statek.metric_label.overflow", "counter", "{use}"),
     ]
     assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
 
