@@ -31,7 +31,7 @@ import math
 import time
 import weakref
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -174,7 +174,7 @@ def replay(cell: HistogramCell, delta: Delta, no_exemplar: Context) -> None:
 
 def _spread(
     count: int, total: float, delta: Delta, boundaries: tuple[float, ...], bucket: int
-) -> list[float]:
+) -> Sequence[float]:
     """``count`` values in ``bucket`` summing to ``total``: the mean of real measurements that lay
     between min and max in that bucket, so the mean lies there too."""
     if delta.integral:
