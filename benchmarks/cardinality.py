@@ -62,7 +62,7 @@ def child(names: int) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry, generate_latest
 
     import statek
-    from statek import ChatHistoryItem, LLM_API
+    from statek import LLM_API, ChatHistoryItem
 
     registry = CollectorRegistry()
     statek.instrument(service_name="flood", registry=registry)
