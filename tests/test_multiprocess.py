@@ -161,8 +161,10 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     # the same series (names and labels) as one process serves, every value the sum of the processes'
     per_process = [_samples(exposition) for _, _, exposition in reports]
     single = {key for samples in per_process for key in samples if not key[0].startswith("target_info")}
-    assert set(total) == single
-    assert {name for name, _ in total} <= PROMETHEUS_SERIES
+    own = {key for key in total if key[0].startswith("statek_multiprocess_")}  # the files' own health
+    assert own == {("statek_multiprocess_refused_series_total", ())} and total[next(iter(own))] == 0
+    assert set(total) - own == single
+    assert {name for name, _ in total} - {name for name, _ in own} <= PROMETHEUS_SERIES
     for key, value in total.items():
         assert value == pytest.approx(sum(samples.get(key, 0.0) for samples in per_process), rel=1e-12), key
 
@@ -174,6 +176,8 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     for pid, _, _ in reports:
         multiprocess.child_exit(None, Worker(pid))
     assert _samples(generate_latest(multiprocess.registry(directory))) == total
+    # ... and their files are compacted into one per kind
+    assert sorted(p.name for p in directory.glob("*.db")) == ["counter_0.db", "histogram_0.db"]
 
     # OpenMetrics keeps each catalogue family's unit
     openmetrics = generate_openmetrics(multiprocess.registry(directory)).decode()
