@@ -379,7 +379,6 @@ class StatekMultiProcessCollector(Collector):
     def __init__(self, path: str | os.PathLike[str] | None = None, before: Callable[[], None] | None = None):
         self._path = Path(path) if path is not None else None
         self._before = before
-        self.skipped = SkipCounts()
         self._warned_unset = False
 
     def describe(self) -> list[Metric]:
@@ -395,21 +394,37 @@ class StatekMultiProcessCollector(Collector):
             return
         if self._before is not None:
             self._before()
+        skipped = _skip_counts(directory)
         with directory_lock(directory, shared=True):  # a compaction is never seen half-done
-            families = merge(candidates(directory, self.skipped), self.skipped)
+            families = merge(candidates(directory, skipped), skipped)
         for family in families:
             unit = _UNITS.get(family.name)
             if unit:
                 family.unit = unit
             yield family
-        skipped = CounterMetricFamily(
+        family = CounterMetricFamily(
             "statek_multiprocess_skipped_files",
             "Files of the multiprocess directory a scrape left out (not a worker's, unreadable), by reason",
             labels=["reason"],
         )
-        for reason, count in sorted(self.skipped.by_reason.items()):
-            skipped.add_metric([reason], count)
-        yield skipped
+        for reason, count in sorted(skipped.by_reason.items()):
+            family.add_metric([reason], count)
+        yield family
+
+
+_skipped_by_directory: dict[str, SkipCounts] = {}
+_skipped_lock = threading.Lock()
+
+
+def _skip_counts(directory: Path) -> SkipCounts:
+    """The process's skip counts for ``directory`` (shared by every registry serving it, so each
+    reason is logged once per process and the counter never goes back)."""
+    key = os.path.realpath(directory)
+    with _skipped_lock:
+        counts = _skipped_by_directory.get(key)
+        if counts is None:
+            counts = _skipped_by_directory[key] = SkipCounts()
+        return counts
 
 
 def registry(path: str | os.PathLike[str] | None = None) -> CollectorRegistry:

@@ -144,7 +144,7 @@ def merge(files: Iterable[str], skipped: SkipCounts) -> list[Any]:
         except FileNotFoundError:
             continue
         except Exception as exc:  # noqa: BLE001 - whatever prometheus_client raises on garbage
-            skipped.skip(path, "corrupt", type(exc).__name__)
+            skipped.skip(path, "corrupt", f"{type(exc).__module__}.{type(exc).__qualname__}")
             try:
                 info = os.stat(path, follow_symlinks=False)
             except OSError:
