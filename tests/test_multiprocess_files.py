@@ -14,14 +14,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
-from statek.exporters import PrometheusExporter, multiprocess
+from statek.exporters import multiprocess
 from statek.exporters.multiprocess_files import compact
-from statek.instruments import TOKENS, Instruments
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -70,7 +68,8 @@ def test_bad_files_beside_good_ones_are_skipped_counted_and_never_hang(tmp_path:
     directory.mkdir()
     _write(directory, 101, {"gpt-4o": 40})
     good = _write(directory, 102, {"gpt-4o": 2, "o3": 7})
-    (directory / "counter_103.db").write_bytes(os.urandom(5000))  # garbage
+    entry = (19).to_bytes(4, "little") + b"not a json key, no!" + bytes(1) + bytes(16)
+    (directory / "counter_103.db").write_bytes((8 + len(entry)).to_bytes(4, "little") + bytes(4) + entry)
     (directory / "counter_104.db").write_bytes(b"")  # empty
     (directory / "counter_105.db").write_bytes(good.read_bytes()[:40])  # truncated
     (directory / "counter_106.db").symlink_to(good)  # a link (would count 102 twice)
@@ -153,35 +152,54 @@ def test_two_thousand_restarts_leave_one_archive_file(tmp_path: Path) -> None:
     assert sum(tokens.values()) == 2000 + 2 * 2000
 
 
+FORKING_APP = """
+import os, sys
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry
+from statek.exporters import PrometheusExporter, multiprocess
+from statek.instruments import TOKENS, Instruments
+
+exporter = PrometheusExporter(registry=CollectorRegistry(), target_info=False)
+provider = MeterProvider(metric_readers=[exporter.reader])
+instruments = Instruments(provider.get_meter("fork-test"))
+cell = instruments.cell(TOKENS, {"gen_ai.request.model": "gpt-4o", "statek.token.type": "input"})
+mirror = multiprocess.MultiprocessMirror(exporter.reader, interval=3600)
+mirror.start()
+cell.value += 5  # the parent's own, before the fork
+pid = os.fork()
+if pid == 0:  # the child: count 7 more, write, leave without the parent's atexit hooks
+    code = 1
+    try:
+        cell.value += 7
+        mirror.flush()
+        code = 0 if os.path.exists(os.path.join(sys.argv[1], f"counter_{os.getpid()}.db")) else 2
+    finally:
+        os._exit(code)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+mirror.shutdown()
+provider.shutdown()
+"""
+
+
 def test_a_forked_worker_counts_only_its_own_calls(tmp_path: Path) -> None:
     """Instrumented before the fork (gunicorn --preload): the child re-initialises its mirror, writes
-    a file of its own, and what the parent counted before the fork is counted once."""
+    a file of its own, and what the parent counted before the fork is counted once. (In a fresh
+    interpreter: prometheus_client fixes a process's directory at its first write.)"""
     directory = tmp_path / "prom"
     directory.mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(multiprocess.ENV, str(directory))
-        exporter = PrometheusExporter(registry=CollectorRegistry(), target_info=False)
-        provider = MeterProvider(metric_readers=[exporter.reader])
-        instruments = Instruments(provider.get_meter("fork-test"))
-        cell = instruments.cell(TOKENS, {"gen_ai.request.model": "gpt-4o", "statek.token.type": "input"})
-        mirror = multiprocess.MultiprocessMirror(exporter.reader, interval=3600)
-        mirror.start()
-        cell.value += 5  # the parent's own, before the fork
-        pid = os.fork()
-        if pid == 0:  # the child: count 7 more, write, leave without the parent's atexit hooks
-            code = 1
-            try:
-                cell.value += 7
-                mirror.flush()
-                code = 0 if (directory / f"counter_{os.getpid()}.db").exists() else 2
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        mirror.flush()
-        mirror.shutdown()
-        provider.shutdown()
-        served = _samples(generate_latest(multiprocess.registry(directory)))
+    env = {**os.environ, multiprocess.ENV: str(directory)}
+    done = subprocess.run(
+        [sys.executable, "-c", FORKING_APP, str(directory)],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    served = _samples(generate_latest(multiprocess.registry(directory)))
+    assert len(list(directory.glob("counter_*.db"))) == 2  # the parent's file and the child's
     total = sum(v for (name, _), v in served.items() if name == "statek_tokens_total")
     assert total == 5 + 7
 
@@ -208,7 +226,13 @@ def test_the_documented_app_imports_and_serves_without_the_variable(tmp_path: Pa
     )
     env = {k: v for k, v in os.environ.items() if k not in (multiprocess.ENV, "prometheus_multiproc_dir")}
     done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+        [sys.executable, "-c", script],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "served"
