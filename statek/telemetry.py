@@ -230,19 +230,21 @@ class _Series:
         base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
         self.base = base
         self.server = server  # server.address / server.port: on spans and the GenAI histograms
-        self.tokens = {
-            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
-        }
-        statuses = ("calculated", "reported", "unpriced", "no_usage")
-        self.cost = {
-            s: instruments.cell(inst.COST, {**base, inst.STATEK_COST_STATUS: s}, Decimal(0)) for s in statuses
-        }
-        self.ok_requests = {
-            s: instruments.cell(
-                inst.REQUESTS, {**base, inst.STATEK_OUTCOME: "success", inst.STATEK_COST_STATUS: s}
-            )
-            for s in statuses
-        }
+        # Series are created when they first happen, never ahead: a pre-created zero would claim a
+        # state that did not occur (statek_cost_usd_total{statek_cost_status="calculated"} 0 for a
+        # model nothing prices). The first increment of a new series is still seen: /metrics and
+        # the OTLP push show it at zero first (statek.exporters.debut), the multiprocess files hold
+        # it at zero until a scrape has read it (statek.exporters.multiprocess).
+        self.tokens = _Cells(instruments, inst.TOKENS, base, inst.STATEK_TOKEN_TYPE, self.lock)
+        self.tokens["input"], self.tokens["output"]  # every success adds to both: created now
+        self.cost = _Cells(instruments, inst.COST, base, inst.STATEK_COST_STATUS, self.lock, Decimal(0))
+        self.ok_requests = _Cells(
+            instruments,
+            inst.REQUESTS,
+            {**base, inst.STATEK_OUTCOME: "success"},
+            inst.STATEK_COST_STATUS,
+            self.lock,
+        )
         self.drift = instruments.cell(inst.COST_DRIFT, base)
         self.sent = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "transmit"})
         self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
@@ -253,6 +255,25 @@ class _Series:
         ] = {}
         self.error_durations: dict[str, inst.HistogramCell] = {}
         self.first_chunk: inst.HistogramCell | None = None
+
+    def success_cells(
+        self, stats: CallDetail
+    ) -> tuple[inst.CounterCell | None, inst.CounterCell, list[tuple[inst.CounterCell, int]]]:
+        """A successful call's cost series (``None`` without a priced cost), its request series and
+        its (series, count) of the optional token types it used. Call it outside the instruments'
+        lock: a series that does not exist yet is created here."""
+        status = stats.cost_status
+        cost = self.cost[status] if stats.priced_cost is not None else None
+        extra = [
+            (self.tokens[kind], count)
+            for kind, count in (
+                ("cache_read", stats.cached_tokens),
+                ("cache_write", stats.cache_write_tokens),
+                ("reasoning", stats.reasoning_tokens),
+            )
+            if count
+        ]
+        return cost, self.ok_requests[status], extra
 
     def span_for(self, model: str) -> tuple[str, dict[str, Any]]:
         """The span name and attributes of a call to ``model``: the series' own, unless the series
@@ -345,6 +366,42 @@ class _Series:
                 if cell is None:
                     cell = cells[key] = self.instruments.cell(spec, {**self.base, **extra})
         return cell
+
+
+class _Cells(dict[str, inst.CounterCell]):
+    """Counter series of one family that differ in one attribute, each created on first use.
+
+    Look a value up outside the instruments' lock (creating a cell takes it)."""
+
+    __slots__ = ("base", "instruments", "key", "lock", "spec", "zero")
+
+    def __init__(
+        self,
+        instruments: inst.Instruments,
+        spec: inst.InstrumentSpec,
+        base: dict[str, str],
+        key: str,
+        lock: threading.Lock,
+        zero: int | Decimal = 0,
+    ) -> None:
+        super().__init__()
+        self.instruments, self.spec, self.base, self.key, self.lock, self.zero = (
+            instruments,
+            spec,
+            base,
+            key,
+            lock,
+            zero,
+        )
+
+    def __missing__(self, value: str) -> inst.CounterCell:
+        with self.lock:  # two cells with one attribute set would be observed twice
+            cell = self.get(value)
+            if cell is None:
+                cell = self[value] = self.instruments.cell(
+                    self.spec, {**self.base, self.key: value}, self.zero
+                )
+            return cell
 
 
 def _series(
@@ -500,26 +557,22 @@ class _Invocation:
         if series is None:  # start failed: nothing was opened
             return
         try:
-            status = stats.cost_status
             exemplar = span.get_span_context() if span is not None else None
             if exemplar is not None and not exemplar.trace_flags.sampled:
                 exemplar = None
-            tokens, cost = series.tokens, series.cost[status]
+            tokens = series.tokens
+            cost, ok_requests, extra_tokens = series.success_cells(stats)
             in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
             instruments = series.instruments
             aggregating = instruments.aggregating
             with instruments.lock:
                 _bump(tokens["input"], stats.input_tokens, exemplar)
                 _bump(tokens["output"], stats.output_tokens, exemplar)
-                if stats.cached_tokens:
-                    _bump(tokens["cache_read"], stats.cached_tokens, exemplar)
-                if stats.cache_write_tokens:
-                    _bump(tokens["cache_write"], stats.cache_write_tokens, exemplar)
-                if stats.reasoning_tokens:
-                    _bump(tokens["reasoning"], stats.reasoning_tokens, exemplar)
-                if stats.priced_cost is not None:
+                for cell, count in extra_tokens:
+                    _bump(cell, count, exemplar)
+                if cost is not None and stats.priced_cost is not None:
                     _bump(cost, stats.priced_cost, exemplar)
-                series.ok_requests[status].value += 1
+                ok_requests.value += 1
                 if priced is not None and priced.table_amount is not None and drifted(priced):
                     series.drift.value += 1
                 series.sent.value += stats.total_bytes_sent

@@ -680,3 +680,22 @@ async def test_the_duration_histogram_keeps_the_calls_span_as_its_exemplar(captu
     assert point.count == 1 and exemplar.value == point.sum
     for token_point in captured.points(inst.TOKEN_USAGE.name).values():
         assert not token_point.exemplars  # token histograms never had exemplars
+
+
+async def test_only_series_that_happened_exist_no_false_zero_cost(captured: Captured) -> None:
+    """An unpriced model has no cost series (not $0 "calculated"); a priced one only its own status;
+    token types a call did not use, and cost statuses that did not occur, have no series."""
+    await call(scripted_api(), "in=10 out=2", model="unpriced-model")
+    await call(scripted_api(), "in=10 out=2", model="priced")
+    costs = {
+        (dict(key)[inst.GEN_AI_REQUEST_MODEL], dict(key)[inst.STATEK_COST_STATUS])
+        for key in captured.points(inst.COST.name)
+    }
+    assert costs == {("priced", "calculated")}
+    requests = {
+        (dict(key)[inst.GEN_AI_REQUEST_MODEL], dict(key)[inst.STATEK_COST_STATUS]): point.value
+        for key, point in captured.points(inst.REQUESTS.name).items()
+    }
+    assert requests == {("unpriced-model", "unpriced"): 1, ("priced", "calculated"): 1}
+    token_types = {dict(key)[inst.STATEK_TOKEN_TYPE] for key in captured.points(inst.TOKENS.name)}
+    assert token_types == {"input", "output"}
