@@ -149,6 +149,10 @@ class _Written:
         self.total: float | None = None
 
 
+_running: MultiprocessMirror | None = None
+"""The mirror this process started last (the instrumented worker's), until it shuts down."""
+
+
 class MultiprocessMirror:
     """Writes one process's cumulative statek metrics into its ``prometheus_client`` multiprocess files.
 
@@ -183,10 +187,11 @@ class MultiprocessMirror:
         _register_fork_hooks(self)
 
     def start(self) -> None:
-        """Start the periodic writes (once), and write once more when the interpreter exits."""
-        global _current_mirror
+        """Start the periodic writes (once), and write once more when the interpreter exits. The
+        started mirror is this process's: a mounted ``/metrics`` (:func:`registry`) flushes it."""
+        global _running
         if self._thread is None and not self._closed:
-            _current_mirror = self
+            _running = self
             self._thread = threading.Thread(target=self._run, name="statek-multiprocess", daemon=True)
             self._thread.start()
             # Registered after the MeterProvider's own exit hook, so it runs first (atexit is LIFO).
@@ -249,9 +254,9 @@ class MultiprocessMirror:
         self.flush()
         self._closed = True
         atexit.unregister(self.shutdown)
-        global _current_mirror
-        if _current_mirror is self:
-            _current_mirror = None
+        global _running
+        if _running is self:
+            _running = None
 
     def _samples(self) -> Iterator[tuple[tuple[str, str, str, dict[str, str], str], float]]:
         """Every file sample of this process's families with its total: counters as they are,
@@ -324,9 +329,6 @@ _REFUSED = ("statek_multiprocess_refused_series", "statek_multiprocess_refused_s
 _REFUSED_HELP = (
     "New series a worker could not add to its multiprocess files: the filesystem was (nearly) full"
 )
-
-_current_mirror: MultiprocessMirror | None = None
-"""The mirror this process started (the mounted ``/metrics`` flushes it before reading)."""
 
 
 def _register_fork_hooks(mirror: MultiprocessMirror) -> None:
@@ -432,7 +434,7 @@ def registry(path: str | os.PathLike[str] | None = None) -> CollectorRegistry:
     writes that worker's own totals."""
 
     def flush_own() -> None:
-        mirror = _current_mirror
+        mirror = _running
         if mirror is not None:
             mirror.flush()
 
