@@ -271,6 +271,24 @@ def test_otlp_push_shares_the_prometheus_reader_and_pushes_once_more_at_shutdown
     assert [_tokens(b)["input"] for b in collected.batches] == [0, 8] and collected.closed
 
 
+def test_otlp_push_holds_a_new_series_at_zero_for_the_debut_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Collector keeps only the latest push until Prometheus scrapes it: the zero must outlast a
+    scrape interval, so pushes keep a new series at zero for STATEK_OTLP_DEBUT_HOLD_SECONDS."""
+    import time
+
+    monkeypatch.setenv(otlp.DEBUT_HOLD_ENV, "0.5")
+    exporter, collected = PrometheusExporter(registry=CollectorRegistry()), Collected()
+    provider = MeterProvider(metric_readers=[exporter.reader])
+    pusher = otlp.MetricPusher(exporter.reader, collected, interval=3600)
+    cell = Instruments(provider.get_meter("statek")).cell(TOKENS, {**LABELS, "statek.token.type": "input"})
+    cell.value = 5
+    assert pusher.push() and pusher.push()  # two pushes within the hold: both zero
+    time.sleep(0.6)
+    assert pusher.push()
+    assert [_tokens(b)["input"] for b in collected.batches] == [0, 0, 5]
+    pusher.shutdown(timeout=1)
+
+
 # ----------------------------------------------------------------------------- instrument / shutdown
 @pytest.fixture
 def clean_instrumentation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -19,7 +19,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from statek.exporters import multiprocess
-from statek.exporters.multiprocess_files import compact
+from statek.exporters.multiprocess_files import FileDebut, SkipCounts, candidates, compact, merge
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -46,7 +46,9 @@ def _write(directory: Path, pid: int, counts: dict[str, float]) -> Path:
 
 
 def _served(directory: Path) -> tuple[Samples, Samples]:
-    """(statek's token samples, the skipped-files counter by reason) of one scrape."""
+    """(statek's token samples, the skipped-files counter by reason) of a scrape after one that
+    showed the new series at zero."""
+    generate_latest(multiprocess.registry(directory))
     samples = _samples(generate_latest(multiprocess.registry(directory)))
     tokens = {k: v for k, v in samples.items() if k[0] == "statek_tokens_total"}
     skipped = {k: v for k, v in samples.items() if k[0] == "statek_multiprocess_skipped_files_total"}
@@ -85,11 +87,11 @@ def test_bad_files_beside_good_ones_are_skipped_counted_and_never_hang(tmp_path:
         ("statek_tokens_total", (("model", "o3"),)): 7,
     }
     reasons = {dict(labels)["reason"]: value for (_, labels), value in skipped.items()}
-    assert reasons == {"corrupt": 3, "empty": 1, "symlink": 1, "not_a_file": 2, "foreign": 1}
+    assert reasons == {"corrupt": 6, "empty": 2, "symlink": 2, "not_a_file": 4, "foreign": 2}  # 2 scrapes
     # the next scrape skips the known-corrupt files without reading them, and says so again
     tokens_again, skipped_again = _scrape_in_thread(directory)
     assert tokens_again == tokens
-    assert {dict(labels)["reason"]: v for (_, labels), v in skipped_again.items()}["corrupt"] == 6
+    assert {dict(labels)["reason"]: v for (_, labels), v in skipped_again.items()}["corrupt"] == 12
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -198,6 +200,7 @@ def test_a_forked_worker_counts_only_its_own_calls(tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    generate_latest(multiprocess.registry(directory))  # new series are served at zero first
     served = _samples(generate_latest(multiprocess.registry(directory)))
     assert len(list(directory.glob("counter_*.db"))) == 2  # the parent's file and the child's
     total = sum(v for (name, _), v in served.items() if name == "statek_tokens_total")
@@ -236,3 +239,21 @@ def test_the_documented_app_imports_and_serves_without_the_variable(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "served"
+
+
+def test_a_new_series_is_served_at_zero_once_whichever_process_answers(tmp_path: Path) -> None:
+    """The first scrape shows a new series at zero (increase() then sees its first increment); a
+    later scrape answered by another process (a fresh FileDebut reading the directory) shows the
+    total, never the zero again (that would read as a counter reset)."""
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    _write(directory, 301, {"gpt-4o": 3})
+    families = merge(candidates(directory, SkipCounts()), SkipCounts())
+    first = FileDebut(directory).apply(families)
+    assert [s.value for f in first for s in f.samples if s.name == "statek_tokens_total"] == [0.0]
+    again = FileDebut(directory).apply(merge(candidates(directory, SkipCounts()), SkipCounts()))
+    assert [s.value for f in again for s in f.samples if s.name == "statek_tokens_total"] == [3.0]
+    _write(directory, 302, {"o3": 1})  # a new series later: zero once, the old one keeps its total
+    later = FileDebut(directory).apply(merge(candidates(directory, SkipCounts()), SkipCounts()))
+    values = {s.labels["model"]: s.value for f in later for s in f.samples if s.name == "statek_tokens_total"}
+    assert values == {"gpt-4o": 3.0, "o3": 0.0}

@@ -50,7 +50,15 @@ from prometheus_client.registry import Collector
 
 from ..exceptions import ConfigurationError
 from ..instruments import CATALOGUE
-from .multiprocess_files import SkipCounts, candidates, compact, directory_lock, merge, room_to_grow
+from .multiprocess_files import (
+    FileDebut,
+    SkipCounts,
+    candidates,
+    compact,
+    directory_lock,
+    merge,
+    room_to_grow,
+)
 from .prometheus import OTelCollector, PullMetricReader
 
 __all__ = [
@@ -399,6 +407,7 @@ class StatekMultiProcessCollector(Collector):
         skipped = _skip_counts(directory)
         with directory_lock(directory, shared=True):  # a compaction is never seen half-done
             families = merge(candidates(directory, skipped), skipped)
+        families = _debuts(directory).apply(families)
         for family in families:
             unit = _UNITS.get(family.name)
             if unit:
@@ -412,6 +421,19 @@ class StatekMultiProcessCollector(Collector):
         for reason, count in sorted(skipped.by_reason.items()):
             family.add_metric([reason], count)
         yield family
+
+
+_debut_by_directory: dict[str, FileDebut] = {}
+
+
+def _debuts(directory: Path) -> FileDebut:
+    """The process's view of which series of ``directory`` any scrape has shown (see :class:`FileDebut`)."""
+    key = os.path.realpath(directory)
+    with _skipped_lock:
+        debut = _debut_by_directory.get(key)
+        if debut is None:
+            debut = _debut_by_directory[key] = FileDebut(directory)
+        return debut
 
 
 _skipped_by_directory: dict[str, SkipCounts] = {}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import re
@@ -44,6 +45,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = [
     "ARCHIVE_PID",
+    "FileDebut",
     "MAX_FILE_BYTES",
     "SkipCounts",
     "candidates",
@@ -278,3 +280,90 @@ def dead_pids(directory: str | os.PathLike[str]) -> list[int]:
 
 
 _COMPACTABLE = re.compile(r"^(?:counter|histogram)_(\d+)\.db$")
+
+
+SHOWN_NAME = ".statek.shown"
+"""The directory's record of the series some scrape has already shown (one JSON line per series)."""
+
+
+class FileDebut:
+    """No lost first increment in multiprocess mode: a counter or histogram series that no scrape of
+    the directory has shown yet is served at zero once (the series' samples, buckets and sum), as
+    :mod:`statek.exporters.debut` does for one process; the next scrape serves its total.
+
+    Which series were shown lives in the directory (:data:`SHOWN_NAME`, appended to), not in the
+    serving process: a scrape answered by another worker, or by the gunicorn master, does not show a
+    series at zero again (that would read as a counter reset). The workers' files keep their real
+    totals throughout, so a worker killed before the next scrape loses nothing more than before.
+    Not covered: two Prometheus servers scraping the same endpoint (the second may see a new series
+    first at its total), as in one process."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self._path = os.path.join(directory, SHOWN_NAME)
+        self._shown: set[tuple[str, str]] = set()
+        self._offset = 0
+        self._lock = threading.Lock()
+
+    def apply(self, families: Iterable[Any]) -> list[Any]:
+        """``families`` (merged, accumulated) with never-shown counter and histogram series at zero."""
+        families = list(families)
+        with self._lock:
+            self._catch_up()
+            new: list[tuple[str, str]] = []
+            for family in families:
+                if family.type not in ("counter", "histogram"):
+                    continue
+                samples = []
+                for sample in family.samples:
+                    key = (family.name, _series_labels(sample.labels))
+                    if key in self._shown:
+                        samples.append(sample)
+                        continue
+                    if not new or new[-1] != key:
+                        new.append(key)
+                    samples.append(sample._replace(value=0.0))
+                family.samples = samples
+            fresh = list(dict.fromkeys(k for k in new if k not in self._shown))
+            self._shown.update(fresh)
+            self._record(fresh)
+        return families
+
+    def _catch_up(self) -> None:
+        """Read what other processes appended since the last scrape."""
+        try:
+            with open(self._path, "rb") as shown:
+                shown.seek(self._offset)
+                data = shown.read()
+        except FileNotFoundError:
+            return
+        except OSError:
+            _log.debug("statek: cannot read %s", self._path, exc_info=True)
+            return
+        complete = data.rfind(b"\n") + 1  # a line another process is still appending waits
+        for line in data[:complete].splitlines():
+            try:
+                name, labels = json.loads(line)
+                self._shown.add((str(name), str(labels)))
+            except (ValueError, TypeError):
+                continue  # a damaged line: that series may be shown at zero once more
+        self._offset += complete
+
+    def _record(self, keys: list[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        payload = b"".join(json.dumps(list(key)).encode() + b"\n" for key in keys)
+        try:
+            fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError:
+            _log.debug("statek: cannot record shown series in %s", self._path, exc_info=True)
+            return
+        try:
+            os.write(fd, payload)  # O_APPEND: whole lines, never interleaved with another scrape's offset
+        finally:
+            os.close(fd)
+        # our own lines are read back by _catch_up like anyone's; the set already has them
+
+
+def _series_labels(labels: dict[str, str]) -> str:
+    """A series' identity without ``le`` (a histogram's buckets, sum and count are one series)."""
+    return json.dumps(sorted((k, v) for k, v in labels.items() if k != "le"))
