@@ -189,6 +189,7 @@ class MultiprocessMirror:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._full: set[str] = set()
         self.refused = 0
         """New series not written because the filesystem had no room for the file to grow."""
         self._warned_full = False
@@ -245,6 +246,7 @@ class MultiprocessMirror:
             return  # a fork the hooks did not see (os.fork without them cannot happen in CPython)
         try:
             with self._lock:
+                self._full = set()  # kinds found full in this write: not asked again until the next
                 for (kind, name, sample, labels, documentation), total in self._samples():
                     self._set(kind, name, sample, labels, documentation, total)
                 self._set("counter", *_REFUSED, {}, _REFUSED_HELP, self.refused)
@@ -317,9 +319,11 @@ class MultiprocessMirror:
     def _room(self, kind: str) -> bool:
         """Whether a new series may be added to this process's ``kind`` file: adding one can grow
         the mmap'ed file, and a page of it the filesystem cannot back kills the process (SIGBUS)."""
-        directory = multiprocess_directory()
-        if directory is None or room_to_grow(str(directory / f"{kind}_{os.getpid()}.db"), 0):
-            return True
+        if kind not in self._full:
+            directory = multiprocess_directory()
+            if directory is None or room_to_grow(str(directory / f"{kind}_{os.getpid()}.db"), 0):
+                return True
+            self._full.add(kind)
         self.refused += 1
         if not self._warned_full:
             self._warned_full = True
@@ -327,7 +331,7 @@ class MultiprocessMirror:
                 "statek: the filesystem of %s is (nearly) full; new metric series of this process are "
                 "not written to the multiprocess files (counted in "
                 "statek_multiprocess_refused_series_total); existing series keep being updated. Free space or move %s.",
-                directory,
+                multiprocess_directory(),
                 ENV,
             )
         return False
