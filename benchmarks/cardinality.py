@@ -11,7 +11,10 @@ median of 5 scrapes (``generate_latest``), the series count, and whether ``gpt-4
 Scenarios: ``guarded`` (the default limit, ``STATEK_METRICS_MAX_MODELS`` unset) and ``unguarded``
 (the limit raised above the flood: what statek did before the guard).
 
-    python -m benchmarks cardinality [--names N] [--only guarded|unguarded]
+With ``--multiprocess`` (a scratch ``PROMETHEUS_MULTIPROC_DIR``) it also times one write of the
+worker's totals to its files and one multiprocess scrape, and sums the files' size.
+
+    python -m benchmarks cardinality [--names N] [--only guarded|unguarded] [--multiprocess]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -65,7 +69,7 @@ def child(names: int) -> dict[str, Any]:
     from statek import LLM_API, ChatHistoryItem
 
     registry = CollectorRegistry()
-    statek.instrument(service_name="flood", registry=registry)
+    active = statek.instrument(service_name="flood", registry=registry)
     client = httpx.AsyncClient(transport=httpx.MockTransport(_answer))
     api = LLM_API.get("OPENAI", api_url="http://127.0.0.1:9/v1", api_key="test-key", http_client=client)
     question = [ChatHistoryItem.user("hi")]
@@ -93,8 +97,24 @@ def child(names: int) -> dict[str, Any]:
     after = _rss_bytes()
     lines = [line for line in text.decode().splitlines() if line and not line.startswith("#")]
     gpt4o = [line for line in lines if line.startswith("statek_requests_total") and '"gpt-4o"' in line]
+    out: dict[str, Any] = {}
+    if active.multiprocess is not None:  # multiprocess mode: one write of the worker's totals, one scrape
+        from statek.exporters import multiprocess
+
+        t = time.perf_counter()
+        active.multiprocess.flush()
+        out["multiprocess_write_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        served = multiprocess.registry()
+        generate_latest(served)  # new series at zero first
+        t = time.perf_counter()
+        generate_latest(served)
+        out["multiprocess_scrape_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        out["multiprocess_files_kb"] = round(
+            sum(p.stat().st_size for p in multiprocess.multiprocess_directory().glob("*.db")) / 1024  # type: ignore[union-attr]
+        )
     statek.shutdown()
     return {
+        **out,
         "names": names,
         "rss_growth_mb": round((after - before) / 2**20, 1),
         "scrape_ms_median": round(statistics.median(scrapes) * 1000, 1),
@@ -109,6 +129,9 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks cardinality")
     parser.add_argument("--names", type=int, default=10_000)
     parser.add_argument("--only", choices=("guarded", "unguarded"))
+    parser.add_argument(
+        "--multiprocess", action="store_true", help="with PROMETHEUS_MULTIPROC_DIR: time a write and a scrape"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -121,6 +144,10 @@ def main(argv: list[str]) -> None:
         env.pop("STATEK_METRICS_MAX_MODELS", None)
         if scenario == "unguarded":
             env["STATEK_METRICS_MAX_MODELS"] = str(args.names + 10)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        scratch = tempfile.TemporaryDirectory() if args.multiprocess else None
+        if scratch is not None:
+            env["PROMETHEUS_MULTIPROC_DIR"] = scratch.name
         out = subprocess.run(
             [sys.executable, "-m", "benchmarks", "cardinality", "--child", "--names", str(args.names)],
             env=env,
@@ -128,6 +155,8 @@ def main(argv: list[str]) -> None:
             text=True,
             check=True,
         )
+        if scratch is not None:
+            scratch.cleanup()
         print(scenario, out.stdout.strip().splitlines()[-1], flush=True)
 
 

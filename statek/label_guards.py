@@ -3,7 +3,7 @@
 
 - Model names (request and response models, each with a guard of its own): a model a price layer prices (the
   price files, the price database) always keeps its series; at most ``STATEK_METRICS_MAX_MODELS``
-  (default 100) other names do; the rest are recorded as ``_other_``.
+  (default 50) other names do; the rest are recorded as ``_other_``.
 - Each allow-listed job attribute (``job_label_keys``): at most ``STATEK_METRICS_MAX_LABEL_VALUES``
   (default 20) distinct values each; the rest are recorded as ``_other_``.
 

@@ -300,7 +300,7 @@ class FileDebut:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self._path = os.path.join(directory, SHOWN_NAME)
-        self._shown: set[tuple[str, str]] = set()
+        self._shown: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         self._offset = 0
         self._lock = threading.Lock()
 
@@ -309,7 +309,7 @@ class FileDebut:
         families = list(families)
         with self._lock:
             self._catch_up()
-            new: list[tuple[str, str]] = []
+            new: list[tuple[str, tuple[tuple[str, str], ...]]] = []
             for family in families:
                 if family.type not in ("counter", "histogram"):
                     continue
@@ -343,15 +343,15 @@ class FileDebut:
         for line in data[:complete].splitlines():
             try:
                 name, labels = json.loads(line)
-                self._shown.add((str(name), str(labels)))
+                self._shown.add((str(name), tuple((str(k), str(v)) for k, v in labels)))
             except (ValueError, TypeError):
                 continue  # a damaged line: that series may be shown at zero once more
         self._offset += complete
 
-    def _record(self, keys: list[tuple[str, str]]) -> None:
+    def _record(self, keys: list[tuple[str, tuple[tuple[str, str], ...]]]) -> None:
         if not keys:
             return
-        payload = b"".join(json.dumps(list(key)).encode() + b"\n" for key in keys)
+        payload = b"".join(json.dumps([name, labels]).encode() + b"\n" for name, labels in keys)
         try:
             fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError:
@@ -364,6 +364,6 @@ class FileDebut:
         # our own lines are read back by _catch_up like anyone's; the set already has them
 
 
-def _series_labels(labels: dict[str, str]) -> str:
+def _series_labels(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
     """A series' identity without ``le`` (a histogram's buckets, sum and count are one series)."""
-    return json.dumps(sorted((k, v) for k, v in labels.items() if k != "le"))
+    return tuple(sorted(item for item in labels.items() if item[0] != "le"))
