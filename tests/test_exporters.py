@@ -339,3 +339,25 @@ async def test_a_down_collector_never_fails_a_call(prices: Any, clean_instrument
     assert [r.stats.input_tokens for r in responses] == list(range(1, 51))
     assert instrumentation.metric_pusher.push(timeout_millis=500) is False  # the export failed, quietly
     shutdown(timeout=1)
+
+
+def test_statek_aggregates_histograms_only_on_providers_known_to_be_plain(
+    clean_instrumentation: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """statek.instrument's own provider (its readers, no views) aggregates between collections; an
+    application's provider, which may have views, records each measurement; an exponential-histogram
+    preference for OTLP makes statek's own provider record each measurement too."""
+    from statek.telemetry import telemetry_config
+
+    instrument("plain", registry=CollectorRegistry())
+    assert telemetry_config().instruments.aggregating
+    shutdown()
+    app_provider = MeterProvider(metric_readers=[])
+    instrument(meter_provider=app_provider)
+    assert not telemetry_config().instruments.aggregating
+    shutdown()
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"
+    )
+    instrument("exponential", registry=CollectorRegistry())
+    assert not telemetry_config().instruments.aggregating
