@@ -306,7 +306,9 @@ def test_four_gunicorn_workers_one_exact_metrics_endpoint_and_a_killed_worker_lo
                 assert counts == {"": 2 * want["calls"]}
                 durations = values_by(prom.url, "sum(gen_ai_client_operation_duration_seconds_count)")
                 assert durations == {"": want["calls"]}
-                skipped = values_by(prom.url, "sum by (reason) (statek_multiprocess_skipped_files_total)", "reason")
+                skipped = values_by(
+                    prom.url, "sum by (reason) (statek_multiprocess_skipped_files_total)", "reason"
+                )
                 assert {"corrupt", "empty", "not_a_file", "foreign", "symlink"} <= set(skipped), skipped
                 up = values_by(prom.url, "min(min_over_time(up[1m]))")
                 assert up == {"": 1.0}, up  # no scrape failed
