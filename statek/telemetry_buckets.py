@@ -16,6 +16,11 @@ themselves), the same sum (integers are spread as integers, so token sums are ex
 may differ in the last bit, as any summation order does), and the latest sampled exemplar per
 bucket recorded last, with its span, as the SDK's bucket-aligned reservoir keeps it.
 
+Cost: the replay makes one public ``record`` per measurement, so a collection pays what
+synchronous recording would have cost the calls since the last one (a few µs per measurement):
+moved off the callers' path, not saved. A process making thousands of calls a second with a
+minute between collections spends seconds in one collection (the SDK's collection timeout is 10 s).
+
 That equality holds only for an explicit-bucket aggregation with statek's boundaries (the
 instruments' advisory, the SDK default). Under another aggregation (a view, an exponential
 histogram preference) the replayed values would misplace measurements, so statek uses cells only
