@@ -257,3 +257,23 @@ def test_a_new_series_is_served_at_zero_once_whichever_process_answers(tmp_path:
     later = FileDebut(directory).apply(merge(candidates(directory, SkipCounts()), SkipCounts()))
     values = {s.labels["model"]: s.value for f in later for s in f.samples if s.name == "statek_tokens_total"}
     assert values == {"gpt-4o": 3.0, "o3": 0.0}
+
+
+def test_dead_pids_finds_the_files_of_processes_that_are_gone(tmp_path: Path) -> None:
+    """For servers without a child_exit hook (uvicorn --workers): only files of exited processes."""
+    from statek.exporters.multiprocess_files import dead_pids
+
+    directory = tmp_path / "prom"
+    directory.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], check=True, capture_output=True, text=True
+    )
+    dead = int(gone.stdout)
+    _write(directory, dead, {"gpt-4o": 1})
+    _write(directory, os.getpid(), {"gpt-4o": 2})  # alive: this process
+    _write(directory, 0, {"gpt-4o": 3})  # the archive is never a candidate
+    assert dead_pids(directory) == [dead]
+    compact(directory, dead_pids(directory))
+    assert sorted(p.name for p in directory.glob("*.db")) == ["counter_0.db", f"counter_{os.getpid()}.db"]
+    tokens, _ = _served(directory)
+    assert tokens == {("statek_tokens_total", (("model", "gpt-4o"),)): 6}
