@@ -26,6 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
 
 from . import telemetry_buckets
+from .cardinality import LabelGuard
 from .telemetry_buckets import HistogramCell
 
 _log = logging.getLogger("statek.telemetry")
@@ -40,6 +41,7 @@ __all__ = [
     "COST_DRIFT",
     "DURATION_BUCKETS",
     "FAULT_SERIES",
+    "LABEL_OVERFLOW",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
     "PROMETHEUS_SERIES",
@@ -260,6 +262,20 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+STATEK_LABEL = "statek.label"
+"""On :data:`LABEL_OVERFLOW`: the metric attribute whose values overflowed (``gen_ai.request.model``, ...)."""
+
+LABEL_OVERFLOW = InstrumentSpec(
+    "statek.metric_label.overflow",
+    "counter",
+    "{use}",
+    "Uses of a label value recorded as _other_ because the label had too many distinct values "
+    "(the cardinality guard; see statek.cardinality)",
+    "statek_metric_label_overflow",
+    "",
+    (STATEK_LABEL,),
+)
+
 UNMETERED_REQUESTS = InstrumentSpec(
     "statek.unmetered_requests",
     "counter",
@@ -321,6 +337,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     BUDGET_STORE_ERRORS,
     BUDGET_LEASE_EXPIRIES,
     UNMETERED_REQUESTS,
+    LABEL_OVERFLOW,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -329,11 +346,11 @@ PROMETHEUS_SERIES: frozenset[str] = frozenset(s for spec in CATALOGUE for s in s
 
 FAULT_SERIES: frozenset[str] = frozenset(
     s
-    for spec in (CONSUMER_ERRORS, UNMETERED_REQUESTS, BUDGET_STORE_ERRORS, BUDGET_LEASE_EXPIRIES)
+    for spec in (CONSUMER_ERRORS, UNMETERED_REQUESTS, BUDGET_STORE_ERRORS, BUDGET_LEASE_EXPIRIES, LABEL_OVERFLOW)
     for s in spec.prometheus_series
 )
 """The series of counters of faults (a consumer that failed, a request that could not be metered, a
-budget store that failed or lost a lease): they appear once the first fault happened, with the labels
+budget store that failed or lost a lease, a label value past the cardinality guard): they appear once the first fault happened, with the labels
 that say where; traffic without faults shows every other series."""
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
@@ -373,17 +390,18 @@ class Instruments:
     context of the latest sampled span that touched the series, so exemplars hold a real trace id
     (the exemplar's value is the series total at collection, as for any asynchronous counter).
 
-    The histograms stay synchronous instruments (the API has no asynchronous histogram), but a call
-    does not record into them itself: it adds to a :class:`~statek.telemetry_buckets.HistogramCell`
-    (statek-owned bucket counts per series, under the same lock), and :meth:`flush_histograms`,
-    run by the counters' collection callback before the SDK reads any storage, merges the deltas
-    into the SDK's aggregations (:mod:`statek.telemetry_buckets`). Every collection sees every call
-    that finished before it; nothing is queued per measurement, so nothing drains on a caller's
-    path. Where the meter provider's histograms cannot be merged into (``aggregating`` is false: a
-    no-op or foreign meter, a view over statek's histograms), calls record synchronously.
+    The histograms stay synchronous instruments (the API has no asynchronous histogram). When
+    ``aggregate`` is true (the meter provider aggregates them with explicit buckets at statek's
+    boundaries: :func:`statek.telemetry_buckets.declare_plain`), a call adds to a
+    :class:`~statek.telemetry_buckets.HistogramCell` (statek-owned buckets per series, under the same
+    lock), and :meth:`flush_histograms`, run by the counters' collection callback before the SDK reads
+    any storage, replays the deltas through the public ``Histogram.record``
+    (:mod:`statek.telemetry_buckets`). Every collection sees every call that finished before it;
+    nothing is queued per measurement. Otherwise (``aggregating`` false: an application's provider
+    that may have views, a no-op meter) calls record synchronously, exact under any aggregation.
     """
 
-    def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
+    def __init__(self, meter: Meter, *, latest_genai: bool = False, aggregate: bool = False) -> None:
         self.lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._histogram_cells: list[HistogramCell] = []
@@ -405,15 +423,8 @@ class Instruments:
             description=TIME_TO_FIRST_CHUNK.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self.aggregating = all(
-            telemetry_buckets.mergeable(histogram, boundaries)
-            for histogram, boundaries in (
-                (self.token_usage, TOKEN_BUCKETS),
-                (self.duration, DURATION_BUCKETS),
-                (self.time_to_first_chunk, DURATION_BUCKETS),
-            )
-        )
-        """Whether calls add to :class:`HistogramCell` s (merged at collection) rather than record."""
+        self.aggregating = aggregate
+        """Whether calls add to :class:`HistogramCell` s (replayed at collection) rather than record."""
         self._cells: dict[str, list[CounterCell]] = {}
         for spec, exemplars in (
             (TOKENS, True),
@@ -438,6 +449,13 @@ class Instruments:
             meter.create_observable_counter(
                 spec.name, callbacks=[_store_observer(event)], unit=spec.unit, description=spec.description
             )
+        self._guards: dict[str, LabelGuard] = {}
+        meter.create_observable_counter(
+            LABEL_OVERFLOW.name,
+            callbacks=[self._observe_overflow],
+            unit=LABEL_OVERFLOW.unit,
+            description=LABEL_OVERFLOW.description,
+        )
         if latest_genai:
             for name, token_type in INFERENCE_USAGE:
                 meter.create_observable_counter(
@@ -446,6 +464,23 @@ class Instruments:
                     unit="{token}",
                     description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
                 )
+
+    def guard(self, label: str, limit: int, fix: str = "") -> LabelGuard:
+        """The cardinality guard of metric attribute ``label`` for these instruments (created on first
+        use with ``limit`` and ``fix``); its overflow count is exported as :data:`LABEL_OVERFLOW`."""
+        guard = self._guards.get(label)
+        if guard is None:
+            with self.lock:
+                guard = self._guards.get(label)
+                if guard is None:
+                    guard = self._guards[label] = LabelGuard(label, limit, fix=fix)
+        return guard
+
+    def _observe_overflow(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(guard.overflowed, {STATEK_LABEL: label}, NO_EXEMPLAR)
+            for label, guard in tuple(self._guards.items())
+        ]
 
     def histogram_cell(self, histogram: Histogram, attributes: Mapping[str, str]) -> HistogramCell:
         """A new series of ``histogram`` (``token_usage`` or ``duration``). Callers cache it: one cell
@@ -463,22 +498,16 @@ class Instruments:
         cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
     def flush_histograms(self) -> None:
-        """Merge every histogram cell's delta into the SDK, each measurement exactly once. The deltas
-        are taken under :attr:`lock` and merged outside it, so calls are not held up; a second
-        reader collecting meanwhile waits for the merge, so it sees those measurements too."""
+        """Replay every histogram cell's delta into the SDK, each measurement exactly once. The deltas
+        are taken under :attr:`lock` and replayed outside it, so calls are not held up; a second
+        reader collecting meanwhile waits for the replay, so it sees those measurements too."""
         with self._flush_lock:
             with self.lock:
                 deltas = [
                     (cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None
                 ]
             for cell, delta in deltas:
-                if not telemetry_buckets.merge(cell, delta) and self.aggregating:
-                    self.aggregating = False
-                    _log.warning(
-                        "statek: a metric reader or view changed the aggregation of %s; statek's "
-                        "histograms are recorded synchronously from now on",
-                        cell.histogram.name,
-                    )
+                telemetry_buckets.replay(cell, delta, NO_EXEMPLAR)
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0

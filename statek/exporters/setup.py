@@ -36,6 +36,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from ..exceptions import ConfigurationError
 from ..secrets import REDACTED, register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
+from ..telemetry_buckets import declare_plain
 from . import multiprocess, otlp
 from .environment import export_plan, sdk_disabled
 from .prometheus import PrometheusExporter
@@ -349,6 +350,8 @@ def _build(
                 sdk_tracer.add_span_processor(otlp.batch_span_processor(ConsoleSpanExporter()))
             chosen_tracer, owns_tracer = sdk_tracer, True
         chosen_meter = app_meter or MeterProvider(resource=resource, metric_readers=readers)
+        if app_meter is None and not otlp.exponential_histograms():
+            declare_plain(chosen_meter)  # statek's readers, no views: histograms aggregate between scrapes
         if multiprocess_mode and prometheus is not None:
             mirror = multiprocess.MultiprocessMirror(prometheus.reader)
             mirror.start()

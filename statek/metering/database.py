@@ -44,6 +44,9 @@ __all__ = [
     "default_database",
 ]
 
+_MODEL_CACHE_LIMIT = 4_096
+"""Cached lookups (found or not) before the cache starts over: distinct model names are unbounded."""
+
 LOCAL_PROVIDERS: Final = frozenset(
     {"ollama", "lmstudio", "lm_studio", "vllm", "sglang", "llama_cpp", "llamacpp", "llama_cpp_python"}
 )
@@ -403,6 +406,8 @@ class PriceDatabase:
                 owner = next((p for p in self.providers if any(m is info for m in p.models)), db_provider)
                 found = build_model(owner, info)
         with self._lock:
+            if len(self._models) >= _MODEL_CACHE_LIMIT:
+                self._models.clear()  # a bound against unbounded model ids; real workloads use a few
             self._models[key] = found
         return found
 

@@ -42,7 +42,9 @@ from .types import NO_USAGE, UNPRICED, CallCost
 
 __all__ = ["FROM_PROVIDER", "STANDARD_TIERS", "PriceTable", "Resolved", "provider_key"]
 
-_RESOLUTION_CACHE_LIMIT: Final = 65_536
+_RESOLUTION_CACHE_LIMIT: Final = 4_096
+"""Cached lookups before the cache starts over: a bound against unbounded model ids (a flood of
+request ids sent as the model cost ~0.5 KB each at 65,536; issue 22's flood measurement)."""
 _new_cost: Final = tuple.__new__
 _MISSING: Final[Any] = object()
 _ALWAYS: Final = -math.inf
