@@ -23,12 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..demo.exporters import OTLP_ENDPOINT_ENV, DemoExporters, ExporterError
-from ..demo.report import format_cost, render_tables
+from ..demo.report import format_cost
 from ..demo.runner import JobOutcome
 from ..demo.session import DemoResult, DemoRun, RealTarget
 from ..demo.traffic import JobFailed
 from ..exceptions import BudgetExceededError, ConfigurationError
 from ..exporters.prometheus import DEFAULT_PORT
+from .demo_report import render_tables
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_METRICS_PORT", "REAL_PROVIDER_JOBS", "demo"]
 
