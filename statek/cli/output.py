@@ -62,7 +62,7 @@ def shown_path(path: object) -> str:
     text = str(path)
     if text.isprintable() and not any(c in text for c in " '\"") and text:
         return text
-    return "'" + clean(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + clean(text.replace("\\", "\\\\").replace("'", "\\'")) + "'"
 
 
 def echo(message: object, *, err: bool = False) -> None:
@@ -71,8 +71,9 @@ def echo(message: object, *, err: bool = False) -> None:
 
 
 def console(stderr: bool = False, width: int | None = None) -> Console:
-    """A console that never interprets highlighting; wide (:data:`PIPE_WIDTH`) when not a terminal."""
-    out = Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+    """A console that never highlights: on a terminal, lines wrap at its width; otherwise nothing
+    wraps and tables are :data:`PIPE_WIDTH` wide."""
+    out = Console(stderr=stderr, highlight=False, width=width)
     if width is None and not out.is_terminal:
         out = Console(stderr=stderr, highlight=False, soft_wrap=True, width=PIPE_WIDTH)
     return out
