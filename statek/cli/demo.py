@@ -137,7 +137,11 @@ def demo(
         str | None, typer.Option("--model", help="The model to use with --provider.", show_default=False)
     ] = None,
 ) -> None:
-    """Run a fleet of metered LLM jobs against a built-in simulator (no keys, no network) and show the bill."""
+    """Run a fleet of metered LLM jobs against a built-in simulator (no keys, no network) and show the bill.
+
+    The simulator is a public testing tool: run your own code and tests against it with
+    statek.testing.ProviderSimulator or the statek_simulator pytest fixture (docs/testing.md).
+    """
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, _REPORT_WIDTH)  # a log or a pipe: don't squash the tables
