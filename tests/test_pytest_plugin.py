@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from statek import ChatHistoryItem, Job, LLM_API
+from statek import LLM_API, ChatHistoryItem, Job
 from statek.providers.catalog import CATALOG
 from statek.testing import ModelBehavior, ProviderSimulator
 from statek.testing.pytest_plugin import statek_simulator  # noqa: F401 - the fixture under test

@@ -139,8 +139,7 @@ def demo(
 ) -> None:
     """Run a fleet of metered LLM jobs against a built-in simulator (no keys, no network) and show the bill.
 
-    The simulator is a public testing tool: run your own code and tests against it with
-    statek.testing.ProviderSimulator or the statek_simulator pytest fixture (docs/testing.md).
+    Your own code and tests can run against the same simulator: statek.testing.ProviderSimulator, or the statek_simulator pytest fixture (docs/testing.md).
     """
     console = Console(highlight=False)
     if not console.is_terminal:
