@@ -128,7 +128,10 @@ class DemoRun:
             return await self._fleet(Roles.single(self.real.model), apis, None)
         models = simulated_models()
         behaviors = {m.model: m.behavior for m in models}
-        async with ProviderSimulator(behaviors, seed=self.seed, max_recorded=_RECORDED) as sim:
+        # Answers by content, not arrival order: the same seed gives the same calls and cost.
+        async with ProviderSimulator(
+            behaviors, seed=self.seed, max_recorded=_RECORDED, index_by="content"
+        ) as sim:
             return await self._fleet(Roles.simulated(), _simulated_apis(sim, models), sim)
 
     async def _fleet(

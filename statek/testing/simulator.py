@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 from .behavior import ModelBehavior
@@ -28,7 +28,9 @@ class ProviderSimulator:
     models. With neither, every model gets ``ModelBehavior()``; with ``behaviors`` and no ``default``,
     an unknown model gets a 404. ``seed`` makes every random choice (latency ranges, probabilistic
     failures, ids) repeatable. ``port=0`` picks a free port. ``max_recorded`` bounds :attr:`requests`
-    for long benchmarks (the oldest are dropped).
+    for long benchmarks (the oldest are dropped). ``index_by="content"`` makes every answer depend on
+    the request's content rather than its arrival order, so concurrent callers get the same answers
+    whatever the interleaving (see :class:`~statek.testing.engine.SimulatorEngine`).
 
     Use it as a context manager (``with`` or ``async with``), or call :meth:`start` / :meth:`stop`.
     :meth:`transport` works without starting the server. Routes (POST, JSON bodies):
@@ -52,8 +54,11 @@ class ProviderSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         max_recorded: int | None = None,
+        index_by: Literal["arrival", "content"] = "arrival",
     ) -> None:
-        self.engine = SimulatorEngine(behaviors, default, seed=seed, max_recorded=max_recorded)
+        self.engine = SimulatorEngine(
+            behaviors, default, seed=seed, max_recorded=max_recorded, index_by=index_by
+        )
         self._server = LoopbackServer(self.engine, host, port)
 
     def __repr__(self) -> str:
