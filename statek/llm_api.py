@@ -109,6 +109,20 @@ class PreparedRequest:
         }
 
 
+def _not_json(content: bytes, exc: BaseException) -> str:
+    """Why ``content`` is not JSON, where, and how it ends: a body cut off mid-answer starts like
+    JSON, so its start alone would look valid."""
+    if isinstance(exc, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(exc, json.JSONDecodeError):
+        reason = f"{exc.msg} at character {exc.pos}"
+    else:
+        reason = type(exc).__name__
+    if not content:
+        return f"{reason}; the body is empty"
+    return f"{len(content):,} bytes ending {clip(repr(content[-48:]), 80)} ({reason})"
+
+
 class LLM_API(ABC):
     """Base class of every provider integration.
 
@@ -451,7 +465,7 @@ class LLM_API(ABC):
             return json.loads(raw.content), raw
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
-                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}",
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {_not_json(raw.content, exc)}",
                 raw,
             ) from exc
 

@@ -56,3 +56,41 @@ def test_content_indexed_answers_do_not_depend_on_arrival_order(order: list[int]
     shuffled = asyncio.run(ask(ProviderSimulator({"m": behavior}, seed=3, index_by="content"), order))
     assert in_order == shuffled
     assert 0 < sum(status == 503 for status, _ in in_order.values()) < 12
+
+
+def test_a_cut_off_body_is_quoted_by_its_end_and_the_reason() -> None:
+    from statek import LLM_API, ChatHistoryItem
+    from statek.exceptions import ResponseFormatError
+
+    async def ask() -> ResponseFormatError:
+        behavior = ModelBehavior(failures=[Failure.malformed()])
+        with ProviderSimulator({"m": behavior}) as sim:
+            api = LLM_API.get("VLLM", api_url=sim.openai_url)
+            try:
+                await api.process_request(model="m", chat_history=[ChatHistoryItem.user("hi")])
+            except ResponseFormatError as exc:
+                return exc
+            finally:
+                await api.aclose()
+        raise AssertionError("a cut-off body was read as an answer")
+
+    message = str(asyncio.run(ask()))
+    assert "body that is not JSON:" in message and "bytes ending b'" in message
+    assert "at character" in message  # why it is not JSON, and where
+
+
+def test_the_demo_announces_each_injected_failure_and_why() -> None:
+    from typer.testing import CliRunner
+
+    from statek.cli import app
+    from statek.demo.simulated import simulated_models
+
+    result = CliRunner().invoke(app, ["demo", "--jobs", "2", "--metrics-port", "0"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Injected failures (deliberate, seeded" in text
+    for m in simulated_models():
+        for failure in m.behavior.failures:
+            assert f"{m.model}: about 1 in {failure.every} requests" in text
+    assert "not retryable, the job fails" in text and "statek retries" in text
+    assert "Metrics were served at http://127.0.0.1:" in text

@@ -94,7 +94,7 @@ async def _run(traffic: float, duration: float) -> None:
         ),
         "gpt-4.1-nano": ModelBehavior(text="Bonjour.", failures=[Failure.server_error(status=500, every=50)]),
     }
-    with ProviderSimulator(behaviors, seed=1) as sim:
+    with ProviderSimulator(behaviors, seed=1, max_recorded=0) as sim:  # no record: bounded memory
         api = LLM_API.get("OPENAI", api_url=sim.openai_url, api_key="simulated")
         interval, n = 1.0 / traffic, 0
         next_at = time.monotonic()

@@ -29,7 +29,6 @@ DEMO_API_KEY = "demo"
 """The key sent to the simulator (it accepts any)."""
 DEMO_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.1, max_backoff=2.0, total_timeout=60.0)
 """Retries for the demo: the simulator's Retry-After (1 s) is honoured, other backoff kept short."""
-_RECORDED = 5_000  # requests the simulator keeps (with their bodies) for the closing status breakdown
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,10 @@ class DemoRun:
         behaviors = {m.model: m.behavior for m in models}
         # Answers by content, not arrival order: the same seed gives the same calls and cost.
         async with ProviderSimulator(
-            behaviors, seed=self.seed, max_recorded=_RECORDED, index_by="content"
+            behaviors,
+            seed=self.seed,
+            max_recorded=0,
+            index_by="content",  # keep no bodies: bounded memory
         ) as sim:
             return await self._fleet(Roles.simulated(), _simulated_apis(sim, models), sim)
 
@@ -153,6 +155,5 @@ class DemoRun:
         result = DemoResult(fleet, time.monotonic() - began)
         if sim is not None:
             result.simulator_requests = sim.request_count
-            if sim.request_count <= _RECORDED:  # else the record lost the oldest: no partial breakdown
-                result.simulator_statuses = Counter(r.status for r in sim.requests)
+            result.simulator_statuses = sim.status_counts
         return result

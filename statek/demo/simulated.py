@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .._http import RETRYABLE_STATUS
 from ..testing import Failure, ModelBehavior, SimRequest, ToolCallSpec, Usage, Wire
 
-__all__ = ["DemoModel", "PromptCache", "simulated_models"]
+__all__ = ["DemoModel", "PromptCache", "describe_failure", "simulated_models"]
 
 _SCOPES_KEPT = 4_096  # conversations whose prefixes the cache remembers (oldest forgotten): bounded memory
 
@@ -334,3 +335,17 @@ def simulated_models() -> tuple[DemoModel, ...]:
             "self-hosted fine-tune: no price anywhere, shown as unpriced (never $0); a malformed answer",
         ),
     )
+
+
+def describe_failure(failure: Failure) -> str:
+    """One line saying what the simulator does wrong, how often, and what statek makes of it."""
+    often = f"about 1 in {failure.every} requests" if failure.every else "some requests"
+    if failure.kind == "malformed":
+        return f"{often} get a 200 answer cut off mid-body (not JSON): the call fails, as does its job"
+    if failure.kind == "disconnect":
+        return f"{often} lose the connection before an answer: statek retries"
+    wait = f" with Retry-After {failure.retry_after:g} s" if failure.retry_after is not None else ""
+    if failure.status in RETRYABLE_STATUS:
+        return f"{often} get HTTP {failure.status}{wait}: statek retries"
+    said = f" {failure.message!r}" if failure.message else ""
+    return f"{often} get HTTP {failure.status}{said}: not retryable, the job fails"

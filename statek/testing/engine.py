@@ -12,7 +12,7 @@ import logging
 import random
 import re
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -113,6 +113,7 @@ class SimulatorEngine:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._sequence = 0
+        self._statuses: Counter[int | None] = Counter()
         self._records: deque[RecordedRequest] = deque(maxlen=max_recorded)
 
     # ------------------------------------------------------------------ configuration and record
@@ -142,11 +143,19 @@ class SimulatorEngine:
         with self._lock:
             return self._sequence
 
+    @property
+    def status_counts(self) -> Counter[int | None]:
+        """How many answers had each HTTP status (``None``: connection dropped) since the start or the
+        last :meth:`reset`; kept whatever ``max_recorded`` is (a long run can record nothing)."""
+        with self._lock:
+            return Counter(self._statuses)
+
     def reset(self) -> None:
         """Forget the record and restart every per-model request index (so failure plans start over)."""
         with self._lock:
             self._records.clear()
             self._counts.clear()
+            self._statuses.clear()
             self._sequence = 0
 
     # ------------------------------------------------------------------ answering
@@ -201,6 +210,7 @@ class SimulatorEngine:
         )
         with self._lock:
             self._records.append(record)
+            self._statuses[record.status] += 1
         return response
 
     def _content_index(self, model: str, body: bytes) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -106,6 +107,11 @@ class ProviderSimulator:
                 "the simulator is not running: use `with ProviderSimulator() as sim:` or sim.start()"
             )
         return f"http://{self._server.host}:{self._server.port}"
+
+    @property
+    def status_counts(self) -> Counter[int | None]:
+        """Answers per HTTP status (``None``: connection dropped), whatever ``max_recorded`` keeps."""
+        return self.engine.status_counts
 
     @property
     def connections_accepted(self) -> int:
