@@ -21,9 +21,11 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..exceptions import ConfigurationError
 from ..exporters.prometheus import DEFAULT_PORT
+from .output import literal
 
 __all__ = ["app"]
 
@@ -62,7 +64,9 @@ def serve(
     except (OSError, ConfigurationError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         Console(stderr=True).print(
-            f"[red]error:[/] cannot serve /metrics on {host}:{port}: {reason}", soft_wrap=True
+            Text("error:", style="red"),
+            literal(f"cannot serve /metrics on {host}:{port}: {reason}"),
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None
     console.print(
