@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import httpx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,3 +95,19 @@ def test_the_demo_announces_each_injected_failure_and_why() -> None:
             assert f"{m.model}: about 1 in {failure.every} requests" in text
     assert "not retryable, the job fails" in text and "statek retries" in text
     assert "Metrics were served at http://127.0.0.1:" in text
+
+
+def test_a_long_run_keeps_counts_not_every_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statek.demo import runner
+
+    monkeypatch.setattr(runner, "KEEP_OUTCOMES", 5)
+    result = DemoRun(jobs=20, concurrency=8, seed=2).run()
+    kept_failures = [o for o in result.outcomes[5:] if o.failure is None and o.stopped is None]
+    assert result.jobs == 20 and not kept_failures
+    assert len(result.outcomes) < 20
+    assert sum(ran for ran, _, _ in result.by_class().values()) == 20
+    failed = sum(f for _, f, _ in result.by_class().values())
+    assert failed == sum(o.failure is not None for o in result.outcomes)  # every failure is still kept
+    for o in result.outcomes:
+        for error in (o.failure, o.stopped):
+            assert error is None or error.__traceback__ is None  # no frames (prompts, documents) kept

@@ -287,7 +287,7 @@ def _print_report(
 ) -> None:
     total = result.total()
     render_tables(console, by_model=result.by_model(), by_class=result.by_class(), total=total)
-    jobs = len(result.outcomes)
+    jobs = result.jobs
     failures = [o.failure for o in result.outcomes if o.failure is not None]
     cost = f"cost {format_cost(total)} USD" if total.cost is not None else "no priced call"
     console.print(
@@ -336,7 +336,7 @@ def _print_budget_stops(console: Console, result: DemoResult) -> None:
     if not stopped:
         return
     by_class = Counter(o.plan.job_class for o in stopped)
-    ran = Counter(o.plan.job_class for o in result.outcomes)
+    ran = {name: jobs for name, (jobs, _, _) in result.by_class().items()}
     for job_class, n in by_class.most_common():
         example = next(o for o in stopped if o.plan.job_class == job_class)
         refused = example.stopped

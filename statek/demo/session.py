@@ -51,8 +51,14 @@ class DemoResult:
 
     @property
     def outcomes(self) -> list[JobOutcome]:
-        """Every job, in the order they finished."""
+        """Every job, in the order they finished (past ``KEEP_OUTCOMES`` jobs, only the failed and
+        budget-stopped ones: see :attr:`jobs`)."""
         return self.fleet.outcomes
+
+    @property
+    def jobs(self) -> int:
+        """How many jobs ran."""
+        return sum(ran for ran, _ in self.fleet.jobs.values())
 
     def by_model(self) -> dict[tuple[str, str], ModelUsage]:
         """Per ``(provider, model)``: the run job's per-model usage, failed calls included."""
@@ -62,10 +68,9 @@ class DemoResult:
         """Per job class that ran: ``(jobs, failed jobs, usage of the class's parent job)``."""
         out: dict[str, tuple[int, int, ModelUsage]] = {}
         for name, usage in self.fleet.classes.items():
-            mine = [o for o in self.outcomes if o.plan.job_class == name]
-            if mine:
-                failed = sum(o.failure is not None for o in mine)
-                out[name] = (len(mine), failed, total_line(usage))
+            ran, failed = self.fleet.jobs.get(name, (0, 0))
+            if ran:
+                out[name] = (ran, failed, total_line(usage))
         return out
 
     def budget_stops(self) -> list[JobOutcome]:
