@@ -91,6 +91,7 @@ def test_a_python_example_runs_as_written(
         (tmp_path / "metrics").mkdir()
         monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
     custom = set(registry.registered_providers())
+    statek.shutdown()  # an example sets up its own exporters, as in a fresh process
     try:
         exec(code, {"__name__": "__docs_example__"})  # noqa: S102 - running the docs is the point
     finally:
