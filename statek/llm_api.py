@@ -28,7 +28,7 @@ from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
-from .secrets import clip, scrub
+from .secrets import scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
@@ -120,7 +120,10 @@ def _not_json(content: bytes, exc: BaseException) -> str:
         reason = type(exc).__name__
     if not content:
         return f"{reason}; the body is empty"
-    return f"{len(content):,} bytes ending {clip(repr(content[-48:]), 80)} ({reason})"
+    # Scrubbed before it is cut: a tail cut from the raw bytes could show part of a key.
+    window = scrub(repr(content[-4096:]))
+    tail = window if len(window) <= 80 else "…" + window[-72:]
+    return f"{len(content):,} bytes ending {tail} ({reason})"
 
 
 class LLM_API(ABC):

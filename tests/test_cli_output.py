@@ -21,7 +21,7 @@ from rich.text import Text
 from typer.testing import CliRunner
 
 from statek.cli import app
-from statek.cli.output import ColumnSpec, fitted_table, table_width
+from statek.cli.output import ColumnSpec, clean, fitted_table, table_width
 from statek.metering import PriceRegistry, set_default_registry
 from statek.metering.export import effective_rows
 from statek.metering.registry import default_registry
@@ -100,7 +100,7 @@ def test_a_fitted_table_never_cuts_a_number_and_fits_when_it_can(
     text = out.export_text()
     lines = text.splitlines()
     kept = [
-        max(len("Name"), *(min(len(r[0]), 12) for r in rows)),
+        max(len("Name"), *(min(len(clean(r[0])), 12) for r in rows)),  # as printed: escapes visible
         max(len("Price"), *(len(r[2]) for r in rows)),
         max(len("Cost"), *(len(r[4]) for r in rows)),
     ]
