@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CallDetail", "CallParams", "CostStatus", "LLM_Response", "LLM_Stats"]
 
-CostStatus = Literal["calculated", "reported", "unpriced", "no_usage"]
+CostStatus = Literal["calculated", "reported", "unpriced", "no_usage", "reserved"]
 """How a call's cost was obtained: from a price table (``calculated``), from the provider's own report
 (``reported``), not at all because no price is known (``unpriced``), or not at all because the answer
-carried no usage to price (``no_usage``)."""
+carried no usage to price (``no_usage``); or, for such an answer under a budget, at the budget's
+reservation for it, the most it could have cost (``reserved``)."""
 
 
 class LLM_Stats(NamedTuple):

@@ -153,6 +153,7 @@ def instrument(
     set_global: bool = False,
     multiprocess_mode: bool | None = None,
     httpx: bool = False,
+    clients: bool = False,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -179,6 +180,8 @@ def instrument(
       ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
     - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
       and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
+    - ``clients``: also meter every supported client library, clients made before included (httpx,
+      botocore for Bedrock, aiohttp): :func:`statek.instrument_clients`; :func:`shutdown` undoes it.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first). A port that
@@ -211,6 +214,7 @@ def instrument(
         "set_global": set_global,
         "multiprocess_mode": multiprocess_mode,
         "httpx": httpx,
+        "clients": clients,
     }
     global _active
     with _lock:
@@ -252,6 +256,10 @@ def instrument(
             from ..instrumentation import instrument_httpx
 
             instrument_httpx()
+        if clients:
+            from ..instrumentation import instrument_clients
+
+            instrument_clients()
         return _active
 
 
@@ -443,5 +451,9 @@ def shutdown(timeout: float = 5.0) -> None:
         from ..instrumentation import uninstrument_httpx
 
         uninstrument_httpx()
+    if active.arguments.get("clients"):
+        from ..instrumentation import uninstrument_clients
+
+        uninstrument_clients()
     active.shutdown(timeout)
     configure_telemetry()

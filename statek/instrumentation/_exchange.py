@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from .._deferred import defer, drain, pending
 from ..telemetry import WireCall
 from ..wire.answer import StreamReader
 from ..wire.errors import StreamFailure
@@ -56,6 +57,8 @@ class Exchange:
     )
 
     def __init__(self, request: WireRequest, route: ProviderRoute, call: WireCall, sent: int) -> None:
+        if pending:  # answers dropped unclosed since the last call: record them now (see __del__)
+            drain()
         self._request, self._route, self._call, self._sent = request, route, call, sent
         self._received = 0
         self._status = 0
@@ -168,3 +171,9 @@ class Exchange:
         """The caller closed the answer: recorded with what was read (an abandoned stream keeps its
         bytes and whatever usage it had seen; without its usage event it is ``no_usage``)."""
         self.end()
+
+    def __del__(self) -> None:
+        # Dropped without being read to the end or closed: recorded with what was read, like close(),
+        # by the next metering call (a finalizer must not take the consumers' locks itself).
+        if not self._done:
+            defer(self.end)

@@ -88,6 +88,7 @@ class VertexAI_API(LLM_API):
 
     provider_key = "VERTEXAI"
     genai_provider_name: ClassVar[str] = "gcp.gemini"
+    output_cap_wire: ClassVar[str | None] = "gemini"
     pricing_provider: ClassVar[str | None] = "GEMINI"
     default_api_url: ClassVar[str | None] = GEMINI_API_URL
     requires_api_key: ClassVar[bool] = True
