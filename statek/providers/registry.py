@@ -53,8 +53,9 @@ _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 class ProviderEntry:
     """One registered provider: its canonical key, aliases, how to get its class, and stored arguments.
 
-    ``settings`` and ``kwargs`` are what ``add_provider`` stored (empty for built-ins); ``custom``
-    entries pass their key to the constructor as ``provider_key``.
+    ``settings`` and ``kwargs`` are what ``add_provider`` stored (empty for built-ins); a ``custom``
+    entry's key goes to a constructor that names a ``provider_key`` parameter, else onto the instance
+    after construction (the original STATEK never passed that keyword).
     """
 
     key: str
