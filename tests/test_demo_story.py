@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +117,25 @@ def test_a_long_run_keeps_counts_not_every_outcome(monkeypatch: pytest.MonkeyPat
     for o in result.outcomes:
         for error in (o.failure, o.stopped):
             assert error is None or error.__traceback__ is None  # no frames (prompts, documents) kept
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
+def test_ctrl_c_ends_the_demo_with_a_clear_line() -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from statek.cli import main; main()", "demo", "--duration", "60"]
+        + ["--metrics-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:  # wait until the fleet runs
+        if b"Prometheus metrics, served while the demo runs" in line:
+            break
+    time.sleep(1.5)
+    child.send_signal(signal.SIGINT)
+    rest = child.communicate(timeout=60)[0].decode()
+    assert child.returncode == 130
+    assert "Interrupted (Ctrl+C): the demo stopped before the end" in rest and "Traceback" not in rest
