@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from statek.metering import PriceRegistry, set_default_registry
 
 runner = CliRunner()
 SEED = "PROVIDER,MODEL_FAMILY,MODEL,INPUT_PRICE_PER_M,INPUT_PRICE_PER_CACHED_M,OUTPUT_PRICE_PER_M"
+CPU_BOUND = 3.0  # seconds of this process's CPU for one command on a one-row file
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 # What a terminal acts on: C0 controls but the line end, DEL, C1 controls, bidi overrides and isolates.
 _ACTIVE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -96,7 +98,9 @@ def test_hostile_names_in_a_price_file_print_literally(
         ["pricing", "cost", "--file", str(new), "--no-database"]
         + ["--provider", provider, "--model", model, "--input", "1000", "--output", "10"],
     ):
+        cpu = time.process_time()
         result = runner.invoke(app, command)
+        assert time.process_time() - cpu < CPU_BOUND, command  # hostile text costs no more than plain
         assert result.exception is None or isinstance(result.exception, SystemExit), (
             command,
             repr(result.exception),
