@@ -28,7 +28,7 @@ from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
-from .secrets import clip, scrub
+from .secrets import scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
@@ -107,6 +107,23 @@ class PreparedRequest:
             "temperature": self.temperature,
             "enable_reasoning": self.enable_reasoning,
         }
+
+
+def _not_json(content: bytes, exc: BaseException) -> str:
+    """Why ``content`` is not JSON, where, and how it ends: a body cut off mid-answer starts like
+    JSON, so its start alone would look valid."""
+    if isinstance(exc, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(exc, json.JSONDecodeError):
+        reason = f"{exc.msg} at character {exc.pos}"
+    else:
+        reason = type(exc).__name__
+    if not content:
+        return f"{reason}; the body is empty"
+    # Scrubbed before it is cut: a tail cut from the raw bytes could show part of a key.
+    window = scrub(repr(content[-4096:]))
+    tail = window if len(window) <= 80 else "…" + window[-72:]
+    return f"{len(content):,} bytes ending {tail} ({reason})"
 
 
 class LLM_API(ABC):
@@ -458,7 +475,7 @@ class LLM_API(ABC):
             return json.loads(raw.content), raw
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
-                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}",
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {_not_json(raw.content, exc)}",
                 raw,
             ) from exc
 

@@ -541,9 +541,16 @@ async def test_the_key_never_appears_in_reprs_or_errors() -> None:
         await keyless.process_request(model=MODEL, chat_history=HELLO)
 
 
-def test_vertex_without_a_project_names_the_variable() -> None:
-    with pytest.raises(ConfigurationError, match=VERTEXAI_PROJECT_ENV):
-        VertexAI_API(ProviderSettings(api_key=KEY), vertexai=True)
+async def test_vertex_without_a_project_constructs_and_names_the_variable_before_sending() -> None:
+    for settings, kwargs in (
+        (ProviderSettings(api_key=KEY), {"vertexai": True}),
+        (ProviderSettings(api_key=KEY, api_url="https://europe-west4-aiplatform.googleapis.com/v1"), {}),
+    ):
+        recorder = Recorder()
+        api = VertexAI_API(settings, http_client=recorder.client(), **kwargs)  # as the original: no error yet
+        with pytest.raises(ConfigurationError, match=VERTEXAI_PROJECT_ENV):
+            await api.process_request(model=MODEL, chat_history=HELLO)
+        assert recorder.requests == []
 
 
 def test_parsed_calls_stay_plain_tool_calls() -> None:

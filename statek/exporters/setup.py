@@ -17,6 +17,7 @@ telemetry in *its* pipeline instead: :func:`instrument` then builds none of its 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -194,7 +195,9 @@ def instrument(
       botocore for Bedrock, aiohttp): :func:`statek.instrument_clients`; :func:`shutdown` undoes it.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
-    different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
+    different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first). A port that
+    cannot be served raises :class:`MetricsServerError` (an ``OSError`` naming the address and what
+    to do). When no exporter is set up at all, a warning says so (nothing would leave the process).
     """
     label_keys = tuple(job_label_keys)
     _register_credentials(otlp_endpoint, otlp_headers)
@@ -356,7 +359,11 @@ def _build(
             mirror = multiprocess.MultiprocessMirror(prometheus.reader)
             mirror.start()
         if prometheus is not None and plan.prometheus_port is not None:
-            port = prometheus.start_http_server(plan.prometheus_port, plan.prometheus_host)
+            try:
+                port = prometheus.start_http_server(plan.prometheus_port, plan.prometheus_host)
+            except OSError as exc:
+                raise MetricsServerError(exc, plan.prometheus_host, plan.prometheus_port) from exc
+        _warn_if_nothing_leaves(plan, registry, multiprocess_mode)
     except BaseException:
         if pusher is not None:
             pusher.shutdown(0)
@@ -381,6 +388,37 @@ def _build(
         mirror,
         owns_meter_provider=app_meter is None,
         span_exporter=span_exporter,
+    )
+
+
+class MetricsServerError(OSError):
+    """``/metrics`` could not be served. ``errno`` and ``strerror`` are the operating system's; the
+    message also names the address and what to do (an ``OSError``, so ``except OSError`` still works)."""
+
+    def __init__(self, error: OSError, host: str, port: int) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.host, self.port = host, port
+
+    def __str__(self) -> str:
+        if self.errno == errno.EADDRINUSE:
+            advice = (
+                "another process, or an earlier statek.instrument() in this one, holds it: pass "
+                "prometheus_port=0 for any free port, another port, or set OTEL_EXPORTER_PROMETHEUS_PORT"
+            )
+        else:
+            advice = "prometheus_host must be an address of this machine, e.g. 127.0.0.1"
+        return f"cannot serve /metrics on {self.host}:{self.port}: {self.strerror or 'error'} ({advice})"
+
+
+def _warn_if_nothing_leaves(plan: Any, registry: CollectorRegistry | None, multiprocess_mode: bool) -> None:
+    """Say so (once per setup, at WARNING) when no exporter was set up: nothing would leave the process."""
+    served = plan.prometheus_port is not None or registry is not None or multiprocess_mode
+    if served or plan.metrics_otlp or plan.metrics_console or plan.traces_otlp or plan.traces_console:
+        return
+    _log.warning(
+        "statek.instrument(): no exporter set up, so no span or metric leaves this process unless the "
+        "application serves prometheus_client's global registry; pass prometheus_port=9469 to serve "
+        "/metrics, or set OTEL_EXPORTER_OTLP_ENDPOINT (or otlp_endpoint=...) to push OTLP"
     )
 
 

@@ -449,7 +449,7 @@ class PriceDatabase:
 def _bundled_providers() -> list[Provider]:
     try:
         from genai_prices.data import providers as bundled
-    except ImportError:  # genai-prices needs Python 3.11+; without it only price files price calls
+    except ImportError:  # a dependency (the 0.1 line on Python 3.10); if removed, price files only
         logger.warning("genai-prices is not installed: calls are priced from price files only")
         return []
     return list(bundled)

@@ -344,16 +344,17 @@ class _RowValidator:
         if len(fields) > width:
             extra = fields[width:]
             if any(f.strip() for f in extra):
+                # The original's csv.DictReader ignored fields past the header: the row loads, with a warning.
                 problems.append(
                     Problem(
                         name,
                         line,
                         f"field {width + 1}",
-                        f"unexpected extra field: the row has {len(fields)} fields, the header {width}",
+                        f"extra field ignored: the row has {len(fields)} fields, the header {width}",
+                        warning=True,
                     )
                 )
-                return None
-            fields = fields[:width]  # trailing empty fields load, as in the original
+            fields = fields[:width]  # trailing fields load, as in the original
         if not any(f.strip() for f in fields):
             problems.append(Problem(name, line, None, "empty row: every field is blank"))
             return None
