@@ -40,6 +40,7 @@ __all__ = [
     "COST",
     "COST_DRIFT",
     "DURATION_BUCKETS",
+    "FAULT_INSTRUMENTS",
     "FAULT_SERIES",
     "LABEL_OVERFLOW",
     "NO_EXEMPLAR",
@@ -344,11 +345,14 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
 PROMETHEUS_SERIES: frozenset[str] = frozenset(s for spec in CATALOGUE for s in spec.prometheus_series)
 """Every Prometheus sample name statek exposes (histograms with ``_bucket``/``_sum``/``_count``)."""
 
-FAULT_SERIES: frozenset[str] = frozenset(
-    s
-    for spec in (CONSUMER_ERRORS, UNMETERED_REQUESTS, BUDGET_STORE_ERRORS, BUDGET_LEASE_EXPIRIES, LABEL_OVERFLOW)
-    for s in spec.prometheus_series
+FAULT_INSTRUMENTS: tuple[InstrumentSpec, ...] = (
+    CONSUMER_ERRORS,
+    UNMETERED_REQUESTS,
+    BUDGET_STORE_ERRORS,
+    BUDGET_LEASE_EXPIRIES,
+    LABEL_OVERFLOW,
 )
+FAULT_SERIES: frozenset[str] = frozenset(s for spec in FAULT_INSTRUMENTS for s in spec.prometheus_series)
 """The series of counters of faults (a consumer that failed, a request that could not be metered, a
 budget store that failed or lost a lease, a label value past the cardinality guard): they appear once the first fault happened, with the labels
 that say where; traffic without faults shows every other series."""
