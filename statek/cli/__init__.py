@@ -7,6 +7,7 @@ import typer
 from .demo import demo
 from .metrics import app as metrics_app
 from .pricing import app as pricing_app
+from .usage import app as usage_app
 
 __all__ = ["app", "main"]
 
@@ -45,6 +46,7 @@ def _root(
 app.command("demo")(demo)
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(usage_app, name="usage")
 
 
 def main() -> None:

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ATTRIBUTE_PREFIX",
     "COST_SCALE",
+    "MONEY_COLUMNS",
     "TABLES",
     "attribute_column",
+    "money",
     "polars_schema",
     "to_frame",
 ]
@@ -28,7 +30,7 @@ COST_SCALE = 18
 """Money columns are ``Decimal(38, 18)``: exact to 10^-18 USD (a price per token is ~10^-8)."""
 TABLES = ("calls", "jobs")
 
-_MONEY = {
+MONEY_COLUMNS = _MONEY = {
     "cost_usd",
     "reported_cost_usd",
     "table_cost_usd",
@@ -89,7 +91,8 @@ def polars_schema(table: str) -> dict[str, Any]:
     return {c: _dtype(c) for c in columns if c != "attributes"}
 
 
-def _money(value: Decimal | None) -> Decimal | None:
+def money(value: Decimal | None) -> Decimal | None:
+    """``value`` at the ledger's scale (:data:`COST_SCALE` decimal places), ``None`` kept."""
     if value is None:
         return None
     return value.quantize(_QUANTUM)
@@ -104,7 +107,7 @@ def to_frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
     for column in schema:
         values = [row[column] for row in rows]
         if column in _MONEY:
-            values = [_money(v) for v in values]
+            values = [money(v) for v in values]
         data[column] = values
     keys = sorted({key for row in rows for key in row["attributes"]})
     for key in keys:

@@ -120,6 +120,17 @@ class LedgerWriter:
                     self._failed(sink.name, len(rows), f"{type(exc).__name__}: {exc}")
                 else:
                     self.written[sink.name] += len(rows)
+        for sink in self.sinks:
+            tick = getattr(sink, "tick", None)
+            if tick is not None:
+                try:
+                    tick()
+                except Exception:  # noqa: BLE001
+                    _log.exception("statek ledger: the %s sink failed to retry", sink.name)
+
+    def dropped_total(self) -> int:
+        """Rows lost so far, all sinks (the writer's count and the sinks' own, e.g. a full spool)."""
+        return sum(self.dropped.values()) + sum(int(getattr(s, "dropped", 0)) for s in self.sinks)
 
     def _failed(self, sink: str, count: int, reason: str) -> None:
         self.dropped[sink] += count
