@@ -84,7 +84,8 @@ def report(
     ``since``/``until`` bound the calls' start (``until`` exclusive); ``job`` keeps the calls of that
     job and of its child jobs. The result is sorted by the group keys; its columns are the keys and
     ``calls``, ``failed_calls``, ``refused_calls``, ``input_tokens``, ``cached_tokens``,
-    ``output_tokens``, ``reasoning_tokens``, ``cost_usd`` (exact decimal), ``unpriced_calls``.
+    ``output_tokens``, ``reasoning_tokens``, ``cost_usd`` (exact decimal; null when no call of the
+    group had a cost), ``unpriced_calls``.
     """
     import polars as pl
 
@@ -114,7 +115,8 @@ def report(
         pl.col("cached_tokens").sum().alias("cached_tokens"),
         pl.col("output_tokens").sum().alias("output_tokens"),
         pl.col("reasoning_tokens").sum().alias("reasoning_tokens"),
-        pl.col("cost_usd").sum().alias("cost_usd"),
+        # null, never a made-up 0, when no call of the group had a cost (as LLM_Usage.total_cost)
+        pl.when(pl.col("cost_usd").is_not_null().any()).then(pl.col("cost_usd").sum()).alias("cost_usd"),
         (ok & pl.col("cost_usd").is_null()).sum().cast(pl.Int64).alias("unpriced_calls"),
     ]
     if keys:
