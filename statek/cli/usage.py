@@ -10,13 +10,10 @@ directory's small files; ``init-db`` creates the Postgres tables. Costs are exac
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 import sys
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -56,38 +53,38 @@ def _keys(by: str) -> list[str]:
     return keys
 
 
-def _plain(value: Any) -> Any:
-    """A cell as JSON/CSV wants it: exact decimal strings for money, ISO dates."""
-    if isinstance(value, Decimal):
-        text = format(value.normalize(), "f")
-        return "0" if text in ("-0", "") else text
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return value
+def _as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Money as exact decimal strings without trailing zeros, dates as ISO strings: done by polars,
+    column-wise (a report may have hundreds of thousands of groups)."""
+    import polars as pl
 
-
-def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.iter_rows(named=True)]
+    changes = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.Decimal):
+            text = pl.col(name).cast(pl.String)
+            trimmed = text.str.replace(r"(\.\d*?)0+$", "$1").str.replace(r"\.$", "")
+            changes.append(pl.when(trimmed == "-0").then(pl.lit("0")).otherwise(trimmed).alias(name))
+        elif dtype in (pl.Date, pl.Datetime) or isinstance(dtype, pl.Datetime):
+            changes.append(pl.col(name).cast(pl.String))
+    return frame.with_columns(changes) if changes else frame
 
 
 def _emit(frame: pl.DataFrame, as_json: bool, as_csv: bool) -> None:
-    rows = _rows(frame)
+    text = _as_text(frame)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        sys.stdout.write(text.write_json() + "\n")
         return
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(frame.columns), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        sys.stdout.write(text.write_csv())
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for column in frame.columns:
-        table.add_column(column, justify="left" if frame.schema[column].is_numeric() is False else "right")
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    for column in text.columns:
+        table.add_column(column, justify="right" if frame.schema[column].is_numeric() else "left")
+    for row in text.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
     Console().print(table)
 
 
