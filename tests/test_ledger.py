@@ -202,3 +202,53 @@ def test_cli_reprice_prices_each_call_again(tmp_path: Path) -> None:
     # the difference counts the calls priced both times (not the one recorded unpriced)
     assert mini["cost_usd"] == "1.1"
     assert Decimal(mini["difference_usd"]) == Decimal(40) / 10**6 - Decimal("1.1")
+
+
+# ----------------------------------------------------------------------------- OTLP log records
+def test_rows_become_otlp_log_events_with_every_field() -> None:
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from statek.ledger.otlp import OtlpLogSink
+
+    exporter = InMemoryLogRecordExporter()
+    sink = OtlpLogSink(exporter)
+    with Job("j", attributes={"tenant": "acme"}) as job:
+        row = call_row(call_record(job, cost=Decimal("0.000000123456789")), SERVICE)
+    sink.write("calls", [row])
+    sink.close()
+    (exported,) = exporter.get_finished_logs()
+    record = exported.log_record
+    assert record.event_name == "statek.usage.call" and record.span_id == 0x56
+    attributes = dict(record.attributes or {})
+    assert attributes["statek.usage.cost_usd"] == "0.000000123456789"
+    assert attributes["statek.job.tenant"] == "acme" and attributes["statek.usage.job_id"] == "j"
+    assert attributes["statek.usage.record_id"] == row["record_id"]
+    assert record.timestamp == int(row["start"].timestamp() * 1e6) * 1000
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint", "expected"),
+    [
+        ({}, None, (False, False)),
+        ({}, "http://127.0.0.1:4318", (True, False)),
+        ({"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://x:4318/v1/logs"}, None, (True, False)),
+        ({"OTEL_LOGS_EXPORTER": "none"}, "http://127.0.0.1:4318", (False, False)),
+        ({"OTEL_LOGS_EXPORTER": "console"}, None, (False, True)),
+        ({"OTEL_LOGS_EXPORTER": "otlp"}, None, (True, False)),
+        ({"OTEL_SDK_DISABLED": "true"}, "http://127.0.0.1:4318", (False, False)),
+    ],
+)
+def test_logs_follow_the_otel_exporter_settings(
+    env: dict[str, str], endpoint: str | None, expected: tuple[bool, bool]
+) -> None:
+    from statek.exporters.ledger import logs_plan
+
+    assert logs_plan(endpoint, env) == expected
+
+
+def test_an_unknown_logs_exporter_is_a_configuration_error() -> None:
+    from statek.exceptions import ConfigurationError
+    from statek.exporters.ledger import logs_plan
+
+    with pytest.raises(ConfigurationError, match="OTEL_LOGS_EXPORTER"):
+        logs_plan(None, {"OTEL_LOGS_EXPORTER": "kafka"})

@@ -68,6 +68,8 @@ class Instrumentation:
     disabled: bool = False
     closed: bool = field(default=False)
     span_exporter: Any = None
+    ledger: Any = None
+    """The usage ledger's writer (:class:`statek.ledger.writer.LedgerWriter`), ``None`` without one."""
 
     def __repr__(self) -> str:
         # arguments holds the OTLP headers, usually a collector credential: shown scrubbed.
@@ -86,6 +88,8 @@ class Instrumentation:
             return
         self.closed = True
         millis = timeout * 1000
+        if self.ledger is not None:  # first: its last rows may still become OTLP log records
+            _run("usage ledger", lambda: _close_ledger(self.ledger, timeout))
         pusher = self.metric_pusher
         if self.span_exporter is not None:
             otlp.final_attempt(self.span_exporter, timeout)  # what is queued: one bounded attempt
@@ -120,6 +124,12 @@ class Instrumentation:
             self.tracer_provider.shutdown()
 
 
+def _close_ledger(writer: Any, timeout: float) -> None:
+    from .ledger import close_ledger
+
+    close_ledger(writer, timeout)
+
+
 def _run(what: str, action: Callable[[], object]) -> None:
     try:
         action()
@@ -152,6 +162,8 @@ def instrument(
     set_global: bool = False,
     multiprocess_mode: bool | None = None,
     httpx: bool = False,
+    ledger: str | os.PathLike[str] | None = None,
+    ledger_url: str | None = None,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -178,6 +190,10 @@ def instrument(
       ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
     - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
       and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
+    - ``ledger`` (default ``STATEK_LEDGER_DIR``) and ``ledger_url`` (default ``STATEK_LEDGER_URL``):
+      the usage ledger, one record per call and per job, to a Parquet directory and to Postgres,
+      and as OTLP log records by the same rule as spans (``OTEL_LOGS_EXPORTER``); see
+      :mod:`statek.exporters.ledger` and ``docs/ledger.md``. :func:`shutdown` writes what is left.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
@@ -208,6 +224,8 @@ def instrument(
         "set_global": set_global,
         "multiprocess_mode": multiprocess_mode,
         "httpx": httpx,
+        "ledger": os.fspath(ledger) if ledger is not None else None,
+        "ledger_url": ledger_url,
     }
     global _active
     with _lock:
@@ -249,6 +267,18 @@ def instrument(
             from ..instrumentation import instrument_httpx
 
             instrument_httpx()
+        from .ledger import start_ledger
+
+        _active.ledger = start_ledger(
+            directory=ledger,
+            url=ledger_url,
+            otlp_endpoint=otlp_endpoint,
+            exporter_args={"protocol": otlp_protocol, "headers": otlp_headers, "timeout": otlp_timeout},
+            resource_attributes={
+                **(resource_attributes or {}),
+                **({"service.name": service_name} if service_name else {}),
+            },
+        )
         return _active
 
 
