@@ -1,14 +1,19 @@
-"""Ledger test helpers: call records as the metering path makes them, and jobs with attributes."""
+"""Ledger test helpers: finished call records as the metering path leaves them."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
+from statek.call_record import CallRecord
+from statek.metering.types import CallCost
 from statek.types import CallDetail
+
+
+class _SpanContext:
+    trace_id = 0x1234
+    span_id = 0x56
 
 
 def call_record(
@@ -24,11 +29,17 @@ def call_record(
     status: str = "calculated",
     started_wall: float | None = None,
     duration: float = 0.25,
-) -> Any:
-    """A finished call's record with the fields the metering path fills (see DESIGN: CallRecord)."""
-    detail = None
+) -> CallRecord:
+    """A finished call's :class:`CallRecord`, filled as the metering path fills it."""
+    record = CallRecord(provider, provider.lower(), provider.lower(), model, "chat", job)
+    record.started_wall = time.time() if started_wall is None else started_wall
+    record.outcome = outcome  # type: ignore[assignment]
+    record.duration = duration
+    record.bytes_sent = 100
+    record.span_context = _SpanContext()
     if outcome == "ok":
-        detail = CallDetail(
+        priced = cost if status in ("calculated", "reported") else None
+        record.detail = CallDetail(
             100,
             200,
             None,
@@ -36,32 +47,11 @@ def call_record(
             output_tokens,
             cached_tokens,
             response_model=model + "-2024",
-            priced_cost=cost,
+            priced_cost=priced,
             cost_status=status,  # type: ignore[arg-type]
         )
-    return SimpleNamespace(
-        record_id=uuid.uuid4().hex,
-        provider_key=provider,
-        genai_provider=provider.lower(),
-        pricing_provider=provider.lower(),
-        request_model=model,
-        operation="chat",
-        stream=False,
-        job=job,
-        started_wall=time.time() if started_wall is None else started_wall,
-        started=0.0,
-        outcome=outcome,
-        error_type=None if outcome == "ok" else ("500" if outcome == "error" else "BudgetExceededError"),
-        exception=None,
-        detail=detail,
-        table_cost=None,
-        drift=None,
-        bytes_sent=100,
-        bytes_received=200 if outcome == "ok" else 0,
-        duration=duration,
-        first_chunk_s=None,
-        retries=0,
-        trace_id=0x1234,
-        span_id=0x56,
-        reservation=None,
-    )
+        record.cost = CallCost(priced, status)  # type: ignore[arg-type]
+        record.bytes_received = 200
+    else:
+        record.error_type = "500" if outcome == "error" else "BudgetExceededError"
+    return record

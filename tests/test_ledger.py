@@ -56,18 +56,21 @@ def test_a_failed_or_refused_call_has_no_tokens_and_no_cost(outcome: str) -> Non
 
 
 def test_an_unpriced_call_has_no_cost_even_when_a_figure_was_attached() -> None:
-    row = call_row(call_record(None, status="unpriced", cost=Decimal("1")), SERVICE)
+    record = call_record(None, status="unpriced")
+    record.detail = record.detail._replace(priced_cost=Decimal("1"))  # type: ignore[union-attr]
+    row = call_row(record, SERVICE)
     assert row["cost_usd"] is None and row["cost_status"] == "unpriced"
 
 
 def test_a_job_row_carries_the_totals_and_the_budget() -> None:
-    from types import SimpleNamespace
-
+    from statek.call_record import JobRecord
     from statek.executors.budget import Budget
 
     with Job("j", attributes={"tenant": "t"}, budget=Budget(usd="2.50")) as job:
         job.usage.record("OPENAI", "m", call_record(job).detail)
-    row = job_row(SimpleNamespace(job=job, started_wall=1.0, ended_wall=2.0, error_type=None), SERVICE)
+    record = JobRecord(job, 1.0, 2.0, ValueError("boom"))
+    row = job_row(record, SERVICE)
+    assert row["record_id"] == record.record_id and row["error_type"] == "ValueError"
     assert row["calls"] == 1 and row["cost_usd"] == Decimal("0.0000123")
     assert row["budget_usd"] == Decimal("2.50") and row["attributes"] == {"tenant": "t"}
 

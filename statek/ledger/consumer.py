@@ -11,6 +11,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ..call_record import (
+    CallRecord,
+    JobRecord,
+    add_call_consumer,
+    add_job_consumer,
+    remove_call_consumer,
+    remove_job_consumer,
+)
 from .writer import LedgerWriter
 
 __all__ = ["LedgerConsumer", "attach", "detach"]
@@ -21,22 +29,24 @@ class LedgerConsumer:
 
     __slots__ = ("_add_call", "_add_job", "writer")
 
+    name = "ledger"
+
     def __init__(self, writer: LedgerWriter) -> None:
         self.writer = writer
         self._add_call = writer.add_call
         self._add_job = writer.add_job
 
-    def start(self, record: Any) -> None:
+    def start(self, record: CallRecord) -> None:
         """Nothing to do before the call is sent."""
 
-    def finish(self, record: Any) -> None:
+    def finish(self, record: CallRecord) -> None:
         """Queue the finished call's record (ok, error or refused)."""
         self._add_call(record)
 
     def job_started(self, job: Any) -> None:
         """Nothing to do when a job starts."""
 
-    def job_finished(self, record: Any) -> None:
+    def job_finished(self, record: JobRecord) -> None:
         """Queue the finished job's record."""
         self._add_job(record)
 
@@ -47,8 +57,6 @@ _attached: dict[int, LedgerConsumer] = {}
 
 def attach(writer: LedgerWriter) -> LedgerConsumer:
     """Register a consumer feeding ``writer`` with the metering path (calls and jobs)."""
-    from ..call_record import add_call_consumer, add_job_consumer
-
     consumer = LedgerConsumer(writer)
     with _lock:
         _attached[id(writer)] = consumer
@@ -59,8 +67,6 @@ def attach(writer: LedgerWriter) -> LedgerConsumer:
 
 def detach(writer: LedgerWriter) -> None:
     """Stop feeding ``writer`` (idempotent)."""
-    from ..call_record import remove_call_consumer, remove_job_consumer
-
     with _lock:
         consumer = _attached.pop(id(writer), None)
     if consumer is not None:

@@ -2,8 +2,9 @@
 OTLP log records) writes.
 
 Pure functions of the metering path's records (:class:`statek.call_record.CallRecord` and
-``JobRecord``): they read attributes only, import nothing of the metering path, and run on the
-ledger's writer thread, never on the caller's.
+:class:`~statek.call_record.JobRecord`): they read the records only, and run on the ledger's writer
+thread, never on the caller's. A job row's totals are the job's usage when the row is made (within
+a writer interval of the job's end).
 
 Money is exact: ``cost_usd``, ``reported_cost_usd``, ``table_cost_usd`` and ``cost_drift_usd`` are
 ``Decimal`` here; the Parquet sink stores them as ``Decimal(38, 18)`` (an exact scaled integer: 20
@@ -229,7 +230,7 @@ def job_row(record: Any, service: ServiceIdentity) -> dict[str, Any]:
     job_id, root_id, parents, attributes = _job_fields(job)
     usage = job.usage
     row: dict[str, Any] = {
-        "record_id": uuid.uuid4().hex,
+        "record_id": record.record_id,
         "start": _utc(record.started_wall),
         "end": _utc(record.ended_wall),
         "service_name": service.name,
