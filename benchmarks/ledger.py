@@ -98,7 +98,9 @@ def _generate(folder: Path, rows: int, files: int) -> None:
         frame = frame.with_columns(
             pl.col("start").cast(pl.Datetime("us", "UTC")),
             (pl.col("start").cast(pl.Datetime("us", "UTC")) + pl.duration(milliseconds=400)).alias("end"),
-            (pl.col("cost_units").cast(pl.Decimal(38, 18)) / 1_000_000).cast(pl.Decimal(38, 18)).alias("cost_usd"),
+            (pl.col("cost_units").cast(pl.Decimal(38, 18)) / 1_000_000)
+            .cast(pl.Decimal(38, 18))
+            .alias("cost_usd"),
             pl.lit("calculated").alias("cost_status"),
         ).drop("cost_units")
         missing = [c for c in schema if c not in frame.columns]
@@ -119,7 +121,9 @@ def report_speed(rows: int) -> None:
             started = time.perf_counter()
             result = report(scan(folder), ["tenant", "model", "day"])
             timings.append(time.perf_counter() - started)
-        print(f"report --by tenant,model,day in-process: best {min(timings):.2f} s ({result.height:,} groups)")
+        print(
+            f"report --by tenant,model,day in-process: best {min(timings):.2f} s ({result.height:,} groups)"
+        )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
         command = [sys.executable, "-c", "from statek.cli import main; main()"]
         args = ["usage", "report", "--ledger", folder, "--by", "tenant,model,day", "--csv"]

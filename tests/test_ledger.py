@@ -27,14 +27,16 @@ SERVICE = ServiceIdentity("svc", "host:1")
 
 
 def writer_into(directory: Path, instance: str = "host:1", interval: float = 3600.0) -> LedgerWriter:
-    return LedgerWriter([ParquetSink(directory, instance)], ServiceIdentity("svc", instance), interval=interval)
+    return LedgerWriter(
+        [ParquetSink(directory, instance)], ServiceIdentity("svc", instance), interval=interval
+    )
 
 
 # ----------------------------------------------------------------------------- rows
 def test_a_call_row_carries_the_job_lineage_and_every_attribute() -> None:
-    with Job("root", attributes={"tenant": "acme", "feature": "search"}) as root:
-        with Job("child", attributes={"user": "u-7"}) as child:
-            record = call_record(child, cost=Decimal("0.000000123456789"), cached_tokens=3)
+    root = Job("root", attributes={"tenant": "acme", "feature": "search"})
+    with root, Job("child", attributes={"user": "u-7"}) as child:
+        record = call_record(child, cost=Decimal("0.000000123456789"), cached_tokens=3)
     row = call_row(record, SERVICE)
     assert (row["job_id"], row["root_job_id"], row["parent_job_ids"]) == ("child", "root", ["root"])
     assert row["attributes"] == {"tenant": "acme", "feature": "search", "user": "u-7"}
@@ -57,7 +59,7 @@ def test_a_failed_or_refused_call_has_no_tokens_and_no_cost(outcome: str) -> Non
 
 def test_an_unpriced_call_has_no_cost_even_when_a_figure_was_attached() -> None:
     record = call_record(None, status="unpriced")
-    record.detail = record.detail._replace(priced_cost=Decimal("1"))  # type: ignore[union-attr]
+    record.detail = record.detail._replace(priced_cost=Decimal(1))  # type: ignore[union-attr]
     row = call_row(record, SERVICE)
     assert row["cost_usd"] is None and row["cost_status"] == "unpriced"
 
@@ -132,7 +134,7 @@ def _ledger(tmp_path: Path) -> Path:
     with Job("b", attributes={"tenant": "zed"}) as b:
         writer.add_call(call_record(b, status="unpriced", cost=None, input_tokens=7))
         old = datetime(2020, 1, 1, tzinfo=timezone.utc).timestamp()
-        writer.add_call(call_record(b, cost=Decimal("1"), started_wall=old))
+        writer.add_call(call_record(b, cost=Decimal(1), started_wall=old))
     writer.close()
     return tmp_path
 
@@ -140,9 +142,13 @@ def _ledger(tmp_path: Path) -> Path:
 def test_report_counts_as_llm_usage_does(tmp_path: Path) -> None:
     rows = report(scan(_ledger(tmp_path)), ["tenant"]).to_dicts()
     acme, zed = rows
-    assert acme["tenant"] == "acme" and (acme["calls"], acme["failed_calls"], acme["refused_calls"]) == (2, 1, 1)
+    assert acme["tenant"] == "acme" and (acme["calls"], acme["failed_calls"], acme["refused_calls"]) == (
+        2,
+        1,
+        1,
+    )
     assert acme["cost_usd"] == Decimal("0.3") and acme["input_tokens"] == 20
-    assert zed["calls"] == 2 and zed["unpriced_calls"] == 1 and zed["cost_usd"] == Decimal("1")
+    assert zed["calls"] == 2 and zed["unpriced_calls"] == 1 and zed["cost_usd"] == Decimal(1)
 
 
 def test_report_filters_by_time_and_job_tree(tmp_path: Path) -> None:
@@ -150,7 +156,10 @@ def test_report_filters_by_time_and_job_tree(tmp_path: Path) -> None:
     recent = report(calls, ["tenant"], since=datetime.now(timezone.utc) - timedelta(days=30)).to_dicts()
     assert [r["cost_usd"] for r in recent] == [Decimal("0.3"), None]  # zed: one unpriced call
     tree = report(calls, ["job", "model"], job="a").to_dicts()
-    assert [(r["job"], r["model"], r["calls"]) for r in tree] == [("a", "gpt-4o-mini", 1), ("a1", "claude", 1)]
+    assert [(r["job"], r["model"], r["calls"]) for r in tree] == [
+        ("a", "gpt-4o-mini", 1),
+        ("a1", "claude", 1),
+    ]
     unknown = report(calls, ["team"]).to_dicts()
     assert len(unknown) == 1 and unknown[0]["team"] is None and unknown[0]["calls"] == 4
 
@@ -186,7 +195,9 @@ def test_cli_report_json_csv_and_export(tmp_path: Path) -> None:
     out = runner.invoke(app, ["usage", "report", "--ledger", str(ledger), "--by", "provider", "--csv"])
     assert out.output.splitlines()[1].startswith("ANTHROPIC,1,0,0,")
     target = tmp_path / "calls.jsonl"
-    out = runner.invoke(app, ["usage", "export", "--ledger", str(ledger), "--since", "30d", "-o", str(target)])
+    out = runner.invoke(
+        app, ["usage", "export", "--ledger", str(ledger), "--since", "30d", "-o", str(target)]
+    )
     assert out.exit_code == 0 and len(target.read_text().splitlines()) == 5
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -161,7 +161,7 @@ def export_command(
         data.write_parquet(output)
     elif output.endswith(".csv"):
         data.with_columns(pl.col("parent_job_ids").list.join(",")).write_csv(output)
-    elif output.endswith(".jsonl") or output.endswith(".ndjson"):
+    elif output.endswith((".jsonl", ".ndjson")):
         data.write_ndjson(output)
     else:
         raise typer.BadParameter("--output must end in .parquet, .csv or .jsonl")
@@ -175,7 +175,9 @@ def compact_command(
     """Merge a ledger directory's small files into one file per table (safe beside running writers)."""
     from ..ledger.query import compact
 
-    kind, where = _source(ledger, None)
+    where = ledger or os.environ.get(LEDGER_DIR_ENV)
+    if not where:
+        raise typer.BadParameter(f"give the ledger directory (or set {LEDGER_DIR_ENV})")
     merged = compact(where)
     typer.echo(", ".join(f"{table}: {n} files merged" for table, n in merged.items()))
 
@@ -185,7 +187,9 @@ def init_db_command(db: str = _DB) -> None:
     """Create the ledger's tables and indexes in Postgres (idempotent)."""
     from ..ledger.postgres import init_db
 
-    kind, where = _source(None, db or os.environ.get(LEDGER_URL_ENV))
+    where = db or os.environ.get(LEDGER_URL_ENV)
+    if not where:
+        raise typer.BadParameter(f"give --db postgresql://... (or set {LEDGER_URL_ENV})")
     init_db(where)
     typer.echo("statek ledger tables ready")
 

@@ -45,7 +45,9 @@ def logs_plan(otlp_endpoint: str | None, env: Mapping[str, str] | None = None) -
             f"comma-separated subset of {', '.join(sorted(LOG_EXPORTERS))}"
         )
     if "none" in chosen and len(chosen) > 1:
-        raise ConfigurationError(f"OTEL_LOGS_EXPORTER={raw!r}: 'none' cannot be combined with other exporters")
+        raise ConfigurationError(
+            f"OTEL_LOGS_EXPORTER={raw!r}: 'none' cannot be combined with other exporters"
+        )
     if chosen:
         return "otlp" in chosen, "console" in chosen
     endpoint = bool(otlp_endpoint) or bool(
@@ -69,7 +71,9 @@ def log_exporter(
         try:
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
         except ImportError as exc:
-            raise ConfigurationError('OTLP over gRPC needs the grpc extra: pip install "statek[grpc]"') from exc
+            raise ConfigurationError(
+                'OTLP over gRPC needs the grpc extra: pip install "statek[grpc]"'
+            ) from exc
         return Grpc(endpoint=endpoint, headers=extra, timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 

@@ -48,6 +48,20 @@ def log_attributes(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _span_context(trace_id: str | None, span_id: str | None) -> Any:
+    """The context of the call's span, so the record carries its trace and span ids (``None``: none)."""
+    if not trace_id or not span_id:
+        return None
+    from opentelemetry import trace
+
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(
+            int(trace_id, 16), int(span_id, 16), False, trace.TraceFlags(trace.TraceFlags.SAMPLED)
+        )
+    )
+    return trace.set_span_in_context(span)
+
+
 def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000) * 1000
 
@@ -72,13 +86,11 @@ class OtlpLogSink:
         event = CALL_EVENT if table == "calls" else JOB_EVENT
         emit = self._logger.emit
         for row in rows:
-            trace_id, span_id = row.get("trace_id"), row.get("span_id")
             emit(
                 LogRecord(
                     timestamp=_ns(row["start"]),
                     observed_timestamp=_ns(row["end"]),
-                    trace_id=int(trace_id, 16) if trace_id else None,
-                    span_id=int(span_id, 16) if span_id else None,
+                    context=_span_context(row.get("trace_id"), row.get("span_id")),
                     severity_number=SeverityNumber.INFO,
                     severity_text="INFO",
                     body=event,

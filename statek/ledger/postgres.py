@@ -56,7 +56,9 @@ def _sql_type(column: str) -> str:
         return "text PRIMARY KEY"
     if column.endswith("_usd"):
         return "numeric"
-    if column.endswith(("_tokens", "_calls", "calls", "bytes_sent", "bytes_received", "retries", "_refusals")):
+    if column.endswith(
+        ("_tokens", "_calls", "calls", "bytes_sent", "bytes_received", "retries", "_refusals")
+    ):
         return "bigint"
     return "text"
 

@@ -44,7 +44,6 @@ def scan(directory: str | os.PathLike[str], table: str = "calls") -> pl.LazyFram
     Files written by different processes may carry different job attribute columns (``attr.<key>``);
     the frame has the union of them, null where a file had none.
     """
-    import polars as pl
 
     return _scan_files(table_files(directory, table), table)
 
@@ -133,7 +132,6 @@ def compact(directory: str | os.PathLike[str], *, min_files: int = 2) -> dict[st
     is renamed into place before they are removed, and a record id that two files hold (a crash
     between the rename and the removal, then a second run) is kept once.
     """
-    import polars as pl
 
     merged: dict[str, int] = {}
     for table in ("calls", "jobs"):
@@ -141,7 +139,11 @@ def compact(directory: str | os.PathLike[str], *, min_files: int = 2) -> dict[st
         if len(files) < min_files:
             merged[table] = 0
             continue
-        data = _scan_files(files, table).unique(subset=["record_id"], keep="first", maintain_order=True).collect()
+        data = (
+            _scan_files(files, table)
+            .unique(subset=["record_id"], keep="first", maintain_order=True)
+            .collect()
+        )
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"{stamp}-compacted-{os.getpid()}-{int(time.time_ns() % 10**9):09d}.parquet"
         write_frame(data, Path(directory) / table, name)

@@ -103,6 +103,6 @@ def reprice(
         (pl.col("_new") - pl.col("cost_usd")).sum().alias("difference_usd"),
         pl.col("_new").is_null().sum().cast(pl.Int64).alias("unpriced_calls"),
     )
-    return result.select([*names, "calls", "cost_usd", "repriced_usd", "difference_usd", "unpriced_calls"]).sort(
-        names, nulls_last=True
-    )
+    return result.select(
+        [*names, "calls", "cost_usd", "repriced_usd", "difference_usd", "unpriced_calls"]
+    ).sort(names, nulls_last=True)

@@ -43,9 +43,7 @@ class LedgerSink(Protocol):
 class LedgerWriter:
     """A queue and a thread between the metering path and the ledger's sinks."""
 
-    def __init__(
-        self, sinks: list[LedgerSink], service: ServiceIdentity, *, interval: float = 1.0
-    ) -> None:
+    def __init__(self, sinks: list[LedgerSink], service: ServiceIdentity, *, interval: float = 1.0) -> None:
         self.sinks = list(sinks)
         self.service = service
         self.interval = interval
