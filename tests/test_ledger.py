@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from ledger_support import call_record
+from test_telemetry_support import Captured, captured_fixture, prices_fixture  # noqa: F401
 from typer.testing import CliRunner
 
 from statek.cli import app
@@ -100,7 +101,7 @@ def test_close_writes_what_is_left_and_no_temporary_file_stays(tmp_path: Path) -
 
 
 def test_an_unwritable_directory_logs_once_counts_and_never_raises(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, captured: Captured
 ) -> None:
     blocker = tmp_path / "ledger"
     blocker.write_text("a file where the ledger folder should be")
@@ -113,6 +114,7 @@ def test_an_unwritable_directory_logs_once_counts_and_never_raises(
     assert writer.dropped["parquet"] == 3 and writer.dropped_total() == 3
     lines = [r for r in caplog.records if r.name == "statek.ledger"]
     assert len(lines) == 1 and "lost by the parquet sink" in lines[0].getMessage()
+    assert captured.values("statek.consumer.errors") == {frozenset({("statek.consumer", "ledger")}): 3}
 
 
 def test_import_statek_does_not_import_polars() -> None:

@@ -135,7 +135,7 @@ class PostgresSink:
             self.dropped += overflow
             _log.error(
                 "statek ledger: Postgres spool full (%d rows): %d oldest rows dropped, %d so far "
-                "(metric statek.ledger.dropped)",
+                "(counted in statek_consumer_errors_total)",
                 self.limit,
                 overflow,
                 self.dropped,
@@ -195,7 +195,7 @@ class PostgresSink:
         if self._spool:
             self.dropped += len(self._spool)
             _log.error(
-                "statek ledger: %d rows never reached Postgres before exit (metric statek.ledger.dropped)",
+                "statek ledger: %d rows never reached Postgres before exit (counted in statek_consumer_errors_total)",
                 len(self._spool),
             )
             self._spool.clear()

@@ -9,8 +9,9 @@ by ``statek.shutdown()`` and at interpreter exit) writes what is left.
 
 A sink that fails (a full or read-only disk, a database that is down and whose spool is full) never
 raises into the application: the writer logs the first failure of each sink (then every hundredth)
-and counts the records lost in :attr:`LedgerWriter.dropped`, which the ``statek.ledger.dropped``
-metric reports.
+and counts the records lost in :attr:`LedgerWriter.dropped` and in the metric
+``statek.consumer.errors{statek.consumer="ledger"}`` (Prometheus ``statek_consumer_errors_total``), as
+every consumer of the metering path counts what it failed to record.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 from collections import Counter, deque
 from typing import Any, Protocol
 
+from ..telemetry.metrics import count_consumer_error
 from .rows import ServiceIdentity, call_row, job_row
 
 __all__ = ["LedgerSink", "LedgerWriter"]
@@ -56,6 +58,7 @@ class LedgerWriter:
         self._closed = False
         self._flush_lock = threading.Lock()
         self._failures: Counter[str] = Counter()
+        self._sink_lost: Counter[str] = Counter()
         self._thread = threading.Thread(target=self._run, name="statek-ledger", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -119,6 +122,10 @@ class LedgerWriter:
                 else:
                     self.written[sink.name] += len(rows)
         for sink in self.sinks:
+            lost = int(getattr(sink, "dropped", 0))
+            if lost > self._sink_lost[sink.name]:  # a sink's own losses (a Postgres spool overflow)
+                _count_lost(lost - self._sink_lost[sink.name])
+                self._sink_lost[sink.name] = lost
             tick = getattr(sink, "tick", None)
             if tick is not None:
                 try:
@@ -132,14 +139,20 @@ class LedgerWriter:
 
     def _failed(self, sink: str, count: int, reason: str) -> None:
         self.dropped[sink] += count
+        _count_lost(count)
         failures = self._failures[sink]
         self._failures[sink] += 1
         if failures % 100 == 0:
             _log.error(
                 "statek ledger: %d record(s) lost by the %s sink (%s); %d lost so far "
-                "(metric statek.ledger.dropped)",
+                "(counted in statek_consumer_errors_total{statek_consumer=\"ledger\"})",
                 count,
                 sink,
                 reason,
                 self.dropped[sink],
             )
+
+
+def _count_lost(count: int) -> None:
+    for _ in range(count):
+        count_consumer_error("ledger")
