@@ -3,13 +3,19 @@
 - ``handoff``: the calling thread's share of one call's ledger record (the consumer's ``finish``:
   an append to the writer's queue), p50 over blocks of calls, wall and thread-CPU clocks, with the
   writer thread running and writing the Parquet files meanwhile (goal, issue 27: <= 5 us).
+- ``call``: a whole ``LLM_API`` call in a ``Job`` per call (loopback server, full telemetry stack,
+  priced model) with the ledger consumer attached and without, interleaved in blocks: p50 thread-CPU
+  and wall time per call, and the difference.
+- ``instructions``: the same two clients' calls counted by valgrind (callgrind, main thread only,
+  runs of N and 4N calls differenced, as ``benchmarks/instructions.py`` does): what the ledger adds
+  to one call on the calling thread, in instructions.
 - ``report``: ``statek usage report --by tenant,model,day`` over ``--rows`` generated call rows
   (default 10 million: 200 tenants, 12 models, 30 days) in a ledger directory of compacted files;
   timed in-process (scan + group + collect) and as the CLI in a fresh process (goal: <= 2 s).
 - ``size``: bytes on disk per million calls, as the writer leaves them (a file per second at 1000
   calls/s) and after ``statek usage compact``.
 
-    python -m benchmarks ledger [--quick] [--rows N] [--part handoff|report|size]
+    python -m benchmarks ledger [--quick] [--rows N] [--part handoff|call|instructions|report|size]
 """
 
 from __future__ import annotations
@@ -60,6 +66,120 @@ def handoff(calls: int) -> None:
             f"wall {statistics.median(wall):.0f} ns, thread CPU {statistics.median(cpu):.0f} ns; "
             f"written {sum(writer.written.values())} rows, dropped {writer.dropped_total()}"
         )
+
+
+def _ledger_on(folder: str) -> Any:
+    from statek.ledger.consumer import attach
+    from statek.ledger.parquet import ParquetSink
+    from statek.ledger.rows import service_identity
+    from statek.ledger.writer import LedgerWriter
+
+    service = service_identity()
+    writer = LedgerWriter([ParquetSink(folder, service.instance)], service)
+    attach(writer)
+    return writer
+
+
+def _ledger_off(writer: Any) -> None:
+    from statek.ledger.consumer import detach
+
+    detach(writer)
+    writer.close()
+
+
+async def _timed_calls(url: str, calls: int, block: int) -> dict[bool, tuple[list[float], list[float]]]:
+    from benchmarks.overhead import Clients
+
+    clients = Clients(url)
+    results: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
+    with tempfile.TemporaryDirectory(prefix="statek-ledger-bench-") as folder:
+        for _ in range(100):  # warm-up
+            await clients.statek_job_call()
+        for n in range(max(1, calls // block)):
+            on = n % 2 == 1
+            writer = _ledger_on(folder) if on else None
+            wall, cpu = results[on]
+            for _ in range(block):
+                w0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+                await clients.statek_job_call()
+                cpu.append((time.thread_time_ns() - c0) / 1000)
+                wall.append((time.perf_counter_ns() - w0) / 1000)
+            if writer is not None:
+                _ledger_off(writer)
+    await clients.aclose()
+    return results
+
+
+def call_cost(calls: int) -> None:
+    import asyncio
+
+    from benchmarks._loopback import LoopbackServer, telemetry_on
+
+    telemetry_on()
+    with LoopbackServer() as server:
+        results = asyncio.run(_timed_calls(server.url, calls, 500))
+    (off_wall, off_cpu), (on_wall, on_cpu) = results[False], results[True]
+    p50 = statistics.median
+    print(
+        f"LLM_API call in a Job, p50 over {len(on_cpu)} calls each: ledger off {p50(off_cpu):.1f} us CPU "
+        f"({p50(off_wall):.1f} us wall), ledger on {p50(on_cpu):.1f} us CPU ({p50(on_wall):.1f} us wall): "
+        f"+{p50(on_cpu) - p50(off_cpu):.1f} us CPU on the calling thread"
+    )
+
+
+def _child(on: bool, calls: int) -> None:
+    import asyncio
+
+    from benchmarks._loopback import LoopbackServer, telemetry_on
+    from benchmarks.overhead import Clients
+
+    telemetry_on()
+
+    async def run(url: str) -> None:
+        clients = Clients(url)
+        for _ in range(100 + calls):
+            await clients.statek_job_call()
+        await clients.aclose()
+
+    with tempfile.TemporaryDirectory(prefix="statek-ledger-bench-") as folder, LoopbackServer() as server:
+        writer = _ledger_on(folder) if on else None
+        asyncio.run(run(server.url))
+        if writer is not None:
+            _ledger_off(writer)
+
+
+def _instructions(on: bool, calls: int) -> int:
+    import re
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed: apt-get install valgrind (Debian)")
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory(prefix="statek-callgrind-") as folder:
+        out = Path(folder) / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}"]
+        child = [sys.executable, "-m", "benchmarks.ledger", "--child", "on" if on else "off", str(calls)]
+        done = subprocess.run([*command, *child], env=env, capture_output=True, check=False)
+        main_thread = out.with_name(out.name + "-01")
+        found = (
+            re.search(rb"^summary: (\d+)", main_thread.read_bytes(), re.MULTILINE)
+            if main_thread.exists()
+            else None
+        )
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"valgrind run failed (exit {done.returncode}): {done.stderr.decode()[-600:]}")
+    return int(found.group(1))
+
+
+def instructions(calls: int) -> None:
+    per_call = {}
+    for on in (False, True):
+        low, high = _instructions(on, calls), _instructions(on, 4 * calls)
+        per_call[on] = (high - low) / (3 * calls)
+    print(
+        f"instructions per LLM_API call (calling thread, callgrind): ledger off {per_call[False]:,.0f}, "
+        f"ledger on {per_call[True]:,.0f}: +{per_call[True] - per_call[False]:,.0f}"
+    )
 
 
 def _generate(folder: Path, rows: int, files: int) -> None:
@@ -180,11 +300,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks ledger", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 million report rows, 20k calls sized")
     parser.add_argument("--rows", type=int, default=10_000_000, help="call rows the report reads")
-    parser.add_argument("--part", choices=["handoff", "report", "size"], action="append")
+    parser.add_argument(
+        "--part", choices=["handoff", "call", "instructions", "report", "size"], action="append"
+    )
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    parts = args.part or ["handoff", "report", "size"]
+    if args.child:
+        _child(args.child[0] == "on", int(args.child[1]))
+        return
+    parts = args.part or ["handoff", "call", "instructions", "report", "size"]
     if "handoff" in parts:
         handoff(200_000 if not args.quick else 50_000)
+    if "call" in parts:
+        call_cost(4_000 if args.quick else 20_000)
+    if "instructions" in parts:
+        instructions(40 if args.quick else 100)
     if "report" in parts:
         report_speed(1_000_000 if args.quick else args.rows)
     if "size" in parts:
