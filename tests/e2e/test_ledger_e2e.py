@@ -113,7 +113,8 @@ async def drive(url: str, count: int, concurrency: int = 8) -> list[dict[str, An
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
         async def one(index: int) -> dict[str, Any]:
-            params = {"tenant": TENANTS[index % len(TENANTS)], "model": MODELS[index % len(MODELS)]}
+            tenant, model = TENANTS[index % len(TENANTS)], MODELS[(index // len(TENANTS)) % len(MODELS)]
+            params = {"tenant": tenant, "model": model}
             async with gate:
                 try:
                     response = await client.get("/ask", params=params)
@@ -261,6 +262,11 @@ def test_a_fleet_writes_one_ledger_exactly_through_a_postgres_crash_and_a_killed
             finally:
                 stop_process(gunicorn)  # graceful: every live worker's shutdown writes the rest
             assert gunicorn.returncode == 0, log_path.read_text()[-3000:]
+            worker_log = log_path.read_text()
+            # the crash was seen and survived: rows waited in the spools, then went out
+            assert "Postgres unreachable" in worker_log and "Postgres is back" in worker_log, worker_log[
+                -3000:
+            ]
             time.sleep(0.5)
 
         answered = truth(sim)
@@ -304,10 +310,12 @@ def test_a_fleet_writes_one_ledger_exactly_through_a_postgres_crash_and_a_killed
             got, want = totals(rows), totals(want_rows)
             assert {t: v[:3] for t, v in got.items()} == {t: v[:3] for t, v in want.items()}, name
             answered_cost = {a["job"]: Decimal(a["cost"]) if a["cost"] != "None" else Decimal(0) for a in ok}
+            # the cost each endpoint answered (its job's usage.total_cost) is the cost on the record
             for tenant in TENANTS:
-                cost = sum((r["cost_usd"] or 0 for r in rows if r["tenant"] == tenant), Decimal(0))
-                truth_cost = sum((answered_cost[r["job"]] for r in rows if r["tenant"] == tenant), Decimal(0))
-                assert cost == truth_cost, (name, tenant)
+                known = [r for r in rows if r["tenant"] == tenant and r["job"] in answered_cost]
+                assert len(known) > 100
+                cost = sum((r["cost_usd"] or 0 for r in known), Decimal(0))
+                assert cost == sum((answered_cost[r["job"]] for r in known), Decimal(0)), (name, tenant)
 
         # OTLP: every record the surviving workers wrote arrived as a statek.usage.call log record
         logged = {
@@ -338,8 +346,10 @@ def test_a_fleet_writes_one_ledger_exactly_through_a_postgres_crash_and_a_killed
         by_tenant = {row["tenant"]: row for row in json.loads(report.output)}
         for tenant, calls, _failed, _unpriced, _in, _out, cost in results["Cost per tenant"]:
             assert (calls, cost) == (by_tenant[tenant]["calls"], Decimal(by_tenant[tenant]["cost_usd"]))
-        unpriced = sum(1 for a in ok if a["cost"] == "None" and a["job"] in set(sources["postgres"]["job_id"]))
-        assert results["Failed calls"] == [(0,)] and results["Unpriced calls"] == [(unpriced,)]
+        unpriced = sum(row["unpriced_calls"] for row in by_tenant.values())
+        assert unpriced > 0  # gpt-4o-mini has no OpenRouter price: the panel has something to show
+        assert results["Unpriced calls"] == [(unpriced,)] and results["Failed calls"] == [(0,)]
+        assert results["Calls"] == [(sum(row["calls"] for row in by_tenant.values()),)]
     finally:
         pg.remove()
 
