@@ -268,3 +268,28 @@ def test_an_unknown_logs_exporter_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="OTEL_LOGS_EXPORTER"):
         logs_plan(None, {"OTEL_LOGS_EXPORTER": "kafka"})
+
+
+# ----------------------------------------------------------------------------- Postgres spool
+def test_an_unreachable_postgres_keeps_rows_in_a_bounded_spool(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from statek.ledger.postgres import PostgresSink
+
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = PostgresSink(f"postgresql://statek@127.0.0.1:{port}/postgres", spool=5)
+    rows = [call_row(call_record(None), SERVICE) for _ in range(7)]
+    with caplog.at_level(logging.WARNING, logger="statek.ledger"):
+        sink.write("calls", rows[:3])
+        assert (sink.waiting, sink.dropped) == (3, 0)
+        sink.write("calls", rows[3:])
+        sink.tick()
+    assert (sink.waiting, sink.dropped) == (5, 2)  # the two oldest went
+    assert [r for _, r in sink._spool] == rows[2:]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("Postgres unreachable" in m for m in messages) == 1  # said once, not per retry
+    assert sum("spool full" in m for m in messages) == 1
+    sink.close()
+    assert sink.dropped == 7 and sink.waiting == 0
