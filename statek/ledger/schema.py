@@ -17,6 +17,7 @@ __all__ = [
     "ATTRIBUTE_PREFIX",
     "COST_SCALE",
     "MONEY_COLUMNS",
+    "OUTCOMES",
     "TABLES",
     "attribute_column",
     "money",
@@ -29,6 +30,8 @@ ATTRIBUTE_PREFIX = "attr."
 COST_SCALE = 18
 """Money columns are ``Decimal(38, 18)``: exact to 10^-18 USD (a price per token is ~10^-8)."""
 TABLES = ("calls", "jobs")
+OUTCOMES = ("ok", "error", "refused")
+"""A finished call's outcomes (``CallRecord.outcome``)."""
 
 MONEY_COLUMNS = _MONEY = {
     "cost_usd",
@@ -82,6 +85,8 @@ def _dtype(column: str) -> Any:
         return pl.Int64
     if column == "parent_job_ids":
         return pl.List(pl.String)
+    if column == "outcome":  # a dictionary of three: reports compare small integers, not strings
+        return pl.Enum(OUTCOMES)
     return pl.String
 
 
