@@ -293,3 +293,23 @@ def test_an_unreachable_postgres_keeps_rows_in_a_bounded_spool(caplog: pytest.Lo
     assert sum("spool full" in m for m in messages) == 1
     sink.close()
     assert sink.dropped == 7 and sink.waiting == 0
+
+
+def test_a_forked_child_writes_its_own_files_and_the_parents_records_stay_the_parents(tmp_path: Path) -> None:
+    import os
+
+    writer = writer_into(tmp_path, interval=0.1)
+    writer.add_call(call_record(None, input_tokens=1))  # queued in the parent before the fork
+    pid = os.fork()
+    if pid == 0:  # the child: a pre-forked worker
+        try:
+            writer.add_call(call_record(None, input_tokens=100))
+            writer.close()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    writer.close()
+    calls = scan(tmp_path).collect()
+    assert sorted(calls["input_tokens"].to_list()) == [1, 100]  # each once, by its own process
+    assert calls["service_instance"].n_unique() == 2

@@ -68,5 +68,10 @@ class ParquetSink:
         name = f"{stamp}-{self._prefix}-{next(self._sequence):06d}.parquet"
         write_frame(to_frame(table, rows), self.directory / table, name)
 
+    def after_fork(self, instance: str) -> None:
+        """In a forked child: file names of its own."""
+        self._prefix = _UNSAFE.sub("_", instance)[:80] or "process"
+        self._sequence = itertools.count()
+
     def close(self) -> None:
         """Nothing to release: every batch is a closed file."""

@@ -181,6 +181,12 @@ class PostgresSink:
                 if values:
                     cursor.executemany(_insert_sql(table), values)
 
+    def after_fork(self, instance: str) -> None:
+        """In a forked child: the parent's spool and connection stay the parent's."""
+        self._spool = deque()
+        self._connection = None  # the parent's socket: never used (nor closed) here
+        self.dropped = 0
+
     def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:

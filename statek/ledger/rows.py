@@ -30,6 +30,7 @@ __all__ = [
     "JOB_COLUMNS",
     "ServiceIdentity",
     "call_row",
+    "fresh_instance",
     "job_row",
     "service_identity",
 ]
@@ -126,10 +127,13 @@ def service_identity(resource_attributes: Mapping[str, Any] | None = None) -> Se
     else ``unknown_service``) and ``service.instance.id`` (else ``host:pid:random``, unique per process)."""
     attributes = dict(resource_attributes or {})
     name = attributes.get("service.name") or os.environ.get("OTEL_SERVICE_NAME") or "unknown_service"
-    instance = attributes.get("service.instance.id") or (
-        f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    )
+    instance = attributes.get("service.instance.id") or fresh_instance()
     return ServiceIdentity(str(name), str(instance))
+
+
+def fresh_instance() -> str:
+    """A new ``service.instance.id`` for this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def _utc(epoch_s: float) -> datetime:

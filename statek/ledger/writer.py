@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
+import weakref
 from collections import Counter, deque
 from typing import Any, Protocol
 
 from ..telemetry.metrics import count_consumer_error
-from .rows import ServiceIdentity, call_row, job_row
+from .rows import ServiceIdentity, call_row, fresh_instance, job_row
 
 __all__ = ["LedgerSink", "LedgerWriter"]
 
@@ -62,6 +64,23 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="statek-ledger", daemon=True)
         self._thread.start()
         atexit.register(self.close)
+        reference = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _restart_in_child(reference))
+
+    def _after_fork(self) -> None:
+        """In a forked child (a pre-forking server's worker): the parent's queued records are the
+        parent's to write; the child gets its own identity, files, connections and writer thread."""
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._flush_lock = threading.Lock()
+        self.service = ServiceIdentity(self.service.name, fresh_instance())
+        for sink in self.sinks:
+            after_fork = getattr(sink, "after_fork", None)
+            if after_fork is not None:
+                after_fork(self.service.instance)
+        if not self._closed:
+            self._thread = threading.Thread(target=self._run, name="statek-ledger", daemon=True)
+            self._thread.start()
 
     def add_call(self, record: Any) -> None:
         """Hand off a finished call record (cheap: an append; the row is made on the writer thread)."""
@@ -145,12 +164,18 @@ class LedgerWriter:
         if failures % 100 == 0:
             _log.error(
                 "statek ledger: %d record(s) lost by the %s sink (%s); %d lost so far "
-                "(counted in statek_consumer_errors_total{statek_consumer=\"ledger\"})",
+                '(counted in statek_consumer_errors_total{statek_consumer="ledger"})',
                 count,
                 sink,
                 reason,
                 self.dropped[sink],
             )
+
+
+def _restart_in_child(reference: weakref.ref[LedgerWriter]) -> None:
+    writer = reference()
+    if writer is not None:
+        writer._after_fork()
 
 
 def _count_lost(count: int) -> None:
