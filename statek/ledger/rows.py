@@ -30,6 +30,7 @@ __all__ = [
     "JOB_COLUMNS",
     "ServiceIdentity",
     "call_row",
+    "decimal_text",
     "fresh_instance",
     "job_row",
     "service_identity",
