@@ -260,6 +260,9 @@ def test_logs_follow_the_otel_exporter_settings(
     from statek.exporters.ledger import logs_plan
 
     assert logs_plan(endpoint, env) == expected
+    # without a directory or Postgres ledger, only an explicit OTEL_LOGS_EXPORTER sends usage records
+    explicit = "OTEL_LOGS_EXPORTER" in env and "OTEL_SDK_DISABLED" not in env
+    assert logs_plan(endpoint, env, ledger_on=False) == (expected if explicit else (False, False))
 
 
 def test_an_unknown_logs_exporter_is_a_configuration_error() -> None:

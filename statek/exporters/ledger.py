@@ -2,11 +2,14 @@
 
 - A ledger directory: ``instrument(ledger=DIR)``, else ``STATEK_LEDGER_DIR``.
 - Postgres: ``instrument(ledger_url=URL)``, else ``STATEK_LEDGER_URL``.
-- OTLP log records (events ``statek.usage.call`` / ``statek.usage.job``): by the same rule as spans
-  and metrics (see :mod:`.environment`): ``OTEL_LOGS_EXPORTER`` (``otlp``, ``console``, ``none``)
-  lists ``otlp`` explicitly, or is unset while an endpoint is known (``otlp_endpoint=``,
-  ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``).
-  ``OTEL_SDK_DISABLED=true`` turns the log records off (not the directory or Postgres).
+- OTLP log records (events ``statek.usage.call`` / ``statek.usage.job``): when
+  ``OTEL_LOGS_EXPORTER`` (``otlp``, ``console``, ``none``) lists ``otlp``; or, when a directory or
+  Postgres ledger is on, by the same rule as spans and metrics (see :mod:`.environment`):
+  ``OTEL_LOGS_EXPORTER`` unset and an endpoint known (``otlp_endpoint=``,
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``). So an application that
+  exports spans and metrics over OTLP does not start sending per-call usage records (they carry every
+  job attribute) until it asks for the ledger. ``OTEL_SDK_DISABLED=true`` turns the log records off
+  (not the directory or Postgres).
 
 Nothing is started when no sink is asked for: no thread, no polars import.
 """
@@ -31,8 +34,11 @@ LOG_EXPORTERS = frozenset({"otlp", "console", "none"})
 """The values ``OTEL_LOGS_EXPORTER`` may list (comma-separated)."""
 
 
-def logs_plan(otlp_endpoint: str | None, env: Mapping[str, str] | None = None) -> tuple[bool, bool]:
-    """``(otlp, console)``: whether usage records go out as OTLP log records, and to the console."""
+def logs_plan(
+    otlp_endpoint: str | None, env: Mapping[str, str] | None = None, *, ledger_on: bool = True
+) -> tuple[bool, bool]:
+    """``(otlp, console)``: whether usage records go out as OTLP log records, and to the console
+    (``ledger_on``: a directory or Postgres ledger is configured; see the module docstring)."""
     env = os.environ if env is None else env
     if sdk_disabled(env):
         return False, False
@@ -50,6 +56,8 @@ def logs_plan(otlp_endpoint: str | None, env: Mapping[str, str] | None = None) -
         )
     if chosen:
         return "otlp" in chosen, "console" in chosen
+    if not ledger_on:
+        return False, False
     endpoint = bool(otlp_endpoint) or bool(
         env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
     )
@@ -93,7 +101,7 @@ def open_ledger(
     """The ledger writer for what is asked (see the module docstring), ``None`` when nothing is."""
     directory = directory or os.environ.get(LEDGER_DIR_ENV) or None
     url = url or os.environ.get(LEDGER_URL_ENV) or None
-    logs_otlp, logs_console = logs_plan(otlp_endpoint)
+    logs_otlp, logs_console = logs_plan(otlp_endpoint, ledger_on=bool(directory or url))
     if not (directory or url or logs_otlp or logs_console):
         return None
     attributes = dict(getattr(resource, "attributes", None) or {})
