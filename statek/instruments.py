@@ -31,7 +31,9 @@ from .telemetry_buckets import HistogramCell
 _log = logging.getLogger("statek.telemetry")
 
 __all__ = [
+    "BUDGET_LEASE_EXPIRIES",
     "BUDGET_REFUSALS",
+    "BUDGET_STORE_ERRORS",
     "BYTES",
     "CATALOGUE",
     "COST",
@@ -46,6 +48,7 @@ __all__ = [
     "TOKENS",
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
+    "UNMETERED_REQUESTS",
     "CounterCell",
     "HistogramCell",
     "InstrumentSpec",
@@ -256,6 +259,16 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+UNMETERED_REQUESTS = InstrumentSpec(
+    "statek.unmetered_requests",
+    "counter",
+    "{request}",
+    "Requests that looked like LLM calls but could not be metered, by host and reason",
+    "statek_unmetered_requests",
+    "",
+    (SERVER_ADDRESS, "statek.unmetered.reason"),
+)
+
 STATEK_CONSUMER = "statek.consumer"
 """Which consumer of the call record failed (``span``, ``metrics``, ``jobs``, ``budget``, ``ledger``, ...)."""
 
@@ -267,6 +280,29 @@ CONSUMER_ERRORS = InstrumentSpec(
     "statek_consumer_errors",
     "",
     (STATEK_CONSUMER,),
+)
+
+STATEK_BUDGET_STORE = "statek.budget.store"
+"""Which shared-budget store (``redis://host:port/db``, never with credentials)."""
+
+BUDGET_STORE_ERRORS = InstrumentSpec(
+    "statek.budget.store.errors",
+    "counter",
+    "{error}",
+    "Commands to the shared budget store (Redis) that failed; the call followed the store's on_error policy",
+    "statek_budget_store_errors",
+    "",
+    (STATEK_BUDGET_STORE,),
+)
+
+BUDGET_LEASE_EXPIRIES = InstrumentSpec(
+    "statek.budget.lease_expiries",
+    "counter",
+    "{reservation}",
+    "Budget reservations returned to the shared store because their process stopped renewing them",
+    "statek_budget_lease_expiries",
+    "",
+    (STATEK_BUDGET_STORE,),
 )
 
 CATALOGUE: tuple[InstrumentSpec, ...] = (
@@ -281,6 +317,9 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     RETRIES,
     BUDGET_REFUSALS,
     CONSUMER_ERRORS,
+    BUDGET_STORE_ERRORS,
+    BUDGET_LEASE_EXPIRIES,
+    UNMETERED_REQUESTS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -375,6 +414,7 @@ class Instruments:
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
             (CONSUMER_ERRORS, False),
+            (UNMETERED_REQUESTS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells
@@ -383,6 +423,10 @@ class Instruments:
                 callbacks=[_observer(cells, exemplars, self.flush_histograms)],
                 unit=spec.unit,
                 description=spec.description,
+            )
+        for spec, event in ((BUDGET_STORE_ERRORS, "error"), (BUDGET_LEASE_EXPIRIES, "lease_expiry")):
+            meter.create_observable_counter(
+                spec.name, callbacks=[_store_observer(event)], unit=spec.unit, description=spec.description
             )
         if latest_genai:
             for name, token_type in INFERENCE_USAGE:
@@ -453,6 +497,21 @@ def _observer(
     return observe
 
 
+def _store_observer(event: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """Report the budget store's counted ``event`` s (process-wide counts kept by the store itself)."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        from .executors.budget_store import store_events
+
+        return [
+            Observation(count, {STATEK_BUDGET_STORE: store})
+            for (kind, store), count in store_events().items()
+            if kind == event
+        ]
+
+    return observe
+
+
 def _inference_usage_observer(
     cells: list[CounterCell], token_type: str
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -471,7 +530,7 @@ def _inference_usage_observer(
     return observe
 
 
-GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai", "gemini_compatible"})
 """Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
 
 

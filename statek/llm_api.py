@@ -140,6 +140,9 @@ class LLM_API(ABC):
     pricing_provider: ClassVar[str | None] = None
     default_api_url: ClassVar[str | None] = None
     requires_api_key: ClassVar[bool] = True
+    output_cap_wire: ClassVar[str | None] = None
+    """Where a budget's output cap goes in this provider's payload (``chat_completions``, ``responses``,
+    ``anthropic``, ``gemini``: :mod:`statek.executors.output_cap`); ``None``: it cannot be set."""
     _seed_build: ClassVar[bool | None] = None
     _seed_send: ClassVar[bool | None] = None
 
@@ -235,7 +238,9 @@ class LLM_API(ABC):
                 self, request, lambda: self._process_request(**request.seed_kwargs())
             )
         payload = self._payload(request)
-        return await telemetry.observe_call(self, request, lambda: self._send(request, payload))
+        return await telemetry.observe_call(
+            self, request, lambda: self._send(request, payload), payload=payload
+        )
 
     def stream_request(
         self,
@@ -270,7 +275,9 @@ class LLM_API(ABC):
         payload = self._payload(request)
         return LLM_Stream(
             self,
-            lambda emit: telemetry.observe_call(self, request, lambda: self._stream(request, payload, emit)),
+            lambda emit: telemetry.observe_call(
+                self, request, lambda: self._stream(request, payload, emit), payload=payload
+            ),
         )
 
     async def _stream(

@@ -235,8 +235,16 @@ BUDGET_CALLS_ENV = "STATEK_BUDGET_CALLS"
 BUDGET_UNPRICED_ENV = "STATEK_BUDGET_UNPRICED"
 """``refuse`` (default) or ``allow``: what a USD budget does with a call to a model without a price."""
 
+BUDGET_STORE_ENV = "STATEK_BUDGET_STORE"
+"""Where shared budgets (``Budget(key=...)`` / ``period=``) live: unset or ``memory`` for this
+process's memory; ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS) for a Redis shared
+by every worker and machine (``pip install 'statek[redis]'``). Query options: ``lease`` (seconds a
+reservation lives without renewal, default 30), ``on_error`` (``refuse``, the default, or ``allow``:
+what a call does when Redis cannot be reached), ``prefix`` (key prefix, default ``statek:budget``)."""
+
 __all__ += [
     "BUDGET_CALLS_ENV",
+    "BUDGET_STORE_ENV",
     "BUDGET_TOKENS_ENV",
     "BUDGET_UNPRICED_ENV",
     "BUDGET_USD_ENV",

@@ -58,7 +58,10 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "statek_bytes_total",
         "statek_retries_total",
         "statek_budget_refusals_total",
+        "statek_unmetered_requests_total",
         "statek_consumer_errors_total",
+        "statek_budget_store_errors_total",
+        "statek_budget_lease_expiries_total",
     }
     assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
     assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -74,6 +77,9 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         ("statek.retries", "counter", "{retry}"),
         ("statek.budget.refusals", "counter", "{call}"),
         ("statek.consumer.errors", "counter", "{error}"),
+        ("statek.budget.store.errors", "counter", "{error}"),
+        ("statek.budget.lease_expiries", "counter", "{reservation}"),
+        ("statek.unmetered_requests", "counter", "{request}"),
     ]
     assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
 
@@ -111,6 +117,7 @@ async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captur
         "gen_ai.usage.reasoning.output_tokens": 20,
         "statek.cost.usd": pytest.approx(0.0023),
         "statek.cost.status": "calculated",
+        "statek.cost.price_model": "scripted/priced",  # the price row: provider/model
         "statek.bytes.sent": response.detail.total_bytes_sent,
         "statek.bytes.received": response.detail.total_bytes_received,
     }

@@ -390,11 +390,20 @@ async def test_malformed_tool_calls_raise_a_typed_error(part: dict[str, Any]) ->
     assert caught.value.bytes_received == len(body)
 
 
-async def test_an_answer_without_usage_is_a_format_error() -> None:
-    with pytest.raises(ResponseFormatError, match="usageMetadata"):
-        await make_api(Recorder(encoded(response([{"text": "hi"}], None)))).process_request(
-            model=MODEL, chat_history=HELLO
-        )
+@pytest.mark.parametrize("usage", [None, "n/a"], ids=["missing", "a string"])
+async def test_an_answer_without_usage_keeps_its_text_and_is_no_usage(usage: Any) -> None:
+    body = response([{"text": "hi"}], None)
+    if usage is not None:
+        body["usageMetadata"] = usage
+    answer = await make_api(Recorder(encoded(body))).process_request(model=MODEL, chat_history=HELLO)
+    assert answer.text == "hi"
+    assert not answer.detail.has_usage and answer.detail.cost_status == "no_usage"
+    assert answer.detail.priced_cost is None
+
+
+async def test_an_answer_that_is_not_a_response_object_is_a_format_error() -> None:
+    with pytest.raises(ResponseFormatError, match="not a response object"):
+        await make_api(Recorder(b'"hi"')).process_request(model=MODEL, chat_history=HELLO)
 
 
 def sse(*chunks: dict[str, Any]) -> bytes:

@@ -1,9 +1,11 @@
-"""The ``statek`` command: ``statek demo``, ``statek pricing ...``, ``statek metrics ...``."""
+"""The ``statek`` command: ``statek demo``, ``statek pricing ...``, ``statek metrics ...``,
+``statek budget ...``."""
 
 from __future__ import annotations
 
 import typer
 
+from .budget import app as budget_app
 from .demo import demo
 from .metrics import app as metrics_app
 from .pricing import app as pricing_app
@@ -47,6 +49,7 @@ app.command("demo")(demo)
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(usage_app, name="usage")
+app.add_typer(budget_app, name="budget")
 
 
 def main() -> None:

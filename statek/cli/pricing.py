@@ -442,13 +442,25 @@ def compare(
     provider: Annotated[list[str] | None, typer.Option(help="Only this provider (repeatable).")] = None,
     files: FilesOption = None,
     as_json: JsonOption = False,
+    missing_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-missing",
+            help="With --litellm and --database: write LiteLLM's rows for ids the database does not price.",
+        ),
+    ] = None,
 ) -> None:
     """Compare the price files' rows (default files, or --file) with another source; list differences.
 
+    With both --litellm FILE and --database: compare the price database itself with LiteLLM's map.
+
     Exit 1 when any price differs (so a CI job can alert on a stale table), 0 when all agree.
     """
-    if (litellm is None) == (not database):
-        raise typer.BadParameter("give exactly one of --litellm FILE or --database")
+    if litellm is not None and database:  # the database layer itself against LiteLLM (issue 21)
+        pricing_compare.database_against_litellm(litellm, tuple(provider or ()), as_json, missing_out)
+        return
+    if litellm is None and not database:
+        raise typer.BadParameter("give --litellm FILE, --database, or both")
     table, report = _table_from(files, False)
     if report is not None and _report_problems(report, quiet=as_json):
         raise typer.Exit(1)
@@ -525,9 +537,17 @@ def import_litellm(
     for problem in result.problems:
         typer.echo(problem, err=True)
     typer.echo(
-        f"converted {len(result.rows)} model(s), skipped {result.skipped} (not chat or no token prices), "
+        f"converted {len(result.rows)} model(s), skipped {result.skipped} "
+        f"({', '.join(f'{why} {n}' for why, n in sorted(result.skipped_why.items(), key=lambda i: -i[1]))}), "
+        f"{len(result.rounded)} price(s) rounded to {S.MAX_DECIMALS} decimals, "
         f"{len(result.problems)} problem(s)",
         err=True,
     )
     if result.problems:
         raise typer.Exit(1)
+
+
+# Subcommands kept in their own modules (issue 21): registered here.
+from . import pricing_compare, pricing_explain
+
+pricing_explain.register(app)

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
-from ..secrets import register_headers, register_url, scrub
+from ..secrets import REDACTED, register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
 from . import multiprocess, otlp
 from .environment import export_plan, sdk_disabled
@@ -45,6 +45,16 @@ __all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"
 _log = logging.getLogger("statek.telemetry")
 _lock = threading.Lock()
 _active: Instrumentation | None = None
+
+
+class _Headers(dict[str, Any]):
+    """The OTLP headers as given (usually a collector credential): equal to the plain dict, but shown
+    with every value redacted, so ``repr(instrumentation.arguments)`` or a log line cannot leak them."""
+
+    def __repr__(self) -> str:
+        return repr(dict.fromkeys(self, REDACTED))
+
+    __str__ = __repr__
 
 
 @dataclass(eq=False, repr=False)
@@ -162,6 +172,7 @@ def instrument(
     set_global: bool = False,
     multiprocess_mode: bool | None = None,
     httpx: bool = False,
+    clients: bool = False,
     ledger: str | os.PathLike[str] | None = None,
     ledger_url: str | None = None,
 ) -> Instrumentation:
@@ -190,6 +201,8 @@ def instrument(
       ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
     - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
       and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
+    - ``clients``: also meter every supported client library, clients made before included (httpx,
+      botocore for Bedrock, aiohttp): :func:`statek.instrument_clients`; :func:`shutdown` undoes it.
     - ``ledger`` (default ``STATEK_LEDGER_DIR``) and ``ledger_url`` (default ``STATEK_LEDGER_URL``):
       the usage ledger, one record per call and per job, to a Parquet directory and to Postgres,
       and as OTLP log records by the same rule as spans (``OTEL_LOGS_EXPORTER``); see
@@ -213,7 +226,7 @@ def instrument(
         "registry": id(registry),
         "otlp_endpoint": otlp_endpoint,
         "otlp_protocol": otlp_protocol,
-        "otlp_headers": dict(otlp_headers or {}),
+        "otlp_headers": _Headers(otlp_headers or {}),
         "otlp_timeout": otlp_timeout,
         "metric_export_interval": metric_export_interval,
         "resource_attributes": dict(resource_attributes or {}),
@@ -224,6 +237,7 @@ def instrument(
         "set_global": set_global,
         "multiprocess_mode": multiprocess_mode,
         "httpx": httpx,
+        "clients": clients,
         "ledger": os.fspath(ledger) if ledger is not None else None,
         "ledger_url": ledger_url,
     }
@@ -267,6 +281,10 @@ def instrument(
             from ..instrumentation import instrument_httpx
 
             instrument_httpx()
+        if clients:
+            from ..instrumentation import instrument_clients
+
+            instrument_clients()
         from .ledger import start_ledger
 
         _active.ledger = start_ledger(
@@ -435,5 +453,9 @@ def shutdown(timeout: float = 5.0) -> None:
         from ..instrumentation import uninstrument_httpx
 
         uninstrument_httpx()
+    if active.arguments.get("clients"):
+        from ..instrumentation import uninstrument_clients
+
+        uninstrument_clients()
     active.shutdown(timeout)
     configure_telemetry()

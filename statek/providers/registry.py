@@ -217,7 +217,11 @@ def _build(asked: str, entry: ProviderEntry, model: str | None, kwargs: dict[str
     try:
         settings = load_provider_settings(names, overrides, defaults={"api_url": cls.default_api_url})
     except ValidationError as exc:
-        raise _invalid(names[0], exc) from None
+        invalid: ConfigurationError | None = _invalid(names[0], exc)
+    else:
+        invalid = None
+    if invalid is not None:
+        raise invalid  # raised outside the handler: pydantic's error (it quotes the key) is not its __context__
     _check(settings, cls, names, entry)
     arguments = {**entry.kwargs, **kwargs}
     if entry.custom and _accepts(cls, "provider_key"):
@@ -285,10 +289,13 @@ def add_provider(name: str, llm_api_impl: type[LLM_API] | None = None, **kwargs:
         raise ConfigurationError(f"llm_api_impl must be a subclass of LLM_API, not {llm_api_impl!r}")
     check_implementation(llm_api_impl)
     settings = {k: kwargs.pop(k) for k in SETTING_SUFFIXES if k in kwargs}
+    invalid = None
     try:
         ProviderSettings(**{k: v for k, v in settings.items() if v is not None})
     except ValidationError as exc:
-        raise _invalid(key, exc) from None
+        invalid = _invalid(key, exc)
+    if invalid is not None:
+        raise invalid  # outside the handler, as above
     impl = llm_api_impl
     entry = ProviderEntry(key, (), lambda: impl, settings=settings, kwargs=dict(kwargs), custom=True)
     builtin = _builtins().get(key)

@@ -85,7 +85,9 @@ class VertexAI_API(LLM_API):
 
     provider_key = "VERTEXAI"
     genai_provider_name: ClassVar[str] = "gcp.gemini"
+    output_cap_wire: ClassVar[str | None] = "gemini"
     pricing_provider: ClassVar[str | None] = "GEMINI"
+    price_provider: ClassVar[str | None] = "google"
     default_api_url: ClassVar[str | None] = GEMINI_API_URL
     requires_api_key: ClassVar[bool] = True
 
@@ -131,6 +133,9 @@ class VertexAI_API(LLM_API):
         )
         # Per instance: the same class serves the Gemini API and Vertex AI.
         self.genai_provider_name = "gcp.vertex_ai" if self.vertexai else "gcp.gemini"  # type: ignore[misc]
+        # Vertex AI bills some models at other prices than the Gemini API: its own price rows
+        # (provider "vertex"), else the database's Google prices.
+        self.pricing_provider = "VERTEX" if self.vertexai else "GEMINI"  # type: ignore[misc]
         path = self.settings.response_format_file
         env = env_names(self.provider_key)["response_format_file"]
         self._response_schema = gemini_schema(load_response_schema(path, env)) if path else None

@@ -26,7 +26,7 @@ __all__ = ["MetricsConsumer", "Series", "count_consumer_error", "series_of"]
 
 _log = logging.getLogger("statek.telemetry")
 
-COST_STATUSES = ("calculated", "reported", "unpriced", "no_usage")
+COST_STATUSES = ("calculated", "reported", "unpriced", "no_usage", "reserved")
 
 
 class Series:
