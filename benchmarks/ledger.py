@@ -293,9 +293,10 @@ def size(calls: int) -> None:
 def _copy(record: Any) -> Any:
     import uuid
 
+    from opentelemetry.trace import SpanContext
+
     record.record_id = uuid.uuid4().hex
-    record.trace_id = uuid.uuid4().int >> 1
-    record.span_id = uuid.uuid4().int >> 65
+    record.span_context = SpanContext(uuid.uuid4().int >> 1, uuid.uuid4().int >> 65, False)
     return record
 
 
