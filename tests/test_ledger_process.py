@@ -14,12 +14,22 @@ import textwrap
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+from test_telemetry_support import (  # noqa: F401 - fixtures
+    Captured,
+    call,
+    captured_fixture,
+    prices_fixture,
+    scripted_api,
+)
 from typer.testing import CliRunner
 
 import statek
 from statek.call_record import call_consumers, job_consumers
 from statek.cli import app
+from statek.executors.job import Job
 from statek.ledger import scan
+from statek.ledger.query import report
 from statek.testing import Failure, ModelBehavior, ProviderSimulator
 
 WORKER = textwrap.dedent(
@@ -134,3 +144,38 @@ def test_instrument_with_a_ledger_registers_the_consumer_and_shutdown_removes_it
     finally:
         statek.shutdown()
     assert (call_consumers(), job_consumers()) == before
+
+
+async def test_the_metering_path_records_answered_failed_and_refused_calls_and_the_job(
+    tmp_path: Path, captured: Captured
+) -> None:
+    from statek.exceptions import BudgetExceededError, ProviderHTTPError
+    from statek.executors.budget import Budget
+    from statek.ledger.consumer import attach, detach
+    from statek.ledger.parquet import ParquetSink
+    from statek.ledger.rows import ServiceIdentity
+    from statek.ledger.writer import LedgerWriter
+
+    writer = LedgerWriter([ParquetSink(tmp_path, "here")], ServiceIdentity("svc", "here"), interval=3600)
+    attach(writer)
+    api = scripted_api()
+    try:
+        async with Job("req-1", attributes={"tenant": "acme"}, budget=Budget(calls=2)) as job:
+            await call(api, "in=100 out=10")
+            with pytest.raises(ProviderHTTPError):
+                await call(api, "fail=400")
+            with pytest.raises(BudgetExceededError):
+                await call(api, "in=1 out=1")
+    finally:
+        detach(writer)
+        writer.close()
+    calls = {row["outcome"]: row for row in scan(tmp_path).collect().to_dicts()}
+    assert set(calls) == {"ok", "error", "refused"}
+    ok = calls["ok"]
+    assert (ok["input_tokens"], ok["output_tokens"], ok["cost_usd"]) == (100, 10, job.usage.total_cost)
+    assert ok["attr.tenant"] == "acme" and ok["trace_id"] and ok["span_id"]
+    assert calls["error"]["error_type"] == "400" and calls["refused"]["cost_usd"] is None
+    (row,) = scan(tmp_path, "jobs").collect().to_dicts()
+    assert (row["job_id"], row["calls"], row["failed_calls"], row["budget_calls"]) == ("req-1", 1, 1, 2)
+    assert row["cost_usd"] == job.usage.total_cost and row["budget_refusals"] == 1
+    assert report(scan(tmp_path), ["tenant"]).row(0, named=True)["refused_calls"] == 1
