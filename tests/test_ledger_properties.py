@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
+from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -98,3 +99,45 @@ def test_any_split_over_processes_and_files_gives_the_same_report(items: list[tu
         for tenant, expected in _expected(items).items():
             got = per_tenant[tenant]
             assert {k: got[k] for k in expected} == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_since_and_until_parse_or_refuse_cleanly(text: str) -> None:
+    import typer
+
+    from statek.cli.usage import parse_moment
+
+    try:
+        moment = parse_moment(text)
+    except typer.BadParameter:
+        return
+    assert moment is None or moment.tzinfo is not None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10_000), st.sampled_from("smhdw"))
+def test_durations_count_back_from_now(amount: int, unit: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from statek.cli.usage import parse_moment
+
+    now = datetime(2026, 12, 6, tzinfo=timezone.utc)
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    assert parse_moment(f"{amount}{unit}", now) == now - timedelta(seconds=amount * seconds)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.decimals(min_value=0, max_value=10**20 - 1, places=18, allow_nan=False))
+def test_money_survives_parquet_and_the_report_text_exactly(amount: Decimal) -> None:
+    import polars as pl
+
+    from statek.cli.usage import _as_text
+    from statek.ledger.schema import money
+
+    frame = pl.DataFrame({"cost_usd": [money(amount)]}, schema={"cost_usd": pl.Decimal(38, 18)})
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.parquet"
+        frame.write_parquet(path)
+        text = _as_text(pl.read_parquet(path))["cost_usd"][0]
+    assert Decimal(text) == amount and (text == "0" or not text.endswith(("0", ".")) or "." not in text)

@@ -5,7 +5,7 @@ polars is imported inside the functions: ``import statek`` must not load it.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any
 
 from .rows import CALL_COLUMNS, JOB_COLUMNS
@@ -63,6 +63,7 @@ _INT = {
     "budget_refusals",
 }
 _QUANTUM = Decimal(1).scaleb(-COST_SCALE)
+_COLUMN_CONTEXT = Context(prec=38)
 
 
 def attribute_column(key: str) -> str:
@@ -100,7 +101,8 @@ def money(value: Decimal | None) -> Decimal | None:
     """``value`` at the ledger's scale (:data:`COST_SCALE` decimal places), ``None`` kept."""
     if value is None:
         return None
-    return value.quantize(_QUANTUM)
+    # 38 digits, as the column: the default context's 28 would refuse $10^10 at 18 decimal places
+    return value.quantize(_QUANTUM, context=_COLUMN_CONTEXT)
 
 
 def to_frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
