@@ -250,3 +250,16 @@ __all__ += [
     "BUDGET_USD_ENV",
     "MAX_TOKEN_USAGE_ENV",
 ]
+
+# --- Usage ledger (appended by the ledger work; see statek/ledger/ and docs/ledger.md) -------------
+LEDGER_DIR_ENV = "STATEK_LEDGER_DIR"
+"""A folder: ``statek.instrument()`` appends every call and job record to it as Parquet files
+(``statek.instrument(ledger=...)`` wins); also the default of ``statek usage ... --ledger``."""
+LEDGER_URL_ENV = "STATEK_LEDGER_URL"
+"""``postgresql://...``: ``statek.instrument()`` also writes the records to this Postgres database
+(extra ``statek[postgres]``); also the default of ``statek usage ... --db``."""
+LEDGER_SPOOL_ENV = "STATEK_LEDGER_SPOOL"
+"""How many records wait in memory while Postgres is unreachable (default 100000); beyond that the
+oldest are dropped, logged and counted."""
+
+__all__ += ["LEDGER_DIR_ENV", "LEDGER_SPOOL_ENV", "LEDGER_URL_ENV"]

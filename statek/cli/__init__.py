@@ -9,6 +9,7 @@ from .budget import app as budget_app
 from .demo import demo
 from .metrics import app as metrics_app
 from .pricing import app as pricing_app
+from .usage import app as usage_app
 
 __all__ = ["app", "main"]
 
@@ -47,6 +48,7 @@ def _root(
 app.command("demo")(demo)
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(usage_app, name="usage")
 app.add_typer(budget_app, name="budget")
 
 

@@ -80,6 +80,8 @@ class Instrumentation:
     disabled: bool = False
     closed: bool = field(default=False)
     span_exporter: Any = None
+    ledger: Any = None
+    """The usage ledger's writer (:class:`statek.ledger.writer.LedgerWriter`), ``None`` without one."""
 
     def __repr__(self) -> str:
         # arguments holds the OTLP headers, usually a collector credential: shown scrubbed.
@@ -98,6 +100,8 @@ class Instrumentation:
             return
         self.closed = True
         millis = timeout * 1000
+        if self.ledger is not None:  # first: its last rows may still become OTLP log records
+            _run("usage ledger", lambda: _close_ledger(self.ledger, timeout))
         pusher = self.metric_pusher
         if self.span_exporter is not None:
             otlp.final_attempt(self.span_exporter, timeout)  # what is queued: one bounded attempt
@@ -130,6 +134,12 @@ class Instrumentation:
             # shutdown() exports what is queued. No force_flush() first: it ignores its timeout, and
             # while it hangs the processor stays open, so the SDK's atexit hook waits for it (30 s) again.
             self.tracer_provider.shutdown()
+
+
+def _close_ledger(writer: Any, timeout: float) -> None:
+    from .ledger import close_ledger
+
+    close_ledger(writer, timeout)
 
 
 def _run(what: str, action: Callable[[], object]) -> None:
@@ -165,6 +175,8 @@ def instrument(
     multiprocess_mode: bool | None = None,
     httpx: bool = False,
     clients: bool = False,
+    ledger: str | os.PathLike[str] | None = None,
+    ledger_url: str | None = None,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -193,6 +205,10 @@ def instrument(
       and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
     - ``clients``: also meter every supported client library, clients made before included (httpx,
       botocore for Bedrock, aiohttp): :func:`statek.instrument_clients`; :func:`shutdown` undoes it.
+    - ``ledger`` (default ``STATEK_LEDGER_DIR``) and ``ledger_url`` (default ``STATEK_LEDGER_URL``):
+      the usage ledger, one record per call and per job, to a Parquet directory and to Postgres,
+      and as OTLP log records by the same rule as spans (``OTEL_LOGS_EXPORTER``); see
+      :mod:`statek.exporters.ledger` and ``docs/ledger.md``. :func:`shutdown` writes what is left.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
     different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first). A port that
@@ -226,6 +242,8 @@ def instrument(
         "multiprocess_mode": multiprocess_mode,
         "httpx": httpx,
         "clients": clients,
+        "ledger": os.fspath(ledger) if ledger is not None else None,
+        "ledger_url": ledger_url,
     }
     global _active
     with _lock:
@@ -271,6 +289,18 @@ def instrument(
             from ..instrumentation import instrument_clients
 
             instrument_clients()
+        from .ledger import start_ledger
+
+        _active.ledger = start_ledger(
+            directory=ledger,
+            url=ledger_url,
+            otlp_endpoint=otlp_endpoint,
+            exporter_args={"protocol": otlp_protocol, "headers": otlp_headers, "timeout": otlp_timeout},
+            resource_attributes={
+                **(resource_attributes or {}),
+                **({"service.name": service_name} if service_name else {}),
+            },
+        )
         return _active
 
 
