@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from statek.limits import MAX_COUNT
 from statek.wire.errors import WireFormatError
-from statek.wire.openai_chat import ChatBody, Usage, _plain_chat_body, read_answer
+from statek.wire.openai_chat import ChatBody, ChatStream, Usage, _plain_chat_body, message_text, read_answer
 from statek.wire.validation import plain_counts
 
 _scalars = (
@@ -97,3 +97,32 @@ def test_reading_an_answer_gives_what_the_models_reading_gives(body: dict[str, A
     first = checked.choices[0] if checked.choices else None
     assert answer.finish_reason == (first.finish_reason if first is not None else None)
     assert answer.model == (checked.model or None)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_body, min_size=1, max_size=3))
+def test_reading_stream_chunks_gives_what_the_models_reading_gives(chunks: list[dict[str, Any]]) -> None:
+    """A stream of chunks read with the fast check: model, finish reason and text as the model reads
+    them, and a chunk refused exactly when the model refuses it."""
+    stream = ChatStream()
+    model: str | None = None
+    finish: str | None = None
+    text: list[str] = []
+    for chunk in chunks:
+        if chunk.get("error"):
+            return
+        try:
+            stream.add(chunk)
+        except WireFormatError:
+            assert not _accepted(ChatBody, chunk)
+            return
+        checked = ChatBody.model_validate(chunk)  # raises if the fast check let through a bad chunk
+        model = checked.model or model
+        for raw, parsed in zip(chunk.get("choices") or (), checked.choices or ()):
+            if parsed.index != 0:
+                continue
+            finish = parsed.finish_reason or finish
+            piece = message_text(raw["delta"].get("content")) if isinstance(raw.get("delta"), dict) else ""
+            if piece:
+                text.append(piece)
+        assert (stream.model, stream.finish_reason, stream.text) == (model, finish, text)

@@ -328,17 +328,24 @@ class ChatStream:
             raise StreamFailure(
                 f"the stream reported an error: {clip(json.dumps(chunk['error'], default=str), 300)}"
             )
-        checked = validated(ChatBody, chunk, "stream chunk")
-        self.model = checked.model or self.model  # Azure's first chunk has model ""
+        choices: Any = chunk.get("choices") or ()
+        if _plain_chat_body(chunk):  # most chunks: read as the model would, without it
+            model = _label(chunk.get("model"))
+            heads = [(choice.get("index", 0), _label(choice.get("finish_reason"))) for choice in choices]
+        else:
+            checked = validated(ChatBody, chunk, "stream chunk")
+            model = checked.model
+            heads = [(parsed.index, parsed.finish_reason) for parsed in checked.choices or ()]
+        self.model = model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
                 self.usage = usage  # totals, not increments: the last one wins
-        for choice, parsed in zip(chunk.get("choices") or (), checked.choices or ()):
-            if parsed.index != 0:
+        for choice, (index, finish_reason) in zip(choices, heads):
+            if index != 0:
                 continue
-            self.finish_reason = parsed.finish_reason or self.finish_reason
+            self.finish_reason = finish_reason or self.finish_reason
             delta = choice.get("delta")
             if not isinstance(delta, Mapping) or not self.keep_content:
                 continue
