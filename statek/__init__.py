@@ -14,6 +14,7 @@ from .executors.job import Job
 from .executors.llm_usage import LLM_Usage
 from .instrumentation import async_http_client, http_client, instrument_httpx, uninstrument_httpx
 from .llm_api import LLM_API, LLM_Response, LLM_Stats, add_provider
+from .providers import registry as _registry  # noqa: F401 - plugs the provider registry into LLM_API.get
 from .providers.anthropic import Claude_API, ClaudeAI_API
 from .providers.catalog import (
     VLLM_API,

@@ -256,6 +256,19 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+STATEK_CONSUMER = "statek.consumer"
+"""Which consumer of the call record failed (``span``, ``metrics``, ``jobs``, ``budget``, ``ledger``, ...)."""
+
+CONSUMER_ERRORS = InstrumentSpec(
+    "statek.consumer.errors",
+    "counter",
+    "{error}",
+    "Calls or jobs a consumer of the metering record (span, metrics, job usage, budget, ledger) failed to record",
+    "statek_consumer_errors",
+    "",
+    (STATEK_CONSUMER,),
+)
+
 CATALOGUE: tuple[InstrumentSpec, ...] = (
     TOKEN_USAGE,
     OPERATION_DURATION,
@@ -267,6 +280,7 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     BYTES,
     RETRIES,
     BUDGET_REFUSALS,
+    CONSUMER_ERRORS,
 )
 """Every instrument statek records, in exposition order."""
 
@@ -360,6 +374,7 @@ class Instruments:
             (BYTES, False),
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
+            (CONSUMER_ERRORS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells

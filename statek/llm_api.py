@@ -19,7 +19,7 @@ import json
 from abc import ABC
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -302,9 +302,7 @@ class LLM_API(ABC):
         same instance; :func:`add_provider` clears the cache. Raises ``ValueError`` for an unknown
         provider or missing settings, naming what to set.
         """
-        from .providers.registry import get_provider
-
-        return get_provider(provider_name, model, **kwargs)
+        return _directory().get_provider(provider_name, model, **kwargs)
 
     @staticmethod
     def parse_temperature(value: object) -> float | None:
@@ -602,25 +600,44 @@ def add_provider(name: str, llm_api_impl: type[LLM_API] | None = None, **kwargs:
     ``llm_api_impl`` the OpenAI-compatible default is used. Raises ``ValueError`` when ``name`` is a
     built-in key or alias, or already registered.
     """
-    from .providers.registry import add_provider as register
-
-    register(name, llm_api_impl, **kwargs)
+    _directory().add_provider(name, llm_api_impl, **kwargs)
 
 
-_PROVIDER_MODULES = ("statek.providers.catalog", "statek.providers.anthropic", "statek.providers.vertex")
+class ProviderDirectory(Protocol):
+    """What ``LLM_API.get``, :func:`add_provider` and this module's provider-class attributes need of
+    the provider registry (:mod:`statek.providers.registry`, which imports this module and plugs
+    itself in with :func:`use_provider_directory` when it is imported, as ``import statek`` does)."""
+
+    def get_provider(self, provider_name: str | None, model: str | None, **kwargs: Any) -> LLM_API: ...
+
+    def add_provider(self, name: str, llm_api_impl: type[LLM_API] | None, **kwargs: Any) -> None: ...
+
+    def provider_class(self, class_name: str) -> type[LLM_API] | None: ...
+
+
+_provider_directory: ProviderDirectory | None = None
+
+
+def use_provider_directory(directory: ProviderDirectory) -> None:
+    """Make ``directory`` the registry behind ``LLM_API.get`` and :func:`add_provider`."""
+    global _provider_directory
+    _provider_directory = directory
+
+
+def _directory() -> ProviderDirectory:
+    directory = _provider_directory
+    if directory is None:  # only while statek itself is being imported
+        raise ConfigurationError("statek's provider registry is not loaded yet: import statek first")
+    return directory
 
 
 def __getattr__(name: str) -> Any:
     """The built-in provider classes, importable from here as the contract documents.
 
-    They live in ``statek.providers`` (which imports this module), so they are resolved on first
-    access instead of at import time.
+    They live in ``statek.providers`` (which imports this module), so the registry resolves them.
     """
-    if name.endswith("_API"):
-        import importlib
-
-        for module_name in _PROVIDER_MODULES:
-            provider = getattr(importlib.import_module(module_name), name, None)
-            if provider is not None:
-                return provider
+    if name.endswith("_API") and _provider_directory is not None:
+        provider = _provider_directory.provider_class(name)
+        if provider is not None:
+            return provider
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

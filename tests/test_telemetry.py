@@ -58,6 +58,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "statek_bytes_total",
         "statek_retries_total",
         "statek_budget_refusals_total",
+        "statek_consumer_errors_total",
     }
     assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
     assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -72,6 +73,7 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         ("statek.bytes", "counter", "By"),
         ("statek.retries", "counter", "{retry}"),
         ("statek.budget.refusals", "counter", "{call}"),
+        ("statek.consumer.errors", "counter", "{error}"),
     ]
     assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
 
@@ -427,7 +429,7 @@ async def test_a_global_meter_that_cannot_create_instruments_leaves_calls_unobse
 
     with pytest.raises(RuntimeError):  # asking for it explicitly fails loudly, at configuration time
         configure_telemetry(meter_provider=NoInstruments())
-    monkeypatch.setattr("statek.telemetry._config", None)  # as in a fresh process
+    monkeypatch.setattr("statek.telemetry.config._config", None)  # as in a fresh process
     monkeypatch.setattr(metrics, "get_meter_provider", NoInstruments)
     response = await call(scripted_api(), "in=10 out=1")
     assert response.detail.priced_cost == expected_cost(10, 1)

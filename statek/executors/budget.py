@@ -28,10 +28,10 @@ against the token, call and byte limits, a provider-reported cost counts against
 A budget lives in one process's memory. A fleet budget is watched by Prometheus instead (the
 cost burn-rate alert of the mixin under ``dashboards/``); see ``docs/budgets.md``.
 
-Integration: ``statek.telemetry.observe_call`` calls :func:`reserve_call` before the provider runs
-and settles the reservation when it finishes. An httpx transport metering an official SDK's request
-calls :func:`reserve_request` with the body before sending it, settles the same way, and counts a
-refusal with ``statek.telemetry.count_budget_refusal``.
+Integration: the budget consumer of the metering path (:mod:`statek.telemetry.budget`) calls
+:func:`reserve_call` (an ``LLM_API`` call) or :func:`reserve_request` (a request body a
+client-library hook read) before the call is sent, and settles the reservation when it ends; a
+refusal reaches every consumer of the call record as ``refused``.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ..call_record import JobRecord, job_consumers
 from ..exceptions import ConfigurationError
 from .budget import Budget, BudgetLedger, ledgers_of
 from .llm_usage import LLM_Usage
@@ -101,10 +102,12 @@ class Job:
         )
         self._entered = False
         self._token: Token[Job | None] | None = None
-        self._span_mode = span
-        self._span: Any = None
-        self._span_token: object = None
-        self._entered_ns = 0
+        self.span_mode = span
+        """``span=`` as given: ``None`` a span if earned, ``True`` from entry, ``False`` never."""
+        self.span: Any = None
+        """The job's open span, set and ended by the span consumer (:mod:`statek.telemetry.job_span`)."""
+        self.entered_wall = 0.0
+        """When the job was entered (epoch seconds)."""
         self._call_spans: list[Any] | None = None
         self._refusals: list[tuple[int, dict[str, Any]]] | None = None
 
@@ -124,10 +127,12 @@ class Job:
             self.lineage = (self, *parent.lineage)
             self.attributes = MappingProxyType({**parent.attributes, **self._own})
             self.budgets = ledgers_of(self)
-        if self._span_mode:
-            self._start_span()
-        elif self._span_mode is None:
-            self._entered_ns = time.time_ns()
+        self.entered_wall = time.time()
+        for consumer in job_consumers():
+            try:
+                consumer.job_started(self)
+            except Exception:  # noqa: BLE001 - telemetry never breaks the job
+                _log.exception("statek: the %s consumer could not start job %r", consumer.name, self.job_id)
         self._token = _current.set(self)
         return self
 
@@ -140,11 +145,12 @@ class Job:
             except ValueError:  # exited in another context than it was entered in
                 _current.set(self.parent)
             self._token = None
-        if self._span_mode is None:
-            usage = self.usage
-            if usage.calls + usage.failed_calls > 1 or exc is not None or self._refusals:
-                self._start_span(self._entered_ns)
-        self._end_span(exc)
+        record = JobRecord(self, self.entered_wall, time.time(), exc)
+        for consumer in job_consumers():
+            try:
+                consumer.job_finished(record)
+            except Exception:  # noqa: BLE001 - telemetry never breaks the job
+                _log.exception("statek: the %s consumer could not record job %r", consumer.name, self.job_id)
 
     async def __aenter__(self) -> Self:
         return self.__enter__()
@@ -154,10 +160,10 @@ class Job:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
-    # ----------------------------------------------------------------- the job span
+    # ----------------------------------------------------------------- what the job's span needs
     def note_call_span(self, span_context: Any) -> None:
         """Remember a call's span context, for the links of a span made at the job's end."""
-        if self._span_mode is not None or span_context is None:
+        if self.span_mode is not None or span_context is None:
             return
         spans = self._call_spans
         if spans is None:
@@ -168,10 +174,10 @@ class Job:
     def note_refusal(self, attributes: dict[str, Any]) -> None:
         """A call of this job was refused by a budget: a ``statek.budget.refused`` event with these
         attributes, on the job's span now when it has one, else when the span is made at the end."""
-        if self._span is not None:
-            self._span.add_event("statek.budget.refused", attributes)
+        if self.span is not None:
+            self.span.add_event("statek.budget.refused", attributes)
             return
-        if self._span_mode is not None:  # span=False: no span to carry it
+        if self.span_mode is not None:  # span=False: no span to carry it
             return
         refusals = self._refusals
         if refusals is None:
@@ -179,50 +185,21 @@ class Job:
         if len(refusals) < MAX_REFUSAL_EVENTS:
             refusals.append((time.time_ns(), attributes))
 
-    def _start_span(self, started_ns: int | None = None) -> None:
-        """Open the job span: current from now on (``started_ns`` None), or backdated to the job's
-        entry and linked to its calls (made at the end; not made current)."""
-        try:
-            from opentelemetry import context, trace
+    @property
+    def call_spans(self) -> tuple[Any, ...]:
+        """The span contexts of the job's calls noted so far (up to :data:`MAX_CALL_LINKS`)."""
+        return tuple(self._call_spans or ())
 
-            from ..telemetry import telemetry_config
+    @property
+    def refusals(self) -> tuple[tuple[int, dict[str, Any]], ...]:
+        """Refusals kept for a span made at the end: (time in ns, event attributes)."""
+        return tuple(self._refusals or ())
 
-            attributes = {"statek.job.id": self.job_id}
-            attributes.update({f"statek.job.{k}": v for k, v in self.attributes.items() if k != "id"})
-            tracer = telemetry_config().tracer
-            if started_ns is None:
-                self._span = tracer.start_span(f"job {self.job_id}", attributes=attributes)
-                self._span_token = context.attach(trace.set_span_in_context(self._span))
-                return
-            links = [trace.Link(each) for each in self._call_spans or ()]
-            span = self._span = tracer.start_span(
-                f"job {self.job_id}", attributes=attributes, links=links, start_time=started_ns
-            )
-            for at, refused in self._refusals or ():
-                span.add_event("statek.budget.refused", refused, timestamp=at)
-        except Exception:  # noqa: BLE001 - telemetry never breaks the job
-            _log.exception("statek could not start the span of job %r", self.job_id)
-
-    def _end_span(self, exc: BaseException | None) -> None:
-        span, self._span = self._span, None
-        if span is None:
-            return
-        try:
-            from opentelemetry import context
-            from opentelemetry.trace import Status, StatusCode
-
-            if self._span_token is not None:
-                try:
-                    context.detach(self._span_token)  # type: ignore[arg-type]
-                finally:
-                    self._span_token = None
-            span.set_attributes(self.totals())
-            if exc is not None:
-                span.set_attribute("error.type", type(exc).__qualname__)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {str(exc)[:200]}"))
-            span.end()
-        except Exception:  # noqa: BLE001
-            _log.exception("statek could not end the span of job %r", self.job_id)
+    def earned_span(self, exc: BaseException | None) -> bool:
+        """Whether a job with ``span=None`` gets a span at its end: it held more than one call, a call
+        of it was refused, or its body raised."""
+        usage = self.usage
+        return usage.calls + usage.failed_calls > 1 or exc is not None or bool(self._refusals)
 
     def totals(self) -> dict[str, int | float | str]:
         """The job's usage so far as ``statek.job.*`` span attributes (cost as a float, at this edge)."""

@@ -146,6 +146,10 @@ class _Written:
         self.total: float | None = None
 
 
+_running: MultiprocessMirror | None = None
+"""The mirror this process started last (the instrumented worker's), until it shuts down."""
+
+
 class MultiprocessMirror:
     """Writes one process's cumulative statek metrics into its ``prometheus_client`` multiprocess files.
 
@@ -175,8 +179,11 @@ class MultiprocessMirror:
         self._closed = False
 
     def start(self) -> None:
-        """Start the periodic writes (once), and write once more when the interpreter exits."""
+        """Start the periodic writes (once), and write once more when the interpreter exits. The
+        started mirror is this process's: a mounted ``/metrics`` (:func:`registry`) flushes it."""
+        global _running
         if self._thread is None and not self._closed:
+            _running = self
             self._thread = threading.Thread(target=self._run, name="statek-multiprocess", daemon=True)
             self._thread.start()
             # Registered after the MeterProvider's own exit hook, so it runs first (atexit is LIFO).
@@ -220,6 +227,9 @@ class MultiprocessMirror:
         self.flush()
         self._closed = True
         atexit.unregister(self.shutdown)
+        global _running
+        if _running is self:
+            _running = None
 
     def _write_counter(self, family: Metric) -> None:
         for sample in family.samples:
@@ -282,11 +292,9 @@ class StatekMultiProcessCollector(Collector):
 def registry(path: str | os.PathLike[str] | None = None) -> CollectorRegistry:
     """A fresh registry serving the sum of every process's files; in an instrumented worker it first
     writes that worker's own totals."""
-    from .setup import active_instrumentation
 
     def flush_own() -> None:
-        active = active_instrumentation()
-        mirror = active.multiprocess if active is not None else None
+        mirror = _running
         if mirror is not None:
             mirror.flush()
 

@@ -90,15 +90,14 @@ class _Router:
         if endpoint is None:
             endpoint = self._endpoints[(route, host, port)] = route.endpoint(host, port)
         model = wire_request.model or "unknown"
-        reservation = telemetry.reserve_wire_call(endpoint, model, body, wire_request.max_tokens)
-        call = WireCall(
+        call = WireCall(  # may refuse (BudgetExceededError): nothing is sent then
             endpoint,
             wire_request.operation,
             model,
             stream=wire_request.stream,
             temperature=wire_request.temperature,
             max_tokens=wire_request.max_tokens,
-            reservation=reservation,
+            body=body,
         )
         return request, Exchange(wire_request, route, call, len(body))
 

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..exceptions import ConfigurationError, UnknownProviderError
-from ..llm_api import LLM_API, check_implementation
+from ..llm_api import LLM_API, check_implementation, use_provider_directory
 from ..secrets import scrub
 from ..settings import (
     SETTING_SUFFIXES,
@@ -308,3 +308,26 @@ def _unregister(name: str) -> None:
     with _lock:
         _custom.pop(_normalise(name), None)
         _instances.clear()
+
+
+_PROVIDER_MODULES = ("statek.providers.catalog", "statek.providers.anthropic", "statek.providers.vertex")
+
+
+def provider_class(class_name: str) -> type[LLM_API] | None:
+    """A built-in provider class by its class name (``"OpenAI_API"``), or ``None``."""
+    for module_name in _PROVIDER_MODULES:
+        provider = getattr(importlib.import_module(module_name), class_name, None)
+        if isinstance(provider, type) and issubclass(provider, LLM_API):
+            return provider
+    return None
+
+
+class _Directory:
+    """This module as ``statek.llm_api``'s :class:`~statek.llm_api.ProviderDirectory`."""
+
+    get_provider = staticmethod(get_provider)
+    add_provider = staticmethod(add_provider)
+    provider_class = staticmethod(provider_class)
+
+
+use_provider_directory(_Directory())

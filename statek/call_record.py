@@ -1,0 +1,297 @@
+"""One record per provider call and per job, and the consumers that read them.
+
+The metering path (:mod:`statek.telemetry.pipeline`) builds a :class:`CallRecord` once per call, from
+``LLM_API.process_request`` or from a client-library hook (:mod:`statek.instrumentation`), and hands
+it to every registered :class:`CallConsumer`: ``start`` before anything is sent, ``finish`` once the
+call has ended (``record.outcome`` says how). :class:`~statek.executors.job.Job` hands a
+:class:`JobRecord` to every :class:`JobConsumer` when it ends. statek's own consumers are the budget,
+the span, the metric instruments, the job's usage and the ledger; each lives in its own module and
+knows the record, not the other consumers, so adding one touches no other.
+
+Contracts for a consumer:
+
+* ``start`` may raise :class:`~statek.exceptions.BudgetExceededError` only (the budget's refusal:
+  the call is then not sent, and every consumer's ``finish`` sees ``outcome == "refused"``); any
+  other exception is logged and counted, and the call goes on.
+* ``finish`` is called exactly once per record, also for consumers whose ``start`` failed or never
+  ran (a refused call), and must not raise: what escapes is logged and counted, never raised into
+  the application.
+* Consumer state for one call lives on the record (its ``span``, ``series``, ``reservation`` slots
+  for statek's own consumers; :attr:`CallRecord.extras` for others).
+
+This module sits low in the package (it imports only the standard library, and types for annotations),
+so that jobs, the metering path and the consumers can all use it without an import cycle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from .metering.types import CallCost
+    from .types import CallDetail, LLM_Response
+
+__all__ = [
+    "CallConsumer",
+    "CallRecord",
+    "JobConsumer",
+    "JobRecord",
+    "Outcome",
+    "add_call_consumer",
+    "add_job_consumer",
+    "call_consumers",
+    "job_consumers",
+    "remove_call_consumer",
+    "remove_job_consumer",
+]
+
+Outcome = Literal["pending", "ok", "error", "refused"]
+"""How a call ended: answered (``ok``), failed (``error``: see ``error_type``), or refused by a budget
+before anything was sent (``refused``). ``pending`` while it runs."""
+
+
+class CallRecord:
+    """Everything statek knows about one provider call, filled in as the call goes.
+
+    Built by the metering path; read by every consumer. Times: ``started_wall`` is the epoch second
+    the call started (pricing uses it), ``started`` the ``time.perf_counter()`` reading at that
+    moment, ``duration`` seconds until it ended.
+    """
+
+    __slots__ = (
+        "api",
+        "body",
+        "bytes_received",
+        "bytes_sent",
+        "capture_context",
+        "cost",
+        "database_provider",
+        "detail",
+        "duration",
+        "error_type",
+        "exception",
+        "extras",
+        "first_chunk_s",
+        "genai_provider",
+        "job",
+        "max_tokens",
+        "operation",
+        "outcome",
+        "output_type",
+        "pricing_provider",
+        "provider_key",
+        "record_id",
+        "request",
+        "request_model",
+        "reservation",
+        "response",
+        "retries",
+        "series",
+        "server_address",
+        "server_port",
+        "span",
+        "span_context",
+        "started",
+        "started_wall",
+        "stream",
+        "temperature",
+    )
+
+    def __init__(
+        self,
+        provider_key: str,
+        genai_provider: str,
+        pricing_provider: str,
+        request_model: str,
+        operation: str,
+        job: Any,
+        *,
+        stream: bool = False,
+        server_address: str | None = None,
+        server_port: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        output_type: str | None = None,
+        capture_context: bool = False,
+        api: Any = None,
+        request: Any = None,
+        body: bytes | None = None,
+        database_provider: str | None = None,
+    ) -> None:
+        self.record_id = uuid.uuid4().hex
+        """Unique per call: a retried write of this record is recognised by it."""
+        self.provider_key = provider_key
+        """statek's provider key (``"OPENAI"``): the key of job usage."""
+        self.genai_provider = genai_provider
+        """``gen_ai.provider.name`` (``"openai"``): spans and metric labels."""
+        self.pricing_provider = pricing_provider
+        """The price-table provider the call is priced as."""
+        self.database_provider = database_provider
+        """The price database's provider id when the catalogue names one (``None``: from the provider)."""
+        self.request_model = request_model
+        self.operation = operation
+        """``gen_ai.operation.name``."""
+        self.job = job
+        """The :class:`~statek.executors.job.Job` current when the call started, or ``None``."""
+        self.stream = stream
+        self.server_address = server_address
+        self.server_port = server_port
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.output_type = output_type
+        self.capture_context = capture_context
+        """Whether the call's span is made current while the provider runs (``LLM_API`` calls: yes;
+        calls read off the wire by a client-library hook: no, their answer may be read elsewhere)."""
+        self.api = api
+        """The ``LLM_API`` making the call (``None`` for a call read off the wire)."""
+        self.request = request
+        """The ``PreparedRequest`` of an ``LLM_API`` call, or ``None``."""
+        self.body = body
+        """The raw JSON request body of a call read off the wire, or ``None``."""
+        self.started_wall = time.time()
+        self.started = time.perf_counter()
+        self.outcome: Outcome = "pending"
+        self.error_type: str | None = None
+        self.exception: BaseException | None = None
+        self.detail: CallDetail | None = None
+        """The priced detail of an answered call (tokens, cost and its status, response model, ...)."""
+        self.response: LLM_Response | None = None
+        self.cost: CallCost | None = None
+        """How the answered call was priced (amount, status, the table's amount beside a reported one)."""
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.duration = 0.0
+        self.first_chunk_s: float | None = None
+        self.retries = 0
+        self.span: Any = None
+        """The call's span (the span consumer's), or ``None``."""
+        self.span_context: Any = None
+        """The span's ``SpanContext`` (trace and span ids), or ``None`` without a span."""
+        self.series: Any = None
+        """The metric series of the call (the metrics consumer's), or ``None``."""
+        self.reservation: Any = None
+        """The budget reservation held for the call (the budget consumer's), or ``None``."""
+        self.extras: dict[str, Any] | None = None
+        """State of consumers other than statek's own, by consumer name."""
+
+    def __repr__(self) -> str:
+        return (
+            f"CallRecord({self.provider_key} {self.request_model!r}, outcome={self.outcome!r}, "
+            f"id={self.record_id})"
+        )
+
+    @property
+    def table_cost(self) -> Decimal | None:
+        """The price table's amount for a call whose cost the provider reported, else ``None``."""
+        cost = self.cost
+        return cost.table_amount if cost is not None else None
+
+    @property
+    def drift(self) -> Decimal | None:
+        """Reported minus table cost, when both are known, else ``None``."""
+        cost = self.cost
+        return cost.drift if cost is not None else None
+
+    @property
+    def trace_id(self) -> int:
+        """The call span's trace id (0 without a span)."""
+        context = self.span_context
+        return context.trace_id if context is not None else 0
+
+    @property
+    def span_id(self) -> int:
+        """The call span's id (0 without a span)."""
+        context = self.span_context
+        return context.span_id if context is not None else 0
+
+
+class JobRecord:
+    """One ended job: the :class:`~statek.executors.job.Job` (its id, lineage, attributes, usage and
+    budget) with its start and end (epoch seconds) and, when its body raised, the error."""
+
+    __slots__ = ("ended_wall", "error_type", "exception", "job", "record_id", "started_wall")
+
+    def __init__(
+        self, job: Any, started_wall: float, ended_wall: float, exception: BaseException | None
+    ) -> None:
+        self.record_id = uuid.uuid4().hex
+        self.job = job
+        self.started_wall = started_wall
+        self.ended_wall = ended_wall
+        self.exception = exception
+        self.error_type = type(exception).__qualname__ if exception is not None else None
+
+    def __repr__(self) -> str:
+        return f"JobRecord({self.job.job_id!r}, error_type={self.error_type!r})"
+
+
+class CallConsumer(Protocol):
+    """Reads every call (see the module docstring for the contract)."""
+
+    name: str
+
+    def start(self, record: CallRecord) -> None: ...
+
+    def finish(self, record: CallRecord) -> None: ...
+
+
+class JobConsumer(Protocol):
+    """Reads every job: ``job_started`` when it is entered, ``job_finished`` when it ends."""
+
+    name: str
+
+    def job_started(self, job: Any) -> None: ...
+
+    def job_finished(self, record: JobRecord) -> None: ...
+
+
+# Copy-on-write tuples: the hot path iterates them without a lock.
+_lock = threading.Lock()
+_call_consumers: tuple[CallConsumer, ...] = ()
+_job_consumers: tuple[JobConsumer, ...] = ()
+
+
+def call_consumers() -> tuple[CallConsumer, ...]:
+    """The registered call consumers, in the order they were added (``start`` in this order,
+    ``finish`` too)."""
+    return _call_consumers
+
+
+def job_consumers() -> tuple[JobConsumer, ...]:
+    """The registered job consumers, in the order they were added."""
+    return _job_consumers
+
+
+def add_call_consumer(consumer: CallConsumer, *, first: bool = False) -> None:
+    """Register ``consumer`` for every call from now on (at the end, or ``first``); adding one that
+    is registered already does nothing."""
+    global _call_consumers
+    with _lock:
+        if consumer not in _call_consumers:
+            _call_consumers = (consumer, *_call_consumers) if first else (*_call_consumers, consumer)
+
+
+def remove_call_consumer(consumer: CallConsumer) -> None:
+    """Unregister ``consumer`` (nothing happens when it is not registered)."""
+    global _call_consumers
+    with _lock:
+        _call_consumers = tuple(each for each in _call_consumers if each is not consumer)
+
+
+def add_job_consumer(consumer: JobConsumer) -> None:
+    """Register ``consumer`` for every job from now on; adding one twice does nothing."""
+    global _job_consumers
+    with _lock:
+        if consumer not in _job_consumers:
+            _job_consumers = (*_job_consumers, consumer)
+
+
+def remove_job_consumer(consumer: JobConsumer) -> None:
+    """Unregister ``consumer`` (nothing happens when it is not registered)."""
+    global _job_consumers
+    with _lock:
+        _job_consumers = tuple(each for each in _job_consumers if each is not consumer)

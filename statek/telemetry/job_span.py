@@ -1,0 +1,73 @@
+"""The span consumer of jobs: a ``job {id}`` span, from entry or earned at the end.
+
+``Job(..., span=True)`` opens the span when the job is entered and makes it current, so the calls'
+spans are its children. With ``span=None`` (the default) a job gets a span only when it earns one
+(:meth:`~statek.executors.job.Job.earned_span`): it is made at the job's end, backdated to its
+entry, linked to its calls' spans and carrying its refusals as timestamped events. ``span=False``
+never makes one. The span ends with the job's totals (:meth:`~statek.executors.job.Job.totals`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context, trace
+from opentelemetry.trace import Status, StatusCode
+
+from ..secrets import clip
+from .config import telemetry_config
+
+if TYPE_CHECKING:
+    from ..call_record import JobRecord
+    from ..executors.job import Job
+
+__all__ = ["JobSpanConsumer"]
+
+_TOKEN = "_statek_span_token"
+
+
+class JobSpanConsumer:
+    """Opens and ends job spans (see the module docstring)."""
+
+    name = "job_span"
+
+    def __init__(self) -> None:
+        self._tokens: dict[int, object] = {}
+
+    def job_started(self, job: Job) -> None:
+        if not job.span_mode:
+            return
+        span = job.span = telemetry_config().tracer.start_span(
+            f"job {job.job_id}", attributes=_attributes(job)
+        )
+        self._tokens[id(job)] = context.attach(trace.set_span_in_context(span))
+
+    def job_finished(self, record: JobRecord) -> None:
+        job, exc = record.job, record.exception
+        token = self._tokens.pop(id(job), None)
+        if token is not None:
+            context.detach(token)  # type: ignore[arg-type]
+        if job.span_mode is None and job.earned_span(exc):
+            links = [trace.Link(each) for each in job.call_spans]
+            span = job.span = telemetry_config().tracer.start_span(
+                f"job {job.job_id}",
+                attributes=_attributes(job),
+                links=links,
+                start_time=int(record.started_wall * 1e9),
+            )
+            for at, refused in job.refusals:
+                span.add_event("statek.budget.refused", refused, timestamp=at)
+        span, job.span = job.span, None
+        if span is None:
+            return
+        span.set_attributes(job.totals())
+        if exc is not None:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
+        span.end()
+
+
+def _attributes(job: Job) -> dict[str, Any]:
+    attributes = {"statek.job.id": job.job_id}
+    attributes.update({f"statek.job.{k}": v for k, v in job.attributes.items() if k != "id"})
+    return attributes

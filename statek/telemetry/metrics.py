@@ -1,0 +1,361 @@
+"""The metric instruments' consumer of the call record: counters and histograms per series.
+
+Attribute dicts, counter cells and histogram cells are built once per (provider, model, job labels,
+server, operation) in a :class:`Series`; a call bumps its counters and adds its histogram values to
+statek-owned buckets under one lock, and a collection merges the buckets into the SDK (see
+:class:`statek.instruments.Instruments` and :mod:`statek.telemetry_buckets`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from .. import instruments as inst
+from ..metering.types import drifted
+from .config import TelemetryConfig, current_config
+
+if TYPE_CHECKING:
+    from .._http import RetryEvent
+    from ..call_record import CallRecord
+
+__all__ = ["MetricsConsumer", "Series", "count_consumer_error", "series_of"]
+
+_log = logging.getLogger("statek.telemetry")
+
+COST_STATUSES = ("calculated", "reported", "unpriced", "no_usage")
+
+
+class Series:
+    """The metric cells of every call to one (provider, model, job labels, server, operation)."""
+
+    __slots__ = (
+        "base",
+        "cost",
+        "drift",
+        "error_durations",
+        "error_requests",
+        "first_chunk",
+        "histograms",
+        "instruments",
+        "lock",
+        "ok_requests",
+        "operation",
+        "received",
+        "refusals",
+        "retries",
+        "sent",
+        "server",
+        "tokens",
+    )
+
+    def __init__(
+        self,
+        instruments: inst.Instruments,
+        provider: str,
+        model: str,
+        labels: dict[str, str],
+        server: dict[str, Any],
+        operation: str,
+    ) -> None:
+        self.instruments = instruments
+        self.lock = threading.Lock()
+        self.operation = operation
+        base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
+        self.base = base
+        self.server = server  # server.address / server.port: on spans and the GenAI histograms
+        self.tokens = {
+            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
+        }
+        self.cost = {
+            s: instruments.cell(inst.COST, {**base, inst.STATEK_COST_STATUS: s}, Decimal(0))
+            for s in COST_STATUSES
+        }
+        self.ok_requests = {
+            s: instruments.cell(
+                inst.REQUESTS, {**base, inst.STATEK_OUTCOME: "success", inst.STATEK_COST_STATUS: s}
+            )
+            for s in COST_STATUSES
+        }
+        self.drift = instruments.cell(inst.COST_DRIFT, base)
+        self.sent = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "transmit"})
+        self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
+        self.error_requests: dict[str, inst.CounterCell] = {}
+        self.retries: dict[str, inst.CounterCell] = {}
+        self.histograms: dict[
+            str | None, tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]
+        ] = {}
+        self.error_durations: dict[str, inst.HistogramCell] = {}
+        self.first_chunk: inst.HistogramCell | None = None
+        self.refusals: inst.CounterCell | None = None
+
+    def histogram_cells(
+        self, response_model: str | None
+    ) -> tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]:
+        """(input tokens, output tokens, duration) histogram series of a successful call."""
+        cells = self.histograms.get(response_model)
+        if cells is None:
+            with self.lock:  # two cells with one attribute set would be merged twice
+                cells = self.histograms.get(response_model)
+                if cells is None:
+                    common = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
+                    if response_model:
+                        common[inst.GEN_AI_RESPONSE_MODEL] = response_model
+                    instruments = self.instruments
+                    cells = self.histograms[response_model] = (
+                        instruments.histogram_cell(
+                            instruments.token_usage, {**common, inst.GEN_AI_TOKEN_TYPE: "input"}
+                        ),
+                        instruments.histogram_cell(
+                            instruments.token_usage, {**common, inst.GEN_AI_TOKEN_TYPE: "output"}
+                        ),
+                        instruments.histogram_cell(instruments.duration, common),
+                    )
+        return cells
+
+    def first_chunk_cell(self) -> inst.HistogramCell:
+        """The time-to-first-chunk series (the duration's attributes without a response model)."""
+        cell = self.first_chunk
+        if cell is None:
+            with self.lock:
+                cell = self.first_chunk
+                if cell is None:
+                    attributes = {inst.GEN_AI_OPERATION_NAME: self.operation, **self.base, **self.server}
+                    instruments = self.instruments
+                    cell = self.first_chunk = instruments.histogram_cell(
+                        instruments.time_to_first_chunk, attributes
+                    )
+        return cell
+
+    def error_duration_cell(self, error_type: str) -> inst.HistogramCell:
+        """The duration series of calls that failed with ``error_type``."""
+        cell = self.error_durations.get(error_type)
+        if cell is None:
+            with self.lock:
+                cell = self.error_durations.get(error_type)
+                if cell is None:
+                    attributes = {
+                        inst.GEN_AI_OPERATION_NAME: self.operation,
+                        **self.base,
+                        **self.server,
+                        inst.ERROR_TYPE: error_type,
+                    }
+                    instruments = self.instruments
+                    cell = self.error_durations[error_type] = instruments.histogram_cell(
+                        instruments.duration, attributes
+                    )
+        return cell
+
+    def error_cell(self, error_type: str) -> inst.CounterCell:
+        """The request counter of calls that failed with ``error_type``."""
+        return self._keyed(
+            self.error_requests,
+            inst.REQUESTS,
+            error_type,
+            {
+                inst.STATEK_OUTCOME: "error",
+                inst.ERROR_TYPE: error_type,
+                inst.STATEK_COST_STATUS: "unpriced",
+            },
+        )
+
+    def retry_cell(self, error_type: str) -> inst.CounterCell:
+        """The retry counter for attempts that failed with ``error_type``."""
+        return self._keyed(self.retries, inst.RETRIES, error_type, {inst.ERROR_TYPE: error_type})
+
+    def refusal_cell(self) -> inst.CounterCell:
+        """The budget-refusal counter: by provider and model only (never by job labels)."""
+        cell = self.refusals
+        if cell is None:
+            cell = self.refusals = _refusal_cell(
+                self.instruments, self.base[inst.GEN_AI_PROVIDER_NAME], self.base[inst.GEN_AI_REQUEST_MODEL]
+            )
+        return cell
+
+    def _keyed(
+        self, cells: dict[str, inst.CounterCell], spec: inst.InstrumentSpec, key: str, extra: dict[str, str]
+    ) -> inst.CounterCell:
+        cell = cells.get(key)
+        if cell is None:
+            with self.lock:  # two cells with one attribute set would be observed twice
+                cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = self.instruments.cell(spec, {**self.base, **extra})
+        return cell
+
+
+_series_lock = threading.Lock()
+_series_by_instruments: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[Any, ...], Series]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def series_of(config: TelemetryConfig, record: CallRecord) -> Series:
+    """The series a call belongs to: (provider, model, allow-listed job labels, server, operation)."""
+    labels: tuple[str, ...] = ()
+    if config.job_label_keys:
+        job = record.job
+        attributes = job.attributes if job is not None else {}
+        labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
+    provider, model = record.genai_provider, record.request_model
+    server = (record.server_address, record.server_port)
+    key = (provider, model, labels, server, record.operation)
+    cache = _series_by_instruments.get(config.instruments)
+    series = cache.get(key) if cache is not None else None
+    if series is None:
+        with _series_lock:
+            cache = _series_by_instruments.setdefault(config.instruments, {})
+            series = cache.get(key)
+            if series is None:
+                named = {inst.JOB_LABEL_PREFIX + k: v for k, v in zip(config.job_label_keys, labels)}
+                where: dict[str, Any] = {}
+                if server[0]:
+                    where[inst.SERVER_ADDRESS] = server[0]
+                    if server[1]:
+                        where[inst.SERVER_PORT] = server[1]
+                series = cache[key] = Series(
+                    config.instruments, provider, model, named, where, record.operation
+                )
+    return series
+
+
+class MetricsConsumer:
+    """Counts every call into the instruments of the configuration in force when it started."""
+
+    name = "metrics"
+
+    def start(self, record: CallRecord) -> None:
+        config = current_config()
+        if config is not None:
+            record.series = series_of(config, record)
+
+    def finish(self, record: CallRecord) -> None:
+        outcome = record.outcome
+        if outcome == "refused":
+            config = current_config()
+            if config is not None:
+                cell = series_of(config, record).refusal_cell()
+                with config.instruments.lock:
+                    cell.value += 1
+            return
+        series: Series | None = record.series
+        if series is None:  # start failed or telemetry is off: nothing was opened
+            return
+        instruments = series.instruments
+        aggregating = instruments.aggregating
+        if outcome == "error":
+            error_type = record.error_type or "error"
+            duration_cell = series.error_duration_cell(error_type)
+            cell = series.error_cell(error_type)
+            with instruments.lock:
+                cell.value += 1
+                series.sent.value += record.bytes_sent
+                series.received.value += record.bytes_received
+                if aggregating:
+                    duration_cell.add(record.duration)
+            if not aggregating:
+                instruments.record_now(duration_cell, record.duration)
+            return
+        stats = record.detail
+        if stats is None:
+            return
+        status = stats.cost_status
+        exemplar = record.span_context
+        if exemplar is not None and not exemplar.trace_flags.sampled:
+            exemplar = None
+        tokens, cost = series.tokens, series.cost[status]
+        in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
+        duration = record.duration
+        with instruments.lock:
+            _bump(tokens["input"], stats.input_tokens, exemplar)
+            _bump(tokens["output"], stats.output_tokens, exemplar)
+            if stats.cached_tokens:
+                _bump(tokens["cache_read"], stats.cached_tokens, exemplar)
+            if stats.cache_write_tokens:
+                _bump(tokens["cache_write"], stats.cache_write_tokens, exemplar)
+            if stats.reasoning_tokens:
+                _bump(tokens["reasoning"], stats.reasoning_tokens, exemplar)
+            if stats.priced_cost is not None:
+                _bump(cost, stats.priced_cost, exemplar)
+            series.ok_requests[status].value += 1
+            if record.cost is not None and drifted(record.cost):
+                series.drift.value += 1
+            series.sent.value += stats.total_bytes_sent
+            series.received.value += stats.total_bytes_received
+            if aggregating:
+                duration_cell.add(duration, exemplar)
+                in_cell.add(stats.input_tokens)
+                out_cell.add(stats.output_tokens)
+        if not aggregating:
+            instruments.record_now(duration_cell, duration, exemplar)
+            instruments.record_now(in_cell, stats.input_tokens)
+            instruments.record_now(out_cell, stats.output_tokens)
+
+    def first_chunk(self, record: CallRecord, seconds: float) -> None:
+        """``gen_ai.client.operation.time_to_first_chunk``."""
+        series: Series | None = record.series
+        if series is None:
+            return
+        cell, instruments = series.first_chunk_cell(), series.instruments
+        if instruments.aggregating:
+            with instruments.lock:
+                cell.add(seconds)
+        else:
+            instruments.record_now(cell, seconds)
+
+    def retry(self, record: CallRecord, event: RetryEvent) -> None:
+        """``statek.retries`` by error type."""
+        series: Series | None = record.series
+        if series is not None:
+            cell = series.retry_cell(event.error_type)
+            with series.instruments.lock:
+                cell.value += 1
+
+
+def _bump(cell: inst.CounterCell, amount: int | Decimal, exemplar: Any) -> None:
+    cell.value += amount
+    if exemplar is not None:
+        cell.exemplar = exemplar
+
+
+_cells_lock = threading.Lock()
+_refusal_cells: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[str, str], inst.CounterCell]] = (
+    weakref.WeakKeyDictionary()
+)
+_consumer_error_cells: weakref.WeakKeyDictionary[inst.Instruments, dict[str, inst.CounterCell]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _refusal_cell(instruments: inst.Instruments, provider: str, model: str) -> inst.CounterCell:
+    with _cells_lock:  # one cell per series, ever: a second one would be reported twice
+        cells = _refusal_cells.setdefault(instruments, {})
+        cell = cells.get((provider, model))
+        if cell is None:
+            attributes = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model}
+            cell = cells[(provider, model)] = instruments.cell(inst.BUDGET_REFUSALS, attributes)
+    return cell
+
+
+def count_consumer_error(consumer: str) -> None:
+    """Count one call or job that consumer ``consumer`` failed to record (``statek.consumer.errors``).
+    Never raises."""
+    config = current_config()
+    if config is None:
+        return
+    try:
+        instruments = config.instruments
+        with _cells_lock:
+            cells = _consumer_error_cells.setdefault(instruments, {})
+            cell = cells.get(consumer)
+            if cell is None:
+                cell = cells[consumer] = instruments.cell(
+                    inst.CONSUMER_ERRORS, {inst.STATEK_CONSUMER: consumer}
+                )
+        with instruments.lock:
+            cell.value += 1
+    except Exception:  # noqa: BLE001 - the error was logged by the caller already
+        _log.debug("statek could not count a consumer error", exc_info=True)

@@ -1,0 +1,66 @@
+"""Pricing an answered call on the metering path: out-of-range numbers dropped, then priced.
+
+Runs once per answered call, before the record is handed to its consumers' ``finish``; an unpriced
+call beats a failed one, so a fault in pricing is logged and the call recorded ``unpriced``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from ..limits import bounded
+from ..metering import price_call
+from ..metering.index import FROM_PROVIDER
+from ..metering.types import UNPRICED, CallCost
+from ..types import CallDetail
+
+__all__ = ["checked", "priced"]
+
+_log = logging.getLogger("statek.telemetry")
+
+
+def priced(
+    pricing_provider: str,
+    model: str,
+    stats: CallDetail,
+    started: float,
+    database_provider: str | None = FROM_PROVIDER,
+) -> tuple[CallDetail, CallCost]:
+    """``stats`` with its ``priced_cost`` and ``cost_status`` filled, and the pricing result, for a
+    call to ``model`` that started at epoch second ``started`` (``database_provider``: see
+    :func:`statek.metering.price_call`). Never raises."""
+    try:
+        at = datetime.fromtimestamp(started, timezone.utc)
+        cost = price_call(pricing_provider, model, stats, at=at, database_provider=database_provider)
+        return _with_cost(stats, cost.amount, cost.status), cost
+    except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
+        _log.exception(
+            "statek could not price a %s call to %s; recorded as unpriced", pricing_provider, model
+        )
+        return _with_cost(stats, None, "unpriced"), UNPRICED
+
+
+def checked(provider_key: str, model: str, stats: CallDetail) -> CallDetail:
+    """``stats`` with any number outside :mod:`statek.limits` removed, so no exporter is poisoned by it.
+
+    Built-in providers refuse such answers already; this guards providers added with ``add_provider``.
+    """
+    result, problems = bounded(stats)
+    if problems:
+        _log.warning(
+            "statek dropped out-of-range numbers from a %s call to %s: %s",
+            provider_key,
+            model,
+            "; ".join(problems),
+        )
+    return result
+
+
+def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
+    # Positional rebuild: NamedTuple._replace costs three times as much on this hot path.
+    i = stats._fields.index("priced_cost")
+    rebuild: Callable[..., CallDetail] = type(stats)
+    return rebuild(*stats[:i], amount, status, *stats[i + 2 :])

@@ -1,0 +1,239 @@
+"""The span consumer of the call record: one span per call, OpenTelemetry GenAI semantic conventions.
+
+A span ``{operation} {model}`` (kind CLIENT) opens when the call starts and closes with its usage,
+cost and outcome. For an ``LLM_API`` call it is current while the provider runs (``record.
+capture_context``), so HTTP retries become its ``statek.retry`` events; a call read off the wire is
+not made current (its answer may be read in another context). Prompt and completion text are
+recorded only when content capture is on. A refused call opens no span: its refusal becomes a
+``statek.budget.refused`` event on its job's span (see :meth:`Job.note_refusal`), or on the current
+span outside any job.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .. import instruments as inst
+from ..secrets import clip, scrub
+from .config import current_config
+
+if TYPE_CHECKING:
+    from .._http import RetryEvent
+    from ..call_record import CallRecord
+    from ..types import LLM_Response
+
+__all__ = ["SpanConsumer"]
+
+_CONTEXT_TOKEN = "span.context_token"
+_MAX_CACHED_NAMES = 4096
+"""Span names kept per (provider, model, operation, server); beyond this they are built per call."""
+
+
+class SpanConsumer:
+    """Opens, annotates and closes the span of every call (see the module docstring)."""
+
+    name = "span"
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+
+    def start(self, record: CallRecord) -> None:
+        config = current_config()
+        if config is None:
+            return
+        key = (
+            record.genai_provider,
+            record.request_model,
+            record.operation,
+            record.server_address,
+            record.server_port,
+        )
+        named = self._names.get(key)
+        if named is None:  # one name and attribute set per series, not per call
+            named = _name_and_attributes(record)
+            if len(self._names) < _MAX_CACHED_NAMES:
+                self._names[key] = named
+        span_name, base = named
+        attributes: dict[str, Any] = {**base}
+        if record.stream:
+            attributes["gen_ai.request.stream"] = True
+        if record.output_type is not None:
+            attributes["gen_ai.output.type"] = record.output_type
+        if record.temperature is not None:
+            attributes["gen_ai.request.temperature"] = record.temperature
+        if record.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = record.max_tokens
+        job = record.job
+        if job is not None:
+            attributes["statek.job.id"] = job.job_id
+        if config.capture_content and record.request is not None:
+            attributes.update(_input_content(record.request))
+        span = record.span = config.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
+        record.span_context = span.get_span_context()
+        if record.capture_context:
+            extras = record.extras
+            if extras is None:
+                extras = record.extras = {}
+            extras[_CONTEXT_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
+
+    def finish(self, record: CallRecord) -> None:
+        extras = record.extras
+        if extras is not None:
+            token = extras.pop(_CONTEXT_TOKEN, None)
+            if token is not None:
+                otel_context.detach(token)
+        span = record.span
+        if record.outcome == "refused":
+            _note_refusal(record)
+            return
+        if span is None:
+            return
+        config = current_config()
+        if record.outcome == "error":
+            attributes: dict[str, Any] = {
+                inst.ERROR_TYPE: record.error_type or "error",
+                "statek.bytes.sent": record.bytes_sent,
+                "statek.bytes.received": record.bytes_received,
+                "statek.cost.status": "unpriced",
+            }
+            if record.retries:
+                attributes["statek.retry.count"] = record.retries
+            span.set_attributes(attributes)
+            exc = record.exception
+            # Scrubbed: an error body may echo the request's key, and this is exported with content capture off.
+            described = f"{type(exc).__name__}: {clip(exc, 200)}" if exc is not None else record.error_type
+            span.set_status(Status(StatusCode.ERROR, described))
+            span.end()
+            return
+        stats = record.detail
+        if stats is None:
+            span.end()
+            return
+        attributes = {
+            "gen_ai.usage.input_tokens": stats.input_tokens,
+            "gen_ai.usage.output_tokens": stats.output_tokens,
+            "statek.cost.status": stats.cost_status,
+            "statek.bytes.sent": stats.total_bytes_sent,
+            "statek.bytes.received": stats.total_bytes_received,
+        }
+        if stats.response_model:
+            attributes[inst.GEN_AI_RESPONSE_MODEL] = stats.response_model
+        if stats.finish_reason:
+            attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
+        if stats.response_id:
+            attributes["gen_ai.response.id"] = stats.response_id
+        if stats.cached_tokens:
+            attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+        latest = config is not None and config.latest_genai
+        if stats.cache_write_tokens:
+            key = (
+                "gen_ai.usage.cache_write.input_tokens"
+                if latest
+                else "gen_ai.usage.cache_creation.input_tokens"
+            )
+            attributes[key] = stats.cache_write_tokens
+        if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
+            attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
+            attributes["gen_ai.usage.cost.currency"] = "USD"
+            attributes["gen_ai.usage.cost.source"] = stats.cost_status
+        if stats.reasoning_tokens:
+            attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
+        if stats.priced_cost is not None:
+            attributes["statek.cost.usd"] = float(stats.priced_cost)
+        if stats.cost is not None:
+            attributes["statek.cost.reported_usd"] = float(stats.cost)
+        table = record.table_cost
+        if table is not None:
+            attributes["statek.cost.table_usd"] = float(table)
+            drift = record.drift
+            if drift is not None:
+                attributes["statek.cost.drift_usd"] = float(drift)
+        if record.retries:
+            attributes["statek.retry.count"] = record.retries
+        if config is not None and config.capture_content and record.response is not None:
+            attributes.update(_output_content(record.response))
+        span.set_attributes(attributes)
+        span.end()
+
+    def first_chunk(self, record: CallRecord, seconds: float) -> None:
+        """The span's ``statek.first_chunk`` event and ``statek.time_to_first_chunk_s``."""
+        span = record.span
+        if span is not None:
+            span.set_attribute("statek.time_to_first_chunk_s", seconds)
+            span.add_event("statek.first_chunk", {"statek.time_to_first_chunk_s": seconds})
+
+    def retry(self, record: CallRecord, event: RetryEvent) -> None:
+        """One ``statek.retry`` event per retried attempt."""
+        span = record.span
+        if span is None:
+            return
+        attributes: dict[str, Any] = {
+            "statek.retry.attempt": event.attempt,
+            inst.ERROR_TYPE: event.error_type,
+            "statek.retry.delay_s": event.delay,
+        }
+        if event.status_code is not None:
+            attributes["http.response.status_code"] = event.status_code
+        span.add_event("statek.retry", attributes)
+
+
+def _name_and_attributes(record: CallRecord) -> tuple[str, dict[str, Any]]:
+    attributes: dict[str, Any] = {
+        inst.GEN_AI_OPERATION_NAME: record.operation,
+        inst.GEN_AI_PROVIDER_NAME: record.genai_provider,
+        inst.GEN_AI_REQUEST_MODEL: record.request_model,
+    }
+    if record.server_address:
+        attributes[inst.SERVER_ADDRESS] = record.server_address
+        if record.server_port:
+            attributes[inst.SERVER_PORT] = record.server_port
+    return f"{record.operation} {record.request_model}", attributes
+
+
+def _note_refusal(record: CallRecord) -> None:
+    refused: Any = record.exception
+    event = {
+        "statek.job.id": getattr(refused, "job_id", None) or "",
+        "statek.budget.reason": getattr(refused, "reason", None) or "",
+        inst.GEN_AI_PROVIDER_NAME: record.genai_provider,
+        inst.GEN_AI_REQUEST_MODEL: record.request_model,
+    }
+    job = record.job
+    if job is not None:
+        job.note_refusal(event)
+    else:
+        trace.get_current_span().add_event("statek.budget.refused", event)
+
+
+def _input_content(params: Any) -> dict[str, str]:
+    messages = []
+    for item in params.chat_history:
+        parts: list[dict[str, Any]] = []
+        if item.role.value == "tool":
+            parts.append({"type": "tool_call_response", "id": item.tool_call_id, "response": item.content})
+        elif item.content:
+            parts.append({"type": "text", "content": item.content})
+        for call in item.tool_calls:
+            parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
+        messages.append({"role": item.role.value, "parts": parts})
+    out = {"gen_ai.input.messages": scrub(json.dumps(messages, ensure_ascii=False, default=str))}
+    if params.system_prompt:
+        out["gen_ai.system_instructions"] = scrub(
+            json.dumps([{"type": "text", "content": params.system_prompt}])
+        )
+    return out
+
+
+def _output_content(response: LLM_Response) -> dict[str, str]:
+    parts: list[dict[str, Any]] = []
+    if response.text:
+        parts.append({"type": "text", "content": response.text})
+    for call in response.call_requests or ():
+        parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": call.kwargs})
+    message = {"role": "assistant", "parts": parts, "finish_reason": response.detail.finish_reason or ""}
+    return {"gen_ai.output.messages": scrub(json.dumps([message], ensure_ascii=False, default=str))}
