@@ -63,6 +63,7 @@ class CallRecord:
     """
 
     __slots__ = (
+        "_record_id",
         "api",
         "body",
         "bytes_received",
@@ -84,7 +85,6 @@ class CallRecord:
         "output_type",
         "pricing_provider",
         "provider_key",
-        "_record_id",
         "request",
         "request_model",
         "reservation",
