@@ -3,6 +3,7 @@ model accepts, and reading it gives what the model's reading gives. Property-bas
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -11,7 +12,16 @@ from pydantic import ValidationError
 
 from statek.limits import MAX_COUNT
 from statek.wire.errors import WireFormatError
-from statek.wire.openai_chat import ChatBody, ChatStream, Usage, _plain_chat_body, message_text, read_answer
+from statek.wire.openai_chat import (
+    OPENAI_PROFILE,
+    ChatBody,
+    ChatStream,
+    Usage,
+    _plain_chat_body,
+    message_text,
+    normalise_usage,
+    read_answer,
+)
 from statek.wire.validation import plain_counts
 
 _scalars = (
@@ -126,3 +136,55 @@ def test_reading_stream_chunks_gives_what_the_models_reading_gives(chunks: list[
             if piece:
                 text.append(piece)
         assert (stream.model, stream.finish_reason, stream.text) == (model, finish, text)
+
+
+_detail = st.none() | st.integers(min_value=-3, max_value=MAX_COUNT + 3) | _scalars
+_details = (
+    st.none()
+    | _json
+    | st.fixed_dictionaries(
+        {}, optional={"cached_tokens": _detail, "cache_write_tokens": _detail, "reasoning_tokens": _detail}
+    )
+)
+_openai_usage = st.fixed_dictionaries(
+    {},
+    optional={
+        "prompt_tokens": _count,
+        "completion_tokens": _count,
+        "total_tokens": _count,
+        "prompt_tokens_details": _details,
+        "completion_tokens_details": _details,
+        "cost": _json,
+    },
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_openai_usage)
+def test_openai_usage_fast_path_reads_as_the_profile_paths_do(usage: dict[str, Any]) -> None:
+    """OpenAI's own profile reads a plain usage without walking its paths; an equal profile that is
+    not the same object walks them: both give the same counts, or both refuse."""
+    fresh = [
+        tuple(tuple(step for step in path) for path in paths)
+        for paths in (
+            OPENAI_PROFILE.cached_tokens_paths,
+            OPENAI_PROFILE.cache_write_paths,
+            OPENAI_PROFILE.reasoning_tokens_paths,
+        )
+    ]
+    general = replace(
+        OPENAI_PROFILE,
+        cached_tokens_paths=fresh[0],
+        cache_write_paths=fresh[1],
+        reasoning_tokens_paths=fresh[2],
+        cost_path=("cost",),  # equal, not the same object
+    )
+    assert general == OPENAI_PROFILE and general.cost_path is not OPENAI_PROFILE.cost_path
+
+    def read(profile: Any) -> Any:
+        try:
+            return normalise_usage(usage, profile)
+        except WireFormatError:
+            return "refused"
+
+    assert read(OPENAI_PROFILE) == read(general)

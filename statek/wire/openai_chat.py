@@ -23,6 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, NamedTuple
 
+from ..limits import MAX_COUNT
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
@@ -207,6 +208,10 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         return UsageCounts()
     if not plain_counts(usage, _USAGE_COUNTS):
         validated(Usage, usage, "usage")
+    elif type(usage) is dict and _reads_usage_like_openai(profile):
+        fast = _openai_usage(usage)
+        if fast is not None:
+            return fast
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
@@ -224,6 +229,43 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         reasoning_tokens=reasoning,
         cost=cost,
     )
+
+
+def _reads_usage_like_openai(profile: ChatCompletionsProfile) -> bool:
+    """Whether ``profile`` reads ``usage`` with OpenAI's own defaults (the very same path objects:
+    an identity check, cheaper than comparing them)."""
+    default = OPENAI_PROFILE
+    return (
+        profile.cached_tokens_paths is default.cached_tokens_paths
+        and profile.cache_write_paths is default.cache_write_paths
+        and profile.reasoning_tokens_paths is default.reasoning_tokens_paths
+        and profile.cost_path is default.cost_path
+        and profile.reasoning_in_output
+        and not profile.reasoning_from_total
+    )
+
+
+def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
+    """:func:`normalise_usage` under OpenAI's own profile for a plain ``usage`` (its three counts
+    already checked): the detail counts read in place of the profile's general paths. ``None`` when
+    a detail is anything but absent or a plain in-bounds int, or a cost is present: read generally."""
+    if "cost" in usage:
+        return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    found = []
+    for outer, inner in (_CACHED, _CACHE_WRITE, _REASONING):
+        details = usage.get(outer)
+        value = details.get(inner) if type(details) is dict else None if details is None else _ANY
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
+            return None
+        found.append(value or 0)
+    cached, cache_write, reasoning = found
+    return UsageCounts(prompt, completion, cached, cache_write, reasoning, None)
+
+
+_ANY = object()
+"""A detail that is not an object: the general path decides what it means."""
 
 
 class ChatAnswer(NamedTuple):
