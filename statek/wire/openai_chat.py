@@ -251,21 +251,32 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
     a detail is anything but absent or a plain in-bounds int, or a cost is present: read generally."""
     if "cost" in usage:
         return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
-    found = []
-    for outer, inner in (_CACHED, _CACHE_WRITE, _REASONING):
-        details = usage.get(outer)
-        value = details.get(inner) if type(details) is dict else None if details is None else _ANY
+    prompt_details = usage.get("prompt_tokens_details")
+    if type(prompt_details) is dict:
+        cached = prompt_details.get("cached_tokens")
+        cache_write = prompt_details.get("cache_write_tokens")
+    elif prompt_details is None:
+        cached = cache_write = None
+    else:
+        return None
+    completion_details = usage.get("completion_tokens_details")
+    if type(completion_details) is dict:
+        reasoning = completion_details.get("reasoning_tokens")
+    elif completion_details is None:
+        reasoning = None
+    else:
+        return None
+    for value in (cached, cache_write, reasoning):
         if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
             return None
-        found.append(value or 0)
-    cached, cache_write, reasoning = found
-    return UsageCounts(prompt, completion, cached, cache_write, reasoning, None)
-
-
-_ANY = object()
-"""A detail that is not an object: the general path decides what it means."""
+    return UsageCounts(
+        usage.get("prompt_tokens") or 0,
+        usage.get("completion_tokens") or 0,
+        cached or 0,
+        cache_write or 0,
+        reasoning or 0,
+        None,
+    )
 
 
 class ChatAnswer(NamedTuple):
