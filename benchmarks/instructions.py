@@ -192,9 +192,12 @@ def instructions(client: str, calls: int) -> int:
 
 
 def per_call(client: str, calls: int) -> float:
-    """Instructions of one call: the runs with ``calls`` and ``4 * calls`` calls, differenced."""
+    """Instructions of one call: the runs with ``calls`` and ``4 * calls`` calls, differenced (also
+    printed at once, so a run cut short keeps what it counted)."""
     low, high = instructions(client, calls), instructions(client, 4 * calls)
-    return (high - low) / (3 * calls)
+    count = (high - low) / (3 * calls)
+    print(f"  counted {client}: {count:,.0f} instructions/call", flush=True)
+    return count
 
 
 def main(argv: list[str] | None = None) -> None:
