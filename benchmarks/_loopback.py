@@ -123,6 +123,7 @@ def telemetry_on(*, sdk_tracer: bool = True) -> None:
     from statek.exporters.otlp import MetricPusher
     from statek.model_pricing import set_model_pricing
     from statek.telemetry import configure_telemetry
+    from statek.telemetry_buckets import declare_plain
 
     class Discard(SpanExporter):
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
@@ -149,6 +150,7 @@ def telemetry_on(*, sdk_tracer: bool = True) -> None:
     prometheus = PrometheusExporter(registry=CollectorRegistry())
     meter_provider = MeterProvider(metric_readers=[prometheus.reader])
     MetricPusher(prometheus.reader, DiscardMetrics(), interval=5.0)
+    declare_plain(meter_provider)  # as statek.instrument declares its own provider
     configure_telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
     set_model_pricing("OPENAI", MODEL, "0.15", "0.60", "0.075")
 

@@ -12,7 +12,14 @@ from .exceptions import BudgetExceededError
 from .executors.budget import Budget
 from .executors.job import Job
 from .executors.llm_usage import LLM_Usage
-from .instrumentation import async_http_client, http_client, instrument_httpx, uninstrument_httpx
+from .instrumentation import (
+    async_http_client,
+    http_client,
+    instrument_clients,
+    instrument_httpx,
+    uninstrument_clients,
+    uninstrument_httpx,
+)
 from .llm_api import LLM_API, LLM_Response, LLM_Stats, add_provider
 from .providers import registry as _registry  # noqa: F401 - plugs the provider registry into LLM_API.get
 from .providers.anthropic import Claude_API, ClaudeAI_API
@@ -95,8 +102,10 @@ __all__ = [
     "async_http_client",
     "http_client",
     "instrument",
+    "instrument_clients",
     "instrument_httpx",
     "shutdown",
+    "uninstrument_clients",
     "uninstrument_httpx",
 ]
 

@@ -393,9 +393,22 @@ async def exchange(
             try:
                 async with _deadline(max(deadline - time.monotonic(), 0.0)):
                     if read is _read_whole:  # the common case, without a streamed response's extra work
-                        response = await client.post(url, content=body, headers=headers, params=params)
+                        request = client.build_request(
+                            "POST", url, content=body, headers=headers, params=params
+                        )
+                        response = await client.send(request, stream=True)
                         if response.is_success:
-                            content = response.content
+                            # Read here, not by send(): a body cut by total_timeout keeps the bytes it had.
+                            pieces: list[bytes] = []
+                            try:
+                                async for piece in response.aiter_bytes():
+                                    pieces.append(piece)
+                            except asyncio.CancelledError as cancelled:
+                                note_wire_bytes(cancelled, attempt, sent, received + sum(map(len, pieces)))
+                                raise
+                            finally:
+                                await response.aclose()
+                            content = b"".join(pieces)
                             return RawResponse(  # type: ignore[return-value]
                                 response.status_code,
                                 response.headers,
@@ -404,6 +417,11 @@ async def exchange(
                                 sent,
                                 received + len(content),
                             )
+                        try:
+                            await response.aread()
+                        except BaseException:
+                            await response.aclose()  # as send() does: the connection goes back either way
+                            raise
                     else:
                         async with client.stream(
                             "POST", url, content=body, headers=headers, params=params

@@ -103,7 +103,10 @@ class BudgetExceededError(StatekError):
     ``job_id`` is the job whose limit would be passed (the call's own job or an ancestor);
     ``reason`` the measure: ``"usd"``, ``"tokens"``, ``"calls"``, ``"approx_tokens"``
     (``STATEK_MAX_TOKEN_USAGE``) or ``"unpriced"`` (the model has no price and the USD budget's
-    policy is to refuse). ``limit``, ``spent`` (settled calls), ``reserved`` (calls in flight) and
+    policy is to refuse); or why the call could not be bounded at all: ``"output_cap"`` (a negative,
+    zero, non-numeric or absurd output cap), ``"budget_key"`` (a budget key naming a job attribute
+    the job lacks), ``"store"`` (the shared budget store cannot be reached; ``detail`` names it,
+    without credentials). ``limit``, ``spent`` (settled calls), ``reserved`` (calls in flight) and
     ``estimate`` (this call; ``None`` when unpriced) are in the measure's unit (``Decimal`` USD or
     an ``int``). ``provider`` and ``model`` name the refused call. See ``docs/budgets.md``.
     """
@@ -119,10 +122,14 @@ class BudgetExceededError(StatekError):
         estimate: Decimal | int | None,
         provider: str,
         model: str,
+        detail: str | None = None,
     ) -> None:
         self.job_id, self.reason, self.provider, self.model = job_id, reason, provider, model
         self.limit, self.spent, self.reserved, self.estimate = limit, spent, reserved, estimate
-        if reason == "unpriced":
+        self.detail = detail
+        if detail is not None:  # a refusal that is not about an amount: a bad cap, an unreachable store
+            what = f"job {job_id!r}: {detail}"
+        elif reason == "unpriced":
             what = (
                 f"{model} has no price and job {job_id!r} has a USD budget of ${limit}; add a price for it "
                 "(statek pricing) or allow unpriced calls (Budget(unpriced='allow'))"

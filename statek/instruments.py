@@ -26,17 +26,23 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, set_span_in_context
 
 from . import telemetry_buckets
+from .cardinality import LabelGuard
 from .telemetry_buckets import HistogramCell
 
 _log = logging.getLogger("statek.telemetry")
 
 __all__ = [
+    "BUDGET_LEASE_EXPIRIES",
     "BUDGET_REFUSALS",
+    "BUDGET_STORE_ERRORS",
     "BYTES",
     "CATALOGUE",
     "COST",
     "COST_DRIFT",
     "DURATION_BUCKETS",
+    "FAULT_INSTRUMENTS",
+    "FAULT_SERIES",
+    "LABEL_OVERFLOW",
     "NO_EXEMPLAR",
     "OPERATION_DURATION",
     "PROMETHEUS_SERIES",
@@ -46,6 +52,7 @@ __all__ = [
     "TOKENS",
     "TOKEN_BUCKETS",
     "TOKEN_USAGE",
+    "UNMETERED_REQUESTS",
     "CounterCell",
     "HistogramCell",
     "InstrumentSpec",
@@ -256,6 +263,30 @@ BUDGET_REFUSALS = InstrumentSpec(
     _MODEL,
 )
 
+STATEK_LABEL = "statek.label"
+"""On :data:`LABEL_OVERFLOW`: the metric attribute whose values overflowed (``gen_ai.request.model``, ...)."""
+
+LABEL_OVERFLOW = InstrumentSpec(
+    "statek.metric_label.overflow",
+    "counter",
+    "{use}",
+    "Uses of a label value recorded as _other_ because the label had too many distinct values "
+    "(the cardinality guard; see statek.cardinality)",
+    "statek_metric_label_overflow",
+    "",
+    (STATEK_LABEL,),
+)
+
+UNMETERED_REQUESTS = InstrumentSpec(
+    "statek.unmetered_requests",
+    "counter",
+    "{request}",
+    "Requests that looked like LLM calls but could not be metered, by host and reason",
+    "statek_unmetered_requests",
+    "",
+    (SERVER_ADDRESS, "statek.unmetered.reason"),
+)
+
 STATEK_CONSUMER = "statek.consumer"
 """Which consumer of the call record failed (``span``, ``metrics``, ``jobs``, ``budget``, ``ledger``, ...)."""
 
@@ -267,6 +298,29 @@ CONSUMER_ERRORS = InstrumentSpec(
     "statek_consumer_errors",
     "",
     (STATEK_CONSUMER,),
+)
+
+STATEK_BUDGET_STORE = "statek.budget.store"
+"""Which shared-budget store (``redis://host:port/db``, never with credentials)."""
+
+BUDGET_STORE_ERRORS = InstrumentSpec(
+    "statek.budget.store.errors",
+    "counter",
+    "{error}",
+    "Commands to the shared budget store (Redis) that failed; the call followed the store's on_error policy",
+    "statek_budget_store_errors",
+    "",
+    (STATEK_BUDGET_STORE,),
+)
+
+BUDGET_LEASE_EXPIRIES = InstrumentSpec(
+    "statek.budget.lease_expiries",
+    "counter",
+    "{reservation}",
+    "Budget reservations returned to the shared store because their process stopped renewing them",
+    "statek_budget_lease_expiries",
+    "",
+    (STATEK_BUDGET_STORE,),
 )
 
 CATALOGUE: tuple[InstrumentSpec, ...] = (
@@ -281,11 +335,27 @@ CATALOGUE: tuple[InstrumentSpec, ...] = (
     RETRIES,
     BUDGET_REFUSALS,
     CONSUMER_ERRORS,
+    BUDGET_STORE_ERRORS,
+    BUDGET_LEASE_EXPIRIES,
+    UNMETERED_REQUESTS,
+    LABEL_OVERFLOW,
 )
 """Every instrument statek records, in exposition order."""
 
 PROMETHEUS_SERIES: frozenset[str] = frozenset(s for spec in CATALOGUE for s in spec.prometheus_series)
 """Every Prometheus sample name statek exposes (histograms with ``_bucket``/``_sum``/``_count``)."""
+
+FAULT_INSTRUMENTS: tuple[InstrumentSpec, ...] = (
+    CONSUMER_ERRORS,
+    UNMETERED_REQUESTS,
+    BUDGET_STORE_ERRORS,
+    BUDGET_LEASE_EXPIRIES,
+    LABEL_OVERFLOW,
+)
+FAULT_SERIES: frozenset[str] = frozenset(s for spec in FAULT_INSTRUMENTS for s in spec.prometheus_series)
+"""The series of counters of faults (a consumer that failed, a request that could not be metered, a
+budget store that failed or lost a lease, a label value past the cardinality guard): they appear once the first fault happened, with the labels
+that say where; traffic without faults shows every other series."""
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
 
@@ -324,17 +394,18 @@ class Instruments:
     context of the latest sampled span that touched the series, so exemplars hold a real trace id
     (the exemplar's value is the series total at collection, as for any asynchronous counter).
 
-    The histograms stay synchronous instruments (the API has no asynchronous histogram), but a call
-    does not record into them itself: it adds to a :class:`~statek.telemetry_buckets.HistogramCell`
-    (statek-owned bucket counts per series, under the same lock), and :meth:`flush_histograms`,
-    run by the counters' collection callback before the SDK reads any storage, merges the deltas
-    into the SDK's aggregations (:mod:`statek.telemetry_buckets`). Every collection sees every call
-    that finished before it; nothing is queued per measurement, so nothing drains on a caller's
-    path. Where the meter provider's histograms cannot be merged into (``aggregating`` is false: a
-    no-op or foreign meter, a view over statek's histograms), calls record synchronously.
+    The histograms stay synchronous instruments (the API has no asynchronous histogram). When
+    ``aggregate`` is true (the meter provider aggregates them with explicit buckets at statek's
+    boundaries: :func:`statek.telemetry_buckets.declare_plain`), a call adds to a
+    :class:`~statek.telemetry_buckets.HistogramCell` (statek-owned buckets per series, under the same
+    lock), and :meth:`flush_histograms`, run by the counters' collection callback before the SDK reads
+    any storage, replays the deltas through the public ``Histogram.record``
+    (:mod:`statek.telemetry_buckets`). Every collection sees every call that finished before it;
+    nothing is queued per measurement. Otherwise (``aggregating`` false: an application's provider
+    that may have views, a no-op meter) calls record synchronously, exact under any aggregation.
     """
 
-    def __init__(self, meter: Meter, *, latest_genai: bool = False) -> None:
+    def __init__(self, meter: Meter, *, latest_genai: bool = False, aggregate: bool = False) -> None:
         self.lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._histogram_cells: list[HistogramCell] = []
@@ -356,15 +427,8 @@ class Instruments:
             description=TIME_TO_FIRST_CHUNK.description,
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
         )
-        self.aggregating = all(
-            telemetry_buckets.mergeable(histogram, boundaries)
-            for histogram, boundaries in (
-                (self.token_usage, TOKEN_BUCKETS),
-                (self.duration, DURATION_BUCKETS),
-                (self.time_to_first_chunk, DURATION_BUCKETS),
-            )
-        )
-        """Whether calls add to :class:`HistogramCell` s (merged at collection) rather than record."""
+        self.aggregating = aggregate
+        """Whether calls add to :class:`HistogramCell` s (replayed at collection) rather than record."""
         self._cells: dict[str, list[CounterCell]] = {}
         for spec, exemplars in (
             (TOKENS, True),
@@ -375,6 +439,7 @@ class Instruments:
             (RETRIES, False),
             (BUDGET_REFUSALS, False),
             (CONSUMER_ERRORS, False),
+            (UNMETERED_REQUESTS, False),
         ):
             cells: list[CounterCell] = []
             self._cells[spec.name] = cells
@@ -384,6 +449,17 @@ class Instruments:
                 unit=spec.unit,
                 description=spec.description,
             )
+        for spec, event in ((BUDGET_STORE_ERRORS, "error"), (BUDGET_LEASE_EXPIRIES, "lease_expiry")):
+            meter.create_observable_counter(
+                spec.name, callbacks=[_store_observer(event)], unit=spec.unit, description=spec.description
+            )
+        self._guards: dict[str, LabelGuard] = {}
+        meter.create_observable_counter(
+            LABEL_OVERFLOW.name,
+            callbacks=[self._observe_overflow],
+            unit=LABEL_OVERFLOW.unit,
+            description=LABEL_OVERFLOW.description,
+        )
         if latest_genai:
             for name, token_type in INFERENCE_USAGE:
                 meter.create_observable_counter(
@@ -392,6 +468,23 @@ class Instruments:
                     unit="{token}",
                     description=f"Provider-reported {token_type.replace('_', ' ')} tokens",
                 )
+
+    def guard(self, label: str, limit: int, fix: str = "") -> LabelGuard:
+        """The cardinality guard of metric attribute ``label`` for these instruments (created on first
+        use with ``limit`` and ``fix``); its overflow count is exported as :data:`LABEL_OVERFLOW`."""
+        guard = self._guards.get(label)
+        if guard is None:
+            with self.lock:
+                guard = self._guards.get(label)
+                if guard is None:
+                    guard = self._guards[label] = LabelGuard(label, limit, fix=fix)
+        return guard
+
+    def _observe_overflow(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(guard.overflowed, {STATEK_LABEL: label}, NO_EXEMPLAR)
+            for label, guard in tuple(self._guards.items())
+        ]
 
     def histogram_cell(self, histogram: Histogram, attributes: Mapping[str, str]) -> HistogramCell:
         """A new series of ``histogram`` (``token_usage`` or ``duration``). Callers cache it: one cell
@@ -409,22 +502,16 @@ class Instruments:
         cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
     def flush_histograms(self) -> None:
-        """Merge every histogram cell's delta into the SDK, each measurement exactly once. The deltas
-        are taken under :attr:`lock` and merged outside it, so calls are not held up; a second
-        reader collecting meanwhile waits for the merge, so it sees those measurements too."""
+        """Replay every histogram cell's delta into the SDK, each measurement exactly once. The deltas
+        are taken under :attr:`lock` and replayed outside it, so calls are not held up; a second
+        reader collecting meanwhile waits for the replay, so it sees those measurements too."""
         with self._flush_lock:
             with self.lock:
                 deltas = [
                     (cell, delta) for cell in self._histogram_cells if (delta := cell.take()) is not None
                 ]
             for cell, delta in deltas:
-                if not telemetry_buckets.merge(cell, delta) and self.aggregating:
-                    self.aggregating = False
-                    _log.warning(
-                        "statek: a metric reader or view changed the aggregation of %s; statek's "
-                        "histograms are recorded synchronously from now on",
-                        cell.histogram.name,
-                    )
+                telemetry_buckets.replay(cell, delta, NO_EXEMPLAR)
 
     def cell(
         self, spec: InstrumentSpec, attributes: Mapping[str, str], zero: int | Decimal = 0
@@ -453,6 +540,21 @@ def _observer(
     return observe
 
 
+def _store_observer(event: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """Report the budget store's counted ``event`` s (process-wide counts kept by the store itself)."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        from .executors.budget_store import store_events
+
+        return [
+            Observation(count, {STATEK_BUDGET_STORE: store})
+            for (kind, store), count in store_events().items()
+            if kind == event
+        ]
+
+    return observe
+
+
 def _inference_usage_observer(
     cells: list[CounterCell], token_type: str
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -471,7 +573,7 @@ def _inference_usage_observer(
     return observe
 
 
-GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+GENERATE_CONTENT_PROVIDERS = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai", "gemini_compatible"})
 """Providers whose calls are ``generate_content`` operations (the GenAI conventions' name for Gemini's API)."""
 
 

@@ -43,8 +43,14 @@ COUNT_FIELDS = (
     "cache_write_tokens",
     "cache_write_1h_tokens",
     "reasoning_tokens",
+    "input_audio_tokens",
+    "cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
+    "web_search_requests",
 )
-_COST_FIELDS = ("cost", "priced_cost")
+_COST_FIELDS = ("cost", "priced_cost", "explained_cost")
 
 
 def count_problem(value: Any) -> str | None:

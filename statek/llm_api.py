@@ -28,7 +28,7 @@ from . import telemetry
 from ._http import ClientPool, RawResponse, RetryPolicy, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
-from .secrets import clip, scrub
+from .secrets import scrub
 from .settings import ProviderSettings
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
 
@@ -109,6 +109,23 @@ class PreparedRequest:
         }
 
 
+def _not_json(content: bytes, exc: BaseException) -> str:
+    """Why ``content`` is not JSON, where, and how it ends: a body cut off mid-answer starts like
+    JSON, so its start alone would look valid."""
+    if isinstance(exc, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(exc, json.JSONDecodeError):
+        reason = f"{exc.msg} at character {exc.pos}"
+    else:
+        reason = type(exc).__name__
+    if not content:
+        return f"{reason}; the body is empty"
+    # Scrubbed before it is cut: a tail cut from the raw bytes could show part of a key.
+    window = scrub(repr(content[-4096:]))
+    tail = window if len(window) <= 80 else "…" + window[-72:]
+    return f"{len(content):,} bytes ending {tail} ({reason})"
+
+
 class LLM_API(ABC):
     """Base class of every provider integration.
 
@@ -140,6 +157,9 @@ class LLM_API(ABC):
     pricing_provider: ClassVar[str | None] = None
     default_api_url: ClassVar[str | None] = None
     requires_api_key: ClassVar[bool] = True
+    output_cap_wire: ClassVar[str | None] = None
+    """Where a budget's output cap goes in this provider's payload (``chat_completions``, ``responses``,
+    ``anthropic``, ``gemini``: :mod:`statek.executors.output_cap`); ``None``: it cannot be set."""
     _seed_build: ClassVar[bool | None] = None
     _seed_send: ClassVar[bool | None] = None
 
@@ -235,7 +255,9 @@ class LLM_API(ABC):
                 self, request, lambda: self._process_request(**request.seed_kwargs())
             )
         payload = self._payload(request)
-        return await telemetry.observe_call(self, request, lambda: self._send(request, payload))
+        return await telemetry.observe_call(
+            self, request, lambda: self._send(request, payload), payload=payload
+        )
 
     def stream_request(
         self,
@@ -270,7 +292,9 @@ class LLM_API(ABC):
         payload = self._payload(request)
         return LLM_Stream(
             self,
-            lambda emit: telemetry.observe_call(self, request, lambda: self._stream(request, payload, emit)),
+            lambda emit: telemetry.observe_call(
+                self, request, lambda: self._stream(request, payload, emit), payload=payload
+            ),
         )
 
     async def _stream(
@@ -451,7 +475,7 @@ class LLM_API(ABC):
             return json.loads(raw.content), raw
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
-                f"answered HTTP {raw.status_code} with a body that is not JSON: {clip(repr(raw.content), 200)}",
+                f"answered HTTP {raw.status_code} with a body that is not JSON: {_not_json(raw.content, exc)}",
                 raw,
             ) from exc
 

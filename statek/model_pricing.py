@@ -103,7 +103,8 @@ def set_model_pricing(
     input_price_per_cached_M: PriceLike | None = None,
     model_family: str | None = None,
 ) -> ModelPricing:
-    """Set the price of ``model`` from now on and return the record now in effect.
+    """Set the price of ``model`` from now on and return the record now in effect: the same object
+    on every call for that model (a placeholder :func:`get_model_pricing` handed out is filled in place).
 
     The new row replaces every row of that provider/family/model, including dated versions and any
     cache-write or long-context prices they had. Raises ``ConfigurationError`` (a ``ValueError``)
@@ -122,13 +123,14 @@ def set_model_pricing(
         path=SET_IN_CODE,
     )
     registry.set_row(row)
-    placeholder = registry.existing_placeholder(_key(provider, model, model_family))
-    if isinstance(placeholder, ModelPricing):
-        # the original fills the record callers already hold (e.g. an LLM_Usage's pricing)
-        placeholder.input_price_per_M = row.input
-        placeholder.input_price_per_cached_M = row.cached
-        placeholder.output_price_per_M = row.output
-        return placeholder
+    # The record is kept: as in the original, the same prices set again return the same record, and
+    # a placeholder callers already hold (e.g. an LLM_Usage's pricing) is filled in place.
+    record = registry.placeholder(_key(provider, model, model_family), lambda: ModelPricing.from_row(row))
+    if isinstance(record, ModelPricing):
+        record.input_price_per_M = row.input
+        record.input_price_per_cached_M = row.cached
+        record.output_price_per_M = row.output
+        return record
     return ModelPricing.from_row(row)
 
 

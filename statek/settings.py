@@ -238,10 +238,31 @@ BUDGET_CALLS_ENV = "STATEK_BUDGET_CALLS"
 BUDGET_UNPRICED_ENV = "STATEK_BUDGET_UNPRICED"
 """``refuse`` (default) or ``allow``: what a USD budget does with a call to a model without a price."""
 
+BUDGET_STORE_ENV = "STATEK_BUDGET_STORE"
+"""Where shared budgets (``Budget(key=...)`` / ``period=``) live: unset or ``memory`` for this
+process's memory; ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS) for a Redis shared
+by every worker and machine (``pip install 'statek[redis]'``). Query options: ``lease`` (seconds a
+reservation lives without renewal, default 30), ``on_error`` (``refuse``, the default, or ``allow``:
+what a call does when Redis cannot be reached), ``prefix`` (key prefix, default ``statek:budget``)."""
+
 __all__ += [
     "BUDGET_CALLS_ENV",
+    "BUDGET_STORE_ENV",
     "BUDGET_TOKENS_ENV",
     "BUDGET_UNPRICED_ENV",
     "BUDGET_USD_ENV",
     "MAX_TOKEN_USAGE_ENV",
 ]
+
+# --- Usage ledger (appended by the ledger work; see statek/ledger/ and docs/ledger.md) -------------
+LEDGER_DIR_ENV = "STATEK_LEDGER_DIR"
+"""A folder: ``statek.instrument()`` appends every call and job record to it as Parquet files
+(``statek.instrument(ledger=...)`` wins); also the default of ``statek usage ... --ledger``."""
+LEDGER_URL_ENV = "STATEK_LEDGER_URL"
+"""``postgresql://...``: ``statek.instrument()`` also writes the records to this Postgres database
+(extra ``statek[postgres]``); also the default of ``statek usage ... --db``."""
+LEDGER_SPOOL_ENV = "STATEK_LEDGER_SPOOL"
+"""How many records wait in memory while Postgres is unreachable (default 100000); beyond that the
+oldest are dropped, logged and counted."""
+
+__all__ += ["LEDGER_DIR_ENV", "LEDGER_SPOOL_ENV", "LEDGER_URL_ENV"]

@@ -1,54 +1,96 @@
-"""Histogram series aggregated by statek, merged into the OpenTelemetry SDK when a reader collects.
+"""Histogram series aggregated by statek between collections, replayed into the OpenTelemetry SDK
+through its public ``Histogram.record`` when a reader collects.
 
 Why: a synchronous ``Histogram.record`` through the SDK costs 5-8 µs (attribute copy and hashing,
 a ``Measurement`` object, the exemplar filter, per reader), and a call makes three. A call instead
-adds its value to a :class:`HistogramCell` - the bucket counts, sum, min and max of one attribute
-set since the last collection, the same state the SDK's explicit-bucket aggregation keeps - under
-the lock the call already holds for its counters (well under a microsecond, and no object per
-measurement: nothing for the garbage collector to promote, no queue to drain).
+adds its value to a :class:`HistogramCell` - per bucket a count and a sum, plus min and max of one
+attribute set since the last collection - under the lock the call already holds for its counters
+(well under a microsecond, no object per measurement, a fixed size whatever the call rate).
 
 When any reader collects, statek's observable-counter callback (which the SDK runs before it reads
-any storage) calls :func:`merge`: each cell's delta is added to the SDK aggregation of that
-attribute set in every reader's storage, exactly as if each value had been recorded then. Counts,
-sums, min and max are exact and each measurement is counted once; temporality, cardinality limits
-and export stay the SDK's.
+any storage, outside the storages' locks, in every SDK release statek supports) calls
+:func:`replay`: for each bucket it records, through the public API, as many measurements as the
+bucket counted, chosen so that the SDK's explicit-bucket aggregation ends up exactly where the real
+measurements would have put it: the same bucket counts, the same min and max (recorded as
+themselves), the same sum (integers are spread as integers, so token sums are exact; float sums
+may differ in the last bit, as any summation order does), and the latest sampled exemplar per
+bucket recorded last, with its span, as the SDK's bucket-aligned reservoir keeps it.
 
-The merge needs the SDK's explicit-bucket aggregation with statek's boundaries. :func:`mergeable`
-says whether a meter provider gives that to statek's histograms (the official SDK, no view or
-reader preference changing their aggregation); where it does not (another SDK, a view), statek
-records each measurement synchronously instead, which is exact too, only slower.
+Cost: the replay makes one public ``record`` per measurement, so a collection pays what
+synchronous recording would have cost the calls since the last one (a few µs per measurement):
+moved off the callers' path, not saved. A process making thousands of calls a second with a
+minute between collections spends seconds in one collection (the SDK's collection timeout is 10 s).
+
+That equality holds only for an explicit-bucket aggregation with statek's boundaries (the
+instruments' advisory, the SDK default). Under another aggregation (a view, an exponential
+histogram preference) the replayed values would misplace measurements, so statek uses cells only
+for meter providers known to aggregate plainly (:func:`declare_plain`: the providers
+:func:`statek.instrument` builds, or one an application declares); for any other provider calls
+record synchronously, which is exact under any aggregation, only slower. Only public OpenTelemetry
+API is used here: no SDK internals, so every SDK version ``pyproject.toml`` allows behaves the same.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
+import weakref
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["HistogramCell", "merge", "mergeable"]
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
-_log = logging.getLogger("statek.telemetry")
+__all__ = ["HistogramCell", "declare_plain", "is_plain", "replay"]
+
+_plain: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def declare_plain(meter_provider: Any) -> None:
+    """Declare that ``meter_provider`` aggregates statek's histograms with explicit buckets at the
+    boundaries they advise (no view or reader preference changes their aggregation), so that statek
+    may aggregate between collections and :func:`replay`. Call it before
+    :func:`statek.telemetry.configure_telemetry` first sees the provider."""
+    _plain.add(meter_provider)
+
+
+def is_plain(meter_provider: Any) -> bool:
+    """Whether :func:`declare_plain` was called for ``meter_provider``."""
+    try:
+        return meter_provider in _plain
+    except TypeError:  # not weak-referenceable: never declared
+        return False
 
 
 class HistogramCell:
-    """Bucket counts, sum, min and max of one histogram series since the last collection.
+    """Per-bucket counts and sums, min and max of one histogram series since the last collection.
 
     :meth:`add` and :meth:`take` are called under the owning ``Instruments`` lock.
     """
 
-    __slots__ = ("attributes", "boundaries", "counts", "exemplars", "histogram", "max", "min", "sum")
+    __slots__ = (
+        "attributes",
+        "boundaries",
+        "counts",
+        "exemplars",
+        "histogram",
+        "integral",
+        "max",
+        "min",
+        "sums",
+    )
 
     def __init__(self, histogram: Any, attributes: Mapping[str, str], boundaries: tuple[float, ...]) -> None:
         self.histogram = histogram
         self.attributes = attributes
         self.boundaries = boundaries
         self.counts: list[int] | None = None
-        self.sum: float = 0
+        self.sums: list[float] = []
         self.min: float = math.inf
         self.max: float = -math.inf
+        self.integral = True
+        """Every value since the last take was an ``int`` (token counts): replayed as integers."""
         self.exemplars: dict[int, tuple[float, int, Any]] | None = None
         """The latest ``(value, time_ns, span context)`` per bucket given with one, as the SDK's
         bucket-aligned exemplar reservoir keeps them."""
@@ -59,13 +101,16 @@ class HistogramCell:
         counts = self.counts
         if counts is None:
             counts = self.counts = [0] * (len(self.boundaries) + 1)
+            self.sums = [0] * (len(self.boundaries) + 1)
         bucket = bisect_left(self.boundaries, value)
         counts[bucket] += 1
+        self.sums[bucket] += value
+        if value.__class__ is not int:
+            self.integral = False
         if exemplar is not None:
             if self.exemplars is None:
                 self.exemplars = {}
             self.exemplars[bucket] = (value, time.time_ns(), exemplar)
-        self.sum += value
         if value < self.min:  # noqa: PLR1730 - a compare is cheaper than min() on the hot path
             self.min = value
         if value > self.max:  # noqa: PLR1730
@@ -76,123 +121,74 @@ class HistogramCell:
         counts = self.counts
         if counts is None:
             return None
-        delta = (counts, self.sum, self.min, self.max, self.exemplars)
-        self.counts, self.sum, self.min, self.max, self.exemplars = None, 0, math.inf, -math.inf, None
+        delta = Delta(counts, self.sums, self.min, self.max, self.exemplars, self.integral)
+        self.counts, self.sums, self.exemplars = None, [], None
+        self.min, self.max, self.integral = math.inf, -math.inf, True
         return delta
 
 
-Delta = tuple[list[int], float, float, float, "dict[int, tuple[float, int, Any]] | None"]
-"""Bucket counts, sum, min, max and exemplars of one cell since the last collection."""
+class Delta:
+    """What one cell counted since the last collection (see :meth:`HistogramCell.take`)."""
+
+    __slots__ = ("counts", "exemplars", "integral", "max", "min", "sums")
+
+    def __init__(
+        self,
+        counts: list[int],
+        sums: list[float],
+        low: float,
+        high: float,
+        exemplars: dict[int, tuple[float, int, Any]] | None,
+        integral: bool,
+    ) -> None:
+        self.counts, self.sums, self.min, self.max = counts, sums, low, high
+        self.exemplars, self.integral = exemplars, integral
 
 
-# ----------------------------------------------------------------------------- the SDK side
-def _sdk() -> tuple[type, type] | None:
-    """(the SDK's histogram instrument class, its explicit-bucket aggregation class), or ``None``."""
-    try:
-        from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
-        from opentelemetry.sdk.metrics._internal.instrument import _Histogram
-    except ImportError:  # no SDK, or one whose internals moved: record synchronously
-        return None
-    return _Histogram, _ExplicitBucketHistogramAggregation
+def replay(cell: HistogramCell, delta: Delta, no_exemplar: Context) -> None:
+    """Record ``delta`` into ``cell.histogram`` through the public API (see the module docstring);
+    ``no_exemplar``: the context of measurements that carry no span."""
+    record = cell.histogram.record
+    attributes = cell.attributes
+    boundaries = cell.boundaries
+    low_bucket = bisect_left(boundaries, delta.min)
+    high_bucket = bisect_left(boundaries, delta.max)
+    exemplars = delta.exemplars or {}
+    for bucket, n in enumerate(delta.counts):
+        if not n:
+            continue
+        fixed: list[float] = []  # real measurements of this bucket, recorded as themselves
+        if bucket == low_bucket:
+            fixed.append(delta.min)
+        if bucket == high_bucket and len(fixed) < n:
+            fixed.append(delta.max)
+        exemplar = exemplars.get(bucket)
+        if exemplar is not None and exemplar[0] in fixed:
+            fixed.remove(exemplar[0])  # that measurement is recorded once, as the exemplar
+        shown = 1 if exemplar is not None else 0
+        rest = n - len(fixed) - shown
+        rest_sum = delta.sums[bucket] - sum(fixed) - (exemplar[0] if exemplar is not None else 0)
+        if rest:
+            for value in _spread(rest, rest_sum, delta, boundaries, bucket):
+                record(value, attributes, no_exemplar)
+        for value in fixed:
+            record(value, attributes, no_exemplar)
+        if exemplar is not None:  # last: the bucket-aligned reservoir keeps the latest offer
+            record(exemplar[0], attributes, set_span_in_context(NonRecordingSpan(exemplar[2]), no_exemplar))
 
 
-def mergeable(histogram: Any, boundaries: tuple[float, ...]) -> bool:
-    """True when :func:`merge` can feed ``histogram``: an official SDK histogram whose every reader
-    storage aggregates it with explicit buckets at ``boundaries``. Checked once, when statek's
-    instruments are created; :func:`merge` checks each aggregation again."""
-    sdk = _sdk()
-    if sdk is None or type(histogram) is not sdk[0]:
-        return False
-    instrument: Any = histogram  # the SDK's private attributes are not typed
-    try:
-        consumer = instrument._measurement_consumer
-        for storage in consumer._reader_storages.values():
-            for match in storage._get_or_init_view_instrument_match(histogram):
-                if not _compatible_view(match, histogram, boundaries):
-                    return False
-        return True
-    except Exception:  # noqa: BLE001 - internals not as expected: the synchronous path is exact
-        _log.debug("statek histograms are recorded synchronously", exc_info=True)
-        return False
-
-
-def _compatible_view(match: Any, histogram: Any, boundaries: tuple[float, ...]) -> bool:
-    from opentelemetry.sdk.metrics._internal.aggregation import (
-        DefaultAggregation,
-        ExplicitBucketHistogramAggregation,
-    )
-
-    view = match._view
-    if view._attribute_keys is not None:
-        return False  # a view that drops attributes: keep the SDK's own attribute handling
-    aggregation = view._aggregation
-    if isinstance(aggregation, DefaultAggregation):
-        aggregation = match._instrument_class_aggregation.get(type(histogram), aggregation)
-    if isinstance(aggregation, DefaultAggregation):
-        return True  # explicit buckets from the instrument's advisory boundaries (statek's)
-    if isinstance(aggregation, ExplicitBucketHistogramAggregation):
-        chosen = aggregation._boundaries  # None: the instrument's advisory boundaries (statek's)
-        return chosen is None or tuple(chosen) == boundaries
-    return False
-
-
-def merge(cell: HistogramCell, delta: Delta) -> bool:
-    """Add ``delta`` (from :meth:`HistogramCell.take`) to ``cell.histogram``'s aggregation of
-    ``cell.attributes`` in every reader storage. False if some aggregation was not the expected
-    kind (that storage misses the delta; the caller switches to synchronous recording)."""
-    sdk = _sdk()
-    assert sdk is not None
-    bucket_aggregation: Any = sdk[1]
-    histogram = cell.histogram
-    if not histogram._is_enabled():
-        return True
-    from opentelemetry.sdk.metrics._internal._view_instrument_match import _hash_attributes
-
-    counts, total, low, high, exemplars = delta
-    offers = _exemplar_offers(cell, exemplars) if exemplars else ()
-    aggregation: Any
-    ok = True
-    for storage in histogram._measurement_consumer._reader_storages.values():
-        for match in storage._get_or_init_view_instrument_match(histogram):
-            attributes = dict(cell.attributes)
-            key = _hash_attributes(attributes)
-            with match._lock:
-                aggregation = match._get_or_create_aggregation(key, attributes)
-                if (
-                    aggregation.__class__ is not bucket_aggregation
-                    or aggregation._boundaries != cell.boundaries
-                ):
-                    ok = False
-                    continue
-                with aggregation._lock:  # the SDK's aggregate(), for many measurements at once
-                    if aggregation._value is None:
-                        aggregation._value = aggregation._get_empty_bucket_counts()
-                    value = aggregation._value
-                    for i, n in enumerate(counts):
-                        if n:
-                            value[i] += n
-                    aggregation._sum += total
-                    if aggregation._record_min_max:
-                        aggregation._min = min(aggregation._min, low)
-                        aggregation._max = max(aggregation._max, high)
-            for measurement, sample in offers:  # as aggregate() does, after the lock
-                aggregation._sample_exemplar(measurement, sample)
-    return ok
-
-
-def _exemplar_offers(
-    cell: HistogramCell, exemplars: dict[int, tuple[float, int, Any]]
-) -> list[tuple[Any, bool]]:
-    """The SDK measurements (with the span in their context) a delta's exemplars stand for, each
-    with the meter provider's exemplar-filter verdict, as ``Histogram.record`` would have made them."""
-    from opentelemetry.sdk.metrics._internal.measurement import Measurement
-    from opentelemetry.trace import NonRecordingSpan, set_span_in_context
-
-    histogram: Any = cell.histogram
-    exemplar_filter = histogram._measurement_consumer._sdk_config.exemplar_filter
-    offers = []
-    for value, time_ns, span_context in exemplars.values():
-        context = set_span_in_context(NonRecordingSpan(span_context))
-        measurement = Measurement(value, time_ns, histogram, context, cell.attributes)
-        offers.append((measurement, exemplar_filter.should_sample(value, time_ns, cell.attributes, context)))
-    return offers
+def _spread(
+    count: int, total: float, delta: Delta, boundaries: tuple[float, ...], bucket: int
+) -> Sequence[float]:
+    """``count`` values in ``bucket`` summing to ``total``: the mean of real measurements that lay
+    between min and max in that bucket, so the mean lies there too."""
+    if delta.integral:
+        quotient, remainder = divmod(round(total), count)
+        return [quotient + 1] * remainder + [quotient] * (count - remainder)
+    value = total / count
+    upper = boundaries[bucket] if bucket < len(boundaries) else math.inf
+    lower = boundaries[bucket - 1] if bucket else -math.inf
+    value = min(value, upper, delta.max)  # rounding must not move it to another bucket
+    if value <= lower:
+        value = math.nextafter(lower, math.inf)
+    return [max(value, delta.min)] * count

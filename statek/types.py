@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CallDetail", "CallParams", "CostStatus", "LLM_Response", "LLM_Stats"]
 
-CostStatus = Literal["calculated", "reported", "unpriced", "no_usage"]
+CostStatus = Literal["calculated", "reported", "unpriced", "no_usage", "reserved"]
 """How a call's cost was obtained: from a price table (``calculated``), from the provider's own report
 (``reported``), not at all because no price is known (``unpriced``), or not at all because the answer
-carried no usage to price (``no_usage``)."""
+carried no usage to price (``no_usage``); or, for such an answer under a budget, at the budget's
+reservation for it, the most it could have cost (``reserved``)."""
 
 
 class LLM_Stats(NamedTuple):
@@ -55,6 +56,10 @@ class CallDetail(NamedTuple):
     Provider adapters fill the measured fields (``has_usage`` False when the answer carried no usage
     object at all; ``response_id`` the provider's id of the answer, ``gen_ai.response.id``); the
     metering wrapper fills ``priced_cost`` and ``cost_status`` when it records the call. A tuple, so that rebuilding it with a price on the hot path is a cheap positional copy.
+
+    ``service_tier`` is the tier the answer says served the call, normalised to lower case
+    (``"flex"``, ``"priority"``, ``"batch"``, ``"default"``; ``None`` when the answer names none):
+    a non-standard tier is priced at that tier's rates or not at all, never at the standard rate.
     """
 
     total_bytes_sent: int
@@ -72,6 +77,21 @@ class CallDetail(NamedTuple):
     cost_status: CostStatus = "unpriced"
     has_usage: bool = True
     response_id: str | None = None
+    # -- how the call was billed beyond its token counts (issue 21): the service tier the answer names
+    # and the modality split. Audio and image counts are subsets of input/output (cached audio of
+    # both cached and input audio); a part with its own price is carved out of its parent's count.
+    service_tier: str | None = None
+    input_audio_tokens: int = 0
+    cached_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+    input_image_tokens: int = 0
+    output_image_tokens: int = 0
+    explained_cost: Decimal | None = None
+    """The part of a reported ``cost`` the answer itself itemises beyond token prices (a per-request
+    fee, server tools such as web search, OpenRouter's BYOK fee): price drift leaves it out."""
+    web_search_requests: int = 0
+    """Web searches a server tool ran for the call (Anthropic ``usage.server_tool_use``), billed per
+    search on top of the tokens."""
 
     @property
     def stats(self) -> LLM_Stats:

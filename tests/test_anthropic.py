@@ -289,10 +289,24 @@ async def test_malformed_tool_calls_raise_a_typed_error(block: dict[str, Any]) -
     assert caught.value.bytes_received == len(body)
 
 
-async def test_an_answer_without_usage_is_a_format_error() -> None:
-    recorder = Recorder(json.dumps({"type": "message", "content": []}).encode())
-    with pytest.raises(ResponseFormatError, match="usage"):
-        await make_api(recorder).process_request(model=MODEL, chat_history=[ChatHistoryItem.user("Hi")])
+@pytest.mark.parametrize(
+    "usage", [{}, {"usage": None}, {"usage": "n/a"}], ids=["missing", "null", "a string"]
+)
+async def test_an_answer_without_usage_keeps_its_text_and_is_no_usage(usage: dict[str, Any]) -> None:
+    body = {"type": "message", "content": [{"type": "text", "text": "Hello"}], **usage}
+    response = await make_api(Recorder(json.dumps(body).encode())).process_request(
+        model=MODEL, chat_history=[ChatHistoryItem.user("Hi")]
+    )
+    assert response.text == "Hello"
+    assert not response.detail.has_usage and response.detail.cost_status == "no_usage"
+    assert response.detail.priced_cost is None
+
+
+async def test_an_answer_that_is_not_a_message_is_a_format_error() -> None:
+    with pytest.raises(ResponseFormatError, match="not a message"):
+        await make_api(Recorder(b"[1, 2]")).process_request(
+            model=MODEL, chat_history=[ChatHistoryItem.user("Hi")]
+        )
 
 
 def sse(*events: dict[str, Any]) -> bytes:

@@ -18,6 +18,7 @@ from test_telemetry_support import Captured
 from statek import LLM_API, Budget, BudgetExceededError, ChatHistoryItem, Job
 from statek.exceptions import ProviderHTTPError
 from statek.executors.estimate import DEFAULT_OUTPUT_TOKENS, estimate_call
+from statek.executors.output_limits import UNKNOWN_MAX_OUTPUT
 from statek.llm_api import MAX_TOKENS
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
@@ -181,7 +182,9 @@ async def test_the_estimate_is_the_price_of_the_prompt_and_the_output_cap(api: L
     assert estimate.output_tokens == CAP
     assert estimate.usd == usd(estimate.input_tokens, CAP)
     uncapped = api._prepare(None, PRICED, None, None, [ChatHistoryItem.user("hi")], None, None, False)
-    assert estimate_call(api, uncapped).output_tokens == DEFAULT_OUTPUT_TOKENS
+    # Uncapped: the model's maximum (unknown model: the documented stand-in), or the old estimate.
+    assert estimate_call(api, uncapped).output_tokens == UNKNOWN_MAX_OUTPUT
+    assert estimate_call(api, uncapped, worst_case=False).output_tokens == DEFAULT_OUTPUT_TOKENS
 
 
 async def test_a_call_that_costs_more_than_its_estimate_is_recorded_as_it_was_and_stops_the_job(

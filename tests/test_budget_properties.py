@@ -17,8 +17,10 @@ from statek.executors.estimate import (
     CHARS_PER_TOKEN,
     DEFAULT_OUTPUT_TOKENS,
     CallEstimate,
+    body_units,
     estimate_request_body,
 )
+from statek.executors.output_limits import UNKNOWN_MAX_OUTPUT
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.settings import BUDGET_CALLS_ENV, BUDGET_UNPRICED_ENV, BUDGET_USD_ENV, MAX_TOKEN_USAGE_ENV
@@ -63,8 +65,10 @@ def test_environment_values_give_a_budget_or_an_error_naming_the_variable(env: d
 @given(st.binary(max_size=2000))
 def test_any_request_body_gets_an_estimate(body: bytes) -> None:
     estimate = estimate_request_body("OPENAI", "unlisted-model", body)
-    assert estimate.input_tokens == -(-len(body) // CHARS_PER_TOKEN)
-    assert estimate.output_tokens > 0 and estimate.usd is None
+    # Bytes, plus each non-ASCII character's bytes beyond its first: never fewer than the bytes.
+    assert estimate.input_tokens == -(-body_units(body) // CHARS_PER_TOKEN)
+    assert estimate.input_tokens >= -(-len(body) // CHARS_PER_TOKEN)
+    assert estimate.output_tokens == UNKNOWN_MAX_OUTPUT and estimate.usd is None
 
 
 @given(
@@ -80,8 +84,10 @@ def test_the_output_cap_is_read_from_the_body(key: str, cap: int, prompt: str) -
         payload[key] = cap
     body = json.dumps(payload).encode()
     assert estimate_request_body("OPENAI", "m", body).output_tokens == cap
+    uncapped = json.dumps({"model": "m"})
+    assert estimate_request_body("OPENAI", "m", uncapped).output_tokens == UNKNOWN_MAX_OUTPUT
     assert (
-        estimate_request_body("OPENAI", "m", json.dumps({"model": "m"})).output_tokens
+        estimate_request_body("OPENAI", "m", uncapped, worst_case=False).output_tokens
         == DEFAULT_OUTPUT_TOKENS
     )
 

@@ -303,6 +303,8 @@ def test_mixin_rules_read_only_emitted_series_or_their_own_records() -> None:
     recorded = {r["record"] for r in rules if "record" in r}
     for rule in rules:
         names = metric_names(rule["expr"]) - {"up"}
+        # the per-job and per-tenant budgets a deployment records itself (statek.rules.yml shows how)
+        names -= {"job:statek_budget_usd_per_day", "tenant:statek_budget_usd_per_day"}
         unknown = names - PROMETHEUS_SERIES - recorded
         assert not unknown, (rule.get("record") or rule.get("alert"), sorted(unknown))
 
@@ -316,11 +318,15 @@ def test_mixin_has_the_required_alerts_each_with_severity_and_summary() -> None:
         "StatekLatencyP95High",
         "StatekPriceDrift",
         "StatekTargetDown",
+        "StatekTenantCostBurnRateHigh",
+        "StatekMetricsStopped",
     }
     for name, alert in alerts.items():
         assert alert["labels"]["severity"] in {"info", "warning", "critical"}, name
         assert alert["annotations"]["summary"] and alert["for"], name
-    assert "statek:budget_usd_per_day" in alerts["StatekCostBurnRateHigh"]["expr"]
+    assert "job:statek_budget_usd_per_day:effective" in alerts["StatekCostBurnRateHigh"]["expr"]
+    effective = next(r for r in _rules() if r.get("record") == "job:statek_budget_usd_per_day:effective")
+    assert "statek:budget_usd_per_day" in effective["expr"]
     assert (
         "no_usage"
         in next(r for r in _rules() if r.get("record", "").endswith("unpriced:ratio_rate1h"))["expr"]

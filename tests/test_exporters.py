@@ -271,6 +271,24 @@ def test_otlp_push_shares_the_prometheus_reader_and_pushes_once_more_at_shutdown
     assert [_tokens(b)["input"] for b in collected.batches] == [0, 8] and collected.closed
 
 
+def test_otlp_push_holds_a_new_series_at_zero_for_the_debut_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Collector keeps only the latest push until Prometheus scrapes it: the zero must outlast a
+    scrape interval, so pushes keep a new series at zero for STATEK_OTLP_DEBUT_HOLD_SECONDS."""
+    import time
+
+    monkeypatch.setenv(otlp.DEBUT_HOLD_ENV, "0.5")
+    exporter, collected = PrometheusExporter(registry=CollectorRegistry()), Collected()
+    provider = MeterProvider(metric_readers=[exporter.reader])
+    pusher = otlp.MetricPusher(exporter.reader, collected, interval=3600)
+    cell = Instruments(provider.get_meter("statek")).cell(TOKENS, {**LABELS, "statek.token.type": "input"})
+    cell.value = 5
+    assert pusher.push() and pusher.push()  # two pushes within the hold: both zero
+    time.sleep(0.6)
+    assert pusher.push()
+    assert [_tokens(b)["input"] for b in collected.batches] == [0, 0, 5]
+    pusher.shutdown(timeout=1)
+
+
 # ----------------------------------------------------------------------------- instrument / shutdown
 @pytest.fixture
 def clean_instrumentation(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -321,3 +339,25 @@ async def test_a_down_collector_never_fails_a_call(prices: Any, clean_instrument
     assert [r.stats.input_tokens for r in responses] == list(range(1, 51))
     assert instrumentation.metric_pusher.push(timeout_millis=500) is False  # the export failed, quietly
     shutdown(timeout=1)
+
+
+def test_statek_aggregates_histograms_only_on_providers_known_to_be_plain(
+    clean_instrumentation: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """statek.instrument's own provider (its readers, no views) aggregates between collections; an
+    application's provider, which may have views, records each measurement; an exponential-histogram
+    preference for OTLP makes statek's own provider record each measurement too."""
+    from statek.telemetry import telemetry_config
+
+    instrument("plain", registry=CollectorRegistry())
+    assert telemetry_config().instruments.aggregating
+    shutdown()
+    app_provider = MeterProvider(metric_readers=[])
+    instrument(meter_provider=app_provider)
+    assert not telemetry_config().instruments.aggregating
+    shutdown()
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "base2_exponential_bucket_histogram"
+    )
+    instrument("exponential", registry=CollectorRegistry())
+    assert not telemetry_config().instruments.aggregating

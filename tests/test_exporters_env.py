@@ -6,6 +6,7 @@ OTLP traffic goes to a loopback receiver that records each request's path and he
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -290,7 +291,16 @@ def test_interval_variables_reach_the_metric_pusher_and_span_batching(
     active = instrument("intervals", otlp_endpoint=receiver.url, registry=CollectorRegistry())
     assert active.metric_pusher is not None and active.metric_pusher.interval == 1.234
     processors = active.tracer_provider._active_span_processor._span_processors  # type: ignore[attr-defined]
-    assert [p._batch_processor._schedule_delay for p in processors] == [0.777]
+    assert [_schedule_delay(p) for p in processors] == [0.777]
+
+
+def _schedule_delay(processor: Any) -> float:
+    """A BatchSpanProcessor's delay in seconds: SDK 1.31+ keeps it in a shared batch processor,
+    1.30 (the lowest pyproject.toml allows) on the processor itself."""
+    inner = getattr(processor, "_batch_processor", None)
+    if inner is not None:
+        return float(inner._schedule_delay)
+    return float(processor.schedule_delay_millis) / 1000
 
 
 # ----------------------------------------------------------------------------- living with the app's telemetry
@@ -309,8 +319,14 @@ async def test_serving_a_port_uses_a_private_registry(prices: Any) -> None:
 def test_another_target_info_producer_gets_a_warning_and_a_single_target_info(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    registry = CollectorRegistry()
-    app_reader = PrometheusMetricReader(registry=registry)  # the application's own OpenTelemetry exporter
+    # The application's own OpenTelemetry exporter: on a registry of its own where the exporter
+    # takes one (newer releases), else (0.51b0, which the lowest allowed SDK, 1.30, pairs with)
+    # on the global registry, which its shutdown leaves as it found it.
+    if "registry" in inspect.signature(PrometheusMetricReader).parameters:
+        registry = CollectorRegistry()
+        app_reader = PrometheusMetricReader(registry=registry)
+    else:
+        registry, app_reader = REGISTRY, PrometheusMetricReader()
     app_provider = MeterProvider(metric_readers=[app_reader], resource=Resource({"service.name": "app"}))
     app_provider.get_meter("app").create_counter("app.jobs").add(1)
     with caplog.at_level("WARNING", logger="statek.telemetry"):

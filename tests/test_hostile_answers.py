@@ -357,3 +357,20 @@ def test_the_other_codecs_refuse_or_read_within_bounds(codec: str) -> None:
         assert problems(answer.detail) == []
 
     run()
+
+
+def test_an_unrecordable_reported_cost_is_logged_once_not_dropped_silently(
+    exporters: Exporters, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from statek.wire import numbers
+
+    monkeypatch.setattr(numbers, "_dropped_logged", False)
+    for cost in ("1e999999999", "1e999999999", -1, "abc"):
+        body = {
+            **json.loads(json.dumps(FORMATS[0].answer)),
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "cost": cost},
+        }
+        _, outcome = _repro("openai", body)
+        assert isinstance(outcome, LLM_Response) and outcome.stats.cost is None
+    warnings = [r for r in caplog.records if "reported cost it cannot record" in r.getMessage()]
+    assert len(warnings) == 1 and "1e999999999" in warnings[0].getMessage()

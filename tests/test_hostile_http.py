@@ -156,6 +156,8 @@ async def test_total_timeout_bounds_a_server_trickling_one_byte_at_a_time() -> N
         await api.aclose()
     assert 0.9 < elapsed < 2.0
     assert caught.value.bytes_sent > 0 and job.usage.total_bytes_sent == caught.value.bytes_sent
+    assert 5 <= caught.value.bytes_received < 400  # the body bytes read before the deadline cut it
+    assert job.usage.total_bytes_received == caught.value.bytes_received
 
 
 async def test_total_timeout_bounds_a_streamed_call_that_trickles() -> None:

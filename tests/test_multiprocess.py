@@ -121,7 +121,9 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
         assert killed.exitcode == -signal.SIGKILL
         recorded = [r for r in sim.requests if r.usage is not None]
 
-    served = generate_latest(multiprocess.registry(directory))
+    first = _samples(generate_latest(multiprocess.registry(directory)))
+    assert first and all(value == 0 for name, value in first.items() if name[0].startswith("statek_tokens"))
+    served = generate_latest(multiprocess.registry(directory))  # new series: zero first, then totals
     total = _samples(served)
 
     def summed(name: str, **labels: str) -> float:
@@ -161,8 +163,10 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     # the same series (names and labels) as one process serves, every value the sum of the processes'
     per_process = [_samples(exposition) for _, _, exposition in reports]
     single = {key for samples in per_process for key in samples if not key[0].startswith("target_info")}
-    assert set(total) == single
-    assert {name for name, _ in total} <= PROMETHEUS_SERIES
+    own = {key for key in total if key[0].startswith("statek_multiprocess_")}  # the files' own health
+    assert own == {("statek_multiprocess_refused_series_total", ())} and total[next(iter(own))] == 0
+    assert set(total) - own == single
+    assert {name for name, _ in total} - {name for name, _ in own} <= PROMETHEUS_SERIES
     for key, value in total.items():
         assert value == pytest.approx(sum(samples.get(key, 0.0) for samples in per_process), rel=1e-12), key
 
@@ -174,6 +178,8 @@ def test_processes_sum_exactly_with_single_process_series(directory: Path) -> No
     for pid, _, _ in reports:
         multiprocess.child_exit(None, Worker(pid))
     assert _samples(generate_latest(multiprocess.registry(directory))) == total
+    # ... and their files are compacted into one per kind
+    assert sorted(p.name for p in directory.glob("*.db")) == ["counter_0.db", "histogram_0.db"]
 
     # OpenMetrics keeps each catalogue family's unit
     openmetrics = generate_openmetrics(multiprocess.registry(directory)).decode()
@@ -213,6 +219,7 @@ def test_a_process_reusing_a_pid_adds_to_the_old_file(in_process_directory: Path
     its own on top."""
     _one_process([10], "reused")
     _one_process([32], "reused")
+    generate_latest(multiprocess.registry(in_process_directory))  # new series are served at zero first
     total = _of_model(_samples(generate_latest(multiprocess.registry(in_process_directory))), "reused")
     assert sum(v for (name, _), v in total.items() if name == "statek_tokens_total") == 42
     assert sum(v for (name, _), v in total.items() if name == "statek_requests_total") == 2
@@ -228,6 +235,7 @@ def test_any_split_over_processes_serves_what_one_process_would(
     model = f"model-{uuid.uuid4().hex}"  # this example's own series in the shared directory
     for observations in per_process:
         _one_process(observations, model)
+    generate_latest(multiprocess.registry(in_process_directory))  # new series are served at zero first
     served = _of_model(_samples(generate_latest(multiprocess.registry(in_process_directory))), model)
     alone = _one_process([v for part in per_process for v in part], model, mirror=False)
     registry = CollectorRegistry()

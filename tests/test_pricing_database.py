@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from genai_prices import Usage
@@ -59,6 +60,10 @@ def test_local_servers_have_no_database_provider() -> None:
     assert all(by_key[key] is None for key in LOCAL)
 
 
+def owner_of(database: Any, info: Any) -> Any:
+    return next(p for p in database.providers if any(m is info for m in p.models))
+
+
 @pytest.mark.parametrize(("pricing", "price", "key"), PROVIDERS, ids=[key for _, _, key in PROVIDERS])
 def test_every_model_the_database_knows_is_priced_exactly_as_genai_prices_prices_it(
     registry: PriceRegistry, pricing: str, price: str | None, key: str
@@ -82,8 +87,20 @@ def test_every_model_the_database_knows_is_priced_exactly_as_genai_prices_prices
         assert info is not None, ref
         stats = CallDetail(0, 0, None, 120_000, 3_000, 20_000, 10_000, 4_000, 1_000)
         cost = registry.price_call(pricing, ref, stats, at=at, database_provider=price)
-        if database.find(price, ref) is None:  # no token price (audio, images, embeddings by characters)
+        found = database.find(price, ref)
+        if found is None:  # no token price (audio, images, embeddings by characters)
             assert cost.status == "unpriced", ref
+            continue
+        if not found.rate_at(at).output_listed:  # an embedding model: output it does not price
+            assert cost.status == "unpriced", ref
+            assert (
+                registry.price_call(
+                    pricing, ref, CallDetail(0, 0, None, 1000, 0), at=at, database_provider=price
+                ).amount
+                == info.calc_price(
+                    _usage(1000, 0, 0, 0, 0, 0), owner_of(database, info), genai_request_timestamp=at
+                ).total_price
+            ), ref
             continue
         owner = next(p for p in database.providers if any(m is info for m in p.models))
         usage = _usage(120_000, 20_000, 10_000, 4_000, 3_000, 1_000)

@@ -52,7 +52,7 @@ def stats(
 def test_uncached_cached_and_output_are_priced_at_their_own_rates(registry: PriceRegistry) -> None:
     # 800 uncached * 2.50 + 200 cached * 1.25 + 100 out * 10 = 2000 + 250 + 1000 = 3250 micro-USD
     cost = registry.price_call("OPENAI", "gpt-4o", stats(1000, 100, cached=200))
-    assert cost == CallCost(Decimal("0.00325"), "calculated", "USD")
+    assert cost == CallCost(Decimal("0.00325"), "calculated", "USD", None, "openai/gpt-4o")
 
 
 def test_cached_tokens_fall_back_to_the_input_price(registry: PriceRegistry) -> None:
@@ -134,7 +134,7 @@ def test_before_the_first_dated_row_there_is_no_price(tmp_path: Path) -> None:
         ("Open AI", "GPT-4O", "gpt-4o"),
         ("CLAUDE", "claude-sonnet-4-5", "claude-sonnet-4-5"),  # provider alias
         ("anthropic", " Claude-Sonnet-4-5 ", "claude-sonnet-4-5"),  # whitespace and case ignored
-        ("Vertex", "gemini-2.5-pro", "gemini-2.5-pro"),  # GEMINI and VERTEX are both google
+        ("Vertex", "gemini-2.5-pro", "gemini-2.5-pro"),  # no vertex row: Vertex takes the google rows
     ],
 )
 def test_model_matching_is_exact_on_normalised_names(
@@ -201,7 +201,7 @@ def test_a_reported_cost_wins_and_the_tables_price_is_kept_as_drift(registry: Pr
     assert unknown == CallCost(Decimal("0.0042"), "reported")
     assert unknown.drift is None
     known = registry.price_call("OPENAI", "gpt-4o", stats(1_000_000, 0, cost=Decimal(3)))
-    assert known == CallCost(Decimal(3), "reported", "USD", Decimal("2.5"))
+    assert known == CallCost(Decimal(3), "reported", "USD", Decimal("2.5"), "openai/gpt-4o")
     assert known.drift == Decimal("0.5")
 
 

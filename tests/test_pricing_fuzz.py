@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from statek.metering import PriceRegistry, price_call, set_default_registry
 from statek.metering import schema as S
-from statek.metering.loader import parse_price_text, read_price_file
+from statek.metering.loader import parse_price_text, read_price_file, read_price_files
 from statek.settings import MODEL_INFO_DIR_ENV
 from statek.types import CallDetail
 
@@ -226,3 +227,92 @@ def test_a_lenient_load_of_a_file_with_errors_keeps_its_good_rows_and_a_reload_n
     stats = CallDetail(0, 0, None, 1_000_000, 0, 0)
     assert registry.price_call("x", "a", stats).amount == Decimal(1)
     assert registry.price_call("x", "b", stats).amount == Decimal(3)
+
+
+# ----------------------------------------------------------------------------- unreadable records
+_HEADER = "PROVIDER,MODEL,INPUT_PRICE_PER_M,OUTPUT_PRICE_PER_M\n"
+_BAD_RECORDS = [
+    "x,{long},1,2\n",  # an unquoted field over csv's limit
+    'x,"{long}",1,2\n',  # a quoted one
+    'x,"{long}\nstill the same field",1,2\n',  # a quoted one over two lines
+    'x,"b"oops,1,2\n',  # text after a closing quote
+    'x,"b"oops,"c\nx,inside,1,2\nstill inside",1\n',  # then a quoted field running over three lines
+]
+
+
+@pytest.mark.parametrize("bad", _BAD_RECORDS)
+def test_after_an_unreadable_record_the_next_record_loads_and_the_problem_is_at_its_first_line(
+    bad: str,
+) -> None:
+    text = _HEADER + "x,a,1,2\n" + bad.format(long="y" * 200_000) + 'x,"multi\nline",1,2\nx,c,1,2\n'
+    rows, problems = parse_price_text(text, "p.csv")
+    assert [(r.model, r.line) for r in rows] == [
+        ("a", 2),
+        ("multi\nline", 3 + bad.count("\n")),
+        ("c", 5 + bad.count("\n")),
+    ]
+    assert [(p.line, p.reason.startswith("unreadable CSV")) for p in problems] == [(3, True)]
+    if "{long}" in bad:
+        assert "longer than 131072 characters" in problems[0].reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    good=st.lists(st.tuples(_NAME, _NAME, _PRICE, _PRICE), min_size=2, max_size=6),
+    bad=st.lists(st.sampled_from(_BAD_RECORDS), min_size=1, max_size=3),
+    at=st.integers(min_value=0, max_value=6),
+)
+def test_unreadable_records_anywhere_cost_only_themselves(
+    good: list[tuple[str, str, Decimal, Decimal]], bad: list[str], at: int
+) -> None:
+    """Good records written by a csv writer, with unreadable ones slotted in: every good record loads
+    at its own first line, and each unreadable one is one problem at the line it starts on."""
+    out = io.StringIO()
+    out.write(_HEADER)
+    writer = csv.writer(out, lineterminator="\n")
+    starts, bad_starts = {}, []
+    for n, (provider, model, inp, out_price) in enumerate(good):
+        if n == at % len(good):
+            for record in bad:
+                bad_starts.append(out.getvalue().count("\n") + 1)
+                out.write(record.format(long="z" * 140_000))
+        if provider.lstrip().startswith("#"):
+            continue
+        starts[(provider.strip(), model.strip())] = out.getvalue().count("\n") + 1
+        writer.writerow([provider, model, str(inp), str(out_price)])
+    rows, problems = parse_price_text(out.getvalue(), "f.csv")
+    unreadable = [p.line for p in problems if p.reason.startswith("unreadable CSV")]
+    assert unreadable == bad_starts
+    loaded = {(r.provider, r.model): r.line for r in rows}
+    assert set(loaded.values()) <= set(starts.values())  # every row at the line its record starts on
+    assert len(loaded) == len(starts) - _same_keys([(p, m, Decimal(1), Decimal(1)) for p, m in starts])
+
+
+def test_unreadable_sub_folders_and_dangling_links_are_reported(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(_HEADER + "x,a,1,2\n")
+    (tmp_path / "gone.csv").symlink_to(tmp_path / "nowhere.csv")
+    # A folder that cannot be listed, made so for any user (root reads a chmod-0 folder): one nested
+    # deeper than the longest path the system takes (PATH_MAX), built step by step relative to its parent.
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(4096 // 200 + 1):
+            os.mkdir("d" * 200, dir_fd=fd)
+            deeper = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = deeper
+    finally:
+        os.close(fd)
+    report = read_price_files([tmp_path])
+    assert [r.model for r in report.rows] == ["a"]
+    reasons = {Path(p.path).name: p.reason for p in report.problems}
+    assert reasons["gone.csv"] == "a symbolic link to nothing: not read"
+    assert reasons["d" * 200].startswith("cannot read folder")
+    assert not report.ok
+
+
+def test_a_quote_inside_an_unquoted_field_does_not_make_the_reader_skip_records() -> None:
+    text = _HEADER + 'x,my"model,"b"oops,1\nx,c,1,2\n'  # three quotes, none left open
+    rows, problems = parse_price_text(text, "p.csv")
+    assert [r.model for r in rows] == ["c"]
+    assert [p.line for p in problems] == [2]

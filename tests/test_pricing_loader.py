@@ -67,7 +67,6 @@ def test_quoted_fields_with_commas_and_line_breaks_keep_line_numbers(tmp_path: P
         (",,m,1,,2", "2: PROVIDER: missing value"),
         ("X,,,1,,2", "2: MODEL: missing value"),
         ("X,,m,1,2", "2: OUTPUT_PRICE_PER_M: missing column: the row has 5 of 6 fields"),
-        ("X,,m,1,,2,3", "2: field 7: unexpected extra field: the row has 7 fields, the header 6"),
     ],
 )
 def test_each_bad_value_is_reported_with_file_line_column_and_reason(
@@ -77,6 +76,16 @@ def test_each_bad_value_is_reported_with_file_line_column_and_reason(
     report = read_price_files([path])
     assert [str(p) for p in report.problems] == [f"{path}:{expected}"]
     assert [r.model for r in report.rows] == ["good"]  # lenient: the good row still loads
+
+
+def test_a_trailing_extra_field_is_ignored_with_a_warning_as_the_original_did(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.csv", f"{SEED}\nX,,m,1,,2,3\nX,,good,1,,2\n")
+    report = read_price_files([path])
+    assert [str(p) for p in report.problems] == [
+        f"{path}:2: field 7: extra field ignored: the row has 7 fields, the header 6"
+    ]
+    assert report.ok and report.problems[0].warning
+    assert [(r.model, r.output) for r in report.rows] == [("m", 2), ("good", 2)]
 
 
 def test_extended_column_problems(tmp_path: Path) -> None:

@@ -121,3 +121,25 @@ async def test_a_local_server_stays_unpriced(captured: Captured, database_prices
     api = Ollama_API(ProviderSettings(api_url=URL), http_client=client)
     response = await api.process_request(model="gpt-4o", chat_history=[ChatHistoryItem.user("hi")])
     assert (response.detail.cost_status, response.detail.priced_cost) == ("unpriced", None)
+
+
+async def test_the_span_names_the_price_row_and_the_service_tier(
+    captured: Captured, database_prices: PriceRegistry
+) -> None:
+    # gpt-5 at OpenAI's flex tier: $0.625 per million input tokens (standard $1.25)
+    database_prices.load(_tier_file())
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000}
+    client = answering({**MESSAGE, "usage": usage, "service_tier": "flex", "model": "gpt-5-2025-08-07"})
+    api = OpenAI_API(ProviderSettings(api_url=URL, api_key="k"), http_client=client)
+    response = await api.process_request(model="gpt-5", chat_history=[ChatHistoryItem.user("hi")])
+    assert (response.detail.service_tier, response.detail.priced_cost) == ("flex", Decimal("0.625"))
+    (span,) = captured.spans.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["statek.cost.price_model"] == "openai:flex/gpt-5"
+    assert span.attributes["statek.service_tier"] == "flex"
+
+
+def _tier_file() -> Any:
+    from statek.metering.registry import shipped_price_paths
+
+    return [p for p in shipped_price_paths() if p.name == "tiers.csv"]

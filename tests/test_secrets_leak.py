@@ -33,7 +33,7 @@ import statek
 from statek import LLM_API, ChatHistoryItem
 from statek._http import RetryPolicy
 from statek.cli import app
-from statek.exceptions import ProviderError
+from statek.exceptions import ConfigurationError, ProviderError
 from statek.providers.registry import _custom, _unregister, add_provider, registered_providers
 from statek.secrets import REDACTED, redact_url, register_secret, scrub
 
@@ -242,6 +242,8 @@ def test_add_provider_entry_and_instrument_reprs_hide_their_credentials() -> Non
     )
     try:
         assert collector not in repr(instrumentation) and collector not in str(instrumentation)
+        shown = repr(instrumentation.arguments) + str(instrumentation.arguments["otlp_headers"])
+        assert collector not in shown and "authorization" in shown  # the names stay, the values go
     finally:
         statek.shutdown(timeout=0.5)
 
@@ -298,3 +300,20 @@ def test_bearer_values_register_the_token_alone() -> None:
     register_secret(f"Bearer {token}")
     assert scrub(f"token={token}") == f"token={REDACTED}"
     assert os.environ.get(token) is None
+
+
+@pytest.mark.parametrize("wrong", [list, dict.fromkeys, tuple], ids=["list", "dict", "tuple"])
+def test_a_wrong_typed_key_is_a_configuration_error_that_carries_no_copy_of_it(wrong: Any) -> None:
+    """pydantic's error quotes the value it refused; raised inside its handler, statek's error would
+    keep it as ``__context__`` and every traceback would print the key."""
+    key = canary()
+    for attempt in (
+        lambda: LLM_API.get("OPENAI", api_key=wrong([key])),
+        lambda: add_provider(
+            "WRONG_KEY", api_url="http://127.0.0.1:9/v1/chat/completions", api_key=wrong([key])
+        ),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            attempt()
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
+        assert key not in "".join(traceback.format_exception(caught.value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import logging
 from decimal import Decimal
 from typing import Any
@@ -58,7 +59,11 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         "statek_bytes_total",
         "statek_retries_total",
         "statek_budget_refusals_total",
+        "statek_unmetered_requests_total",
         "statek_consumer_errors_total",
+        "statek_budget_store_errors_total",
+        "statek_budget_lease_expiries_total",
+        "statek_metric_label_overflow_total",
     }
     assert inst.TOKEN_BUCKETS == tuple(4**i for i in range(14))
     assert inst.DURATION_BUCKETS == tuple(round(0.01 * 2**i, 2) for i in range(14))
@@ -74,6 +79,10 @@ def test_catalogue_pins_the_prometheus_series_and_semconv_buckets() -> None:
         ("statek.retries", "counter", "{retry}"),
         ("statek.budget.refusals", "counter", "{call}"),
         ("statek.consumer.errors", "counter", "{error}"),
+        ("statek.budget.store.errors", "counter", "{error}"),
+        ("statek.budget.lease_expiries", "counter", "{reservation}"),
+        ("statek.unmetered_requests", "counter", "{request}"),
+        ("statek.metric_label.overflow", "counter", "{use}"),
     ]
     assert all("job" not in key for spec in inst.CATALOGUE for key in spec.attributes)
 
@@ -111,6 +120,7 @@ async def test_a_call_is_one_client_span_with_genai_and_statek_attributes(captur
         "gen_ai.usage.reasoning.output_tokens": 20,
         "statek.cost.usd": pytest.approx(0.0023),
         "statek.cost.status": "calculated",
+        "statek.cost.price_model": "scripted/priced",  # the price row: provider/model
         "statek.bytes.sent": response.detail.total_bytes_sent,
         "statek.bytes.received": response.detail.total_bytes_received,
     }
@@ -502,7 +512,7 @@ def _histogram_points(reader: Any, name: str) -> dict[frozenset[Any], Any]:
 def _bucket_instruments(*readers: Any) -> inst.Instruments:
     from opentelemetry.sdk.metrics import MeterProvider
 
-    return inst.Instruments(MeterProvider(metric_readers=list(readers)).get_meter("test"))
+    return inst.Instruments(MeterProvider(metric_readers=list(readers)).get_meter("test"), aggregate=True)
 
 
 @settings(max_examples=40, deadline=None)
@@ -549,6 +559,65 @@ def test_statek_buckets_equal_the_sdks_own_histogram_for_every_reader(batches: l
                 )
                 assert list(mine.bucket_counts) == list(point.bucket_counts)
                 assert list(mine.explicit_bounds) == list(point.explicit_bounds)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(
+            st.tuples(
+                st.one_of(
+                    st.sampled_from(inst.DURATION_BUCKETS),  # values on a boundary belong below it
+                    st.floats(min_value=0, max_value=200, allow_nan=False, allow_infinity=False),
+                ),
+                st.booleans(),
+            ),
+            max_size=30,
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_replayed_durations_keep_buckets_min_max_sum_and_the_latest_exemplar(
+    batches: list[list[tuple[float, bool]]],
+) -> None:
+    """Float measurements, some with a sampled span: the replay gives the SDK's own bucket counts,
+    min and max exactly, the sum to rounding, and per bucket the exemplar of the latest sampled span."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    reader, ref_reader = InMemoryMetricReader(), InMemoryMetricReader()
+    instruments = _bucket_instruments(reader)
+    reference = _bucket_instruments(ref_reader).duration
+    attributes = {"gen_ai.request.model": "m"}
+    cell = instruments.histogram_cell(instruments.duration, attributes)
+    span_id = 0
+    for batch in batches:
+        latest: dict[int, tuple[float, int]] = {}
+        for value, sampled in batch:
+            context = None
+            if sampled:
+                span_id += 1
+                context = SpanContext(1, span_id, False, TraceFlags(TraceFlags.SAMPLED))
+                latest[bisect.bisect_left(inst.DURATION_BUCKETS, value)] = (value, span_id)
+            with instruments.lock:
+                cell.add(value, context)
+            reference.record(value, attributes)
+        got = _histogram_points(reader, inst.OPERATION_DURATION.name)
+        want = _histogram_points(ref_reader, inst.OPERATION_DURATION.name)
+        assert got.keys() == want.keys()
+        for key, point in want.items():
+            mine = got[key]
+            assert (mine.count, mine.min, mine.max) == (point.count, point.min, point.max)
+            assert mine.sum == pytest.approx(point.sum, rel=1e-9, abs=1e-9)
+            assert list(mine.bucket_counts) == list(point.bucket_counts)
+            found = {
+                bisect.bisect_left(inst.DURATION_BUCKETS, e.value): (e.value, e.span_id)
+                for e in mine.exemplars
+                if e.span_id
+            }
+            for bucket, expected in latest.items():
+                assert found[bucket] == expected
 
 
 def test_nothing_queues_per_measurement_when_nothing_collects() -> None:
@@ -620,3 +689,22 @@ async def test_the_duration_histogram_keeps_the_calls_span_as_its_exemplar(captu
     assert point.count == 1 and exemplar.value == point.sum
     for token_point in captured.points(inst.TOKEN_USAGE.name).values():
         assert not token_point.exemplars  # token histograms never had exemplars
+
+
+async def test_only_series_that_happened_exist_no_false_zero_cost(captured: Captured) -> None:
+    """An unpriced model has no cost series (not $0 "calculated"); a priced one only its own status;
+    token types a call did not use, and cost statuses that did not occur, have no series."""
+    await call(scripted_api(), "in=10 out=2", model="unpriced-model")
+    await call(scripted_api(), "in=10 out=2", model="priced")
+    costs = {
+        (dict(key)[inst.GEN_AI_REQUEST_MODEL], dict(key)[inst.STATEK_COST_STATUS])
+        for key in captured.points(inst.COST.name)
+    }
+    assert costs == {("priced", "calculated")}
+    requests = {
+        (dict(key)[inst.GEN_AI_REQUEST_MODEL], dict(key)[inst.STATEK_COST_STATUS]): point.value
+        for key, point in captured.points(inst.REQUESTS.name).items()
+    }
+    assert requests == {("unpriced-model", "unpriced"): 1, ("priced", "calculated"): 1}
+    token_types = {dict(key)[inst.STATEK_TOKEN_TYPE] for key in captured.points(inst.TOKENS.name)}
+    assert token_types == {"input", "output"}

@@ -32,6 +32,7 @@ from statek.llm_api import LLM_Response, PreparedRequest
 from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
 from statek.telemetry import configure_telemetry
+from statek.telemetry_buckets import declare_plain
 from statek.types import CallDetail
 
 URL = "http://127.0.0.1:9/v1/scripted"
@@ -120,6 +121,7 @@ class Captured:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        declare_plain(self.meter_provider)  # no views: statek's cells, replayed at collection
         configure_telemetry(
             tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **options
         )

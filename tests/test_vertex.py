@@ -390,11 +390,20 @@ async def test_malformed_tool_calls_raise_a_typed_error(part: dict[str, Any]) ->
     assert caught.value.bytes_received == len(body)
 
 
-async def test_an_answer_without_usage_is_a_format_error() -> None:
-    with pytest.raises(ResponseFormatError, match="usageMetadata"):
-        await make_api(Recorder(encoded(response([{"text": "hi"}], None)))).process_request(
-            model=MODEL, chat_history=HELLO
-        )
+@pytest.mark.parametrize("usage", [None, "n/a"], ids=["missing", "a string"])
+async def test_an_answer_without_usage_keeps_its_text_and_is_no_usage(usage: Any) -> None:
+    body = response([{"text": "hi"}], None)
+    if usage is not None:
+        body["usageMetadata"] = usage
+    answer = await make_api(Recorder(encoded(body))).process_request(model=MODEL, chat_history=HELLO)
+    assert answer.text == "hi"
+    assert not answer.detail.has_usage and answer.detail.cost_status == "no_usage"
+    assert answer.detail.priced_cost is None
+
+
+async def test_an_answer_that_is_not_a_response_object_is_a_format_error() -> None:
+    with pytest.raises(ResponseFormatError, match="not a response object"):
+        await make_api(Recorder(b'"hi"')).process_request(model=MODEL, chat_history=HELLO)
 
 
 def sse(*chunks: dict[str, Any]) -> bytes:
@@ -532,9 +541,16 @@ async def test_the_key_never_appears_in_reprs_or_errors() -> None:
         await keyless.process_request(model=MODEL, chat_history=HELLO)
 
 
-def test_vertex_without_a_project_names_the_variable() -> None:
-    with pytest.raises(ConfigurationError, match=VERTEXAI_PROJECT_ENV):
-        VertexAI_API(ProviderSettings(api_key=KEY), vertexai=True)
+async def test_vertex_without_a_project_constructs_and_names_the_variable_before_sending() -> None:
+    for settings, kwargs in (
+        (ProviderSettings(api_key=KEY), {"vertexai": True}),
+        (ProviderSettings(api_key=KEY, api_url="https://europe-west4-aiplatform.googleapis.com/v1"), {}),
+    ):
+        recorder = Recorder()
+        api = VertexAI_API(settings, http_client=recorder.client(), **kwargs)  # as the original: no error yet
+        with pytest.raises(ConfigurationError, match=VERTEXAI_PROJECT_ENV):
+            await api.process_request(model=MODEL, chat_history=HELLO)
+        assert recorder.requests == []
 
 
 def test_parsed_calls_stay_plain_tool_calls() -> None:

@@ -1,12 +1,15 @@
-"""The ``statek`` command: ``statek demo``, ``statek pricing ...``, ``statek metrics ...``."""
+"""The ``statek`` command: ``statek demo``, ``statek pricing ...``, ``statek metrics ...``,
+``statek budget ...``."""
 
 from __future__ import annotations
 
 import typer
 
+from .budget import app as budget_app
 from .demo import demo
 from .metrics import app as metrics_app
 from .pricing import app as pricing_app
+from .usage import app as usage_app
 
 __all__ = ["app", "main"]
 
@@ -45,6 +48,8 @@ def _root(
 app.command("demo")(demo)
 app.add_typer(pricing_app, name="pricing")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(usage_app, name="usage")
+app.add_typer(budget_app, name="budget")
 
 
 def main() -> None:

@@ -23,12 +23,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..demo.exporters import OTLP_ENDPOINT_ENV, DemoExporters, ExporterError
-from ..demo.report import format_cost, render_tables
+from ..demo.report import format_cost
 from ..demo.runner import JobOutcome
 from ..demo.session import DemoResult, DemoRun, RealTarget
+from ..demo.simulated import describe_failure, simulated_models
 from ..demo.traffic import JobFailed
 from ..exceptions import BudgetExceededError, ConfigurationError
 from ..exporters.prometheus import DEFAULT_PORT
+from .demo_report import render_tables
+from .output import literal
 
 __all__ = ["DEFAULT_JOBS", "DEFAULT_METRICS_PORT", "REAL_PROVIDER_JOBS", "demo"]
 
@@ -136,7 +139,10 @@ def demo(
         str | None, typer.Option("--model", help="The model to use with --provider.", show_default=False)
     ] = None,
 ) -> None:
-    """Run a fleet of metered LLM jobs against a built-in simulator (no keys, no network) and show the bill."""
+    """Run a fleet of metered LLM jobs against a built-in simulator (no keys, no network) and show the bill.
+
+    Your own code and tests can run against the same simulator: statek.testing.ProviderSimulator, or the statek_simulator pytest fixture (docs/testing.md).
+    """
     console = Console(highlight=False)
     if not console.is_terminal:
         console.width = max(console.width, _REPORT_WIDTH)  # a log or a pipe: don't squash the tables
@@ -150,10 +156,14 @@ def demo(
         jobs = REAL_PROVIDER_JOBS if real is not None else DEFAULT_JOBS
     try:
         _announce(console, exporters, real, jobs, duration, concurrency)
-        result = _run_with_progress(
-            console, DemoRun(jobs=jobs, duration=duration, concurrency=concurrency, seed=seed, real=real)
-        )
-        _print_report(console, result, exporters)
+        try:
+            result = _run_with_progress(
+                console, DemoRun(jobs=jobs, duration=duration, concurrency=concurrency, seed=seed, real=real)
+            )
+        except KeyboardInterrupt:
+            console.print("Interrupted (Ctrl+C): the demo stopped before the end, so there is no bill.")
+            raise typer.Exit(130) from None
+        _print_report(console, result, exporters, still_serving=keep_serving)
         if keep_serving:
             console.print(f"Still serving [bold]{exporters.metrics_url}[/] for Prometheus: Ctrl+C to stop.")
             _wait_for_interrupt()
@@ -201,8 +211,17 @@ def _announce(
         else f"jobs for {duration:g} s" + (f" (at most {jobs})" if jobs is not None else "")
     )
     console.print(f"[bold]statek demo[/]: {amount}, {concurrency} at a time, against {target}.")
+    if real is None:
+        console.print(
+            "Injected failures (deliberate, seeded: the same in every run with this --seed), so you can "
+            "see how statek meters what goes wrong: retries, failed calls (bytes counted, never a "
+            "cost) and failed jobs:"
+        )
+        for m in simulated_models():
+            for failure in m.behavior.failures:
+                console.print(literal(f"  {m.model}: {describe_failure(failure)}"))
     console.print(
-        f"Prometheus metrics: [bold]{exporters.metrics_url}[/]"
+        f"Prometheus metrics, served while the demo runs: [bold]{exporters.metrics_url}[/]"
         + (f"   OTLP: {exporters.otlp_endpoint}" if exporters.otlp_endpoint else "")
     )
 
@@ -263,10 +282,12 @@ def _run_with_progress(console: Console, run: DemoRun) -> DemoResult:
     return result
 
 
-def _print_report(console: Console, result: DemoResult, exporters: DemoExporters) -> None:
+def _print_report(
+    console: Console, result: DemoResult, exporters: DemoExporters, *, still_serving: bool = False
+) -> None:
     total = result.total()
     render_tables(console, by_model=result.by_model(), by_class=result.by_class(), total=total)
-    jobs = len(result.outcomes)
+    jobs = result.jobs
     failures = [o.failure for o in result.outcomes if o.failure is not None]
     cost = f"cost {format_cost(total)} USD" if total.cost is not None else "no priced call"
     console.print(
@@ -301,9 +322,12 @@ def _print_report(console: Console, result: DemoResult, exporters: DemoExporters
             + (f" ({statuses})" if statuses else "")
             + "; statek retried 429s, 5xx and dropped connections unless attempts ran out."
         )
-    console.print(
-        f"Metrics: {exporters.metrics_url}   Dashboards: dashboards/statek.json (docs/dashboards.md)"
+    served = (
+        f"Metrics: {exporters.metrics_url} (still served, see below)"
+        if still_serving
+        else f"Metrics were served at {exporters.metrics_url} while the demo ran (--keep-serving keeps them up)"
     )
+    console.print(f"{served}. Dashboards: dashboards/statek.json (docs/dashboards.md)")
 
 
 def _print_budget_stops(console: Console, result: DemoResult) -> None:
@@ -312,7 +336,7 @@ def _print_budget_stops(console: Console, result: DemoResult) -> None:
     if not stopped:
         return
     by_class = Counter(o.plan.job_class for o in stopped)
-    ran = Counter(o.plan.job_class for o in result.outcomes)
+    ran = {name: jobs for name, (jobs, _, _) in result.by_class().items()}
     for job_class, n in by_class.most_common():
         example = next(o for o in stopped if o.plan.job_class == job_class)
         refused = example.stopped
@@ -339,7 +363,7 @@ def _estimate_text(refused: BudgetExceededError) -> str:
     return f"{estimate} ({refused.reason})."
 
 
-def _first_line(error: BaseException, limit: int = 160) -> str:
+def _first_line(error: BaseException, limit: int = 240) -> str:
     text = str(error).strip().splitlines()
     line = text[0] if text else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -21,9 +21,11 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..exceptions import ConfigurationError
 from ..exporters.prometheus import DEFAULT_PORT
+from .output import literal
 
 __all__ = ["app"]
 
@@ -62,7 +64,9 @@ def serve(
     except (OSError, ConfigurationError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         Console(stderr=True).print(
-            f"[red]error:[/] cannot serve /metrics on {host}:{port}: {reason}", soft_wrap=True
+            Text("error:", style="red"),
+            literal(f"cannot serve /metrics on {host}:{port}: {reason}"),
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None
     console.print(
@@ -94,7 +98,7 @@ async def _run(traffic: float, duration: float) -> None:
         ),
         "gpt-4.1-nano": ModelBehavior(text="Bonjour.", failures=[Failure.server_error(status=500, every=50)]),
     }
-    with ProviderSimulator(behaviors, seed=1) as sim:
+    with ProviderSimulator(behaviors, seed=1, max_recorded=0) as sim:  # no record: bounded memory
         api = LLM_API.get("OPENAI", api_url=sim.openai_url, api_key="simulated")
         interval, n = 1.0 / traffic, 0
         next_at = time.monotonic()

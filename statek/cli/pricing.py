@@ -12,9 +12,10 @@ never a traceback.
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -38,9 +39,11 @@ from ..metering.export import (
 from ..metering.index import PriceTable
 from ..metering.litellm import convert_litellm
 from ..metering.loader import LoadReport, parse_when, read_price_files
-from ..metering.records import PriceRow, Problem, normalise, provider_key
+from ..metering.records import PROVIDER_ALIASES, PriceRow, Problem, normalise, provider_key
 from ..metering.registry import default_registry
 from ..types import CallDetail
+from .output import ColumnSpec, clean, echo, fitted_table, literal, shown_path
+from .output import console as _output_console
 
 __all__ = ["app"]
 
@@ -61,21 +64,21 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 
 def _console(stderr: bool = False) -> Console:
-    # Wide when not a terminal, so piped output (and file:line problem lines) is never wrapped.
-    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=240)
-    return console
+    """Wide when not a terminal, so piped output (and file:line problem lines) is never wrapped."""
+    return _output_console(stderr)
 
 
 def _money(value: Decimal | None) -> str:
     if value is None:
         return "-"
-    return format(value.normalize(), "f")
+    try:
+        return format(value.normalize(), "f")
+    except ArithmeticError:  # too many digits to write out: scientific notation
+        return str(value)
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
+    echo(message, err=True)
     return typer.Exit(1)
 
 
@@ -103,12 +106,36 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     }
 
 
+def _problem_line(problem: Problem) -> str:
+    """``file:line: column: reason``, the file name quoted when it holds anything unusual."""
+    return clean(problem._replace(path=shown_path(problem.path)))
+
+
 def _report_problems(report: LoadReport, *, quiet: bool = False) -> bool:
     """Print every problem (unless ``quiet``); ``True`` when there was an error (not a warning)."""
     if not quiet:
         for problem in report.problems:
-            typer.echo(str(problem))
+            typer.echo(_problem_line(problem))
     return not report.ok
+
+
+def _check_providers(table: PriceTable, providers: list[str] | None) -> None:
+    """Exit 1 with a suggestion when a ``--provider`` names no provider of the table or database."""
+    known: dict[str, str] = {}
+    for row in table.rows():
+        known.setdefault(provider_key(row.provider), row.provider)
+    database = table.database
+    if database is not None:
+        for provider_id in database.provider_ids():
+            known.setdefault(provider_key(provider_id), provider_id)
+    for name in providers or ():
+        key = provider_key(name)
+        if key in known or (database is not None and database.provider(name) is not None):
+            continue
+        names = {normalise(n): n for n in (*known.values(), *PROVIDER_ALIASES)}
+        close = difflib.get_close_matches(normalise(name), list(names), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(names[c] for c in close)}?" if close else ""
+        raise _fail(f"unknown provider {name!r}: no price row or database entry names it{hint}")
 
 
 def _row_json(row: PriceRow) -> dict[str, Any]:
@@ -125,6 +152,8 @@ def _table_from(files: list[Path] | None, database: bool) -> tuple[PriceTable, L
             return table, None
         return PriceTable([table.rows()]), None
     report = read_price_files(files)
+    if not report.files and not report.problems:
+        raise _fail(f"{', '.join(shown_path(f) for f in files)}: no price files (.csv or .txt) found")
     return PriceTable([list(report.rows)], database=registry.database if database else None), report
 
 
@@ -135,6 +164,8 @@ def validate(
 ) -> None:
     """Check price files; print every problem as file:line: column: reason; exit 1 on any error."""
     report = read_price_files(paths)
+    if not report.files and not report.problems:
+        raise _fail(f"{', '.join(shown_path(p) for p in paths)}: no price files (.csv or .txt) found")
     failed = _report_problems(report, quiet=as_json)
     if as_json:
         _json(
@@ -172,6 +203,7 @@ def show(
     """Show the effective prices (database and files); the From column says where each came from."""
     table, report = _table_from(files, not no_database)
     problems = report is not None and _report_problems(report, quiet=as_json)
+    _check_providers(table, provider)
     rows = effective_rows(table, provider or ())
     if model:
         rows = [r for r in rows if normalise(model) in normalise(r.model)]
@@ -183,13 +215,7 @@ def show(
         if problems:
             raise typer.Exit(1)
         return
-    out = Table(title=f"{len(rows)} price row(s) in force now, USD per million tokens")
-    titles = ("Provider", "Model", "Family", "Input", "Cached", "Output", "Write 5m", "Write 1h")
-    for title in (*titles, "Long context", "Per 1k req", "Valid from", "From"):
-        out.add_column(title, no_wrap=True)
-    if sources:
-        out.add_column("Source", no_wrap=True)
-        out.add_column("Checked", no_wrap=True)
+    lines: list[list[str]] = []
     for r in rows:
         cells = [
             r.provider,
@@ -207,10 +233,31 @@ def show(
         ]
         if sources:
             cells += [r.source, r.checked.isoformat() if r.checked else ""]
-        out.add_row(*cells)
-    _console().print(out)
+        lines.append(cells)
+    console = _console()
+    title = f"{len(rows)} price row(s) in force now, USD per million tokens"
+    console.print(fitted_table(console, _SHOW_COLUMNS[: 14 if sources else 12], lines, title=title))
     if problems:
         raise typer.Exit(1)
+
+
+_SHOW_COLUMNS = (
+    # keep: the higher, the later a column is dropped to fit the terminal; prices never are.
+    ColumnSpec("Provider", keep=80),
+    ColumnSpec("Model", "fold", fold_at=20),
+    ColumnSpec("Family", keep=10),
+    ColumnSpec("Input", "number"),
+    ColumnSpec("Cached", "number"),
+    ColumnSpec("Output", "number"),
+    ColumnSpec("Write 5m", "number", keep=50),
+    ColumnSpec("Write 1h", "number", keep=40),
+    ColumnSpec("Long context", "fold", keep=45),
+    ColumnSpec("Per 1k req", "number", keep=35),
+    ColumnSpec("Valid from", keep=30),
+    ColumnSpec("From", "fold", keep=60),
+    ColumnSpec("Source", "fold", keep=5),
+    ColumnSpec("Checked", keep=6),
+)
 
 
 def _long_context(row: PriceRow) -> str:
@@ -253,8 +300,8 @@ def cost(
         reported = Decimal(reported_cost) if reported_cost is not None else None
     except (ValueError, InvalidOperation) as exc:
         raise typer.BadParameter(str(exc) or "not a number") from None
-    if reported is not None and (not reported.is_finite() or reported < 0):
-        raise typer.BadParameter("--reported-cost must be a finite, non-negative number of USD")
+    if reported is not None and (not reported.is_finite() or reported < 0 or reported.adjusted() >= 15):
+        raise typer.BadParameter("--reported-cost must be a finite, non-negative number of USD below 1e15")
     if cached + cache_write > input or cache_write_1h > cache_write or reasoning > output:
         raise typer.BadParameter(
             "--cached + --cache-write must not exceed --input, nor --cache-write-1h --cache-write, "
@@ -283,9 +330,9 @@ def cost(
     console = _console()
     if result.amount is None:
         what = "no usage to price" if result.status == "no_usage" else "no price and no reported cost"
-        console.print(f"{result.status}: {what} for {provider} {model}")
+        console.print(literal(f"{result.status}: {what} for {provider} {model}"))
         raise typer.Exit(1)
-    out = Table(title=f"{provider} {model}: {result.status}")
+    out = Table(title=literal(f"{provider} {model}: {result.status}"))
     for title in ("Part", "Tokens", "USD / M", "USD"):
         out.add_column(title, justify="left" if title == "Part" else "right")
     if row is not None:
@@ -295,7 +342,7 @@ def cost(
         out.add_row("reported (wins)", "", "", _money(result.amount))
     out.add_row("total", "", "", _money(result.amount), end_section=True)
     console.print(out)
-    typer.echo(f"{result.status} {_money(result.amount)} {result.currency}")
+    echo(f"{result.status} {_money(result.amount)} {result.currency}")
 
 
 def _breakdown(
@@ -332,7 +379,7 @@ def _breakdown(
         out.add_row(
             "request fee", "1", f"{_money(row.request_fee_per_k)}/1k", _money(row.request_fee_per_k / 1000)
         )
-    out.caption = f"price of {row.model} from {row.location}, {label} prices"
+    out.caption = literal(f"price of {row.model} from {row.location}, {label} prices")
 
 
 def _change_json(change: RowChange) -> dict[str, Any]:
@@ -353,7 +400,13 @@ def diff(
     as_json: JsonOption = False,
 ) -> None:
     """Show rows added, removed and changed from OLD to NEW; exit 1 if either has errors."""
+    for path in (old, new):
+        if not path.exists():
+            raise _fail(f"{shown_path(path)}: no such file or folder")
     before, after = read_price_files([old]), read_price_files([new])
+    for path, report in ((old, before), (new, after)):
+        if not report.files and not report.problems:
+            raise _fail(f"{shown_path(path)}: no price files (.csv or .txt) found")
     problems = _report_problems(before, quiet=as_json) | _report_problems(after, quiet=as_json)
     changes = diff_rows(before.rows, after.rows)
     counts = {kind: sum(c.kind == kind for c in changes) for kind in ("added", "removed", "changed")}
@@ -366,21 +419,36 @@ def diff(
             }
         )
     else:
-        out = Table(title=f"{old} → {new}: {len(changes)} difference(s)")
-        for title in ("Change", "Provider", "Model", "Valid from", "Details"):
-            out.add_column(title, no_wrap=True)
+        lines = []
         for change in changes:
             r = change.row
             details = ", ".join(f"{col} {_cell(a)} → {_cell(b)}" for col, a, b in change.changes)
             if change.kind == "added":
                 details = f"input {_money(r.input)}, output {_money(r.output)}"
-            out.add_row(
-                change.kind, r.provider, r.model, r.valid_from.isoformat() if r.valid_from else "", details
+            lines.append(
+                [change.kind, r.provider, r.model, r.valid_from.isoformat() if r.valid_from else "", details]
             )
-        _console().print(out)
+        console = _console()
+        title = f"{shown_path(old)} → {shown_path(new)}: {len(changes)} difference(s)"
+        console.print(fitted_table(console, _DIFF_COLUMNS, lines, title=title))
         typer.echo(", ".join(f"{n} {kind}" for kind, n in counts.items()))
     if problems:
         raise typer.Exit(1)
+
+
+_DIFF_COLUMNS = (
+    ColumnSpec("Change"),
+    ColumnSpec("Provider", keep=20),
+    ColumnSpec("Model", "fold", fold_at=16),
+    ColumnSpec("Valid from", keep=10),
+    ColumnSpec("Details", "fold", fold_at=24),
+)
+_COMPARE_COLUMNS = (
+    ColumnSpec("Provider", keep=20),
+    ColumnSpec("Model", "fold", fold_at=16),
+    ColumnSpec("From", "fold", keep=10),
+    ColumnSpec("Differences (ours → theirs)", "fold", fold_at=24),
+)
 
 
 def _cell(value: object) -> str:
@@ -409,6 +477,18 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         yield handle
 
 
+def _write(out: Path | None, write: Callable[[TextIO], int]) -> int:
+    """Run ``write`` on :func:`_output`; a failed write (a full disk, a closed pipe) is one line, exit 1."""
+    where = shown_path(out) if out is not None else "standard output"
+    try:
+        with _output(out) as handle:
+            count = write(handle)
+            handle.flush()
+    except OSError as exc:
+        raise _fail(f"{where}: cannot write: {exc.strerror or exc}") from None
+    return count
+
+
 @app.command("export")
 def export(
     provider: Annotated[
@@ -424,9 +504,11 @@ def export(
     table, report = _table_from(files, not no_database)
     if report is not None and _report_problems(report):
         raise typer.Exit(1)
+    _check_providers(table, provider)
     rows = effective_rows(table, provider or ())
-    with _output(out) as handle:
-        count = write_price_csv(rows, handle, note=export_note(provider or ()))
+    if not rows:
+        raise _fail("nothing to export: no price row" + (f" for {', '.join(provider)}" if provider else ""))
+    count = _write(out, lambda handle: write_price_csv(rows, handle, note=export_note(provider or ())))
     typer.echo(f"exported {count} price row(s)", err=True)
 
 
@@ -442,16 +524,29 @@ def compare(
     provider: Annotated[list[str] | None, typer.Option(help="Only this provider (repeatable).")] = None,
     files: FilesOption = None,
     as_json: JsonOption = False,
+    missing_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--write-missing",
+            help="With --litellm and --database: write LiteLLM's rows for ids the database does not price.",
+        ),
+    ] = None,
 ) -> None:
     """Compare the price files' rows (default files, or --file) with another source; list differences.
 
+    With both --litellm FILE and --database: compare the price database itself with LiteLLM's map.
+
     Exit 1 when any price differs (so a CI job can alert on a stale table), 0 when all agree.
     """
-    if (litellm is None) == (not database):
-        raise typer.BadParameter("give exactly one of --litellm FILE or --database")
+    if litellm is not None and database:  # the database layer itself against LiteLLM (issue 21)
+        pricing_compare.database_against_litellm(litellm, tuple(provider or ()), as_json, missing_out)
+        return
+    if litellm is None and not database:
+        raise typer.BadParameter("give --litellm FILE, --database, or both")
     table, report = _table_from(files, False)
     if report is not None and _report_problems(report, quiet=as_json):
         raise typer.Exit(1)
+    _check_providers(table, provider)
     wanted = {provider_key(p) for p in provider or ()}
     rows = [r for r in table.rows() if not wanted or provider_key(r.provider) in wanted]
     try:
@@ -465,7 +560,7 @@ def compare(
             changes, missing = compare_with_database(rows, registry_db)
             other = "genai-prices"
     except (OSError, ValueError, RecursionError) as exc:
-        raise _fail(f"{litellm}: cannot read: {_short(exc)}") from None
+        raise _fail(f"{shown_path(litellm)}: cannot read: {_short(exc)}") from None
     if as_json:
         _json(
             {
@@ -476,16 +571,16 @@ def compare(
             }
         )
     else:
-        out = Table(
-            title=f"{len(rows)} row(s) against {other}: {len(changes)} differ, {len(missing)} not listed there"
-        )
-        for title in ("Provider", "Model", "From", "Differences (ours → theirs)"):
-            out.add_column(title, no_wrap=True)
+        lines = []
         for change in changes:
             r = change.row
             details = ", ".join(f"{col} {_cell(a)} → {_cell(b)}" for col, a, b in change.changes)
-            out.add_row(r.provider, r.model, r.location, details)
-        _console().print(out)
+            lines.append([r.provider, r.model, r.location, details])
+        shown = shown_path(other) if litellm is not None else other
+        lines += [[r.provider, r.model, r.location, f"not listed in {shown}"] for r in missing]
+        console = _console()
+        title = f"{len(rows)} row(s) against {shown}: {len(changes)} differ, {len(missing)} not listed there"
+        console.print(fitted_table(console, _COMPARE_COLUMNS, lines, title=title))
         typer.echo(
             f"{len(changes)} different, {len(missing)} missing, {len(rows) - len(changes) - len(missing)} same"
         )
@@ -518,16 +613,28 @@ def import_litellm(
         result = convert_litellm(file, checked=checked)
     except (OSError, ValueError, RecursionError, ArithmeticError) as exc:
         raise _fail(f"{file}: {_short(exc)}") from None
-    with _output(out) as handle:
+
+    def write(handle: TextIO) -> int:
         writer = csv.DictWriter(handle, fieldnames=list(S.COLUMNS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(result.rows)
+        return len(result.rows)
+
+    _write(out, write)
     for problem in result.problems:
-        typer.echo(problem, err=True)
+        echo(problem, err=True)
     typer.echo(
-        f"converted {len(result.rows)} model(s), skipped {result.skipped} (not chat or no token prices), "
+        f"converted {len(result.rows)} model(s), skipped {result.skipped} "
+        f"({', '.join(f'{why} {n}' for why, n in sorted(result.skipped_why.items(), key=lambda i: -i[1]))}), "
+        f"{len(result.rounded)} price(s) rounded to {S.MAX_DECIMALS} decimals, "
         f"{len(result.problems)} problem(s)",
         err=True,
     )
     if result.problems:
         raise typer.Exit(1)
+
+
+# Subcommands kept in their own modules (issue 21): registered here.
+from . import pricing_compare, pricing_explain
+
+pricing_explain.register(app)

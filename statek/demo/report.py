@@ -1,4 +1,4 @@
-"""The demo's closing tables, built from the jobs' own :class:`~statek.executors.llm_usage.LLM_Usage`.
+"""The numbers of the demo's closing tables (printed by ``statek.cli.demo_report``), built from the jobs' own :class:`~statek.executors.llm_usage.LLM_Usage`.
 
 Nothing here prices, counts or adds up a call again: every row is read from an ``LLM_Usage`` statek
 filled in (the run's parent job for the grand total and the per-model rows, via
@@ -12,16 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
 from ..executors.llm_usage import LLM_Usage, ModelUsage
 
 __all__ = [
+    "COLUMNS",
+    "COST_COLUMN",
     "REPORTED_MARK",
+    "cells",
     "format_cost",
-    "render_tables",
+    "models_by_cost",
     "total_line",
 ]
 
@@ -58,7 +57,7 @@ def format_cost(line: ModelUsage) -> str:
 
 REPORTED_MARK = "*"
 """Marks a cost the provider reported itself (no price-table row applied); explained under the table."""
-_COLUMNS = (
+COLUMNS = (
     "Calls",
     "Input",
     "Cache read",
@@ -69,9 +68,12 @@ _COLUMNS = (
     "Unpriced",
     "Errors",
 )
+"""The numeric columns of both closing tables, in the order :func:`cells` gives them."""
+COST_COLUMN = COLUMNS.index("Cost (USD)")
 
 
-def _cells(line: ModelUsage) -> list[str]:
+def cells(line: ModelUsage) -> list[str]:
+    """``line``'s cells for :data:`COLUMNS`; a cost the provider reported itself is marked."""
     reported = line.reported_calls and line.reported_calls == line.calls - line.unpriced_calls
     return [
         f"{line.calls:,}",
@@ -86,59 +88,12 @@ def _cells(line: ModelUsage) -> list[str]:
     ]
 
 
-def _table(
-    title: str, heads: Mapping[str, str], rows: list[tuple[list[str], ModelUsage]], total: ModelUsage
-) -> Table:
-    """``heads`` maps the label columns to their footer text."""
-    table = Table(
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        show_footer=True,
-        box=box.SIMPLE_HEAD,
-        header_style="bold",
-        footer_style="bold",
-    )
-    for head, footer in heads.items():
-        table.add_column(head, footer=footer, no_wrap=True)
-    for head, footer in zip(_COLUMNS, _cells(total)):
-        table.add_column(head, footer=footer, justify="right", no_wrap=True)
-    for labels, line in rows:
-        table.add_row(*labels, *_cells(line))
-    if any(REPORTED_MARK in _cells(line)[6] for _, line in rows):
-        table.caption = f"{REPORTED_MARK} cost reported by the provider itself (no price-table row)"
-        table.caption_justify = "left"
-    return table
-
-
-def render_tables(
-    console: Console,
-    *,
+def models_by_cost(
     by_model: Mapping[tuple[str, str], ModelUsage],
-    by_class: Mapping[str, tuple[int, int, ModelUsage]],
-    total: ModelUsage,
-) -> None:
-    """Print the per-model and per-job-class tables, each with the grand total as its footer.
-
-    ``by_class`` maps a job class to ``(jobs, failed_jobs, usage)``. Models are listed most expensive
-    first, unpriced ones last.
-    """
+) -> list[tuple[tuple[str, str], ModelUsage]]:
+    """``by_model``'s items, most expensive first, unpriced ones last."""
 
     def cost_order(item: tuple[tuple[str, str], ModelUsage]) -> tuple[bool, Decimal, tuple[str, str]]:
         return (item[1].cost is None, -(item[1].cost or Decimal(0)), item[0])
 
-    model_rows = [
-        ([provider, model], line) for (provider, model), line in sorted(by_model.items(), key=cost_order)
-    ]
-    console.print(_table("Usage by model", {"Provider": "Total", "Model": ""}, model_rows, total))
-    jobs = sum(count for count, _, _ in by_class.values())
-    failed = sum(f for _, f, _ in by_class.values())
-    class_rows = [([name, f"{count:,}", f"{f:,}"], line) for name, (count, f, line) in by_class.items()]
-    console.print(
-        _table(
-            "Usage by job class",
-            {"Job class": "Total", "Jobs": f"{jobs:,}", "Failed": f"{failed:,}"},
-            class_rows,
-            total,
-        )
-    )
+    return sorted(by_model.items(), key=cost_order)

@@ -13,7 +13,8 @@ import asyncio
 import contextvars
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..exceptions import BudgetExceededError
 from ..executors.job import Job
@@ -21,7 +22,7 @@ from ..executors.llm_usage import LLM_Usage
 from ..llm_api import LLM_API
 from .traffic import JOB_CLASSES, JobClassName, JobFailed, JobPlan, run_job_plan
 
-__all__ = ["JOB_CLASS_ATTRIBUTE", "FleetUsage", "JobOutcome", "run_fleet"]
+__all__ = ["JOB_CLASS_ATTRIBUTE", "KEEP_OUTCOMES", "FleetUsage", "JobOutcome", "run_fleet"]
 
 JOB_CLASS_ATTRIBUTE = "job_class"
 """Job attribute naming the demo job class (on spans as ``statek.job.job_class``, never a metric label)."""
@@ -39,13 +40,43 @@ class JobOutcome:
     stopped: BudgetExceededError | None = None
 
 
+KEEP_OUTCOMES = 10_000
+"""Jobs whose whole outcome a run keeps; past it only failed and budget-stopped jobs are kept, and the
+rest are counted (:attr:`FleetUsage.jobs`), so a long ``--duration`` run stays in bounded memory."""
+
+
 @dataclass(frozen=True, slots=True)
 class FleetUsage:
-    """What a fleet run produced: each job's outcome, and the usage of the run's and classes' parent jobs."""
+    """What a fleet run produced: the outcomes kept (every job up to :data:`KEEP_OUTCOMES`, then the
+    failed and budget-stopped ones), ``(jobs, failed jobs)`` per class, and the usage of the run's and
+    classes' parent jobs."""
 
     outcomes: list[JobOutcome]
     run: LLM_Usage
     classes: Mapping[JobClassName, LLM_Usage]
+    jobs: Mapping[JobClassName, tuple[int, int]] = field(default_factory=dict)
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _without_frames(error: _E) -> _E:
+    """``error`` (and the errors it was raised from) without tracebacks: an outcome kept for the
+    report must not keep the frames it was raised through, which hold whole prompts and documents."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        cause = getattr(current, "cause", None)
+        if isinstance(cause, BaseException) and id(cause) not in seen:
+            cause.__traceback__ = None
+            seen.add(id(cause))
+            cause_chain = cause.__cause__ or cause.__context__
+            if cause_chain is not None:
+                _without_frames(cause_chain)
+        current = current.__cause__ or current.__context__
+    return error
 
 
 async def run_fleet(
@@ -67,6 +98,7 @@ async def run_fleet(
         raise ValueError("give jobs=, duration= or both")
     deadline = time.monotonic() + duration if duration is not None else None
     outcomes: list[JobOutcome] = []
+    counts: dict[JobClassName, tuple[int, int]] = {}
     started = 0
 
     def next_plan() -> JobPlan | None:
@@ -83,11 +115,14 @@ async def run_fleet(
             try:
                 await run_job_plan(plan, apis)
             except JobFailed as exc:
-                failure = exc
+                failure = _without_frames(exc)
             except BudgetExceededError as exc:
-                stopped = exc
+                stopped = _without_frames(exc)
         outcome = JobOutcome(plan, job.usage, failure, time.monotonic() - began, stopped)
-        outcomes.append(outcome)
+        ran, failed = counts.get(plan.job_class, (0, 0))
+        counts[plan.job_class] = (ran + 1, failed + (failure is not None))
+        if len(outcomes) < KEEP_OUTCOMES or failure is not None or stopped is not None:
+            outcomes.append(outcome)
         if on_job_done is not None:
             on_job_done(outcome)
 
@@ -110,4 +145,4 @@ async def run_fleet(
         finally:
             for name, job in class_jobs.items():
                 contexts[name].run(job.__exit__, None, None, None)
-    return FleetUsage(outcomes, run_job.usage, {name: job.usage for name, job in class_jobs.items()})
+    return FleetUsage(outcomes, run_job.usage, {name: job.usage for name, job in class_jobs.items()}, counts)

@@ -29,7 +29,6 @@ DEMO_API_KEY = "demo"
 """The key sent to the simulator (it accepts any)."""
 DEMO_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.1, max_backoff=2.0, total_timeout=60.0)
 """Retries for the demo: the simulator's Retry-After (1 s) is honoured, other backoff kept short."""
-_RECORDED = 5_000  # requests the simulator keeps (with their bodies) for the closing status breakdown
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,14 @@ class DemoResult:
 
     @property
     def outcomes(self) -> list[JobOutcome]:
-        """Every job, in the order they finished."""
+        """Every job, in the order they finished (past ``KEEP_OUTCOMES`` jobs, only the failed and
+        budget-stopped ones: see :attr:`jobs`)."""
         return self.fleet.outcomes
+
+    @property
+    def jobs(self) -> int:
+        """How many jobs ran."""
+        return sum(ran for ran, _ in self.fleet.jobs.values())
 
     def by_model(self) -> dict[tuple[str, str], ModelUsage]:
         """Per ``(provider, model)``: the run job's per-model usage, failed calls included."""
@@ -63,10 +68,9 @@ class DemoResult:
         """Per job class that ran: ``(jobs, failed jobs, usage of the class's parent job)``."""
         out: dict[str, tuple[int, int, ModelUsage]] = {}
         for name, usage in self.fleet.classes.items():
-            mine = [o for o in self.outcomes if o.plan.job_class == name]
-            if mine:
-                failed = sum(o.failure is not None for o in mine)
-                out[name] = (len(mine), failed, total_line(usage))
+            ran, failed = self.fleet.jobs.get(name, (0, 0))
+            if ran:
+                out[name] = (ran, failed, total_line(usage))
         return out
 
     def budget_stops(self) -> list[JobOutcome]:
@@ -128,7 +132,13 @@ class DemoRun:
             return await self._fleet(Roles.single(self.real.model), apis, None)
         models = simulated_models()
         behaviors = {m.model: m.behavior for m in models}
-        async with ProviderSimulator(behaviors, seed=self.seed, max_recorded=_RECORDED) as sim:
+        # Answers by content, not arrival order: the same seed gives the same calls and cost.
+        async with ProviderSimulator(
+            behaviors,
+            seed=self.seed,
+            max_recorded=0,
+            index_by="content",  # keep no bodies: bounded memory
+        ) as sim:
             return await self._fleet(Roles.simulated(), _simulated_apis(sim, models), sim)
 
     async def _fleet(
@@ -150,6 +160,5 @@ class DemoRun:
         result = DemoResult(fleet, time.monotonic() - began)
         if sim is not None:
             result.simulator_requests = sim.request_count
-            if sim.request_count <= _RECORDED:  # else the record lost the oldest: no partial breakdown
-                result.simulator_statuses = Counter(r.status for r in sim.requests)
+            result.simulator_statuses = sim.status_counts
         return result

@@ -19,16 +19,18 @@ import json
 import math
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .._http import RETRYABLE_STATUS
 from ..testing import Failure, ModelBehavior, SimRequest, ToolCallSpec, Usage, Wire
 
-__all__ = ["DemoModel", "PromptCache", "simulated_models"]
+__all__ = ["DemoModel", "PromptCache", "describe_failure", "simulated_models"]
 
-_SEGMENTS_LIMIT = 200_000  # prefixes remembered per model before the cache is flushed (long --duration runs)
+_SCOPES_KEPT = 4_096  # conversations whose prefixes the cache remembers (oldest forgotten): bounded memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +51,19 @@ class PromptCache:
     """A provider-side prompt cache, emulated: the longest previously seen prompt prefix is a hit.
 
     A prompt is cut into segments (tools, system prompt, then each message, in wire order); a prefix
-    of segments seen before (for the same model) is read from cache. Thread-safe: the simulator
-    calls it from its own thread.
+    of segments seen before (for the same model) is read from cache. The first ``head`` segments
+    (tools and system prompt, shared by a whole fleet) are taken as already cached, as in a fleet that
+    has been running; what follows is looked up in its conversation's own scope (the model and the
+    prompt up to its first message after the head), so whether a prefix hits never depends on the
+    order concurrent conversations arrive in. Scopes are forgotten oldest first past
+    :data:`_SCOPES_KEPT`. Thread-safe: the simulator calls it from its own thread.
     """
 
     def __init__(self) -> None:
-        self._seen: dict[str, set[bytes]] = {}
+        self._scopes: OrderedDict[bytes, set[bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def lookup(self, model: str, segments: list[str], rule: CacheRule) -> tuple[int, int]:
+    def lookup(self, model: str, segments: list[str], rule: CacheRule, head: int = 0) -> tuple[int, int]:
         """``(cache_read_tokens, cache_write_tokens)`` for a prompt made of ``segments``; remembers it."""
         digest = hashlib.blake2b(model.encode(), digest_size=16)
         prefixes: list[tuple[bytes, int]] = []
@@ -67,12 +73,18 @@ class PromptCache:
             tokens += math.ceil(len(segment) / 4)
             prefixes.append((digest.copy().digest(), tokens))
         marked = not rule.explicit or any("cache_control" in s for s in segments)
+        if not prefixes:
+            return 0, 0
+        scope = prefixes[min(head, len(prefixes) - 1)][0]
+        warm = prefixes[head - 1][1] if 0 < head <= len(prefixes) and marked else 0
         with self._lock:
-            seen = self._seen.setdefault(model, set())
-            hit = max((t for key, t in prefixes if key in seen), default=0)
+            seen = self._scopes.pop(scope, None)
+            seen = set() if seen is None else seen
+            self._scopes[scope] = seen
+            if len(self._scopes) > _SCOPES_KEPT:
+                self._scopes.popitem(last=False)
+            hit = max(warm, max((t for key, t in prefixes if key in seen), default=0))
             if marked:
-                if len(seen) > _SEGMENTS_LIMIT:
-                    seen.clear()
                 seen.update(key for key, _ in prefixes)
         read = hit - hit % rule.increment if hit >= rule.minimum else 0
         if not rule.explicit or not marked:
@@ -81,20 +93,25 @@ class PromptCache:
         return read, written if tokens >= rule.minimum else 0
 
 
-def _segments(wire: Wire, body: Mapping[str, Any]) -> list[str]:
+def _segments(wire: Wire, body: Mapping[str, Any]) -> tuple[list[str], int]:
+    """The prompt's segments in wire order, and how many of them are the shared head (tools, system)."""
+
     def dump(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
     if wire == "anthropic":
         head = [body.get("tools"), body.get("system")]
-        turns = body.get("messages") or []
+        turns = list(body.get("messages") or [])
     elif wire == "gemini":
         head = [body.get("tools"), body.get("systemInstruction")]
-        turns = body.get("contents") or []
+        turns = list(body.get("contents") or [])
     else:
         head = [body.get("tools")]
-        turns = body.get("messages") or []
-    return [dump(part) for part in head if part] + [dump(turn) for turn in turns]
+        turns = list(body.get("messages") or [])
+        while turns and isinstance(turns[0], dict) and turns[0].get("role") in ("system", "developer"):
+            head.append(turns.pop(0))
+    shared = [dump(part) for part in head if part]
+    return shared + [dump(turn) for turn in turns], len(shared)
 
 
 def _wants_reasoning(wire: Wire, body: Mapping[str, Any]) -> bool:
@@ -124,7 +141,8 @@ class UsageModel:
         prompt = max(math.ceil(request.body_bytes / 4), 1)
         read = written = 0
         if self.cache is not None:
-            read, written = self.caches.lookup(request.model or "", _segments(self.wire, body), self.cache)
+            segments, head = _segments(self.wire, body)
+            read, written = self.caches.lookup(request.model or "", segments, self.cache, head)
             read, written = min(read, prompt), min(written, prompt - min(read, prompt))
         reasoning = 0
         if self.always_reasons or _wants_reasoning(self.wire, body):
@@ -317,3 +335,17 @@ def simulated_models() -> tuple[DemoModel, ...]:
             "self-hosted fine-tune: no price anywhere, shown as unpriced (never $0); a malformed answer",
         ),
     )
+
+
+def describe_failure(failure: Failure) -> str:
+    """One line saying what the simulator does wrong, how often, and what statek makes of it."""
+    often = f"about 1 in {failure.every} requests" if failure.every else "some requests"
+    if failure.kind == "malformed":
+        return f"{often} get a 200 answer cut off mid-body (not JSON): the call fails, as does its job"
+    if failure.kind == "disconnect":
+        return f"{often} lose the connection before an answer: statek retries"
+    wait = f" with Retry-After {failure.retry_after:g} s" if failure.retry_after is not None else ""
+    if failure.status in RETRYABLE_STATUS:
+        return f"{often} get HTTP {failure.status}{wait}: statek retries"
+    said = f" {failure.message!r}" if failure.message else ""
+    return f"{often} get HTTP {failure.status}{said}: not retryable, the job fails"

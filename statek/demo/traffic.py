@@ -404,15 +404,21 @@ async def _chat(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Random) 
     model = plan.models["chat"]
     system = _system_prompt(plan.app)
     history: list[ChatHistoryItem] = []
-    for _ in range(plan.turns):
-        history.append(ChatHistoryItem.user(rng.choice(_QUESTIONS)))
+    for turn in range(plan.turns):
+        # The ticket makes each job's requests its own: the simulator answers by content (seeded).
+        question = rng.choice(_QUESTIONS)
+        history.append(ChatHistoryItem.user(f"Ticket {plan.job_id}: {question}" if turn == 0 else question))
         response = await _call(plan, apis, model, system_prompt=system, chat_history=list(history))
         history.append(ChatHistoryItem.assistant(response.text))
 
 
 async def _agent(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Random) -> None:
     planner, writer = plan.models["planner"], plan.models["writer"]
-    history = [ChatHistoryItem.user(f"Customer: {rng.choice(_QUESTIONS)} Investigate and resolve it.")]
+    history = [
+        ChatHistoryItem.user(
+            f"Ticket {plan.job_id}. Customer: {rng.choice(_QUESTIONS)} Investigate and resolve it."
+        )
+    ]
     for _ in range(plan.turns):
         response = await _call(
             plan,
@@ -461,7 +467,7 @@ async def _reasoning(plan: JobPlan, apis: Mapping[str, LLM_API], rng: random.Ran
             plan,
             apis,
             model,
-            chat_history=[ChatHistoryItem.user(rng.choice(_PROBLEMS))],
+            chat_history=[ChatHistoryItem.user(f"Problem set {plan.job_id}: {rng.choice(_PROBLEMS)}")],
             enable_reasoning=True,
             metadata={_EFFORT: plan.effort},
         )

@@ -10,23 +10,26 @@ STATEK's ``STATEK_MAX_TOKEN_USAGE`` guard (``approx_tokens``: ``(bytes sent + by
 A job without ``budget=`` takes the environment's (:meth:`Budget.from_env`); ``Budget()`` has no limit.
 
 Before a call is sent, it is estimated (:func:`~statek.executors.estimate.estimate_call`, or
-:func:`~statek.executors.estimate.estimate_request_body` for a JSON body) and :func:`reserve`
-checks, for the job and every ancestor with a budget, ``spent + in flight + estimate <= limit``.
-A call that passes holds that estimate as a **reservation** until it finishes; :meth:`Reservation.settle` then replaces it with the call's real
-usage. So concurrent calls cannot all slip under the same remaining budget: together they can
-overshoot by at most the difference between some calls' real cost and their estimates. A call that
-cost more than estimated is recorded as it was, and the job's next calls refuse.
-
-The estimate is :mod:`statek.executors.estimate`'s: prompt size, output cap, cached share where
-known, the price table's rate (its error is documented there and in ``docs/budgets.md``).
+:func:`~statek.executors.estimate.estimate_request_body` for a JSON body) at its **worst case**: the
+output at the request's cap, else at the model's maximum (:mod:`statek.executors.output_limits`;
+``reserve="estimate"`` keeps the old 4,096-token guess as an explicit opt-in). :func:`reserve`
+checks, for the job and every ancestor with a budget, ``spent + in flight + this call <= limit``. A
+call that passes holds that amount as a **reservation** until it finishes;
+:meth:`Reservation.settle` then replaces it with the call's real usage. So concurrent calls cannot
+all slip under the same remaining budget, and with worst-case reservations they cannot overspend it
+together (unless a model nobody knows writes past
+:data:`~statek.executors.output_limits.UNKNOWN_MAX_OUTPUT` without a cap). With ``cap_output=True``
+the reservation is what the remaining budget allows and the request is sent with that cap
+(:attr:`Reservation.output_cap`, :mod:`statek.executors.output_cap`).
 
 Unpriced models under a USD limit follow the budget's ``unpriced`` policy: ``"refuse"`` (the
 default: the call is refused, reason ``"unpriced"``) or ``"allow"`` (the call goes; it counts
 against the token, call and byte limits, a provider-reported cost counts against the USD limit, and
 :attr:`BudgetStatus.unpriced_calls` says how many calls the USD figure leaves out). Never ``$0``.
 
-A budget lives in one process's memory. A fleet budget is watched by Prometheus instead (the
-cost burn-rate alert of the mixin under ``dashboards/``); see ``docs/budgets.md``.
+A budget with a ``key`` or ``period`` is shared (:mod:`statek.executors.budget_store`): one account
+per key and UTC period, in this process's memory or, with ``STATEK_BUDGET_STORE=redis://...``, in
+Redis for every worker and machine (:mod:`statek.executors.budget_redis`). See ``docs/budgets.md``.
 
 Integration: the budget consumer of the metering path (:mod:`statek.telemetry.budget`) calls
 :func:`reserve_call` (an ``LLM_API`` call) or :func:`reserve_request` (a request body a
@@ -36,22 +39,39 @@ refusal reaches every consumer of the call record as ``refused``.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Literal, NoReturn
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, NoReturn
 
+from .._deferred import defer, drain, pending
 from ..exceptions import BudgetExceededError, ConfigurationError
-from ..settings import (
-    BUDGET_CALLS_ENV,
-    BUDGET_TOKENS_ENV,
-    BUDGET_UNPRICED_ENV,
-    BUDGET_USD_ENV,
-    MAX_TOKEN_USAGE_ENV,
-    values_of,
+from ..settings import BUDGET_STORE_ENV, values_of
+from .budget_limits import Budget, BudgetStatus, ReserveMode, UnpricedPolicy
+from .budget_store import (
+    DEFAULT_KEY,
+    Account,
+    Claim,
+    Grant,
+    MissingKeyAttribute,
+    RemoteStore,
+    StoreUnavailable,
+    account_name,
+    count_store_event,
+    window_of,
 )
-from .estimate import PICO, CallEstimate, call_numbers, estimate_call, estimate_request_body, from_pico
+from .estimate import (
+    PICO,
+    CallEstimate,
+    call_numbers,
+    estimate_call,
+    estimate_request_body,
+    from_pico,
+    output_price,
+)
+from .output_limits import InvalidOutputCap
 
 if TYPE_CHECKING:
     from ..llm_api import LLM_API, PreparedRequest
@@ -62,208 +82,23 @@ __all__ = [
     "BudgetLedger",
     "BudgetStatus",
     "CallEstimate",
+    "ReserveMode",
     "Reservation",
     "UnpricedPolicy",
+    "account_status",
     "estimate_call",
     "estimate_request_body",
     "reserve",
     "reserve_call",
     "reserve_request",
+    "set_shared_store",
+    "shared_store",
 ]
 
-UnpricedPolicy = Literal["refuse", "allow"]
-"""What a USD budget does with a call to a model that has no price: refuse it, or let it go uncounted."""
-_POLICIES: tuple[UnpricedPolicy, ...] = ("refuse", "allow")
-
-
-# ----------------------------------------------------------------------------- limits
-@dataclass(frozen=True, slots=True, init=False)
-class Budget:
-    """A job's limits; ``None`` means no limit on that measure. ``Budget()`` limits nothing.
-
-    ``usd``: spend in US dollars (exact ``Decimal``; strings and ints accepted). ``tokens``: input
-    plus output tokens. ``calls``: calls sent, failed ones included. ``approx_tokens``: the original
-    STATEK guard, ``(bytes sent + bytes received) // 4``. ``unpriced``: the policy for calls to
-    models with no price under a USD limit (see the module docstring). Bad values raise
-    :class:`~statek.exceptions.ConfigurationError`.
-    """
-
-    usd: Decimal | None = None
-    tokens: int | None = None
-    calls: int | None = None
-    approx_tokens: int | None = None
-    unpriced: UnpricedPolicy = "refuse"
-
-    def __init__(
-        self,
-        usd: Decimal | str | int | None = None,
-        *,
-        tokens: int | None = None,
-        calls: int | None = None,
-        approx_tokens: int | None = None,
-        unpriced: UnpricedPolicy = "refuse",
-    ) -> None:
-        object.__setattr__(self, "usd", _usd(usd, "Budget(usd=...)"))
-        object.__setattr__(self, "tokens", _count(tokens, "Budget(tokens=...)"))
-        object.__setattr__(self, "calls", _count(calls, "Budget(calls=...)"))
-        object.__setattr__(self, "approx_tokens", _count(approx_tokens, "Budget(approx_tokens=...)"))
-        object.__setattr__(self, "unpriced", _policy(unpriced, "Budget(unpriced=...)"))
-
-    @property
-    def is_limited(self) -> bool:
-        """Whether any measure has a limit."""
-        return not (
-            self.usd is None and self.tokens is None and self.calls is None and self.approx_tokens is None
-        )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Budget:
-        """The default budget of a job: ``STATEK_BUDGET_USD``, ``STATEK_BUDGET_TOKENS``,
-        ``STATEK_BUDGET_CALLS``, ``STATEK_MAX_TOKEN_USAGE`` and ``STATEK_BUDGET_UNPRICED`` (empty or
-        unset: no limit / ``refuse``), from ``environ`` or else the process environment and the
-        ``.env`` file (:func:`statek.settings.environment`). A bad value raises
-        ``ConfigurationError`` naming the variable."""
-        raw = (
-            values_of(_ENV_NAMES) if environ is None else tuple(environ.get(name, "") for name in _ENV_NAMES)
-        )
-        cached = _from_env_cache.get(raw)
-        if cached is None:
-            usd, tokens, calls, approx, policy = (value.strip() for value in raw)
-            cached = cls(
-                _usd(usd or None, BUDGET_USD_ENV),
-                tokens=_count(tokens or None, BUDGET_TOKENS_ENV),
-                calls=_count(calls or None, BUDGET_CALLS_ENV),
-                approx_tokens=_count(approx or None, MAX_TOKEN_USAGE_ENV),
-                unpriced=_policy(policy.lower() or "refuse", BUDGET_UNPRICED_ENV),
-            )
-            _from_env_cache[raw] = cached
-        return cached
-
-    def __str__(self) -> str:
-        parts = []
-        if self.usd is not None:
-            parts.append(f"${self.usd}")
-        if self.tokens is not None:
-            parts.append(f"{self.tokens:,} tokens")
-        if self.calls is not None:
-            parts.append(f"{self.calls:,} calls")
-        if self.approx_tokens is not None:
-            parts.append(f"{self.approx_tokens:,} approximate tokens")
-        return ", ".join(parts) or "no limit"
-
-
-_ENV_NAMES = (BUDGET_USD_ENV, BUDGET_TOKENS_ENV, BUDGET_CALLS_ENV, MAX_TOKEN_USAGE_ENV, BUDGET_UNPRICED_ENV)
-_from_env_cache: dict[tuple[str, ...], Budget] = {}
-
-
-def _usd(value: object, where: str) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigurationError(f"{where} must be an amount in US dollars such as 2.50, not {value!r}")
-    try:
-        amount = Decimal(str(value).strip().lstrip("$"))
-    except InvalidOperation:
-        raise ConfigurationError(
-            f"{where} must be an amount in US dollars such as 2.50, not {value!r}"
-        ) from None
-    if not amount.is_finite() or amount < 0:
-        raise ConfigurationError(f"{where} must be a finite amount of 0 or more US dollars, not {value!r}")
-    return amount
-
-
-def _count(value: object, where: str) -> int | None:
-    if value is None:
-        return None
-    text = value.strip().replace("_", "") if isinstance(value, str) else value
-    number = None
-    if isinstance(text, (int, str)) and not isinstance(text, bool):
-        try:
-            number = int(text)
-        except ValueError:
-            pass
-    if number is None or number < 0:
-        raise ConfigurationError(f"{where} must be a whole number of 0 or more, not {value!r}")
-    return number
-
-
-def _policy(value: object, where: str) -> UnpricedPolicy:
-    if value not in _POLICIES:
-        raise ConfigurationError(f"{where} must be 'refuse' or 'allow', not {value!r}")
-    return value  # type: ignore[return-value]
-
-
 # ----------------------------------------------------------------------------- one job's ledger
+_log = logging.getLogger("statek.budget")
 _LOCK = threading.Lock()
 """The one lock of every :class:`BudgetLedger` (see there)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetStatus:
-    """A job's budget at one moment: the limits, what was spent, what is held by calls in flight.
-
-    ``spent_usd`` sums the costs of the calls that had one; ``unpriced_calls`` counts the calls it
-    leaves out (only possible under ``unpriced="allow"``). ``remaining_*`` is ``limit - spent -
-    in flight`` (``None`` without a limit; below zero when a call cost more than its estimate).
-    """
-
-    budget: Budget
-    spent_usd: Decimal
-    spent_tokens: int
-    spent_calls: int
-    spent_approx_tokens: int
-    reserved_usd: Decimal
-    reserved_tokens: int
-    reserved_calls: int
-    unpriced_calls: int
-    refusals: int
-
-    @property
-    def remaining_usd(self) -> Decimal | None:
-        """USD left to reserve, or ``None`` without a USD limit."""
-        limit = self.budget.usd
-        return None if limit is None else limit - self.spent_usd - self.reserved_usd
-
-    @property
-    def remaining_tokens(self) -> int | None:
-        """Tokens left to reserve, or ``None`` without a token limit."""
-        limit = self.budget.tokens
-        return None if limit is None else limit - self.spent_tokens - self.reserved_tokens
-
-    @property
-    def remaining_calls(self) -> int | None:
-        """Calls left to reserve, or ``None`` without a call limit."""
-        limit = self.budget.calls
-        return None if limit is None else limit - self.spent_calls - self.reserved_calls
-
-    @property
-    def remaining_approx_tokens(self) -> int | None:
-        """``STATEK_MAX_TOKEN_USAGE`` left (settled calls only), or ``None`` without that limit."""
-        limit = self.budget.approx_tokens
-        return None if limit is None else limit - self.spent_approx_tokens
-
-    def __str__(self) -> str:
-        parts = []
-        budget = self.budget
-        if budget.usd is not None:
-            parts.append(f"${_money(self.spent_usd)} of ${_money(budget.usd)}")
-        if budget.tokens is not None:
-            parts.append(f"{self.spent_tokens:,} of {budget.tokens:,} tokens")
-        if budget.calls is not None:
-            parts.append(f"{self.spent_calls:,} of {budget.calls:,} calls")
-        if budget.approx_tokens is not None:
-            parts.append(f"{self.spent_approx_tokens:,} of {budget.approx_tokens:,} approximate tokens")
-        text = "spent " + ", ".join(parts) if parts else "no limit"
-        if self.unpriced_calls:
-            text += f" (+{self.unpriced_calls:,} unpriced calls, not in the USD figure)"
-        if self.refusals:
-            text += f"; calls refused: {self.refusals:,}"
-        return text
-
-
-def _money(amount: Decimal) -> str:
-    """``amount`` without trailing zeros and never in exponent notation."""
-    return f"{amount.normalize():f}"
 
 
 class BudgetLedger:
@@ -279,6 +114,7 @@ class BudgetLedger:
     """
 
     __slots__ = (
+        "_account",
         "_limit_pico",
         "_reserved_approx",
         "_reserved_calls",
@@ -290,13 +126,21 @@ class BudgetLedger:
         "_spent_tokens",
         "_unpriced_calls",
         "budget",
+        "cap_output",
         "job_id",
         "refusals",
+        "shared",
+        "worst_case",
     )
 
     def __init__(self, job_id: str, budget: Budget) -> None:
         self.job_id = job_id
         self.budget = budget
+        self.shared = budget.shared
+        """Whether the job's calls count against a shared account (see :mod:`.budget_store`), not here."""
+        self.worst_case = budget.reserve == "worst_case"
+        self.cap_output = budget.cap_output
+        self._account: BudgetLedger | tuple[RemoteStore, str, str] | None = None
         # A limit finer than a pico-dollar is rounded down: never allow more than was set.
         self._limit_pico = None if budget.usd is None else int(budget.usd.scaleb(PICO))
         self._spent_pico = self._spent_tokens = self._spent_calls = self._spent_bytes = 0
@@ -307,7 +151,14 @@ class BudgetLedger:
         return f"BudgetLedger({self.job_id!r}, {self.status()})"
 
     def status(self) -> BudgetStatus:
-        """A consistent snapshot of limits, spend and reservations."""
+        """A consistent snapshot of limits, spend and reservations. For a shared budget: its account's
+        (the one its job's last call counted against), shared with every job of the same key."""
+        account = self._account
+        if isinstance(account, BudgetLedger):
+            return account.status()
+        if account is not None:
+            return _remote_status(self.budget, *account)
+        _drain_abandoned()
         with _LOCK:
             return BudgetStatus(
                 self.budget,
@@ -382,6 +233,14 @@ class BudgetLedger:
         self._reserved_approx += held.input_tokens
         self._reserved_calls += 1
 
+    def _unhold(self, held: Reservation) -> None:
+        """Take ``held`` out of what is in flight, counting nothing; call with :data:`_LOCK` held."""
+        if held.pico is not None:
+            self._reserved_pico -= held.pico
+        self._reserved_tokens -= held.tokens
+        self._reserved_approx -= held.input_tokens
+        self._reserved_calls -= 1
+
     def _refuse(self, reason: str, held: Reservation) -> NoReturn:
         """Count and raise a refusal; call with :data:`_LOCK` held."""
         self.refusals += 1
@@ -435,15 +294,39 @@ class BudgetLedger:
 
 
 # ----------------------------------------------------------------------------- reservations
-class Reservation:
-    """The estimate of one call in flight, held against every budget of its job's lineage.
+_abandoned = pending
+"""Work left by collected objects (:mod:`statek._deferred`): a reservation collected while still held
+is settled at its reservation by the next budget call (a finalizer must not take :data:`_LOCK`: the
+collector may run it in a thread that holds it)."""
+_drain_abandoned = drain
 
-    Exactly one of :meth:`settle` / :meth:`settle_failure` must follow; a second one does nothing.
-    The estimate is kept as plain numbers (``pico`` USD, ``tokens``, ``input_tokens``), read by
-    every ledger on the call's path; :attr:`estimate` gives it back as a :class:`CallEstimate`.
+
+class Reservation:
+    """What one call in flight holds against every budget of its job's lineage.
+
+    Exactly one of :meth:`settle` / :meth:`settle_failure` / :meth:`settle_abandoned` /
+    :meth:`release` must follow; a second one does nothing. A reservation collected while still held
+    is settled at its reservation (spent, as far as the budget knows). The numbers are ``pico``
+    USD, ``tokens`` and ``input_tokens``; :attr:`estimate` gives them back as a
+    :class:`CallEstimate`. ``output_cap``: with a ``cap_output`` budget, the output cap the request
+    must be sent with (what the budget let it reserve), else ``None``. ``remote``: the shared
+    store's accounts, when a shared budget lives in one.
     """
 
-    __slots__ = ("input_tokens", "ledgers", "model", "output_tokens", "pico", "provider", "tokens")
+    __slots__ = (
+        "__weakref__",
+        "claim",
+        "input_tokens",
+        "ledgers",
+        "live",
+        "model",
+        "output_cap",
+        "output_tokens",
+        "pico",
+        "provider",
+        "remote",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -461,6 +344,15 @@ class Reservation:
         self.output_tokens = output_tokens
         self.tokens = input_tokens + output_tokens
         self.pico = pico
+        self.output_cap: int | None = None
+        self.remote: tuple[RemoteStore, tuple[Account, ...]] | None = None
+        self.claim: Claim | None = None
+        self.live = False
+        """Held and not yet settled (a refused reservation never was)."""
+
+    def __del__(self) -> None:
+        if self.live:
+            defer(self.settle_abandoned)  # resurrected until settled (PEP 442: __del__ runs only once)
 
     @property
     def estimate(self) -> CallEstimate:
@@ -483,17 +375,39 @@ class Reservation:
         # Truncated to the pico-dollar (exact for every price with up to six decimals per million
         # tokens; a finer one loses less than 10**-12 USD): this runs after every budgeted call.
         pico = None if cost is None else int(cost.scaleb(PICO))
-        with _LOCK:
-            ledgers, self.ledgers = self.ledgers, ()
-            for ledger in ledgers:
-                ledger._settle(self, pico, tokens, wire, False)
+        self._settle(pico, tokens, wire, False)
 
     def settle_failure(self, bytes_sent: int = 0, bytes_received: int = 0) -> None:
         """The call failed for good: it counts as a call with its bytes, no tokens and no cost."""
+        self._settle(None, 0, bytes_sent + bytes_received, True)
+
+    def settle_abandoned(self, bytes_sent: int = 0, bytes_received: int = 0) -> None:
+        """The call's usage is unknown (an answer without usage, a stream dropped unread, a provider
+        that returned nothing): it counts at its reservation, spent as far as the budget knows."""
+        self._settle(self.pico, self.tokens, bytes_sent + bytes_received, False)
+
+    def release(self) -> None:
+        """The call was never sent: drop the reservation, count nothing."""
+        self.live = False
         with _LOCK:
             ledgers, self.ledgers = self.ledgers, ()
             for ledger in ledgers:
-                ledger._settle(self, None, 0, bytes_sent + bytes_received, True)
+                ledger._unhold(self)
+        remote, self.remote = self.remote, None
+        if remote is not None and self.claim is not None:
+            remote[0].release(remote[1], self.claim)
+
+    def _settle(self, pico: int | None, tokens: int, wire: int, failed: bool) -> None:
+        self.live = False
+        with _LOCK:
+            ledgers, self.ledgers = self.ledgers, ()
+            for ledger in ledgers:
+                ledger._settle(self, pico, tokens, wire, failed)
+        remote, self.remote = self.remote, None
+        if remote is not None and self.claim is not None:
+            remote[0].settle(remote[1], self.claim, pico, tokens, wire, failed)
+        if _abandoned:
+            _drain_abandoned()
 
 
 def ledgers_of(job: Job | None) -> tuple[BudgetLedger, ...]:
@@ -506,7 +420,8 @@ def ledgers_of(job: Job | None) -> tuple[BudgetLedger, ...]:
 def reserve(ledgers: Iterable[BudgetLedger], estimate: CallEstimate) -> Reservation:
     """Hold ``estimate`` against every ledger (a job's :attr:`~statek.executors.job.Job.budgets`),
     all or none: raises :class:`~statek.exceptions.BudgetExceededError` when any of them would pass
-    a limit, holding nothing then."""
+    a limit, holding nothing then. Ledgers of shared budgets are held as plain ledgers here: use
+    :func:`reserve_call` / :func:`reserve_request` for a job's calls."""
     held = Reservation(
         tuple(ledgers),
         estimate.provider,
@@ -515,11 +430,14 @@ def reserve(ledgers: Iterable[BudgetLedger], estimate: CallEstimate) -> Reservat
         estimate.output_tokens,
         estimate.pico_usd,
     )
+    if _abandoned:
+        _drain_abandoned()
     with _LOCK:
         for ledger in held.ledgers:
             ledger._check(held)
         for ledger in held.ledgers:
             ledger._hold(held)
+    held.live = True
     return held
 
 
@@ -537,30 +455,61 @@ def reserve_request(
     """For a call metered from its raw JSON request body (an httpx transport under an official SDK):
     when the job or an ancestor has a budget, estimate the body (:func:`estimate_request_body`) and
     reserve it; else ``None``, at no cost. Raises :class:`~statek.exceptions.BudgetExceededError`:
-    the transport must then send nothing. Settle the reservation when the answer is read
-    (:meth:`Reservation.settle`) or the call fails (:meth:`Reservation.settle_failure`)."""
+    the transport must then send nothing. With a ``cap_output`` budget, the transport must send the
+    reservation's :attr:`~Reservation.output_cap` (:func:`statek.executors.output_cap.cap_body`).
+    Settle the reservation when the answer is read (:meth:`Reservation.settle`) or the call fails
+    (:meth:`Reservation.settle_failure`)."""
     ledgers = job.budgets if job is not None else ()
-    if not ledgers:
+    if not ledgers or job is None:
         return None
-    estimate = estimate_request_body(
+    worst_case, cap_output = _modes(ledgers)
+    pricing = pricing_provider or provider
+    try:
+        estimate = estimate_request_body(
+            provider,
+            model,
+            body,
+            pricing_provider=pricing,
+            max_output_tokens=max_output_tokens,
+            cached_tokens=cached_tokens,
+            cache_write=cache_write,
+            worst_case=worst_case,
+        )
+    except InvalidOutputCap as bad:
+        _refuse_cap(job, ledgers[0], provider, model, bad)
+    return _reserve(
+        job,
+        ledgers,
         provider,
         model,
-        body,
-        pricing_provider=pricing_provider,
-        max_output_tokens=max_output_tokens,
-        cached_tokens=cached_tokens,
-        cache_write=cache_write,
+        estimate.input_tokens,
+        estimate.output_tokens,
+        estimate.pico_usd,
+        pricing if cap_output else None,
     )
-    return reserve(ledgers, estimate)
 
 
 def reserve_call(job: Job | None, api: LLM_API, params: PreparedRequest) -> Reservation | None:
     """For ``LLM_API`` calls: estimate and reserve when the job or an ancestor has a budget, else
-    ``None`` (and no estimate is made). Raises :class:`~statek.exceptions.BudgetExceededError`."""
+    ``None`` (and no estimate is made). Raises :class:`~statek.exceptions.BudgetExceededError`. With
+    a ``cap_output`` budget the request must be sent with the reservation's
+    :attr:`~Reservation.output_cap` as its ``max_tokens``."""
     ledgers = job.budgets if job is not None else ()
-    if not ledgers:
+    if not ledgers or job is None:
         return None
-    prompt, output, pico = call_numbers(api, params)
+    if len(ledgers) == 1:
+        only = ledgers[0]
+        worst_case, cap_output, shared = only.worst_case, only.cap_output, only.shared
+    else:
+        worst_case, cap_output = _modes(ledgers)
+        shared = any(ledger.shared for ledger in ledgers)
+    try:
+        prompt, output, pico = call_numbers(api, params, 0, worst_case)
+    except InvalidOutputCap as bad:
+        _refuse_cap(job, ledgers[0], api.provider_key, params.model, bad)
+    if cap_output or shared or _abandoned:
+        pricing = (api.pricing_provider or api.provider_key) if cap_output else None
+        return _reserve(job, ledgers, api.provider_key, params.model, prompt, output, pico, pricing)
     held = Reservation(ledgers, api.provider_key, params.model, prompt, output, pico)
     with _LOCK:  # reserve(), inlined: this runs before every budgeted call
         if len(ledgers) == 1:
@@ -570,4 +519,334 @@ def reserve_call(job: Job | None, api: LLM_API, params: PreparedRequest) -> Rese
                 ledger._check(held)
             for ledger in ledgers:
                 ledger._hold(held)
+    held.live = True
     return held
+
+
+def _modes(ledgers: tuple[BudgetLedger, ...]) -> tuple[bool, bool]:
+    """Worst case when any budget of the call wants it; capped when any budget caps."""
+    return any(ledger.worst_case for ledger in ledgers), any(ledger.cap_output for ledger in ledgers)
+
+
+def _refuse_cap(job: Job, ledger: BudgetLedger, provider: str, model: str, bad: InvalidOutputCap) -> NoReturn:
+    ledger.refusals += 1
+    raise BudgetExceededError(
+        job_id=job.job_id,
+        reason="output_cap",
+        limit=0,
+        spent=0,
+        reserved=0,
+        estimate=None,
+        provider=provider,
+        model=model,
+        detail=f"{bad}; a budget cannot bound such a call",
+    ) from None
+
+
+def _reserve(
+    job: Job,
+    ledgers: tuple[BudgetLedger, ...],
+    provider: str,
+    model: str,
+    prompt: int,
+    output: int,
+    pico: int | None,
+    cap_pricing: str | None,
+) -> Reservation:
+    """The general reservation: shared accounts, an output cap set by the room left, or both."""
+    if _abandoned:
+        _drain_abandoned()
+    local: list[BudgetLedger] = []
+    accounts: list[Account] = []
+    store: RemoteStore | None = None
+    for ledger in ledgers:
+        if not ledger.shared:
+            local.append(ledger)
+            continue
+        budget = ledger.budget
+        try:
+            name = account_name(budget.key or DEFAULT_KEY, job.job_id, job.attributes)
+        except MissingKeyAttribute as missing:
+            ledger.refusals += 1
+            raise BudgetExceededError(
+                job_id=job.job_id,
+                reason="budget_key",
+                limit=0,
+                spent=0,
+                reserved=0,
+                estimate=None,
+                provider=provider,
+                model=model,
+                detail=f"its budget key {budget.key!r} names attribute {missing.args[0]!r}, which it lacks",
+            ) from None
+        window = window_of(budget.period)
+        store = shared_store()
+        if store is None:
+            account = _memory_account(name, window, budget)
+            ledger._account = account
+            local.append(account)
+        else:
+            ledger._account = (store, name, window)
+            accounts.append(_account_of(name, window, budget))
+    held = Reservation(tuple(local), provider, model, prompt, output, pico)
+    rate = fixed = None
+    if cap_pricing is not None and pico is not None:
+        rate = output_price(cap_pricing, model)
+        if rate:
+            fixed = max(pico - output * rate, 0)
+    with _LOCK:
+        if rate and fixed is not None:
+            _fit_output(held, local, fixed, rate)
+        for ledger in local:
+            ledger._check(held)
+        for ledger in local:
+            ledger._hold(held)
+    held.live = True
+    if accounts and store is not None:
+        _reserve_remote(job, held, store, tuple(accounts), fixed, rate)
+    if cap_pricing is not None:
+        held.output_cap = held.output_tokens
+    return held
+
+
+def _fit_output(held: Reservation, ledgers: list[BudgetLedger], fixed: int, rate: int) -> None:
+    """Lower ``held``'s output to what every ledger has room for (call with :data:`_LOCK` held).
+    Left as it is when not even one output token fits: the check then refuses the call."""
+    room: int | None = None
+    for ledger in ledgers:
+        limit = ledger._limit_pico
+        if limit is not None:
+            left = (limit - ledger._spent_pico - ledger._reserved_pico - fixed) // rate
+            room = left if room is None else min(room, left)
+        if ledger.budget.tokens is not None:
+            left = ledger.budget.tokens - ledger._spent_tokens - ledger._reserved_tokens - held.input_tokens
+            room = left if room is None else min(room, left)
+    if room is not None and 1 <= room < held.output_tokens:
+        _set_output(held, room, fixed, rate)
+
+
+def _set_output(held: Reservation, output: int, fixed: int, rate: int) -> None:
+    held.output_tokens = output
+    held.tokens = held.input_tokens + output
+    held.pico = fixed + output * rate
+
+
+def _reserve_remote(
+    job: Job,
+    held: Reservation,
+    store: RemoteStore,
+    accounts: tuple[Account, ...],
+    fixed: int | None,
+    rate: int | None,
+) -> None:
+    """Hold ``held`` in the shared store too, or undo the local holds and raise."""
+    claim = Claim(
+        uuid.uuid4().hex,
+        held.pico,
+        held.input_tokens,
+        held.output_tokens,
+        fixed,
+        rate if fixed is not None else None,
+    )
+    try:
+        granted = store.reserve(accounts, claim)
+    except StoreUnavailable as down:
+        count_store_event("error", store.name)
+        if store.allow_when_unavailable:
+            return  # the policy: the call goes, counted only where it is local
+        held.release()
+        raise BudgetExceededError(
+            job_id=job.job_id,
+            reason="store",
+            limit=0,
+            spent=0,
+            reserved=0,
+            estimate=None,
+            provider=held.provider,
+            model=held.model,
+            detail=f"{down}; refusing the call (on_error=refuse)",
+        ) from None
+    except BaseException:
+        held.release()
+        raise
+    if not isinstance(granted, Grant):
+        held.release()
+        refused = granted
+        money = refused.reason in ("usd", "unpriced")
+        raise BudgetExceededError(
+            job_id=refused.account.label,
+            reason=refused.reason,
+            limit=from_pico(refused.limit) if money else refused.limit,
+            spent=from_pico(refused.spent) if money else refused.spent,
+            reserved=from_pico(refused.reserved) if money else refused.reserved,
+            estimate=(None if refused.needed is None else from_pico(refused.needed))
+            if money
+            else refused.needed,
+            provider=held.provider,
+            model=held.model,
+        )
+    if granted.output_tokens < held.output_tokens and fixed is not None and rate:
+        with _LOCK:  # the store left less room than the local ledgers: hold only what was granted
+            for ledger in held.ledgers:
+                ledger._unhold(held)
+            _set_output(held, granted.output_tokens, fixed, rate)
+            for ledger in held.ledgers:
+                ledger._hold(held)
+    final = Claim(
+        claim.reservation_id,
+        held.pico,
+        held.input_tokens,
+        held.output_tokens,
+        claim.fixed_pico,
+        claim.rate_pico,
+    )
+    held.claim, held.remote = final, (store, accounts)
+    store.hold(accounts, final, granted)
+
+
+# ----------------------------------------------------------------------------- the shared store
+_memory: dict[tuple[str, str], BudgetLedger] = {}
+_store: tuple[str, RemoteStore | None] | None = None
+_store_lock = threading.Lock()
+
+
+def _memory_account(name: str, window: str, budget: Budget) -> BudgetLedger:
+    """The in-process account of a shared budget in ``window``; earlier windows are dropped once
+    a later one starts (their calls in flight still settle into the ledger they hold)."""
+    key = (name, window)
+    account = _memory.get(key)
+    if account is None:
+        with _store_lock:
+            account = _memory.get(key)
+            if account is None:
+                for old in [k for k in _memory if k[0] == name and k[1] < window]:
+                    del _memory[old]
+                label = f"{name}@{window}" if window else name
+                account = _memory[key] = BudgetLedger(label, _account_budget(budget))
+    return account
+
+
+def _account_budget(budget: Budget) -> Budget:
+    """The limits an account enforces (its key and period are its name)."""
+    return Budget(
+        budget.usd,
+        tokens=budget.tokens,
+        calls=budget.calls,
+        approx_tokens=budget.approx_tokens,
+        unpriced=budget.unpriced,
+        reserve=budget.reserve,
+        cap_output=budget.cap_output,
+    )
+
+
+def _account_of(name: str, window: str, budget: Budget) -> Account:
+    return Account(
+        name,
+        window,
+        None if budget.usd is None else int(budget.usd.scaleb(PICO)),
+        budget.tokens,
+        budget.calls,
+        budget.approx_tokens,
+        budget.unpriced == "refuse",
+    )
+
+
+def shared_store() -> RemoteStore | None:
+    """The store of shared budgets (:data:`~statek.settings.BUDGET_STORE_ENV`): ``None`` for this
+    process's memory (unset or ``memory``), else the remote store, made once per setting. A bad
+    setting raises :class:`~statek.exceptions.ConfigurationError`."""
+    global _store
+    (url,) = values_of((BUDGET_STORE_ENV,))
+    url = url.strip()
+    current = _store
+    if current is not None and current[0] == url:
+        return current[1]
+    with _store_lock:
+        if _store is None or _store[0] != url:
+            _close(_store)
+            _store = (url, _open_store(url))
+        return _store[1]
+
+
+def set_shared_store(store: RemoteStore | None) -> None:
+    """Use ``store`` for shared budgets from now on, whatever the environment says (tests, and
+    applications that build their own client); ``None`` goes back to the environment's. The store
+    it replaces is closed (:meth:`RedisStore.close`)."""
+    global _store
+    with _store_lock:
+        (url,) = values_of((BUDGET_STORE_ENV,))
+        if _store is not None and (store is None or _store[1] is not store):
+            _close(_store)
+        _store = None if store is None else (url.strip(), store)
+
+
+def _close(entry: tuple[str, RemoteStore | None] | None) -> None:
+    """Stop a store that is replaced (its renewal thread ends; its leases expire)."""
+    close = getattr(entry[1], "close", None) if entry is not None else None
+    if close is not None:
+        try:
+            close(timeout=0)
+        except Exception:  # noqa: BLE001 - a store that cannot close is left to the collector
+            _log.debug("statek could not close a replaced budget store", exc_info=True)
+
+
+def _open_store(url: str) -> RemoteStore | None:
+    if url in ("", "memory"):
+        return None
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .budget_redis import RedisStore  # lazy: redis-py is an optional extra
+
+        return RedisStore.from_url(url)
+    raise ConfigurationError(
+        f"{BUDGET_STORE_ENV} must be 'memory' or a redis:// URL, not {url.split('://')[0]!r}"
+    )
+
+
+def account_status(name: str, window: str = "", store_url: str | None = None) -> tuple[dict[str, int], str]:
+    """A shared account's counters (see :meth:`RemoteStore.status`; money in pico-USD) and where they
+    were read: the store ``store_url`` names, else the configured one. The in-process store can only
+    show this process's accounts (``({}, "memory")`` for one it never saw). Raises
+    :class:`StoreUnavailable` when the store cannot be reached."""
+    store = _open_store(store_url.strip()) if store_url is not None else shared_store()
+    if store is not None:
+        return store.status(name, window), store.name
+    ledger = _memory.get((name, window))
+    if ledger is None:
+        return {}, "memory"
+    status = ledger.status()
+    limit = ledger._limit_pico
+    return {
+        "spent_pico": int(status.spent_usd.scaleb(PICO)),
+        "spent_tokens": status.spent_tokens,
+        "spent_calls": status.spent_calls,
+        "spent_bytes": ledger._spent_bytes,
+        "unpriced_calls": status.unpriced_calls,
+        "reserved_pico": int(status.reserved_usd.scaleb(PICO)),
+        "reserved_tokens": status.reserved_tokens,
+        "reserved_calls": status.reserved_calls,
+        "refusals": status.refusals,
+        "lease_expiries": 0,
+        "limit_pico": -1 if limit is None else limit,
+        "limit_tokens": -1 if ledger.budget.tokens is None else ledger.budget.tokens,
+        "limit_calls": -1 if ledger.budget.calls is None else ledger.budget.calls,
+    }, "memory"
+
+
+def _remote_status(budget: Budget, store: RemoteStore, name: str, window: str) -> BudgetStatus:
+    try:
+        counts = store.status(name, window)
+    except StoreUnavailable:
+        count_store_event("error", store.name)
+        counts = {}
+    return BudgetStatus(
+        budget,
+        from_pico(counts.get("spent_pico", 0)),
+        counts.get("spent_tokens", 0),
+        counts.get("spent_calls", 0),
+        counts.get("spent_bytes", 0) // 4,
+        from_pico(counts.get("reserved_pico", 0)),
+        counts.get("reserved_tokens", 0),
+        counts.get("reserved_calls", 0),
+        counts.get("unpriced_calls", 0),
+        counts.get("refusals", 0),
+    )

@@ -232,7 +232,10 @@ class LLM_Usage:
                 return
             self._recorded_cost = cost if self._recorded_cost is None else self._recorded_cost + cost
             totals.cost = cost if totals.cost is None else totals.cost + cost
-            if status == "calculated":
+            if status == "reserved":  # no usage in the answer: counted at its budget reservation
+                self.no_usage_calls += 1
+                totals.no_usage_calls += 1
+            elif status == "calculated":
                 totals.calculated_calls += 1
             else:
                 totals.reported_calls += 1

@@ -7,7 +7,9 @@ pod went uncounted (measured before this module: one success and one failure, ``
 collector, the OTLP pusher) and rewrites each series the consumer has never been shown into a
 zero point (counter value 0; histogram with empty buckets, count 0, sum 0). The consumer's next
 collection carries the real value, so the increment is seen as 0 -> n. Nothing is lost, only
-delayed by one collection.
+delayed by one collection - or, with a ``hold``, until the series has been shown at zero for that
+many seconds (the OTLP push holds new series 60 s by default, ``STATEK_OTLP_DEBUT_HOLD_SECONDS``, so
+that a Prometheus scraping a Collector every minute still sees the zero).
 
 What remains (documented in ``docs/dashboards.md``): the zero goes to the *first* reader of each
 consumer, so a second Prometheus scraping the same ``/metrics`` (an HA pair) may still see a new
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -35,10 +38,16 @@ class SeriesDebut:
     ever shown, which statek's low-cardinality labels keep small.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hold: float = 0.0) -> None:
+        """``hold``: seconds a new series stays at zero (at least one collection, whatever ``hold``):
+        a consumer whose zero may be overwritten before anyone reads it (an OTLP push into a
+        Collector that Prometheus scrapes less often) needs ``hold`` >= that scrape interval."""
+        self.hold = hold
         self._shown: set[Hashable] = set()
+        self._zeroed: dict[Hashable, float] = {}  # series shown at zero, since when (monotonic)
         self._lock = threading.Lock()
         self._hold_back = True
+        self._now = 0.0
 
     def apply(self, data: MetricsData, *, hold_back: bool = True) -> MetricsData:
         """``data`` with every series this consumer has not been shown yet turned into a zero point.
@@ -47,6 +56,7 @@ class SeriesDebut:
         new series shown but keeps their real values."""
         with self._lock:
             self._hold_back = hold_back
+            self._now = time.monotonic()
             return dataclasses.replace(
                 data,
                 resource_metrics=[
@@ -79,13 +89,17 @@ class SeriesDebut:
             key = (scope, metric.name, frozenset(point.attributes.items()) if point.attributes else None)
             if key in self._shown:
                 points.append(point)
-            else:
+                continue
+            since = self._zeroed.get(key)
+            if not self._hold_back or (since is not None and self._now - since >= self.hold):
                 self._shown.add(key)
-                if not self._hold_back:
-                    points.append(point)
-                    continue
-                points.append(zero(point))
-                changed = True
+                self._zeroed.pop(key, None)
+                points.append(point)
+                continue
+            if since is None:
+                self._zeroed[key] = self._now
+            points.append(zero(point))
+            changed = True
         if not changed:
             return metric
         return dataclasses.replace(metric, data=dataclasses.replace(data, data_points=points))

@@ -34,20 +34,31 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, values
+from prometheus_client import REGISTRY, CollectorRegistry, values
 from prometheus_client import make_asgi_app as _make_asgi_app
 from prometheus_client import make_wsgi_app as _make_wsgi_app
 from prometheus_client import start_http_server as _start_http_server
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import mark_process_dead
 from prometheus_client.registry import Collector
 
 from ..exceptions import ConfigurationError
 from ..instruments import CATALOGUE
+from .multiprocess_files import (
+    FileDebut,
+    SkipCounts,
+    candidates,
+    compact,
+    directory_lock,
+    merge,
+    room_to_grow,
+)
 from .prometheus import OTelCollector, PullMetricReader
 
 __all__ = [
@@ -173,10 +184,16 @@ class MultiprocessMirror:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._values: dict[_SeriesKey, _Written] = {}
+        self._offsets: dict[_SeriesKey, float] = {}
+        self._fork_totals: dict[_SeriesKey, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._warned_fork = False
         self._closed = False
+        self._full: set[str] = set()
+        self.refused = 0
+        """New series not written because the filesystem had no room for the file to grow."""
+        self._warned_full = False
+        _register_fork_hooks(self)
 
     def start(self) -> None:
         """Start the periodic writes (once), and write once more when the interpreter exits. The
@@ -189,6 +206,35 @@ class MultiprocessMirror:
             # Registered after the MeterProvider's own exit hook, so it runs first (atexit is LIFO).
             atexit.register(self.shutdown)
 
+    def _before_fork(self) -> None:
+        """In the parent, just before a fork: the totals the child inherits (it must not count them
+        again: the parent's own file has them)."""
+        if self._closed or os.getpid() != self._pid:
+            return
+        try:
+            with self._lock:
+                self._fork_totals = dict(self._totals())
+        except Exception:  # noqa: BLE001 - never break a fork
+            self._fork_totals = None
+            _log.warning("statek could not read its totals before a fork", exc_info=True)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (gunicorn ``--preload``, multiprocessing): start over as this process,
+        with files of its own, counting only what happens from here on."""
+        if self._closed:
+            return
+        self._lock = threading.Lock()  # the parent's may have been held by another thread
+        self._pid = os.getpid()
+        self._values = {}
+        self._offsets = self._fork_totals or {}
+        self._fork_totals = None
+        self._stop = threading.Event()
+        self._thread = None
+        self.start()
+
+    def _after_fork_in_parent(self) -> None:
+        self._fork_totals = None
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.flush()
@@ -196,23 +242,14 @@ class MultiprocessMirror:
     def flush(self) -> None:
         """Write this process's current totals to its files (serialised: a total never goes back).
         Does nothing after :meth:`shutdown`."""
-        if self._closed:
-            return
-        if os.getpid() != self._pid:
-            if not self._warned_fork:
-                self._warned_fork = True
-                _log.warning(
-                    "statek was instrumented before this process was forked; its metrics are not "
-                    "written from here: call statek.instrument() in each worker"
-                )
-            return
+        if self._closed or os.getpid() != self._pid:
+            return  # a fork the hooks did not see (os.fork without them cannot happen in CPython)
         try:
             with self._lock:
-                for family in self._families.collect():
-                    if family.type == "counter":
-                        self._write_counter(family)
-                    elif family.type == "histogram":
-                        self._write_histogram(family)
+                self._full = set()  # kinds found full in this write: not asked again until the next
+                for (kind, name, sample, labels, documentation), total in self._samples():
+                    self._set(kind, name, sample, labels, documentation, total)
+                self._set("counter", *_REFUSED, {}, _REFUSED_HELP, self.refused)
         except Exception:  # noqa: BLE001 - telemetry never breaks the application
             _log.exception("statek could not write its multiprocess metrics; retrying at the next write")
 
@@ -231,62 +268,191 @@ class MultiprocessMirror:
         if _running is self:
             _running = None
 
-    def _write_counter(self, family: Metric) -> None:
-        for sample in family.samples:
-            self._set("counter", family, sample.name, sample.labels, sample.value)
+    def _samples(self) -> Iterator[tuple[tuple[str, str, str, dict[str, str], str], float]]:
+        """Every file sample of this process's families with its total: counters as they are,
+        histogram buckets one by one (the exposition's are cumulative over ``le``; the files hold each
+        bucket on its own, as prometheus_client's ``observe`` writes it, and the collector adds them up
+        and derives ``_count``), and histogram sums."""
+        for family in self._families.collect():
+            if family.type == "counter":
+                for sample in family.samples:
+                    yield (
+                        ("counter", family.name, sample.name, sample.labels, family.documentation),
+                        sample.value,
+                    )
+            elif family.type == "histogram":
+                below: dict[tuple[tuple[str, str], ...], float] = {}
+                for sample in family.samples:  # samples of one series come in ascending ``le`` order
+                    where = ("histogram", family.name, sample.name, sample.labels, family.documentation)
+                    if sample.name.endswith("_bucket"):
+                        series = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
+                        previous = below.get(series, 0.0)
+                        below[series] = sample.value
+                        yield where, sample.value - previous
+                    elif sample.name.endswith("_sum"):
+                        yield where, sample.value
 
-    def _write_histogram(self, family: Metric) -> None:
-        # The exposition's buckets are cumulative over ``le``; the files hold each bucket on its own
-        # (prometheus_client's Histogram.observe writes one bucket) and the collector adds them up and
-        # derives ``_count``. Samples of one series come in ascending ``le`` order.
-        below: dict[tuple[tuple[str, str], ...], float] = {}
-        for sample in family.samples:
-            if sample.name.endswith("_bucket"):
-                series = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
-                previous = below.get(series, 0.0)
-                below[series] = sample.value
-                self._set("histogram", family, sample.name, sample.labels, sample.value - previous)
-            elif sample.name.endswith("_sum"):
-                self._set("histogram", family, sample.name, sample.labels, sample.value)
+    def _totals(self) -> Iterator[tuple[_SeriesKey, float]]:
+        for (kind, name, sample, labels, _), total in self._samples():
+            yield (kind, name, sample, tuple(sorted(labels.items()))), total
 
-    def _set(self, kind: str, family: Metric, sample: str, labels: dict[str, str], total: float) -> None:
-        key = (kind, family.name, sample, tuple(sorted(labels.items())))
+    def _set(
+        self, kind: str, family: str, sample: str, labels: dict[str, str], documentation: str, total: float
+    ) -> None:
+        key = (kind, family, sample, tuple(sorted(labels.items())))
+        total -= self._offsets.get(key, 0.0)  # counted before a fork: in the parent's file
         written = self._values.get(key)
         if written is None:
+            if not total and key in self._offsets:
+                return  # nothing of this process's own yet
+            if not self._room(kind):
+                return
             names = sorted(labels)
-            value = _value_class()(
-                kind, family.name, sample, names, [labels[n] for n in names], family.documentation
-            )
+            value = _value_class()(kind, family, sample, names, [labels[n] for n in names], documentation)
             # A file left by an earlier process with this pid already holds a total: keep it (base).
             written = self._values[key] = _Written(value)
+            _back_file(kind)
         if written.total != total:
             written.value.set(written.base + total)
             written.total = total
 
+    def _room(self, kind: str) -> bool:
+        """Whether a new series may be added to this process's ``kind`` file: adding one can grow
+        the mmap'ed file, and a page of it the filesystem cannot back kills the process (SIGBUS)."""
+        if kind not in self._full:
+            directory = multiprocess_directory()
+            if directory is None or room_to_grow(str(directory / f"{kind}_{os.getpid()}.db"), 0):
+                return True
+            self._full.add(kind)
+        self.refused += 1
+        if not self._warned_full:
+            self._warned_full = True
+            _log.error(
+                "statek: the filesystem of %s is (nearly) full; new metric series of this process are "
+                "not written to the multiprocess files (counted in "
+                "statek_multiprocess_refused_series_total); existing series keep being updated. Free space or move %s.",
+                multiprocess_directory(),
+                ENV,
+            )
+        return False
+
+
+_REFUSED = ("statek_multiprocess_refused_series", "statek_multiprocess_refused_series_total")
+_REFUSED_HELP = (
+    "New series a worker could not add to its multiprocess files: the filesystem was (nearly) full"
+)
+
+
+def _register_fork_hooks(mirror: MultiprocessMirror) -> None:
+    reference = weakref.ref(mirror)
+
+    def call(method: str) -> Callable[[], None]:
+        def hook() -> None:
+            target = reference()
+            if target is not None:
+                getattr(target, method)()
+
+        return hook
+
+    os.register_at_fork(
+        before=call("_before_fork"),
+        after_in_parent=call("_after_fork_in_parent"),
+        after_in_child=call("_after_fork_in_child"),
+    )
+
+
+def _back_file(kind: str) -> None:
+    """Give this process's ``kind`` file real blocks for all its bytes (``posix_fallocate``): a file
+    grown by ``truncate`` is sparse, and the first write to an unbacked page on a full filesystem
+    is a SIGBUS, not an error. Where the filesystem cannot preallocate, :meth:`MultiprocessMirror._room`
+    is the only guard."""
+    directory = multiprocess_directory()
+    if directory is None:
+        return
+    path = directory / f"{kind}_{os.getpid()}.db"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError:
+        pass  # ENOSPC (the room check keeps a margin) or no preallocation on this filesystem
+    finally:
+        os.close(fd)
+
 
 class StatekMultiProcessCollector(Collector):
-    """``prometheus_client``'s :class:`MultiProcessCollector` over ``path`` (default
-    ``PROMETHEUS_MULTIPROC_DIR``), with each statek family's OpenMetrics unit restored, after
-    ``before`` (e.g. the serving worker's :meth:`MultiprocessMirror.flush`)."""
+    """The sum of every process's files in ``path`` (default ``PROMETHEUS_MULTIPROC_DIR``, read at each
+    scrape; when it is unset, prometheus_client's default registry: one process's ``/metrics``), as
+    ``prometheus_client``'s :class:`MultiProcessCollector` serves it, but without the files it could
+    not read or that are not a worker's (:mod:`statek.exporters.multiprocess_files`: skipped, logged,
+    counted in ``statek_multiprocess_skipped_files_total``), each statek family's OpenMetrics unit
+    restored, after ``before`` (e.g. the serving worker's :meth:`MultiprocessMirror.flush`)."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, before: Callable[[], None] | None = None):
-        directory = Path(path) if path is not None else multiprocess_directory()
-        if directory is None:
-            raise ConfigurationError(f"multiprocess metrics need {ENV} set to an existing directory")
-        self._inner = MultiProcessCollector(None, path=str(directory))
+        self._path = Path(path) if path is not None else None
         self._before = before
+        self._warned_unset = False
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
+        directory = self._path or multiprocess_directory()  # read at each scrape: imports never need it
+        if directory is None:  # one process: serve prometheus_client's default registry (statek's there)
+            if not self._warned_unset:
+                self._warned_unset = True
+                _log.info("statek: %s is not set; /metrics serves this process's metrics only", ENV)
+            yield from REGISTRY.collect()
+            return
         if self._before is not None:
             self._before()
-        for family in self._inner.collect():
+        skipped = _skip_counts(directory)
+        with directory_lock(directory, shared=True):  # a compaction is never seen half-done
+            families = merge(candidates(directory, skipped), skipped)
+        families = _debuts(directory).apply(families)
+        for family in families:
             unit = _UNITS.get(family.name)
             if unit:
                 family.unit = unit
             yield family
+        family = CounterMetricFamily(
+            "statek_multiprocess_skipped_files",
+            "Files of the multiprocess directory a scrape left out (not a worker's, unreadable), by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(skipped.by_reason.items()):
+            family.add_metric([reason], count)
+        yield family
+
+
+_debut_by_directory: dict[str, FileDebut] = {}
+
+
+def _debuts(directory: Path) -> FileDebut:
+    """The process's view of which series of ``directory`` any scrape has shown (see :class:`FileDebut`)."""
+    key = os.path.realpath(directory)
+    with _skipped_lock:
+        debut = _debut_by_directory.get(key)
+        if debut is None:
+            debut = _debut_by_directory[key] = FileDebut(directory)
+        return debut
+
+
+_skipped_by_directory: dict[str, SkipCounts] = {}
+_skipped_lock = threading.Lock()
+
+
+def _skip_counts(directory: Path) -> SkipCounts:
+    """The process's skip counts for ``directory`` (shared by every registry serving it, so each
+    reason is logged once per process and the counter never goes back)."""
+    key = os.path.realpath(directory)
+    with _skipped_lock:
+        counts = _skipped_by_directory.get(key)
+        if counts is None:
+            counts = _skipped_by_directory[key] = SkipCounts()
+        return counts
 
 
 def registry(path: str | os.PathLike[str] | None = None) -> CollectorRegistry:
@@ -322,6 +488,14 @@ def start_http_server(port: int, addr: str = "127.0.0.1", path: str | os.PathLik
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """Gunicorn ``child_exit`` hook: a dead worker's live gauges leave the exposition; its counters and
-    histograms stay (they are totals). Import it into ``gunicorn.conf.py`` under this name."""
+    """Gunicorn ``child_exit`` hook: a dead worker's live gauges leave the exposition, and its counter
+    and histogram files are added into the directory's archive files and deleted (their totals stay
+    served; 2,000 restarts leave two files, not 4,000). Import it into ``gunicorn.conf.py`` under
+    this name."""
     mark_process_dead(worker.pid)
+    directory = multiprocess_directory()
+    if directory is not None:
+        try:
+            compact(directory, [worker.pid])
+        except Exception:  # noqa: BLE001 - never break the master; scrapes still count the files
+            _log.exception("statek could not compact worker %s's metric files", worker.pid)

@@ -158,6 +158,13 @@ def periodic_metric_reader(
     return PeriodicExportingMetricReader(exporter, export_interval_millis=millis)
 
 
+def exponential_histograms() -> bool:
+    """Whether ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION`` asks the OTLP exporter
+    for exponential histograms (then statek's histograms are recorded measurement by measurement)."""
+    raw = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "")
+    return raw.strip().lower() == "base2_exponential_bucket_histogram"
+
+
 def wants_cumulative() -> bool:
     """Whether OTLP metrics go out cumulative (the default of
     ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``), so Prometheus' reader can serve both."""
@@ -186,7 +193,7 @@ class MetricPusher:
         self.timeout_millis = _env_millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._debut = SeriesDebut()
+        self._debut = SeriesDebut(hold=debut_hold())
         self._thread = threading.Thread(target=self._run, name="statek-otlp-metrics", daemon=True)
         self._thread.start()
 
@@ -196,7 +203,8 @@ class MetricPusher:
 
     def push(self, timeout_millis: float | None = None, *, last: bool = False) -> bool:
         """Collect now and export; ``True`` when the exporter accepted the batch. New series go out
-        at zero first (:mod:`.debut`), except in the ``last`` push before shutdown."""
+        at zero first, for :func:`debut_hold` seconds (:mod:`.debut`), except in the ``last`` push
+        before shutdown."""
         with self._lock:
             try:
                 data = self.reader.read()
@@ -216,6 +224,31 @@ class MetricPusher:
         final_attempt(self.exporter, timeout)
         self.push(timeout * 1000, last=True)
         self.exporter.shutdown(timeout_millis=timeout * 1000)
+
+
+DEBUT_HOLD_ENV = "STATEK_OTLP_DEBUT_HOLD_SECONDS"
+DEFAULT_DEBUT_HOLD = 60.0
+"""Seconds a new series is pushed at zero before its value. What reads the pushes decides whether
+the zero is seen: Prometheus' OTLP receiver stores every push (0 would do); a Collector keeps only
+the latest value until Prometheus scrapes it, so the zero must outlast one scrape interval (the
+Prometheus default is 1 minute)."""
+
+
+def debut_hold() -> float:
+    """:data:`DEBUT_HOLD_ENV` in seconds (default :data:`DEFAULT_DEBUT_HOLD`; invalid values logged)."""
+    raw = os.environ.get(DEBUT_HOLD_ENV, "").strip()
+    if not raw:
+        return DEFAULT_DEBUT_HOLD
+    try:
+        value = float(raw)
+        if not value >= 0:
+            raise ValueError(raw)
+    except ValueError:
+        _log.warning(
+            "statek: %s=%r is not a number of seconds >= 0; using %s", DEBUT_HOLD_ENV, raw, DEFAULT_DEBUT_HOLD
+        )
+        return DEFAULT_DEBUT_HOLD
+    return value
 
 
 def _env_millis(name: str, default: float) -> float:

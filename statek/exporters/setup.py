@@ -17,6 +17,7 @@ telemetry in *its* pipeline instead: :func:`instrument` then builds none of its 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -34,8 +35,9 @@ from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from ..exceptions import ConfigurationError
-from ..secrets import register_headers, register_url, scrub
+from ..secrets import REDACTED, register_headers, register_url, scrub
 from ..telemetry import configure_telemetry
+from ..telemetry_buckets import declare_plain
 from . import multiprocess, otlp
 from .environment import export_plan, sdk_disabled
 from .prometheus import PrometheusExporter
@@ -45,6 +47,16 @@ __all__ = ["Instrumentation", "active_instrumentation", "instrument", "shutdown"
 _log = logging.getLogger("statek.telemetry")
 _lock = threading.Lock()
 _active: Instrumentation | None = None
+
+
+class _Headers(dict[str, Any]):
+    """The OTLP headers as given (usually a collector credential): equal to the plain dict, but shown
+    with every value redacted, so ``repr(instrumentation.arguments)`` or a log line cannot leak them."""
+
+    def __repr__(self) -> str:
+        return repr(dict.fromkeys(self, REDACTED))
+
+    __str__ = __repr__
 
 
 @dataclass(eq=False, repr=False)
@@ -68,6 +80,8 @@ class Instrumentation:
     disabled: bool = False
     closed: bool = field(default=False)
     span_exporter: Any = None
+    ledger: Any = None
+    """The usage ledger's writer (:class:`statek.ledger.writer.LedgerWriter`), ``None`` without one."""
 
     def __repr__(self) -> str:
         # arguments holds the OTLP headers, usually a collector credential: shown scrubbed.
@@ -86,6 +100,8 @@ class Instrumentation:
             return
         self.closed = True
         millis = timeout * 1000
+        if self.ledger is not None:  # first: its last rows may still become OTLP log records
+            _run("usage ledger", lambda: _close_ledger(self.ledger, timeout))
         pusher = self.metric_pusher
         if self.span_exporter is not None:
             otlp.final_attempt(self.span_exporter, timeout)  # what is queued: one bounded attempt
@@ -120,6 +136,12 @@ class Instrumentation:
             self.tracer_provider.shutdown()
 
 
+def _close_ledger(writer: Any, timeout: float) -> None:
+    from .ledger import close_ledger
+
+    close_ledger(writer, timeout)
+
+
 def _run(what: str, action: Callable[[], object]) -> None:
     try:
         action()
@@ -152,6 +174,9 @@ def instrument(
     set_global: bool = False,
     multiprocess_mode: bool | None = None,
     httpx: bool = False,
+    clients: bool = False,
+    ledger: str | os.PathLike[str] | None = None,
+    ledger_url: str | None = None,
 ) -> Instrumentation:
     """Export statek's spans and metrics; idempotent.
 
@@ -178,9 +203,17 @@ def instrument(
       ``multiprocess.make_asgi_app()`` or serve from the gunicorn master.
     - ``httpx``: also meter every httpx client created from now on (the official OpenAI, Anthropic
       and Google SDKs): :func:`statek.instrument_httpx`; :func:`shutdown` undoes it.
+    - ``clients``: also meter every supported client library, clients made before included (httpx,
+      botocore for Bedrock, aiohttp): :func:`statek.instrument_clients`; :func:`shutdown` undoes it.
+    - ``ledger`` (default ``STATEK_LEDGER_DIR``) and ``ledger_url`` (default ``STATEK_LEDGER_URL``):
+      the usage ledger, one record per call and per job, to a Parquet directory and to Postgres,
+      and as OTLP log records by the same rule as spans (``OTEL_LOGS_EXPORTER``); see
+      :mod:`statek.exporters.ledger` and ``docs/ledger.md``. :func:`shutdown` writes what is left.
 
     Calling it again with the same arguments returns the same :class:`Instrumentation`; with
-    different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first).
+    different ones it raises :class:`ConfigurationError` (call :func:`shutdown` first). A port that
+    cannot be served raises :class:`MetricsServerError` (an ``OSError`` naming the address and what
+    to do). When no exporter is set up at all, a warning says so (nothing would leave the process).
     """
     label_keys = tuple(job_label_keys)
     _register_credentials(otlp_endpoint, otlp_headers)
@@ -197,7 +230,7 @@ def instrument(
         "registry": id(registry),
         "otlp_endpoint": otlp_endpoint,
         "otlp_protocol": otlp_protocol,
-        "otlp_headers": dict(otlp_headers or {}),
+        "otlp_headers": _Headers(otlp_headers or {}),
         "otlp_timeout": otlp_timeout,
         "metric_export_interval": metric_export_interval,
         "resource_attributes": dict(resource_attributes or {}),
@@ -208,6 +241,9 @@ def instrument(
         "set_global": set_global,
         "multiprocess_mode": multiprocess_mode,
         "httpx": httpx,
+        "clients": clients,
+        "ledger": os.fspath(ledger) if ledger is not None else None,
+        "ledger_url": ledger_url,
     }
     global _active
     with _lock:
@@ -249,6 +285,22 @@ def instrument(
             from ..instrumentation import instrument_httpx
 
             instrument_httpx()
+        if clients:
+            from ..instrumentation import instrument_clients
+
+            instrument_clients()
+        from .ledger import start_ledger
+
+        _active.ledger = start_ledger(
+            directory=ledger,
+            url=ledger_url,
+            otlp_endpoint=otlp_endpoint,
+            exporter_args={"protocol": otlp_protocol, "headers": otlp_headers, "timeout": otlp_timeout},
+            resource_attributes={
+                **(resource_attributes or {}),
+                **({"service.name": service_name} if service_name else {}),
+            },
+        )
         return _active
 
 
@@ -331,11 +383,17 @@ def _build(
                 sdk_tracer.add_span_processor(otlp.batch_span_processor(ConsoleSpanExporter()))
             chosen_tracer, owns_tracer = sdk_tracer, True
         chosen_meter = app_meter or MeterProvider(resource=resource, metric_readers=readers)
+        if app_meter is None and not otlp.exponential_histograms():
+            declare_plain(chosen_meter)  # statek's readers, no views: histograms aggregate between scrapes
         if multiprocess_mode and prometheus is not None:
             mirror = multiprocess.MultiprocessMirror(prometheus.reader)
             mirror.start()
         if prometheus is not None and plan.prometheus_port is not None:
-            port = prometheus.start_http_server(plan.prometheus_port, plan.prometheus_host)
+            try:
+                port = prometheus.start_http_server(plan.prometheus_port, plan.prometheus_host)
+            except OSError as exc:
+                raise MetricsServerError(exc, plan.prometheus_host, plan.prometheus_port) from exc
+        _warn_if_nothing_leaves(plan, registry, multiprocess_mode)
     except BaseException:
         if pusher is not None:
             pusher.shutdown(0)
@@ -360,6 +418,37 @@ def _build(
         mirror,
         owns_meter_provider=app_meter is None,
         span_exporter=span_exporter,
+    )
+
+
+class MetricsServerError(OSError):
+    """``/metrics`` could not be served. ``errno`` and ``strerror`` are the operating system's; the
+    message also names the address and what to do (an ``OSError``, so ``except OSError`` still works)."""
+
+    def __init__(self, error: OSError, host: str, port: int) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.host, self.port = host, port
+
+    def __str__(self) -> str:
+        if self.errno == errno.EADDRINUSE:
+            advice = (
+                "another process, or an earlier statek.instrument() in this one, holds it: pass "
+                "prometheus_port=0 for any free port, another port, or set OTEL_EXPORTER_PROMETHEUS_PORT"
+            )
+        else:
+            advice = "prometheus_host must be an address of this machine, e.g. 127.0.0.1"
+        return f"cannot serve /metrics on {self.host}:{self.port}: {self.strerror or 'error'} ({advice})"
+
+
+def _warn_if_nothing_leaves(plan: Any, registry: CollectorRegistry | None, multiprocess_mode: bool) -> None:
+    """Say so (once per setup, at WARNING) when no exporter was set up: nothing would leave the process."""
+    served = plan.prometheus_port is not None or registry is not None or multiprocess_mode
+    if served or plan.metrics_otlp or plan.metrics_console or plan.traces_otlp or plan.traces_console:
+        return
+    _log.warning(
+        "statek.instrument(): no exporter set up, so no span or metric leaves this process unless the "
+        "application serves prometheus_client's global registry; pass prometheus_port=9469 to serve "
+        "/metrics, or set OTEL_EXPORTER_OTLP_ENDPOINT (or otlp_endpoint=...) to push OTLP"
     )
 
 
@@ -405,5 +494,9 @@ def shutdown(timeout: float = 5.0) -> None:
         from ..instrumentation import uninstrument_httpx
 
         uninstrument_httpx()
+    if active.arguments.get("clients"):
+        from ..instrumentation import uninstrument_clients
+
+        uninstrument_clients()
     active.shutdown(timeout)
     configure_telemetry()

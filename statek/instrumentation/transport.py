@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextvars import ContextVar
 from types import ModuleType
 from typing import Any
 
@@ -26,10 +27,12 @@ import httpx
 
 from .. import telemetry
 from ..exceptions import BudgetExceededError, ConfigurationError
+from ..executors.output_cap import cap_body
 from ..telemetry import WireCall, WireEndpoint
 from ..wire.requests import recognise
-from ._exchange import Exchange
-from .endpoints import EndpointTable, ProviderRoute, default_table, route_for
+from ._exchange import FOLLOWS, Exchange
+from .endpoints import EndpointTable, ProviderRoute, default_table, generic_route, route_for
+from .unmetered import count_unmetered
 
 __all__ = [
     "AsyncMeteringTransport",
@@ -40,6 +43,16 @@ __all__ = [
 ]
 
 _log = logging.getLogger("statek.instrumentation")
+
+_metering: ContextVar[bool] = ContextVar("statek_metering_request", default=False)
+"""True while a metering transport hands an LLM call to the transport it wraps: a metering
+transport further down (a client built under ``instrument_httpx()`` around a transport that wraps
+a ``MeteringTransport``; httpx's own transport, patched by ``instrument_httpx()``) lets it through,
+so that each call is counted once."""
+
+reached: ContextVar[list[bool] | None] = ContextVar("statek_transport_reached", default=None)
+"""Set by ``instrument_httpx()``'s ``Client.send`` around one request; every metering transport that
+sees the request marks it, so that ``send`` knows whether any did."""
 
 
 class _Router:
@@ -60,31 +73,43 @@ class _Router:
         """An :class:`Exchange` for an LLM call, ``None`` for anything else. Raises only
         :class:`~statek.exceptions.BudgetExceededError`, when the current job's budget refuses the call
         (nothing is sent)."""
-        if request.method != "POST":
+        mark = reached.get()
+        if mark is not None:
+            mark[0] = True
+        if request.method != "POST" or _metering.get() or telemetry.current_retry_hook() is not None:
+            # Not an LLM call; or a metering transport further up, or an LLM_API call being
+            # observed, has it already.
             return None
         try:
             return self._begin(request)
         except BudgetExceededError:
             raise
-        except Exception:  # noqa: BLE001 - metering never breaks the call
+        except Exception as exc:  # noqa: BLE001 - metering never breaks the call
             _log.exception("statek could not inspect a request; it goes out unmetered")
+            count_unmetered(_host(request), "inspection_failed", type(exc).__qualname__)
             return None
 
     def _begin(self, request: Any) -> tuple[Any, Exchange] | None:
         url = request.url
         path = url.path
+        read = True
         try:
             body = request.content
         except self._not_read:
-            body = b""
+            body, read = b"", False
         wire_request = recognise("POST", path, body)
         if wire_request is None:
             return None
         route = self._provider or self._table.lookup(url.host, url.port, url.scheme, wire_request.format)
         if route is None:
-            return None
-        if telemetry.current_retry_hook() is not None:
-            return None  # an LLM_API call is being observed: this is its own request, metered already
+            if not read:
+                count_unmetered(url.host, "body_not_read")
+                return None
+            if not wire_request.shaped:
+                if wire_request.model is not None:  # a model, but not that format's fields
+                    count_unmetered(url.host, "unrecognised_body", wire_request.format)
+                return None  # another API with a path like an LLM one (e.g. a chat app's /messages)
+            route = generic_route(wire_request.format, wire_request.model)
         host, port = url.host, url.port or (443 if url.scheme == "https" else 80)
         endpoint = self._endpoints.get((route, host, port))
         if endpoint is None:
@@ -99,7 +124,34 @@ class _Router:
             max_tokens=wire_request.max_tokens,
             body=body,
         )
+        reservation = call.record.reservation
+        cap = None if reservation is None else reservation.output_cap
+        if cap is not None and wire_request.format in _CAP_WIRE:  # a cap_output budget: send its cap
+            body = cap_body(body, _CAP_WIRE[wire_request.format], cap)  # type: ignore[arg-type]
+            headers = request.headers.copy()
+            headers.pop("content-length", None)
+            request = type(request)(
+                request.method, request.url, headers=headers, content=body, extensions=request.extensions
+            )
         return request, Exchange(wire_request, route, call, len(body))
+
+
+def _follows(request: Any) -> tuple[Any, Exchange] | None:
+    """The exchange ``request`` continues, when it follows a metered call's redirect."""
+    exchange = request.extensions.get(FOLLOWS)
+    if isinstance(exchange, Exchange) and exchange.follow(request):
+        del request.extensions[FOLLOWS]
+        return request, exchange
+    return None
+
+
+_CAP_WIRE = {
+    "openai_chat": "chat_completions",
+    "openai_responses": "responses",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+}
+"""Where a budget's output cap goes, by recognised wire format (:mod:`statek.executors.output_cap`)."""
 
 
 def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
@@ -161,8 +213,9 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
         ``transport`` defaults to the library's ``HTTPTransport()``. ``provider`` (a registered
         provider name) says that every LLM call through this transport goes to that provider, whatever
         the host (a gateway, a local server, a test double); without it the host is looked up among
-        the known and configured providers (:mod:`statek.instrumentation.endpoints`) and unknown hosts
-        pass through unmetered. ``endpoints`` adds base URLs: ``{"https://gateway.internal": "OPENAI"}``.
+        the known and configured providers (:mod:`statek.instrumentation.endpoints`); a call to an
+        unknown host whose body has its wire format's fields goes to that format's generic provider
+        (``OPENAI_COMPATIBLE``, ...). ``endpoints`` adds base URLs: ``{"https://gateway.internal": "OPENAI"}``.
         """
 
         def __init__(
@@ -176,16 +229,24 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
             self._router = _Router(provider, endpoints, module.RequestNotRead)
 
         def handle_request(self, request: Any) -> Any:
-            begun = self._router.begin(request)
+            return self.meter(request, self.transport.handle_request)
+
+        def meter(self, request: Any, send: Any) -> Any:
+            """``send(request)``, metered when ``request`` is an LLM call."""
+            begun = _follows(request) or self._router.begin(request)
             if begun is None:
-                return self.transport.handle_request(request)
+                return send(request)
             request, exchange = begun
+            token = _metering.set(True)
             try:
-                response = self.transport.handle_request(request)
+                response = send(request)
             except BaseException as exc:
                 exchange.broke(exc)
                 raise
+            finally:
+                _metering.reset(token)
             exchange.answered(response)
+            exchange.redirected(request)
             if response.is_closed:  # built in memory and already read (a mock transport)
                 exchange.whole(response.content)
             else:
@@ -209,16 +270,24 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
             self._router = _Router(provider, endpoints, module.RequestNotRead)
 
         async def handle_async_request(self, request: Any) -> Any:
-            begun = self._router.begin(request)
+            return await self.meter(request, self.transport.handle_async_request)
+
+        async def meter(self, request: Any, send: Any) -> Any:
+            """``await send(request)``, metered when ``request`` is an LLM call."""
+            begun = _follows(request) or self._router.begin(request)
             if begun is None:
-                return await self.transport.handle_async_request(request)
+                return await send(request)
             request, exchange = begun
+            token = _metering.set(True)
             try:
-                response = await self.transport.handle_async_request(request)
+                response = await send(request)
             except BaseException as exc:
                 exchange.broke(exc)
                 raise
+            finally:
+                _metering.reset(token)
             exchange.answered(response)
+            exchange.redirected(request)
             if response.is_closed:  # built in memory and already read (a mock transport)
                 exchange.whole(response.content)
             else:
@@ -236,6 +305,13 @@ def _transports(module: ModuleType) -> tuple[type[Any], type[Any]]:
 
 
 _by_module: dict[str, tuple[type[Any], type[Any]]] = {}
+
+
+def _host(request: Any) -> str | None:
+    try:
+        return str(request.url.host)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 MeteringTransport, AsyncMeteringTransport = _transports(httpx)

@@ -9,7 +9,8 @@ on first use from the price database (``genai-prices``), the shipped table and
 Modules: ``schema`` (columns), ``records`` (rows, problems, name keys), ``loader`` (read and
 validate files), ``database`` (the ``genai-prices`` layer), ``cost`` (exact arithmetic), ``index``
 (compiled lookup), ``registry`` (the process-wide table), ``types`` (:class:`CallCost`), ``diff``,
-``export`` and ``litellm`` (for ``statek pricing``), ``gcpause`` (bulk-load helper).
+``export``, ``litellm``, ``audit`` (the database against LiteLLM's map) and ``explain`` (which row
+prices a call, and why) for ``statek pricing``, ``gcpause`` (bulk-load helper).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from .cost import Prices
 from .index import PriceTable
 from .loader import LoadReport, read_price_files
 from .records import PriceRow, Problem, normalise
-from .registry import PriceRegistry, default_registry, price_call, set_default_registry, shipped_prices_path
+from .registry import (
+    PriceRegistry,
+    default_registry,
+    price_call,
+    set_default_registry,
+    shipped_prices_path,
+    use_price_data,
+)
 from .types import COST_STATUSES, CallCost, CostStatus
 
 __all__ = [
@@ -37,4 +45,5 @@ __all__ = [
     "read_price_files",
     "set_default_registry",
     "shipped_prices_path",
+    "use_price_data",
 ]

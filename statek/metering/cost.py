@@ -49,6 +49,31 @@ class Prices:
     cache_write_5m: Decimal | None = None
     cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None
+    input_audio: Decimal | None = None
+    cached_audio: Decimal | None = None
+    output_audio: Decimal | None = None
+    input_image: Decimal | None = None
+    output_image: Decimal | None = None
+    output_listed: bool = True
+    """False when the source lists no output price (embedding models): ``output`` is then 0 and a
+    call that generated output is unpriced (:attr:`CompiledRate.output_listed`)."""
+    web_search_per_k: Decimal | None = None
+    """USD per 1000 web searches run by a server tool; ``None``: not listed (a call that ran searches
+    is then unpriced)."""
+
+    def modal(self) -> tuple[Decimal | None, ...]:
+        """The modality prices in :data:`MODALITY_ORDER`; all ``None`` when the row lists none."""
+        return (self.input_audio, self.cached_audio, self.output_audio, self.input_image, self.output_image)
+
+
+MODALITY_ORDER: Final = (
+    "input_audio_tokens",
+    "cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "output_image_tokens",
+)
+"""The :class:`~statek.types.CallDetail` counts a modality price applies to, in :meth:`Prices.modal`'s order."""
 
 
 class CompiledRate:
@@ -64,9 +89,12 @@ class CompiledRate:
         "exponent",
         "input",
         "long_context",
+        "modal",
         "output",
+        "output_listed",
         "reasoning",
         "request_fee",
+        "search_fee",
         "threshold",
     )
 
@@ -82,7 +110,15 @@ class CompiledRate:
         long_context: CompiledRate | None = None,
         reasoning: int | None = None,
         request_fee: int = 0,
+        modal: tuple[int, int, int, int, int] | None = None,
+        output_listed: bool = True,
+        search_fee: int | None = None,
     ) -> None:
+        self.output_listed = output_listed
+        self.search_fee = search_fee
+        # Each modality price as the difference to its parent's (input, cache read, output), so that
+        # carving a part out of its parent is one multiply-add; None when the row lists none.
+        self.modal = modal
         self.reasoning = output if reasoning is None else reasoning
         self.request_fee = request_fee
         self.input = input
@@ -102,8 +138,14 @@ class CompiledRate:
         cache_write_1h_tokens: int,
         output_tokens: int,
         reasoning_tokens: int = 0,
+        modal_tokens: tuple[int, ...] | None = None,
+        web_searches: int = 0,
     ) -> Decimal:
-        """The exact USD cost of a call with these token counts (see the module docstring for the rules)."""
+        """The exact USD cost of a call with these token counts (see the module docstring for the rules).
+
+        ``modal_tokens`` are the counts named by :data:`MODALITY_ORDER`; they matter only when the
+        rate lists a price for that modality (else they are priced as their parent's tokens).
+        ``web_searches`` are priced at :attr:`search_fee` (the caller checks it is listed)."""
         rate = self
         if rate.long_context is not None:
             while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]
@@ -118,7 +160,34 @@ class CompiledRate:
         if cache_write_tokens:
             one_hour = min(cache_write_tokens, cache_write_1h_tokens)
             total += (cache_write_tokens - one_hour) * rate.cache_write_5m + one_hour * rate.cache_write_1h
+        if rate.modal is not None and modal_tokens is not None and any(modal_tokens):
+            total += _modal_delta(rate.modal, modal_tokens, cached_tokens)
+        if web_searches and rate.search_fee:
+            total += web_searches * rate.search_fee
         return Decimal(total).scaleb(rate.exponent, _EXACT)
+
+    def fee_amount(self) -> Decimal:
+        """The per-request fee of this rate in USD (0 when it has none)."""
+        return _fee_amount(self)
+
+
+def _fee_amount(rate: CompiledRate) -> Decimal:
+    return Decimal(rate.request_fee).scaleb(rate.exponent, _EXACT)
+
+
+def _modal_delta(deltas: tuple[int, int, int, int, int], tokens: tuple[int, ...], cached_tokens: int) -> int:
+    """What pricing the modality parts at their own prices adds to (or takes from) the text price."""
+    d_audio, d_cached_audio, d_out_audio, d_image, d_out_image = deltas
+    audio, cached_audio, out_audio, image, out_image = tokens
+    cached_audio = min(cached_audio, audio, cached_tokens)
+    # uncached audio leaves the input price; cached audio leaves the cache-read price
+    return (
+        (audio - cached_audio) * d_audio
+        + cached_audio * d_cached_audio
+        + out_audio * d_out_audio
+        + image * d_image
+        + out_image * d_out_image
+    )
 
 
 def _scale_of(price: Decimal) -> int:
@@ -152,6 +221,7 @@ def compile_rate(
         next_level = compile_rate(first_prices, levels=rest, request_fee_per_k=request_fee_per_k)
     # a fee per 1000 requests is, per request, fee * 1000 per million "units" of one
     fee = request_fee_per_k.scaleb(3, _EXACT) if request_fee_per_k else None
+    search = prices.web_search_per_k.scaleb(3, _EXACT) if prices.web_search_per_k is not None else None
     listed = [
         p
         for p in (
@@ -161,7 +231,9 @@ def compile_rate(
             prices.cache_write_5m,
             prices.cache_write_1h,
             prices.reasoning,
+            *prices.modal(),
             fee,
+            search,
         )
         if p is not None
     ]
@@ -183,4 +255,27 @@ def compile_rate(
         long_context=next_level,
         reasoning=scaled(prices.reasoning, prices.output),
         request_fee=_scaled(fee, scale) if fee is not None else 0,
+        modal=_compile_modal(prices, scale),
+        output_listed=prices.output_listed,
+        search_fee=_scaled(search, scale) if search is not None else None,
+    )
+
+
+def _compile_modal(prices: Prices, scale: int) -> tuple[int, int, int, int, int] | None:
+    """Each listed modality price minus its parent's price (0 when not listed), scaled; ``None`` when
+    the row lists no modality price (the common case: nothing to carve out)."""
+    if not any(p is not None for p in prices.modal()):
+        return None
+    cached = prices.cached if prices.cached is not None else prices.input
+    audio = prices.input_audio
+
+    def delta(price: Decimal | None, parent: Decimal) -> int:
+        return 0 if price is None else _scaled(price, scale) - _scaled(parent, scale)
+
+    return (
+        delta(audio, prices.input),
+        delta(prices.cached_audio, cached),
+        delta(prices.output_audio, prices.output),
+        delta(prices.input_image, prices.input),
+        delta(prices.output_image, prices.output),
     )

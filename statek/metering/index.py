@@ -3,7 +3,8 @@
 Lookup order for ``(provider, model, family)``, on normalised names (:func:`normalise`):
 
 1. the rows of price files and of ``set_model_pricing`` for the provider (aliases such as
-   ``CLAUDE`` → ``anthropic`` and ``GEMINI`` → ``google`` folded first), matched **exactly**: the
+   ``CLAUDE`` → ``anthropic`` and ``GEMINI`` → ``google`` folded first; a ``vertex`` call without
+   ``vertex`` rows takes the ``google`` rows, :data:`FILE_FALLBACKS`), matched **exactly**: the
    row's ``MODEL``, else a pattern of a row's ``MATCH`` column (an exact alternative name first,
    then the pattern with the most literal characters; see :func:`~statek.metering.loader.match_patterns`).
    Nothing is ever priced by a guessed prefix: ``gpt-4o-2024-05-13`` is not ``gpt-4o``;
@@ -11,7 +12,11 @@ Lookup order for ``(provider, model, family)``, on normalised names (:func:`norm
    rows without one, else the first row loaded for that model;
 3. the date: among the row's ``VALID_FROM`` versions, the latest one not after the call's time;
 4. when no file row matches: the price database (:mod:`statek.metering.database`), with its own
-   matching rules, for the database provider of the call.
+   matching rules and statek's version-suffix rule, for the database provider of the call;
+5. when nothing prices the request's model, the model the answer names (``response_model``: an
+   Azure deployment answers with the model behind it);
+6. a call whose answer names a non-standard service tier is priced by the rows of
+   ``provider:tier``, else the database's price variants for that tier, else not at all.
 
 Resolution is cached per ``(provider, model, family, database provider)`` as given by the caller,
 so a warm lookup costs one dict lookup; the table never changes after construction (reloads build
@@ -21,6 +26,7 @@ a new table).
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -28,31 +34,54 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from ..types import CallDetail
-from .cost import CompiledRate, compile_rate
+from .cost import MODALITY_ORDER, CompiledRate, compile_rate
 from .database import DatabaseModel, PriceDatabase
 from .loader import match_patterns
 from .records import PriceRow, RowKey, normalise, provider_key, row_key
 from .types import NO_USAGE, UNPRICED, CallCost
 
-__all__ = ["FROM_PROVIDER", "PriceTable", "Resolved", "provider_key"]
+__all__ = ["FROM_PROVIDER", "STANDARD_TIERS", "PriceTable", "Resolved", "provider_key"]
 
-_RESOLUTION_CACHE_LIMIT: Final = 65_536
+_RESOLUTION_CACHE_LIMIT: Final = 4_096
+"""Cached lookups before the cache starts over: a bound against unbounded model ids (a flood of
+request ids sent as the model cost ~0.5 KB each at 65,536; issue 22's flood measurement)."""
+_new_cost: Final = tuple.__new__
 _MISSING: Final[Any] = object()
 _ALWAYS: Final = -math.inf
 _DETAIL_FIELDS: Final = len(CallDetail._fields)
 _HAS_USAGE: Final = CallDetail._fields.index("has_usage")
 _UNPACKED: Final = CallDetail._fields[2:9]
 """The fields :meth:`PriceTable.price_call` unpacks by position (a test pins their order)."""
+_TIER: Final = CallDetail._fields.index("service_tier")
+_EXPLAINED: Final = CallDetail._fields.index("explained_cost")
+_RESPONSE_MODEL: Final = CallDetail._fields.index("response_model")
+_SEARCHES: Final = CallDetail._fields.index("web_search_requests")
+_MODAL: Final = slice(
+    CallDetail._fields.index(MODALITY_ORDER[0]), CallDetail._fields.index(MODALITY_ORDER[-1]) + 1
+)
+STANDARD_TIERS: Final = frozenset({"default", "standard", "standard_only", "auto", "on_demand"})
+"""Service tiers billed at a model's standard prices; any other tier an answer names (``flex``,
+``priority``, ``batch``, ...) is priced by that tier's rows (provider ``openai:flex``) or not at all."""
+STANDARD_PRICED_TIERS: Final = frozenset({("groq", "flex")})
+"""(provider, tier) pairs billed at the standard prices: Groq's flex tier "matches the on-demand
+tier" (https://console.groq.com/docs/flex-processing, checked 2026-12-06)."""
+FILE_FALLBACKS: Final = {"vertex": "google"}
+"""A provider whose calls no file row of its own prices takes the rows of another: a Vertex AI call
+is priced by ``vertex`` rows (Vertex's own prices), else by the Gemini API's ``google`` rows."""
+_logged_tier_misses: set[tuple[str, str, str]] = set()
+logger = logging.getLogger("statek.metering")
 FROM_PROVIDER: Final = "\0from-provider"
 """Default database provider: the one the call's provider name resolves to."""
 
 
 class _Entry:
-    """All ``VALID_FROM`` versions of one file (provider, family, model), oldest first, compiled."""
+    """All ``VALID_FROM`` versions of one file (provider, family, model), oldest first, compiled.
+    ``name`` is ``provider/model`` of the rows (what :attr:`CallCost.price_model` reports)."""
 
-    __slots__ = ("only", "rates", "rows", "starts")
+    __slots__ = ("name", "only", "rates", "rows", "starts")
 
     def __init__(self, rows: list[PriceRow]) -> None:
+        self.name = f"{provider_key(rows[0].provider)}/{rows[0].model}"
         rows.sort(key=lambda r: _ALWAYS if r.valid_from is None else r.valid_from.timestamp())
         self.rows: tuple[PriceRow, ...] = tuple(rows)
         self.starts = tuple(_ALWAYS if r.valid_from is None else r.valid_from.timestamp() for r in rows)
@@ -79,14 +108,24 @@ class _Entry:
 class _DatabaseEntry:
     """A database model as a table entry."""
 
-    __slots__ = ("model", "only")
+    __slots__ = ("model", "name", "only")
 
     def __init__(self, model: DatabaseModel) -> None:
         self.model = model
+        tier = f":{model.service_tier}" if model.service_tier else ""
+        self.name = f"{model.provider_id}{tier}/{model.model_id}"
         self.only = model.only
 
     def rate_at(self, at: datetime | None) -> CompiledRate | None:
-        return self.model.rate_at(_now() if at is None else at)
+        at = _now() if at is None else at
+        starts = self.model.starts
+        if (
+            starts is not None
+            and (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(timezone.utc).date()
+            < starts
+        ):
+            return None  # the database has this tier's prices from that day on only
+        return self.model.rate_at(at)
 
 
 Resolved = _Entry | _DatabaseEntry
@@ -175,9 +214,22 @@ class PriceTable:
         entry = self._resolved.get((provider, model, model_family, database_provider), _MISSING)  # type: ignore[arg-type]
         if entry is _MISSING:
             entry = self._resolve_and_cache(provider, model, model_family, database_provider)
-        if len(stats) == _DETAIL_FIELDS:  # a CallDetail: one C-level slice instead of nine lookups
+        detail = len(stats) == _DETAIL_FIELDS
+        if detail:  # a CallDetail: one C-level slice instead of nine lookups
             reported, inp, out, cached, write, write_1h, reasoning = stats[2:9]
             has_usage = stats[_HAS_USAGE]
+            if entry is None and stats[_RESPONSE_MODEL]:
+                # The request named a deployment or alias no row prices (Azure OpenAI deployments):
+                # the model the answer says served it.
+                model = stats[_RESPONSE_MODEL]  # type: ignore[assignment]
+                entry = self.resolve(provider, model, model_family, database_provider)
+            tier: Any = stats[_TIER]
+            if (
+                tier is not None
+                and tier not in STANDARD_TIERS
+                and (provider_key(provider), tier) not in STANDARD_PRICED_TIERS
+            ):
+                entry = self._tier_entry(provider, tier, model, model_family, database_provider)
         else:  # the seed's six fields
             reported, inp, out, cached = stats[2:6]
             write = write_1h = reasoning = 0
@@ -188,14 +240,59 @@ class PriceTable:
             rate = entry.only
             if rate is None:
                 rate = entry.rate_at(at)
-            if rate is not None:
-                amount = rate.cost(inp, cached, write, write_1h, out, reasoning)
+            searches: Any = stats[_SEARCHES] if detail else 0
+            if (
+                rate is not None
+                and (rate.output_listed or not out)
+                and (not searches or rate.search_fee is not None)  # searches need their price
+            ):
+                # the modality split matters only to a rate that prices a modality (rare)
+                modal: Any = stats[_MODAL] if detail and rate.modal is not None else None
+                amount = rate.cost(inp, cached, write, write_1h, out, reasoning, modal, searches)
                 if reported is not None:
-                    return CallCost(reported, "reported", "USD", amount)
-                return CallCost(amount, "calculated")
+                    explained: Any = stats[_EXPLAINED] if detail else None
+                    if explained is not None:
+                        # the answer itemised its fees and tools: they stand in for the table's fee
+                        amount = amount - rate.fee_amount() + explained
+                    return CallCost(reported, "reported", "USD", amount, entry.name)
+                # tuple.__new__ skips the NamedTuple's Python-level __new__ (hot path)
+                return _new_cost(CallCost, (amount, "calculated", "USD", None, entry.name))
         if reported is not None:
             return CallCost(reported, "reported")
         return UNPRICED
+
+    def _tier_entry(
+        self, provider: str, tier: str, model: str, model_family: str | None, database_provider: str | None
+    ) -> Resolved | None:
+        """The rows of ``provider:tier`` for ``model``, else the database's price variants for that
+        tier. ``None``, logged once per (provider, tier, model), when none: the call is then
+        unpriced, never priced at the standard rate."""
+        key = (f"{provider}:{tier}", model, model_family, database_provider)
+        entry = self._resolved.get(key, _MISSING)  # type: ignore[arg-type]
+        if entry is not _MISSING:
+            return entry  # type: ignore[no-any-return]
+        entry = self._resolve(key[0], model, model_family)
+        if entry is None and self.database is not None and database_provider is not None:
+            name = provider if database_provider == FROM_PROVIDER else database_provider
+            found = self.database.find_tier(provider_key(name), model, tier)
+            entry = _DatabaseEntry(found) if found is not None else None
+        if len(self._resolved) >= _RESOLUTION_CACHE_LIMIT:
+            self._resolved.clear()
+        self._resolved[key] = entry  # type: ignore[index]
+        if entry is None:
+            miss = (provider, tier, model)
+            if miss not in _logged_tier_misses and len(_logged_tier_misses) < _RESOLUTION_CACHE_LIMIT:
+                _logged_tier_misses.add(miss)
+                logger.warning(
+                    "statek has no %r service-tier price for %s model %r: such calls are unpriced "
+                    "(add a row with PROVIDER %s:%s)",
+                    tier,
+                    provider,
+                    model,
+                    provider_key(provider),
+                    tier,
+                )
+        return entry
 
     # ----------------------------------------------------------------- lookup
     def resolve(
@@ -258,6 +355,13 @@ class PriceTable:
 
     def _resolve(self, provider: str, model: str, model_family: str | None) -> _Entry | None:
         p = provider_key(provider)
+        found = self._resolve_key(p, model, model_family)
+        base, colon, tier = p.partition(":")
+        if found is None and base in FILE_FALLBACKS:
+            found = self._resolve_key(FILE_FALLBACKS[base] + colon + tier, model, model_family)
+        return found
+
+    def _resolve_key(self, p: str, model: str, model_family: str | None) -> _Entry | None:
         m = normalise(model)
         family = None if model_family is None else normalise(model_family)
         for candidate in self._candidates(p, m):

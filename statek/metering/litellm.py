@@ -12,10 +12,16 @@ LiteLLM field                                              price-file column
 ``cache_creation_input_token_cost``                        ``CACHE_WRITE_5M_PRICE_PER_M``
 ``cache_creation_input_token_cost_above_1hr``              ``CACHE_WRITE_1H_PRICE_PER_M``
 ``input_cost_per_token_above_{N}k_tokens`` (smallest N)    ``LONG_CONTEXT_*`` with threshold N*1000
+``*_flex`` / ``*_priority`` / ``*_batches``                  a row of provider ``P:flex`` / ``P:priority``
+                                                           / ``P:batch`` (a service tier's prices)
 =========================================================  =====================================
 
-Entries that are not chat/completion models (embeddings, images, audio...) or have no token prices
-are skipped and counted; malformed values are reported per model and skipped.
+Entries that are not chat/completion models (images, audio...) or have no token prices are skipped
+and counted (embedding models are converted: their output price is 0). Malformed values are
+reported per model and skipped. A price with more decimals than the format keeps
+(:data:`~statek.metering.schema.MAX_DECIMALS`) is rounded half-even and counted in ``rounded``; two
+LiteLLM entries that become the same provider and model with different prices are reported, and the
+first is kept.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Final
 
 from . import schema as S
+from .records import normalise, provider_key
 
 __all__ = ["LITELLM_PROVIDERS", "LiteLLMConversion", "convert_litellm", "format_price"]
 
@@ -37,6 +44,8 @@ LITELLM_PROVIDERS: Final[Mapping[str, str]] = {
     "text-completion-openai": "OPENAI",
     "anthropic": "ANTHROPIC",
     "gemini": "GEMINI",
+    "vertex_ai": "VERTEX",
+    "vertex_ai-language-models": "VERTEX",
     "deepseek": "DEEPSEEK",
     "xai": "XAI",
     "mistral": "MISTRAL",
@@ -57,7 +66,9 @@ LITELLM_PROVIDERS: Final[Mapping[str, str]] = {
 }
 """LiteLLM ``litellm_provider`` values and the statek provider keys they become (others: upper-cased)."""
 
-_CHAT_MODES: Final = frozenset({"chat", "completion", "responses"})
+_CHAT_MODES: Final = frozenset({"chat", "completion", "responses", "embedding"})
+_TIER_SUFFIXES: Final = (("_flex", "flex"), ("_priority", "priority"), ("_batches", "batch"))
+_QUANTUM: Final = Decimal(1).scaleb(-S.MAX_DECIMALS)
 _TIER: Final = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 _MILLION_DIGITS: Final = 6
 
@@ -68,7 +79,11 @@ class LiteLLMConversion:
 
     rows: list[dict[str, str]] = field(default_factory=list)
     skipped: int = 0
+    skipped_why: dict[str, int] = field(default_factory=dict)
+    """Why entries were skipped: their ``mode`` (``image_generation``, ...) or ``no token price``."""
     problems: list[str] = field(default_factory=list)
+    rounded: list[str] = field(default_factory=list)
+    """``model: key`` of every price rounded to the format's precision."""
 
 
 def format_price(value: Decimal) -> str:
@@ -77,13 +92,17 @@ def format_price(value: Decimal) -> str:
     return text
 
 
-def _per_million(value: Any, what: str) -> Decimal:
+def _per_million(value: Any, what: str, rounded: list[str]) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (Decimal, int)):
         raise ValueError(f"{what} is not a number: {value!r}")  # noqa: TRY004 - bad data, reported per model
     per_token = Decimal(value)
     if not per_token.is_finite() or (per_token and not -30 < per_token.adjusted() < 6):
         raise ValueError(f"{what} is out of range: {str(value)[:40]}")
     price = per_token.scaleb(_MILLION_DIGITS)
+    exponent = price.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -S.MAX_DECIMALS:
+        price = price.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN)
+        rounded.append(what)
     if price < 0:
         raise ValueError(f"{what} is negative: {value!r}")
     if price > S.MAX_PRICE:
@@ -109,26 +128,74 @@ def convert_litellm(path: str | Path, *, checked: str = "") -> LiteLLMConversion
         raise ValueError(f"{path}: expected a JSON object of models, found {type(data).__name__}")  # noqa: TRY004
     out = LiteLLMConversion()
     source = f"litellm:{Path(path).name}"
+    seen: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
     for name, spec in data.items():
         if name == "sample_spec" or not isinstance(spec, dict):
             out.skipped += 1
             continue
         mode = spec.get("mode")
-        if (
-            (mode is not None and mode not in _CHAT_MODES)
-            or "input_cost_per_token" not in spec
-            or "output_cost_per_token" not in spec
-        ):
+        why = None
+        if mode is not None and mode not in _CHAT_MODES:
+            why = str(mode)[:40]
+        elif "input_cost_per_token" not in spec or "output_cost_per_token" not in spec:
+            why = "no token price"
+        if why is not None:
             out.skipped += 1
+            out.skipped_why[why] = out.skipped_why.get(why, 0) + 1
             continue
+        rounded: list[str] = []
         try:
-            out.rows.append(_row(name, spec, source, checked))
+            rows = [
+                _row(name, spec, source, checked, rounded),
+                *_tier_rows(name, spec, source, checked, rounded),
+            ]
         except ValueError as exc:
             out.problems.append(f"{path}: {name}: {exc}")
+            continue
+        finally:
+            out.rounded.extend(f"{name}: {key}" for key in rounded)
+        for row in rows:
+            key = (provider_key(row[S.PROVIDER]), normalise(row[S.MODEL]))
+            earlier = seen.get(key)
+            if earlier is None:
+                seen[key] = (name, row)
+                out.rows.append(row)
+            elif _prices_of(earlier[1]) != _prices_of(row):
+                out.problems.append(
+                    f"{path}: {name}: same provider and model as {earlier[0]!r} with different prices; "
+                    f"kept {earlier[0]!r}"
+                )
     return out
 
 
-def _row(name: str, spec: dict[str, Any], source: str, checked: str) -> dict[str, str]:
+def _prices_of(row: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in row.items() if k in S.PRICE_COLUMNS or k == S.LC_THRESHOLD}
+
+
+def _tier_rows(
+    name: str, spec: dict[str, Any], source: str, checked: str, rounded: list[str]
+) -> list[dict[str, str]]:
+    """One row per service tier LiteLLM prices for this model (provider ``P:tier``)."""
+    out = []
+    for suffix, tier in _TIER_SUFFIXES:
+        inp, outp = spec.get("input_cost_per_token" + suffix), spec.get("output_cost_per_token" + suffix)
+        if inp is None or outp is None:
+            continue
+        tiered = {
+            "input_cost_per_token": inp,
+            "output_cost_per_token": outp,
+            "litellm_provider": spec.get("litellm_provider"),
+        }
+        cached = spec.get("cache_read_input_token_cost" + suffix)
+        if cached is not None:
+            tiered["cache_read_input_token_cost"] = cached
+        row = _row(name, tiered, source, checked, rounded)
+        row[S.PROVIDER] = f"{row[S.PROVIDER]}:{tier}"
+        out.append(row)
+    return out
+
+
+def _row(name: str, spec: dict[str, Any], source: str, checked: str, rounded: list[str]) -> dict[str, str]:
     litellm_provider = str(spec.get("litellm_provider") or "").strip()
     model = (
         name[len(litellm_provider) + 1 :]
@@ -148,26 +215,30 @@ def _row(name: str, spec: dict[str, Any], source: str, checked: str) -> dict[str
         S.CACHE_WRITE_5M: "cache_creation_input_token_cost",
         S.CACHE_WRITE_1H: "cache_creation_input_token_cost_above_1hr",
     }
-    row[S.INPUT] = format_price(_per_million(spec["input_cost_per_token"], "input_cost_per_token"))
-    row[S.OUTPUT] = format_price(_per_million(spec["output_cost_per_token"], "output_cost_per_token"))
+    row[S.INPUT] = format_price(_per_million(spec["input_cost_per_token"], "input_cost_per_token", rounded))
+    row[S.OUTPUT] = format_price(
+        _per_million(spec["output_cost_per_token"], "output_cost_per_token", rounded)
+    )
     for column, key in optional.items():
         if spec.get(key) is not None:
-            row[column] = format_price(_per_million(spec[key], key))
+            row[column] = format_price(_per_million(spec[key], key, rounded))
     tiers = sorted(int(m.group(1)) for key in spec if (m := _TIER.match(key)) and spec[key] is not None)
     for thousands in tiers:
         suffix = f"_above_{thousands}k_tokens"
         if spec.get("output_cost_per_token" + suffix) is None:
             continue
         row[S.LC_THRESHOLD] = str(thousands * 1000)
-        row[S.LC_INPUT] = format_price(_per_million(spec["input_cost_per_token" + suffix], "input" + suffix))
+        row[S.LC_INPUT] = format_price(
+            _per_million(spec["input_cost_per_token" + suffix], "input" + suffix, rounded)
+        )
         row[S.LC_OUTPUT] = format_price(
-            _per_million(spec["output_cost_per_token" + suffix], "output" + suffix)
+            _per_million(spec["output_cost_per_token" + suffix], "output" + suffix, rounded)
         )
         for column, key in (
             (S.LC_CACHED, "cache_read_input_token_cost"),
             (S.LC_CACHE_WRITE_5M, "cache_creation_input_token_cost"),
         ):
             if spec.get(key + suffix) is not None:
-                row[column] = format_price(_per_million(spec[key + suffix], key + suffix))
+                row[column] = format_price(_per_million(spec[key + suffix], key + suffix, rounded))
         break  # the format has one long-context tier: the lowest threshold
     return row

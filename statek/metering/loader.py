@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -92,18 +93,16 @@ class LoadReport:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
-    """Files named directly, plus every ``.csv``/``.txt`` under named folders (recursively, sorted)."""
+    """Files named directly, plus every ``.csv``/``.txt`` under named folders (recursively, sorted;
+    symbolic links to folders are not followed). A sub-folder that cannot be listed and a price-file
+    name that leads nowhere (a dangling symbolic link) are reported, not skipped silently."""
     files: list[Path] = []
     problems: list[Problem] = []
     for raw in paths:
         path = Path(raw)
         try:
             if path.is_dir():
-                files.extend(
-                    sorted(
-                        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PRICE_FILE_SUFFIXES
-                    )
-                )
+                files.extend(sorted(_folder_files(path, problems)))
             elif path.is_file():
                 files.append(path)
             else:
@@ -111,6 +110,22 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]
         except OSError as exc:
             problems.append(Problem(str(path), None, None, f"cannot read: {exc.strerror or exc}"))
     return files, problems
+
+
+def _folder_files(folder: Path, problems: list[Problem]) -> Iterator[Path]:
+    def unreadable(exc: OSError) -> None:
+        where = exc.filename if exc.filename is not None else folder
+        problems.append(Problem(str(where), None, None, f"cannot read folder: {exc.strerror or exc}"))
+
+    for root, _dirs, names in os.walk(folder, onerror=unreadable):
+        for name in names:
+            file = Path(root, name)
+            if file.suffix.lower() not in PRICE_FILE_SUFFIXES:
+                continue
+            if file.is_file():
+                yield file
+            elif file.is_symlink() and not file.exists():
+                problems.append(Problem(str(file), None, None, "a symbolic link to nothing: not read"))
 
 
 def read_price_files(paths: Iterable[str | Path]) -> LoadReport:
@@ -167,13 +182,19 @@ def parse_price_text(text: str, name: str) -> tuple[list[PriceRow], list[Problem
 
 
 class _Lines:
-    """Physical lines for ``csv.reader``, skipping comments and blank lines where a record starts."""
+    """Physical lines for ``csv.reader``, skipping comments and blank lines where a record starts.
+
+    It keeps the lines of the current record, so that after a record ``csv`` could not read,
+    :meth:`skip_record` moves to the line that starts the next record (past the rest of a quoted
+    field left open), not into the middle of this one.
+    """
 
     def __init__(self, handle: Iterable[str]) -> None:
         self._handle = iter(handle)
         self.number = 0
         self.record_start = 0
         self.at_start = True
+        self._record: list[str] = []
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -188,7 +209,49 @@ class _Lines:
                     continue
                 self.record_start = self.number
                 self.at_start = False
+                self._record = [line]
+            else:
+                self._record.append(line)
             return line
+
+    def skip_record(self) -> bool:
+        """Skip the rest of the current record (its lines up to the one that closes the quoted field
+        left open); ``False`` when the file ends first."""
+        quoted = False
+        for line in self._record:
+            quoted = _ends_quoted(line, quoted)
+        self._record = []
+        while quoted:
+            following = next(self._handle, None)
+            if following is None:
+                return False
+            self.number += 1
+            quoted = _ends_quoted(following, quoted)
+        return True
+
+
+def _ends_quoted(line: str, quoted: bool) -> bool:
+    """Whether a line read from inside (``quoted``) or outside a quoted field ends inside one, as
+    ``csv`` reads quotes: a field is quoted when ``"`` is its first character, ``""`` in it is one
+    quote, and a ``"`` elsewhere in an unquoted field is an ordinary character."""
+    at, field_start = 0, not quoted
+    while at < len(line):
+        if quoted:
+            end = line.find('"', at)
+            if end < 0:
+                return True
+            if line.startswith('"', end + 1):
+                at = end + 2
+                continue
+            quoted, field_start, at = False, False, end + 1
+        elif field_start and line.startswith('"', at):
+            quoted, at = True, at + 1
+        else:
+            comma = line.find(",", at)
+            if comma < 0:
+                return False
+            field_start, at = True, comma + 1
+    return quoted
 
 
 def _parse(
@@ -225,8 +288,17 @@ def _records(
         except StopIteration:
             return
         except csv.Error as exc:
-            problems.append(Problem(name, lines.record_start or None, None, f"unreadable CSV: {exc}"))
-            if "end of data" in str(exc) or "field larger" in str(exc):
+            why = str(exc)
+            if "field larger" in why:
+                why = f"a field is longer than {csv.field_size_limit()} characters"
+            if "end of data" in why:
+                ends = True
+            elif not lines.skip_record():
+                why, ends = f"{why}; a quote it opens is never closed", True
+            else:
+                ends = False
+            problems.append(Problem(name, lines.record_start or None, None, f"unreadable CSV: {why}"))
+            if ends:
                 return  # an unterminated quote swallows the rest; nothing after it can be trusted
             continue
         yield lines.record_start, fields
@@ -272,16 +344,17 @@ class _RowValidator:
         if len(fields) > width:
             extra = fields[width:]
             if any(f.strip() for f in extra):
+                # The original's csv.DictReader ignored fields past the header: the row loads, with a warning.
                 problems.append(
                     Problem(
                         name,
                         line,
                         f"field {width + 1}",
-                        f"unexpected extra field: the row has {len(fields)} fields, the header {width}",
+                        f"extra field ignored: the row has {len(fields)} fields, the header {width}",
+                        warning=True,
                     )
                 )
-                return None
-            fields = fields[:width]  # trailing empty fields load, as in the original
+            fields = fields[:width]  # trailing fields load, as in the original
         if not any(f.strip() for f in fields):
             problems.append(Problem(name, line, None, "empty row: every field is blank"))
             return None

@@ -26,10 +26,12 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "gemini": "google",
     "googleai": "google",
     "googlegemini": "google",
-    "vertex": "google",
-    "vertexai": "google",
-    "vertex_ai": "google",
-    "gemini_enterprise": "google",
+    "vertexai": "vertex",
+    "vertex_ai": "vertex",
+    "google_vertex": "vertex",
+    "google_vertexai": "vertex",
+    "googlevertex": "vertex",
+    "gemini_enterprise": "vertex",
     "xai": "x-ai",
     "x_ai": "x-ai",
     "grok": "x-ai",
@@ -50,8 +52,10 @@ PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     "fireworks_ai": "fireworks",
 }
 """Normalised provider names folded to one key: the ``genai-prices`` provider id where it has one
-(``GEMINI`` and ``VERTEX`` → ``google``, ``BEDROCK`` → ``aws``, ``XAI`` → ``x-ai``), so a price-file
-row and the database speak of the same provider."""
+(``GEMINI`` → ``google``, ``BEDROCK`` → ``aws``, ``XAI`` → ``x-ai``), so a price-file row and the
+database speak of the same provider. Vertex AI (``VERTEX``, ``VERTEXAI``, ``GEMINI_ENTERPRISE``) is
+its own key, ``vertex``: Google bills some models there at other prices than on the Gemini API; a
+Vertex call no ``vertex`` row prices falls back to the database's ``google`` prices."""
 
 
 RowKey = tuple[str, str, str]
@@ -59,8 +63,11 @@ RowKey = tuple[str, str, str]
 
 
 def provider_key(provider: str) -> str:
-    """The normalised provider name, aliases folded."""
+    """The normalised provider name, aliases folded (``"Gemini:Flex"`` → ``"google:flex"``)."""
     key = normalise(provider)
+    if ":" in key:  # a service tier's provider, "openai:flex": the provider part folds
+        base, tier = key.split(":", 1)
+        return f"{PROVIDER_ALIASES.get(base, base)}:{tier}"
     return PROVIDER_ALIASES.get(key, key)
 
 

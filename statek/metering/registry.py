@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..exceptions import PricingError
 from ..settings import MODEL_INFO_DIR_ENV
@@ -46,15 +46,30 @@ __all__ = [
     "default_registry",
     "price_call",
     "set_default_registry",
+    "shipped_price_paths",
     "shipped_prices_path",
+    "use_price_data",
 ]
 
 logger = logging.getLogger("statek.metering")
 
 
 def shipped_prices_path() -> Path:
-    """The default price table that ships inside the package."""
+    """The default price table that ships inside the package: rows the price database lacks."""
     return Path(str(resources.files("statek") / "data" / "prices.csv"))
+
+
+SHIPPED_FILES: Final = ("gaps.csv", "prices.csv", "endpoints.csv", "tiers.csv", "overrides.csv")
+"""The shipped price files, in load order (``statek/data/PRICES.md`` says what each holds): LiteLLM's
+prices for catalogue providers' ids the database does not price; rows the database lacks; prices that depend on the endpoint that served the call (Vertex AI, ...); service
+tiers (``openai:flex``, ...); and corrections of database rows found stale, each with a test that
+fails once the database agrees."""
+
+
+def shipped_price_paths() -> tuple[Path, ...]:
+    """Every shipped price file (:data:`SHIPPED_FILES`)."""
+    folder = shipped_prices_path().parent
+    return tuple(folder / name for name in SHIPPED_FILES if (folder / name).is_file())
 
 
 class _FromEnv:
@@ -217,6 +232,14 @@ class PriceRegistry:
             self._swap()
         return row
 
+    def use_database(self, database: PriceDatabase | None) -> None:
+        """Price from ``database`` from now on (``None``: no database), e.g. newer data than the
+        installed ``genai-prices`` bundles: ``PriceDatabase(UpdatePrices().fetch().providers)``."""
+        with self._lock:
+            self._ensure_started()
+            self._database = database
+            self._swap()
+
     def placeholder(self, key: tuple[str, str, str], factory: Any) -> Any:
         """The placeholder object stored under ``key``, created with ``factory()`` the first time."""
         with self._lock:
@@ -245,8 +268,8 @@ class PriceRegistry:
         layers: list[_Layer] = []
         try:
             if self._shipped:
-                path = shipped_prices_path()
-                layers.append(_Layer((path,), read_price_files([path])))
+                paths = shipped_price_paths()
+                layers.append(_Layer(paths, read_price_files(paths)))
             folder = (
                 os.environ.get(MODEL_INFO_DIR_ENV)
                 if isinstance(self._model_info_dir, _FromEnv)
@@ -282,6 +305,18 @@ def set_default_registry(registry: PriceRegistry) -> PriceRegistry:
     global _default
     previous, _default = _default, registry
     return previous
+
+
+def use_price_data(providers: Iterable[Any]) -> None:
+    """Price calls from these ``genai-prices`` providers instead of the data the installed package
+    bundles (newer prices without a new statek or genai-prices release). statek never fetches: you
+    get the data, e.g. with genai-prices' own updater::
+
+        from genai_prices import UpdatePrices
+        statek.metering.use_price_data(UpdatePrices().fetch().providers)
+
+    Price files still win over the database, model by model."""
+    default_registry().use_database(PriceDatabase(list(providers)))
 
 
 def price_call(

@@ -23,7 +23,9 @@ class CallCost(NamedTuple):
     ``amount`` is ``None`` for ``unpriced`` and ``no_usage``, never ``Decimal(0)``. ``currency`` is
     always ``"USD"``. ``table_amount`` is what the price table says the call costs when the
     provider reported its own figure too (``status == "reported"``); the difference between the
-    two is the drift a stale table shows. A ``NamedTuple`` rather than a frozen dataclass: it is
+    two is the drift a stale table shows. ``price_model`` names the price row that priced the call
+    (``provider/model`` of the file row or database model, ``provider:tier/model`` for a service
+    tier's row), ``None`` when no row did. A ``NamedTuple`` rather than a frozen dataclass: it is
     built on every call and costs half as much to construct.
     """
 
@@ -31,6 +33,7 @@ class CallCost(NamedTuple):
     status: CostStatus
     currency: str = "USD"
     table_amount: Decimal | None = None
+    price_model: str | None = None
 
     @property
     def drift(self) -> Decimal | None:

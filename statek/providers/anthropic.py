@@ -76,6 +76,7 @@ class ClaudeAI_API(LLM_API):
 
     provider_key = "ANTHROPIC"
     genai_provider_name: ClassVar[str] = "anthropic"
+    output_cap_wire: ClassVar[str | None] = "anthropic"
     default_api_url: ClassVar[str | None] = "https://api.anthropic.com/v1/messages"
     requires_api_key: ClassVar[bool] = True
 

@@ -359,7 +359,7 @@ CATALOG: tuple[CatalogRow, ...] = (
         ("GOOGLE_GEMINI_ENTERPRISE", "GOOGLE_OPENAI"),
         "GeminiEnterprise_API",
         "gcp.vertex_ai",
-        "gemini",
+        "vertex",  # Vertex AI's prices (issue 21), else the database's Google prices
         None,
         # Observed on Gemini's OpenAI layer: thoughts are in total_tokens only (re-verify on Vertex).
         profile=ChatCompletionsProfile(reasoning_in_output=False, reasoning_from_total=True),

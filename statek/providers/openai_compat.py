@@ -71,6 +71,7 @@ class OpenAICompatible_API(LLM_API):
 
     genai_provider_name: ClassVar[str] = "openai"
     requires_api_key: ClassVar[bool] = False
+    output_cap_wire: ClassVar[str | None] = "chat_completions"
     profile: ClassVar[ChatCompletionsProfile] = ChatCompletionsProfile()
 
     def __init__(

@@ -53,8 +53,9 @@ _NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 class ProviderEntry:
     """One registered provider: its canonical key, aliases, how to get its class, and stored arguments.
 
-    ``settings`` and ``kwargs`` are what ``add_provider`` stored (empty for built-ins); ``custom``
-    entries pass their key to the constructor as ``provider_key``.
+    ``settings`` and ``kwargs`` are what ``add_provider`` stored (empty for built-ins); a ``custom``
+    entry's key goes to a constructor that names a ``provider_key`` parameter, else onto the instance
+    after construction (the original STATEK never passed that keyword).
     """
 
     key: str
@@ -217,15 +218,24 @@ def _build(asked: str, entry: ProviderEntry, model: str | None, kwargs: dict[str
     try:
         settings = load_provider_settings(names, overrides, defaults={"api_url": cls.default_api_url})
     except ValidationError as exc:
-        raise _invalid(names[0], exc) from None
+        invalid: ConfigurationError | None = _invalid(names[0], exc)
+    else:
+        invalid = None
+    if invalid is not None:
+        raise invalid  # raised outside the handler: pydantic's error (it quotes the key) is not its __context__
     _check(settings, cls, names, entry)
     arguments = {**entry.kwargs, **kwargs}
-    if entry.custom and _accepts(cls, "provider_key"):
-        arguments.setdefault("provider_key", entry.key)
+    # Only to a constructor that names the keyword: the original never passed it, and an
+    # ``**kwargs`` constructor may forward what it gets (e.g. into the payload).
+    named = entry.custom and _names(cls, "provider_key") and "provider_key" not in arguments
+    if named:
+        arguments["provider_key"] = entry.key
     if model is not None and _accepts(cls, "model"):
         arguments["model"] = model
     # As the original STATEK: impl(settings=settings, **kwargs).
     api = cls(settings=settings, **arguments)
+    if entry.custom and not named and api.provider_key == cls.provider_key == LLM_API.provider_key:
+        api.provider_key = entry.key  # the registered name, for telemetry and pricing
     if model is not None and getattr(api, "model", None) is None:
         api.model = model
     return api
@@ -252,6 +262,14 @@ def _invalid(name: str, exc: ValidationError) -> ConfigurationError:
     # Only field names and reasons: pydantic's own message would echo the value, which may be a key.
     problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
     return ConfigurationError(f"invalid settings for provider {name}: {problems}")
+
+
+def _names(cls: type[LLM_API], parameter: str) -> bool:
+    """Whether ``cls``'s constructor has a parameter called ``parameter`` (``**kwargs`` does not count)."""
+    try:
+        return parameter in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _accepts(cls: type[LLM_API], parameter: str) -> bool:
@@ -285,10 +303,13 @@ def add_provider(name: str, llm_api_impl: type[LLM_API] | None = None, **kwargs:
         raise ConfigurationError(f"llm_api_impl must be a subclass of LLM_API, not {llm_api_impl!r}")
     check_implementation(llm_api_impl)
     settings = {k: kwargs.pop(k) for k in SETTING_SUFFIXES if k in kwargs}
+    invalid = None
     try:
         ProviderSettings(**{k: v for k, v in settings.items() if v is not None})
     except ValidationError as exc:
-        raise _invalid(key, exc) from None
+        invalid = _invalid(key, exc)
+    if invalid is not None:
+        raise invalid  # outside the handler, as above
     impl = llm_api_impl
     entry = ProviderEntry(key, (), lambda: impl, settings=settings, kwargs=dict(kwargs), custom=True)
     builtin = _builtins().get(key)

@@ -4,9 +4,12 @@ Where requests go, in order:
 
 1. a configured ``api_url`` other than the Gemini default: used as it is when it holds ``{model}`` or
    ends with ``:generateContent`` (``{model}``, ``{project}``, ``{location}`` and ``{publisher}`` in it
-   are filled in); otherwise, as in the original STATEK, it is a **base URL** to which
-   ``/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent`` is
-   appended;
+   are filled in); otherwise, as in the original STATEK, it is a **base URL**: one ending in ``/models``
+   (the Gemini API's ``https://generativelanguage.googleapis.com/v1beta/models``) gets
+   ``/{model}:generateContent``, any other
+   ``/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:generateContent``
+   (without a project the provider still constructs; each request then raises a ``ConfigurationError``
+   naming ``VERTEXAI_PROJECT`` before anything is sent);
 2. with a project (``project=`` or ``VERTEXAI_PROJECT``), the Vertex model resource
    ``https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent``
    (host ``aiplatform.googleapis.com`` for location ``global``, the default);
@@ -85,7 +88,9 @@ class VertexAI_API(LLM_API):
 
     provider_key = "VERTEXAI"
     genai_provider_name: ClassVar[str] = "gcp.gemini"
+    output_cap_wire: ClassVar[str | None] = "gemini"
     pricing_provider: ClassVar[str | None] = "GEMINI"
+    price_provider: ClassVar[str | None] = "google"
     default_api_url: ClassVar[str | None] = GEMINI_API_URL
     requires_api_key: ClassVar[bool] = True
 
@@ -131,6 +136,9 @@ class VertexAI_API(LLM_API):
         )
         # Per instance: the same class serves the Gemini API and Vertex AI.
         self.genai_provider_name = "gcp.vertex_ai" if self.vertexai else "gcp.gemini"  # type: ignore[misc]
+        # Vertex AI bills some models at other prices than the Gemini API: its own price rows
+        # (provider "vertex"), else the database's Google prices.
+        self.pricing_provider = "VERTEX" if self.vertexai else "GEMINI"  # type: ignore[misc]
         path = self.settings.response_format_file
         env = env_names(self.provider_key)["response_format_file"]
         self._response_schema = gemini_schema(load_response_schema(path, env)) if path else None
@@ -140,21 +148,18 @@ class VertexAI_API(LLM_API):
         if configured and configured != GEMINI_API_URL:
             template = configured
             if "{model}" not in template and not template.endswith(":generateContent"):
-                template = template.rstrip("/") + _MODEL_PATH
+                base = template.rstrip("/")
+                # A Gemini API base (".../v1beta/models") takes the model next, as the original sent it.
+                template = base + ("/{model}:generateContent" if base.endswith("/models") else _MODEL_PATH)
         elif self.project:
             template = vertex_url(self.project, self.location, self.publisher)
         else:
             template = "{project}" if vertexai else GEMINI_API_URL
-        if "{project}" in template and not self.project:
-            raise ConfigurationError(
-                f"Vertex AI needs a project: set {VERTEXAI_PROJECT_ENV} (and {VERTEXAI_LOCATION_ENV}) or pass "
-                f"project=..., or set {env_names(self.provider_key)['api_url']} to the full endpoint URL"
-            )
-        return (
-            template.replace("{project}", self.project or "")
-            .replace("{location}", self.location)
-            .replace("{publisher}", self.publisher)
-        )
+        if self.project:
+            template = template.replace("{project}", self.project)
+        # Without a project, a template that needs one constructs (as in the original) and each
+        # request raises the ConfigurationError of _endpoint, before anything is sent.
+        return template.replace("{location}", self.location).replace("{publisher}", self.publisher)
 
     def __repr__(self) -> str:
         url = getattr(self, "_url_template", None)
@@ -172,6 +177,12 @@ class VertexAI_API(LLM_API):
         return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
 
     def _endpoint(self, model: str, stream: bool | None = None) -> tuple[str, dict[str, str] | None]:
+        if "{project}" in self._url_template:
+            raise ConfigurationError(
+                f"Vertex AI needs a project: set {VERTEXAI_PROJECT_ENV} (and {VERTEXAI_LOCATION_ENV}) or pass "
+                f"project=..., or set {env_names(self.provider_key)['api_url']} to the full endpoint URL "
+                "(a Gemini API base URL ending in /models needs no project)"
+            )
         url = self._url_template.replace("{model}", model.removeprefix("models/"))
         if not (self.stream if stream is None else stream):
             return url, None

@@ -21,6 +21,7 @@ from opentelemetry.trace import Tracer
 from .. import instruments as inst
 from ..exceptions import ConfigurationError
 from ..settings import CAPTURE_CONTENT_ENV, parse_bool
+from ..telemetry_buckets import is_plain
 
 __all__ = [
     "SCHEMA_URL",
@@ -89,7 +90,9 @@ def configure_telemetry(
         instruments = _instruments_by_provider.get(meter_provider)
         if instruments is None:
             instruments = inst.Instruments(
-                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL), latest_genai=latest
+                meter_provider.get_meter(SCOPE, _version(), schema_url=SCHEMA_URL),
+                latest_genai=latest,
+                aggregate=is_plain(meter_provider),
             )
             _instruments_by_provider[meter_provider] = instruments
         _config = TelemetryConfig(

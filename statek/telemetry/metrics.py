@@ -2,8 +2,17 @@
 
 Attribute dicts, counter cells and histogram cells are built once per (provider, model, job labels,
 server, operation) in a :class:`Series`; a call bumps its counters and adds its histogram values to
-statek-owned buckets under one lock, and a collection merges the buckets into the SDK (see
+statek-owned buckets under one lock, and a collection replays the buckets into the SDK (see
 :class:`statek.instruments.Instruments` and :mod:`statek.telemetry_buckets`).
+
+Every label value passes the cardinality guard when its series is created (:func:`series_of`,
+:mod:`statek.label_guards`): a model name or allow-listed job attribute value beyond the limits is
+recorded as ``_other_``, so any stream of names creates a bounded number of series.
+
+Series are created when they first happen, never ahead: a pre-created zero would claim a state
+that did not occur (``statek_cost_usd_total{statek_cost_status="calculated"} 0`` for a model nothing
+prices). The first increment of a new series is still seen: ``/metrics`` and the OTLP push show it
+at zero first (:mod:`statek.exporters.debut`).
 """
 
 from __future__ import annotations
@@ -11,28 +20,30 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .. import instruments as inst
+from ..label_guards import guard_job_labels, model_admitter
 from ..metering.types import drifted
 from .config import TelemetryConfig, current_config
 
 if TYPE_CHECKING:
     from .._http import RetryEvent
     from ..call_record import CallRecord
+    from ..types import CallDetail
 
 __all__ = ["MetricsConsumer", "Series", "count_consumer_error", "series_of"]
 
 _log = logging.getLogger("statek.telemetry")
-
-COST_STATUSES = ("calculated", "reported", "unpriced", "no_usage")
 
 
 class Series:
     """The metric cells of every call to one (provider, model, job labels, server, operation)."""
 
     __slots__ = (
+        "admit_response",
         "base",
         "cost",
         "drift",
@@ -60,26 +71,26 @@ class Series:
         labels: dict[str, str],
         server: dict[str, Any],
         operation: str,
+        admit_response: Callable[[str], str] = lambda model: model,
     ) -> None:
         self.instruments = instruments
         self.lock = threading.Lock()
         self.operation = operation
+        self.admit_response = admit_response
+        """The cardinality guard of response model names."""
         base = {inst.GEN_AI_PROVIDER_NAME: provider, inst.GEN_AI_REQUEST_MODEL: model, **labels}
         self.base = base
         self.server = server  # server.address / server.port: on spans and the GenAI histograms
-        self.tokens = {
-            t: instruments.cell(inst.TOKENS, {**base, inst.STATEK_TOKEN_TYPE: t}) for t in inst.TOKEN_TYPES
-        }
-        self.cost = {
-            s: instruments.cell(inst.COST, {**base, inst.STATEK_COST_STATUS: s}, Decimal(0))
-            for s in COST_STATUSES
-        }
-        self.ok_requests = {
-            s: instruments.cell(
-                inst.REQUESTS, {**base, inst.STATEK_OUTCOME: "success", inst.STATEK_COST_STATUS: s}
-            )
-            for s in COST_STATUSES
-        }
+        self.tokens = _Cells(instruments, inst.TOKENS, base, inst.STATEK_TOKEN_TYPE, self.lock)
+        self.tokens["input"], self.tokens["output"]  # every success adds to both: created now
+        self.cost = _Cells(instruments, inst.COST, base, inst.STATEK_COST_STATUS, self.lock, Decimal(0))
+        self.ok_requests = _Cells(
+            instruments,
+            inst.REQUESTS,
+            {**base, inst.STATEK_OUTCOME: "success"},
+            inst.STATEK_COST_STATUS,
+            self.lock,
+        )
         self.drift = instruments.cell(inst.COST_DRIFT, base)
         self.sent = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "transmit"})
         self.received = instruments.cell(inst.BYTES, {**base, inst.NETWORK_IO_DIRECTION: "receive"})
@@ -92,11 +103,33 @@ class Series:
         self.first_chunk: inst.HistogramCell | None = None
         self.refusals: inst.CounterCell | None = None
 
+    def success_cells(
+        self, stats: CallDetail
+    ) -> tuple[inst.CounterCell | None, inst.CounterCell, list[tuple[inst.CounterCell, int]]]:
+        """A successful call's cost series (``None`` without a priced cost), its request series and
+        its (series, count) of the optional token types it used. Call it outside the instruments'
+        lock: a series that does not exist yet is created here."""
+        status = stats.cost_status
+        cost = self.cost[status] if stats.priced_cost is not None else None
+        extra = [
+            (self.tokens[kind], count)
+            for kind, count in (
+                ("cache_read", stats.cached_tokens),
+                ("cache_write", stats.cache_write_tokens),
+                ("reasoning", stats.reasoning_tokens),
+            )
+            if count
+        ]
+        return cost, self.ok_requests[status], extra
+
     def histogram_cells(
         self, response_model: str | None
     ) -> tuple[inst.HistogramCell, inst.HistogramCell, inst.HistogramCell]:
         """(input tokens, output tokens, duration) histogram series of a successful call."""
         cells = self.histograms.get(response_model)
+        if cells is None and response_model:
+            response_model = self.admit_response(response_model)
+            cells = self.histograms.get(response_model)
         if cells is None:
             with self.lock:  # two cells with one attribute set would be merged twice
                 cells = self.histograms.get(response_model)
@@ -187,6 +220,36 @@ class Series:
         return cell
 
 
+class _Cells(dict[str, inst.CounterCell]):
+    """Counter series of one family that differ in one attribute, each created on first use.
+
+    Look a value up outside the instruments' lock (creating a cell takes it)."""
+
+    __slots__ = ("base", "instruments", "key", "lock", "spec", "zero")
+
+    def __init__(
+        self,
+        instruments: inst.Instruments,
+        spec: inst.InstrumentSpec,
+        base: dict[str, str],
+        key: str,
+        lock: threading.Lock,
+        zero: int | Decimal = 0,
+    ) -> None:
+        super().__init__()
+        self.instruments, self.spec, self.base, self.key, self.lock = instruments, spec, base, key, lock
+        self.zero = zero
+
+    def __missing__(self, value: str) -> inst.CounterCell:
+        with self.lock:  # two cells with one attribute set would be observed twice
+            cell = self.get(value)
+            if cell is None:
+                cell = self[value] = self.instruments.cell(
+                    self.spec, {**self.base, self.key: value}, self.zero
+                )
+            return cell
+
+
 _series_lock = threading.Lock()
 _series_by_instruments: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[Any, ...], Series]] = (
     weakref.WeakKeyDictionary()
@@ -205,6 +268,12 @@ def series_of(config: TelemetryConfig, record: CallRecord) -> Series:
     key = (provider, model, labels, server, record.operation)
     cache = _series_by_instruments.get(config.instruments)
     series = cache.get(key) if cache is not None else None
+    if series is None:  # a new series, or a value the cardinality guard refused (counted each time)
+        pricing_provider = record.pricing_provider or provider
+        model = model_admitter(config.instruments, pricing_provider)(model)
+        labels = guard_job_labels(config.instruments, config.job_label_keys, labels)
+        key = (provider, model, labels, server, record.operation)
+        series = cache.get(key) if cache is not None else None
     if series is None:
         with _series_lock:
             cache = _series_by_instruments.setdefault(config.instruments, {})
@@ -216,8 +285,11 @@ def series_of(config: TelemetryConfig, record: CallRecord) -> Series:
                     where[inst.SERVER_ADDRESS] = server[0]
                     if server[1]:
                         where[inst.SERVER_PORT] = server[1]
+                admit_response = model_admitter(
+                    config.instruments, pricing_provider, inst.GEN_AI_RESPONSE_MODEL
+                )
                 series = cache[key] = Series(
-                    config.instruments, provider, model, named, where, record.operation
+                    config.instruments, provider, model, named, where, record.operation, admit_response
                 )
     return series
 
@@ -262,25 +334,21 @@ class MetricsConsumer:
         stats = record.detail
         if stats is None:
             return
-        status = stats.cost_status
         exemplar = record.span_context
         if exemplar is not None and not exemplar.trace_flags.sampled:
             exemplar = None
-        tokens, cost = series.tokens, series.cost[status]
+        tokens = series.tokens
+        cost, ok_requests, extra_tokens = series.success_cells(stats)
         in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
         duration = record.duration
         with instruments.lock:
             _bump(tokens["input"], stats.input_tokens, exemplar)
             _bump(tokens["output"], stats.output_tokens, exemplar)
-            if stats.cached_tokens:
-                _bump(tokens["cache_read"], stats.cached_tokens, exemplar)
-            if stats.cache_write_tokens:
-                _bump(tokens["cache_write"], stats.cache_write_tokens, exemplar)
-            if stats.reasoning_tokens:
-                _bump(tokens["reasoning"], stats.reasoning_tokens, exemplar)
-            if stats.priced_cost is not None:
+            for cell, count in extra_tokens:
+                _bump(cell, count, exemplar)
+            if cost is not None and stats.priced_cost is not None:
                 _bump(cost, stats.priced_cost, exemplar)
-            series.ok_requests[status].value += 1
+            ok_requests.value += 1
             if record.cost is not None and drifted(record.cost):
                 series.drift.value += 1
             series.sent.value += stats.total_bytes_sent

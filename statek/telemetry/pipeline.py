@@ -36,7 +36,7 @@ from ..exceptions import BudgetExceededError, ProviderHTTPError
 from ..executors.job import current_job
 from ..metering.index import FROM_PROVIDER
 from ..types import LLM_Response
-from .budget import BudgetConsumer
+from .budget import BudgetConsumer, apply_output_cap
 from .metrics import count_consumer_error
 from .pricing import checked, priced
 
@@ -193,16 +193,23 @@ def _record_of(api: LLM_API, params: PreparedRequest) -> CallRecord:
 
 
 async def observe_call(
-    api: LLM_API, params: PreparedRequest, run: Callable[[], Awaitable[LLM_Response]]
+    api: LLM_API,
+    params: PreparedRequest,
+    run: Callable[[], Awaitable[LLM_Response]],
+    *,
+    payload: dict[str, Any] | None = None,
 ) -> LLM_Response:
     """Run one provider call (``run``) on the metering path; return its response with the cost filled in.
 
     Raises :class:`~statek.exceptions.BudgetExceededError` before ``run`` when a budget refuses the
-    call; exceptions from ``run`` propagate unchanged after their outcome is recorded.
+    call; exceptions from ``run`` propagate unchanged after their outcome is recorded. ``payload``:
+    the request body ``run`` will send (a dict), where a ``cap_output`` budget writes its cap.
     """
     consumers = call_consumers()
     record = _record_of(api, params)
     _start(record, consumers)
+    if record.reservation is not None and record.reservation.output_cap is not None:
+        apply_output_cap(record, payload)
     token = _current.set(record)
     try:
         response = await run()
@@ -213,9 +220,14 @@ async def observe_call(
         _finish(record, consumers)
         raise
     _current.reset(token)
-    if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
-        response = LLM_Response(*response)
-    answered = response.detail
+    try:
+        if not isinstance(response, LLM_Response):  # a seed-style provider may return a plain 3-tuple
+            response = LLM_Response(*response)
+        answered = response.detail
+    except BaseException as exc:  # a provider that returned None or junk: the call still ends here
+        _fail(record, exc, None, 0, 0)
+        _finish(record, consumers)
+        raise
     detail = checked(api.provider_key, params.model, answered)
     stats = _answered(record, detail, record.database_provider)
     if detail is answered:  # pricing changed no seed number: share the answer's tuple

@@ -222,6 +222,11 @@ def _answer_attributes(record: CallRecord, config: TelemetryConfig | None) -> di
         attributes["statek.cost.usd"] = float(stats.priced_cost)
     if stats.cost is not None:
         attributes["statek.cost.reported_usd"] = float(stats.cost)
+    cost = record.cost
+    if cost is not None and cost.price_model is not None:
+        attributes["statek.cost.price_model"] = cost.price_model  # the row that priced it
+    if stats.service_tier is not None:
+        attributes["statek.service_tier"] = stats.service_tier
     table = record.table_cost
     if table is not None:
         attributes["statek.cost.table_usd"] = float(table)

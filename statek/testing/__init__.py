@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from .behavior import Failure, FailureKind, ModelBehavior, StreamUsage, ToolCallSpec, Usage
 from .blackhole import BlackHole
+from .environment import SIMULATED_API_KEY, simulator_environment
 from .exchange import Outcome, RecordedRequest, SimRequest, Wire
 from .simulator import ProviderSimulator
 from .transport import SimulatorTransport
@@ -55,10 +56,12 @@ __all__ = [
     "Outcome",
     "ProviderSimulator",
     "RecordedRequest",
+    "SIMULATED_API_KEY",
     "SimRequest",
     "SimulatorTransport",
     "StreamUsage",
     "ToolCallSpec",
     "Usage",
     "Wire",
+    "simulator_environment",
 ]

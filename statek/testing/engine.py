@@ -6,15 +6,16 @@ transports (the callers' event loops) share one engine, its counters and its rec
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import re
 import threading
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote
 
 from . import anthropic_wire, embeddings_wire, gemini_wire, openai_wire, responses_wire
@@ -25,6 +26,7 @@ from .exchange import RecordedRequest, SimRequest, SimResponse, Wire
 __all__ = ["SimulatorEngine"]
 
 _log = logging.getLogger(__name__)
+_REPEATS_KEPT = 100_000  # bodies whose repeat count index_by="content" remembers (a bound on memory)
 
 _WIRES: dict[Wire, WireFormat] = {
     "openai": openai_wire.WIRE,
@@ -84,6 +86,12 @@ class SimulatorEngine:
     ``behaviors`` maps model names to behaviours; ``default`` answers any other model. Without either,
     every model gets ``ModelBehavior()``; with ``behaviors`` but no ``default``, unknown models get a
     404 in the wire format's error shape. ``max_recorded`` bounds the record (oldest dropped).
+
+    ``index_by``: ``"arrival"`` (default) numbers each model's requests 0, 1, 2, ... as they arrive;
+    ``"content"`` derives the number from the request itself (model, body, and how many times that
+    exact body came before, so a retry differs from its original), making every answer, failure and
+    random choice independent of the order concurrent requests arrive in. In that mode ``every=k``
+    hits about one request in ``k``, by content, and ``first`` / ``on`` are meaningless.
     """
 
     def __init__(
@@ -93,13 +101,19 @@ class SimulatorEngine:
         *,
         seed: int = 0,
         max_recorded: int | None = None,
+        index_by: Literal["arrival", "content"] = "arrival",
     ) -> None:
+        if index_by not in ("arrival", "content"):
+            raise ValueError(f"index_by must be 'arrival' or 'content', not {index_by!r}")
+        self.index_by = index_by
+        self._repeats: OrderedDict[bytes, int] = OrderedDict()
         self._behaviors = dict(behaviors or {})
         self.default = default if default is not None or behaviors else ModelBehavior()
         self.seed = seed
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._sequence = 0
+        self._statuses: Counter[int | None] = Counter()
         self._records: deque[RecordedRequest] = deque(maxlen=max_recorded)
 
     # ------------------------------------------------------------------ configuration and record
@@ -129,11 +143,19 @@ class SimulatorEngine:
         with self._lock:
             return self._sequence
 
+    @property
+    def status_counts(self) -> Counter[int | None]:
+        """How many answers had each HTTP status (``None``: connection dropped) since the start or the
+        last :meth:`reset`; kept whatever ``max_recorded`` is (a long run can record nothing)."""
+        with self._lock:
+            return Counter(self._statuses)
+
     def reset(self) -> None:
         """Forget the record and restart every per-model request index (so failure plans start over)."""
         with self._lock:
             self._records.clear()
             self._counts.clear()
+            self._statuses.clear()
             self._sequence = 0
 
     # ------------------------------------------------------------------ answering
@@ -152,6 +174,8 @@ class SimulatorEngine:
             self._counts[key] = index + 1
             sequence = self._sequence
             self._sequence += 1
+            if self.index_by == "content":
+                index = self._content_index(key, body)
         request = SimRequest(
             method=method,
             path=path,
@@ -186,7 +210,19 @@ class SimulatorEngine:
         )
         with self._lock:
             self._records.append(record)
+            self._statuses[record.status] += 1
         return response
+
+    def _content_index(self, model: str, body: bytes) -> int:
+        """A stable number for (model, body, repeat); called under the lock. The repeat counts are an
+        LRU of :data:`_REPEATS_KEPT` bodies: a retry follows its original within seconds."""
+        digest = hashlib.blake2b(model.encode() + b"\0" + body, digest_size=16).digest()
+        repeat = self._repeats.pop(digest, -1) + 1
+        self._repeats[digest] = repeat
+        if len(self._repeats) > _REPEATS_KEPT:
+            self._repeats.popitem(last=False)
+        mixed = hashlib.blake2b(digest + repeat.to_bytes(4, "little"), digest_size=6).digest()
+        return int.from_bytes(mixed, "little")
 
     def _answer(self, request: SimRequest, route: _Route | None, raw: bytes) -> tuple[SimResponse, Any]:
         if route is None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
 from .behavior import ModelBehavior
@@ -28,7 +29,9 @@ class ProviderSimulator:
     models. With neither, every model gets ``ModelBehavior()``; with ``behaviors`` and no ``default``,
     an unknown model gets a 404. ``seed`` makes every random choice (latency ranges, probabilistic
     failures, ids) repeatable. ``port=0`` picks a free port. ``max_recorded`` bounds :attr:`requests`
-    for long benchmarks (the oldest are dropped).
+    for long benchmarks (the oldest are dropped). ``index_by="content"`` makes every answer depend on
+    the request's content rather than its arrival order, so concurrent callers get the same answers
+    whatever the interleaving (see :class:`~statek.testing.engine.SimulatorEngine`).
 
     Use it as a context manager (``with`` or ``async with``), or call :meth:`start` / :meth:`stop`.
     :meth:`transport` works without starting the server. Routes (POST, JSON bodies):
@@ -52,8 +55,11 @@ class ProviderSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         max_recorded: int | None = None,
+        index_by: Literal["arrival", "content"] = "arrival",
     ) -> None:
-        self.engine = SimulatorEngine(behaviors, default, seed=seed, max_recorded=max_recorded)
+        self.engine = SimulatorEngine(
+            behaviors, default, seed=seed, max_recorded=max_recorded, index_by=index_by
+        )
         self._server = LoopbackServer(self.engine, host, port)
 
     def __repr__(self) -> str:
@@ -101,6 +107,11 @@ class ProviderSimulator:
                 "the simulator is not running: use `with ProviderSimulator() as sim:` or sim.start()"
             )
         return f"http://{self._server.host}:{self._server.port}"
+
+    @property
+    def status_counts(self) -> Counter[int | None]:
+        """Answers per HTTP status (``None``: connection dropped), whatever ``max_recorded`` keeps."""
+        return self.engine.status_counts
 
     @property
     def connections_accepted(self) -> int:

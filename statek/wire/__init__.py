@@ -5,6 +5,8 @@
 * :mod:`~statek.wire.gemini`: Gemini / Vertex AI ``generateContent``;
 * :mod:`~statek.wire.sse`: server-sent events, read incrementally;
 * :mod:`~statek.wire.numbers`: token counts and reported cost out of JSON, within :mod:`statek.limits`;
+* :mod:`~statek.wire.billing`: the service tier, the audio/image split and the itemised parts of a
+  reported cost (BYOK, server tools, request fees) that answers report;
 * :mod:`~statek.wire.validation`: the pydantic models' building blocks and the guard every entry point
   wears, so that a malformed answer only ever raises :class:`~statek.wire.errors.WireFormatError`;
 * :mod:`~statek.wire.errors`: what a codec raises for an answer it cannot read.

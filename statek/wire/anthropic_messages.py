@@ -20,6 +20,7 @@ from typing import Any
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import text_id
 from .sse import SSEDecoder, iter_sse_json
@@ -56,6 +57,10 @@ class _OutputDetails(WireModel):
     thinking_tokens: Count = 0
 
 
+class _ServerTools(WireModel):
+    web_search_requests: Count = 0
+
+
 class MessagesUsage(WireModel):
     """A Messages ``usage`` object: every count a non-negative integer within bounds."""
 
@@ -66,6 +71,8 @@ class MessagesUsage(WireModel):
     cache_creation: _CacheCreation | None = None
     output_tokens_details: _OutputDetails | None = None
     cost: Cost = None
+    service_tier: Any = None
+    server_tool_use: _ServerTools | None = None
 
 
 class ContentBlock(WireModel):
@@ -91,20 +98,25 @@ def read_message(
 ) -> tuple[str, list[CallParams] | None, CallDetail]:
     """Text, tool calls (``None`` when none) and detail of a whole message.
 
-    Raises :class:`WireFormatError` for a message without a usage object, and
+    A message without a usage object (missing, null, not an object) is read with
+    ``detail.has_usage`` False: the text is kept, the call is not priced (``no_usage``). Raises
+    :class:`WireFormatError` for an answer that is not a message object, and
     :class:`ToolCallFormatError` for a ``tool_use`` block without a name or id or with non-object input.
     """
-    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
-        raise WireFormatError(f"answered without a message usage object: {clip(message, 200)}")
+    if not isinstance(message, dict):
+        raise WireFormatError(f"the answer is not a message object: {clip(message, 200)}")
     if message.get("type") == "error" or message.get("error"):
         raise StreamFailure(f"the answer is an error: {clip(message.get('error'), 300)}")
+    has_usage = isinstance(message.get("usage"), dict)
+    if not has_usage:
+        message = {**message, "usage": {}}
     checked = validated(Message, message, "message")
     blocks: list[dict[str, Any]] = list(message.get("content") or ())
     thinking = tuple(b for b in blocks if b.get("type") in ("thinking", "redacted_thinking"))
     text = "".join(b.get("text") or "" for b in blocks if b.get("type") == "text")
     calls: list[CallParams] = [_tool_call(b, thinking) for b in blocks if b.get("type") == "tool_use"]
     detail = _detail(checked.usage, bytes_sent, bytes_received, checked.model, checked.stop_reason)
-    return text, calls or None, detail._replace(response_id=text_id(checked.id))
+    return text, calls or None, detail._replace(response_id=text_id(checked.id), has_usage=has_usage)
 
 
 def _tool_call(block: Mapping[str, Any], thinking: tuple[Mapping[str, Any], ...]) -> ClaudeToolCall:
@@ -151,6 +163,8 @@ def _detail(
         reasoning_tokens=thinking,
         response_model=model,
         finish_reason=stop_reason,
+        service_tier=tier_label(usage.service_tier),
+        web_search_requests=usage.server_tool_use.web_search_requests if usage.server_tool_use else 0,
     )
 
 

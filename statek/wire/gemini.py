@@ -18,6 +18,7 @@ from typing import Any
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import gemini_modalities, tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import text_id
 from .sse import SSEDecoder
@@ -97,14 +98,19 @@ def read_response(
 ) -> tuple[str, list[CallParams] | None, CallDetail]:
     """Text (thoughts left out), tool calls (``None`` when none) and detail of a whole response.
 
-    Raises :class:`WireFormatError` for a response without ``usageMetadata`` and
+    A response without ``usageMetadata`` (missing, null, not an object) is read with
+    ``detail.has_usage`` False: the text is kept, the call is not priced (``no_usage``). Raises
+    :class:`WireFormatError` for an answer that is not a response object and
     :class:`ToolCallFormatError` for a ``functionCall`` without a name or with non-object args.
     """
     failure = stream_error(body)
     if failure is not None:
         raise failure
-    if not isinstance(body, dict) or not isinstance(body.get("usageMetadata"), dict):
-        raise WireFormatError(f"answered without usageMetadata: {clip(body, 200)}")
+    if not isinstance(body, dict):
+        raise WireFormatError(f"the answer is not a response object: {clip(body, 200)}")
+    has_usage = isinstance(body.get("usageMetadata"), dict)
+    if not has_usage:
+        body = {**body, "usageMetadata": {}}
     checked = validated(Response, body, "response")
     candidate = (body.get("candidates") or [{}])[0]
     parts: list[dict[str, Any]] = list((candidate.get("content") or {}).get("parts") or ())
@@ -114,8 +120,14 @@ def read_response(
     first = checked.candidates[0] if checked.candidates else None
     feedback = checked.promptFeedback
     finish = (first.finishReason if first else None) or (feedback.blockReason if feedback else None)
-    detail = _detail(checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish)
-    return text, call_requests or None, detail._replace(response_id=text_id(checked.responseId))
+    detail = _detail(
+        checked.usageMetadata, bytes_sent, bytes_received, checked.modelVersion, finish, body["usageMetadata"]
+    )
+    return (
+        text,
+        call_requests or None,
+        detail._replace(response_id=text_id(checked.responseId), has_usage=has_usage),
+    )
 
 
 def _tool_call(part: Mapping[str, Any], position: int) -> GeminiToolCall:
@@ -148,13 +160,23 @@ def usage_detail(
         bytes_received,
         model if isinstance(model, str) else None,
         finish if isinstance(finish, str) else None,
+        usage,
     )
 
 
 def _detail(
-    usage: UsageMetadata, bytes_sent: int, bytes_received: int, model: str | None, finish: str | None
+    usage: UsageMetadata,
+    bytes_sent: int,
+    bytes_received: int,
+    model: str | None,
+    finish: str | None,
+    raw: Mapping[str, Any],
 ) -> CallDetail:
     thoughts = usage.thoughtsTokenCount
+    prompt = usage.promptTokenCount
+    audio, cached_audio, out_audio, image, out_image = gemini_modalities(
+        raw, prompt, usage.cachedContentTokenCount, usage.candidatesTokenCount
+    )
     return CallDetail(
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
@@ -165,6 +187,12 @@ def _detail(
         reasoning_tokens=thoughts,
         response_model=model,
         finish_reason=finish,
+        service_tier=tier_label(raw.get("trafficType")),
+        input_audio_tokens=audio,
+        cached_audio_tokens=cached_audio,
+        output_audio_tokens=out_audio,
+        input_image_tokens=image,
+        output_image_tokens=out_image,
     )
 
 

@@ -11,6 +11,7 @@ is no cost (see :func:`reported_cost`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -25,6 +26,7 @@ UsagePath = tuple[str | int, ...]
 """Keys (and list indexes) from a JSON object to one value: ``("prompt_tokens_details", "cached_tokens")``."""
 
 _COST_TOTALS = ("total_cost", "total", "amount")
+_log = logging.getLogger("statek.wire")
 
 
 def text_id(value: Any) -> str | None:
@@ -80,10 +82,31 @@ def reported_cost(value: Any, unit_usd: Decimal = Decimal(1)) -> Decimal | None:
     not make the answer unreadable: the cost is optional and the counts still stand."""
     if isinstance(value, Mapping):
         value = next((value[k] for k in _COST_TOTALS if k in value), None)
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return _dropped(value)
     try:
         number = Decimal(str(value)) * unit_usd
     except (ArithmeticError, ValueError):
-        return None
-    return number if number.is_finite() and 0 <= number <= MAX_COST_USD else None
+        return _dropped(value)
+    return number if number.is_finite() and 0 <= number <= MAX_COST_USD else _dropped(value)
+
+
+def _dropped(value: Any) -> Decimal | None:
+    """A reported cost statek cannot record: logged (the first one of each process, so a provider
+    sending it on every answer does not flood the log), and ``None``: the call is priced from the
+    tables, its cost status says so (``calculated``, or ``unpriced`` when no table knows the model)."""
+    global _dropped_logged
+    if not _dropped_logged:
+        _dropped_logged = True
+        _log.warning(
+            "statek ignored a provider-reported cost it cannot record (%s: not a finite amount from 0 "
+            "to %s USD); such calls are priced from the price tables (logged once)",
+            clip(value, 40),
+            MAX_COST_USD,
+        )
+    return None
+
+
+_dropped_logged = False

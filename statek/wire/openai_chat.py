@@ -27,6 +27,7 @@ from ..limits import MAX_COUNT
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import NO_MODALITIES, Modalities, openai_modalities, reported_billing, tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import UsagePath, count, dig, reported_cost, text_id
 from .sse import SSEDecoder, iter_sse_json
@@ -85,7 +86,7 @@ class ChatCompletionsProfile:
 
     Usage paths are tried in order inside the ``usage`` object; the first present number wins.
     ``cost_path`` points at the provider's own cost report and ``cost_unit_usd`` converts it to USD
-    (xAI reports ticks of 1e-10 USD). ``reasoning_from_total`` derives an unreported reasoning count as
+    (xAI reports ticks of 1e-10 USD). ``reasoning_from_total`` (kept for compatibility: now done for every profile) derives an unreported reasoning count as
     ``total_tokens - prompt_tokens - completion_tokens`` (Gemini's OpenAI layer counts thoughts only in
     the total). ``stream_usage_paths`` are tried on every streamed chunk (the
     last chunk carrying usage wins: counts there are totals, never summed). ``default_query`` is
@@ -122,6 +123,10 @@ class UsageCounts(NamedTuple):
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     cost: Decimal | None = None
+    modalities: Modalities = NO_MODALITIES
+    explained_cost: Decimal | None = None
+    """The part of ``cost`` that is no token price (see :func:`~statek.wire.billing.reported_billing`)."""
+    """Audio and image counts (see :mod:`statek.wire.billing`)."""
 
 
 def _first_count(usage: Mapping[str, Any], paths: Sequence[UsagePath]) -> int | None:
@@ -215,19 +220,28 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
-    if reasoning is None and profile.reasoning_from_total:
-        reasoning = max((count(usage.get("total_tokens")) or 0) - prompt - completion, 0)
+    outside = not profile.reasoning_in_output
+    if reasoning is None:
+        # No reasoning count, yet a total above prompt + completion: the rest is generated tokens the
+        # completion count leaves out (Gemini's OpenAI layer counts thoughts only in the total), billed
+        # as output. OpenAI-shaped totals are otherwise exactly prompt + completion.
+        rest = (count(usage.get("total_tokens")) or 0) - prompt - completion
+        if rest > 0:
+            reasoning, outside = rest, True
     reasoning = reasoning or 0
-    cost = None
+    cost = explained = None
     if profile.cost_path is not None:
         cost = reported_cost(dig(usage, profile.cost_path), profile.cost_unit_usd)
+        cost, explained = reported_billing(usage, cost)
     return UsageCounts(
         input_tokens=prompt,
-        output_tokens=completion if profile.reasoning_in_output else completion + reasoning,
+        output_tokens=completion + reasoning if outside else completion,
         cached_tokens=_first_count(usage, profile.cached_tokens_paths) or 0,
         cache_write_tokens=_first_count(usage, profile.cache_write_paths) or 0,
         reasoning_tokens=reasoning,
         cost=cost,
+        modalities=openai_modalities(usage, prompt, completion),
+        explained_cost=explained,
     )
 
 
@@ -280,13 +294,15 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
 
 
 class ChatAnswer(NamedTuple):
-    """The parts of one answer, whether it came whole or streamed."""
+    """The parts of one answer, whether it came whole or streamed. ``service_tier`` is the tier the
+    answer names (top-level ``service_tier``), as :func:`~statek.wire.billing.tier_label` reads it."""
 
     message: Mapping[str, Any]
     finish_reason: str | None
     model: str | None
     usage: Any
     response_id: str | None = None
+    service_tier: str | None = None
 
 
 @guarded
@@ -308,6 +324,17 @@ def answer_detail(
         finish_reason=answer.finish_reason,
         has_usage=isinstance(answer.usage, Mapping),
         response_id=answer.response_id,
+        # Perplexity bills a request by its search context size (low / medium / high): its tier
+        service_tier=answer.service_tier
+        or (
+            tier_label(answer.usage.get("search_context_size")) if isinstance(answer.usage, Mapping) else None
+        ),
+        input_audio_tokens=counts.modalities[0],
+        cached_audio_tokens=counts.modalities[1],
+        output_audio_tokens=counts.modalities[2],
+        input_image_tokens=counts.modalities[3],
+        output_image_tokens=counts.modalities[4],
+        explained_cost=counts.explained_cost,
     )
 
 
@@ -331,6 +358,7 @@ def read_answer(body: Any) -> ChatAnswer:
         model=_label(body.get("model")) or None,
         usage=body.get("usage"),
         response_id=text_id(body.get("id")),
+        service_tier=tier_label(body.get("service_tier")),
     )
 
 
@@ -369,6 +397,7 @@ class ChatStream:
     model: str | None = None
     usage: Any = None
     response_id: str | None = None
+    service_tier: str | None = None
 
     @guarded
     def add(self, chunk: Any) -> None:
@@ -391,6 +420,7 @@ class ChatStream:
             heads = [(parsed.index, parsed.finish_reason) for parsed in checked.choices or ()]
         self.model = model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
+        self.service_tier = tier_label(chunk.get("service_tier")) or self.service_tier
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
@@ -436,7 +466,9 @@ class ChatStream:
                 }
                 for _, slot in sorted(self.calls.items())
             ]
-        return ChatAnswer(message, self.finish_reason, self.model, self.usage, self.response_id)
+        return ChatAnswer(
+            message, self.finish_reason, self.model, self.usage, self.response_id, self.service_tier
+        )
 
 
 def _carries_more_than_content(event: str | None, data: str) -> bool:
@@ -446,9 +478,13 @@ def _carries_more_than_content(event: str | None, data: str) -> bool:
     be a key. A ``null`` value does not count (with ``include_usage`` every chunk has ``"usage":null``).
     """
     for key in ('usage":', 'finish_reason":'):
-        found = data.count(key)
-        if found and found > data.count(key + "null") + data.count(key + " null"):
-            return True
+        # One pass per key (an image or a hostile server can send one delta of many MiB).
+        at = data.find(key)
+        while at >= 0:
+            at += len(key)
+            if not (data.startswith("null", at) or data.startswith(" null", at)):
+                return True
+            at = data.find(key, at)
     return '"error"' in data
 
 

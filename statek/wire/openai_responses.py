@@ -20,6 +20,7 @@ from typing import Any
 
 from ..types import CallDetail, CallParams
 from .answer import Answer
+from .billing import tier_label
 from .errors import StreamFailure, ToolCallFormatError, WireFormatError
 from .numbers import count, dig, reported_cost, text_id
 from .sse import SSEDecoder
@@ -77,7 +78,16 @@ def read_response(body: Any, bytes_sent: int, bytes_received: int) -> Answer:
     ]
     finish = dig(body, ("incomplete_details", "reason")) or body.get("status")
     detail = usage_detail(body.get("usage"), bytes_sent, bytes_received, body.get("model"), finish)
-    return Answer(text, calls or None, detail._replace(response_id=text_id(body.get("id"))))
+    searches = sum(1 for item in items if item.get("type") == "web_search_call")  # billed per call
+    return Answer(
+        text,
+        calls or None,
+        detail._replace(
+            response_id=text_id(body.get("id")),
+            service_tier=tier_label(body.get("service_tier")),
+            web_search_requests=searches,
+        ),
+    )
 
 
 def _tool_call(item: Mapping[str, Any], position: int) -> CallParams:

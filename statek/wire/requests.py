@@ -45,6 +45,9 @@ class WireRequest:
 
     ``include_usage`` is, for a chat-completions stream, whether ``stream_options.include_usage``
     was sent (such a stream carries no usage otherwise); ``None`` for every other request.
+    ``shaped`` is whether the body is a JSON object with the fields of its format (a chat request's
+    ``messages``, a Gemini request's ``contents``, ...): what tells an LLM call to an unknown host from
+    another API that happens to have such a path.
     """
 
     format: WireFormat
@@ -54,10 +57,56 @@ class WireRequest:
     include_usage: bool | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    shaped: bool = True
+
+
+_SHAPES: dict[str, tuple[str, ...]] = {
+    "openai_chat": ("messages",),
+    "openai_responses": ("input",),
+    "openai_embeddings": ("input",),
+    "anthropic": ("messages", "max_tokens"),
+    "gemini": ("contents",),
+}
+"""The fields a body of each format always has (besides ``model``, which Gemini puts in the path)."""
+
+
+def _shaped(wire_format: str, fields: dict[str, Any], model: str | None) -> bool:
+    if model is None:
+        return False
+    if wire_format == "gemini_embeddings":
+        return any(key in fields for key in ("content", "requests", "instances"))
+    return all(key in fields for key in _SHAPES[wire_format])
 
 
 def _path_format(path: str) -> tuple[WireFormat, str | None] | None:
-    """The format a path names and, for Gemini, the model in the path; ``None``: not an LLM call."""
+    """The format a path names and, for Gemini, the model in the path; ``None``: not an LLM call.
+
+    Matched without regard to case or trailing slashes (servers and gateways accept
+    ``/V1/Chat/Completions/``: a metering that did not would miss calls that were billed); the
+    Gemini model keeps its case."""
+    found = _exact_path_format(path)
+    if found is None and (path.endswith("/") or not path.islower()):
+        found = _exact_path_format(_folded(path))
+    return found
+
+
+_GEMINI_VERBS = {verb.lower(): verb for verb in (*_GEMINI_CHAT, *_GEMINI_EMBED)}
+
+
+def _folded(path: str) -> str:
+    """``path`` without trailing slashes, in lower case but for a Gemini model, with Gemini's verb
+    spelled as Gemini does."""
+    path = path.rstrip("/")
+    head, colon, verb = path.rpartition(":")
+    canonical = _GEMINI_VERBS.get(verb.lower()) if colon else None
+    if canonical is not None:
+        at = head.lower().rfind("/models/")
+        if at >= 0:
+            return f"{head[:at].lower()}/models/{head[at + 8 :]}:{canonical}"
+    return path.lower()
+
+
+def _exact_path_format(path: str) -> tuple[WireFormat, str | None] | None:
     if path.endswith("/chat/completions"):
         return "openai_chat", None
     if path.endswith("/responses"):
@@ -95,10 +144,12 @@ def recognise(method: str, path: str, body: bytes) -> WireRequest | None:
         fields = {}
     model = path_model or fields.get("model")
     model = model if isinstance(model, str) and model else None
+    shaped = _shaped(wire_format, fields, model)
     if wire_format == "gemini":
-        return WireRequest("gemini", "chat", model, path.endswith(":streamGenerateContent"))
+        stream = path.rstrip("/").lower().endswith(":streamgeneratecontent")
+        return WireRequest("gemini", "chat", model, stream, shaped=shaped)
     if wire_format in ("openai_embeddings", "gemini_embeddings"):
-        return WireRequest(wire_format, "embeddings", model, False)
+        return WireRequest(wire_format, "embeddings", model, False, shaped=shaped)
     stream = fields.get("stream") is True
     include_usage = None
     if wire_format == "openai_chat" and stream:
@@ -118,6 +169,7 @@ def recognise(method: str, path: str, body: bytes) -> WireRequest | None:
         if isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
         else None,
         max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        shaped,
     )
 
 

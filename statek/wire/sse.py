@@ -5,26 +5,40 @@ it returns the complete events so far, holding back only the unfinished last lin
 WHATWG event-stream rules that matter for LLM APIs: ``event:`` and ``data:`` fields, multi-line data
 joined with ``\\n``, comment lines (``:``) ignored, CR, LF or CRLF line endings (a CR at the end of one
 piece may be the first half of a CRLF). :func:`iter_sse_json` reads a whole body at once.
+
+Cost and bounds: the work done is linear in the bytes fed, whatever the sizes of the pieces (each
+piece is scanned once; an unfinished line is kept as a list of pieces and joined once, when it
+ends). One event (its data lines added up) and one line may hold at most :data:`MAX_EVENT_BYTES`
+bytes; a stream that goes over raises :class:`EventTooLargeError` as soon as the bound is passed,
+without reading further, so a stream with no line end cannot make the decoder hold more than that.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import WireFormatError
 
-__all__ = ["SSEDecoder", "iter_sse_json"]
+__all__ = ["MAX_EVENT_BYTES", "EventTooLargeError", "SSEDecoder", "iter_sse_json"]
+
+MAX_EVENT_BYTES = 128 * 1024 * 1024
+"""The most bytes one event (or one line) of a stream may carry: 128 MiB. Gemini image models send
+each image as base64 in one event (a few MiB); nothing an LLM API sends comes near this."""
 
 # Only CR, LF and CRLF end lines in an event stream; str.splitlines would also split on U+2028
 # and friends, which JSON may carry unescaped inside strings. CR and LF never occur inside a
-# multi-byte UTF-8 sequence, so splitting the bytes before decoding is safe.
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+# multi-byte UTF-8 sequence, so splitting the bytes before decoding is safe. Lines are split with
+# bytes.split (memchr speed; a regular expression costs ~4x more on a long line), CRs made LFs first.
 
 SSEEvent = tuple[str | None, Any]
 """``(event_name, parsed_json_data)``."""
+
+
+class EventTooLargeError(WireFormatError):
+    """One event or line of a stream is longer than the decoder's bound (:data:`MAX_EVENT_BYTES`)."""
 
 
 class SSEDecoder:
@@ -34,21 +48,34 @@ class SSEDecoder:
     data is parsed; events it declines are dropped unparsed (a reader that needs only usage skips the
     JSON work for every text delta). :meth:`feed` and :meth:`close` raise
     :class:`~statek.wire.errors.WireFormatError` (a ``ValueError``) for a data field that is not
-    JSON or not UTF-8.
+    JSON or not UTF-8, and its subclass :class:`EventTooLargeError` for an event or line longer than
+    ``max_event_bytes`` (default: :data:`MAX_EVENT_BYTES` when the decoder is made); after either, the decoder is not to be fed
+    again. Linear in the bytes fed, whatever the pieces.
     """
 
-    __slots__ = ("_data", "_event", "_rest", "_select")
+    __slots__ = ("_after_cr", "_data", "_data_size", "_event", "_limit", "_rest", "_rest_size", "_select")
 
-    def __init__(self, select: Callable[[str | None, str], bool] | None = None) -> None:
+    def __init__(
+        self,
+        select: Callable[[str | None, str], bool] | None = None,
+        *,
+        max_event_bytes: int | None = None,
+    ) -> None:
         self._select = select
-        self._rest = b""
+        self._limit = MAX_EVENT_BYTES if max_event_bytes is None else max_event_bytes
+        self._rest: list[bytes] = []  # the unfinished last line, in the pieces it came in
+        self._rest_size = 0
+        self._after_cr = False  # the last piece ended with a CR: an LF starting the next one is its pair
         self._event: str | None = None
         self._data: list[str] = []
+        self._data_size = 0
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """The events completed by ``chunk``."""
         try:
             return self._feed(chunk)
+        except WireFormatError:
+            raise
         except ValueError as exc:
             raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
 
@@ -56,28 +83,62 @@ class SSEDecoder:
         """The last event, when the stream ended without the blank line that closes it."""
         try:
             return self._close()
+        except WireFormatError:
+            raise
         except ValueError as exc:
             raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
 
     def _feed(self, chunk: bytes) -> list[SSEEvent]:
-        buffer = self._rest + chunk if self._rest else chunk
-        lines = _LINE_END.split(buffer)
-        self._rest = lines.pop()
-        if buffer.endswith(b"\r"):
-            # A lone CR may be followed by the LF of a CRLF in the next piece: keep it back.
-            self._rest = lines.pop() + b"\r"
+        if not chunk:
+            return []
+        if self._after_cr:
+            self._after_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
+        if b"\n" not in chunk and b"\r" not in chunk:  # the middle of a long line: kept as is, no copy
+            self._rest_size += len(chunk)
+            if self._rest_size > self._limit:
+                raise self._too_large("line")
+            self._rest.append(chunk)
+            return []
+        if b"\r" in chunk:
+            ends_with_cr = chunk[-1:] == b"\r"
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            ends_with_cr = False
+        lines = chunk.split(b"\n")
+        last = lines.pop()
         events: list[SSEEvent] = []
-        for line in lines:
-            self._line(line, events)
+        if lines:
+            if self._rest:
+                self._rest.append(lines[0])
+                lines[0] = b"".join(self._rest)
+                self._rest, self._rest_size = [], 0
+                if len(lines[0]) > self._limit:
+                    raise self._too_large("line")
+            self._after_cr = ends_with_cr
+            for line in lines:
+                self._line(line, events)
+        if last:
+            self._rest_size += len(last)
+            if self._rest_size > self._limit:
+                raise self._too_large("line")
+            self._rest.append(last)
         return events
 
     def _close(self) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         if self._rest:
-            self._line(self._rest.rstrip(b"\r"), events)
-            self._rest = b""
+            rest = b"".join(self._rest)
+            self._rest, self._rest_size = [], 0
+            self._line(rest, events)
         self._dispatch(events)
         return events
+
+    def _too_large(self, what: str) -> EventTooLargeError:
+        return EventTooLargeError(f"a stream {what} is longer than {self._limit} bytes: not read")
 
     def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
         if not raw:
@@ -85,18 +146,27 @@ class SSEDecoder:
             return
         if raw[:1] == b":":
             return
-        name, _, value = raw.decode("utf-8").partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
+        # Only the field name is looked at before decoding: a long data line is decoded once, from
+        # a view (no copies of it made by partition/removeprefix); other fields are ignored unread.
+        colon = raw.find(b":")
+        name = raw if colon < 0 else raw[:colon]
+        if name != b"data" and name != b"event":
+            return
+        start = colon + 2 if raw[colon + 1 : colon + 2] == b" " else colon + 1
+        value = "" if colon < 0 else codecs.utf_8_decode(memoryview(raw)[start:], "strict", True)[0]
+        if name == b"event":
             self._event = value
-        elif name == "data":
+        else:
+            self._data_size += len(value) + 1
+            if self._data_size > self._limit:
+                raise self._too_large("event")
             self._data.append(value)
 
     def _dispatch(self, events: list[SSEEvent]) -> None:
         data, event = self._data, self._event
-        self._event, self._data = None, []
+        self._event, self._data, self._data_size = None, [], 0
         if data and data != ["[DONE]"]:
-            text = "\n".join(data)
+            text = data[0] if len(data) == 1 else "\n".join(data)
             if self._select is None or self._select(event, text):
                 try:
                     events.append((event, json.loads(text)))
@@ -104,12 +174,13 @@ class SSEDecoder:
                     raise ValueError("an event's data is nested too deeply to read") from None
 
 
-def iter_sse_json(body: bytes) -> Iterator[SSEEvent]:
+def iter_sse_json(body: bytes, *, max_event_bytes: int | None = None) -> Iterator[SSEEvent]:
     """Yield ``(event_name, parsed_data)`` for every event of a whole body carrying data.
 
     Raises :class:`~statek.wire.errors.WireFormatError` (a ``ValueError``) for a data field that is
-    not JSON; callers turn it into their provider's :class:`~statek.exceptions.ResponseFormatError`.
+    not JSON, :class:`EventTooLargeError` for an event over ``max_event_bytes``; callers turn them
+    into their provider's :class:`~statek.exceptions.ResponseFormatError`.
     """
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes=max_event_bytes)
     yield from decoder.feed(body)
     yield from decoder.close()

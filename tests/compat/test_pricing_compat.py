@@ -64,6 +64,19 @@ def test_set_model_pricing_fills_the_placeholder_in_place_and_prices_every_later
         assert price_call("openai", "gpt-new", MILLION).amount == Decimal(3)
 
 
+def test_set_model_pricing_with_unchanged_prices_returns_the_same_record() -> None:
+    first = set_model_pricing("OpenAI", "steady", "1.5", "6")
+    again = set_model_pricing("OPENAI", " steady ", Decimal("1.50"), 6)
+    assert again is first and first == ModelPricing(Decimal("1.5"), None, Decimal(6))
+
+
+def test_a_row_with_a_trailing_extra_field_loads_as_with_csv_dictreader(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text(f"{SEED}OpenAI,,m,1.5,,2,a note\n")
+    report = init_model_pricing(tmp_path)
+    assert len(report.rows) == 1 and all(p.warning for p in report.problems)
+    assert price_call("OpenAI", "m", MILLION).amount == Decimal("1.5")
+
+
 def test_in_price_files_the_last_row_for_a_key_wins_and_the_duplicate_is_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -509,3 +509,68 @@ async def test_connection_failures_are_httpx_transport_errors() -> None:
         )
     assert isinstance(raised.value, statek.exceptions.ProviderConnectionError)
     assert raised.value.request.url == httpx.URL(URL)
+
+
+# ----------------------------------------------------------------------------- issue 26: upgrades without surprises
+GEMINI_BASE = "https://generativelanguage.googleapis.com/v1beta/models"
+GEMINI_ANSWER = {
+    "candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP"}],
+    "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1, "totalTokenCount": 4},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [("GEMINI", {}), ("VERTEXAI", {"auth": "api_key"}), ("VERTEXAI", {})]
+)
+async def test_a_gemini_api_base_url_sends_model_generate_content(
+    monkeypatch: pytest.MonkeyPatch, name: str, kwargs: dict[str, Any]
+) -> None:
+    monkeypatch.setenv(f"{name}_API_KEY", "k")
+    monkeypatch.setenv(f"{name}_API_URL", GEMINI_BASE + "/")
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json=GEMINI_ANSWER)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    api = LLM_API.get(name, http_client=client, **kwargs)
+    response = await api.process_request(model="gemini-2.5-flash", chat_history=user("hi"))
+    assert str(sent[0].url) == f"{GEMINI_BASE}/gemini-2.5-flash:generateContent"
+    assert sent[0].headers["x-goog-api-key"] == "k" and "authorization" not in sent[0].headers
+    assert response.text == "hi" and response.stats.input_tokens == 3
+
+
+def test_vertex_with_a_base_url_and_no_project_constructs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERTEXAI_API_KEY", "k")
+    monkeypatch.setenv("VERTEXAI_API_URL", "https://europe-west4-aiplatform.googleapis.com/v1")
+    monkeypatch.delenv("VERTEXAI_PROJECT", raising=False)
+    api = LLM_API.get("VERTEXAI")
+    assert api.preview_request(model="gemini-2.5-flash", chat_history=user("hi"))["contents"]
+
+
+class KeywordForwarding(LLM_API):
+    """A 1.0-style subclass whose constructor keeps every keyword it is given (e.g. as payload fields)."""
+
+    requires_api_key = False
+    given: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, settings: Any = None, **kwargs: Any) -> None:
+        KeywordForwarding.given.append(dict(kwargs))
+        super().__init__(settings=settings)
+        self.extra = kwargs
+
+    def _build_request_payload(self, **request: Any) -> dict[str, Any]:
+        return {"model": request["model"], **self.extra}
+
+    async def _process_request(self, **request: Any) -> LLM_Response:
+        raise NotImplementedError
+
+
+def test_a_custom_implementation_gets_only_the_keywords_it_was_registered_with() -> None:
+    KeywordForwarding.given.clear()
+    add_provider("PAYLOAD_PROXY", KeywordForwarding, api_url=URL, route="eu")
+    api = LLM_API.get("PAYLOAD_PROXY")
+    assert KeywordForwarding.given == [{"route": "eu"}]  # no provider_key: the original never passed one
+    assert api.preview_request(model="m") == {"model": "m", "route": "eu"}
+    assert api.provider_key == "PAYLOAD_PROXY"  # still known by its registered name

@@ -273,6 +273,17 @@ def test_four_gunicorn_workers_one_exact_metrics_endpoint_and_a_killed_worker_lo
                 after_kill = scraped(prom.url)
                 assert same(after_kill, want), f"lost counts of the killed worker: {after_kill} != {want}"
 
+                # hostile files beside the live workers (issue 22): skipped and counted, never failing
+                # or hanging a scrape, so the totals below still arrive exactly
+                entry = (19).to_bytes(4, "little") + b"not a json key, no!" + bytes(17)
+                (directory / "counter_999999.db").write_bytes(
+                    (8 + len(entry)).to_bytes(4, "little") + bytes(4) + entry
+                )
+                (directory / "histogram_999998.db").write_bytes(b"")
+                os.mkfifo(directory / "counter_999997.db")
+                (directory / "notes.db").write_bytes(b"SQLite format 3\x00" + bytes(64))
+                (directory / "counter_999996.db").symlink_to(directory / "counter_0.db")
+
                 # phase 2: more traffic, until the replacement worker has served some; totals stay exact
                 answers += asyncio.run(drive(url, REQUESTS_PER_PHASE))
                 for _ in range(20):
@@ -295,10 +306,17 @@ def test_four_gunicorn_workers_one_exact_metrics_endpoint_and_a_killed_worker_lo
                 assert counts == {"": 2 * want["calls"]}
                 durations = values_by(prom.url, "sum(gen_ai_client_operation_duration_seconds_count)")
                 assert durations == {"": want["calls"]}
+                skipped = values_by(
+                    prom.url, "sum by (reason) (statek_multiprocess_skipped_files_total)", "reason"
+                )
+                assert {"corrupt", "empty", "not_a_file", "foreign", "symlink"} <= set(skipped), skipped
+                up = values_by(prom.url, "min(min_over_time(up[1m]))")
+                assert up == {"": 1.0}, up  # no scrape failed
                 # the master serves the same sum on its own port (no worker involved in answering)
                 master = httpx.get(f"http://127.0.0.1:{env['MASTER_METRICS_PORT']}/metrics", timeout=10)
                 assert requests_total(master.text) == want["calls"]
         # a graceful stop writes every worker's final totals; the files still add up exactly
         left = generate_latest(multiprocess.registry(directory)).decode()
         assert requests_total(left) == want["calls"]
-        assert f"counter_{victim}.db" in os.listdir(directory)
+        # the killed worker's file was compacted into the archive by child_exit (its totals stay served)
+        assert f"counter_{victim}.db" not in os.listdir(directory) and "counter_0.db" in os.listdir(directory)
