@@ -9,7 +9,8 @@ each client makes a warm-up, then ``--calls`` traced calls (``sys.settrace`` wit
 
 Clients: ``raw`` (httpx posting the body and parsing the JSON answer), ``statek`` (``process_request``
 in a new ``Job`` per call), ``statek, no Job``, ``statek, no-op tracer`` (its difference to ``raw`` is
-statek's own Python work), ``openai SDK`` and ``openai SDK + statek`` (the official sync client,
+statek's own Python work), ``statek, ledger on`` (the usage ledger's consumer attached: its share on
+the calling thread), ``openai SDK`` and ``openai SDK + statek`` (the official sync client,
 plain and with ``http_client=statek.http_client(...)``) and ``openai SDK + statek, no-op tracer``.
 Each client runs in a fresh process.
 
@@ -37,6 +38,7 @@ CLIENTS = (
     "statek",
     "statek, no Job",
     "statek, no-op tracer",
+    "statek, ledger on",
     "openai SDK",
     "openai SDK + statek",
     "openai SDK + statek, no-op tracer",
@@ -63,6 +65,12 @@ def _where(code: CodeType) -> str:
 
 def _call_of(client: str) -> Callable[[], Any]:
     telemetry_on(sdk_tracer="no-op" not in client)
+    if "ledger" in client:  # the ledger consumer attached, its writer thread writing Parquet files
+        import tempfile
+
+        from benchmarks.ledger import _ledger_on
+
+        _ledger_on(tempfile.mkdtemp(prefix="statek-bytecodes-ledger-"))
     if client.startswith("openai SDK"):
         import httpx2
         from openai import OpenAI
@@ -185,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         ("statek's own Python work (no-op tracer) over raw", "statek, no-op tracer", "raw"),
         ("the SDK's span (statek minus no-op tracer)", "statek", "statek, no-op tracer"),
         ("a Job per call", "statek", "statek, no Job"),
+        ("the usage ledger, on the calling thread", "statek, ledger on", "statek"),
         ("openai SDK: statek's transport over the plain SDK", "openai SDK + statek", "openai SDK"),
         ("openai SDK: statek's own part of it", "openai SDK + statek, no-op tracer", "openai SDK"),
     ):
