@@ -143,7 +143,16 @@ _details = (
     st.none()
     | _json
     | st.fixed_dictionaries(
-        {}, optional={"cached_tokens": _detail, "cache_write_tokens": _detail, "reasoning_tokens": _detail}
+        {},
+        optional={
+            "cached_tokens": _detail,
+            "cache_write_tokens": _detail,
+            "reasoning_tokens": _detail,
+            "audio_tokens": _detail,
+            "image_tokens": _detail,
+            "cached_tokens_details": st.none()
+            | st.fixed_dictionaries({}, optional={"audio_tokens": _detail}),
+        },
     )
 )
 _openai_usage = st.fixed_dictionaries(

@@ -259,14 +259,22 @@ def _reads_usage_like_openai(profile: ChatCompletionsProfile) -> bool:
     )
 
 
+_PROMPT_MODALITIES = ("audio_tokens", "image_tokens", "cached_tokens_details")
+_COMPLETION_MODALITIES = ("audio_tokens", "image_tokens")
+
+
 def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
     """:func:`normalise_usage` under OpenAI's own profile for a plain ``usage`` (its three counts
-    already checked): the detail counts read in place of the profile's general paths. ``None`` when
-    a detail is anything but absent or a plain in-bounds int, or a cost is present: read generally."""
+    already checked): the detail counts read in place of the profile's general paths. ``None`` (read
+    generally) when a detail is anything but absent or a plain in-bounds int, when the answer carries
+    a cost, or audio or image counts."""
     if "cost" in usage:
         return None
     prompt_details = usage.get("prompt_tokens_details")
     if type(prompt_details) is dict:
+        for key in _PROMPT_MODALITIES:
+            if key in prompt_details:
+                return None
         cached = prompt_details.get("cached_tokens")
         cache_write = prompt_details.get("cache_write_tokens")
     elif prompt_details is None:
@@ -275,6 +283,9 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
         return None
     completion_details = usage.get("completion_tokens_details")
     if type(completion_details) is dict:
+        for key in _COMPLETION_MODALITIES:
+            if key in completion_details:
+                return None
         reasoning = completion_details.get("reasoning_tokens")
     elif completion_details is None:
         reasoning = None
@@ -283,13 +294,16 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
     for value in (cached, cache_write, reasoning):
         if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
             return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    output = completion
+    if reasoning is None:  # a total above prompt + completion: the rest is generated (see above)
+        rest = (usage.get("total_tokens") or 0) - prompt - completion
+        if rest > 0:
+            reasoning = rest
+            output = completion + rest
     return UsageCounts(
-        usage.get("prompt_tokens") or 0,
-        usage.get("completion_tokens") or 0,
-        cached or 0,
-        cache_write or 0,
-        reasoning or 0,
-        None,
+        prompt, output, cached or 0, cache_write or 0, reasoning or 0, None, NO_MODALITIES, None
     )
 
 
