@@ -2,7 +2,9 @@
 the raw-httpx baselines and percentile helpers.
 
 The server runs in a child process (so its CPU does not share our GIL) and answers every
-``POST /v1/chat/completions`` with a fixed chat-completions body with usage.
+``POST /v1/chat/completions`` with a fixed chat-completions body with usage, or, when the request
+body asks for ``"stream":true``, the same answer as a server-sent event stream (five chunks, usage in
+the last, then ``[DONE]``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ BODY = (b'{"id":"chatcmpl-1","object":"chat.completion","model":"bench-model-202
         b'"usage":{"prompt_tokens":1200,"completion_tokens":3,"total_tokens":1203,'
         b'"prompt_tokens_details":{"cached_tokens":1024}}}')
 RESP = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(BODY), BODY)
+CHUNK = (b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"bench-model-2025",'
+         b'"choices":[{"index":0,"delta":%s,"finish_reason":%s}]}\n\n')
+EVENTS = (CHUNK % (b'{"role":"assistant","content":""}', b"null")
+          + CHUNK % (b'{"content":"Par"}', b"null") + CHUNK % (b'{"content":"is."}', b"null")
+          + CHUNK % (b'{}', b'"stop"')
+          + b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","model":"bench-model-2025",'
+            b'"choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":3,"total_tokens":1203,'
+            b'"prompt_tokens_details":{"cached_tokens":1024}}}\n\ndata: [DONE]\n\n')
+STREAM = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%s"
+          % (len(EVENTS), EVENTS))
 async def handle(reader, writer):
     try:
         while True:
@@ -43,9 +55,8 @@ async def handle(reader, writer):
             for line in head.split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
-            writer.write(RESP)
+            body = await reader.readexactly(length) if length else b""
+            writer.write(STREAM if b'"stream":true' in body else RESP)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -174,6 +185,17 @@ class RawClient:
         response = await self._client().post(self.url, content=self.body, headers=self.headers)
         response.raise_for_status()
         return json.loads(response.content)
+
+    async def stream_call(self, body: bytes) -> list[Any]:
+        """Post ``body`` (a streamed request) and parse each server-sent event's JSON, as a raw
+        streaming client does."""
+        events = []
+        async with self._client().stream("POST", self.url, content=body, headers=self.headers) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    events.append(json.loads(line[6:]))
+        return events
 
     async def aclose(self) -> None:
         if self._pool is not None:

@@ -23,6 +23,11 @@ Clients (all with the telemetry stack of :func:`benchmarks._loopback.telemetry_o
 - ``statek, one long Job`` and ``statek, long budgeted Job``: every call in one ``Job``, without and
   with a USD budget: the difference is the budget check of one call alone (issue 14: estimate,
   reserve, settle).
+- ``raw streamed`` and ``statek, streamed``: the same answer as a stream of server-sent events, read
+  by raw httpx (lines, each event's JSON parsed) and by ``api.stream_request`` in a ``Job`` per call;
+- ``openai SDK`` and ``openai SDK + statek``: the official ``openai`` client's
+  ``chat.completions.create`` (sync), as it comes and with ``http_client=statek.http_client(...)``
+  (the metering transport: recognise, read, price, record, outside any ``Job``).
 
 Printed: instructions per call, the difference to raw, and raw / client (the throughput a
 CPU-bound client keeps, x raw). Needs ``valgrind`` (Debian: ``apt-get install valgrind``).
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -42,6 +48,9 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from benchmarks._loopback import MODEL, QUESTION, SYSTEM
 
 CLIENTS = (
     "raw sharded",
@@ -51,6 +60,23 @@ CLIENTS = (
     "statek, USD budget",
     "statek, one long Job",
     "statek, long budgeted Job",
+    "raw streamed",
+    "statek, streamed",
+    "openai SDK",
+    "openai SDK + statek",
+)
+DIFFERENCES = (
+    # (what, client, minus client)
+    ("the SDK's own span per call", "statek", "statek, no-op tracer"),
+    ("a Job per call", "statek", "statek, no Job"),
+    ("a Job with a USD budget per call instead of a plain Job", "statek, USD budget", "statek"),
+    (
+        "the budget check of a call in a long budgeted Job",
+        "statek, long budgeted Job",
+        "statek, one long Job",
+    ),
+    ("streamed: statek over raw httpx", "statek, streamed", "raw streamed"),
+    ("the official openai SDK: statek's transport over the plain SDK", "openai SDK + statek", "openai SDK"),
 )
 WARM_UP = 100
 _SUMMARY = re.compile(rb"^summary: (\d+)", re.MULTILINE)
@@ -62,7 +88,29 @@ async def _calls(client: str, url: str, calls: int) -> None:
     from statek import Budget, Job
 
     clients = Clients(url)
-    if client == "raw sharded":
+    if client.startswith("openai SDK"):
+        await clients.aclose()
+        _sdk_calls(client, url, calls)
+        return
+    if client == "raw streamed":
+        stream_body = json.dumps(
+            clients.api.preview_request(SYSTEM, MODEL, chat_history=clients.history) | _STREAMED,
+            separators=(",", ":"),
+        ).encode()
+
+        async def call() -> object:
+            return await clients.sharded.stream_call(stream_body)
+
+    elif client == "statek, streamed":
+
+        async def call() -> object:
+            async with Job("bench-request"):
+                stream = clients.api.stream_request(SYSTEM, MODEL, chat_history=clients.history)
+                async for _ in stream:
+                    pass
+                return stream.response
+
+    elif client == "raw sharded":
         call = clients.sharded.call
     elif client == "statek, no Job":
         call = clients.statek_call
@@ -86,6 +134,23 @@ async def _calls(client: str, url: str, calls: int) -> None:
     if long_job is not None:
         long_job.__exit__(None, None, None)
     await clients.aclose()
+
+
+_STREAMED = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+def _sdk_calls(client: str, url: str, calls: int) -> None:
+    """The official sync SDK's calls, plain or through statek's metering transport."""
+    from openai import OpenAI
+
+    import statek
+
+    kwargs = {"http_client": statek.http_client(provider="OPENAI")} if client.endswith("statek") else {}
+    sdk = OpenAI(base_url=url.removesuffix("/chat/completions"), api_key="bench-key", max_retries=0, **kwargs)
+    messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    for _ in range(WARM_UP + calls):
+        sdk.chat.completions.create(model=MODEL, messages=messages)
+    sdk.close()
 
 
 def child(client: str, calls: int) -> None:
@@ -127,9 +192,12 @@ def instructions(client: str, calls: int) -> int:
 
 
 def per_call(client: str, calls: int) -> float:
-    """Instructions of one call: the runs with ``calls`` and ``4 * calls`` calls, differenced."""
+    """Instructions of one call: the runs with ``calls`` and ``4 * calls`` calls, differenced (also
+    printed at once, so a run cut short keeps what it counted)."""
     low, high = instructions(client, calls), instructions(client, 4 * calls)
-    return (high - low) / (3 * calls)
+    count = (high - low) / (3 * calls)
+    print(f"  counted {client}: {count:,.0f} instructions/call", flush=True)
+    return count
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         "--calls", type=int, default=100, help="calls in the short run (the long one makes 4x)"
     )
     parser.add_argument("--quick", action="store_true", help="40 calls in the short run")
+    parser.add_argument(
+        "--only", nargs="+", metavar="CLIENT", help="count only these clients (and the raw baseline)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("CLIENT", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -153,22 +224,22 @@ def main(argv: list[str] | None = None) -> None:
         f"runs of {calls} and {4 * calls} calls after {WARM_UP} warm-up calls",
         flush=True,
     )
-    with ThreadPoolExecutor(max_workers=max(1, min(len(CLIENTS), os.cpu_count() or 1))) as pool:
-        counts = dict(zip(CLIENTS, pool.map(lambda client: per_call(client, calls), CLIENTS)))
+    chosen = [c for c in CLIENTS if not args.only or c in args.only or c == "raw sharded"]
+    with ThreadPoolExecutor(max_workers=max(1, min(len(chosen), os.cpu_count() or 1))) as pool:
+        counts = dict(zip(chosen, pool.map(lambda client: per_call(client, calls), chosen)))
     raw = counts["raw sharded"]
-    print(f"\n{'client':<24}{'instructions/call':>18}{'+ over raw':>12}{'raw / client':>14}")
-    for client in CLIENTS:
+    print(f"\n{'client':<26}{'instructions/call':>18}{'+ over raw':>12}{'raw / client':>14}")
+    for client in chosen:
         count = counts[client]
-        print(f"{client:<24}{count:18,.0f}{count - raw:+12,.0f}{raw / count:14.2f}")
-    statek = counts["statek"]
-    print(
-        f"\nthe SDK's own span per call: {statek - counts['statek, no-op tracer']:,.0f} instructions "
-        f"({(statek - counts['statek, no-op tracer']) / (statek - raw):.0%} of statek's overhead); "
-        f"a Job per call: {statek - counts['statek, no Job']:,.0f}; "
-        f"a Job with a USD budget per call instead: {counts['statek, USD budget'] - statek:+,.0f}; "
-        f"the budget check of a call in a long budgeted Job: "
-        f"{counts['statek, long budgeted Job'] - counts['statek, one long Job']:,.0f}"
-    )
+        print(f"{client:<26}{count:18,.0f}{count - raw:+12,.0f}{raw / count:14.2f}")
+    print()
+    for label, minuend, subtrahend in DIFFERENCES:
+        if minuend in counts and subtrahend in counts:
+            print(f"{label}: {counts[minuend] - counts[subtrahend]:+,.0f} instructions")
+    if "openai SDK + statek" in counts and "openai SDK" in counts:
+        print(
+            f"official openai SDK with statek's transport: x{counts['openai SDK + statek'] / counts['openai SDK']:.3f}"
+        )
 
 
 if __name__ == "__main__":

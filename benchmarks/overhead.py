@@ -101,10 +101,10 @@ def _install_own_time_hook() -> None:
 
     original = telemetry.observe_call
 
-    async def timed(api: Any, params: Any, run: Callable[[], Awaitable[Any]]) -> Any:
+    async def timed(api: Any, params: Any, run: Callable[[], Awaitable[Any]], **kwargs: Any) -> Any:
         sink = _own_ns.get()
         if sink is None:
-            return await original(api, params, run)
+            return await original(api, params, run, **kwargs)
         inner = 0
 
         clock = _clock
@@ -119,7 +119,7 @@ def _install_own_time_hook() -> None:
 
         started = clock()
         try:
-            return await original(api, params, timed_run)
+            return await original(api, params, timed_run, **kwargs)
         finally:
             sink.append(clock() - started - inner)
 

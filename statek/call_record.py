@@ -63,6 +63,7 @@ class CallRecord:
     """
 
     __slots__ = (
+        "_record_id",
         "api",
         "body",
         "bytes_received",
@@ -84,7 +85,6 @@ class CallRecord:
         "output_type",
         "pricing_provider",
         "provider_key",
-        "record_id",
         "request",
         "request_model",
         "reservation",
@@ -122,8 +122,7 @@ class CallRecord:
         body: bytes | None = None,
         database_provider: str | None = None,
     ) -> None:
-        self.record_id = uuid.uuid4().hex
-        """Unique per call: a retried write of this record is recognised by it."""
+        self._record_id: str | None = None
         self.provider_key = provider_key
         """statek's provider key (``"OPENAI"``): the key of job usage."""
         self.genai_provider = genai_provider
@@ -185,6 +184,15 @@ class CallRecord:
         )
 
     @property
+    def record_id(self) -> str:
+        """Unique per call (a uuid4's hex): a retried write of this record is recognised by it. Made
+        on first read, so a call that no consumer names pays nothing for it."""
+        record_id = self._record_id
+        if record_id is None:
+            record_id = self._record_id = uuid.uuid4().hex
+        return record_id
+
+    @property
     def table_cost(self) -> Decimal | None:
         """The price table's amount for a call whose cost the provider reported, else ``None``."""
         cost = self.cost
@@ -213,17 +221,25 @@ class JobRecord:
     """One ended job: the :class:`~statek.executors.job.Job` (its id, lineage, attributes, usage and
     budget) with its start and end (epoch seconds) and, when its body raised, the error."""
 
-    __slots__ = ("ended_wall", "error_type", "exception", "job", "record_id", "started_wall")
+    __slots__ = ("_record_id", "ended_wall", "error_type", "exception", "job", "started_wall")
 
     def __init__(
         self, job: Any, started_wall: float, ended_wall: float, exception: BaseException | None
     ) -> None:
-        self.record_id = uuid.uuid4().hex
+        self._record_id: str | None = None
         self.job = job
         self.started_wall = started_wall
         self.ended_wall = ended_wall
         self.exception = exception
         self.error_type = type(exception).__qualname__ if exception is not None else None
+
+    @property
+    def record_id(self) -> str:
+        """Unique per job record (a uuid4's hex), made on first read."""
+        record_id = self._record_id
+        if record_id is None:
+            record_id = self._record_id = uuid.uuid4().hex
+        return record_id
 
     def __repr__(self) -> str:
         return f"JobRecord({self.job.job_id!r}, error_type={self.error_type!r})"

@@ -108,9 +108,12 @@ _dotenv_cache: tuple[tuple[int, int, int, int], Mapping[str, str]] | None = None
 
 
 def _dotenv() -> Mapping[str, str]:
-    # On every settings read (each LLM_API.get, each Job): one stat() of the relative path, no more.
+    # On every settings read (each LLM_API.get, each Job): one access() of the relative path (and a stat()
+    # when the file exists), no more.
     # The file's identity and version (device, inode, mtime, size) say when to parse it again.
     global _dotenv_cache
+    if not os.access(DOTENV_FILE, os.F_OK):  # the common case, without raising and catching an OSError
+        return {}
     try:
         stat = os.stat(DOTENV_FILE)
     except OSError:

@@ -191,3 +191,12 @@ async def test_a_call_read_off_the_wire_is_the_same_record(captured: Captured, r
     assert record.outcome == "ok" and record.api is None and record.body is not None
     assert (record.detail.input_tokens, record.detail.output_tokens) == (7, 3)
     assert record.job is job and job.usage.calls == 1
+
+
+def test_job_record_ids_are_unique_and_stable() -> None:
+    from statek.call_record import JobRecord
+
+    records = [JobRecord(object(), 0.0, 1.0, None) for _ in range(20)]
+    ids = [record.record_id for record in records]
+    assert len(set(ids)) == 20 and all(len(each) == 32 for each in ids)
+    assert [record.record_id for record in records] == ids  # made once, then the same

@@ -193,3 +193,26 @@ def test_instrument_with_httpx_meters_new_clients_until_shutdown() -> None:
     finally:
         statek.shutdown()
     assert not is_httpx_instrumented()
+
+
+def test_a_call_read_off_the_wire_gets_its_span_at_the_end_backdated_under_the_context_it_was_sent_in(
+    captured: Captured,
+) -> None:
+    """The span is made when the answer has been read (one pass of attributes), but it starts when
+    the request left, ends when the answer ended, and is a child of the span current when it left."""
+    import time
+
+    client = httpx.Client(transport=MeteringTransport(httpx.MockTransport(server), provider="OPENAI"))
+    tracer = captured.tracer_provider.get_tracer("test")
+    before = time.time_ns()
+    with tracer.start_as_current_span("request handler") as handler:
+        request = client.build_request("POST", "http://h/v1/chat/completions", content=BODY)
+        response = client.send(request, stream=True)
+    response.read()  # the answer is read (and the call ends) outside the handler's span
+    response.close()
+    after = time.time_ns()
+    span = captured.finished("chat gpt-4o-mini")[0]
+    assert span.parent is not None and span.parent.span_id == handler.get_span_context().span_id
+    assert before <= span.start_time <= span.end_time <= after
+    assert span.attributes["gen_ai.usage.input_tokens"] == 11
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"

@@ -3,6 +3,7 @@ model accepts, and reading it gives what the model's reading gives. Property-bas
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -11,7 +12,16 @@ from pydantic import ValidationError
 
 from statek.limits import MAX_COUNT
 from statek.wire.errors import WireFormatError
-from statek.wire.openai_chat import ChatBody, Usage, _plain_chat_body, read_answer
+from statek.wire.openai_chat import (
+    OPENAI_PROFILE,
+    ChatBody,
+    ChatStream,
+    Usage,
+    _plain_chat_body,
+    message_text,
+    normalise_usage,
+    read_answer,
+)
 from statek.wire.validation import plain_counts
 
 _scalars = (
@@ -97,3 +107,93 @@ def test_reading_an_answer_gives_what_the_models_reading_gives(body: dict[str, A
     first = checked.choices[0] if checked.choices else None
     assert answer.finish_reason == (first.finish_reason if first is not None else None)
     assert answer.model == (checked.model or None)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_body, min_size=1, max_size=3))
+def test_reading_stream_chunks_gives_what_the_models_reading_gives(chunks: list[dict[str, Any]]) -> None:
+    """A stream of chunks read with the fast check: model, finish reason and text as the model reads
+    them, and a chunk refused exactly when the model refuses it."""
+    stream = ChatStream()
+    model: str | None = None
+    finish: str | None = None
+    text: list[str] = []
+    for chunk in chunks:
+        if chunk.get("error"):
+            return
+        try:
+            stream.add(chunk)
+        except WireFormatError:
+            assert not _accepted(ChatBody, chunk)
+            return
+        checked = ChatBody.model_validate(chunk)  # raises if the fast check let through a bad chunk
+        model = checked.model or model
+        for raw, parsed in zip(chunk.get("choices") or (), checked.choices or ()):
+            if parsed.index != 0:
+                continue
+            finish = parsed.finish_reason or finish
+            piece = message_text(raw["delta"].get("content")) if isinstance(raw.get("delta"), dict) else ""
+            if piece:
+                text.append(piece)
+        assert (stream.model, stream.finish_reason, stream.text) == (model, finish, text)
+
+
+_detail = st.none() | st.integers(min_value=-3, max_value=MAX_COUNT + 3) | _scalars
+_details = (
+    st.none()
+    | _json
+    | st.fixed_dictionaries(
+        {},
+        optional={
+            "cached_tokens": _detail,
+            "cache_write_tokens": _detail,
+            "reasoning_tokens": _detail,
+            "audio_tokens": _detail,
+            "image_tokens": _detail,
+            "cached_tokens_details": st.none()
+            | st.fixed_dictionaries({}, optional={"audio_tokens": _detail}),
+        },
+    )
+)
+_openai_usage = st.fixed_dictionaries(
+    {},
+    optional={
+        "prompt_tokens": _count,
+        "completion_tokens": _count,
+        "total_tokens": _count,
+        "prompt_tokens_details": _details,
+        "completion_tokens_details": _details,
+        "cost": _json,
+    },
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_openai_usage)
+def test_openai_usage_fast_path_reads_as_the_profile_paths_do(usage: dict[str, Any]) -> None:
+    """OpenAI's own profile reads a plain usage without walking its paths; an equal profile that is
+    not the same object walks them: both give the same counts, or both refuse."""
+    fresh = [
+        tuple(tuple(step for step in path) for path in paths)
+        for paths in (
+            OPENAI_PROFILE.cached_tokens_paths,
+            OPENAI_PROFILE.cache_write_paths,
+            OPENAI_PROFILE.reasoning_tokens_paths,
+        )
+    ]
+    general = replace(
+        OPENAI_PROFILE,
+        cached_tokens_paths=fresh[0],
+        cache_write_paths=fresh[1],
+        reasoning_tokens_paths=fresh[2],
+        cost_path=("cost",),  # equal, not the same object
+    )
+    assert general == OPENAI_PROFILE and general.cost_path is not OPENAI_PROFILE.cost_path
+
+    def read(profile: Any) -> Any:
+        try:
+            return normalise_usage(usage, profile)
+        except WireFormatError:
+            return "refused"
+
+    assert read(OPENAI_PROFILE) == read(general)

@@ -12,6 +12,7 @@ span outside any job.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -20,7 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .. import instruments as inst
 from ..secrets import clip, scrub
-from .config import current_config
+from .config import TelemetryConfig, current_config
 
 if TYPE_CHECKING:
     from .._http import RetryEvent
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["SpanConsumer"]
 
 _CONTEXT_TOKEN = "span.context_token"
+_DEFERRED = "span.deferred"
 _MAX_CACHED_NAMES = 4096
 """Span names kept per (provider, model, operation, server); beyond this they are built per call."""
 
@@ -73,100 +75,49 @@ class SpanConsumer:
             attributes["statek.job.id"] = job.job_id
         if config.capture_content and record.request is not None:
             attributes.update(_input_content(record.request))
+        extras = record.extras
+        if extras is None:
+            extras = record.extras = {}
+        if not record.capture_context:
+            # Nothing runs inside a call read off the wire's span, so it is made when the call ends,
+            # backdated to now, under the context of now: one attribute pass in the SDK instead of two.
+            extras[_DEFERRED] = (span_name, attributes, otel_context.get_current(), time.time_ns())
+            return
         span = record.span = config.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
         record.span_context = span.get_span_context()
-        if record.capture_context:
-            extras = record.extras
-            if extras is None:
-                extras = record.extras = {}
-            extras[_CONTEXT_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
+        extras[_CONTEXT_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
 
     def finish(self, record: CallRecord) -> None:
         extras = record.extras
+        deferred = None
         if extras is not None:
             token = extras.pop(_CONTEXT_TOKEN, None)
             if token is not None:
                 otel_context.detach(token)
-        span = record.span
+            deferred = extras.pop(_DEFERRED, None)
         if record.outcome == "refused":
             _note_refusal(record)
             return
+        config = current_config()
+        if deferred is not None:
+            _finish_deferred(record, deferred, config)
+            return
+        span = record.span
         if span is None:
             return
-        config = current_config()
         if record.outcome == "error":
-            attributes: dict[str, Any] = {
-                inst.ERROR_TYPE: record.error_type or "error",
-                "statek.bytes.sent": record.bytes_sent,
-                "statek.bytes.received": record.bytes_received,
-                "statek.cost.status": "unpriced",
-            }
-            if record.retries:
-                attributes["statek.retry.count"] = record.retries
+            span.set_attributes(_error_attributes(record))
+            span.set_status(_error_status(record))
+            span.end()
+            return
+        attributes = _answer_attributes(record, config)
+        if attributes is not None:
             span.set_attributes(attributes)
-            exc = record.exception
-            # Scrubbed: an error body may echo the request's key, and this is exported with content capture off.
-            described = f"{type(exc).__name__}: {clip(exc, 200)}" if exc is not None else record.error_type
-            span.set_status(Status(StatusCode.ERROR, described))
-            span.end()
-            return
-        stats = record.detail
-        if stats is None:
-            span.end()
-            return
-        attributes = {
-            "gen_ai.usage.input_tokens": stats.input_tokens,
-            "gen_ai.usage.output_tokens": stats.output_tokens,
-            "statek.cost.status": stats.cost_status,
-            "statek.bytes.sent": stats.total_bytes_sent,
-            "statek.bytes.received": stats.total_bytes_received,
-        }
-        if stats.response_model:
-            attributes[inst.GEN_AI_RESPONSE_MODEL] = stats.response_model
-        if stats.finish_reason:
-            attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
-        if stats.response_id:
-            attributes["gen_ai.response.id"] = stats.response_id
-        if stats.cached_tokens:
-            attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
-        latest = config is not None and config.latest_genai
-        if stats.cache_write_tokens:
-            key = (
-                "gen_ai.usage.cache_write.input_tokens"
-                if latest
-                else "gen_ai.usage.cache_creation.input_tokens"
-            )
-            attributes[key] = stats.cache_write_tokens
-        if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
-            attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
-            attributes["gen_ai.usage.cost.currency"] = "USD"
-            attributes["gen_ai.usage.cost.source"] = stats.cost_status
-        if stats.reasoning_tokens:
-            attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
-        if stats.priced_cost is not None:
-            attributes["statek.cost.usd"] = float(stats.priced_cost)
-        if stats.cost is not None:
-            attributes["statek.cost.reported_usd"] = float(stats.cost)
-        cost = record.cost
-        if cost is not None and cost.price_model is not None:
-            attributes["statek.cost.price_model"] = cost.price_model  # the row that priced it
-        if stats.service_tier is not None:
-            attributes["statek.service_tier"] = stats.service_tier
-        table = record.table_cost
-        if table is not None:
-            attributes["statek.cost.table_usd"] = float(table)
-            drift = record.drift
-            if drift is not None:
-                attributes["statek.cost.drift_usd"] = float(drift)
-        if record.retries:
-            attributes["statek.retry.count"] = record.retries
-        if config is not None and config.capture_content and record.response is not None:
-            attributes.update(_output_content(record.response))
-        span.set_attributes(attributes)
         span.end()
 
     def first_chunk(self, record: CallRecord, seconds: float) -> None:
-        """The span's ``statek.first_chunk`` event and ``statek.time_to_first_chunk_s``."""
+        """The span's ``statek.first_chunk`` event and ``statek.time_to_first_chunk_s`` (a span made at
+        the call's end gets them then, from ``record.first_chunk_s``)."""
         span = record.span
         if span is not None:
             span.set_attribute("statek.time_to_first_chunk_s", seconds)
@@ -185,6 +136,108 @@ class SpanConsumer:
         if event.status_code is not None:
             attributes["http.response.status_code"] = event.status_code
         span.add_event("statek.retry", attributes)
+
+
+def _error_attributes(record: CallRecord) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        inst.ERROR_TYPE: record.error_type or "error",
+        "statek.bytes.sent": record.bytes_sent,
+        "statek.bytes.received": record.bytes_received,
+        "statek.cost.status": "unpriced",
+    }
+    if record.retries:
+        attributes["statek.retry.count"] = record.retries
+    return attributes
+
+
+def _error_status(record: CallRecord) -> Status:
+    exc = record.exception
+    # Scrubbed: an error body may echo the request's key, and this is exported with content capture off.
+    described = f"{type(exc).__name__}: {clip(exc, 200)}" if exc is not None else record.error_type
+    return Status(StatusCode.ERROR, described)
+
+
+def _finish_deferred(
+    record: CallRecord, deferred: tuple[str, dict[str, Any], Any, int], config: TelemetryConfig | None
+) -> None:
+    """Make, annotate and end the span of a call read off the wire, all at once."""
+    span_name, attributes, parent, started_ns = deferred
+    if config is None:
+        return
+    error = record.outcome == "error"
+    answered = _error_attributes(record) if error else _answer_attributes(record, config)
+    if answered is not None:
+        attributes.update(answered)
+    first_chunk = record.first_chunk_s
+    if first_chunk is not None:
+        attributes["statek.time_to_first_chunk_s"] = first_chunk
+    span = record.span = config.tracer.start_span(
+        span_name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=started_ns
+    )
+    record.span_context = span.get_span_context()
+    if first_chunk is not None:
+        span.add_event(
+            "statek.first_chunk",
+            {"statek.time_to_first_chunk_s": first_chunk},
+            timestamp=started_ns + int(first_chunk * 1e9),
+        )
+    if error:
+        span.set_status(_error_status(record))
+    span.end(end_time=started_ns + int(record.duration * 1e9))
+
+
+def _answer_attributes(record: CallRecord, config: TelemetryConfig | None) -> dict[str, Any] | None:
+    """The span attributes of an answered call (usage, cost, response), ``None`` without a detail."""
+    stats = record.detail
+    if stats is None:
+        return None
+    attributes: dict[str, Any] = {
+        "gen_ai.usage.input_tokens": stats.input_tokens,
+        "gen_ai.usage.output_tokens": stats.output_tokens,
+        "statek.cost.status": stats.cost_status,
+        "statek.bytes.sent": stats.total_bytes_sent,
+        "statek.bytes.received": stats.total_bytes_received,
+    }
+    if stats.response_model:
+        attributes[inst.GEN_AI_RESPONSE_MODEL] = stats.response_model
+    if stats.finish_reason:
+        attributes["gen_ai.response.finish_reasons"] = (stats.finish_reason,)
+    if stats.response_id:
+        attributes["gen_ai.response.id"] = stats.response_id
+    if stats.cached_tokens:
+        attributes["gen_ai.usage.cache_read.input_tokens"] = stats.cached_tokens
+    latest = config is not None and config.latest_genai
+    if stats.cache_write_tokens:
+        key = (
+            "gen_ai.usage.cache_write.input_tokens" if latest else "gen_ai.usage.cache_creation.input_tokens"
+        )
+        attributes[key] = stats.cache_write_tokens
+    if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
+        attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
+        attributes["gen_ai.usage.cost.currency"] = "USD"
+        attributes["gen_ai.usage.cost.source"] = stats.cost_status
+    if stats.reasoning_tokens:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
+    if stats.priced_cost is not None:
+        attributes["statek.cost.usd"] = float(stats.priced_cost)
+    if stats.cost is not None:
+        attributes["statek.cost.reported_usd"] = float(stats.cost)
+    cost = record.cost
+    if cost is not None and cost.price_model is not None:
+        attributes["statek.cost.price_model"] = cost.price_model  # the row that priced it
+    if stats.service_tier is not None:
+        attributes["statek.service_tier"] = stats.service_tier
+    table = record.table_cost
+    if table is not None:
+        attributes["statek.cost.table_usd"] = float(table)
+        drift = record.drift
+        if drift is not None:
+            attributes["statek.cost.drift_usd"] = float(drift)
+    if record.retries:
+        attributes["statek.retry.count"] = record.retries
+    if config is not None and config.capture_content and record.response is not None:
+        attributes.update(_output_content(record.response))
+    return attributes
 
 
 def _name_and_attributes(record: CallRecord) -> tuple[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, NamedTuple
 
+from ..limits import MAX_COUNT
 from ..secrets import clip
 from ..types import CallDetail, CallParams
 from .answer import Answer
@@ -212,6 +213,10 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         return UsageCounts()
     if not plain_counts(usage, _USAGE_COUNTS):
         validated(Usage, usage, "usage")
+    elif type(usage) is dict and _reads_usage_like_openai(profile):
+        fast = _openai_usage(usage)
+        if fast is not None:
+            return fast
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
@@ -237,6 +242,68 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
         cost=cost,
         modalities=openai_modalities(usage, prompt, completion),
         explained_cost=explained,
+    )
+
+
+def _reads_usage_like_openai(profile: ChatCompletionsProfile) -> bool:
+    """Whether ``profile`` reads ``usage`` with OpenAI's own defaults (the very same path objects:
+    an identity check, cheaper than comparing them)."""
+    default = OPENAI_PROFILE
+    return (
+        profile.cached_tokens_paths is default.cached_tokens_paths
+        and profile.cache_write_paths is default.cache_write_paths
+        and profile.reasoning_tokens_paths is default.reasoning_tokens_paths
+        and profile.cost_path is default.cost_path
+        and profile.reasoning_in_output
+        and not profile.reasoning_from_total
+    )
+
+
+_PROMPT_MODALITIES = ("audio_tokens", "image_tokens", "cached_tokens_details")
+_COMPLETION_MODALITIES = ("audio_tokens", "image_tokens")
+
+
+def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
+    """:func:`normalise_usage` under OpenAI's own profile for a plain ``usage`` (its three counts
+    already checked): the detail counts read in place of the profile's general paths. ``None`` (read
+    generally) when a detail is anything but absent or a plain in-bounds int, when the answer carries
+    a cost, or audio or image counts."""
+    if "cost" in usage:
+        return None
+    prompt_details = usage.get("prompt_tokens_details")
+    if type(prompt_details) is dict:
+        for key in _PROMPT_MODALITIES:
+            if key in prompt_details:
+                return None
+        cached = prompt_details.get("cached_tokens")
+        cache_write = prompt_details.get("cache_write_tokens")
+    elif prompt_details is None:
+        cached = cache_write = None
+    else:
+        return None
+    completion_details = usage.get("completion_tokens_details")
+    if type(completion_details) is dict:
+        for key in _COMPLETION_MODALITIES:
+            if key in completion_details:
+                return None
+        reasoning = completion_details.get("reasoning_tokens")
+    elif completion_details is None:
+        reasoning = None
+    else:
+        return None
+    for value in (cached, cache_write, reasoning):
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
+            return None
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    output = completion
+    if reasoning is None:  # a total above prompt + completion: the rest is generated (see above)
+        rest = (usage.get("total_tokens") or 0) - prompt - completion
+        if rest > 0:
+            reasoning = rest
+            output = completion + rest
+    return UsageCounts(
+        prompt, output, cached or 0, cache_write or 0, reasoning or 0, None, NO_MODALITIES, None
     )
 
 
@@ -357,18 +424,25 @@ class ChatStream:
             raise StreamFailure(
                 f"the stream reported an error: {clip(json.dumps(chunk['error'], default=str), 300)}"
             )
-        checked = validated(ChatBody, chunk, "stream chunk")
-        self.model = checked.model or self.model  # Azure's first chunk has model ""
+        choices: Any = chunk.get("choices") or ()
+        if _plain_chat_body(chunk):  # most chunks: read as the model would, without it
+            model = _label(chunk.get("model"))
+            heads = [(choice.get("index", 0), _label(choice.get("finish_reason"))) for choice in choices]
+        else:
+            checked = validated(ChatBody, chunk, "stream chunk")
+            model = checked.model
+            heads = [(parsed.index, parsed.finish_reason) for parsed in checked.choices or ()]
+        self.model = model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
         self.service_tier = tier_label(chunk.get("service_tier")) or self.service_tier
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
                 self.usage = usage  # totals, not increments: the last one wins
-        for choice, parsed in zip(chunk.get("choices") or (), checked.choices or ()):
-            if parsed.index != 0:
+        for choice, (index, finish_reason) in zip(choices, heads):
+            if index != 0:
                 continue
-            self.finish_reason = parsed.finish_reason or self.finish_reason
+            self.finish_reason = finish_reason or self.finish_reason
             delta = choice.get("delta")
             if not isinstance(delta, Mapping) or not self.keep_content:
                 continue
