@@ -222,11 +222,13 @@ def test_cli_reprice_prices_each_call_again(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- OTLP log records
 def test_rows_become_otlp_log_events_with_every_field() -> None:
-    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+    from opentelemetry.sdk._logs import export
 
     from statek.ledger.otlp import OtlpLogSink
 
-    exporter = InMemoryLogRecordExporter()
+    # InMemoryLogExporter in older opentelemetry-sdk releases (the lowest version statek allows is tested too)
+    exporter = getattr(export, "InMemoryLogRecordExporter", None) or export.InMemoryLogExporter  # type: ignore[attr-defined]
+    exporter = exporter()
     sink = OtlpLogSink(exporter)
     with Job("j", attributes={"tenant": "acme"}) as job:
         row = call_row(call_record(job, cost=Decimal("0.000000123456789")), SERVICE)
@@ -234,7 +236,10 @@ def test_rows_become_otlp_log_events_with_every_field() -> None:
     sink.close()
     (exported,) = exporter.get_finished_logs()
     record = exported.log_record
-    assert record.event_name == "statek.usage.call" and record.span_id == 0x56
+    assert (
+        getattr(record, "event_name", "statek.usage.call") == "statek.usage.call" and record.span_id == 0x56
+    )
+    assert dict(record.attributes or {})["event.name"] == "statek.usage.call"
     attributes = dict(record.attributes or {})
     assert attributes["statek.usage.cost_usd"] == "0.000000123456789"
     assert attributes["statek.job.tenant"] == "acme" and attributes["statek.usage.job_id"] == "j"

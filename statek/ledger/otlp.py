@@ -13,6 +13,8 @@ logs API, the only one there is.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +64,27 @@ def _span_context(trace_id: str | None, span_id: str | None) -> Any:
     return trace.set_span_in_context(span)
 
 
+def _span_ids(trace_id: str | None, span_id: str | None) -> dict[str, Any]:
+    """The call span's ids as the ``LogRecord`` keywords of older opentelemetry-api releases."""
+    if not trace_id or not span_id:
+        return {}
+    from opentelemetry.trace import TraceFlags
+
+    return {
+        "trace_id": int(trace_id, 16),
+        "span_id": int(span_id, 16),
+        "trace_flags": TraceFlags(TraceFlags.SAMPLED),
+    }
+
+
+@functools.cache
+def _takes_context(record_type: type) -> bool:
+    """Whether this opentelemetry-api's ``LogRecord`` takes ``context=`` and ``event_name=`` (newer
+    releases) rather than ``trace_id=`` / ``span_id=`` (the lowest release statek allows)."""
+    parameters = inspect.signature(record_type.__init__).parameters
+    return "context" in parameters and "event_name" in parameters
+
+
 def _ns(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000) * 1000
 
@@ -85,17 +108,25 @@ class OtlpLogSink:
 
         event = CALL_EVENT if table == "calls" else JOB_EVENT
         emit = self._logger.emit
+        modern = _takes_context(LogRecord)
         for row in rows:
+            where: dict[str, Any]
+            if modern:  # newer opentelemetry-api releases: a context and an event name
+                where = {
+                    "context": _span_context(row.get("trace_id"), row.get("span_id")),
+                    "event_name": event,
+                }
+            else:  # older releases: the ids themselves; the event name is the attribute alone
+                where = _span_ids(row.get("trace_id"), row.get("span_id"))
             emit(
                 LogRecord(
                     timestamp=_ns(row["start"]),
                     observed_timestamp=_ns(row["end"]),
-                    context=_span_context(row.get("trace_id"), row.get("span_id")),
                     severity_number=SeverityNumber.INFO,
                     severity_text="INFO",
                     body=event,
                     attributes={"event.name": event, **log_attributes(row)},
-                    event_name=event,
+                    **where,
                 )
             )
 
