@@ -1,9 +1,12 @@
 """The span consumer of the call record: one span per call, OpenTelemetry GenAI semantic conventions.
 
-A span ``{operation} {model}`` (kind CLIENT) opens when the call starts and closes with its usage,
-cost and outcome. For an ``LLM_API`` call it is current while the provider runs (``record.
-capture_context``), so HTTP retries become its ``statek.retry`` events; a call read off the wire is
-not made current (its answer may be read in another context). Prompt and completion text are
+A span ``{operation} {model}`` (kind CLIENT) covers each call, from its start to its end, with its
+usage, cost and outcome. An ``LLM_API`` call's span opens when the call starts and is current while
+the provider runs (``record.capture_context``), so HTTP retries become its ``statek.retry`` events. A
+call read off the wire runs nothing inside its span, so that span is made when the call ends,
+backdated to its start and parented to the context the request left from (its answer may be read in
+another context). Either way the span's context is on the record before the metrics consumer reads
+it for exemplars (the span consumer is registered before it). Prompt and completion text are
 recorded only when content capture is on. A refused call opens no span: its refusal becomes a
 ``statek.budget.refused`` event on its job's span (see :meth:`Job.note_refusal`), or on the current
 span outside any job.
