@@ -24,33 +24,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# LiteLLM's provider names -> the statek provider a user calls that model through.
+from statek.metering.litellm import LITELLM_PROVIDERS
+
+# LiteLLM's provider names -> the statek provider a user calls that model through: the importer's
+# own table, plus the providers whose ids users send but whose rows import-litellm does not convert.
 LITELLM_TO_STATEK = {
-    "openai": "OPENAI",
-    "text-completion-openai": "OPENAI",
-    "anthropic": "ANTHROPIC",
-    "gemini": "GEMINI",
-    "vertex_ai-language-models": "VERTEX",
-    "vertex_ai": "VERTEX",
-    "deepseek": "DEEPSEEK",
-    "xai": "XAI",
-    "mistral": "MISTRAL",
-    "groq": "GROQ",
-    "together_ai": "TOGETHER",
-    "fireworks_ai": "FIREWORKS",
-    "openrouter": "OPENROUTER",
-    "cerebras": "CEREBRAS",
-    "perplexity": "PERPLEXITY",
-    "moonshot": "MOONSHOT",
-    "dashscope": "DASHSCOPE",
-    "bedrock": "BEDROCK",
-    "bedrock_converse": "BEDROCK",
-    "azure": "AZURE_OPENAI",
+    **LITELLM_PROVIDERS,
     "azure_ai": "MICROSOFT_FOUNDRY",
-    "nvidia_nim": "NVIDIA",
-    "sambanova": "SAMBANOVA",
     "nebius": "NEBIUS",
-    "cohere_chat": "COHERE",
     "cloudflare": "CLOUDFLARE",
 }
 ROOT = Path(__file__).resolve().parent.parent

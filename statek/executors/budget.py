@@ -528,18 +528,26 @@ def _modes(ledgers: tuple[BudgetLedger, ...]) -> tuple[bool, bool]:
     return any(ledger.worst_case for ledger in ledgers), any(ledger.cap_output for ledger in ledgers)
 
 
-def _refuse_cap(job: Job, ledger: BudgetLedger, provider: str, model: str, bad: InvalidOutputCap) -> NoReturn:
-    ledger.refusals += 1
-    raise BudgetExceededError(
-        job_id=job.job_id,
-        reason="output_cap",
+def _refusal(job_id: str, reason: str, provider: str, model: str, detail: str) -> BudgetExceededError:
+    """A refusal by a rule rather than by an amount (a bad cap, a missing key attribute, a store that
+    is down): nothing was spent or reserved for it."""
+    return BudgetExceededError(
+        job_id=job_id,
+        reason=reason,
         limit=0,
         spent=0,
         reserved=0,
         estimate=None,
         provider=provider,
         model=model,
-        detail=f"{bad}; a budget cannot bound such a call",
+        detail=detail,
+    )
+
+
+def _refuse_cap(job: Job, ledger: BudgetLedger, provider: str, model: str, bad: InvalidOutputCap) -> NoReturn:
+    ledger.refusals += 1
+    raise _refusal(
+        job.job_id, "output_cap", provider, model, f"{bad}; a budget cannot bound such a call"
     ) from None
 
 
@@ -568,16 +576,12 @@ def _reserve(
             name = account_name(budget.key or DEFAULT_KEY, job.job_id, job.attributes)
         except MissingKeyAttribute as missing:
             ledger.refusals += 1
-            raise BudgetExceededError(
-                job_id=job.job_id,
-                reason="budget_key",
-                limit=0,
-                spent=0,
-                reserved=0,
-                estimate=None,
-                provider=provider,
-                model=model,
-                detail=f"its budget key {budget.key!r} names attribute {missing.args[0]!r}, which it lacks",
+            raise _refusal(
+                job.job_id,
+                "budget_key",
+                provider,
+                model,
+                f"its budget key {budget.key!r} names attribute {missing.args[0]!r}, which it lacks",
             ) from None
         window = window_of(budget.period)
         store = shared_store()
@@ -655,16 +659,8 @@ def _reserve_remote(
         if store.allow_when_unavailable:
             return  # the policy: the call goes, counted only where it is local
         held.release()
-        raise BudgetExceededError(
-            job_id=job.job_id,
-            reason="store",
-            limit=0,
-            spent=0,
-            reserved=0,
-            estimate=None,
-            provider=held.provider,
-            model=held.model,
-            detail=f"{down}; refusing the call (on_error=refuse)",
+        raise _refusal(
+            job.job_id, "store", held.provider, held.model, f"{down}; refusing the call (on_error=refuse)"
         ) from None
     except BaseException:
         held.release()

@@ -81,7 +81,7 @@ def _span_ids(trace_id: str | None, span_id: str | None) -> dict[str, Any]:
 def _takes_context(record_type: type) -> bool:
     """Whether this opentelemetry-api's ``LogRecord`` takes ``context=`` and ``event_name=`` (newer
     releases) rather than ``trace_id=`` / ``span_id=`` (the lowest release statek allows)."""
-    parameters = inspect.signature(record_type.__init__).parameters
+    parameters = inspect.signature(record_type).parameters
     return "context" in parameters and "event_name" in parameters
 
 
