@@ -190,6 +190,22 @@ def _trace_config(table: EndpointTable) -> Any:
         ctx.statek_body = []
         ctx.statek = "candidate"
 
+    def _recognised(ctx: Any, url: Any, *, count: bool) -> tuple[Any, Any, bytes] | None:
+        """(request, route, body) of an LLM call sent to ``url``, or ``None``; ``count``: an LLM-shaped
+        request statek cannot attribute is counted as unmetered."""
+        body = b"".join(ctx.statek_body)
+        request = recognise("POST", url.path, body)
+        if request is None:
+            return None
+        route = table.lookup(url.host or "", url.port, url.scheme, request.format)
+        if route is None:
+            if not request.shaped:
+                if count and request.model is not None:
+                    count_unmetered(url.host, "unrecognised_body", request.format)
+                return None
+            route = generic_route(request.format, request.model)
+        return request, route, body
+
     async def on_request_chunk_sent(session: Any, ctx: Any, params: Any) -> None:
         if getattr(ctx, "statek", None) == "candidate":
             ctx.statek_body.append(params.chunk)
@@ -200,19 +216,11 @@ def _trace_config(table: EndpointTable) -> Any:
         ctx.statek = None
         try:
             url, response = params.url, params.response
-            body = b"".join(ctx.statek_body)
-            request = recognise("POST", url.path, body)
-            if request is None:
+            found = _recognised(ctx, url, count=True)
+            if found is None:
                 return
-            host, port = url.host, url.port
-            route = table.lookup(host or "", port, url.scheme, request.format)
-            if route is None:
-                if not request.shaped:
-                    if request.model is not None:
-                        count_unmetered(host, "unrecognised_body", request.format)
-                    return
-                route = generic_route(request.format, request.model)
-            endpoint = route.endpoint(host, port)
+            request, route, body = found
+            endpoint = route.endpoint(url.host, url.port)
             call = WireCall(
                 endpoint,
                 request.operation,
@@ -238,14 +246,10 @@ def _trace_config(table: EndpointTable) -> Any:
         ctx.statek = None
         try:
             url, exc = params.url, params.exception
-            body = b"".join(ctx.statek_body)
-            request = recognise("POST", url.path, body)
-            if request is None:
+            found = _recognised(ctx, url, count=False)
+            if found is None:
                 return
-            route = table.lookup(url.host or "", url.port, url.scheme, request.format)
-            if route is None and not request.shaped:
-                return
-            route = route or generic_route(request.format, request.model)
+            request, route, body = found
             call = WireCall(route.endpoint(url.host, url.port), request.operation, request.model or "unknown")
             call.fail(exc, type(exc).__qualname__, len(body), 0)
         except Exception:  # noqa: BLE001
