@@ -32,22 +32,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
-
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from statek import Job
 from statek.instrumentation.aiohttp_hooks import instrument_aiohttp, uninstrument_aiohttp
 from statek.instrumentation.bedrock import instrument_bedrock_client, uninstrument_bedrock_client
-from statek.metering import PriceRegistry, set_default_registry
 from statek.model_pricing import set_model_pricing
-from statek.telemetry import configure_telemetry
 
 from ._loopback import LoopbackServer
+from .sdk_transport import discarding_telemetry, interleaved_times
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES = [{"role": "user", "content": [{"text": "Capital of France?"}]}]
@@ -59,18 +52,8 @@ CONVERSE = {
 }
 
 
-class _Discard(SpanExporter):
-    def export(self, spans: Sequence[Any]) -> SpanExportResult:
-        return SpanExportResult.SUCCESS
-
-
 def _telemetry() -> None:
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(_Discard()))
-    configure_telemetry(
-        tracer_provider=tracer_provider, meter_provider=MeterProvider([InMemoryMetricReader()])
-    )
-    set_default_registry(PriceRegistry(shipped=False, model_info_dir=None))
+    discarding_telemetry()
     set_model_pricing("BEDROCK", MODEL, 2, 10, 1)
     set_model_pricing("openai", "bench-model", 2, 10, 1)
     # The plain aiohttp session exists before instrumentation on purpose: no warning about it.
@@ -80,22 +63,6 @@ def _telemetry() -> None:
 def _report(name: str, times: dict[str, list[float]]) -> None:
     off, on = (statistics.median(times[k]) * 1e6 for k in ("off", "on"))
     print(f"{name:28s} p50 off {off:8.1f} us   on {on:8.1f} us   added {on - off:6.1f} us  (goal <= 50)")
-
-
-def _interleaved(
-    calls: int, block: int, off: Callable[[], Any], on: Callable[[], Any]
-) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"off": [], "on": []}
-    for fn in (off, on):
-        for _ in range(20):
-            fn()
-    for start in range(0, calls, block):
-        for name, fn in (("off", off), ("on", on)):
-            for _ in range(min(block, calls - start)):
-                t = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t)
-    return times
 
 
 def _bedrock_client(url: str) -> Any:
@@ -126,7 +93,9 @@ def botocore_loopback(calls: int) -> None:
         instrument_bedrock_client(metered)
         try:
             converse = lambda c: lambda: c.converse(modelId=MODEL, messages=MESSAGES)
-            _report("boto3 Converse, loopback:", _interleaved(calls, 50, converse(plain), converse(metered)))
+            _report(
+                "boto3 Converse, loopback:", interleaved_times(calls, 50, converse(plain), converse(metered))
+            )
         finally:
             uninstrument_bedrock_client(metered)
     finally:
@@ -158,7 +127,9 @@ def botocore_in_memory(calls: int) -> None:
     instrument_bedrock_client(metered)
     try:
         converse = lambda c: lambda: c.converse(modelId=MODEL, messages=MESSAGES)
-        _report("boto3 Converse, in memory:", _interleaved(calls, 100, converse(plain), converse(metered)))
+        _report(
+            "boto3 Converse, in memory:", interleaved_times(calls, 100, converse(plain), converse(metered))
+        )
     finally:
         uninstrument_bedrock_client(metered)
 

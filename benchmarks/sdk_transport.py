@@ -59,13 +59,19 @@ class _Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def _telemetry() -> None:
+def discarding_telemetry() -> None:
+    """statek's telemetry into SDK providers whose spans are discarded and whose metrics stay in
+    memory, with an empty price registry (callers add the rows they price)."""
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(_Discard()))
     configure_telemetry(
         tracer_provider=tracer_provider, meter_provider=MeterProvider([InMemoryMetricReader()])
     )
     set_default_registry(PriceRegistry(shipped=False, model_info_dir=None))
+
+
+def _telemetry() -> None:
+    discarding_telemetry()
     for model in ("bench-model", "bench-stream"):
         set_model_pricing("openai", model, 2, 10, 1)
 
@@ -74,10 +80,11 @@ def _p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1e6
 
 
-def _interleaved(
+def interleaved_times(
     calls: int, block: int, off: Callable[[], Any], on: Callable[[], Any]
-) -> tuple[float, float]:
-    """p50 (us) of ``off`` and ``on``, measured in alternating blocks."""
+) -> dict[str, list[float]]:
+    """Seconds per call of ``off`` and ``on`` (after 20 warm-up calls each), measured in alternating
+    blocks of ``block`` calls."""
     times: dict[str, list[float]] = {"off": [], "on": []}
     for fn in (off, on):  # warm up
         for _ in range(20):
@@ -88,6 +95,14 @@ def _interleaved(
                 t = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t)
+    return times
+
+
+def _interleaved(
+    calls: int, block: int, off: Callable[[], Any], on: Callable[[], Any]
+) -> tuple[float, float]:
+    """p50 (us) of ``off`` and ``on``, measured in alternating blocks."""
+    times = interleaved_times(calls, block, off, on)
     return _p50(times["off"]), _p50(times["on"])
 
 
