@@ -305,18 +305,19 @@ def _records(
 
 
 def _read_header(raw: list[str], name: str, line_no: int, problems: list[Problem]) -> list[str] | None:
-    columns = [column.strip().upper() for column in raw]
-    while columns and columns[-1] == "":
-        columns.pop()  # a trailing comma in the header
+    written = [column.strip() for column in raw]
+    while written and written[-1] == "":
+        written.pop()  # a trailing comma in the header
+    columns = [column.upper() for column in written]
     seen: set[str] = set()
     fatal = False
-    for column in columns:
+    for column, as_written in zip(columns, written):
         if column in seen and column in S.COLUMNS:
             problems.append(Problem(name, line_no, None, f"column {column} appears twice in the header"))
             fatal = True
         seen.add(column)
         if column not in S.COLUMNS:
-            shown = (column or "(empty)")[:80]
+            shown = (as_written or "(empty)")[:80]  # as the file spells it
             problems.append(Problem(name, line_no, shown, "unknown column, ignored", warning=True))
     for column in S.SEED_COLUMNS:
         if column in S.REQUIRED_COLUMNS and column not in seen:
