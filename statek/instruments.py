@@ -15,11 +15,14 @@ are asynchronous.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
@@ -408,6 +411,9 @@ class Instruments:
     def __init__(self, meter: Meter, *, latest_genai: bool = False, aggregate: bool = False) -> None:
         self.lock = threading.Lock()
         self._flush_lock = threading.Lock()
+        self._backlog: deque[Any] = deque()
+        self._drain_lock = threading.Lock()
+        _all_instruments.add(self)
         self._histogram_cells: list[HistogramCell] = []
         self.token_usage: Histogram = meter.create_histogram(
             TOKEN_USAGE.name,
@@ -501,10 +507,38 @@ class Instruments:
         ``exemplar``: the sampled span it may become an exemplar of."""
         cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
+    def defer(self, item: Any) -> None:
+        """Hand ``item`` (a finished call's record) to the backlog counter (:func:`count_backlog_with`):
+        it is counted before the next collection of these instruments, by the collecting thread, or
+        by a background thread once :data:`BACKLOG_WAKE` items wait, whichever comes first. So the
+        calling thread pays one append, and no item waits past a collection or grows memory without
+        bound. Thread-safe; never blocks."""
+        backlog = self._backlog
+        backlog.append(item)
+        if len(backlog) % BACKLOG_WAKE == 0:
+            _drainer.wake(self)
+
+    @property
+    def pending(self) -> int:
+        """Deferred calls not counted yet (see :meth:`defer`)."""
+        return len(self._backlog)
+
+    def drain_backlog(self) -> None:
+        """Count every deferred item now (see :meth:`defer`); run before every collection."""
+        backlog = self._backlog
+        if not backlog:
+            return
+        count = _backlog_counter
+        with self._drain_lock:
+            while backlog:
+                count(backlog.popleft())
+
     def flush_histograms(self) -> None:
-        """Replay every histogram cell's delta into the SDK, each measurement exactly once. The deltas
-        are taken under :attr:`lock` and replayed outside it, so calls are not held up; a second
-        reader collecting meanwhile waits for the replay, so it sees those measurements too."""
+        """Count the deferred calls (:meth:`drain_backlog`), then replay every histogram cell's delta
+        into the SDK, each measurement exactly once. The deltas are taken under :attr:`lock` and
+        replayed outside it, so calls are not held up; a second reader collecting meanwhile waits for
+        the replay, so it sees those measurements too."""
+        self.drain_backlog()
         with self._flush_lock:
             with self.lock:
                 deltas = [
@@ -521,6 +555,71 @@ class Instruments:
         with self.lock:
             self._cells[spec.name].append(cell)
         return cell
+
+
+BACKLOG_WAKE = 256
+"""Deferred calls (:meth:`Instruments.defer`) that wake the background thread to count them."""
+
+_all_instruments: weakref.WeakSet[Instruments] = weakref.WeakSet()
+
+
+def _not_counted(item: Any) -> None:
+    _log.warning("statek: a deferred call was dropped: no backlog counter is registered")
+
+
+_backlog_counter: Callable[[Any], None] = _not_counted
+
+
+def count_backlog_with(counter: Callable[[Any], None]) -> None:
+    """Make ``counter`` count the items :meth:`Instruments.defer` receives (the metrics consumer's
+    count of one finished call). It must not raise: what it cannot count it logs and counts itself."""
+    global _backlog_counter
+    _backlog_counter = counter
+
+
+class _BacklogDrainer:
+    """The background thread that counts backlogs grown to :data:`BACKLOG_WAKE` items, started on
+    first need. A fork drains every backlog first, so that a child never counts its parent's calls,
+    and the child starts its own thread when it needs one."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(before=self._drain_all, after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        self._reset()
+        for instruments in tuple(_all_instruments):  # the parent's drainer may have held one
+            instruments._drain_lock = threading.Lock()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._due: set[Instruments] = set()
+        self._event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self, instruments: Instruments) -> None:
+        with self._lock:
+            self._due.add(instruments)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="statek-backlog", daemon=True)
+                self._thread.start()
+        self._event.set()
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            with self._lock:
+                due, self._due = self._due, set()
+            for instruments in due:
+                instruments.drain_backlog()
+
+    def _drain_all(self) -> None:
+        for instruments in tuple(_all_instruments):
+            instruments.drain_backlog()
+
+
+_drainer = _BacklogDrainer()
 
 
 def _observer(

@@ -295,79 +295,40 @@ def series_of(config: TelemetryConfig, record: CallRecord) -> Series:
 
 
 class MetricsConsumer:
-    """Counts every call into the instruments of the configuration in force when it started."""
+    """Counts every call into the instruments of the configuration in force when it started.
+
+    Under statek's own aggregation (``Instruments.aggregating``) a finished call is only appended to
+    the instruments' backlog on the calling thread; it is counted (series found, counters bumped,
+    histogram buckets filled) before the next collection, or by a background thread once a batch has
+    waited (:meth:`statek.instruments.Instruments.defer`). Every collection still sees every call
+    that finished before it. Otherwise (an application's meter provider, whose views statek cannot
+    see) the call is counted synchronously. Refusals, retries and first chunks, rare, count at once.
+    """
 
     name = "metrics"
 
     def start(self, record: CallRecord) -> None:
-        config = current_config()
-        if config is not None:
-            record.series = series_of(config, record)
+        record.series = current_config()  # the configuration the call is counted under
 
     def finish(self, record: CallRecord) -> None:
-        outcome = record.outcome
-        if outcome == "refused":
-            config = current_config()
-            if config is not None:
-                cell = series_of(config, record).refusal_cell()
-                with config.instruments.lock:
-                    cell.value += 1
+        if record.outcome == "refused":
+            _count_refusal(record)
             return
-        series: Series | None = record.series
-        if series is None:  # start failed or telemetry is off: nothing was opened
+        config: TelemetryConfig | None = record.series
+        if config is None:  # start failed or telemetry is off: nothing was opened
             return
-        instruments = series.instruments
-        aggregating = instruments.aggregating
-        if outcome == "error":
-            error_type = record.error_type or "error"
-            duration_cell = series.error_duration_cell(error_type)
-            cell = series.error_cell(error_type)
-            with instruments.lock:
-                cell.value += 1
-                series.sent.value += record.bytes_sent
-                series.received.value += record.bytes_received
-                if aggregating:
-                    duration_cell.add(record.duration)
-            if not aggregating:
-                instruments.record_now(duration_cell, record.duration)
-            return
-        stats = record.detail
-        if stats is None:
-            return
-        exemplar = record.span_context
-        if exemplar is not None and not exemplar.trace_flags.sampled:
-            exemplar = None
-        tokens = series.tokens
-        cost, ok_requests, extra_tokens = series.success_cells(stats)
-        in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
-        duration = record.duration
-        with instruments.lock:
-            _bump(tokens["input"], stats.input_tokens, exemplar)
-            _bump(tokens["output"], stats.output_tokens, exemplar)
-            for cell, count in extra_tokens:
-                _bump(cell, count, exemplar)
-            if cost is not None and stats.priced_cost is not None:
-                _bump(cost, stats.priced_cost, exemplar)
-            ok_requests.value += 1
-            if record.cost is not None and drifted(record.cost):
-                series.drift.value += 1
-            series.sent.value += stats.total_bytes_sent
-            series.received.value += stats.total_bytes_received
-            if aggregating:
-                duration_cell.add(duration, exemplar)
-                in_cell.add(stats.input_tokens)
-                out_cell.add(stats.output_tokens)
-        if not aggregating:
-            instruments.record_now(duration_cell, duration, exemplar)
-            instruments.record_now(in_cell, stats.input_tokens)
-            instruments.record_now(out_cell, stats.output_tokens)
+        instruments = config.instruments
+        if instruments.aggregating:
+            instruments.defer(record)
+        else:
+            _count(record, series_of(config, record))
 
     def first_chunk(self, record: CallRecord, seconds: float) -> None:
         """``gen_ai.client.operation.time_to_first_chunk``."""
-        series: Series | None = record.series
-        if series is None:
+        config: TelemetryConfig | None = record.series
+        if config is None:
             return
-        cell, instruments = series.first_chunk_cell(), series.instruments
+        cell, instruments = series_of(config, record).first_chunk_cell(), config.instruments
         if instruments.aggregating:
             with instruments.lock:
                 cell.add(seconds)
@@ -376,11 +337,84 @@ class MetricsConsumer:
 
     def retry(self, record: CallRecord, event: RetryEvent) -> None:
         """``statek.retries`` by error type."""
-        series: Series | None = record.series
-        if series is not None:
-            cell = series.retry_cell(event.error_type)
-            with series.instruments.lock:
+        config: TelemetryConfig | None = record.series
+        if config is not None:
+            cell = series_of(config, record).retry_cell(event.error_type)
+            with config.instruments.lock:
                 cell.value += 1
+
+
+def _count_refusal(record: CallRecord) -> None:
+    config = current_config()
+    if config is not None:
+        cell = series_of(config, record).refusal_cell()
+        with config.instruments.lock:
+            cell.value += 1
+
+
+def _count_deferred(record: CallRecord) -> None:
+    """Count one call :meth:`MetricsConsumer.finish` deferred; a failure is logged once and counted."""
+    config: TelemetryConfig = record.series
+    try:
+        _count(record, series_of(config, record))
+    except Exception:  # noqa: BLE001 - one call's metrics never break the collection
+        if not _deferred_failed:
+            _deferred_failed.append(True)
+            _log.exception("statek: the metrics consumer failed to count a call; counting goes on")
+        count_consumer_error(MetricsConsumer.name)
+
+
+_deferred_failed: list[bool] = []
+inst.count_backlog_with(_count_deferred)
+
+
+def _count(record: CallRecord, series: Series) -> None:
+    """Count a finished call (answered or failed) into its series."""
+    instruments = series.instruments
+    aggregating = instruments.aggregating
+    if record.outcome == "error":
+        error_type = record.error_type or "error"
+        duration_cell = series.error_duration_cell(error_type)
+        cell = series.error_cell(error_type)
+        with instruments.lock:
+            cell.value += 1
+            series.sent.value += record.bytes_sent
+            series.received.value += record.bytes_received
+            if aggregating:
+                duration_cell.add(record.duration)
+        if not aggregating:
+            instruments.record_now(duration_cell, record.duration)
+        return
+    stats = record.detail
+    if stats is None:
+        return
+    exemplar = record.span_context
+    if exemplar is not None and not exemplar.trace_flags.sampled:
+        exemplar = None
+    tokens = series.tokens
+    cost, ok_requests, extra_tokens = series.success_cells(stats)
+    in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
+    duration = record.duration
+    with instruments.lock:
+        _bump(tokens["input"], stats.input_tokens, exemplar)
+        _bump(tokens["output"], stats.output_tokens, exemplar)
+        for cell, count in extra_tokens:
+            _bump(cell, count, exemplar)
+        if cost is not None and stats.priced_cost is not None:
+            _bump(cost, stats.priced_cost, exemplar)
+        ok_requests.value += 1
+        if record.cost is not None and drifted(record.cost):
+            series.drift.value += 1
+        series.sent.value += stats.total_bytes_sent
+        series.received.value += stats.total_bytes_received
+        if aggregating:
+            duration_cell.add(duration, exemplar)
+            in_cell.add(stats.input_tokens)
+            out_cell.add(stats.output_tokens)
+    if not aggregating:
+        instruments.record_now(duration_cell, duration, exemplar)
+        instruments.record_now(in_cell, stats.input_tokens)
+        instruments.record_now(out_cell, stats.output_tokens)
 
 
 def _bump(cell: inst.CounterCell, amount: int | Decimal, exemplar: Any) -> None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .. import instruments as inst
@@ -142,22 +143,18 @@ def current_retry_hook() -> Callable[[RetryEvent], None] | None:
     """The callback ``_http.post`` must call on each retry of the call being observed, or ``None``
     (which also tells a client-library hook that no ``LLM_API`` call is in flight)."""
     record = _current.get()
-    if record is None:
-        return None
+    return None if record is None else partial(_retried, record)
 
-    def on_retry(event: RetryEvent) -> None:
-        record.retries += 1
-        _each(record, "retry", event)
 
-    return on_retry
+def _retried(record: CallRecord, event: RetryEvent) -> None:
+    record.retries += 1
+    _each(record, "retry", event)
 
 
 def current_first_chunk_hook() -> Callable[[], None] | None:
     """The callback a streaming ``LLM_API`` call must call when its first chunk arrives, or ``None``."""
     record = _current.get()
-    if record is None:
-        return None
-    return lambda: _first_chunk(record)
+    return None if record is None else partial(_first_chunk, record)
 
 
 def _first_chunk(record: CallRecord) -> None:

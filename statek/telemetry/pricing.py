@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 from ..limits import bounded
 from ..metering import price_call
@@ -60,7 +61,10 @@ def checked(provider_key: str, model: str, stats: CallDetail) -> CallDetail:
 
 
 def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
-    # Positional rebuild: NamedTuple._replace costs three times as much on this hot path.
+    # Positional rebuild through tuple.__new__: NamedTuple._replace (and the NamedTuple's own
+    # Python-level __new__) cost several times as much on this hot path, for the same tuple.
     i = stats._fields.index("priced_cost")
-    rebuild: Callable[..., CallDetail] = type(stats)
-    return rebuild(*stats[:i], amount, status, *stats[i + 2 :])
+    return _new_tuple(type(stats), (*stats[:i], amount, status, *stats[i + 2 :]))  # type: ignore[no-any-return]
+
+
+_new_tuple: Callable[..., Any] = tuple.__new__

@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["SpanConsumer"]
 
-_CONTEXT_TOKEN = "span.context_token"
 _DEFERRED = "span.deferred"
 _MAX_CACHED_NAMES = 4096
-"""Span names kept per (provider, model, operation, server); beyond this they are built per call."""
+"""Span names kept per (provider, model, operation, server, stream, output type); beyond this they
+are built per call."""
 
 
 class SpanConsumer:
@@ -57,6 +57,8 @@ class SpanConsumer:
             record.operation,
             record.server_address,
             record.server_port,
+            record.stream,
+            record.output_type,
         )
         named = self._names.get(key)
         if named is None:  # one name and attribute set per series, not per call
@@ -65,10 +67,6 @@ class SpanConsumer:
                 self._names[key] = named
         span_name, base = named
         attributes: dict[str, Any] = {**base}
-        if record.stream:
-            attributes["gen_ai.request.stream"] = True
-        if record.output_type is not None:
-            attributes["gen_ai.output.type"] = record.output_type
         if record.temperature is not None:
             attributes["gen_ai.request.temperature"] = record.temperature
         if record.max_tokens is not None:
@@ -78,32 +76,30 @@ class SpanConsumer:
             attributes["statek.job.id"] = job.job_id
         if config.capture_content and record.request is not None:
             attributes.update(_input_content(record.request))
-        extras = record.extras
-        if extras is None:
-            extras = record.extras = {}
         if not record.capture_context:
             # Nothing runs inside a call read off the wire's span, so it is made when the call ends,
             # backdated to now, under the context of now: one attribute pass in the SDK instead of two.
+            extras = record.extras
+            if extras is None:
+                extras = record.extras = {}
             extras[_DEFERRED] = (span_name, attributes, otel_context.get_current(), time.time_ns())
             return
         span = record.span = config.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attributes)
         record.span_context = span.get_span_context()
-        extras[_CONTEXT_TOKEN] = otel_context.attach(trace.set_span_in_context(span))
+        record.span_scope = otel_context.attach(trace.set_span_in_context(span))
 
     def finish(self, record: CallRecord) -> None:
+        token = record.span_scope
+        if token is not None:
+            record.span_scope = None
+            otel_context.detach(token)
         extras = record.extras
-        deferred = None
-        if extras is not None:
-            token = extras.pop(_CONTEXT_TOKEN, None)
-            if token is not None:
-                otel_context.detach(token)
-            deferred = extras.pop(_DEFERRED, None)
+        deferred = extras.pop(_DEFERRED, None) if extras is not None else None
         if record.outcome == "refused":
             _note_refusal(record)
             return
-        config = current_config()
         if deferred is not None:
-            _finish_deferred(record, deferred, config)
+            _finish_deferred(record, deferred, current_config())
             return
         span = record.span
         if span is None:
@@ -113,7 +109,7 @@ class SpanConsumer:
             span.set_status(_error_status(record))
             span.end()
             return
-        attributes = _answer_attributes(record, config)
+        attributes = _answer_attributes(record, current_config())
         if attributes is not None:
             span.set_attributes(attributes)
         span.end()
@@ -215,27 +211,28 @@ def _answer_attributes(record: CallRecord, config: TelemetryConfig | None) -> di
             "gen_ai.usage.cache_write.input_tokens" if latest else "gen_ai.usage.cache_creation.input_tokens"
         )
         attributes[key] = stats.cache_write_tokens
-    if latest and stats.priced_cost is not None:  # the proposed gen_ai.usage.cost.* attributes
-        attributes["gen_ai.usage.cost.amount"] = float(stats.priced_cost)
-        attributes["gen_ai.usage.cost.currency"] = "USD"
-        attributes["gen_ai.usage.cost.source"] = stats.cost_status
     if stats.reasoning_tokens:
         attributes["gen_ai.usage.reasoning.output_tokens"] = stats.reasoning_tokens
-    if stats.priced_cost is not None:
-        attributes["statek.cost.usd"] = float(stats.priced_cost)
+    priced_cost = stats.priced_cost
+    if priced_cost is not None:
+        usd = attributes["statek.cost.usd"] = float(priced_cost)
+        if latest:  # the proposed gen_ai.usage.cost.* attributes
+            attributes["gen_ai.usage.cost.amount"] = usd
+            attributes["gen_ai.usage.cost.currency"] = "USD"
+            attributes["gen_ai.usage.cost.source"] = stats.cost_status
     if stats.cost is not None:
         attributes["statek.cost.reported_usd"] = float(stats.cost)
     cost = record.cost
-    if cost is not None and cost.price_model is not None:
-        attributes["statek.cost.price_model"] = cost.price_model  # the row that priced it
+    if cost is not None:
+        if cost.price_model is not None:
+            attributes["statek.cost.price_model"] = cost.price_model  # the row that priced it
+        if cost.table_amount is not None:
+            attributes["statek.cost.table_usd"] = float(cost.table_amount)
+            drift = cost.drift
+            if drift is not None:
+                attributes["statek.cost.drift_usd"] = float(drift)
     if stats.service_tier is not None:
         attributes["statek.service_tier"] = stats.service_tier
-    table = record.table_cost
-    if table is not None:
-        attributes["statek.cost.table_usd"] = float(table)
-        drift = record.drift
-        if drift is not None:
-            attributes["statek.cost.drift_usd"] = float(drift)
     if record.retries:
         attributes["statek.retry.count"] = record.retries
     if config is not None and config.capture_content and record.response is not None:
@@ -253,6 +250,10 @@ def _name_and_attributes(record: CallRecord) -> tuple[str, dict[str, Any]]:
         attributes[inst.SERVER_ADDRESS] = record.server_address
         if record.server_port:
             attributes[inst.SERVER_PORT] = record.server_port
+    if record.stream:
+        attributes["gen_ai.request.stream"] = True
+    if record.output_type is not None:
+        attributes["gen_ai.output.type"] = record.output_type
     return f"{record.operation} {record.request_model}", attributes
 
 
