@@ -403,8 +403,10 @@ class Instruments:
     :class:`~statek.telemetry_buckets.HistogramCell` (statek-owned buckets per series, under the same
     lock), and :meth:`flush_histograms`, run by the counters' collection callback before the SDK reads
     any storage, replays the deltas through the public ``Histogram.record``
-    (:mod:`statek.telemetry_buckets`). Every collection sees every call that finished before it;
-    nothing is queued per measurement. Otherwise (``aggregating`` false: an application's provider
+    (:mod:`statek.telemetry_buckets`). Under that aggregation a finished call is not even counted on
+    the calling thread: the metrics consumer hands it to :meth:`defer`, and it is counted before the
+    next collection or by a background thread (:data:`BACKLOG_WAKE`). Every collection sees every
+    call that finished before it. Otherwise (``aggregating`` false: an application's provider
     that may have views, a no-op meter) calls record synchronously, exact under any aggregation.
     """
 

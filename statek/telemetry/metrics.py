@@ -1,9 +1,11 @@
 """The metric instruments' consumer of the call record: counters and histograms per series.
 
 Attribute dicts, counter cells and histogram cells are built once per (provider, model, job labels,
-server, operation) in a :class:`Series`; a call bumps its counters and adds its histogram values to
-statek-owned buckets under one lock, and a collection replays the buckets into the SDK (see
-:class:`statek.instruments.Instruments` and :mod:`statek.telemetry_buckets`).
+server, operation) in a :class:`Series`. Counting a call bumps its counters and adds its histogram
+values to statek-owned buckets under one lock, and a collection replays the buckets into the SDK (see
+:class:`statek.instruments.Instruments` and :mod:`statek.telemetry_buckets`). Under statek's own
+aggregation the calling thread does none of it: the call is counted from its record before the next
+collection (:class:`MetricsConsumer`).
 
 Every label value passes the cardinality guard when its series is created (:func:`series_of`,
 :mod:`statek.label_guards`): a model name or allow-listed job attribute value beyond the limits is
