@@ -10,7 +10,8 @@ each client makes a warm-up, then ``--calls`` traced calls (``sys.settrace`` wit
 Clients: ``raw`` (httpx posting the body and parsing the JSON answer), ``statek`` (``process_request``
 in a new ``Job`` per call), ``statek, no Job``, ``statek, no-op tracer`` (its difference to ``raw`` is
 statek's own Python work), ``statek, ledger on`` (the usage ledger's consumer attached: its share on
-the calling thread), ``openai SDK`` and ``openai SDK + statek`` (the official sync client,
+the calling thread), ``raw streamed`` and ``statek, streamed`` (the same answer as server-sent
+events: raw httpx reading lines and parsing each event, ``stream_request`` in a ``Job`` per call), ``openai SDK`` and ``openai SDK + statek`` (the official sync client,
 plain and with ``http_client=statek.http_client(...)``) and ``openai SDK + statek, no-op tracer``.
 Each client runs in a fresh process.
 
@@ -39,6 +40,8 @@ CLIENTS = (
     "statek, no Job",
     "statek, no-op tracer",
     "statek, ledger on",
+    "raw streamed",
+    "statek, streamed",
     "openai SDK",
     "openai SDK + statek",
     "openai SDK + statek, no-op tracer",
@@ -49,6 +52,33 @@ ANSWER = (
     b'"usage":{"prompt_tokens":1200,"completion_tokens":3,"total_tokens":1203,'
     b'"prompt_tokens_details":{"cached_tokens":1024}}}'
 )
+STREAMED_ANSWER = (
+    b"".join(
+        b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+        for event in (
+            *(
+                {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": "bench-model-2025",
+                    "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                }
+                for word in ("The ", "capital ", "is ", "Paris.")
+            ),
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "bench-model-2025",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 4, "total_tokens": 1204},
+            },
+        )
+    )
+    + b"data: [DONE]\n\n"
+)
+"""The same answer as six server-sent events (four text deltas, the finish with usage, ``[DONE]``)."""
 URL = "http://127.0.0.1:1/v1/chat/completions"
 WARM_UP = 300
 
@@ -98,9 +128,16 @@ def _call_of(client: str) -> Callable[[], Any]:
 
     from statek import LLM_API, ChatHistoryItem, Job
 
-    mock = httpx.MockTransport(
-        lambda r: httpx.Response(200, content=ANSWER, headers={"content-type": "application/json"})
-    )
+    if "streamed" in client:
+        mock = httpx.MockTransport(
+            lambda r: httpx.Response(
+                200, content=STREAMED_ANSWER, headers={"content-type": "text/event-stream"}
+            )
+        )
+    else:
+        mock = httpx.MockTransport(
+            lambda r: httpx.Response(200, content=ANSWER, headers={"content-type": "application/json"})
+        )
     client_ = httpx.AsyncClient(transport=mock)
     api = LLM_API.get("OPENAI", model=MODEL, api_url=URL, api_key="bench-key", http_client=client_)
     history = [ChatHistoryItem.user(QUESTION)]
@@ -119,7 +156,31 @@ def _call_of(client: str) -> Callable[[], Any]:
     async def no_job() -> Any:
         return await api.process_request(SYSTEM, MODEL, chat_history=history)
 
-    one = raw if client == "raw" else no_job if client == "statek, no Job" else in_job
+    stream_body = json.dumps(
+        {**json.loads(body), "stream": True, "stream_options": {"include_usage": True}}, separators=(",", ":")
+    ).encode()
+
+    async def raw_streamed() -> Any:  # as a raw streaming client reads it: lines, each event's JSON
+        events = []
+        async with client_.stream("POST", URL, content=stream_body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    events.append(json.loads(line[6:]))
+        return events
+
+    async def streamed_in_job() -> Any:
+        async with Job("bench-request"):
+            stream = api.stream_request(SYSTEM, MODEL, chat_history=history)
+            async for _ in stream:
+                pass
+            return stream.response
+
+    one = {
+        "raw": raw,
+        "statek, no Job": no_job,
+        "raw streamed": raw_streamed,
+        "statek, streamed": streamed_in_job,
+    }.get(client, in_job)
     return lambda: loop.run_until_complete(one())
 
 
@@ -193,6 +254,11 @@ def main(argv: list[str] | None = None) -> None:
         ("statek's own Python work (no-op tracer) over raw", "statek, no-op tracer", "raw"),
         ("the SDK's span (statek minus no-op tracer)", "statek", "statek, no-op tracer"),
         ("a Job per call", "statek", "statek, no Job"),
+        (
+            "streamed: statek (a Job per call) over raw httpx reading the stream",
+            "statek, streamed",
+            "raw streamed",
+        ),
         ("the usage ledger, on the calling thread", "statek, ledger on", "statek"),
         ("openai SDK: statek's transport over the plain SDK", "openai SDK + statek", "openai SDK"),
         ("openai SDK: statek's own part of it", "openai SDK + statek, no-op tracer", "openai SDK"),

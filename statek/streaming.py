@@ -40,13 +40,6 @@ __all__ = ["LLM_Stream", "stream_answer"]
 Emit = Callable[[str], None]
 
 
-class _End:
-    pass
-
-
-_END = _End()
-
-
 class LLM_Stream:
     """The pieces of one streamed answer (``async for piece in stream``), then :attr:`response`.
 
@@ -81,27 +74,54 @@ class LLM_Stream:
         return self._pieces()
 
     async def _pieces(self) -> AsyncIterator[str]:
-        queue: asyncio.Queue[str | _End] = asyncio.Queue()
-
-        async def produce() -> LLM_Response:
-            try:
-                return await self._run(queue.put_nowait)
-            finally:
-                queue.put_nowait(_END)
-
-        task = asyncio.ensure_future(produce())
+        pieces = _Pieces()
+        task = asyncio.ensure_future(self._run(pieces.add))
+        task.add_done_callback(pieces.wake)
         try:
             while True:
-                item = await queue.get()
-                if isinstance(item, _End):
+                if pieces.ready:
+                    ready, pieces.ready = pieces.ready, []
+                    for piece in ready:
+                        yield piece
+                elif task.done():
                     break
-                yield item
-            self._response = await task
+                else:
+                    await pieces.wait()
+            self._response = task.result()
         finally:
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+
+class _Pieces:
+    """Text pieces handed from the call's task to the iterating caller: a list and, while the caller
+    waits, one future (an ``asyncio.Queue`` costs a put and a get per piece; pieces come in bursts)."""
+
+    __slots__ = ("_waiter", "ready")
+
+    def __init__(self) -> None:
+        self.ready: list[str] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def add(self, piece: str) -> None:
+        self.ready.append(piece)
+        self.wake()
+
+    def wake(self, _: object = None) -> None:
+        """Wake the waiting caller (a piece came, or, as the task's done callback, the call ended)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until a piece is added or the call's task has ended."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
 
 async def stream_answer(

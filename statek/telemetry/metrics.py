@@ -24,7 +24,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import instruments as inst
 from ..label_guards import guard_job_labels, model_admitter
@@ -34,9 +34,10 @@ from .config import TelemetryConfig, current_config
 if TYPE_CHECKING:
     from .._http import RetryEvent
     from ..call_record import CallRecord
+    from ..metering.types import CallCost
     from ..types import CallDetail
 
-__all__ = ["MetricsConsumer", "Series", "count_consumer_error", "series_of"]
+__all__ = ["Counted", "MetricsConsumer", "Series", "count_consumer_error", "series_of"]
 
 _log = logging.getLogger("statek.telemetry")
 
@@ -258,13 +259,9 @@ _series_by_instruments: weakref.WeakKeyDictionary[inst.Instruments, dict[tuple[A
 )
 
 
-def series_of(config: TelemetryConfig, record: CallRecord) -> Series:
+def series_of(config: TelemetryConfig, record: CallRecord | Counted) -> Series:
     """The series a call belongs to: (provider, model, allow-listed job labels, server, operation)."""
-    labels: tuple[str, ...] = ()
-    if config.job_label_keys:
-        job = record.job
-        attributes = job.attributes if job is not None else {}
-        labels = tuple(attributes.get(k, "") for k in config.job_label_keys)
+    labels = record.labels if isinstance(record, Counted) else _labels_of(config, record.job)
     provider, model = record.genai_provider, record.request_model
     server = (record.server_address, record.server_port)
     key = (provider, model, labels, server, record.operation)
@@ -296,15 +293,55 @@ def series_of(config: TelemetryConfig, record: CallRecord) -> Series:
     return series
 
 
+def _labels_of(config: TelemetryConfig, job: Any) -> tuple[str, ...]:
+    """The values of the allow-listed job attributes (``""`` for one the job lacks)."""
+    if not config.job_label_keys:
+        return ()
+    attributes = job.attributes if job is not None else {}
+    return tuple(attributes.get(k, "") for k in config.job_label_keys)
+
+
+class Counted(NamedTuple):
+    """What counting a finished call needs of its record, taken on the calling thread.
+
+    Only this waits in the backlog, not the record: a record keeps its span, request, response and
+    job alive, and hundreds of them waiting made the garbage collector's young generations several
+    times as costly as the counting saved (measured: 29 -> 96 µs of collection per call). These
+    fields are strings, numbers and tuples of them, plus the long-lived configuration."""
+
+    config: TelemetryConfig
+    genai_provider: str
+    request_model: str
+    pricing_provider: str
+    labels: tuple[str, ...]
+    server_address: str | None
+    server_port: int | None
+    operation: str
+    outcome: str
+    error_type: str | None
+    detail: CallDetail | None
+    cost: CallCost | None
+    exemplar: Any
+    """The call span's context when it was sampled (token and cost exemplars), else ``None``."""
+    duration: float
+    first_chunk_s: float | None
+    bytes_sent: int
+    bytes_received: int
+
+
+_new_counted: Callable[..., Counted] = tuple.__new__  # skips the NamedTuple's Python-level __new__
+
+
 class MetricsConsumer:
     """Counts every call into the instruments of the configuration in force when it started.
 
-    Under statek's own aggregation (``Instruments.aggregating``) a finished call is only appended to
-    the instruments' backlog on the calling thread; it is counted (series found, counters bumped,
-    histogram buckets filled) before the next collection, or by a background thread once a batch has
-    waited (:meth:`statek.instruments.Instruments.defer`). Every collection still sees every call
-    that finished before it. Otherwise (an application's meter provider, whose views statek cannot
-    see) the call is counted synchronously. Refusals, retries and first chunks, rare, count at once.
+    Under statek's own aggregation (``Instruments.aggregating``) the calling thread only takes the
+    call's :class:`Counted` facts and appends them to the instruments' backlog; they are counted
+    (series found, counters bumped, histogram buckets filled) before the next collection, or by a
+    background thread once a batch has waited (:meth:`statek.instruments.Instruments.defer`). Every
+    collection still sees every call that finished before it. Otherwise (an application's meter
+    provider, whose views statek cannot see) the call is counted synchronously. Refusals and
+    retries, rare, count at once.
     """
 
     name = "metrics"
@@ -319,23 +356,36 @@ class MetricsConsumer:
         config: TelemetryConfig | None = record.series
         if config is None:  # start failed or telemetry is off: nothing was opened
             return
+        exemplar = record.span_context
+        if exemplar is not None and not exemplar.trace_flags.sampled:
+            exemplar = None
+        counted = _new_counted(
+            Counted,
+            (
+                config,
+                record.genai_provider,
+                record.request_model,
+                record.pricing_provider,
+                _labels_of(config, record.job) if config.job_label_keys else (),
+                record.server_address,
+                record.server_port,
+                record.operation,
+                record.outcome,
+                record.error_type,
+                record.detail,
+                record.cost,
+                exemplar,
+                record.duration,
+                record.first_chunk_s,
+                record.bytes_sent,
+                record.bytes_received,
+            ),
+        )
         instruments = config.instruments
         if instruments.aggregating:
-            instruments.defer(record)
+            instruments.defer(counted)
         else:
-            _count(record, series_of(config, record))
-
-    def first_chunk(self, record: CallRecord, seconds: float) -> None:
-        """``gen_ai.client.operation.time_to_first_chunk``."""
-        config: TelemetryConfig | None = record.series
-        if config is None:
-            return
-        cell, instruments = series_of(config, record).first_chunk_cell(), config.instruments
-        if instruments.aggregating:
-            with instruments.lock:
-                cell.add(seconds)
-        else:
-            instruments.record_now(cell, seconds)
+            _count(counted)
 
     def retry(self, record: CallRecord, event: RetryEvent) -> None:
         """``statek.retries`` by error type."""
@@ -354,11 +404,10 @@ def _count_refusal(record: CallRecord) -> None:
             cell.value += 1
 
 
-def _count_deferred(record: CallRecord) -> None:
+def _count_deferred(counted: Counted) -> None:
     """Count one call :meth:`MetricsConsumer.finish` deferred; a failure is logged once and counted."""
-    config: TelemetryConfig = record.series
     try:
-        _count(record, series_of(config, record))
+        _count(counted)
     except Exception:  # noqa: BLE001 - one call's metrics never break the collection
         if not _deferred_failed:
             _deferred_failed.append(True)
@@ -370,33 +419,41 @@ _deferred_failed: list[bool] = []
 inst.count_backlog_with(_count_deferred)
 
 
-def _count(record: CallRecord, series: Series) -> None:
-    """Count a finished call (answered or failed) into its series."""
+def _count(counted: Counted) -> None:
+    """Count a finished call (answered or failed) into its series, its stream's time to first chunk
+    (``gen_ai.client.operation.time_to_first_chunk``) included."""
+    series = series_of(counted.config, counted)
     instruments = series.instruments
     aggregating = instruments.aggregating
-    if record.outcome == "error":
-        error_type = record.error_type or "error"
+    first_chunk = counted.first_chunk_s
+    if first_chunk is not None:
+        first_chunk_cell = series.first_chunk_cell()
+        if aggregating:
+            with instruments.lock:
+                first_chunk_cell.add(first_chunk)
+        else:
+            instruments.record_now(first_chunk_cell, first_chunk)
+    if counted.outcome == "error":
+        error_type = counted.error_type or "error"
         duration_cell = series.error_duration_cell(error_type)
         cell = series.error_cell(error_type)
         with instruments.lock:
             cell.value += 1
-            series.sent.value += record.bytes_sent
-            series.received.value += record.bytes_received
+            series.sent.value += counted.bytes_sent
+            series.received.value += counted.bytes_received
             if aggregating:
-                duration_cell.add(record.duration)
+                duration_cell.add(counted.duration)
         if not aggregating:
-            instruments.record_now(duration_cell, record.duration)
+            instruments.record_now(duration_cell, counted.duration)
         return
-    stats = record.detail
+    stats = counted.detail
     if stats is None:
         return
-    exemplar = record.span_context
-    if exemplar is not None and not exemplar.trace_flags.sampled:
-        exemplar = None
+    exemplar = counted.exemplar
     tokens = series.tokens
     cost, ok_requests, extra_tokens = series.success_cells(stats)
     in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
-    duration = record.duration
+    duration = counted.duration
     with instruments.lock:
         _bump(tokens["input"], stats.input_tokens, exemplar)
         _bump(tokens["output"], stats.output_tokens, exemplar)
@@ -405,7 +462,7 @@ def _count(record: CallRecord, series: Series) -> None:
         if cost is not None and stats.priced_cost is not None:
             _bump(cost, stats.priced_cost, exemplar)
         ok_requests.value += 1
-        if record.cost is not None and drifted(record.cost):
+        if counted.cost is not None and drifted(counted.cost):
             series.drift.value += 1
         series.sent.value += stats.total_bytes_sent
         series.received.value += stats.total_bytes_received

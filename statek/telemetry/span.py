@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["SpanConsumer"]
 
 _DEFERRED = "span.deferred"
+_FIRST_CHUNK = "statek.time_to_first_chunk_s"
 _MAX_CACHED_NAMES = 4096
 """Span names kept per (provider, model, operation, server, stream, output type); beyond this they
 are built per call."""
@@ -104,23 +105,20 @@ class SpanConsumer:
         span = record.span
         if span is None:
             return
-        if record.outcome == "error":
-            span.set_attributes(_error_attributes(record))
+        first_chunk = record.first_chunk_s
+        if first_chunk is not None:  # a stream's first chunk: an event at the time it came
+            at = int((record.started_wall + first_chunk) * 1e9)
+            span.add_event("statek.first_chunk", {_FIRST_CHUNK: first_chunk}, timestamp=at)
+        error = record.outcome == "error"
+        ended = _error_attributes(record) if error else _answer_attributes(record, current_config())
+        if first_chunk is not None:
+            ended = ended or {}
+            ended[_FIRST_CHUNK] = first_chunk
+        if ended:
+            span.set_attributes(ended)
+        if error:
             span.set_status(_error_status(record))
-            span.end()
-            return
-        attributes = _answer_attributes(record, current_config())
-        if attributes is not None:
-            span.set_attributes(attributes)
         span.end()
-
-    def first_chunk(self, record: CallRecord, seconds: float) -> None:
-        """The span's ``statek.first_chunk`` event and ``statek.time_to_first_chunk_s`` (a span made at
-        the call's end gets them then, from ``record.first_chunk_s``)."""
-        span = record.span
-        if span is not None:
-            span.set_attribute("statek.time_to_first_chunk_s", seconds)
-            span.add_event("statek.first_chunk", {"statek.time_to_first_chunk_s": seconds})
 
     def retry(self, record: CallRecord, event: RetryEvent) -> None:
         """One ``statek.retry`` event per retried attempt."""
@@ -169,7 +167,7 @@ def _finish_deferred(
         attributes.update(answered)
     first_chunk = record.first_chunk_s
     if first_chunk is not None:
-        attributes["statek.time_to_first_chunk_s"] = first_chunk
+        attributes[_FIRST_CHUNK] = first_chunk
     span = record.span = config.tracer.start_span(
         span_name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=started_ns
     )
@@ -177,7 +175,7 @@ def _finish_deferred(
     if first_chunk is not None:
         span.add_event(
             "statek.first_chunk",
-            {"statek.time_to_first_chunk_s": first_chunk},
+            {_FIRST_CHUNK: first_chunk},
             timestamp=started_ns + int(first_chunk * 1e9),
         )
     if error:
