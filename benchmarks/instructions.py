@@ -160,6 +160,11 @@ def child(client: str, calls: int) -> None:
     telemetry_on(sdk_tracer=client != "statek, no-op tracer")
     with LoopbackServer() as server:
         asyncio.run(_calls(client, server.url, calls))
+    # No exit-time flush on this thread: it is no call's work, and what it finds waiting (histogram
+    # deltas, deferred calls) depends on the number of calls modulo the collection and backlog
+    # rhythms, which the differencing would charge to the calls.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 # ----------------------------------------------------------------------------- in the parent
