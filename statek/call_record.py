@@ -80,54 +80,47 @@ class CallRecord:
     Built by the metering path; read by every consumer. Times: ``started_wall`` is the epoch second
     the call started (pricing uses it), ``started`` the ``time.perf_counter()`` reading at that
     moment, ``duration`` seconds until it ended.
-
-    The attributes a call may never set have their defaults on the class (no ``__slots__``): a record
-    is built once per call on the caller's path, and writing thirty defaults would be most of it.
     """
 
-    _record_id: str | None = None
-    stream = False
-    server_address: str | None = None
-    server_port: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    output_type: str | None = None
-    capture_context = False
-    """Whether the call's span is made current while the provider runs (``LLM_API`` calls: yes;
-    calls read off the wire by a client-library hook: no, their answer may be read elsewhere)."""
-    api: Any = None
-    """The ``LLM_API`` making the call (``None`` for a call read off the wire)."""
-    request: Any = None
-    """The ``PreparedRequest`` of an ``LLM_API`` call, or ``None``."""
-    body: bytes | None = None
-    """The raw JSON request body of a call read off the wire, or ``None``."""
-    database_provider: str | None = None
-    """The price database's provider id when the catalogue names one (``None``: from the provider)."""
-    outcome: Outcome = "pending"
-    error_type: str | None = None
-    exception: BaseException | None = None
-    detail: CallDetail | None = None
-    """The priced detail of an answered call (tokens, cost and its status, response model, ...)."""
-    response: LLM_Response | None = None
-    cost: CallCost | None = None
-    """How the answered call was priced (amount, status, the table's amount beside a reported one)."""
-    bytes_sent = 0
-    bytes_received = 0
-    duration = 0.0
-    first_chunk_s: float | None = None
-    retries = 0
-    span: Any = None
-    """The call's span (the span consumer's), or ``None``."""
-    span_context: Any = None
-    """The span's ``SpanContext`` (trace and span ids), or ``None`` without a span."""
-    span_scope: Any = None
-    """What restores the context the span was made current in (the span consumer's), or ``None``."""
-    series: Any = None
-    """The metrics consumer's state for the call, or ``None``."""
-    reservation: Any = None
-    """The budget reservation held for the call (the budget consumer's), or ``None``."""
-    extras: dict[str, Any] | None = None
-    """State of consumers other than statek's own, by consumer name."""
+    __slots__ = (
+        "_record_id",
+        "api",
+        "body",
+        "bytes_received",
+        "bytes_sent",
+        "capture_context",
+        "cost",
+        "database_provider",
+        "detail",
+        "duration",
+        "error_type",
+        "exception",
+        "extras",
+        "first_chunk_s",
+        "genai_provider",
+        "job",
+        "max_tokens",
+        "operation",
+        "outcome",
+        "output_type",
+        "pricing_provider",
+        "provider_key",
+        "request",
+        "request_model",
+        "reservation",
+        "response",
+        "retries",
+        "series",
+        "server_address",
+        "server_port",
+        "span",
+        "span_context",
+        "span_scope",
+        "started",
+        "started_wall",
+        "stream",
+        "temperature",
+    )
 
     def __init__(
         self,
@@ -137,24 +130,74 @@ class CallRecord:
         request_model: str,
         operation: str,
         job: Any,
-        **facts: Unpack[RequestFacts],
+        *,
+        stream: bool = False,
+        server_address: str | None = None,
+        server_port: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        output_type: str | None = None,
+        capture_context: bool = False,
+        api: Any = None,
+        request: Any = None,
+        body: bytes | None = None,
+        database_provider: str | None = None,
     ) -> None:
-        """``facts``: what is known of the request when the call starts (see :class:`RequestFacts`)."""
+        self._record_id: str | None = None
         self.provider_key = provider_key
         """statek's provider key (``"OPENAI"``): the key of job usage."""
         self.genai_provider = genai_provider
         """``gen_ai.provider.name`` (``"openai"``): spans and metric labels."""
         self.pricing_provider = pricing_provider
         """The price-table provider the call is priced as."""
+        self.database_provider = database_provider
+        """The price database's provider id when the catalogue names one (``None``: from the provider)."""
         self.request_model = request_model
         self.operation = operation
         """``gen_ai.operation.name``."""
         self.job = job
         """The :class:`~statek.executors.job.Job` current when the call started, or ``None``."""
+        self.stream = stream
+        self.server_address = server_address
+        self.server_port = server_port
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.output_type = output_type
+        self.capture_context = capture_context
+        """Whether the call's span is made current while the provider runs (``LLM_API`` calls: yes;
+        calls read off the wire by a client-library hook: no, their answer may be read elsewhere)."""
+        self.api = api
+        """The ``LLM_API`` making the call (``None`` for a call read off the wire)."""
+        self.request = request
+        """The ``PreparedRequest`` of an ``LLM_API`` call, or ``None``."""
+        self.body = body
+        """The raw JSON request body of a call read off the wire, or ``None``."""
         self.started_wall = time.time()
         self.started = time.perf_counter()
-        if facts:
-            self.__dict__.update(facts)
+        self.outcome: Outcome = "pending"
+        self.error_type: str | None = None
+        self.exception: BaseException | None = None
+        self.detail: CallDetail | None = None
+        """The priced detail of an answered call (tokens, cost and its status, response model, ...)."""
+        self.response: LLM_Response | None = None
+        self.cost: CallCost | None = None
+        """How the answered call was priced (amount, status, the table's amount beside a reported one)."""
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.duration = 0.0
+        self.first_chunk_s: float | None = None
+        self.retries = 0
+        self.span: Any = None
+        """The call's span (the span consumer's), or ``None``."""
+        self.span_context: Any = None
+        """The span's ``SpanContext`` (trace and span ids), or ``None`` without a span."""
+        self.span_scope: Any = None
+        self.series: Any = None
+        """The metric series of the call (the metrics consumer's), or ``None``."""
+        self.reservation: Any = None
+        """The budget reservation held for the call (the budget consumer's), or ``None``."""
+        self.extras: dict[str, Any] | None = None
+        """State of consumers other than statek's own, by consumer name."""
 
     def __repr__(self) -> str:
         return (
