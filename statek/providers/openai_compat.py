@@ -34,6 +34,7 @@ from ..settings import ProviderSettings
 from ..streaming import stream_answer
 from ..types import LLM_Response
 from ..wire import openai_chat
+from ..wire.answer import Answer
 from ..wire.errors import ToolCallFormatError, WireFormatError
 from ..wire.openai_chat import (
     AuthStyle,
@@ -156,13 +157,15 @@ class OpenAICompatible_API(LLM_API):
             if payload.get("stream"):
                 raw = await self._post_raw(payload, url=url, params=query)
                 content_type = raw.headers.get("content-type", "")
-                answer = openai_chat.read_stream(raw.content, content_type, self.profile)
+                streamed = openai_chat.read_stream(raw.content, content_type, self.profile)
+                answer = Answer(
+                    openai_chat.message_text(streamed.message.get("content")),
+                    openai_chat.tool_calls(streamed.message.get("tool_calls")),
+                    openai_chat.answer_detail(streamed, self.profile, raw.bytes_sent, raw.bytes_received),
+                )
             else:
                 body, raw = await self._post_json(payload, url=url, params=query)
-                answer = openai_chat.read_answer(body)
-            detail = openai_chat.answer_detail(answer, self.profile, raw.bytes_sent, raw.bytes_received)
-            text = openai_chat.message_text(answer.message.get("content"))
-            calls = openai_chat.tool_calls(answer.message.get("tool_calls"))
+                answer = openai_chat.read_whole(body, self.profile, raw.bytes_sent, raw.bytes_received)
         except ToolCallFormatError as exc:
             raise MalformedToolCallError(
                 f"{self.provider_key}: {exc}",
@@ -174,7 +177,7 @@ class OpenAICompatible_API(LLM_API):
             ) from exc
         except WireFormatError as exc:
             raise self._format_error(str(exc), raw) from exc
-        return LLM_Response(text, None, calls, detail=detail)
+        return LLM_Response(answer.text, None, answer.tool_calls, detail=answer.detail)
 
     async def _stream(
         self, params: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
