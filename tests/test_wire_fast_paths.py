@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from statek.limits import MAX_COUNT
-from statek.wire.errors import WireFormatError
 from statek.wire.billing import _TIER_CHARS, tier_label
+from statek.wire.errors import WireFormatError
 from statek.wire.openai_chat import (
     OPENAI_PROFILE,
     ChatBody,
