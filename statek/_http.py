@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field
@@ -117,9 +117,9 @@ def wire_tally(exc: BaseException) -> WireBytes:
     return noted if isinstance(noted, WireBytes) else WireBytes(0, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    """A 2xx answer and what the whole exchange cost on the wire (all attempts added up)."""
+class RawResponse(NamedTuple):
+    """A 2xx answer and what the whole exchange cost on the wire (all attempts added up). A tuple: one
+    is made per call, and a tuple is made in one step where a frozen dataclass sets field by field."""
 
     status_code: int
     headers: httpx.Headers
