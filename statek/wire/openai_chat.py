@@ -281,15 +281,16 @@ def _plain_ints(values: tuple[Any, ...]) -> bool:
 
 def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
     """:func:`_profile_usage` under a profile with OpenAI's own usage paths
-    (:attr:`ChatCompletionsProfile.usage_like_openai`), for the plain shape: every count and detail
-    count absent, ``null`` or a plain in-bounds int, the details objects absent or dicts, no ``cost``,
-    no cached audio detail. ``None`` (read it the general way) for anything else. Never raises."""
+    (:attr:`ChatCompletionsProfile.usage_like_openai`), for the plain shape: the counts absent,
+    ``null`` or plain in-bounds ints, the details objects absent or dicts of such counts, no audio or
+    image count above 0, no ``cost``. ``None`` (read it the general way) for anything else. Never
+    raises."""
     if "cost" in usage:
         return None
     prompt_details = usage.get("prompt_tokens_details")
     if prompt_details is None:
         prompt_details = _NO_DETAILS
-    elif type(prompt_details) is not dict or "cached_tokens_details" in prompt_details:
+    elif type(prompt_details) is not dict:
         return None
     completion_details = usage.get("completion_tokens_details")
     if completion_details is None:
@@ -299,35 +300,33 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
     total = usage.get("total_tokens")
-    cached = prompt_details.get("cached_tokens")
-    cache_write = prompt_details.get("cache_write_tokens")
-    reasoning = completion_details.get("reasoning_tokens")
-    audio = prompt_details.get("audio_tokens")
-    image = prompt_details.get("image_tokens")
-    out_audio = completion_details.get("audio_tokens")
-    out_image = completion_details.get("image_tokens")
-    if not _plain_ints(
-        (prompt, completion, total, cached, cache_write, reasoning, audio, image, out_audio, out_image)
-    ):
+    # Every detail value, read or not, must be a plain count: a nested object (cached audio) or an
+    # unusual value sends the whole usage the general way.
+    if not _plain_ints((prompt, completion, total, *prompt_details.values(), *completion_details.values())):
         return None
+    if (
+        prompt_details.get("audio_tokens")
+        or prompt_details.get("image_tokens")
+        or completion_details.get("audio_tokens")
+        or completion_details.get("image_tokens")
+    ):
+        return None  # OpenAI sends them as 0; a count to split by modality is read the general way
     prompt = prompt or 0
     completion = completion or 0
     output = completion
+    reasoning = completion_details.get("reasoning_tokens")
     if reasoning is None:  # a total above prompt + completion: the rest is generated (see above)
         rest = (total or 0) - prompt - completion
         if rest > 0:
             reasoning = rest
             output = completion + rest
-    modalities = NO_MODALITIES
-    if audio or image or out_audio or out_image:  # OpenAI sends them as 0: rarely more
-        modalities = (
-            min(audio or 0, prompt),
-            0,
-            min(out_audio or 0, completion),
-            min(image or 0, prompt),
-            min(out_image or 0, completion),
-        )
-    return UsageCounts(prompt, output, cached or 0, cache_write or 0, reasoning or 0, None, modalities, None)
+    return UsageCounts(
+        prompt,
+        output,
+        prompt_details.get("cached_tokens") or 0,
+        prompt_details.get("cache_write_tokens") or 0,
+        reasoning or 0,
+    )
 
 
 class ChatAnswer(NamedTuple):
@@ -636,8 +635,7 @@ def _plain_whole(
         # Perplexity bills a request by its search context size (low / medium / high): its tier
         context_size = usage.get("search_context_size")
         tier = None if context_size is None else tier_label(context_size)
-    modalities = counts.modalities
-    detail = CallDetail(
+    detail = CallDetail(  # no cost and no modality split: the fast usage reading declines both
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
         cost=None,
@@ -651,11 +649,6 @@ def _plain_whole(
         has_usage=usage is not None,
         response_id=text_id(body.get("id")),
         service_tier=tier,
-        input_audio_tokens=modalities[0],
-        cached_audio_tokens=modalities[1],
-        output_audio_tokens=modalities[2],
-        input_image_tokens=modalities[3],
-        output_image_tokens=modalities[4],
     )
     return Answer(text, None, detail)
 
