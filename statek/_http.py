@@ -28,7 +28,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field
@@ -117,9 +117,9 @@ def wire_tally(exc: BaseException) -> WireBytes:
     return noted if isinstance(noted, WireBytes) else WireBytes(0, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class RawResponse:
-    """A 2xx answer and what the whole exchange cost on the wire (all attempts added up)."""
+class RawResponse(NamedTuple):
+    """A 2xx answer and what the whole exchange cost on the wire (all attempts added up). A tuple: one
+    is made per call, and a tuple is made in one step where a frozen dataclass sets field by field."""
 
     status_code: int
     headers: httpx.Headers
@@ -352,9 +352,104 @@ def _bare_request(url: httpx.URL | str) -> httpx.Request:
 T = TypeVar("T")
 
 if sys.version_info >= (3, 11):
-    _deadline = asyncio.timeout
-else:  # pragma: no cover - Python 3.10
-    from async_timeout import timeout as _deadline
+
+    def _cancelling(task: asyncio.Task[Any]) -> int:
+        return task.cancelling()
+
+    def _uncancel(task: asyncio.Task[Any]) -> int:
+        return task.uncancel()
+
+else:  # pragma: no cover - Python 3.10: tasks do not count cancellations
+
+    def _cancelling(task: asyncio.Task[Any]) -> int:
+        return 0
+
+    def _uncancel(task: asyncio.Task[Any]) -> int:
+        return 0
+
+
+class _Deadlines:
+    """The ``total_timeout`` of every exchange running on one event loop, kept by one timer.
+
+    ``asyncio.timeout`` arms a timer per call and cancels it afterwards (about a third of an
+    exchange's own Python work). Here one timer waits for the earliest deadline of the exchanges in
+    flight: an exchange that ends first only leaves the set, and the timer, when it fires, cancels the
+    tasks whose deadlines passed and waits for the next one. Calls in turn with the same policy arm it
+    once per ``total_timeout``. The same semantics as ``asyncio.timeout``: the task is cancelled, and
+    :meth:`expired` tells the exchange that the cancellation is its deadline's and no one else's (then
+    it is undone and becomes a timeout).
+
+    Holds no reference to its loop (the loop holds it, through the timer), so that the per-loop
+    registry lets the loop go.
+    """
+
+    __slots__ = ("_due", "_expired", "_timer", "_timer_at")
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Task[Any], tuple[float, int]] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def watch(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], when: float) -> None:
+        """Cancel ``task`` at loop time ``when`` unless :meth:`release` comes first."""
+        self._due[task] = (when, _cancelling(task))
+        if when < self._timer_at:
+            self._arm(loop, when)
+
+    def release(self, task: asyncio.Task[Any]) -> None:
+        """Stop watching ``task`` (its exchange ended, however)."""
+        self._due.pop(task, None)
+        self._expired.discard(task)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether the cancellation passing through ``task`` is its deadline's, and no other is
+        pending: then the cancellation is undone (the exchange raises its timeout instead)."""
+        if task not in self._expired:
+            return False
+        self._expired.discard(task)
+        due = self._due.get(task)
+        return _uncancel(task) <= (due[1] if due is not None else 0)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._fire, loop)
+        self._timer_at = when
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Due: every deadline up to the one this timer was set for (the loop may run a timer a clock
+        # tick early, so its own time is not the measure).
+        fired_at = self._timer_at
+        self._timer, self._timer_at = None, math.inf
+        later = math.inf
+        for task, (when, _) in list(self._due.items()):
+            if task in self._expired:
+                continue
+            if when <= fired_at:
+                self._expired.add(task)
+                task.cancel()
+            else:
+                later = min(later, when)
+        if later < math.inf:
+            self._arm(loop, later)
+
+
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    deadlines = _deadlines.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines[loop] = _Deadlines()
+    return deadlines
+
+
+def _timed_out(cancelled: asyncio.CancelledError) -> asyncio.TimeoutError:
+    """The timeout a deadline's cancellation becomes (chained to it, as ``asyncio.timeout`` does)."""
+    timeout = asyncio.TimeoutError()
+    timeout.__cause__ = cancelled
+    return timeout
 
 
 async def exchange(
@@ -383,7 +478,13 @@ async def exchange(
     # One coroutine frame between the caller and httpx: every extra ``async def`` layer here is
     # resumed at each of the exchange's suspensions (about seven a call), which costs more than the
     # work it would hold (benchmarks/instructions.py).
-    deadline = time.monotonic() + retry.total_timeout
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    if task is None:
+        raise RuntimeError("an exchange runs inside a task (its total_timeout cancels the task)")
+    deadline = loop.time() + retry.total_timeout
+    deadlines = _deadlines_of(loop)
+    deadlines.watch(loop, task, deadline)
     sent = received = 0
     attempt = 0
     try:
@@ -391,48 +492,48 @@ async def exchange(
             attempt += 1
             sent += len(body)
             try:
-                async with _deadline(max(deadline - time.monotonic(), 0.0)):
-                    if read is _read_whole:  # the common case, without a streamed response's extra work
-                        request = client.build_request(
-                            "POST", url, content=body, headers=headers, params=params
-                        )
-                        response = await client.send(request, stream=True)
-                        if response.is_success:
-                            # Read here, not by send(): a body cut by total_timeout keeps the bytes it had.
-                            pieces: list[bytes] = []
-                            try:
-                                async for piece in response.aiter_bytes():
-                                    pieces.append(piece)
-                            except asyncio.CancelledError as cancelled:
-                                note_wire_bytes(cancelled, attempt, sent, received + sum(map(len, pieces)))
-                                raise
-                            finally:
-                                await response.aclose()
-                            content = b"".join(pieces)
-                            return RawResponse(  # type: ignore[return-value]
-                                response.status_code,
-                                response.headers,
-                                content,
-                                attempt,
-                                sent,
-                                received + len(content),
-                            )
+                if read is _read_whole:  # the common case, without a streamed response's extra work
+                    request = client.build_request("POST", url, content=body, headers=headers, params=params)
+                    response = await client.send(request, stream=True)
+                    if response.is_success:
+                        # Read here, not by send(): a body cut by total_timeout keeps the bytes it had.
+                        pieces: list[bytes] = []
                         try:
-                            await response.aread()
-                        except BaseException:
-                            await response.aclose()  # as send() does: the connection goes back either way
+                            async for piece in response.aiter_bytes():
+                                pieces.append(piece)
+                        except asyncio.CancelledError as cancelled:
+                            note_wire_bytes(cancelled, attempt, sent, received + sum(map(len, pieces)))
                             raise
-                    else:
-                        async with client.stream(
-                            "POST", url, content=body, headers=headers, params=params
-                        ) as response:
-                            if response.is_success:
-                                return await read(response, WireBytes(attempt, sent, received))
-                            await response.aread()
-            except asyncio.TimeoutError as exc:  # total_timeout ran out inside the attempt
-                # The cancellation that ended it carries what it had read, when read() noted it.
-                tally = wire_tally(exc.__cause__ or exc.__context__ or exc)
-                got = max(received, tally.bytes_received)
+                        finally:
+                            await response.aclose()
+                        content = b"".join(pieces)
+                        return RawResponse(  # type: ignore[return-value]
+                            response.status_code,
+                            response.headers,
+                            content,
+                            attempt,
+                            sent,
+                            received + len(content),
+                        )
+                    try:
+                        await response.aread()
+                    except BaseException:
+                        await response.aclose()  # as send() does: the connection goes back either way
+                        raise
+                else:
+                    async with client.stream(
+                        "POST", url, content=body, headers=headers, params=params
+                    ) as response:
+                        if response.is_success:
+                            return await read(response, WireBytes(attempt, sent, received))
+                        await response.aread()
+            except asyncio.CancelledError as cancelled:
+                if not deadlines.expired(task):
+                    raise
+                # total_timeout ran out inside the attempt. The cancellation carries what the attempt
+                # had read, when read() noted it.
+                got = max(received, wire_tally(cancelled).bytes_received)
+                exc = _timed_out(cancelled)
                 raise _no_answer(provider, url, attempt, sent, got, exc, retry.total_timeout) from exc
             except ProviderError:
                 raise  # from read(): final (a ProviderConnectionError is also an httpx.TransportError)
@@ -452,7 +553,7 @@ async def exchange(
                 if status not in RETRYABLE_STATUS:
                     raise error
             delay = retry.delay(attempt, hint)
-            if attempt >= retry.max_attempts or time.monotonic() + delay >= deadline:
+            if attempt >= retry.max_attempts or loop.time() + delay >= deadline:
                 if isinstance(error, ProviderHTTPError):
                     raise error
                 raise _no_answer(provider, url, attempt, sent, received, error, None) from error
@@ -460,8 +561,14 @@ async def exchange(
                 on_retry(RetryEvent(attempt, status, error_type, delay))
             await asyncio.sleep(delay)
     except asyncio.CancelledError as exc:
+        if deadlines.expired(task):  # in the backoff, which ends before the deadline unless the loop lags
+            raise _no_answer(
+                provider, url, attempt, sent, received, _timed_out(exc), retry.total_timeout
+            ) from exc
         note_wire_bytes(exc, attempt, sent, received)
         raise
+    finally:
+        deadlines.release(task)
 
 
 async def _read_whole(response: httpx.Response, so_far: WireBytes) -> RawResponse:

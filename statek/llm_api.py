@@ -71,6 +71,8 @@ SEED_HOOK_KEYWORDS = (
 """The keyword arguments the original STATEK passes to ``_build_request_payload`` and ``_process_request``."""
 
 _REASONING_OFF = frozenset({"", "FALSE", "0", "NO", "OFF", "DISABLED", "NONE"})
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` uses, made once, not per call."""
 _EFFORTS = frozenset({"minimal", "low", "medium", "high"})
 
 
@@ -449,7 +451,7 @@ class LLM_API(ABC):
 
         Not a coroutine function itself (``await api._post_raw(...)`` as before): it returns the
         exchange's coroutine, so the call path has one layer fewer to resume at each suspension."""
-        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        body = _COMPACT_JSON.encode(payload).encode()
         return post(
             self._clients.get(),
             url or self.api_url,
@@ -471,8 +473,12 @@ class LLM_API(ABC):
     ) -> tuple[Any, RawResponse]:
         """Like :meth:`_post_raw`, and parse the body as JSON; return it with the raw exchange."""
         raw = await self._post_raw(payload, url=url, headers=headers, params=params)
+        return self._json_of(raw), raw
+
+    def _json_of(self, raw: RawResponse) -> Any:
+        """The body of ``raw`` parsed as JSON; :class:`ResponseFormatError` when it is not JSON."""
         try:
-            return json.loads(raw.content), raw
+            return json.loads(raw.content)
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
                 f"answered HTTP {raw.status_code} with a body that is not JSON: {_not_json(raw.content, exc)}",
@@ -509,7 +515,9 @@ class LLM_API(ABC):
         *,
         tools_selected: bool = False,
     ) -> PreparedRequest:
-        # Runs on every call: the common case (no metadata, no tools, native style) takes no detour.
+        plain = chat_style is None and temperature is None
+        if plain and not (metadata or available_tools or enable_reasoning):
+            return self._plain_request(system_prompt, model, chat_history)
         meta: dict[str, Any] = dict(metadata) if metadata else {}
         if chat_style is None:
             style = ChatStyle.NATIVE
@@ -559,6 +567,26 @@ class LLM_API(ABC):
             else _positive_int(budget, REASONING_BUDGET_TOKENS),
             max_tokens=_positive_int(meta[MAX_TOKENS], MAX_TOKENS) if MAX_TOKENS in meta else None,
             metadata=meta,
+        )
+
+    def _plain_request(
+        self, system_prompt: str | None, model: str | None, chat_history: Iterable[ChatHistoryItem] | None
+    ) -> PreparedRequest:
+        """What :meth:`_prepare` makes of the common call: no metadata, tools, chat style, temperature
+        or reasoning switch (each of those left at its default or empty)."""
+        return PreparedRequest(
+            model=self.require_model(model or self.model),
+            system_prompt=system_prompt,
+            chat_history=tuple(chat_history) if chat_history else (),
+            tools=(),
+            tool_functions=(),
+            chat_style=ChatStyle.NATIVE,
+            temperature=None,
+            enable_reasoning=False,
+            reasoning_effort=None,
+            reasoning_budget_tokens=None,
+            max_tokens=None,
+            metadata={},
         )
 
 

@@ -143,6 +143,16 @@ class LLM_Response(_ResponseFields):
             self.__dict__["_detail"] = detail
         return self
 
+    @classmethod
+    def _of_detail(
+        cls, text: str, call_requests: list[CallParams] | None, detail: CallDetail
+    ) -> LLM_Response:
+        """``LLM_Response(text, None, call_requests, detail=detail)`` for a ``detail`` that is a
+        :class:`CallDetail` (what the built-in providers make), without ``__new__``'s argument checks."""
+        self = tuple.__new__(cls, (text, tuple.__new__(LLM_Stats, detail[:6]), call_requests))
+        self.__dict__["_detail"] = detail
+        return self
+
     def _with_detail(self, detail: CallDetail) -> LLM_Response:
         """This response as a plain :class:`LLM_Response` carrying ``detail``, whose first six fields
         must be this response's ``stats`` (a priced copy of its own detail): nothing is rebuilt."""

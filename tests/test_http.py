@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
-from statek._http import ClientPool, RetryEvent, RetryPolicy, parse_retry_after, post
+from statek._http import ClientPool, RetryEvent, RetryPolicy, parse_retry_after, post, wire_tally
 from statek.exceptions import (
     AuthenticationError,
     ProviderConnectionError,
@@ -147,3 +149,72 @@ async def test_a_given_client_is_always_used_and_never_closed() -> None:
     await pool.aclose()
     assert not given.is_closed
     await given.aclose()
+
+
+def _slow(seconds: float) -> httpx.AsyncClient:
+    """A client whose server answers 200 after ``seconds``."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(seconds)
+        return httpx.Response(200, content=b"{}")
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def _policy(total_timeout: float) -> RetryPolicy:
+    return RetryPolicy(max_attempts=1, total_timeout=total_timeout)
+
+
+async def test_a_deadline_passed_by_an_ended_call_does_not_cut_a_later_one() -> None:
+    """One timer serves every exchange on a loop: the timer left for a call that already ended fires
+    during a later call with a later deadline, and that call completes."""
+    quick = await post(_slow(0), "http://127.0.0.1/x", body=b"", headers={}, provider="P", retry=_policy(0.2))
+    assert quick.status_code == 200
+    slow = await post(_slow(0.4), "http://127.0.0.1/x", body=b"", headers={}, provider="P", retry=_policy(5))
+    assert slow.status_code == 200
+
+
+async def test_concurrent_calls_each_get_their_own_deadline() -> None:
+    async def call(delay: float, timeout: float) -> object:
+        try:
+            return await post(
+                _slow(delay),
+                "http://127.0.0.1/x",
+                body=b"ab",
+                headers={},
+                provider="P",
+                retry=_policy(timeout),
+            )
+        except ProviderConnectionError as exc:
+            return exc
+
+    results = await asyncio.gather(call(0.5, 0.1), call(0.05, 2), call(0.5, 0.2), call(0.3, 2))
+    assert [type(r).__name__ for r in results] == [
+        "ProviderConnectionError",
+        "RawResponse",
+        "ProviderConnectionError",
+        "RawResponse",
+    ]
+    timed_out = results[0]
+    assert isinstance(timed_out, ProviderConnectionError)
+    assert "total_timeout=0.1" in str(timed_out) and timed_out.bytes_sent == 2
+    assert isinstance(timed_out.__cause__, asyncio.TimeoutError)
+
+
+async def test_a_timed_out_call_leaves_its_task_uncancelled() -> None:
+    with pytest.raises(ProviderConnectionError):
+        await post(_slow(1), "http://127.0.0.1/x", body=b"", headers={}, provider="P", retry=_policy(0.05))
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # the task goes on: nothing is pending against it
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
+    call = asyncio.ensure_future(
+        post(_slow(1), "http://127.0.0.1/x", body=b"abc", headers={}, provider="P", retry=_policy(5))
+    )
+    await asyncio.sleep(0.05)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError) as info:
+        await call
+    assert wire_tally(info.value).bytes_sent == 3

@@ -593,3 +593,45 @@ def test_one_cached_instance_serves_successive_event_loops(loopback: str) -> Non
     api = LLM_API.get("VLLM", api_url=loopback, retry=FAST)
     texts = [asyncio.run(api.process_request(model="m")).text for _ in range(3)]
     assert texts == ["answer 1", "answer 2", "answer 3"]
+
+
+async def test_url_and_headers_follow_replaced_settings_and_a_subclass_headers_hook() -> None:
+    """The URL, query and headers are worked out once per settings and profile: replacing the
+    settings takes effect on the next call, and a subclass's own headers are still sent every call."""
+    script = Scripted(*(json_answer(body({"content": "hi"})) for _ in range(3)))
+    api = OpenAICompatible_API(settings(), http_client=script.client())
+    await api.process_request(model="m")
+    api.settings = ProviderSettings(api_url="http://127.0.0.1:9/other/chat/completions", api_key="key-two")
+    await api.process_request(model="m")
+
+    class Tagged(OpenAICompatible_API):
+        calls = 0
+
+        def _request_headers(self) -> dict[str, str]:
+            Tagged.calls += 1
+            return {**super()._request_headers(), "x-call": str(Tagged.calls)}
+
+    await Tagged(settings(), http_client=script.client()).process_request(model="m")
+    first, second, third = script.requests
+    assert str(first.url) == URL and first.headers["authorization"] == f"Bearer {KEY}"
+    assert str(second.url) == "http://127.0.0.1:9/other/chat/completions"
+    assert second.headers["authorization"] == "Bearer key-two"
+    assert third.headers["x-call"] == "1" and third.headers["authorization"] == f"Bearer {KEY}"
+    assert "x-call" not in api._request_headers()  # the subclass's change stayed in its copy
+
+
+@pytest.mark.parametrize("system", [None, "", "Be brief."])
+@pytest.mark.parametrize("history", [None, [], HISTORY])
+@pytest.mark.parametrize("switch", [False, None, "", 0, "off"])
+def test_the_common_call_is_prepared_as_the_general_path_prepares_it(
+    system: str | None, history: list[ChatHistoryItem] | None, switch: Any
+) -> None:
+    """No metadata, tools, style or temperature takes :meth:`_prepare`'s short way; passing the
+    native style explicitly takes the general one: the same request and payload either way."""
+    api = OpenAICompatible_API(settings(), model="m")
+    short = api._prepare(system, None, None, None, history, None, None, switch)
+    general = api._prepare(system, None, {}, [], history, ChatStyle.NATIVE, None, switch)
+    assert short == general
+    assert api._payload(short) == api._payload(general)
+    with pytest.raises(ValueError):
+        api._prepare(system, None, None, None, history, "", None, switch)  # a blank style is refused

@@ -3,7 +3,9 @@ model accepts, and reading it gives what the model's reading gives. Property-bas
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -11,16 +13,23 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from statek.limits import MAX_COUNT
+from statek.wire.billing import _TIER_CHARS, tier_label
 from statek.wire.errors import WireFormatError
 from statek.wire.openai_chat import (
     OPENAI_PROFILE,
     ChatBody,
     ChatStream,
     Usage,
+    _openai_usage,
     _plain_chat_body,
+    _plain_whole,
+    _profile_usage,
+    answer_detail,
     message_text,
     normalise_usage,
     read_answer,
+    read_whole,
+    tool_calls,
 )
 from statek.wire.validation import plain_counts
 
@@ -155,7 +164,7 @@ _details = (
         },
     )
 )
-_openai_usage = st.fixed_dictionaries(
+_openai_usages = st.fixed_dictionaries(
     {},
     optional={
         "prompt_tokens": _count,
@@ -169,31 +178,185 @@ _openai_usage = st.fixed_dictionaries(
 
 
 @settings(max_examples=800, deadline=None)
-@given(_openai_usage)
+@given(_openai_usages)
 def test_openai_usage_fast_path_reads_as_the_profile_paths_do(usage: dict[str, Any]) -> None:
-    """OpenAI's own profile reads a plain usage without walking its paths; an equal profile that is
-    not the same object walks them: both give the same counts, or both refuse."""
-    fresh = [
-        tuple(tuple(step for step in path) for path in paths)
-        for paths in (
-            OPENAI_PROFILE.cached_tokens_paths,
-            OPENAI_PROFILE.cache_write_paths,
-            OPENAI_PROFILE.reasoning_tokens_paths,
-        )
-    ]
-    general = replace(
-        OPENAI_PROFILE,
-        cached_tokens_paths=fresh[0],
-        cache_write_paths=fresh[1],
-        reasoning_tokens_paths=fresh[2],
-        cost_path=("cost",),  # equal, not the same object
-    )
-    assert general == OPENAI_PROFILE and general.cost_path is not OPENAI_PROFILE.cost_path
+    """OpenAI's own profile reads a plain usage without walking its paths: what the fast reading
+    accepts, it reads as the general reading (the profile's paths walked) does."""
 
-    def read(profile: Any) -> Any:
+    def general(profile: Any) -> Any:
         try:
-            return normalise_usage(usage, profile)
+            return _profile_usage(usage, profile)
         except WireFormatError:
             return "refused"
 
-    assert read(OPENAI_PROFILE) == read(general)
+    fast = _openai_usage(usage)
+    if fast is not None:
+        assert fast == general(OPENAI_PROFILE)
+    try:
+        assert normalise_usage(usage, OPENAI_PROFILE) == general(OPENAI_PROFILE)
+    except WireFormatError:
+        assert general(OPENAI_PROFILE) == "refused"
+
+
+def test_a_profile_reads_usage_like_openai_only_with_openais_paths() -> None:
+    assert OPENAI_PROFILE.usage_like_openai
+    assert replace(OPENAI_PROFILE, max_tokens_field="max_completion_tokens").usage_like_openai
+    assert not replace(OPENAI_PROFILE, reasoning_in_output=False).usage_like_openai
+    assert not replace(OPENAI_PROFILE, cost_path=("usage", "cost")).usage_like_openai
+    assert not replace(OPENAI_PROFILE, cached_tokens_paths=(("cached_tokens",),)).usage_like_openai
+
+
+_whole_usage = (
+    st.none()
+    | _json
+    | _openai_usages
+    | st.fixed_dictionaries(
+        {"prompt_tokens": st.integers(0, 5000), "completion_tokens": st.integers(0, 500)},
+        optional={
+            "total_tokens": st.integers(0, 6000),
+            "prompt_tokens_details": _details,
+            "completion_tokens_details": _details,
+            "search_context_size": _json | st.sampled_from(["low", "HIGH", " medium "]),
+            "cost": _json,
+        },
+    )
+)
+_whole_message = st.fixed_dictionaries(
+    {},
+    optional={
+        "role": st.just("assistant") | _json,
+        "content": st.none() | st.text(max_size=8) | st.lists(_json, max_size=2) | _json,
+        "tool_calls": st.none() | st.just([]) | st.lists(_json, max_size=2) | _json,
+    },
+)
+_whole_choice = st.fixed_dictionaries(
+    {},
+    optional={
+        "index": st.none() | st.integers(-2, 3) | _scalars,
+        "message": _whole_message | _json,
+        "delta": st.none() | _json,
+        "finish_reason": st.sampled_from(["stop", "length"]) | _json,
+    },
+)
+_whole_body = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=300) | _json,
+        "model": st.text(max_size=12) | _json,
+        "choices": st.lists(_whole_choice, min_size=1, max_size=2) | _json,
+        "usage": _whole_usage,
+        "service_tier": st.sampled_from(["default", "FLEX", "on_demand", "bad tier!", ""]) | _json,
+        "error": st.none() | _json,
+    },
+)
+_plain_count = st.none() | st.integers(0, 5000)
+_plain_details = st.none() | st.fixed_dictionaries(
+    {},
+    optional={
+        "cached_tokens": _plain_count,
+        "cache_write_tokens": _plain_count,
+        "reasoning_tokens": _plain_count,
+        "audio_tokens": st.just(0) | _detail,
+        "image_tokens": st.just(0) | _detail,
+        "accepted_prediction_tokens": _plain_count,
+    },
+)
+_likely_body = st.fixed_dictionaries(
+    {
+        "choices": st.tuples(
+            st.fixed_dictionaries(
+                {
+                    "message": st.fixed_dictionaries(
+                        {"role": st.just("assistant")},
+                        optional={
+                            "content": st.none() | st.text(max_size=8) | _json,
+                            "tool_calls": st.just([]) | _json,
+                        },
+                    )
+                },
+                optional={
+                    "index": st.just(0) | _scalars,
+                    "finish_reason": st.sampled_from(["stop", "length"]) | _json,
+                },
+            )
+        ).map(list),
+        "usage": st.none()
+        | st.fixed_dictionaries(
+            {"prompt_tokens": _plain_count, "completion_tokens": _plain_count},
+            optional={
+                "total_tokens": _plain_count | _count,
+                "prompt_tokens_details": _plain_details | _details,
+                "completion_tokens_details": _plain_details | _details,
+                "search_context_size": st.sampled_from(["low", "HIGH", " medium ", "x y"]) | _json,
+            },
+        ),
+    },
+    optional={
+        "id": st.text(max_size=300) | _json,
+        "model": st.text(max_size=12) | _json,
+        "service_tier": st.sampled_from(["default", "FLEX", "on_demand", "bad tier!", ""]) | _json,
+        "error": st.none() | _json,
+    },
+)
+_profiles = st.sampled_from(
+    [
+        OPENAI_PROFILE,
+        replace(OPENAI_PROFILE, max_tokens_field="max_completion_tokens"),
+        replace(OPENAI_PROFILE, reasoning_in_output=False),
+        replace(OPENAI_PROFILE, cost_path=("usage", "cost")),
+    ]
+)
+
+
+def _read_generally(body: Any, profile: Any) -> Any:
+    """:func:`read_whole` without its fast path: the codec's validating entry points, one by one."""
+    try:
+        answer = read_answer(body)
+        detail = answer_detail(answer, profile, 11, 22)
+        return (
+            message_text(answer.message.get("content")),
+            tool_calls(answer.message.get("tool_calls")),
+            detail,
+        )
+    except WireFormatError as exc:
+        return type(exc)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_likely_body | _whole_body, _profiles)
+def test_the_whole_answer_fast_path_reads_as_the_general_path(body: dict[str, Any], profile: Any) -> None:
+    """A whole answer the fast path takes (hostile ones included) reads exactly as the validating
+    path reads it; one it declines is read by that path; it never raises."""
+    fast = _plain_whole(body, profile, 11, 22)
+    general = _read_generally(body, profile)
+    if fast is not None:
+        assert tuple(fast) == general
+    try:
+        whole = tuple(read_whole(body, profile, 11, 22))
+    except WireFormatError as exc:
+        whole = type(exc)
+    assert whole == general
+
+
+def test_the_whole_answer_fast_path_takes_real_openai_answers() -> None:
+    """Recorded OpenAI answers (details with ``audio_tokens: 0``, ``service_tier``) take the fast path."""
+    for name in ("openai_cache_read", "openai_o3mini_reasoning", "openai_text_aisdk"):
+        body = json.loads((Path(__file__).parent / "recordings" / f"{name}.json").read_text())
+        fast = _plain_whole(body, OPENAI_PROFILE, 11, 22)
+        assert fast is not None, name
+        assert tuple(fast) == _read_generally(body, OPENAI_PROFILE)
+
+
+def _old_tier_chars(label: str) -> bool:
+    return bool(label) and all(c.isalnum() or c in "_-" for c in label)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(max_size=12) | st.text(alphabet=st.characters(), max_size=4))
+def test_tier_labels_accept_the_characters_str_isalnum_does(label: str) -> None:
+    assert (_TIER_CHARS.fullmatch(label) is not None) == _old_tier_chars(label)
+    if label and len(label) <= 40:
+        expected = label.strip().lower()
+        assert tier_label(label) in (
+            (None,) if not _old_tier_chars(expected) else (expected, "default", "flex", "priority", None)
+        )

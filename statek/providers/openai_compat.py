@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -34,6 +35,7 @@ from ..settings import ProviderSettings
 from ..streaming import stream_answer
 from ..types import LLM_Response
 from ..wire import openai_chat
+from ..wire.answer import Answer
 from ..wire.errors import ToolCallFormatError, WireFormatError
 from ..wire.openai_chat import (
     AuthStyle,
@@ -73,6 +75,7 @@ class OpenAICompatible_API(LLM_API):
     requires_api_key: ClassVar[bool] = False
     output_cap_wire: ClassVar[str | None] = "chat_completions"
     profile: ClassVar[ChatCompletionsProfile] = ChatCompletionsProfile()
+    _endpoint_cache: _Endpoint | None = None
 
     def __init__(
         self,
@@ -122,23 +125,30 @@ class OpenAICompatible_API(LLM_API):
         return payload
 
     def _messages(self, params: PreparedRequest) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
-        if params.system_prompt:
-            messages.append({"role": "system", "content": params.system_prompt})
         plain = params.chat_style is ChatStyle.PLAIN
-        messages.extend(_message(item, plain) for item in params.chat_history)
+        messages = [_message(item, plain) for item in params.chat_history]
+        if params.system_prompt:
+            messages.insert(0, {"role": "system", "content": params.system_prompt})
         return messages
 
+    def _endpoint(self) -> _Endpoint:
+        """Where every request goes and its default headers: worked out once, again only when the
+        instance's ``settings`` or ``profile`` is replaced (both are immutable). Raises
+        :class:`~statek.exceptions.ConfigurationError` when no URL is configured."""
+        endpoint = self._endpoint_cache
+        if endpoint is None or endpoint.settings is not self.settings or endpoint.profile is not self.profile:
+            url = self.api_url
+            endpoint = self._endpoint_cache = _Endpoint(
+                self.settings,
+                self.profile,
+                url,
+                self._query_params(url),
+                _headers(self.settings, self.profile),
+            )
+        return endpoint
+
     def _request_headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json"}
-        key = self.settings.key_value()
-        if key:
-            if self.profile.auth is AuthStyle.API_KEY_HEADER:
-                headers["api-key"] = key
-            else:
-                headers["authorization"] = f"Bearer {key}"
-        headers.update(self.profile.extra_headers)
-        return headers
+        return dict(self._endpoint().headers)
 
     def _query_params(self, url: str) -> dict[str, str] | None:
         parts = urlsplit(url)
@@ -150,19 +160,21 @@ class OpenAICompatible_API(LLM_API):
 
     # ----------------------------------------------------------------- response
     async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
-        url = self.api_url
-        query = self._query_params(url)
+        endpoint = self._endpoint()
+        url, query, headers = endpoint.url, endpoint.query, self._request_headers()
+        raw = await self._post_raw(payload, url=url, headers=headers, params=query)
         try:
             if payload.get("stream"):
-                raw = await self._post_raw(payload, url=url, params=query)
                 content_type = raw.headers.get("content-type", "")
-                answer = openai_chat.read_stream(raw.content, content_type, self.profile)
+                streamed = openai_chat.read_stream(raw.content, content_type, self.profile)
+                answer = Answer(
+                    openai_chat.message_text(streamed.message.get("content")),
+                    openai_chat.tool_calls(streamed.message.get("tool_calls")),
+                    openai_chat.answer_detail(streamed, self.profile, raw.bytes_sent, raw.bytes_received),
+                )
             else:
-                body, raw = await self._post_json(payload, url=url, params=query)
-                answer = openai_chat.read_answer(body)
-            detail = openai_chat.answer_detail(answer, self.profile, raw.bytes_sent, raw.bytes_received)
-            text = openai_chat.message_text(answer.message.get("content"))
-            calls = openai_chat.tool_calls(answer.message.get("tool_calls"))
+                body = self._json_of(raw)
+                answer = openai_chat.read_whole(body, self.profile, raw.bytes_sent, raw.bytes_received)
         except ToolCallFormatError as exc:
             raise MalformedToolCallError(
                 f"{self.provider_key}: {exc}",
@@ -174,7 +186,7 @@ class OpenAICompatible_API(LLM_API):
             ) from exc
         except WireFormatError as exc:
             raise self._format_error(str(exc), raw) from exc
-        return LLM_Response(text, None, calls, detail=detail)
+        return LLM_Response._of_detail(answer.text, answer.tool_calls, answer.detail)
 
     async def _stream(
         self, params: PreparedRequest, payload: dict[str, Any], emit: Callable[[str], None]
@@ -182,12 +194,42 @@ class OpenAICompatible_API(LLM_API):
         payload = {**payload, "stream": True}
         if self.profile.send_stream_options:
             payload.setdefault("stream_options", {"include_usage": True})
-        url = self.api_url
+        endpoint = self._endpoint()
         reader = openai_chat.ChatStreamReader(self.profile)
-        headers = self._request_headers()
         return await stream_answer(
-            self, payload, reader, emit, url=url, headers=headers, params=self._query_params(url)
+            self,
+            payload,
+            reader,
+            emit,
+            url=endpoint.url,
+            headers=self._request_headers(),
+            params=endpoint.query,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """What every request of one provider instance shares, for the settings and profile it was made of."""
+
+    settings: ProviderSettings
+    profile: ChatCompletionsProfile
+    url: str
+    query: dict[str, str] | None
+    headers: dict[str, str]
+
+
+def _headers(settings: ProviderSettings, profile: ChatCompletionsProfile) -> dict[str, str]:
+    """The headers every request sends: JSON, the key as ``profile`` wants it (if one is configured),
+    the profile's extra headers."""
+    headers = {"content-type": "application/json"}
+    key = settings.key_value()
+    if key:
+        if profile.auth is AuthStyle.API_KEY_HEADER:
+            headers["api-key"] = key
+        else:
+            headers["authorization"] = f"Bearer {key}"
+    headers.update(profile.extra_headers)
+    return headers
 
 
 def _message(item: ChatHistoryItem, plain: bool) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Pure functions over parsed JSON; counts go through :func:`~statek.wire.numbers.c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -47,6 +48,9 @@ _VERTEX_TIERS: Final = {
     "traffic_type_unspecified": None,
 }
 """Vertex ``trafficType`` values in the tier names the other providers use."""
+_TIER_CHARS: Final = re.compile(r"[\w-]+")
+"""A tier label's characters, at least one: ``_``, ``-`` and what ``str.isalnum`` accepts (the word
+class of a ``str`` pattern is exactly those and ``_``)."""
 
 
 def tier_label(value: Any) -> str | None:
@@ -55,7 +59,7 @@ def tier_label(value: Any) -> str | None:
     if not isinstance(value, str) or not value or len(value) > _MAX_TIER_CHARS:
         return None
     label = value.strip().lower()
-    if not label or not all(c.isalnum() or c in "_-" for c in label):
+    if _TIER_CHARS.fullmatch(label) is None:
         return None
     return _VERTEX_TIERS.get(label, label)
 

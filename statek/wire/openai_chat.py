@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ..limits import MAX_COUNT
@@ -108,6 +109,20 @@ class ChatCompletionsProfile:
     default_query: tuple[tuple[str, str], ...] = ()
     send_stream_options: bool = True
     stream_usage_paths: tuple[UsagePath, ...] = (("usage",),)
+    usage_like_openai: bool = field(init=False, repr=False, compare=False)
+    """Derived, not set: whether ``usage`` is read with OpenAI's own paths, no cost unit or reasoning
+    quirk (then :func:`read_whole` may take its fast path). Computed once, when the profile is made."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "usage_like_openai",
+            self.cached_tokens_paths == (_CACHED,)
+            and self.cache_write_paths == (_CACHE_WRITE,)
+            and self.reasoning_tokens_paths == (_REASONING,)
+            and self.cost_path == ("cost",)
+            and self.reasoning_in_output,
+        )
 
 
 OPENAI_PROFILE = ChatCompletionsProfile()
@@ -211,12 +226,17 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     Raises :class:`WireFormatError` for a count or cost out of bounds."""
     if not isinstance(usage, Mapping):
         return UsageCounts()
-    if not plain_counts(usage, _USAGE_COUNTS):
-        validated(Usage, usage, "usage")
-    elif type(usage) is dict and _reads_usage_like_openai(profile):
+    if type(usage) is dict and profile.usage_like_openai:
         fast = _openai_usage(usage)
         if fast is not None:
             return fast
+    return _profile_usage(usage, profile)
+
+
+def _profile_usage(usage: Mapping[str, Any], profile: ChatCompletionsProfile) -> UsageCounts:
+    """:func:`normalise_usage`, the general way: every count validated, ``profile``'s paths walked."""
+    if not plain_counts(usage, _USAGE_COUNTS):
+        validated(Usage, usage, "usage")
     prompt = count(usage.get("prompt_tokens")) or 0
     completion = count(usage.get("completion_tokens")) or 0
     reasoning = _first_count(usage, profile.reasoning_tokens_paths)
@@ -245,65 +265,67 @@ def normalise_usage(usage: Any, profile: ChatCompletionsProfile) -> UsageCounts:
     )
 
 
-def _reads_usage_like_openai(profile: ChatCompletionsProfile) -> bool:
-    """Whether ``profile`` reads ``usage`` with OpenAI's own defaults (the very same path objects:
-    an identity check, cheaper than comparing them)."""
-    default = OPENAI_PROFILE
-    return (
-        profile.cached_tokens_paths is default.cached_tokens_paths
-        and profile.cache_write_paths is default.cache_write_paths
-        and profile.reasoning_tokens_paths is default.reasoning_tokens_paths
-        and profile.cost_path is default.cost_path
-        and profile.reasoning_in_output
-        and not profile.reasoning_from_total
-    )
+_NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+_INT_OR_NONE = frozenset({int, type(None)})
 
 
-_PROMPT_MODALITIES = ("audio_tokens", "image_tokens", "cached_tokens_details")
-_COMPLETION_MODALITIES = ("audio_tokens", "image_tokens")
+def _plain_ints(values: tuple[Any, ...]) -> bool:
+    """True when every one of ``values`` is ``None`` or a plain ``int`` in ``[0, MAX_COUNT]`` (what
+    :func:`~statek.wire.numbers.count` takes as it is). Checked by C-level builtins, however many
+    values: the types as one set; then the bounds of the non-zero ones (``None`` and 0 drop out)."""
+    if not {*map(type, values)} <= _INT_OR_NONE:
+        return False
+    numbers = [*filter(None, values)]
+    return not numbers or (min(numbers) >= 0 and max(numbers) <= MAX_COUNT)
 
 
 def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
-    """:func:`normalise_usage` under OpenAI's own profile for a plain ``usage`` (its three counts
-    already checked): the detail counts read in place of the profile's general paths. ``None`` (read
-    generally) when a detail is anything but absent or a plain in-bounds int, when the answer carries
-    a cost, or audio or image counts."""
+    """:func:`_profile_usage` under a profile with OpenAI's own usage paths
+    (:attr:`ChatCompletionsProfile.usage_like_openai`), for the plain shape: the counts absent,
+    ``null`` or plain in-bounds ints, the details objects absent or dicts of such counts, no audio or
+    image count above 0, no ``cost``. ``None`` (read it the general way) for anything else. Never
+    raises."""
     if "cost" in usage:
         return None
     prompt_details = usage.get("prompt_tokens_details")
-    if type(prompt_details) is dict:
-        for key in _PROMPT_MODALITIES:
-            if key in prompt_details:
-                return None
-        cached = prompt_details.get("cached_tokens")
-        cache_write = prompt_details.get("cache_write_tokens")
-    elif prompt_details is None:
-        cached = cache_write = None
-    else:
+    if prompt_details is None:
+        prompt_details = _NO_DETAILS
+    elif type(prompt_details) is not dict:
         return None
     completion_details = usage.get("completion_tokens_details")
-    if type(completion_details) is dict:
-        for key in _COMPLETION_MODALITIES:
-            if key in completion_details:
-                return None
-        reasoning = completion_details.get("reasoning_tokens")
-    elif completion_details is None:
-        reasoning = None
-    else:
+    if completion_details is None:
+        completion_details = _NO_DETAILS
+    elif type(completion_details) is not dict:
         return None
-    for value in (cached, cache_write, reasoning):
-        if value is not None and (type(value) is not int or not 0 <= value <= MAX_COUNT):
-            return None
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    total = usage.get("total_tokens")
+    # Every detail value, read or not, must be a plain count: a nested object (cached audio) or an
+    # unusual value sends the whole usage the general way.
+    if not _plain_ints((prompt, completion, total, *prompt_details.values(), *completion_details.values())):
+        return None
+    if (
+        prompt_details.get("audio_tokens")
+        or prompt_details.get("image_tokens")
+        or completion_details.get("audio_tokens")
+        or completion_details.get("image_tokens")
+    ):
+        return None  # OpenAI sends them as 0; a count to split by modality is read the general way
+    prompt = prompt or 0
+    completion = completion or 0
     output = completion
+    reasoning = completion_details.get("reasoning_tokens")
     if reasoning is None:  # a total above prompt + completion: the rest is generated (see above)
-        rest = (usage.get("total_tokens") or 0) - prompt - completion
+        rest = (total or 0) - prompt - completion
         if rest > 0:
             reasoning = rest
             output = completion + rest
     return UsageCounts(
-        prompt, output, cached or 0, cache_write or 0, reasoning or 0, None, NO_MODALITIES, None
+        prompt,
+        output,
+        prompt_details.get("cached_tokens") or 0,
+        prompt_details.get("cache_write_tokens") or 0,
+        reasoning or 0,
     )
 
 
@@ -556,10 +578,79 @@ def _tool_call(call: Any, position: int) -> CallParams:
 def read_whole(body: Any, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int) -> Answer:
     """Text, tool calls and detail of a whole answer (the errors of :func:`read_answer` and
     :func:`tool_calls`)."""
+    plain = _plain_whole(body, profile, bytes_sent, bytes_received)
+    if plain is not None:
+        return plain
     answer = read_answer(body)
     detail = answer_detail(answer, profile, bytes_sent, bytes_received)
     text = message_text(answer.message.get("content"))
     return Answer(text, tool_calls(answer.message.get("tool_calls")), detail)
+
+
+_NO_USAGE = UsageCounts()
+
+
+def _plain_whole(
+    body: Any, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int
+) -> Answer | None:
+    """What :func:`read_whole` reads from the common answer, read in one pass: a dict with one choice
+    whose message has text (or ``null``) and no tool calls, a plain usage under a profile that reads
+    it like OpenAI (see :func:`_openai_usage`) or none, no ``error``. ``None`` for any other shape:
+    :func:`read_whole` then reads (and validates) it the general way. Never raises: every step is a
+    type test or a dict lookup."""
+    if type(body) is not dict or body.get("error"):
+        return None
+    choices = body.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("delta") is not None:
+        return None
+    index = choice.get("index")
+    message = choice.get("message")
+    if (index is not None and type(index) is not int) or type(message) is not dict:
+        return None
+    text = message.get("content")
+    calls = message.get("tool_calls")
+    if text is None:
+        text = ""
+    elif type(text) is not str:
+        return None
+    if calls is not None and (type(calls) is not list or calls):
+        return None
+    usage = body.get("usage")
+    if usage is None:
+        counts = _NO_USAGE
+    elif type(usage) is dict and profile.usage_like_openai:
+        read = _openai_usage(usage)
+        if read is None:
+            return None
+        counts = read
+    else:
+        return None
+    tier = body.get("service_tier")
+    if tier is not None:
+        tier = tier_label(tier)
+    if tier is None and usage is not None:
+        # Perplexity bills a request by its search context size (low / medium / high): its tier
+        context_size = usage.get("search_context_size")
+        tier = None if context_size is None else tier_label(context_size)
+    detail = CallDetail(  # no cost and no modality split: the fast usage reading declines both
+        total_bytes_sent=bytes_sent,
+        total_bytes_received=bytes_received,
+        cost=None,
+        input_tokens=counts.input_tokens,
+        output_tokens=counts.output_tokens,
+        cached_tokens=counts.cached_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
+        reasoning_tokens=counts.reasoning_tokens,
+        response_model=_label(body.get("model")) or None,
+        finish_reason=_label(choice.get("finish_reason")),
+        has_usage=usage is not None,
+        response_id=text_id(body.get("id")),
+        service_tier=tier,
+    )
+    return Answer(text, None, detail)
 
 
 class ChatStreamReader:
