@@ -194,8 +194,7 @@ class Job:
         queue.append(call)
         if len(queue) > FOLD_AT:
             self.usage.fold()
-        if self.span_mode is None and span_context is not None:
-            self.note_call_span(span_context)
+        self.note_call_span(span_context)
 
     def add_failure(self, provider: str, model: str, bytes_sent: int, bytes_received: int, span_context: Any) -> None:
         """Add a call that failed for good (:meth:`LLM_Usage.record_failure`) and note its span context."""
@@ -205,13 +204,12 @@ class Job:
     # ----------------------------------------------------------------- what the job's span needs
     def note_call_span(self, span_context: Any) -> None:
         """Remember a call's span context, for the links of a span made at the job's end."""
-        if self.span_mode is not None or span_context is None:
-            return
-        spans = self._call_spans
-        if spans is None:
-            spans = self._call_spans = []
-        if len(spans) < MAX_CALL_LINKS:
-            spans.append(span_context)
+        if self.span_mode is None and span_context is not None:
+            spans = self._call_spans
+            if spans is None:
+                self._call_spans = [span_context]
+            elif len(spans) < MAX_CALL_LINKS:
+                spans.append(span_context)
 
     def note_refusal(self, attributes: dict[str, Any]) -> None:
         """A call of this job was refused by a budget: a ``statek.budget.refused`` event with these
