@@ -196,7 +196,9 @@ class Job:
             self.usage.fold()
         self.note_call_span(span_context)
 
-    def add_failure(self, provider: str, model: str, bytes_sent: int, bytes_received: int, span_context: Any) -> None:
+    def add_failure(
+        self, provider: str, model: str, bytes_sent: int, bytes_received: int, span_context: Any
+    ) -> None:
         """Add a call that failed for good (:meth:`LLM_Usage.record_failure`) and note its span context."""
         self.usage.record_failure(provider, model, bytes_sent, bytes_received)
         self.note_call_span(span_context)
@@ -238,7 +240,7 @@ class Job:
     def earned_span(self, exc: BaseException | None) -> bool:
         """Whether a job with ``span=None`` gets a span at its end: it held more than one call, a call
         of it was refused, or its body raised."""
-        return exc is not None or bool(self._refusals) or self._calls_held() > 1
+        return exc is not None or self._refusals is not None or self._calls_held() > 1
 
     def _calls_held(self) -> int:
         """The job's calls (answered or failed) so far, without making its usage to count them."""

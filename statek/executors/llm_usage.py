@@ -335,7 +335,9 @@ class LLM_Usage:
         totals.reasoning_tokens += reasoning
         if status == "reported" and cost is not None and table_cost is not None:
             drift = cost - table_cost
-            self._total_cost_drift = drift if self._total_cost_drift is None else self._total_cost_drift + drift
+            self._total_cost_drift = (
+                drift if self._total_cost_drift is None else self._total_cost_drift + drift
+            )
             totals.cost_drift = drift if totals.cost_drift is None else totals.cost_drift + drift
         totals.bytes_sent += stats.total_bytes_sent
         totals.bytes_received += stats.total_bytes_received
@@ -343,7 +345,9 @@ class LLM_Usage:
             self._total_reported_cost = (
                 reported if self._total_reported_cost is None else self._total_reported_cost + reported
             )
-            totals.reported_cost = reported if totals.reported_cost is None else totals.reported_cost + reported
+            totals.reported_cost = (
+                reported if totals.reported_cost is None else totals.reported_cost + reported
+            )
         if cost is None:
             if status == "no_usage":
                 self._no_usage_calls += 1
