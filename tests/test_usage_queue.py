@@ -20,7 +20,7 @@ from statek.executors.job import Job
 from statek.executors.llm_usage import _FIELDS, FOLD_AT, LLM_Usage
 from statek.metering.types import CallCost
 from statek.telemetry.jobs import JobUsageConsumer
-from statek.types import CallDetail
+from statek.types import CallDetail, CostStatus
 
 MODELS = [("OPENAI", "gpt-4o"), ("ANTHROPIC", "claude"), ("LOCAL", "llama")]
 money = st.none() | st.decimals(min_value=0, max_value=10, places=6, allow_nan=False, allow_infinity=False)
@@ -29,7 +29,7 @@ counts = st.integers(min_value=0, max_value=10_000)
 
 @st.composite
 def details(draw: st.DrawFn) -> CallDetail:
-    status = draw(st.sampled_from(["calculated", "reported", "unpriced", "no_usage", "reserved"]))
+    status: CostStatus = draw(st.sampled_from(["calculated", "reported", "unpriced", "no_usage", "reserved"]))
     return CallDetail(
         draw(counts),
         draw(counts),
