@@ -143,8 +143,9 @@ def values_of(names: tuple[str, ...]) -> tuple[str, ...]:
     About ten times faster than ``environment().get`` for each name: ``os.environ.get`` encodes the
     name and raises and catches a ``KeyError`` for every unset one, about a microsecond each.
     """
-    data = getattr(os.environ, "_data", None)  # os._Environ's own store, which every change updates
-    if not isinstance(data, dict):  # os.environ replaced by a plain mapping (tests do this)
+    try:
+        data = os.environ._data  # type: ignore[attr-defined]  # os._Environ's store, which every change updates
+    except AttributeError:  # os.environ replaced by a plain mapping (tests do this)
         return _values_in(environment(), names)
     raw = tuple(map(data.get, _encoded_names.get(names) or _encoded(names)))
     dotenv = _dotenv()

@@ -240,14 +240,12 @@ class Job:
     def earned_span(self, exc: BaseException | None) -> bool:
         """Whether a job with ``span=None`` gets a span at its end: it held more than one call, a call
         of it was refused, or its body raised."""
-        return exc is not None or self._refusals is not None or self._calls_held() > 1
-
-    def _calls_held(self) -> int:
-        """The job's calls (answered or failed) so far, without making its usage to count them."""
+        if exc is not None or self._refusals is not None:
+            return True
         usage = self._usage
         if usage is None:  # every call so far is still queued: a failure or a fold makes the usage
-            return len(self._queue)
-        return usage.calls + usage.failed_calls
+            return len(self._queue) > 1
+        return usage.calls + usage.failed_calls > 1
 
     def totals(self) -> dict[str, int | float | str]:
         """The job's usage so far as ``statek.job.*`` span attributes (cost as a float, at this edge)."""
