@@ -91,6 +91,8 @@ class Job:
     """The job's open span, set and ended by the span consumer (:mod:`statek.telemetry.job_span`)."""
     entered_wall = 0.0
     """When the job was entered (epoch seconds)."""
+    ancestors: tuple[Job, ...] = ()
+    """The jobs this one was entered in, innermost first."""
     _own: Mapping[str, str] = _NO_ATTRIBUTES
     _entered = False
     _token: Token[Job | None] | None = None
@@ -113,8 +115,6 @@ class Job:
         if limits is not None:
             self.budget = BudgetLedger(job_id, limits)
             self.budgets = (self.budget,)
-        self.lineage: tuple[Job, ...] = (self,)
-        """This job and its ancestors, innermost first: the usages a call inside it is added to."""
         if attributes:
             self._own = {str(k): str(v) for k, v in attributes.items()}
             self.attributes = MappingProxyType(dict(self._own))
@@ -136,6 +136,13 @@ class Job:
                     self._usage = usage
         return usage
 
+    @property
+    def lineage(self) -> tuple[Job, ...]:
+        """This job and its ancestors, innermost first: the usages a call inside it is added to."""
+        # Made on each read rather than kept: a job holding a tuple that holds the job is a
+        # reference cycle, which only the garbage collector frees (a collection every few hundred jobs).
+        return (self, *self.ancestors)
+
     def __repr__(self) -> str:
         return f"Job({self.job_id!r}, calls={self.usage.calls}, cost={self.usage.total_cost})"
 
@@ -149,7 +156,7 @@ class Job:
         parent = _current.get()
         if parent is not None:
             self.parent = parent
-            self.lineage = (self, *parent.lineage)
+            self.ancestors = parent.lineage
             self.attributes = MappingProxyType({**parent.attributes, **self._own})
             self.budgets = ledgers_of(self)
         self.entered_wall = time.time()
