@@ -58,16 +58,7 @@ class JobSpanConsumer:
                 return
         else:
             return
-        self._end(span, job, record.exception)
-
-    @staticmethod
-    def _end(span: Any, job: Job, exc: BaseException | None) -> None:
-        """End the job's span with its totals, and its error when its body raised."""
-        span.set_attributes(job.totals())
-        if exc is not None:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
-        span.end()
+        _end(span, job, record.exception)
 
 
 def _earned_span(job: Job, record: JobRecord) -> Any:
@@ -82,6 +73,15 @@ def _earned_span(job: Job, record: JobRecord) -> Any:
     for at, refused in job.refusals:
         span.add_event("statek.budget.refused", refused, timestamp=at)
     return span
+
+
+def _end(span: Any, job: Job, exc: BaseException | None) -> None:
+    """End the job's span with its totals, and its error when its body raised."""
+    span.set_attributes(job.totals())
+    if exc is not None:
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
+    span.end()
 
 
 def _attributes(job: Job) -> dict[str, Any]:
