@@ -36,7 +36,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType, TracebackType
@@ -120,7 +119,7 @@ class Job:
             self.attributes = MappingProxyType(dict(self._own))
         self.span_mode = span
         """``span=`` as given: ``None`` a span if earned, ``True`` from entry, ``False`` never."""
-        self._queue: deque[RecordedCall] = deque()
+        self._queue: list[RecordedCall] = []
         """The answered calls not yet added up into :attr:`usage` (see :mod:`statek.executors.llm_usage`)."""
 
     @property

@@ -20,7 +20,6 @@ until its end, or at all, pays for one append per call, and a long job's queue s
 from __future__ import annotations
 
 import threading
-from collections import deque
 from dataclasses import dataclass
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -198,10 +197,10 @@ class LLM_Usage:
         self._recorded_cost: Decimal | None = None
         self._models: dict[tuple[str, str], _Totals] = {}
         self._lock = threading.Lock()
-        self._queue: deque[RecordedCall] = deque()
+        self._queue: list[RecordedCall] = []
 
     @classmethod
-    def fed_by(cls, queue: deque[RecordedCall]) -> LLM_Usage:
+    def fed_by(cls, queue: list[RecordedCall]) -> LLM_Usage:
         """An empty usage that also adds up the calls someone else appends to ``queue`` (a
         :class:`~statek.executors.job.Job` does, so that its usage is made only when read); the
         appender calls :meth:`fold` once the queue holds more than :data:`FOLD_AT` calls."""
@@ -293,11 +292,14 @@ class LLM_Usage:
 
     def _fold_queue(self) -> None:
         # A call leaves the queue only once it is added, so a reader that finds the queue empty
-        # (and skips the lock) never misses a call that another thread is adding up.
+        # (and skips the lock) never misses a call that another thread is adding up; calls
+        # appended meanwhile stay queued for the next round.
         queue = self._queue
         while queue:
-            self._add(*queue[0])
-            queue.popleft()
+            added = len(queue)
+            for call in queue[:added]:
+                self._add(*call)
+            del queue[:added]
 
     def _add(
         self,
