@@ -143,19 +143,31 @@ def values_of(names: tuple[str, ...]) -> tuple[str, ...]:
     About ten times faster than ``environment().get`` for each name: ``os.environ.get`` encodes the
     name and raises and catches a ``KeyError`` for every unset one, about a microsecond each.
     """
-    environ = os.environ
-    data = getattr(environ, "_data", None)  # os._Environ's own store, which every change updates
-    if not isinstance(data, dict):  # os.environ replaced by a plain mapping (tests do this)
-        env = environment()
-        return tuple(env.get(name, "") for name in names)
+    try:
+        data = os.environ._data  # type: ignore[attr-defined]  # os._Environ's store, which every change updates
+    except AttributeError:  # os.environ replaced by a plain mapping (tests do this)
+        return _values_in(environment(), names)
+    raw = tuple(map(data.get, _encoded_names.get(names) or _encoded(names)))
     dotenv = _dotenv()
-    encoded = _encoded_names.get(names)
-    if encoded is None:
-        encoded = _encoded_names[names] = tuple(environ.encodekey(name) for name in names)  # type: ignore[attr-defined]
-    raw = tuple(map(data.get, encoded))
-    if not dotenv and raw.count(None) == len(raw):  # the common case: none of them is set
+    if not dotenv and not any(raw):  # the common case: each one unset (None) or empty (b"")
         return ("",) * len(raw)
-    decode = environ.decodevalue  # type: ignore[attr-defined]
+    return _decoded(names, raw, dotenv)
+
+
+def _values_in(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(env.get(name, "") for name in names)
+
+
+def _encoded(names: tuple[str, ...]) -> tuple[Any, ...]:
+    """``names`` as keys of ``os.environ``'s own store (made once per tuple of names)."""
+    encode = os.environ.encodekey  # type: ignore[attr-defined]
+    encoded = _encoded_names[names] = tuple(encode(name) for name in names)
+    return encoded
+
+
+def _decoded(names: tuple[str, ...], raw: tuple[Any, ...], dotenv: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of ``names`` from their raw values in the environment's store, else ``dotenv``."""
+    decode = os.environ.decodevalue  # type: ignore[attr-defined]
     return tuple(
         decode(value) if value is not None else dotenv.get(name, "") for name, value in zip(names, raw)
     )

@@ -22,7 +22,7 @@ from ..settings import (
 )
 from .budget_store import Period, check_key
 
-__all__ = ["Budget", "BudgetStatus", "ReserveMode", "UnpricedPolicy"]
+__all__ = ["Budget", "BudgetStatus", "ReserveMode", "UnpricedPolicy", "default_limits"]
 
 UnpricedPolicy = Literal["refuse", "allow"]
 """What a USD budget does with a call to a model that has no price: refuse it, or let it go uncounted."""
@@ -116,18 +116,7 @@ class Budget:
         raw = (
             values_of(_ENV_NAMES) if environ is None else tuple(environ.get(name, "") for name in _ENV_NAMES)
         )
-        cached = _from_env_cache.get(raw)
-        if cached is None:
-            usd, tokens, calls, approx, policy = (value.strip() for value in raw)
-            cached = cls(
-                _usd(usd or None, BUDGET_USD_ENV),
-                tokens=_count(tokens or None, BUDGET_TOKENS_ENV),
-                calls=_count(calls or None, BUDGET_CALLS_ENV),
-                approx_tokens=_count(approx or None, MAX_TOKEN_USAGE_ENV),
-                unpriced=_policy(policy.lower() or "refuse", BUDGET_UNPRICED_ENV),
-            )
-            _from_env_cache[raw] = cached
-        return cached
+        return _from_values(raw)
 
     def __str__(self) -> str:
         parts = []
@@ -149,6 +138,36 @@ class Budget:
 
 _ENV_NAMES = (BUDGET_USD_ENV, BUDGET_TOKENS_ENV, BUDGET_CALLS_ENV, MAX_TOKEN_USAGE_ENV, BUDGET_UNPRICED_ENV)
 _from_env_cache: dict[tuple[str, ...], Budget] = {}
+_limits_cache: dict[tuple[str, ...], Budget | None] = {}
+
+
+def _from_values(raw: tuple[str, ...]) -> Budget:
+    """The budget of the values of :data:`_ENV_NAMES` (made once per distinct values)."""
+    cached = _from_env_cache.get(raw)
+    if cached is None:
+        usd, tokens, calls, approx, policy = (value.strip() for value in raw)
+        cached = Budget(
+            _usd(usd or None, BUDGET_USD_ENV),
+            tokens=_count(tokens or None, BUDGET_TOKENS_ENV),
+            calls=_count(calls or None, BUDGET_CALLS_ENV),
+            approx_tokens=_count(approx or None, MAX_TOKEN_USAGE_ENV),
+            unpriced=_policy(policy.lower() or "refuse", BUDGET_UNPRICED_ENV),
+        )
+        _from_env_cache[raw] = cached
+    return cached
+
+
+def default_limits() -> Budget | None:
+    """:meth:`Budget.from_env` when it limits anything, else ``None``: what a ``Job`` created without
+    ``budget=`` counts against. The environment is read on every call (a value set or changed
+    applies to the next job); what its values mean is worked out once per distinct values."""
+    raw = values_of(_ENV_NAMES)
+    try:
+        return _limits_cache[raw]
+    except KeyError:
+        budget = _from_values(raw)  # a bad value raises here, and is never cached
+        limits = _limits_cache[raw] = budget if budget.is_limited else None
+        return limits
 
 
 def _usd(value: object, where: str) -> Decimal | None:

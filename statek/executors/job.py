@@ -34,6 +34,7 @@ asks for the span from entry, current while the job runs, so the calls' spans ar
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
@@ -43,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 from ..call_record import JobRecord, job_consumers
 from ..exceptions import ConfigurationError
 from .budget import Budget, BudgetLedger, ledgers_of
-from .llm_usage import LLM_Usage
+from .budget_limits import default_limits
+from .llm_usage import FOLD_AT, LLM_Usage, RecordedCall
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -58,6 +60,7 @@ MAX_REFUSAL_EVENTS = 64
 _log = logging.getLogger("statek.telemetry")
 _NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 _current: ContextVar[Job | None] = ContextVar("statek_job", default=None)
+_usage_lock = threading.Lock()  # makes a job's usage once, however many threads read it first
 
 
 def current_job() -> Job | None:
@@ -76,6 +79,26 @@ class Job:
     ``async with``; entering it again raises :class:`ConfigurationError`.
     """
 
+    # Class-level defaults: most jobs never change these, so a new job does not store them.
+    budget: BudgetLedger | None = None
+    """The job's own budget ledger, ``None`` when nothing is limited."""
+    budgets: tuple[BudgetLedger, ...] = ()
+    """The budgets a call inside this job counts against: its own and its ancestors', innermost first."""
+    parent: Job | None = None
+    attributes: Mapping[str, str] = _NO_ATTRIBUTES
+    span: Any = None
+    """The job's open span, set and ended by the span consumer (:mod:`statek.telemetry.job_span`)."""
+    entered_wall = 0.0
+    """When the job was entered (epoch seconds)."""
+    ancestors: tuple[Job, ...] = ()
+    """The jobs this one was entered in, innermost first."""
+    _own: Mapping[str, str] = _NO_ATTRIBUTES
+    _entered = False
+    _token: Token[Job | None] | None = None
+    _usage: LLM_Usage | None = None
+    _call_spans: list[Any] | None = None
+    _refusals: list[tuple[int, dict[str, Any]]] | None = None
+
     def __init__(
         self,
         job_id: str,
@@ -87,29 +110,37 @@ class Job:
         if not isinstance(job_id, str) or not job_id.strip():
             raise ConfigurationError(f"a Job needs a non-empty string id, not {job_id!r}")
         self.job_id = job_id
-        self.usage = LLM_Usage()
-        limits = Budget.from_env() if budget is None else budget
-        self.budget: BudgetLedger | None = BudgetLedger(job_id, limits) if limits.is_limited else None
-        self.usage.budget = self.budget
-        self.parent: Job | None = None
-        self.lineage: tuple[Job, ...] = (self,)
-        """This job and its ancestors, innermost first: the usages a call inside it is added to."""
-        self.budgets: tuple[BudgetLedger, ...] = () if self.budget is None else (self.budget,)
-        """The budgets a call inside this job counts against: its own and its ancestors', innermost first."""
-        self._own = {str(k): str(v) for k, v in attributes.items()} if attributes else {}
-        self.attributes: Mapping[str, str] = (
-            MappingProxyType(dict(self._own)) if self._own else _NO_ATTRIBUTES
-        )
-        self._entered = False
-        self._token: Token[Job | None] | None = None
+        limits = default_limits() if budget is None else budget if budget.is_limited else None
+        if limits is not None:
+            self.budget = BudgetLedger(job_id, limits)
+            self.budgets = (self.budget,)
+        if attributes:
+            self._own = {str(k): str(v) for k, v in attributes.items()}
+            self.attributes = MappingProxyType(dict(self._own))
         self.span_mode = span
         """``span=`` as given: ``None`` a span if earned, ``True`` from entry, ``False`` never."""
-        self.span: Any = None
-        """The job's open span, set and ended by the span consumer (:mod:`statek.telemetry.job_span`)."""
-        self.entered_wall = 0.0
-        """When the job was entered (epoch seconds)."""
-        self._call_spans: list[Any] | None = None
-        self._refusals: list[tuple[int, dict[str, Any]]] | None = None
+        self._queue: list[RecordedCall] = []
+        """The answered calls not yet added up into :attr:`usage` (see :mod:`statek.executors.llm_usage`)."""
+
+    @property
+    def usage(self) -> LLM_Usage:
+        """What the job's calls (and its child jobs') used and cost so far; made on first read."""
+        usage = self._usage
+        if usage is None:
+            with _usage_lock:
+                usage = self._usage
+                if usage is None:
+                    usage = LLM_Usage.fed_by(self._queue)
+                    usage.budget = self.budget
+                    self._usage = usage
+        return usage
+
+    @property
+    def lineage(self) -> tuple[Job, ...]:
+        """This job and its ancestors, innermost first: the usages a call inside it is added to."""
+        # Made on each read rather than kept: a job holding a tuple that holds the job is a
+        # reference cycle, which only the garbage collector frees (a collection every few hundred jobs).
+        return (self, *self.ancestors)
 
     def __repr__(self) -> str:
         return f"Job({self.job_id!r}, calls={self.usage.calls}, cost={self.usage.total_cost})"
@@ -124,7 +155,7 @@ class Job:
         parent = _current.get()
         if parent is not None:
             self.parent = parent
-            self.lineage = (self, *parent.lineage)
+            self.ancestors = parent.lineage
             self.attributes = MappingProxyType({**parent.attributes, **self._own})
             self.budgets = ledgers_of(self)
         self.entered_wall = time.time()
@@ -160,16 +191,33 @@ class Job:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    # ----------------------------------------------------------------- the job's calls
+    def add_call(self, call: RecordedCall, span_context: Any) -> None:
+        """Add an answered call (as :meth:`LLM_Usage.record` queues it) to this job's usage, and note
+        its span context for a span made at the job's end; the job usage consumer calls this for
+        every job of a call's lineage."""
+        queue = self._queue
+        queue.append(call)
+        if len(queue) > FOLD_AT:
+            self.usage.fold()
+        self.note_call_span(span_context)
+
+    def add_failure(
+        self, provider: str, model: str, bytes_sent: int, bytes_received: int, span_context: Any
+    ) -> None:
+        """Add a call that failed for good (:meth:`LLM_Usage.record_failure`) and note its span context."""
+        self.usage.record_failure(provider, model, bytes_sent, bytes_received)
+        self.note_call_span(span_context)
+
     # ----------------------------------------------------------------- what the job's span needs
     def note_call_span(self, span_context: Any) -> None:
         """Remember a call's span context, for the links of a span made at the job's end."""
-        if self.span_mode is not None or span_context is None:
-            return
-        spans = self._call_spans
-        if spans is None:
-            spans = self._call_spans = []
-        if len(spans) < MAX_CALL_LINKS:
-            spans.append(span_context)
+        if self.span_mode is None and span_context is not None:
+            spans = self._call_spans
+            if spans is None:
+                self._call_spans = [span_context]
+            elif len(spans) < MAX_CALL_LINKS:
+                spans.append(span_context)
 
     def note_refusal(self, attributes: dict[str, Any]) -> None:
         """A call of this job was refused by a budget: a ``statek.budget.refused`` event with these
@@ -198,8 +246,12 @@ class Job:
     def earned_span(self, exc: BaseException | None) -> bool:
         """Whether a job with ``span=None`` gets a span at its end: it held more than one call, a call
         of it was refused, or its body raised."""
-        usage = self.usage
-        return usage.calls + usage.failed_calls > 1 or exc is not None or bool(self._refusals)
+        if exc is not None or self._refusals is not None:
+            return True
+        usage = self._usage
+        if usage is None:  # every call so far is still queued: a failure or a fold makes the usage
+            return len(self._queue) > 1
+        return usage.calls + usage.failed_calls > 1
 
     def totals(self) -> dict[str, int | float | str]:
         """The job's usage so far as ``statek.job.*`` span attributes (cost as a float, at this edge)."""

@@ -11,24 +11,39 @@ Cost statuses are counted per call: ``calculated`` and ``reported`` calls add th
 none and are counted apart, so a total is never a made-up ``$0``. When a provider reported a cost
 and the price table priced the call too, the reported figure is the cost and ``reported - table``
 is summed in :attr:`LLM_Usage.total_cost_drift` (a stale table shows here first).
+
+A recorded call is queued, and the queue is added up when a figure is read (every read sees every
+call recorded before it), or when it holds :data:`FOLD_AT` calls: a job whose usage nobody reads
+until its end, or at all, pays for one append per call, and a long job's queue stays short.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Context, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ..model_pricing import ModelPricing, get_model_pricing
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from ..types import CallDetail
     from .budget import BudgetLedger
 
-__all__ = ["LLM_Usage", "ModelUsage"]
+__all__ = ["FOLD_AT", "LLM_Usage", "ModelUsage", "RecordedCall"]
 
 _EXACT = Context(prec=80)
+_PLACEHOLDER: Any = object()  # the default ``pricing``: a new empty record for each usage
+_T = TypeVar("_T")
+
+FOLD_AT = 64
+"""Queued calls beyond which recording adds them up at once rather than at the next read."""
+
+RecordedCall = tuple[str, str, "CallDetail", "str | None", "Decimal | None", "Decimal | None"]
+"""One answered call as queued by :meth:`LLM_Usage.record`: ``(provider, model, stats, status, cost,
+table_cost)``; ``status`` ``None`` takes the status and cost of ``stats``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,32 @@ class _Totals:
         self.reported_cost: Decimal | None = None
 
 
-@dataclass(eq=False)
+class _Figure(Generic[_T]):
+    """A field of :class:`LLM_Usage`: reading or setting it first adds up the queued calls."""
+
+    __slots__ = ("_store",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._store = "_" + name
+
+    @overload
+    def __get__(self, usage: None, owner: type | None = None) -> Self: ...
+
+    @overload
+    def __get__(self, usage: LLM_Usage, owner: type | None = None) -> _T: ...
+
+    def __get__(self, usage: LLM_Usage | None, owner: type | None = None) -> Any:
+        if usage is None:
+            return self
+        if usage._queue:
+            usage.fold()
+        return getattr(usage, self._store)
+
+    def __set__(self, usage: LLM_Usage, value: _T) -> None:
+        usage.fold()
+        setattr(usage, self._store, value)
+
+
 class LLM_Usage:
     """Accumulated byte counts, token counts, provider-reported cost and calculated cost of a job.
 
@@ -104,26 +144,69 @@ class LLM_Usage:
     was current at some moment (use :meth:`by_model` for a consistent per-model snapshot).
     """
 
-    pricing: ModelPricing | None = field(default_factory=ModelPricing)
-    context_bytes: int = 0
-    total_bytes_sent: int = 0
-    total_bytes_received: int = 0
-    total_input_tokens: int = 0
-    total_cached_tokens: int = 0
-    total_output_tokens: int = 0
-    total_reported_cost: Decimal | None = None
-    total_cache_write_tokens: int = 0
-    total_reasoning_tokens: int = 0
-    calls: int = 0
-    unpriced_calls: int = 0
-    failed_calls: int = 0
-    no_usage_calls: int = 0
-    total_cost_drift: Decimal | None = None
-    budget: BudgetLedger | None = field(default=None, init=False, compare=False)
-    """The job's budget (spend against the limits: ``budget.status()``), ``None`` when unlimited."""
-    _recorded_cost: Decimal | None = field(default=None, init=False, repr=False)
-    _models: dict[tuple[str, str], _Totals] = field(default_factory=dict, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    context_bytes = _Figure[int]()
+    total_bytes_sent = _Figure[int]()
+    total_bytes_received = _Figure[int]()
+    total_input_tokens = _Figure[int]()
+    total_cached_tokens = _Figure[int]()
+    total_output_tokens = _Figure[int]()
+    total_reported_cost = _Figure["Decimal | None"]()
+    total_cache_write_tokens = _Figure[int]()
+    total_reasoning_tokens = _Figure[int]()
+    calls = _Figure[int]()
+    unpriced_calls = _Figure[int]()
+    failed_calls = _Figure[int]()
+    no_usage_calls = _Figure[int]()
+    total_cost_drift = _Figure["Decimal | None"]()
+
+    def __init__(
+        self,
+        pricing: ModelPricing | None = _PLACEHOLDER,
+        context_bytes: int = 0,
+        total_bytes_sent: int = 0,
+        total_bytes_received: int = 0,
+        total_input_tokens: int = 0,
+        total_cached_tokens: int = 0,
+        total_output_tokens: int = 0,
+        total_reported_cost: Decimal | None = None,
+        total_cache_write_tokens: int = 0,
+        total_reasoning_tokens: int = 0,
+        calls: int = 0,
+        unpriced_calls: int = 0,
+        failed_calls: int = 0,
+        no_usage_calls: int = 0,
+        total_cost_drift: Decimal | None = None,
+    ) -> None:
+        self.pricing = ModelPricing() if pricing is _PLACEHOLDER else pricing
+        self._context_bytes = context_bytes
+        self._total_bytes_sent = total_bytes_sent
+        self._total_bytes_received = total_bytes_received
+        self._total_input_tokens = total_input_tokens
+        self._total_cached_tokens = total_cached_tokens
+        self._total_output_tokens = total_output_tokens
+        self._total_reported_cost = total_reported_cost
+        self._total_cache_write_tokens = total_cache_write_tokens
+        self._total_reasoning_tokens = total_reasoning_tokens
+        self._calls = calls
+        self._unpriced_calls = unpriced_calls
+        self._failed_calls = failed_calls
+        self._no_usage_calls = no_usage_calls
+        self._total_cost_drift = total_cost_drift
+        self.budget: BudgetLedger | None = None
+        """The job's budget (spend against the limits: ``budget.status()``), ``None`` when unlimited."""
+        self._recorded_cost: Decimal | None = None
+        self._models: dict[tuple[str, str], _Totals] = {}
+        self._lock = threading.Lock()
+        self._queue: list[RecordedCall] = []
+
+    @classmethod
+    def fed_by(cls, queue: list[RecordedCall]) -> LLM_Usage:
+        """An empty usage that also adds up the calls someone else appends to ``queue`` (a
+        :class:`~statek.executors.job.Job` does, so that its usage is made only when read); the
+        appender calls :meth:`fold` once the queue holds more than :data:`FOLD_AT` calls."""
+        usage = cls()
+        usage._queue = queue
+        return usage
 
     @classmethod
     def for_model(cls, provider: str, model: str, model_family: str | None = None) -> LLM_Usage:
@@ -134,6 +217,9 @@ class LLM_Usage:
         """
         pricing = get_model_pricing(provider, model, model_family)
         return cls(pricing=pricing if pricing is not None else ModelPricing())
+
+    def __repr__(self) -> str:
+        return "LLM_Usage(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS) + ")"
 
     @property
     def total_cost(self) -> Decimal | None:
@@ -176,83 +262,111 @@ class LLM_Usage:
 
         ``status``/``cost`` are the call's cost status and cost (default: ``stats.cost_status`` and
         ``stats.priced_cost``); ``table_cost`` is the table's price of a call whose cost was
-        reported, for the drift.
+        reported, for the drift. The call is queued and added up at the next read (see the module
+        docstring).
         """
-        if status is None:
-            status = getattr(stats, "cost_status", "unpriced")
-            cost = getattr(stats, "priced_cost", None)
-        if status in ("unpriced", "no_usage"):
-            cost = None
-        reported = stats.cost
-        drift = (
-            cost - table_cost
-            if status == "reported" and cost is not None and table_cost is not None
-            else None
-        )
-        with self._lock:
-            totals = self._totals(provider, model)
-            self.calls += 1
-            self.total_bytes_sent += stats.total_bytes_sent
-            self.total_bytes_received += stats.total_bytes_received
-            self.context_bytes = self.total_bytes_sent + self.total_bytes_received
-            self.total_input_tokens += stats.input_tokens
-            self.total_cached_tokens += stats.cached_tokens
-            self.total_output_tokens += stats.output_tokens
-            cache_write = getattr(stats, "cache_write_tokens", 0)
-            reasoning = getattr(stats, "reasoning_tokens", 0)
-            self.total_cache_write_tokens += cache_write
-            self.total_reasoning_tokens += reasoning
-            totals.calls += 1
-            totals.input_tokens += stats.input_tokens
-            totals.cached_tokens += stats.cached_tokens
-            totals.cache_write_tokens += cache_write
-            totals.output_tokens += stats.output_tokens
-            totals.reasoning_tokens += reasoning
-            if drift is not None:
-                self.total_cost_drift = (
-                    drift if self.total_cost_drift is None else self.total_cost_drift + drift
-                )
-                totals.cost_drift = drift if totals.cost_drift is None else totals.cost_drift + drift
-            totals.bytes_sent += stats.total_bytes_sent
-            totals.bytes_received += stats.total_bytes_received
-            if reported is not None:
-                self.total_reported_cost = (
-                    reported if self.total_reported_cost is None else self.total_reported_cost + reported
-                )
-                totals.reported_cost = (
-                    reported if totals.reported_cost is None else totals.reported_cost + reported
-                )
-            if cost is None:
-                if status == "no_usage":
-                    self.no_usage_calls += 1
-                    totals.no_usage_calls += 1
-                else:
-                    self.unpriced_calls += 1
-                    totals.unpriced_calls += 1
-                return
-            self._recorded_cost = cost if self._recorded_cost is None else self._recorded_cost + cost
-            totals.cost = cost if totals.cost is None else totals.cost + cost
-            if status == "reserved":  # no usage in the answer: counted at its budget reservation
-                self.no_usage_calls += 1
-                totals.no_usage_calls += 1
-            elif status == "calculated":
-                totals.calculated_calls += 1
-            else:
-                totals.reported_calls += 1
+        queue = self._queue
+        queue.append((provider, model, stats, status, cost, table_cost))
+        if len(queue) > FOLD_AT:
+            self.fold()
 
     def record_failure(self, provider: str, model: str, bytes_sent: int = 0, bytes_received: int = 0) -> None:
         """Add one call that failed for good (after its retries): it counts in :attr:`failed_calls` and
         its bytes on the wire in the byte totals; it has no tokens and no cost, and is not in
         :attr:`calls` (the successful calls)."""
         with self._lock:
+            self._fold_queue()  # the calls before it first, so that by_model keeps first-use order
             totals = self._totals(provider, model)
-            self.failed_calls += 1
-            self.total_bytes_sent += bytes_sent
-            self.total_bytes_received += bytes_received
-            self.context_bytes = self.total_bytes_sent + self.total_bytes_received
+            self._failed_calls += 1
+            self._total_bytes_sent += bytes_sent
+            self._total_bytes_received += bytes_received
+            self._context_bytes = self._total_bytes_sent + self._total_bytes_received
             totals.failed_calls += 1
             totals.bytes_sent += bytes_sent
             totals.bytes_received += bytes_received
+
+    def fold(self) -> None:
+        """Add up the queued calls now (every read of a figure does it first)."""
+        with self._lock:
+            self._fold_queue()
+
+    def _fold_queue(self) -> None:
+        # A call leaves the queue only once it is added, so a reader that finds the queue empty
+        # (and skips the lock) never misses a call that another thread is adding up; calls
+        # appended meanwhile stay queued for the next round.
+        queue = self._queue
+        while queue:
+            added = len(queue)
+            for call in queue[:added]:
+                self._add(*call)
+            del queue[:added]
+
+    def _add(
+        self,
+        provider: str,
+        model: str,
+        stats: CallDetail,
+        status: str | None,
+        cost: Decimal | None,
+        table_cost: Decimal | None,
+    ) -> None:
+        """Add one queued call; call with the lock held."""
+        if status is None:
+            status = getattr(stats, "cost_status", "unpriced")
+            cost = getattr(stats, "priced_cost", None)
+        if status in ("unpriced", "no_usage"):
+            cost = None
+        reported = stats.cost
+        totals = self._totals(provider, model)
+        self._calls += 1
+        self._total_bytes_sent += stats.total_bytes_sent
+        self._total_bytes_received += stats.total_bytes_received
+        self._context_bytes = self._total_bytes_sent + self._total_bytes_received
+        self._total_input_tokens += stats.input_tokens
+        self._total_cached_tokens += stats.cached_tokens
+        self._total_output_tokens += stats.output_tokens
+        cache_write = getattr(stats, "cache_write_tokens", 0)
+        reasoning = getattr(stats, "reasoning_tokens", 0)
+        self._total_cache_write_tokens += cache_write
+        self._total_reasoning_tokens += reasoning
+        totals.calls += 1
+        totals.input_tokens += stats.input_tokens
+        totals.cached_tokens += stats.cached_tokens
+        totals.cache_write_tokens += cache_write
+        totals.output_tokens += stats.output_tokens
+        totals.reasoning_tokens += reasoning
+        if status == "reported" and cost is not None and table_cost is not None:
+            drift = cost - table_cost
+            self._total_cost_drift = (
+                drift if self._total_cost_drift is None else self._total_cost_drift + drift
+            )
+            totals.cost_drift = drift if totals.cost_drift is None else totals.cost_drift + drift
+        totals.bytes_sent += stats.total_bytes_sent
+        totals.bytes_received += stats.total_bytes_received
+        if reported is not None:
+            self._total_reported_cost = (
+                reported if self._total_reported_cost is None else self._total_reported_cost + reported
+            )
+            totals.reported_cost = (
+                reported if totals.reported_cost is None else totals.reported_cost + reported
+            )
+        if cost is None:
+            if status == "no_usage":
+                self._no_usage_calls += 1
+                totals.no_usage_calls += 1
+            else:
+                self._unpriced_calls += 1
+                totals.unpriced_calls += 1
+            return
+        self._recorded_cost = cost if self._recorded_cost is None else self._recorded_cost + cost
+        totals.cost = cost if totals.cost is None else totals.cost + cost
+        if status == "reserved":  # no usage in the answer: counted at its budget reservation
+            self._no_usage_calls += 1
+            totals.no_usage_calls += 1
+        elif status == "calculated":
+            totals.calculated_calls += 1
+        else:
+            totals.reported_calls += 1
 
     def _totals(self, provider: str, model: str) -> _Totals:
         """The model's counters (created on first use); call with the lock held."""
@@ -264,6 +378,7 @@ class LLM_Usage:
     def by_model(self) -> dict[tuple[str, str], ModelUsage]:
         """A consistent snapshot of the per-(provider, model) breakdown, in first-use order."""
         with self._lock:
+            self._fold_queue()
             return {
                 (provider, model): ModelUsage(
                     provider,
@@ -287,3 +402,24 @@ class LLM_Usage:
                 )
                 for (provider, model), t in self._models.items()
             }
+
+
+_FIELDS = (
+    "pricing",
+    "context_bytes",
+    "total_bytes_sent",
+    "total_bytes_received",
+    "total_input_tokens",
+    "total_cached_tokens",
+    "total_output_tokens",
+    "total_reported_cost",
+    "total_cache_write_tokens",
+    "total_reasoning_tokens",
+    "calls",
+    "unpriced_calls",
+    "failed_calls",
+    "no_usage_calls",
+    "total_cost_drift",
+    "budget",
+)
+"""The fields, in the order of the constructor's arguments (the seed's dataclass order) and the repr."""

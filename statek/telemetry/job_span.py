@@ -43,28 +43,45 @@ class JobSpanConsumer:
         self._tokens[id(job)] = context.attach(trace.set_span_in_context(span))
 
     def job_finished(self, record: JobRecord) -> None:
-        job, exc = record.job, record.exception
-        token = self._tokens.pop(id(job), None)
-        if token is not None:
-            context.detach(token)  # type: ignore[arg-type]
-        if job.span_mode is None and job.earned_span(exc):
-            links = [trace.Link(each) for each in job.call_spans]
-            span = job.span = telemetry_config().tracer.start_span(
-                f"job {job.job_id}",
-                attributes=_attributes(job),
-                links=links,
-                start_time=int(record.started_wall * 1e9),
-            )
-            for at, refused in job.refusals:
-                span.add_event("statek.budget.refused", refused, timestamp=at)
-        span, job.span = job.span, None
-        if span is None:
+        job = record.job
+        mode = job.span_mode
+        if mode is None:  # most jobs: one call, no refusal, no error, so no span and no more work
+            if not job.earned_span(record.exception):
+                return
+            span = _earned_span(job, record)
+        elif mode:
+            token = self._tokens.pop(id(job), None)
+            if token is not None:
+                context.detach(token)  # type: ignore[arg-type]
+            span, job.span = job.span, None
+            if span is None:  # its start failed (logged then)
+                return
+        else:
             return
-        span.set_attributes(job.totals())
-        if exc is not None:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
-        span.end()
+        _end(span, job, record.exception)
+
+
+def _earned_span(job: Job, record: JobRecord) -> Any:
+    """The span a job with ``span=None`` earned, made at its end: backdated to its entry, linked to
+    its calls' spans, with its refusals as events at the time each happened."""
+    span = telemetry_config().tracer.start_span(
+        f"job {job.job_id}",
+        attributes=_attributes(job),
+        links=[trace.Link(each) for each in job.call_spans],
+        start_time=int(record.started_wall * 1e9),
+    )
+    for at, refused in job.refusals:
+        span.add_event("statek.budget.refused", refused, timestamp=at)
+    return span
+
+
+def _end(span: Any, job: Job, exc: BaseException | None) -> None:
+    """End the job's span with its totals, and its error when its body raised."""
+    span.set_attributes(job.totals())
+    if exc is not None:
+        span.set_attribute("error.type", type(exc).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {clip(exc, 200)}"))
+    span.end()
 
 
 def _attributes(job: Job) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The job-usage consumer of the call record: every call adds to its job and all its ancestors.
 
-An answered call is added priced (:meth:`LLM_Usage.record`); a failed one with its bytes on the wire
-(:meth:`LLM_Usage.record_failure`); a refused one is not a call (nothing was sent). Each job also
-notes the call's span context, for the links of a span made at the job's end.
+An answered call is added priced (:meth:`Job.add_call`, queued as :meth:`LLM_Usage.record` queues
+it); a failed one with its bytes on the wire (:meth:`Job.add_failure`); a refused one is not a call
+(nothing was sent). Each job also notes the call's span context, for the links of a span made at the
+job's end.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..call_record import CallRecord
+    from ..executors.llm_usage import RecordedCall
 
 __all__ = ["JobUsageConsumer"]
 
@@ -31,26 +33,29 @@ class JobUsageConsumer:
         if job is None:
             return
         outcome = record.outcome
-        if outcome == "refused":
-            return
-        context = record.span_context
-        provider, model = record.provider_key, record.request_model
         if outcome == "ok":
             stats = record.detail
             if stats is None:
                 return
-            table = record.table_cost
+            call: RecordedCall = (
+                record.provider_key,
+                record.request_model,
+                stats,
+                None,
+                None,
+                record.table_cost,
+            )
+            context = record.span_context
             for each in job.lineage:
                 try:
-                    each.usage.record(provider, model, stats, table_cost=table)
-                    each.note_call_span(context)
+                    each.add_call(call, context)
                 except Exception:  # noqa: BLE001 - one job's failure never skips the others
                     _log.exception("statek could not add a call to job %r", each.job_id)
-            return
-        sent, received = record.bytes_sent, record.bytes_received
-        for each in job.lineage:
-            try:
-                each.usage.record_failure(provider, model, sent, received)
-                each.note_call_span(context)
-            except Exception:  # noqa: BLE001
-                _log.exception("statek could not add a failed call to job %r", each.job_id)
+        elif outcome != "refused":
+            provider, model, context = record.provider_key, record.request_model, record.span_context
+            sent, received = record.bytes_sent, record.bytes_received
+            for each in job.lineage:
+                try:
+                    each.add_failure(provider, model, sent, received, context)
+                except Exception:  # noqa: BLE001
+                    _log.exception("statek could not add a failed call to job %r", each.job_id)
