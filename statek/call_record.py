@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
 
     from .metering.types import CallCost
     from .types import CallDetail, LLM_Response
