@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from statek._http import ClientPool, RetryEvent, RetryPolicy, parse_retry_after, post, wire_tally
 from statek.exceptions import (
@@ -151,6 +154,12 @@ async def test_a_given_client_is_always_used_and_never_closed() -> None:
     await given.aclose()
 
 
+def _pending_cancellations(task: asyncio.Task[Any]) -> int:
+    """``task.cancelling()`` (Python 3.11+; 3.10 does not count them: 0)."""
+    counted = getattr(task, "cancelling", None)
+    return counted() if counted is not None else 0
+
+
 def _slow(seconds: float) -> httpx.AsyncClient:
     """A client whose server answers 200 after ``seconds``."""
 
@@ -205,7 +214,7 @@ async def test_a_timed_out_call_leaves_its_task_uncancelled() -> None:
     with pytest.raises(ProviderConnectionError):
         await post(_slow(1), "http://127.0.0.1/x", body=b"", headers={}, provider="P", retry=_policy(0.05))
     task = asyncio.current_task()
-    assert task is not None and task.cancelling() == 0
+    assert task is not None and _pending_cancellations(task) == 0
     await asyncio.sleep(0.01)  # the task goes on: nothing is pending against it
 
 
@@ -218,3 +227,62 @@ async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     with pytest.raises(asyncio.CancelledError) as info:
         await call
     assert wire_tally(info.value).bytes_sent == 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(st.sampled_from([0.0, 0.25]), st.sampled_from([0.08, 2.0]), st.sampled_from([0.0, 0.03])),
+        min_size=1,
+        max_size=6,
+    ),
+    cancel=st.integers(min_value=-1, max_value=5),
+)
+def test_interleaved_calls_time_out_exactly_when_their_own_deadline_passes(
+    calls: list[tuple[float, float, float]], cancel: int
+) -> None:
+    """Calls sharing one loop (so one deadline timer), started at staggered moments: each times out
+    exactly when its answer comes after its own total_timeout; one cancelled from outside while it
+    waits stays a cancellation; no task is left with a cancellation pending against it."""
+
+    async def one(delay: float, timeout: float, start: float) -> object:
+        await asyncio.sleep(start)
+        try:
+            return await post(
+                _slow(delay),
+                "http://127.0.0.1/x",
+                body=b"ab",
+                headers={},
+                provider="P",
+                retry=_policy(timeout),
+            )
+        except ProviderConnectionError as exc:
+            assert isinstance(exc.__cause__, asyncio.TimeoutError)
+            return "timeout"
+        finally:
+            task = asyncio.current_task()
+            assert task is not None and _pending_cancellations(task) <= (
+                1 if cancelled_from_outside(task) else 0
+            )
+
+    cancelled_tasks: set[asyncio.Task[object]] = set()
+
+    def cancelled_from_outside(task: asyncio.Task[Any]) -> bool:
+        return task in cancelled_tasks
+
+    async def run() -> list[object]:
+        tasks = [asyncio.ensure_future(one(*call)) for call in calls]
+        if 0 <= cancel < len(tasks) and calls[cancel][0] > 0:  # still waiting for its answer at 10 ms
+            await asyncio.sleep(0.01)
+            cancelled_tasks.add(tasks[cancel])
+            tasks[cancel].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = asyncio.run(run())
+    for index, ((delay, timeout, _), result) in enumerate(zip(calls, results)):
+        if index == cancel and delay > 0:
+            assert isinstance(result, asyncio.CancelledError)
+        elif delay > timeout:
+            assert result == "timeout"
+        else:
+            assert type(result).__name__ == "RawResponse"
