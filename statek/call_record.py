@@ -32,7 +32,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
-
     from .metering.types import CallCost
     from .types import CallDetail, LLM_Response
 
@@ -212,6 +211,11 @@ class CallRecord:
         if record_id is None:
             record_id = self._record_id = uuid.uuid4().hex
         return record_id
+
+    @property
+    def known_record_id(self) -> str | None:
+        """:attr:`record_id` if a consumer has made it already, else ``None`` (making none)."""
+        return self._record_id
 
     @property
     def table_cost(self) -> Decimal | None:

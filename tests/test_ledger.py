@@ -65,6 +65,37 @@ def test_an_unpriced_call_has_no_cost_even_when_a_figure_was_attached() -> None:
     assert row["cost_usd"] is None and row["cost_status"] == "unpriced"
 
 
+class _Held:
+    pass
+
+
+def test_the_writer_queues_the_calls_facts_not_its_record(tmp_path: Path) -> None:
+    """A queued call keeps nothing of its record alive (span, response, job: the garbage collector's
+    load), and its row carries the id a consumer already read from the record, else a fresh one."""
+    import weakref
+
+    writer = writer_into(tmp_path)
+    try:
+        with Job("j", attributes={"tenant": "t"}) as job:
+            named = call_record(job)
+            named_id = named.record_id
+            unnamed = call_record(job)
+        held = _Held()  # stands for what a record holds: span, response, job
+        unnamed.extras = {"held": held}
+        gone = weakref.ref(held)
+        writer.add_call(named)
+        writer.add_call(unnamed)
+        del unnamed, held
+        assert gone() is None  # freed at once, though the call's facts wait in the queue
+        writer.flush()
+        rows = scan(tmp_path, "calls").collect().to_dicts()
+        ids = {row["record_id"] for row in rows}
+        assert named_id in ids and len(ids) == 2
+        assert [row["job_id"] for row in rows] == ["j", "j"]
+    finally:
+        writer.close()
+
+
 def test_a_job_row_carries_the_totals_and_the_budget() -> None:
     from statek.call_record import JobRecord
     from statek.executors.budget import Budget

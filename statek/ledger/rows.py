@@ -1,9 +1,9 @@
 """One usage row per call and per job, as plain dicts: what every ledger sink (Parquet, Postgres,
 OTLP log records) writes.
 
-Pure functions of the metering path's records (:class:`statek.call_record.CallRecord` and
-:class:`~statek.call_record.JobRecord`): they read the records only, and run on the ledger's writer
-thread, never on the caller's. A job row's totals are the job's usage when the row is made (within
+Pure functions of the metering path's records (a call's :class:`CallFacts`, taken from its
+:class:`statek.call_record.CallRecord` on the calling thread, and the
+:class:`~statek.call_record.JobRecord`): they run on the ledger's writer thread, never on the caller's. A job row's totals are the job's usage when the row is made (within
 a writer interval of the job's end).
 
 Money is exact: ``cost_usd``, ``reported_cost_usd``, ``table_cost_usd`` and ``cost_drift_usd`` are
@@ -23,12 +23,14 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "CALL_COLUMNS",
     "JOB_COLUMNS",
+    "CallFacts",
     "ServiceIdentity",
+    "call_facts",
     "call_row",
     "decimal_text",
     "fresh_instance",
@@ -153,31 +155,108 @@ def _hex(value: int, width: int) -> str | None:
     return f"{value:0{width}x}" if value else None
 
 
-def call_row(record: Any, service: ServiceIdentity) -> dict[str, Any]:
-    """The ledger row of one finished call (a ``CallRecord``); see :data:`CALL_COLUMNS`."""
-    job_id, root_id, parents, attributes = _job_fields(record.job)
-    detail = record.detail
-    outcome = record.outcome
-    started = record.started_wall
+class CallFacts(NamedTuple):
+    """What a call's ledger row needs of its :class:`~statek.call_record.CallRecord`, taken on the
+    calling thread (:func:`call_facts`): strings, numbers and tuples of them only.
+
+    The writer's queue holds these, not the records, for up to an interval: a record keeps its span,
+    request, response and job alive, and a second of them waiting sent the garbage collector's cost
+    from 27 to 96 µs a call (``benchmarks/ledger.py``'s set-up, an in-memory loop). A tuple of plain
+    values is untracked by the collector once it survives one collection."""
+
+    record_id: str | None
+    """The record's id when a consumer already made it (the row then carries the same one)."""
+    started_wall: float
+    duration: float
+    job_id: str | None
+    root_job_id: str | None
+    parent_job_ids: tuple[str, ...]
+    attributes: tuple[tuple[str, str], ...]
+    provider_key: str
+    genai_provider: str
+    pricing_provider: str
+    request_model: str
+    operation: str
+    stream: bool
+    outcome: str
+    error_type: str | None
+    detail: Any
+    cost: Any
+    bytes_sent: int
+    bytes_received: int
+    first_chunk_s: float | None
+    retries: int
+    trace_id: int
+    span_id: int
+
+
+def call_facts(record: Any) -> CallFacts:
+    """The :class:`CallFacts` of a finished ``CallRecord``."""
+    job = record.job
+    if job is None:
+        job_id = root_id = None
+        parents: tuple[str, ...] = ()
+        attributes: tuple[tuple[str, str], ...] = ()
+    else:
+        lineage = getattr(job, "lineage", (job,))
+        job_id, root_id = job.job_id, lineage[-1].job_id
+        parents = tuple(each.job_id for each in lineage[1:])
+        attributes = tuple(job.attributes.items())
+    context = record.span_context
+    return CallFacts(
+        record.known_record_id,
+        record.started_wall,
+        record.duration,
+        job_id,
+        root_id,
+        parents,
+        attributes,
+        record.provider_key,
+        record.genai_provider,
+        record.pricing_provider,
+        record.request_model,
+        record.operation,
+        bool(record.stream),
+        record.outcome,
+        record.error_type,
+        record.detail,
+        record.cost,
+        record.bytes_sent,
+        record.bytes_received,
+        record.first_chunk_s,
+        record.retries,
+        context.trace_id if context is not None else 0,
+        context.span_id if context is not None else 0,
+    )
+
+
+def call_row(record: CallFacts | Any, service: ServiceIdentity) -> dict[str, Any]:
+    """The ledger row of one finished call (its :class:`CallFacts`, or its ``CallRecord``); see
+    :data:`CALL_COLUMNS`."""
+    facts = record if isinstance(record, CallFacts) else call_facts(record)
+    detail = facts.detail
+    outcome = facts.outcome
+    started = facts.started_wall
+    cost = facts.cost
     row: dict[str, Any] = {
-        "record_id": record.record_id,
+        "record_id": facts.record_id or uuid.uuid4().hex,
         "start": _utc(started),
-        "end": _utc(started + record.duration),
+        "end": _utc(started + facts.duration),
         "service_name": service.name,
         "service_instance": service.instance,
-        "job_id": job_id,
-        "root_job_id": root_id,
-        "parent_job_ids": parents,
-        "attributes": attributes,
-        "provider": record.provider_key,
-        "genai_provider": record.genai_provider,
-        "pricing_provider": record.pricing_provider,
-        "request_model": record.request_model,
+        "job_id": facts.job_id,
+        "root_job_id": facts.root_job_id,
+        "parent_job_ids": list(facts.parent_job_ids),
+        "attributes": dict(facts.attributes),
+        "provider": facts.provider_key,
+        "genai_provider": facts.genai_provider,
+        "pricing_provider": facts.pricing_provider,
+        "request_model": facts.request_model,
         "response_model": None,
-        "operation": record.operation,
-        "stream": bool(record.stream),
+        "operation": facts.operation,
+        "stream": facts.stream,
         "outcome": outcome,
-        "error_type": record.error_type,
+        "error_type": facts.error_type,
         "input_tokens": 0,
         "cached_tokens": 0,
         "cache_write_tokens": 0,
@@ -188,15 +267,15 @@ def call_row(record: Any, service: ServiceIdentity) -> dict[str, Any]:
         "cost_status": None,
         "price_source": None,
         "reported_cost_usd": None,
-        "table_cost_usd": record.table_cost,
-        "cost_drift_usd": record.drift,
-        "bytes_sent": record.bytes_sent,
-        "bytes_received": record.bytes_received,
-        "duration_s": record.duration,
-        "first_chunk_s": record.first_chunk_s,
-        "retries": record.retries,
-        "trace_id": _hex(record.trace_id, 32),
-        "span_id": _hex(record.span_id, 16),
+        "table_cost_usd": cost.table_amount if cost is not None else None,
+        "cost_drift_usd": cost.drift if cost is not None else None,
+        "bytes_sent": facts.bytes_sent,
+        "bytes_received": facts.bytes_received,
+        "duration_s": facts.duration,
+        "first_chunk_s": facts.first_chunk_s,
+        "retries": facts.retries,
+        "trace_id": _hex(facts.trace_id, 32),
+        "span_id": _hex(facts.span_id, 16),
     }
     if outcome == "ok" and detail is not None:
         status = detail.cost_status
@@ -210,7 +289,7 @@ def call_row(record: Any, service: ServiceIdentity) -> dict[str, Any]:
             reasoning_tokens=detail.reasoning_tokens,
             cost_usd=detail.priced_cost if status in _PRICED else None,
             cost_status=status,
-            price_source=_price_source(detail, record),
+            price_source=_price_source(detail, facts),
             reported_cost_usd=detail.cost,
         )
     return row

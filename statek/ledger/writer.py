@@ -25,7 +25,7 @@ from collections import Counter, deque
 from typing import Any, Protocol
 
 from ..telemetry.metrics import count_consumer_error
-from .rows import ServiceIdentity, call_row, fresh_instance, job_row
+from .rows import ServiceIdentity, call_facts, call_row, fresh_instance, job_row
 
 __all__ = ["LedgerSink", "LedgerWriter"]
 
@@ -83,8 +83,9 @@ class LedgerWriter:
             self._thread.start()
 
     def add_call(self, record: Any) -> None:
-        """Hand off a finished call record (cheap: an append; the row is made on the writer thread)."""
-        self._queue.append(("calls", record))
+        """Hand off a finished call record (cheap: its :class:`~statek.ledger.rows.CallFacts` are
+        taken and queued; the row is made on the writer thread)."""
+        self._queue.append(("calls", call_facts(record)))
 
     def add_job(self, record: Any) -> None:
         """Hand off a finished job record."""
