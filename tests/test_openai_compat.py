@@ -635,3 +635,14 @@ def test_the_common_call_is_prepared_as_the_general_path_prepares_it(
     assert api._payload(short) == api._payload(general)
     with pytest.raises(ValueError):
         api._prepare(system, None, None, None, history, "", None, switch)  # a blank style is refused
+
+
+def test_the_cached_endpoint_never_shows_the_key() -> None:
+    from statek import LLM_API
+
+    api = LLM_API.get(
+        "OPENAI", api_key="sk-cached-secret-42", api_url="http://127.0.0.1:1/v1/chat/completions"
+    )
+    endpoint = api._endpoint()  # type: ignore[attr-defined]
+    assert endpoint.headers["authorization"] == "Bearer sk-cached-secret-42"  # it is what is sent
+    assert "sk-cached-secret-42" not in repr(endpoint) and "sk-cached-secret-42" not in repr(api)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -215,7 +215,8 @@ class _Endpoint:
     profile: ChatCompletionsProfile
     url: str
     query: dict[str, str] | None
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    """With the API key: never in a repr."""
 
 
 def _headers(settings: ProviderSettings, profile: ChatCompletionsProfile) -> dict[str, str]:
