@@ -202,15 +202,25 @@ def _make_call(name: str, base: str, folder: str) -> Callable[[], Any] | Callabl
 
         OpenAIInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     elif name == "openai + OpenLIT":
+        import inspect
+
         import openlit
 
-        openlit.init(
-            tracer=tracer_provider.get_tracer("openlit"),
-            meter=meter_provider.get_meter("openlit"),
-            capture_message_content=False,
-            pricing_json=_openlit_prices(folder),
-            collect_gpu_stats=False,
-        )
+        options: dict[str, Any] = {
+            "capture_message_content": False,
+            "pricing_json": _openlit_prices(folder),
+            "collect_gpu_stats": False,
+        }
+        if "tracer" in inspect.signature(openlit.init).parameters:
+            options.update(
+                tracer=tracer_provider.get_tracer("openlit"), meter=meter_provider.get_meter("openlit")
+            )
+        else:  # newer releases take the global providers (this worker process has no others)
+            from opentelemetry import metrics, trace
+
+            trace.set_tracer_provider(tracer_provider)
+            metrics.set_meter_provider(meter_provider)
+        openlit.init(**options)
     client = OpenAI(base_url=base + "/v1", api_key="bench-key", max_retries=0, **kwargs)
     return lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
 
