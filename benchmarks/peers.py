@@ -220,6 +220,8 @@ def _make_call(name: str, base: str, folder: str) -> Callable[[], Any] | Callabl
 
             trace.set_tracer_provider(tracer_provider)
             metrics.set_meter_provider(meter_provider)
+            # Its log events, off like statek's content capture (else a console exporter prints them).
+            options["disable_events"] = True
         openlit.init(**options)
     client = OpenAI(base_url=base + "/v1", api_key="bench-key", max_retries=0, **kwargs)
     return lambda: client.chat.completions.create(model=MODEL, messages=MESSAGES)  # type: ignore[arg-type]
