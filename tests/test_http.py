@@ -174,6 +174,13 @@ def _policy(total_timeout: float) -> RetryPolicy:
     return RetryPolicy(max_attempts=1, total_timeout=total_timeout)
 
 
+async def _post_slow(delay: float, total_timeout: float) -> object:
+    """Post two bytes to a server answering after ``delay``, with one attempt and ``total_timeout``."""
+    return await post(
+        _slow(delay), "http://127.0.0.1/x", body=b"ab", headers={}, provider="P", retry=_policy(total_timeout)
+    )
+
+
 async def test_a_deadline_passed_by_an_ended_call_does_not_cut_a_later_one() -> None:
     """One timer serves every exchange on a loop: the timer left for a call that already ended fires
     during a later call with a later deadline, and that call completes."""
@@ -186,14 +193,7 @@ async def test_a_deadline_passed_by_an_ended_call_does_not_cut_a_later_one() -> 
 async def test_concurrent_calls_each_get_their_own_deadline() -> None:
     async def call(delay: float, timeout: float) -> object:
         try:
-            return await post(
-                _slow(delay),
-                "http://127.0.0.1/x",
-                body=b"ab",
-                headers={},
-                provider="P",
-                retry=_policy(timeout),
-            )
+            return await _post_slow(delay, timeout)
         except ProviderConnectionError as exc:
             return exc
 
@@ -248,14 +248,7 @@ def test_interleaved_calls_time_out_exactly_when_their_own_deadline_passes(
     async def one(delay: float, timeout: float, start: float) -> object:
         await asyncio.sleep(start)
         try:
-            return await post(
-                _slow(delay),
-                "http://127.0.0.1/x",
-                body=b"ab",
-                headers={},
-                provider="P",
-                retry=_policy(timeout),
-            )
+            return await _post_slow(delay, timeout)
         except ProviderConnectionError as exc:
             assert isinstance(exc.__cause__, asyncio.TimeoutError)
             return "timeout"
