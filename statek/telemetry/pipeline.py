@@ -105,14 +105,27 @@ def _finish(record: CallRecord, consumers: tuple[CallConsumer, ...]) -> None:
 
 
 def _each(record: CallRecord, method: str, *args: Any) -> None:
-    for consumer in call_consumers():
-        handler = getattr(consumer, method, None)
-        if handler is None:
-            continue
+    """Every consumer's optional ``method`` (``first_chunk``, ``retry``), for those that have one."""
+    consumers = call_consumers()
+    handlers = _handlers.get((consumers, method))
+    if handlers is None:  # once per registry and method: statek's own consumers have none of them
+        if len(_handlers) >= 64:
+            _handlers.clear()
+        handlers = _handlers[(consumers, method)] = tuple(
+            (consumer, handler)
+            for consumer in consumers
+            if (handler := getattr(consumer, method, None)) is not None
+        )
+    for consumer, handler in handlers:
         try:
             handler(record, *args)
         except Exception:  # noqa: BLE001
             _failed(consumer, method)
+
+
+_handlers: dict[
+    tuple[tuple[CallConsumer, ...], str], tuple[tuple[CallConsumer, Callable[..., Any]], ...]
+] = {}
 
 
 def _fail(record: CallRecord, exc: BaseException, error_type: str | None, sent: int, received: int) -> None:
