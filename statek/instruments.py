@@ -510,7 +510,7 @@ class Instruments:
         cell.histogram.record(value, cell.attributes, _exemplar_context(exemplar))
 
     def defer(self, item: Any) -> None:
-        """Hand ``item`` (a finished call's record) to the backlog counter (:func:`count_backlog_with`):
+        """Hand ``item`` (a finished call's counts) to the backlog counter (:func:`count_backlog_with`):
         it is counted before the next collection of these instruments, by the collecting thread, or
         by a background thread once :data:`BACKLOG_WAKE` items wait, whichever comes first. So the
         calling thread pays one append, and no item waits past a collection or grows memory without
@@ -566,7 +566,12 @@ _all_instruments: weakref.WeakSet[Instruments] = weakref.WeakSet()
 
 
 def _not_counted(item: Any) -> None:
-    _log.warning("statek: a deferred call was dropped: no backlog counter is registered")
+    if not _dropped:  # only without statek.telemetry's metrics consumer, which registers the counter
+        _dropped.append(True)
+        _log.error("statek: deferred calls are dropped: no backlog counter is registered")
+
+
+_dropped: list[bool] = []
 
 
 _backlog_counter: Callable[[Any], None] = _not_counted
@@ -614,7 +619,10 @@ class _BacklogDrainer:
             with self._lock:
                 due, self._due = self._due, set()
             for instruments in due:
-                instruments.drain_backlog()
+                try:
+                    instruments.drain_backlog()
+                except Exception:  # noqa: BLE001 - the counter logs and counts its own failures
+                    _log.exception("statek could not count deferred calls; the next collection will")
 
     def _drain_all(self) -> None:
         for instruments in tuple(_all_instruments):
