@@ -108,7 +108,7 @@ def _each(record: CallRecord, method: str, *args: Any) -> None:
     """Every consumer's optional ``method`` (``first_chunk``, ``retry``), for those that have one."""
     consumers = call_consumers()
     handlers = _handlers.get((consumers, method))
-    if handlers is None:  # once per registry and method: statek's own consumers have none of them
+    if handlers is None:  # once per registry and method (registries change rarely)
         if len(_handlers) >= 64:
             _handlers.clear()
         handlers = _handlers[(consumers, method)] = tuple(
