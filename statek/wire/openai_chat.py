@@ -420,11 +420,15 @@ def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfi
     return stream.answer()
 
 
+_USAGE_ONLY: tuple[UsagePath, ...] = (("usage",),)
+_UNSEEN: tuple[Any, ...] = ()
+
+
 @dataclass
 class ChatStream:
     """Puts streamed chunks back together into one answer; fed one parsed chunk at a time."""
 
-    usage_paths: tuple[UsagePath, ...] = (("usage",),)
+    usage_paths: tuple[UsagePath, ...] = _USAGE_ONLY
     keep_content: bool = True
     """False: read usage, model and finish reason only (text and tool calls are not kept)."""
     text: list[str] = field(default_factory=list)
@@ -434,12 +438,74 @@ class ChatStream:
     usage: Any = None
     response_id: str | None = None
     service_tier: str | None = None
+    _head: tuple[Any, ...] = field(default=_UNSEEN, init=False, repr=False, compare=False)
+    """The raw ``model``, ``id`` and ``service_tier`` of the last chunk read the general way: a chunk
+    carrying the same ones changes none of the fields they are read into (see :meth:`plain_piece`)."""
+    _usage_at_top: bool = field(default=False, init=False, repr=False, compare=False)
+    """Usage is read from the chunk's ``usage`` only (OpenAI's way): decided once, per stream."""
 
-    @guarded
+    def __post_init__(self) -> None:
+        self._usage_at_top = self.usage_paths == _USAGE_ONLY
+
     def add(self, chunk: Any) -> None:
         """Take one chunk. Raises :class:`StreamFailure` for a chunk carrying an ``error`` object (also
         one with a ``choices`` entry, as OpenRouter sends mid-stream) and :class:`WireFormatError` for
         a chunk that does not follow the format."""
+        if self.plain_piece(chunk) is None:
+            self._add(chunk)
+
+    def plain_piece(self, chunk: Any) -> str | None:
+        """:meth:`add` for the common chunk, in one pass of type tests and dict lookups: the text it
+        adds (``""``: none). ``None``, with nothing done, for any other chunk; :meth:`add` reads it
+        the general way. Never raises.
+
+        The common chunk: a dict with no ``error``; ``model``, ``id`` and ``service_tier`` as in the
+        last chunk read the general way; ``usage`` ``null`` or an object (read from there only);
+        ``choices`` an empty list or one choice of index 0 without ``message``, its finish reason
+        ``null`` or text, its ``delta`` ``null`` or an object whose ``content`` is ``null`` or text,
+        without ``tool_calls``."""
+        if type(chunk) is not dict or not self._usage_at_top:
+            return None
+        usage = chunk.get("usage")
+        choices = chunk.get("choices")
+        if (
+            type(choices) is not list
+            or len(choices) > 1
+            or (usage is not None and type(usage) is not dict)
+            or chunk.get("error") is not None
+            or (chunk.get("model"), chunk.get("id"), chunk.get("service_tier")) != self._head
+        ):
+            return None
+        piece = ""
+        if choices:
+            choice = choices[0]
+            if type(choice) is not dict or "message" in choice:
+                return None
+            index = choice.get("index", 0)
+            finish = choice.get("finish_reason")
+            delta = choice.get("delta")
+            if type(index) is not int or index or (finish is not None and type(finish) is not str):
+                return None
+            if delta is not None:
+                if type(delta) is not dict or delta.get("tool_calls") is not None:
+                    return None
+                content = delta.get("content")
+                if content is not None:
+                    if type(content) is not str:
+                        return None
+                    if self.keep_content:
+                        piece = content
+            self.finish_reason = finish or self.finish_reason
+        if usage is not None:
+            self.usage = usage  # totals, not increments: the last one wins
+        if piece:
+            self.text.append(piece)
+        return piece
+
+    @guarded
+    def _add(self, chunk: Any) -> None:
+        """:meth:`add`, the general way: the chunk validated (its model when the plain type tests
+        do not suffice), every choice and usage path read."""
         if not isinstance(chunk, Mapping):
             return
         if chunk.get("error"):
@@ -457,6 +523,7 @@ class ChatStream:
         self.model = model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
         self.service_tier = tier_label(chunk.get("service_tier")) or self.service_tier
+        self._head = (chunk.get("model"), chunk.get("id"), chunk.get("service_tier"))
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
@@ -674,9 +741,13 @@ class ChatStreamReader:
         stream = self._stream
         pieces: list[str] = []
         for _, chunk in events:
-            before = len(stream.text)
-            stream.add(chunk)
-            pieces.extend(stream.text[before:])
+            piece = stream.plain_piece(chunk)
+            if piece is None:
+                before = len(stream.text)
+                stream.add(chunk)
+                pieces.extend(stream.text[before:])
+            elif piece:
+                pieces.append(piece)
         return pieces
 
     @guarded

@@ -108,24 +108,41 @@ class SSEDecoder:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         else:
             ends_with_cr = False
-        lines = chunk.split(b"\n")
-        last = lines.pop()
+        self._after_cr = ends_with_cr
         events: list[SSEEvent] = []
-        if lines:
-            if self._rest:
-                self._rest.append(lines[0])
-                lines[0] = b"".join(self._rest)
-                self._rest, self._rest_size = [], 0
-                if len(lines[0]) > self._limit:
-                    raise self._too_large("line")
-            self._after_cr = ends_with_cr
-            for line in lines:
-                self._line(line, events)
-        if last:
-            self._rest_size += len(last)
-            if self._rest_size > self._limit:
+        if self._rest:  # the piece ends the line the last ones began
+            end = chunk.find(b"\n")
+            self._rest.append(chunk[:end])
+            line = b"".join(self._rest)
+            self._rest, self._rest_size = [], 0
+            if len(line) > self._limit:
                 raise self._too_large("line")
-            self._rest.append(last)
+            self._line(line, events)
+            chunk = chunk[end + 1 :]
+        # Whole events at once: each block before a blank line is one event's lines (a block may
+        # start with further blank lines); the common block, one data line, is read without the
+        # line-by-line machinery. The part after the last blank line is an unfinished event.
+        blocks = chunk.split(b"\n\n")
+        last = blocks.pop()
+        if blocks and (self._data or self._event is not None):
+            self._lines(blocks.pop(0), events)  # ends the event earlier pieces began
+            self._dispatch(events)
+        for block in blocks:
+            if block[:5] == b"data:" and b"\n" not in block:
+                self._only_data(block, events)
+            else:
+                self._lines(block, events)
+                self._dispatch(events)
+        if last:
+            end = last.rfind(b"\n")
+            if end >= 0:
+                self._lines(last[:end], events)
+                last = last[end + 1 :]
+            if last:
+                self._rest_size = len(last)
+                if self._rest_size > self._limit:
+                    raise self._too_large("line")
+                self._rest.append(last)
         return events
 
     def _close(self) -> list[SSEEvent]:
@@ -139,6 +156,20 @@ class SSEDecoder:
 
     def _too_large(self, what: str) -> EventTooLargeError:
         return EventTooLargeError(f"a stream {what} is longer than {self._limit} bytes: not read")
+
+    def _lines(self, block: bytes, events: list[SSEEvent]) -> None:
+        for line in block.split(b"\n"):
+            self._line(line, events)
+
+    def _only_data(self, line: bytes, events: list[SSEEvent]) -> None:
+        """A whole event of one line, ``data:...``, with no event pending: what :meth:`_line` then
+        :meth:`_dispatch` make of it, in one step."""
+        start = 6 if line[5:6] == b" " else 5
+        text = codecs.utf_8_decode(memoryview(line)[start:], "strict", True)[0]
+        if len(text) >= self._limit:
+            raise self._too_large("event")
+        if text != "[DONE]" and (self._select is None or self._select(None, text)):
+            events.append((None, _parsed(text)))
 
     def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
         if not raw:
@@ -168,10 +199,15 @@ class SSEDecoder:
         if data and data != ["[DONE]"]:
             text = data[0] if len(data) == 1 else "\n".join(data)
             if self._select is None or self._select(event, text):
-                try:
-                    events.append((event, json.loads(text)))
-                except RecursionError:  # nested deeper than Python's stack: not an answer to read
-                    raise ValueError("an event's data is nested too deeply to read") from None
+                events.append((event, _parsed(text)))
+
+
+def _parsed(text: str) -> Any:
+    """``text`` parsed as JSON; ``ValueError`` for what is not JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:  # nested deeper than Python's stack: not an answer to read
+        raise ValueError("an event's data is nested too deeply to read") from None
 
 
 def iter_sse_json(body: bytes, *, max_event_bytes: int | None = None) -> Iterator[SSEEvent]:
