@@ -211,4 +211,4 @@ async def _read(
         ) from exc
     except WireFormatError as exc:
         raise ResponseFormatError(f"{api.provider_key}: {exc}", bytes_received=received, **context) from exc
-    return LLM_Response(answer.text, None, answer.tool_calls, detail=answer.detail)
+    return LLM_Response._of_detail(answer.text, answer.tool_calls, answer.detail)

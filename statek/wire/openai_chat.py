@@ -439,8 +439,8 @@ class ChatStream:
     response_id: str | None = None
     service_tier: str | None = None
     _head: tuple[Any, ...] = field(default=_UNSEEN, init=False, repr=False, compare=False)
-    """The raw ``model``, ``id`` and ``service_tier`` of the last chunk read the general way: a chunk
-    carrying the same ones changes none of the fields they are read into (see :meth:`plain_piece`)."""
+    """The raw ``model``, ``id`` and ``service_tier`` :meth:`plain_piece` read last (``()``: none
+    since the last chunk read the general way)."""
     _usage_at_top: bool = field(default=False, init=False, repr=False, compare=False)
     """Usage is read from the chunk's ``usage`` only (OpenAI's way): decided once, per stream."""
 
@@ -459,48 +459,50 @@ class ChatStream:
         adds (``""``: none). ``None``, with nothing done, for any other chunk; :meth:`add` reads it
         the general way. Never raises.
 
-        The common chunk: a dict with no ``error``; ``model``, ``id`` and ``service_tier`` as in the
-        last chunk read the general way; ``usage`` ``null`` or an object (read from there only);
-        ``choices`` an empty list or one choice of index 0 without ``message``, its finish reason
-        ``null`` or text, its ``delta`` ``null`` or an object whose ``content`` is ``null`` or text,
-        without ``tool_calls``."""
-        if type(chunk) is not dict or not self._usage_at_top:
+        The common chunk (every chunk of a plain text answer): a dict without ``error``, its
+        ``usage`` ``null`` or an object (read from there only), its ``choices`` empty or one choice
+        of index 0 without ``message`` whose ``finish_reason`` is ``null`` or text and whose
+        ``delta`` is an object without ``tool_calls``, its ``content`` ``null`` or text."""
+        if type(chunk) is not dict or "error" in chunk or not self._usage_at_top:
             return None
-        usage = chunk.get("usage")
         choices = chunk.get("choices")
-        if (
-            type(choices) is not list
-            or len(choices) > 1
-            or (usage is not None and type(usage) is not dict)
-            or chunk.get("error") is not None
-            or (chunk.get("model"), chunk.get("id"), chunk.get("service_tier")) != self._head
-        ):
+        usage = chunk.get("usage")
+        if type(choices) is not list or len(choices) > 1 or (usage is not None and type(usage) is not dict):
             return None
-        piece = ""
+        content = None
         if choices:
             choice = choices[0]
-            if type(choice) is not dict or "message" in choice:
+            # An index equal to 0 (0.0 and false too) is what the model reads as 0.
+            if type(choice) is not dict or "message" in choice or choice.get("index", 0) != 0:
                 return None
-            index = choice.get("index", 0)
-            finish = choice.get("finish_reason")
             delta = choice.get("delta")
-            if type(index) is not int or index or (finish is not None and type(finish) is not str):
+            if type(delta) is not dict or delta.get("tool_calls") is not None:
                 return None
-            if delta is not None:
-                if type(delta) is not dict or delta.get("tool_calls") is not None:
-                    return None
-                content = delta.get("content")
-                if content is not None:
-                    if type(content) is not str:
-                        return None
-                    if self.keep_content:
-                        piece = content
-            self.finish_reason = finish or self.finish_reason
+            content = delta.get("content")
+            if content is not None and type(content) is not str:
+                return None
+            finish = choice.get("finish_reason")
+            if finish and type(finish) is str:  # anything else is no finish reason (a Label)
+                self.finish_reason = finish
+        head = (chunk.get("model"), chunk.get("id"), chunk.get("service_tier"))
+        if head != self._head:
+            self._read_head(head)
         if usage is not None:
             self.usage = usage  # totals, not increments: the last one wins
-        if piece:
-            self.text.append(piece)
-        return piece
+        if content and self.keep_content:
+            self.text.append(content)
+            return content
+        return ""
+
+    def _read_head(self, head: tuple[Any, Any, Any]) -> None:
+        """Read a chunk's raw ``model``, ``id`` and ``service_tier`` as :meth:`_add` does; a chunk
+        carrying the same ones again changes nothing, so :meth:`plain_piece` reads them only when
+        they change."""
+        model, response_id, tier = head
+        self.model = _label(model) or self.model  # Azure's first chunk has model ""
+        self.response_id = self.response_id or text_id(response_id)
+        self.service_tier = tier_label(tier) or self.service_tier
+        self._head = head
 
     @guarded
     def _add(self, chunk: Any) -> None:
@@ -523,7 +525,7 @@ class ChatStream:
         self.model = model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
         self.service_tier = tier_label(chunk.get("service_tier")) or self.service_tier
-        self._head = (chunk.get("model"), chunk.get("id"), chunk.get("service_tier"))
+        self._head = _UNSEEN  # the next plain chunk reads its own
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
@@ -757,8 +759,52 @@ class ChatStreamReader:
             self._take(self._decoder.close())
         except ValueError:
             pass  # a cut-off last chunk: keep what was read before it
+        plain = _plain_stream_answer(self._stream, self._profile, bytes_sent, bytes_received)
+        if plain is not None:
+            return plain
         answer = self._stream.answer()
         detail = answer_detail(answer, self._profile, bytes_sent, bytes_received)
         return Answer(
             message_text(answer.message.get("content")), tool_calls(answer.message.get("tool_calls")), detail
         )
+
+
+def _plain_stream_answer(
+    stream: ChatStream, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int
+) -> Answer | None:
+    """What :meth:`ChatStreamReader.finish` reads from the common stream, without building the
+    answer's message: no tool calls, and no usage or a plain one under a profile that reads it like
+    OpenAI (see :func:`_openai_usage`). ``None`` for any other: read it the general way. Never raises."""
+    if stream.calls:
+        return None
+    usage = stream.usage
+    if usage is None:
+        counts = _NO_USAGE
+    elif type(usage) is dict and profile.usage_like_openai:
+        read = _openai_usage(usage)
+        if read is None:
+            return None
+        counts = read
+    else:
+        return None
+    tier = stream.service_tier
+    if tier is None and usage is not None:
+        # Perplexity bills a request by its search context size (low / medium / high): its tier
+        context_size = usage.get("search_context_size")
+        tier = None if context_size is None else tier_label(context_size)
+    detail = CallDetail(  # no cost and no modality split: the fast usage reading declines both
+        total_bytes_sent=bytes_sent,
+        total_bytes_received=bytes_received,
+        cost=None,
+        input_tokens=counts.input_tokens,
+        output_tokens=counts.output_tokens,
+        cached_tokens=counts.cached_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
+        reasoning_tokens=counts.reasoning_tokens,
+        response_model=stream.model,
+        finish_reason=stream.finish_reason,
+        has_usage=usage is not None,
+        response_id=stream.response_id,
+        service_tier=tier,
+    )
+    return Answer("".join(stream.text), None, detail)

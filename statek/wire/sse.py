@@ -120,16 +120,22 @@ class SSEDecoder:
             self._line(line, events)
             chunk = chunk[end + 1 :]
         # Whole events at once: each block before a blank line is one event's lines (a block may
-        # start with further blank lines); the common block, one data line, is read without the
-        # line-by-line machinery. The part after the last blank line is an unfinished event.
+        # start with further blank lines); the common block, one "data: " line, is read in one step.
+        # The part after the last blank line is an unfinished event.
         blocks = chunk.split(b"\n\n")
         last = blocks.pop()
+        # Checked once per piece, not per event: no block holds a second line (every LF is in a
+        # separator), and none can be over the bound (the piece is not).
+        one_line_each = chunk.count(b"\n") == 2 * len(blocks) and len(chunk) < self._limit
         if blocks and (self._data or self._event is not None):
             self._lines(blocks.pop(0), events)  # ends the event earlier pieces began
             self._dispatch(events)
+        select = self._select
         for block in blocks:
-            if block[:5] == b"data:" and b"\n" not in block:
-                self._only_data(block, events)
+            if one_line_each and block.startswith(b"data: "):
+                text = block[6:].decode()
+                if text != "[DONE]" and (select is None or select(None, text)):
+                    events.append((None, _parsed(text)))
             else:
                 self._lines(block, events)
                 self._dispatch(events)
@@ -160,16 +166,6 @@ class SSEDecoder:
     def _lines(self, block: bytes, events: list[SSEEvent]) -> None:
         for line in block.split(b"\n"):
             self._line(line, events)
-
-    def _only_data(self, line: bytes, events: list[SSEEvent]) -> None:
-        """A whole event of one line, ``data:...``, with no event pending: what :meth:`_line` then
-        :meth:`_dispatch` make of it, in one step."""
-        start = 6 if line[5:6] == b" " else 5
-        text = codecs.utf_8_decode(memoryview(line)[start:], "strict", True)[0]
-        if len(text) >= self._limit:
-            raise self._too_large("event")
-        if text != "[DONE]" and (self._select is None or self._select(None, text)):
-            events.append((None, _parsed(text)))
 
     def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
         if not raw:
@@ -202,10 +198,20 @@ class SSEDecoder:
                 events.append((event, _parsed(text)))
 
 
+_raw_decode = json.JSONDecoder().raw_decode  # json.loads's own decoder settings
+
+
 def _parsed(text: str) -> Any:
-    """``text`` parsed as JSON; ``ValueError`` for what is not JSON."""
+    """``text`` parsed as JSON, exactly as :func:`json.loads` parses it (``ValueError`` for what is
+    not JSON). The common event, a JSON document with no whitespace around it, is read with
+    :meth:`json.JSONDecoder.raw_decode` directly (``json.loads`` adds only type and whitespace
+    handling around it); anything else goes to ``json.loads``, errors included."""
     try:
-        return json.loads(text)
+        try:
+            data, end = _raw_decode(text)
+        except ValueError:
+            end = -1
+        return data if end == len(text) else json.loads(text)
     except RecursionError:  # nested deeper than Python's stack: not an answer to read
         raise ValueError("an event's data is nested too deeply to read") from None
 
