@@ -422,6 +422,7 @@ def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfi
 
 _USAGE_ONLY: tuple[UsagePath, ...] = (("usage",),)
 _UNSEEN: tuple[Any, ...] = ()
+_HEAD_KEYS = ("model", "id", "service_tier")
 
 
 @dataclass
@@ -439,7 +440,7 @@ class ChatStream:
     response_id: str | None = None
     service_tier: str | None = None
     _head: tuple[Any, ...] = field(default=_UNSEEN, init=False, repr=False, compare=False)
-    """The raw ``model``, ``id`` and ``service_tier`` :meth:`plain_piece` read last (``()``: none
+    """The raw ``model``, ``id`` and ``service_tier`` :meth:`_take_plain` read last (``()``: none
     since the last chunk read the general way)."""
     _usage_at_top: bool = field(default=False, init=False, repr=False, compare=False)
     """Usage is read from the chunk's ``usage`` only (OpenAI's way): decided once, per stream."""
@@ -451,52 +452,70 @@ class ChatStream:
         """Take one chunk. Raises :class:`StreamFailure` for a chunk carrying an ``error`` object (also
         one with a ``choices`` entry, as OpenRouter sends mid-stream) and :class:`WireFormatError` for
         a chunk that does not follow the format."""
-        if self.plain_piece(chunk) is None:
-            self._add(chunk)
+        self.take([(None, chunk)])
 
-    def plain_piece(self, chunk: Any) -> str | None:
-        """:meth:`add` for the common chunk, in one pass of type tests and dict lookups: the text it
-        adds (``""``: none). ``None``, with nothing done, for any other chunk; :meth:`add` reads it
-        the general way. Never raises.
+    def take(self, events: Sequence[tuple[str | None, Any]]) -> list[str]:
+        """Take the chunks of ``events`` (``(event, chunk)`` pairs, as :class:`~statek.wire.sse.SSEDecoder`
+        gives them) in order, each as :meth:`add` does; the text pieces they add. Chunks of the common
+        shape are read in one pass (:meth:`_take_plain`), any other the general way (:meth:`_add`)."""
+        before = len(self.text)
+        position = 0
+        while position < len(events):
+            position = self._take_plain(events, position)
+            if position < len(events):
+                self._add(events[position][1])
+                position += 1
+        return self.text[before:]
+
+    def _take_plain(self, events: Sequence[tuple[str | None, Any]], start: int) -> int:
+        """Take the chunks of ``events`` from ``start`` on while they have the common shape, as
+        :meth:`_add` would, with type tests and dict lookups only; the position of the first chunk of
+        another shape (nothing done with it), or ``len(events)``. Never raises.
 
         The common chunk (every chunk of a plain text answer): a dict without ``error``, its
-        ``usage`` ``null`` or an object (read from there only), its ``choices`` empty or one choice
-        of index 0 without ``message`` whose ``finish_reason`` is ``null`` or text and whose
+        ``usage`` ``null`` or an object (read from there only: the stream's usage paths are
+        OpenAI's), its ``choices`` empty or one choice of index 0 without ``message`` whose
         ``delta`` is an object without ``tool_calls``, its ``content`` ``null`` or text."""
-        if type(chunk) is not dict or "error" in chunk or not self._usage_at_top:
-            return None
-        choices = chunk.get("choices")
-        usage = chunk.get("usage")
-        if type(choices) is not list or len(choices) > 1 or (usage is not None and type(usage) is not dict):
-            return None
-        content = None
-        if choices:
-            choice = choices[0]
-            # An index equal to 0 (0.0 and false too) is what the model reads as 0.
-            if type(choice) is not dict or "message" in choice or choice.get("index", 0) != 0:
-                return None
-            delta = choice.get("delta")
-            if type(delta) is not dict or delta.get("tool_calls") is not None:
-                return None
-            content = delta.get("content")
-            if content is not None and type(content) is not str:
-                return None
-            finish = choice.get("finish_reason")
-            if finish and type(finish) is str:  # anything else is no finish reason (a Label)
-                self.finish_reason = finish
-        head = (chunk.get("model"), chunk.get("id"), chunk.get("service_tier"))
-        if head != self._head:
-            self._read_head(head)
-        if usage is not None:
-            self.usage = usage  # totals, not increments: the last one wins
-        if content and self.keep_content:
-            self.text.append(content)
-            return content
-        return ""
+        if not self._usage_at_top:
+            return start
+        text, keep_content = self.text, self.keep_content
+        for position in range(start, len(events)):
+            chunk = events[position][1]
+            if type(chunk) is not dict or "error" in chunk:
+                return position
+            choices = chunk.get("choices")
+            usage = chunk.get("usage")
+            if type(choices) is not list or (usage is not None and type(usage) is not dict):
+                return position
+            content = None
+            if len(choices) == 1:
+                choice = choices[0]
+                # An index equal to 0 (0.0 and false too) is one the model reads as 0.
+                if type(choice) is not dict or "message" in choice or choice.get("index", 0) != 0:
+                    return position
+                delta = choice.get("delta")
+                if type(delta) is not dict or "tool_calls" in delta:
+                    return position
+                content = delta.get("content")
+                if content is not None and type(content) is not str:
+                    return position
+                finish = choice.get("finish_reason")
+                if finish and type(finish) is str:  # anything else is no finish reason (a Label)
+                    self.finish_reason = finish
+            elif choices:
+                return position
+            head = tuple(map(chunk.get, _HEAD_KEYS))
+            if head != self._head:
+                self._read_head(head)
+            if usage is not None:
+                self.usage = usage  # totals, not increments: the last one wins
+            if content and keep_content:
+                text.append(content)
+        return len(events)
 
-    def _read_head(self, head: tuple[Any, Any, Any]) -> None:
+    def _read_head(self, head: tuple[Any, ...]) -> None:
         """Read a chunk's raw ``model``, ``id`` and ``service_tier`` as :meth:`_add` does; a chunk
-        carrying the same ones again changes nothing, so :meth:`plain_piece` reads them only when
+        carrying the same ones again changes nothing, so :meth:`_take_plain` reads them only when
         they change."""
         model, response_id, tier = head
         self.model = _label(model) or self.model  # Azure's first chunk has model ""
@@ -737,26 +756,13 @@ class ChatStreamReader:
     @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""
-        return self._take(self._decoder.feed(data))
-
-    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
-        stream = self._stream
-        pieces: list[str] = []
-        for _, chunk in events:
-            piece = stream.plain_piece(chunk)
-            if piece is None:
-                before = len(stream.text)
-                stream.add(chunk)
-                pieces.extend(stream.text[before:])
-            elif piece:
-                pieces.append(piece)
-        return pieces
+        return self._stream.take(self._decoder.feed(data))
 
     @guarded
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless a chunk carried usage."""
         try:
-            self._take(self._decoder.close())
+            self._stream.take(self._decoder.close())
         except ValueError:
             pass  # a cut-off last chunk: keep what was read before it
         plain = _plain_stream_answer(self._stream, self._profile, bytes_sent, bytes_received)
