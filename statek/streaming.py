@@ -39,6 +39,9 @@ __all__ = ["LLM_Stream", "stream_answer"]
 
 Emit = Callable[[str], None]
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` uses, made once, not per call."""
+
 
 class LLM_Stream:
     """The pieces of one streamed answer (``async for piece in stream``), then :attr:`response`.
@@ -141,7 +144,7 @@ async def stream_answer(
     whole call, reading the stream included, keeping the bytes read. Each text piece goes to
     ``emit``; the first chunk is reported to telemetry. Raises the same errors as ``process_request``.
     """
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = _COMPACT_JSON.encode(payload).encode()
     first_chunk = telemetry.current_first_chunk_hook()
 
     def read(response: httpx.Response, so_far: WireBytes) -> Awaitable[LLM_Response]:

@@ -762,7 +762,9 @@ class ChatStreamReader:
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless a chunk carried usage."""
         try:
-            self._stream.take(self._decoder.close())
+            last = self._decoder.close()
+            if last:
+                self._stream.take(last)
         except ValueError:
             pass  # a cut-off last chunk: keep what was read before it
         plain = _plain_stream_answer(self._stream, self._profile, bytes_sent, bytes_received)
