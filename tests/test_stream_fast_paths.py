@@ -9,7 +9,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from statek.limits import MAX_COUNT
@@ -188,6 +188,19 @@ _usages = (
         },
     )
 )
+_plain_count = st.none() | st.integers(min_value=0, max_value=5000)
+_plain_usages = st.fixed_dictionaries(
+    {
+        "prompt_tokens": _plain_count,
+        "completion_tokens": _plain_count,
+        "total_tokens": _plain_count,
+        "completion_tokens_details": st.fixed_dictionaries({}, optional={"reasoning_tokens": _plain_count}),
+    },
+    optional={
+        "prompt_tokens_details": st.fixed_dictionaries({}, optional={"cached_tokens": _plain_count}),
+        "search_context_size": st.sampled_from(["low", "HIGH", 3, ""]),
+    },
+)
 _fragment = st.fixed_dictionaries(
     {},
     optional={
@@ -356,8 +369,14 @@ def _general_finish(reader: ChatStreamReader, profile: ChatCompletionsProfile) -
 
 
 @settings(max_examples=600, deadline=None)
+@example(  # reasoning outside the completion count: no plain reading for such a profile
+    chunks=[],
+    profile=replace(OPENAI_PROFILE, reasoning_in_output=False),
+    keep_content=True,
+    usage={"prompt_tokens": 1, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 3}},
+)
 @given(
-    chunks=_streams,
+    chunks=st.lists(_common | _near_common(), max_size=4),
     profile=st.sampled_from(
         [
             OPENAI_PROFILE,
@@ -367,10 +386,12 @@ def _general_finish(reader: ChatStreamReader, profile: ChatCompletionsProfile) -
         ]
     ),
     keep_content=st.booleans(),
+    usage=_plain_usages | _usages,
 )
 def test_a_streams_plain_finish_gives_what_the_general_finish_gives(
-    chunks: list[Any], profile: ChatCompletionsProfile, keep_content: bool
+    chunks: list[Any], profile: ChatCompletionsProfile, keep_content: bool, usage: Any
 ) -> None:
+    chunks = [*chunks, {"id": "chatcmpl-1", "choices": [], "usage": usage}]
     body = (
         b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
     )
