@@ -422,7 +422,8 @@ def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfi
 
 _USAGE_ONLY: tuple[UsagePath, ...] = (("usage",),)
 _UNSEEN: tuple[Any, ...] = ()
-_HEAD_KEYS = ("model", "id", "service_tier")
+_HEAD_KEYS = ("model", "id", "service_tier", "usage", "error")
+"""The fields of a chunk, besides ``choices``, that the common-chunk reading reads (or refuses)."""
 
 
 @dataclass
@@ -440,8 +441,8 @@ class ChatStream:
     response_id: str | None = None
     service_tier: str | None = None
     _head: tuple[Any, ...] = field(default=_UNSEEN, init=False, repr=False, compare=False)
-    """The raw ``model``, ``id`` and ``service_tier`` :meth:`_take_plain` read last (``()``: none
-    since the last chunk read the general way)."""
+    """The raw :data:`_HEAD_KEYS` fields :meth:`_take_plain` read last (``()``: none since the last
+    chunk read the general way)."""
     _usage_at_top: bool = field(default=False, init=False, repr=False, compare=False)
     """Usage is read from the chunk's ``usage`` only (OpenAI's way): decided once, per stream."""
 
@@ -481,13 +482,12 @@ class ChatStream:
         text, keep_content = self.text, self.keep_content
         for position in range(start, len(events)):
             chunk = events[position][1]
-            if type(chunk) is not dict or "error" in chunk:
+            if type(chunk) is not dict:
                 return position
             choices = chunk.get("choices")
-            usage = chunk.get("usage")
-            if type(choices) is not list or (usage is not None and type(usage) is not dict):
+            if type(choices) is not list:
                 return position
-            content = None
+            content = finish = None
             if len(choices) == 1:
                 choice = choices[0]
                 # An index equal to 0 (0.0 and false too) is one the model reads as 0.
@@ -497,31 +497,35 @@ class ChatStream:
                 if type(delta) is not dict or "tool_calls" in delta:
                     return position
                 content = delta.get("content")
-                if content is not None and type(content) is not str:
+                if type(content) is not str and content is not None:
                     return position
                 finish = choice.get("finish_reason")
-                if finish and type(finish) is str:  # anything else is no finish reason (a Label)
-                    self.finish_reason = finish
             elif choices:
                 return position
             head = tuple(map(chunk.get, _HEAD_KEYS))
-            if head != self._head:
-                self._read_head(head)
-            if usage is not None:
-                self.usage = usage  # totals, not increments: the last one wins
+            if head != self._head and not self._read_head(head):
+                return position
+            if finish and type(finish) is str:  # anything else is no finish reason (a Label)
+                self.finish_reason = finish
             if content and keep_content:
                 text.append(content)
         return len(events)
 
-    def _read_head(self, head: tuple[Any, ...]) -> None:
-        """Read a chunk's raw ``model``, ``id`` and ``service_tier`` as :meth:`_add` does; a chunk
+    def _read_head(self, head: tuple[Any, ...]) -> bool:
+        """Read a chunk's fields other than ``choices`` (``head``: its raw :data:`_HEAD_KEYS`) as
+        :meth:`_add` does, when they are plain: no ``error``, ``usage`` ``null`` or an object. A chunk
         carrying the same ones again changes nothing, so :meth:`_take_plain` reads them only when
-        they change."""
-        model, response_id, tier = head
+        they change. False, with nothing done, when they are not plain."""
+        model, response_id, tier, usage, error = head
+        if error is not None or (usage is not None and type(usage) is not dict):
+            return False
         self.model = _label(model) or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(response_id)
         self.service_tier = tier_label(tier) or self.service_tier
+        if usage is not None:
+            self.usage = usage  # totals, not increments: the last one wins
         self._head = head
+        return True
 
     @guarded
     def _add(self, chunk: Any) -> None:
