@@ -519,11 +519,12 @@ class ChatStream:
         model, response_id, tier, usage, error = head
         if error is not None or (usage is not None and type(usage) is not dict):
             return False
-        self.model = _label(model) or self.model  # Azure's first chunk has model ""
-        self.response_id = self.response_id or text_id(response_id)
-        self.service_tier = tier_label(tier) or self.service_tier
         if usage is not None:
             self.usage = usage  # totals, not increments: the last one wins
+        if head[:3] != self._head[:3]:  # not only usage came (the last chunk carries it)
+            self.model = _label(model) or self.model  # Azure's first chunk has model ""
+            self.response_id = self.response_id or text_id(response_id)
+            self.service_tier = tier_label(tier) or self.service_tier
         self._head = head
         return True
 
