@@ -9,9 +9,10 @@ piece may be the first half of a CRLF). :func:`iter_sse_json` reads a whole body
 Cost and bounds: the work done is linear in the bytes fed, whatever the sizes of the pieces (each
 piece is scanned a fixed number of times, by C-level bytes operations: split into events at blank
 lines, the common event of one ``data:`` line read whole; an unfinished line is kept as a list of
-pieces and joined once, when it ends). One event (its data lines added up) and one line may hold at most :data:`MAX_EVENT_BYTES`
-bytes; a stream that goes over raises :class:`EventTooLargeError` as soon as the bound is passed,
-without reading further, so a stream with no line end cannot make the decoder hold more than that.
+pieces and joined once, when it ends). One event (its data lines added up) and one line may hold
+at most :data:`MAX_EVENT_BYTES` bytes; a stream that goes over raises :class:`EventTooLargeError`
+as soon as the bound is passed, without reading further, so a stream with no line end cannot make
+the decoder hold more than that.
 """
 
 from __future__ import annotations
