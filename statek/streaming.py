@@ -39,6 +39,9 @@ __all__ = ["LLM_Stream", "stream_answer"]
 
 Emit = Callable[[str], None]
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` uses, made once, not per call."""
+
 
 class LLM_Stream:
     """The pieces of one streamed answer (``async for piece in stream``), then :attr:`response`.
@@ -141,7 +144,7 @@ async def stream_answer(
     whole call, reading the stream included, keeping the bytes read. Each text piece goes to
     ``emit``; the first chunk is reported to telemetry. Raises the same errors as ``process_request``.
     """
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = _COMPACT_JSON.encode(payload).encode()
     first_chunk = telemetry.current_first_chunk_hook()
 
     def read(response: httpx.Response, so_far: WireBytes) -> Awaitable[LLM_Response]:
@@ -179,7 +182,6 @@ async def _read(
     sent: int,
     received: int,
 ) -> LLM_Response:
-    context: dict[str, Any] = {"provider": api.provider_key, "attempts": attempt, "bytes_sent": sent}
     try:
         async for chunk in response.aiter_bytes():
             if not chunk:
@@ -195,20 +197,28 @@ async def _read(
     except asyncio.CancelledError as exc:
         note_wire_bytes(exc, attempt, sent, received)
         raise
-    except httpx.TransportError as exc:
-        raise ProviderConnectionError(
-            f"{api.provider_key}: the stream broke: {type(exc).__name__}: {exc}",
-            bytes_received=received,
-            **context,
-        ) from exc
-    except StreamFailure as exc:
-        raise ProviderError(
-            f"{api.provider_key} stream failed: {exc}", bytes_received=received, **context
-        ) from exc
-    except ToolCallFormatError as exc:
-        raise MalformedToolCallError(
-            f"{api.provider_key}: {exc}", bytes_received=received, **context
-        ) from exc
-    except WireFormatError as exc:
-        raise ResponseFormatError(f"{api.provider_key}: {exc}", bytes_received=received, **context) from exc
-    return LLM_Response(answer.text, None, answer.tool_calls, detail=answer.detail)
+    except (httpx.TransportError, WireFormatError) as exc:
+        raise _stream_error(api, exc, attempt, sent, received) from exc
+    return LLM_Response._of_detail(answer.text, answer.tool_calls, answer.detail)
+
+
+def _stream_error(
+    api: LLM_API, exc: httpx.TransportError | WireFormatError, attempt: int, sent: int, received: int
+) -> ProviderError:
+    """The error ``process_request`` raises for ``exc``, which broke the stream after ``received``
+    bytes (built only when a stream breaks)."""
+    context: dict[str, Any] = {
+        "provider": api.provider_key,
+        "attempts": attempt,
+        "bytes_sent": sent,
+        "bytes_received": received,
+    }
+    if isinstance(exc, httpx.TransportError):
+        return ProviderConnectionError(
+            f"{api.provider_key}: the stream broke: {type(exc).__name__}: {exc}", **context
+        )
+    if isinstance(exc, StreamFailure):
+        return ProviderError(f"{api.provider_key} stream failed: {exc}", **context)
+    if isinstance(exc, ToolCallFormatError):
+        return MalformedToolCallError(f"{api.provider_key}: {exc}", **context)
+    return ResponseFormatError(f"{api.provider_key}: {exc}", **context)

@@ -420,11 +420,17 @@ def read_stream(content: bytes, content_type: str, profile: ChatCompletionsProfi
     return stream.answer()
 
 
+_USAGE_ONLY: tuple[UsagePath, ...] = (("usage",),)
+_UNSEEN: tuple[Any, ...] = ()
+_HEAD_KEYS = ("model", "id", "service_tier", "usage", "error")
+"""The fields of a chunk, besides ``choices``, that the common-chunk reading reads (or refuses)."""
+
+
 @dataclass
 class ChatStream:
     """Puts streamed chunks back together into one answer; fed one parsed chunk at a time."""
 
-    usage_paths: tuple[UsagePath, ...] = (("usage",),)
+    usage_paths: tuple[UsagePath, ...] = _USAGE_ONLY
     keep_content: bool = True
     """False: read usage, model and finish reason only (text and tool calls are not kept)."""
     text: list[str] = field(default_factory=list)
@@ -434,12 +440,98 @@ class ChatStream:
     usage: Any = None
     response_id: str | None = None
     service_tier: str | None = None
+    _head: tuple[Any, ...] = field(default=_UNSEEN, init=False, repr=False, compare=False)
+    """The raw :data:`_HEAD_KEYS` fields :meth:`_take_plain` read last (``()``: none since the last
+    chunk read the general way)."""
+    _usage_at_top: bool = field(default=False, init=False, repr=False, compare=False)
+    """Usage is read from the chunk's ``usage`` only (OpenAI's way): decided once, per stream."""
 
-    @guarded
+    def __post_init__(self) -> None:
+        self._usage_at_top = self.usage_paths == _USAGE_ONLY
+
     def add(self, chunk: Any) -> None:
         """Take one chunk. Raises :class:`StreamFailure` for a chunk carrying an ``error`` object (also
         one with a ``choices`` entry, as OpenRouter sends mid-stream) and :class:`WireFormatError` for
         a chunk that does not follow the format."""
+        self.take([(None, chunk)])
+
+    def take(self, events: Sequence[tuple[str | None, Any]]) -> list[str]:
+        """Take the chunks of ``events`` (``(event, chunk)`` pairs, as :class:`~statek.wire.sse.SSEDecoder`
+        gives them) in order, each as :meth:`add` does; the text pieces they add. Chunks of the common
+        shape are read in one pass (:meth:`_take_plain`), any other the general way (:meth:`_add`)."""
+        before = len(self.text)
+        position = 0
+        while position < len(events):
+            position = self._take_plain(events, position)
+            if position < len(events):
+                self._add(events[position][1])
+                position += 1
+        return self.text[before:]
+
+    def _take_plain(self, events: Sequence[tuple[str | None, Any]], start: int) -> int:
+        """Take the chunks of ``events`` from ``start`` on while they have the common shape, as
+        :meth:`_add` would, with type tests and dict lookups only; the position of the first chunk of
+        another shape (nothing done with it), or ``len(events)``. Never raises.
+
+        The common chunk (every chunk of a plain text answer): a dict without ``error``, its
+        ``usage`` ``null`` or an object (read from there only: the stream's usage paths are
+        OpenAI's), its ``choices`` empty or one choice of index 0 without ``message`` whose
+        ``delta`` is an object without ``tool_calls``, its ``content`` ``null`` or text."""
+        if not self._usage_at_top:
+            return start
+        text, keep_content = self.text, self.keep_content
+        for position in range(start, len(events)):
+            chunk = events[position][1]
+            if type(chunk) is not dict:
+                return position
+            choices = chunk.get("choices")
+            if type(choices) is not list:
+                return position
+            content = finish = None
+            if len(choices) == 1:
+                choice = choices[0]
+                # An index equal to 0 (0.0 and false too) is one the model reads as 0.
+                if type(choice) is not dict or "message" in choice or choice.get("index", 0) != 0:
+                    return position
+                delta = choice.get("delta")
+                if type(delta) is not dict or "tool_calls" in delta:
+                    return position
+                content = delta.get("content")
+                if type(content) is not str and content is not None:
+                    return position
+                finish = choice.get("finish_reason")
+            elif choices:
+                return position
+            head = tuple(map(chunk.get, _HEAD_KEYS))
+            if head != self._head and not self._read_head(head):
+                return position
+            if finish and type(finish) is str:  # anything else is no finish reason (a Label)
+                self.finish_reason = finish
+            if content and keep_content:
+                text.append(content)
+        return len(events)
+
+    def _read_head(self, head: tuple[Any, ...]) -> bool:
+        """Read a chunk's fields other than ``choices`` (``head``: its raw :data:`_HEAD_KEYS`) as
+        :meth:`_add` does, when they are plain: no ``error``, ``usage`` ``null`` or an object. A chunk
+        carrying the same ones again changes nothing, so :meth:`_take_plain` reads them only when
+        they change. False, with nothing done, when they are not plain."""
+        model, response_id, tier, usage, error = head
+        if error is not None or (usage is not None and type(usage) is not dict):
+            return False
+        if usage is not None:
+            self.usage = usage  # totals, not increments: the last one wins
+        if head[:3] != self._head[:3]:  # not only usage came (the last chunk carries it)
+            self.model = _label(model) or self.model  # Azure's first chunk has model ""
+            self.response_id = self.response_id or text_id(response_id)
+            self.service_tier = tier_label(tier) or self.service_tier
+        self._head = head
+        return True
+
+    @guarded
+    def _add(self, chunk: Any) -> None:
+        """:meth:`add`, the general way: the chunk validated (its model when the plain type tests
+        do not suffice), every choice and usage path read."""
         if not isinstance(chunk, Mapping):
             return
         if chunk.get("error"):
@@ -457,6 +549,7 @@ class ChatStream:
         self.model = model or self.model  # Azure's first chunk has model ""
         self.response_id = self.response_id or text_id(chunk.get("id"))
         self.service_tier = tier_label(chunk.get("service_tier")) or self.service_tier
+        self._head = _UNSEEN  # the next plain chunk reads its own
         for path in self.usage_paths:
             usage = dig(chunk, path)
             if isinstance(usage, Mapping):
@@ -668,26 +761,63 @@ class ChatStreamReader:
     @guarded
     def feed(self, data: bytes) -> list[str]:
         """The text generated in ``data``."""
-        return self._take(self._decoder.feed(data))
-
-    def _take(self, events: list[tuple[str | None, Any]]) -> list[str]:
-        stream = self._stream
-        pieces: list[str] = []
-        for _, chunk in events:
-            before = len(stream.text)
-            stream.add(chunk)
-            pieces.extend(stream.text[before:])
-        return pieces
+        return self._stream.take(self._decoder.feed(data))
 
     @guarded
     def finish(self, bytes_sent: int, bytes_received: int) -> Answer:
         """The answer so far; ``has_usage`` False unless a chunk carried usage."""
         try:
-            self._take(self._decoder.close())
+            last = self._decoder.close()
+            if last:
+                self._stream.take(last)
         except ValueError:
             pass  # a cut-off last chunk: keep what was read before it
+        plain = _plain_stream_answer(self._stream, self._profile, bytes_sent, bytes_received)
+        if plain is not None:
+            return plain
         answer = self._stream.answer()
         detail = answer_detail(answer, self._profile, bytes_sent, bytes_received)
         return Answer(
             message_text(answer.message.get("content")), tool_calls(answer.message.get("tool_calls")), detail
         )
+
+
+def _plain_stream_answer(
+    stream: ChatStream, profile: ChatCompletionsProfile, bytes_sent: int, bytes_received: int
+) -> Answer | None:
+    """What :meth:`ChatStreamReader.finish` reads from the common stream, without building the
+    answer's message: no tool calls, and no usage or a plain one under a profile that reads it like
+    OpenAI (see :func:`_openai_usage`). ``None`` for any other: read it the general way. Never raises."""
+    if stream.calls:
+        return None
+    usage = stream.usage
+    if usage is None:
+        counts = _NO_USAGE
+    elif type(usage) is dict and profile.usage_like_openai:
+        read = _openai_usage(usage)
+        if read is None:
+            return None
+        counts = read
+    else:
+        return None
+    tier = stream.service_tier
+    if tier is None and usage is not None:
+        # Perplexity bills a request by its search context size (low / medium / high): its tier
+        context_size = usage.get("search_context_size")
+        tier = None if context_size is None else tier_label(context_size)
+    detail = CallDetail(  # no cost and no modality split: the fast usage reading declines both
+        total_bytes_sent=bytes_sent,
+        total_bytes_received=bytes_received,
+        cost=None,
+        input_tokens=counts.input_tokens,
+        output_tokens=counts.output_tokens,
+        cached_tokens=counts.cached_tokens,
+        cache_write_tokens=counts.cache_write_tokens,
+        reasoning_tokens=counts.reasoning_tokens,
+        response_model=stream.model,
+        finish_reason=stream.finish_reason,
+        has_usage=usage is not None,
+        response_id=stream.response_id,
+        service_tier=tier,
+    )
+    return Answer("".join(stream.text), None, detail)

@@ -7,10 +7,12 @@ joined with ``\\n``, comment lines (``:``) ignored, CR, LF or CRLF line endings 
 piece may be the first half of a CRLF). :func:`iter_sse_json` reads a whole body at once.
 
 Cost and bounds: the work done is linear in the bytes fed, whatever the sizes of the pieces (each
-piece is scanned once; an unfinished line is kept as a list of pieces and joined once, when it
-ends). One event (its data lines added up) and one line may hold at most :data:`MAX_EVENT_BYTES`
-bytes; a stream that goes over raises :class:`EventTooLargeError` as soon as the bound is passed,
-without reading further, so a stream with no line end cannot make the decoder hold more than that.
+piece is scanned a fixed number of times, by C-level bytes operations: split into events at blank
+lines, the common event of one ``data:`` line read whole; an unfinished line is kept as a list of
+pieces and joined once, when it ends). One event (its data lines added up) and one line may hold
+at most :data:`MAX_EVENT_BYTES` bytes; a stream that goes over raises :class:`EventTooLargeError`
+as soon as the bound is passed, without reading further, so a stream with no line end cannot make
+the decoder hold more than that.
 """
 
 from __future__ import annotations
@@ -108,24 +110,47 @@ class SSEDecoder:
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         else:
             ends_with_cr = False
-        lines = chunk.split(b"\n")
-        last = lines.pop()
+        self._after_cr = ends_with_cr
         events: list[SSEEvent] = []
-        if lines:
-            if self._rest:
-                self._rest.append(lines[0])
-                lines[0] = b"".join(self._rest)
-                self._rest, self._rest_size = [], 0
-                if len(lines[0]) > self._limit:
-                    raise self._too_large("line")
-            self._after_cr = ends_with_cr
-            for line in lines:
-                self._line(line, events)
-        if last:
-            self._rest_size += len(last)
-            if self._rest_size > self._limit:
+        if self._rest:  # the piece ends the line the last ones began
+            end = chunk.find(b"\n")
+            self._rest.append(chunk[:end])
+            line = b"".join(self._rest)
+            self._rest, self._rest_size = [], 0
+            if len(line) > self._limit:
                 raise self._too_large("line")
-            self._rest.append(last)
+            self._line(line, events)
+            chunk = chunk[end + 1 :]
+        # Whole events at once: each block before a blank line is one event's lines (a block may
+        # start with further blank lines); the common block, one "data: " line, is read in one step.
+        # The part after the last blank line is an unfinished event.
+        blocks = chunk.split(b"\n\n")
+        last = blocks.pop()
+        # Checked once per piece, not per event: no block holds a second line (every LF is in a
+        # separator), and none can be over the bound (the piece is not).
+        one_line_each = chunk.count(b"\n") == 2 * len(blocks) and len(chunk) < self._limit
+        if blocks and (self._data or self._event is not None):
+            self._lines(blocks.pop(0), events)  # ends the event earlier pieces began
+            self._dispatch(events)
+        select = self._select
+        for block in blocks:
+            if one_line_each and block.startswith(b"data: "):
+                text = block[6:].decode()
+                if text != "[DONE]" and (select is None or select(None, text)):
+                    events.append((None, _parsed(text)))
+            else:
+                self._lines(block, events)
+                self._dispatch(events)
+        if last:
+            end = last.rfind(b"\n")
+            if end >= 0:
+                self._lines(last[:end], events)
+                last = last[end + 1 :]
+            if last:
+                self._rest_size = len(last)
+                if self._rest_size > self._limit:
+                    raise self._too_large("line")
+                self._rest.append(last)
         return events
 
     def _close(self) -> list[SSEEvent]:
@@ -139,6 +164,10 @@ class SSEDecoder:
 
     def _too_large(self, what: str) -> EventTooLargeError:
         return EventTooLargeError(f"a stream {what} is longer than {self._limit} bytes: not read")
+
+    def _lines(self, block: bytes, events: list[SSEEvent]) -> None:
+        for line in block.split(b"\n"):
+            self._line(line, events)
 
     def _line(self, raw: bytes, events: list[SSEEvent]) -> None:
         if not raw:
@@ -168,10 +197,25 @@ class SSEDecoder:
         if data and data != ["[DONE]"]:
             text = data[0] if len(data) == 1 else "\n".join(data)
             if self._select is None or self._select(event, text):
-                try:
-                    events.append((event, json.loads(text)))
-                except RecursionError:  # nested deeper than Python's stack: not an answer to read
-                    raise ValueError("an event's data is nested too deeply to read") from None
+                events.append((event, _parsed(text)))
+
+
+_raw_decode = json.JSONDecoder().raw_decode  # json.loads's own decoder settings
+
+
+def _parsed(text: str) -> Any:
+    """``text`` parsed as JSON, exactly as :func:`json.loads` parses it (``ValueError`` for what is
+    not JSON). The common event, a JSON document with no whitespace around it, is read with
+    :meth:`json.JSONDecoder.raw_decode` directly (``json.loads`` adds only type and whitespace
+    handling around it); anything else goes to ``json.loads``, errors included."""
+    try:
+        try:
+            data, end = _raw_decode(text)
+        except ValueError:
+            end = -1
+        return data if end == len(text) else json.loads(text)
+    except RecursionError:  # nested deeper than Python's stack: not an answer to read
+        raise ValueError("an event's data is nested too deeply to read") from None
 
 
 def iter_sse_json(body: bytes, *, max_event_bytes: int | None = None) -> Iterator[SSEEvent]:
