@@ -711,38 +711,19 @@ def _plain_whole(
         return None
     if calls is not None and (type(calls) is not list or calls):
         return None
-    usage = body.get("usage")
-    if usage is None:
-        counts = _NO_USAGE
-    elif type(usage) is dict and profile.usage_like_openai:
-        read = _openai_usage(usage)
-        if read is None:
-            return None
-        counts = read
-    else:
-        return None
     tier = body.get("service_tier")
-    if tier is not None:
-        tier = tier_label(tier)
-    if tier is None and usage is not None:
-        # Perplexity bills a request by its search context size (low / medium / high): its tier
-        context_size = usage.get("search_context_size")
-        tier = None if context_size is None else tier_label(context_size)
-    detail = CallDetail(  # no cost and no modality split: the fast usage reading declines both
-        total_bytes_sent=bytes_sent,
-        total_bytes_received=bytes_received,
-        cost=None,
-        input_tokens=counts.input_tokens,
-        output_tokens=counts.output_tokens,
-        cached_tokens=counts.cached_tokens,
-        cache_write_tokens=counts.cache_write_tokens,
-        reasoning_tokens=counts.reasoning_tokens,
-        response_model=_label(body.get("model")) or None,
-        finish_reason=_label(choice.get("finish_reason")),
-        has_usage=usage is not None,
-        response_id=text_id(body.get("id")),
-        service_tier=tier,
+    detail = _plain_detail(
+        body.get("usage"),
+        profile,
+        None if tier is None else tier_label(tier),
+        _label(body.get("model")) or None,
+        _label(choice.get("finish_reason")),
+        text_id(body.get("id")),
+        bytes_sent,
+        bytes_received,
     )
+    if detail is None:
+        return None
     return Answer(text, None, detail)
 
 
@@ -790,7 +771,34 @@ def _plain_stream_answer(
     OpenAI (see :func:`_openai_usage`). ``None`` for any other: read it the general way. Never raises."""
     if stream.calls:
         return None
-    usage = stream.usage
+    detail = _plain_detail(
+        stream.usage,
+        profile,
+        stream.service_tier,
+        stream.model,
+        stream.finish_reason,
+        stream.response_id,
+        bytes_sent,
+        bytes_received,
+    )
+    if detail is None:
+        return None
+    return Answer("".join(stream.text), None, detail)
+
+
+def _plain_detail(
+    usage: Any,
+    profile: ChatCompletionsProfile,
+    tier: str | None,
+    model: str | None,
+    finish_reason: str | None,
+    response_id: str | None,
+    bytes_sent: int,
+    bytes_received: int,
+) -> CallDetail | None:
+    """The :class:`CallDetail` of a plain answer (whole or streamed): no usage, or a plain one under
+    a profile that reads it like OpenAI (:func:`_openai_usage`); ``None`` for any other usage, which
+    the general reading then takes. ``tier``: the answer's service tier label, if it named one."""
     if usage is None:
         counts = _NO_USAGE
     elif type(usage) is dict and profile.usage_like_openai:
@@ -800,12 +808,11 @@ def _plain_stream_answer(
         counts = read
     else:
         return None
-    tier = stream.service_tier
     if tier is None and usage is not None:
         # Perplexity bills a request by its search context size (low / medium / high): its tier
         context_size = usage.get("search_context_size")
         tier = None if context_size is None else tier_label(context_size)
-    detail = CallDetail(  # no cost and no modality split: the fast usage reading declines both
+    return CallDetail(  # no cost and no modality split: the fast usage reading declines both
         total_bytes_sent=bytes_sent,
         total_bytes_received=bytes_received,
         cost=None,
@@ -814,10 +821,9 @@ def _plain_stream_answer(
         cached_tokens=counts.cached_tokens,
         cache_write_tokens=counts.cache_write_tokens,
         reasoning_tokens=counts.reasoning_tokens,
-        response_model=stream.model,
-        finish_reason=stream.finish_reason,
+        response_model=model,
+        finish_reason=finish_reason,
         has_usage=usage is not None,
-        response_id=stream.response_id,
+        response_id=response_id,
         service_tier=tier,
     )
-    return Answer("".join(stream.text), None, detail)
