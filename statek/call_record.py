@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from .metering.types import CallCost
@@ -41,7 +41,6 @@ __all__ = [
     "JobConsumer",
     "JobRecord",
     "Outcome",
-    "RequestFacts",
     "add_call_consumer",
     "add_job_consumer",
     "call_consumers",
@@ -53,23 +52,6 @@ __all__ = [
 Outcome = Literal["pending", "ok", "error", "refused"]
 """How a call ended: answered (``ok``), failed (``error``: see ``error_type``), or refused by a budget
 before anything was sent (``refused``). ``pending`` while it runs."""
-
-
-class RequestFacts(TypedDict, total=False):
-    """The facts of a call's request a :class:`CallRecord` may be built with (each defaults to the
-    class attribute of the same name)."""
-
-    stream: bool
-    server_address: str | None
-    server_port: int | None
-    temperature: float | None
-    max_tokens: int | None
-    output_type: str | None
-    capture_context: bool
-    api: Any
-    request: Any
-    body: bytes | None
-    database_provider: str | None
 
 
 class CallRecord:
@@ -190,8 +172,9 @@ class CallRecord:
         self.span_context: Any = None
         """The span's ``SpanContext`` (trace and span ids), or ``None`` without a span."""
         self.span_scope: Any = None
+        """What restores the context the span was made current in (the span consumer's), or ``None``."""
         self.series: Any = None
-        """The metric series of the call (the metrics consumer's), or ``None``."""
+        """The metrics consumer's state for the call (the configuration it is counted under), or ``None``."""
         self.reservation: Any = None
         """The budget reservation held for the call (the budget consumer's), or ``None``."""
         self.extras: dict[str, Any] | None = None
