@@ -516,7 +516,7 @@ class LLM_API(ABC):
         tools_selected: bool = False,
     ) -> PreparedRequest:
         plain = chat_style is None and temperature is None
-        if plain and not (metadata or available_tools or enable_reasoning):
+        if plain and not (metadata or available_tools or enable_reasoning) and _parses_plainly(type(self)):
             return self._plain_request(system_prompt, model, chat_history)
         meta: dict[str, Any] = dict(metadata) if metadata else {}
         if chat_style is None:
@@ -588,6 +588,16 @@ class LLM_API(ABC):
             max_tokens=None,
             metadata={},
         )
+
+
+def _parses_plainly(cls: type[LLM_API]) -> bool:
+    """Whether ``cls`` keeps the base ``parse_temperature`` and ``parse_enable_reasoning`` (public
+    hooks a subclass may override, e.g. with a default temperature): only then may
+    :meth:`LLM_API._prepare` skip them for a call that sets neither."""
+    return (
+        cls.parse_temperature is LLM_API.parse_temperature
+        and cls.parse_enable_reasoning is LLM_API.parse_enable_reasoning
+    )
 
 
 def _tool_name(function: Callable[..., Any]) -> str:

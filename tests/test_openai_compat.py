@@ -646,3 +646,20 @@ def test_the_cached_endpoint_never_shows_the_key() -> None:
     endpoint = api._endpoint()  # type: ignore[attr-defined]
     assert endpoint.headers["authorization"] == "Bearer sk-cached-secret-42"  # it is what is sent
     assert "sk-cached-secret-42" not in repr(endpoint) and "sk-cached-secret-42" not in repr(api)
+
+
+def test_a_subclass_parser_still_decides_a_plain_call() -> None:
+    """``parse_temperature`` and ``parse_enable_reasoning`` are public hooks: a subclass that gives
+    a default keeps it on the common call, which otherwise skips them."""
+
+    class Warm(OpenAICompatible_API):
+        @staticmethod
+        def parse_temperature(value: object) -> float | None:
+            return 0.5 if value is None else float(value)  # type: ignore[arg-type]
+
+        @staticmethod
+        def parse_enable_reasoning(value: object) -> bool:
+            return True
+
+    prepared = Warm(settings(), model="m")._prepare(None, None, None, None, HISTORY, None, None, None)
+    assert (prepared.temperature, prepared.enable_reasoning) == (0.5, True)
