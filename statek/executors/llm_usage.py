@@ -12,9 +12,11 @@ none and are counted apart, so a total is never a made-up ``$0``. When a provide
 and the price table priced the call too, the reported figure is the cost and ``reported - table``
 is summed in :attr:`LLM_Usage.total_cost_drift` (a stale table shows here first).
 
-A recorded call is queued, and the queue is added up when a figure is read (every read sees every
-call recorded before it), or when it holds :data:`FOLD_AT` calls: a job whose usage nobody reads
-until its end, or at all, pays for one append per call, and a long job's queue stays short.
+A call the metering path records for a job is queued (:meth:`LLM_Usage.fed_by`, the job's
+``add_call``), and the queue is added up when a figure is read (every read sees every call queued
+before it), or when it holds :data:`FOLD_AT` calls: a job whose usage nobody reads until its end,
+or at all, pays for one append per call, and a long job's queue stays short. :meth:`LLM_Usage.record`,
+called directly, adds its call at once.
 """
 
 from __future__ import annotations
@@ -262,13 +264,13 @@ class LLM_Usage:
 
         ``status``/``cost`` are the call's cost status and cost (default: ``stats.cost_status`` and
         ``stats.priced_cost``); ``table_cost`` is the table's price of a call whose cost was
-        reported, for the drift. The call is queued and added up at the next read (see the module
+        reported, for the drift. Added at once (after any queued calls), so a malformed ``stats``
+        raises here, to its caller; the metering path queues its calls instead (see the module
         docstring).
         """
-        queue = self._queue
-        queue.append((provider, model, stats, status, cost, table_cost))
-        if len(queue) > FOLD_AT:
-            self.fold()
+        with self._lock:
+            self._fold_queue()  # the queued calls first, so that by_model keeps first-use order
+            self._add(provider, model, stats, status, cost, table_cost)
 
     def record_failure(self, provider: str, model: str, bytes_sent: int = 0, bytes_received: int = 0) -> None:
         """Add one call that failed for good (after its retries): it counts in :attr:`failed_calls` and
