@@ -49,6 +49,7 @@ __all__ = [
     "RetryEvent",
     "RetryPolicy",
     "WireBytes",
+    "json_body",
     "note_wire_bytes",
     "parse_retry_after",
     "post",
@@ -347,6 +348,15 @@ def _http_error(
 def _bare_request(url: httpx.URL | str) -> httpx.Request:
     """The request as an error may show it: method and URL, no query string (keys hide there), no headers."""
     return httpx.Request("POST", httpx.URL(url).copy_with(query=None, userinfo=b""))
+
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def json_body(payload: Any) -> bytes:
+    """``payload`` as a request body: compact UTF-8 JSON (``json.dumps(payload, separators=(",",
+    ":"), ensure_ascii=False)``, with the encoder made once rather than per call)."""
+    return _COMPACT_JSON.encode(payload).encode()
 
 
 T = TypeVar("T")

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import telemetry
-from ._http import ClientPool, RawResponse, RetryPolicy, post
+from ._http import ClientPool, RawResponse, RetryPolicy, json_body, post
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
 from .secrets import scrub
@@ -71,8 +71,6 @@ SEED_HOOK_KEYWORDS = (
 """The keyword arguments the original STATEK passes to ``_build_request_payload`` and ``_process_request``."""
 
 _REASONING_OFF = frozenset({"", "FALSE", "0", "NO", "OFF", "DISABLED", "NONE"})
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""What ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` uses, made once, not per call."""
 _EFFORTS = frozenset({"minimal", "low", "medium", "high"})
 
 
@@ -451,7 +449,7 @@ class LLM_API(ABC):
 
         Not a coroutine function itself (``await api._post_raw(...)`` as before): it returns the
         exchange's coroutine, so the call path has one layer fewer to resume at each suspension."""
-        body = _COMPACT_JSON.encode(payload).encode()
+        body = json_body(payload)
         return post(
             self._clients.get(),
             url or self.api_url,

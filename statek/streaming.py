@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from . import telemetry
-from ._http import WireBytes, exchange, note_wire_bytes
+from ._http import WireBytes, exchange, json_body, note_wire_bytes
 from .exceptions import MalformedToolCallError, ProviderConnectionError, ProviderError, ResponseFormatError
 from .types import LLM_Response
 from .wire.answer import StreamReader
@@ -38,9 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["LLM_Stream", "stream_answer"]
 
 Emit = Callable[[str], None]
-
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-"""What ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` uses, made once, not per call."""
 
 
 class LLM_Stream:
@@ -144,7 +140,7 @@ async def stream_answer(
     whole call, reading the stream included, keeping the bytes read. Each text piece goes to
     ``emit``; the first chunk is reported to telemetry. Raises the same errors as ``process_request``.
     """
-    body = _COMPACT_JSON.encode(payload).encode()
+    body = json_body(payload)
     first_chunk = telemetry.current_first_chunk_hook()
 
     def read(response: httpx.Response, so_far: WireBytes) -> Awaitable[LLM_Response]:
