@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CallConsumer",
     "CallRecord",
+    "CallSite",
     "JobConsumer",
     "JobRecord",
     "Outcome",
@@ -54,52 +55,25 @@ Outcome = Literal["pending", "ok", "error", "refused"]
 before anything was sent (``refused``). ``pending`` while it runs."""
 
 
-class CallRecord:
-    """Everything statek knows about one provider call, filled in as the call goes.
-
-    Built by the metering path; read by every consumer. Times: ``started_wall`` is the epoch second
-    the call started (pricing uses it), ``started`` the ``time.perf_counter()`` reading at that
-    moment, ``duration`` seconds until it ended.
+class CallSite:
+    """What is the same for every call of one endpoint and model: who the call goes to, how it is
+    priced and named. Made once per (``LLM_API`` instance, model) or (client-library endpoint, model,
+    operation, stream) by the metering path and shared by their records; immutable by contract, so a
+    consumer may key its own per-site state on it (by identity: the span's name and attributes, say).
     """
 
     __slots__ = (
-        "_record_id",
-        "api",
-        "body",
-        "bytes_received",
-        "bytes_sent",
         "capture_context",
-        "cost",
         "database_provider",
-        "detail",
-        "duration",
-        "error_type",
-        "exception",
-        "extras",
-        "first_chunk_s",
         "genai_provider",
-        "job",
-        "max_tokens",
         "operation",
-        "outcome",
         "output_type",
         "pricing_provider",
         "provider_key",
-        "request",
         "request_model",
-        "reservation",
-        "response",
-        "retries",
-        "series",
         "server_address",
         "server_port",
-        "span",
-        "span_context",
-        "span_scope",
-        "started",
-        "started_wall",
         "stream",
-        "temperature",
     )
 
     def __init__(
@@ -109,43 +83,150 @@ class CallRecord:
         pricing_provider: str,
         request_model: str,
         operation: str,
-        job: Any,
         *,
         stream: bool = False,
         server_address: str | None = None,
         server_port: int | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
         output_type: str | None = None,
         capture_context: bool = False,
-        api: Any = None,
-        request: Any = None,
-        body: bytes | None = None,
         database_provider: str | None = None,
     ) -> None:
-        self._record_id: str | None = None
         self.provider_key = provider_key
         """statek's provider key (``"OPENAI"``): the key of job usage."""
         self.genai_provider = genai_provider
         """``gen_ai.provider.name`` (``"openai"``): spans and metric labels."""
         self.pricing_provider = pricing_provider
         """The price-table provider the call is priced as."""
-        self.database_provider = database_provider
-        """The price database's provider id when the catalogue names one (``None``: from the provider)."""
         self.request_model = request_model
         self.operation = operation
         """``gen_ai.operation.name``."""
-        self.job = job
-        """The :class:`~statek.executors.job.Job` current when the call started, or ``None``."""
         self.stream = stream
         self.server_address = server_address
         self.server_port = server_port
-        self.temperature = temperature
-        self.max_tokens = max_tokens
         self.output_type = output_type
         self.capture_context = capture_context
         """Whether the call's span is made current while the provider runs (``LLM_API`` calls: yes;
         calls read off the wire by a client-library hook: no, their answer may be read elsewhere)."""
+        self.database_provider = database_provider
+        """The price database's provider id when the catalogue names one (``None``: from the provider)."""
+
+    def __repr__(self) -> str:
+        return f"CallSite({self.provider_key} {self.request_model!r}, {self.operation})"
+
+
+class CallRecord:
+    """Everything statek knows about one provider call, filled in as the call goes.
+
+    Built by the metering path; read by every consumer. What is the same for every call of its
+    endpoint and model is its :attr:`site`'s (``provider_key``, ``request_model``, ... read through
+    to it). Times: ``started_wall`` is the epoch second the call started (pricing uses it),
+    ``started`` the ``time.perf_counter()`` reading at that moment, ``duration`` seconds until it ended.
+    """
+
+    __slots__ = (
+        "_record_id",
+        "api",
+        "body",
+        "bytes_received",
+        "bytes_sent",
+        "cost",
+        "detail",
+        "duration",
+        "error_type",
+        "exception",
+        "extras",
+        "first_chunk_s",
+        "job",
+        "max_tokens",
+        "outcome",
+        "request",
+        "reservation",
+        "response",
+        "retries",
+        "series",
+        "site",
+        "span",
+        "span_context",
+        "span_scope",
+        "started",
+        "started_wall",
+        "temperature",
+    )
+
+    # The site's fields, read through (statek's own consumers read record.site directly).
+    @property
+    def provider_key(self) -> str:
+        """statek's provider key (``"OPENAI"``): the key of job usage."""
+        return self.site.provider_key
+
+    @property
+    def genai_provider(self) -> str:
+        """``gen_ai.provider.name`` (``"openai"``): spans and metric labels."""
+        return self.site.genai_provider
+
+    @property
+    def pricing_provider(self) -> str:
+        """The price-table provider the call is priced as."""
+        return self.site.pricing_provider
+
+    @property
+    def database_provider(self) -> str | None:
+        """The price database's provider id when the catalogue names one (``None``: from the provider)."""
+        return self.site.database_provider
+
+    @property
+    def request_model(self) -> str:
+        """The model the call asked for."""
+        return self.site.request_model
+
+    @property
+    def operation(self) -> str:
+        """``gen_ai.operation.name``."""
+        return self.site.operation
+
+    @property
+    def stream(self) -> bool:
+        """Whether the answer is streamed."""
+        return self.site.stream
+
+    @property
+    def server_address(self) -> str | None:
+        """The server's host, or ``None``."""
+        return self.site.server_address
+
+    @property
+    def server_port(self) -> int | None:
+        """The server's port, or ``None``."""
+        return self.site.server_port
+
+    @property
+    def output_type(self) -> str | None:
+        """``gen_ai.output.type`` (``"text"``, ``"json"``), or ``None``."""
+        return self.site.output_type
+
+    @property
+    def capture_context(self) -> bool:
+        """Whether the call's span is current while the provider runs (see :class:`CallSite`)."""
+        return self.site.capture_context
+
+    def __init__(
+        self,
+        site: CallSite,
+        job: Any,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        api: Any = None,
+        request: Any = None,
+        body: bytes | None = None,
+    ) -> None:
+        self.site = site
+        """What the call shares with every call of its endpoint and model."""
+        self._record_id: str | None = None
+        self.job = job
+        """The :class:`~statek.executors.job.Job` current when the call started, or ``None``."""
+        self.temperature = temperature
+        self.max_tokens = max_tokens
         self.api = api
         """The ``LLM_API`` making the call (``None`` for a call read off the wire)."""
         self.request = request

@@ -162,6 +162,8 @@ class LLM_API(ABC):
     ``anthropic``, ``gemini``: :mod:`statek.executors.output_cap`); ``None``: it cannot be set."""
     _seed_build: ClassVar[bool | None] = None
     _seed_send: ClassVar[bool | None] = None
+    _call_sites: Any = None
+    """The metering path's :class:`~statek.call_record.CallSite` of each model (its own cache)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

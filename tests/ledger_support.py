@@ -6,7 +6,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from statek.call_record import CallRecord
+from statek.call_record import CallRecord, CallSite
 from statek.metering.types import CallCost
 from statek.types import CallDetail
 
@@ -31,7 +31,7 @@ def call_record(
     duration: float = 0.25,
 ) -> CallRecord:
     """A finished call's :class:`CallRecord`, filled as the metering path fills it."""
-    record = CallRecord(provider, provider.lower(), provider.lower(), model, "chat", job)
+    record = CallRecord(CallSite(provider, provider.lower(), provider.lower(), model, "chat"), job)
     record.started_wall = time.time() if started_wall is None else started_wall
     record.outcome = outcome  # type: ignore[assignment]
     record.duration = duration

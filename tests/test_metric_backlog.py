@@ -24,7 +24,7 @@ from test_telemetry_support import (  # noqa: F401 - fixtures
     scripted_api,
 )
 
-from statek.call_record import CallRecord
+from statek.call_record import CallRecord, CallSite
 from statek.instruments import BACKLOG_WAKE
 from statek.telemetry.config import telemetry_config
 from statek.telemetry.metrics import MetricsConsumer
@@ -33,7 +33,7 @@ from statek.types import CallDetail
 
 def _finished(n: int) -> CallRecord:
     """A call answered with ``n`` input tokens, through the real metrics consumer's ``start``."""
-    record = CallRecord("BENCH", "bench", "BENCH", "m", "chat", None)
+    record = CallRecord(CallSite("BENCH", "bench", "BENCH", "m", "chat"), None)
     MetricsConsumer().start(record)
     record.outcome = "ok"
     record.detail = CallDetail(0, 0, None, n, 1)

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statek.call_record import CallRecord
+from statek.call_record import CallRecord, CallSite
 from statek.executors.budget import Budget
 from statek.executors.budget_limits import default_limits
 from statek.executors.job import Job
@@ -92,7 +92,7 @@ def test_a_queued_usage_reads_as_one_added_up_after_every_call(
 def finished(job: Job, op: tuple[Any, ...]) -> CallRecord:
     """The record of one call of ``job`` as the metering path hands it to the consumers at its end."""
     provider, model = op[1]
-    record = CallRecord(provider, provider.lower(), provider, model, "chat", job)
+    record = CallRecord(CallSite(provider, provider.lower(), provider, model, "chat"), job)
     if op[0] == "call":
         stats = op[2]
         record.outcome, record.detail = "ok", stats

@@ -203,6 +203,7 @@ def call_facts(record: Any) -> CallFacts:
         parents = tuple(each.job_id for each in lineage[1:])
         attributes = tuple(job.attributes.items())
     context = record.span_context
+    site = record.site
     return CallFacts(
         record.known_record_id,
         record.started_wall,
@@ -211,12 +212,12 @@ def call_facts(record: Any) -> CallFacts:
         root_id,
         parents,
         attributes,
-        record.provider_key,
-        record.genai_provider,
-        record.pricing_provider,
-        record.request_model,
-        record.operation,
-        bool(record.stream),
+        site.provider_key,
+        site.genai_provider,
+        site.pricing_provider,
+        site.request_model,
+        site.operation,
+        site.stream,
         record.outcome,
         record.error_type,
         record.detail,

@@ -37,24 +37,27 @@ class JobUsageConsumer:
             stats = record.detail
             if stats is None:
                 return
+            site = record.site
+            cost = record.cost
             call: RecordedCall = (
-                record.provider_key,
-                record.request_model,
+                site.provider_key,
+                site.request_model,
                 stats,
                 None,
                 None,
-                record.table_cost,
+                cost.table_amount if cost is not None else None,
             )
             context = record.span_context
-            for each in job.lineage:
+            for each in (job, *job.ancestors):
                 try:
                     each.add_call(call, context)
                 except Exception:  # noqa: BLE001 - one job's failure never skips the others
                     _log.exception("statek could not add a call to job %r", each.job_id)
         elif outcome != "refused":
-            provider, model, context = record.provider_key, record.request_model, record.span_context
+            site = record.site
+            provider, model, context = site.provider_key, site.request_model, record.span_context
             sent, received = record.bytes_sent, record.bytes_received
-            for each in job.lineage:
+            for each in (job, *job.ancestors):
                 try:
                     each.add_failure(provider, model, sent, received, context)
                 except Exception:  # noqa: BLE001

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import instruments as inst
 from .._http import wire_tally
-from ..call_record import CallConsumer, CallRecord, call_consumers
+from ..call_record import CallConsumer, CallRecord, CallSite, call_consumers
 from ..exceptions import BudgetExceededError, ProviderHTTPError
 from ..executors.job import current_job
 from ..metering.index import FROM_PROVIDER
@@ -66,7 +66,6 @@ OPERATION = "chat"
 operation_name = inst.operation_name
 
 _current: ContextVar[CallRecord | None] = ContextVar("statek_call", default=None)
-_servers: dict[tuple[type, str | None], tuple[str | None, int | None]] = {}
 _reported: set[tuple[str, str]] = set()
 
 
@@ -138,11 +137,12 @@ def _fail(record: CallRecord, exc: BaseException, error_type: str | None, sent: 
     record.bytes_sent, record.bytes_received = sent, received
 
 
-def _answered(record: CallRecord, detail: CallDetail, database_provider: str | None) -> CallDetail:
+def _answered(record: CallRecord, detail: CallDetail) -> CallDetail:
     """Price ``detail`` and fill the record with the answered call; return the priced detail."""
     record.duration = time.perf_counter() - record.started
+    site = record.site
     stats, cost = priced(
-        record.pricing_provider, record.request_model, detail, record.started_wall, database_provider
+        site.pricing_provider, site.request_model, detail, record.started_wall, site.database_provider
     )
     record.outcome = "ok"
     record.detail = stats
@@ -176,28 +176,66 @@ def _first_chunk(record: CallRecord) -> None:
 
 
 # ----------------------------------------------------------------------------- LLM_API calls
-def _record_of(api: LLM_API, params: PreparedRequest) -> CallRecord:
-    where = (type(api), api.settings.api_url)
-    server = _servers.get(where)
-    if server is None:
-        server = _servers[where] = api.server_address()
+class _SitesOf(dict[str, CallSite]):
+    """An ``LLM_API`` instance's call sites by model, valid while its settings, provider key and
+    streaming mode stay what they were when the sites were made."""
+
+    __slots__ = ("provider_key", "settings", "stream")
+    provider_key: str
+    settings: Any
+    stream: bool
+
+
+_MAX_SITES = 64
+"""Models kept per ``LLM_API`` instance; beyond this its sites are made again."""
+
+
+def _site_of(api: LLM_API, model: str) -> CallSite:
+    """The :class:`CallSite` of ``api``'s calls to ``model``, made once and kept on the instance."""
+    sites = api._call_sites
+    if sites is not None and sites.settings is api.settings:
+        site = sites.get(model)
+        if (
+            site is not None
+            and sites.provider_key is api.provider_key
+            and sites.stream == getattr(api, "stream", False)
+        ):
+            return site
+    return _made_site(api, model)
+
+
+def _made_site(api: LLM_API, model: str) -> CallSite:
+    """Make and keep ``api``'s site for ``model``; every site of the instance is made again when its
+    settings, provider key or streaming mode changed since."""
+    sites = api._call_sites
+    stream = bool(getattr(api, "stream", False))
+    if (
+        sites is None
+        or sites.settings is not api.settings
+        or sites.provider_key is not api.provider_key
+        or sites.stream is not stream
+        or len(sites) >= _MAX_SITES
+    ):
+        sites = api._call_sites = _SitesOf()
+        sites.settings, sites.provider_key, sites.stream = api.settings, api.provider_key, stream
+    site = sites[model] = _new_site(api, model, stream)
+    return site
+
+
+def _new_site(api: LLM_API, model: str, stream: bool) -> CallSite:
     provider = api.genai_provider_name
-    return CallRecord(
+    server = api.server_address()
+    return CallSite(
         api.provider_key,
         provider,
         api.pricing_provider or api.provider_key,
-        params.model,
+        model,
         operation_name(provider),
-        current_job(),
-        stream=bool(getattr(api, "stream", False)),
+        stream=stream,
         server_address=server[0],
         server_port=server[1],
-        temperature=params.temperature,
-        max_tokens=params.max_tokens,
         output_type="json" if getattr(api.settings, "response_format_file", None) else "text",
         capture_context=True,
-        api=api,
-        request=params,
         database_provider=getattr(api, "price_provider", FROM_PROVIDER),
     )
 
@@ -216,7 +254,14 @@ async def observe_call(
     the request body ``run`` will send (a dict), where a ``cap_output`` budget writes its cap.
     """
     consumers = call_consumers()
-    record = _record_of(api, params)
+    record = CallRecord(
+        _site_of(api, params.model),
+        current_job(),
+        temperature=params.temperature,
+        max_tokens=params.max_tokens,
+        api=api,
+        request=params,
+    )
     _start(record, consumers)
     if record.reservation is not None and record.reservation.output_cap is not None:
         apply_output_cap(record, payload)
@@ -239,7 +284,7 @@ async def observe_call(
         _finish(record, consumers)
         raise
     detail = checked(api.provider_key, params.model, answered)
-    stats = _answered(record, detail, record.database_provider)
+    stats = _answered(record, detail)
     if detail is answered:  # pricing changed no seed number: share the answer's tuple
         response = response._with_detail(stats)
     else:
@@ -260,6 +305,35 @@ class WireEndpoint:
     pricing_provider: str
     server_address: str | None = None
     server_port: int | None = None
+
+
+_wire_sites: dict[tuple[WireEndpoint, str, str, bool], CallSite] = {}
+_MAX_WIRE_SITES = 4096
+"""Sites kept for calls read off the wire (endpoint, model, operation, stream); beyond this the cache
+starts again."""
+
+
+def _wire_site(endpoint: WireEndpoint, model: str, operation: str, stream: bool) -> CallSite:
+    """The :class:`CallSite` of a call read off the wire; ``operation`` ``"chat"`` is the provider's
+    default (Gemini's is ``generate_content``)."""
+    key = (endpoint, model, operation, stream)
+    site = _wire_sites.get(key)
+    if site is None:
+        if len(_wire_sites) >= _MAX_WIRE_SITES:
+            _wire_sites.clear()
+        provider = endpoint.genai_provider_name
+        site = _wire_sites[key] = CallSite(
+            endpoint.provider_key,
+            provider,
+            endpoint.pricing_provider,
+            model,
+            operation_name(provider) if operation == OPERATION else operation,
+            stream=stream,
+            server_address=endpoint.server_address,
+            server_port=endpoint.server_port,
+            database_provider=FROM_PROVIDER,
+        )
+    return site
 
 
 class WireCall:
@@ -286,22 +360,12 @@ class WireCall:
         reservation: Reservation | None = None,
         body: bytes | None = None,
     ) -> None:
-        provider = endpoint.genai_provider_name
         record = self._record = CallRecord(
-            endpoint.provider_key,
-            provider,
-            endpoint.pricing_provider,
-            model,
-            # "chat" is the default: the provider decides (Gemini's is generate_content).
-            operation_name(provider) if operation == OPERATION else operation,
+            _wire_site(endpoint, model, operation, stream),
             current_job(),
-            stream=stream,
-            server_address=endpoint.server_address,
-            server_port=endpoint.server_port,
             temperature=temperature,
             max_tokens=max_tokens,
             body=body,
-            database_provider=FROM_PROVIDER,
         )
         record.reservation = reservation
         self._consumers = call_consumers()
@@ -320,7 +384,7 @@ class WireCall:
         """The answer was read: price it (an answer without usage is ``no_usage``, never $0) and hand
         the record to its consumers. Returns the priced detail."""
         record = self._record
-        stats = _answered(record, detail, FROM_PROVIDER)
+        stats = _answered(record, detail)
         record.response = LLM_Response(text, None, calls, detail=stats)
         _finish(record, self._consumers)
         return stats
@@ -343,16 +407,7 @@ def reserve_wire_call(
     job = current_job()
     if job is None or not job.budgets:
         return None
-    record = CallRecord(
-        endpoint.provider_key,
-        endpoint.genai_provider_name,
-        endpoint.pricing_provider,
-        model,
-        operation_name(endpoint.genai_provider_name),
-        job,
-        max_tokens=max_tokens,
-        body=body,
-    )
+    record = CallRecord(_wire_site(endpoint, model, OPERATION, False), job, max_tokens=max_tokens, body=body)
     try:
         BudgetConsumer().start(record)
     except BudgetExceededError as refused:
@@ -367,6 +422,7 @@ def count_budget_refusal(provider: str, model: str, refused: BudgetExceededError
     :func:`~statek.executors.budget.reserve_request`): every consumer sees a ``refused`` record
     (``statek.budget.refusals`` by ``provider``, the ``gen_ai.provider.name``, and ``model``; a
     ``statek.budget.refused`` event on the job's span). Never raises."""
-    record = CallRecord(provider, provider, provider, model, operation_name(provider), current_job())
+    site = CallSite(provider, provider, provider, model, operation_name(provider))
+    record = CallRecord(site, current_job())
     record.outcome, record.exception, record.error_type = "refused", refused, "budget_exceeded"
     _finish(record, call_consumers())

@@ -28,7 +28,7 @@ from .config import TelemetryConfig, current_config
 
 if TYPE_CHECKING:
     from .._http import RetryEvent
-    from ..call_record import CallRecord
+    from ..call_record import CallRecord, CallSite
     from ..types import LLM_Response
 
 __all__ = ["SpanConsumer"]
@@ -36,8 +36,7 @@ __all__ = ["SpanConsumer"]
 _DEFERRED = "span.deferred"
 _FIRST_CHUNK = "statek.time_to_first_chunk_s"
 _MAX_CACHED_NAMES = 4096
-"""Span names kept per (provider, model, operation, server, stream, output type); beyond this they
-are built per call."""
+"""Span names and attributes kept per call site; beyond this the cache starts again."""
 
 
 class SpanConsumer:
@@ -46,26 +45,19 @@ class SpanConsumer:
     name = "span"
 
     def __init__(self) -> None:
-        self._names: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
+        self._names: dict[CallSite, tuple[str, dict[str, Any]]] = {}
 
     def start(self, record: CallRecord) -> None:
         config = current_config()
         if config is None:
             return
-        key = (
-            record.genai_provider,
-            record.request_model,
-            record.operation,
-            record.server_address,
-            record.server_port,
-            record.stream,
-            record.output_type,
-        )
-        named = self._names.get(key)
-        if named is None:  # one name and attribute set per series, not per call
-            named = _name_and_attributes(record)
-            if len(self._names) < _MAX_CACHED_NAMES:
-                self._names[key] = named
+        site = record.site
+        named = self._names.get(site)
+        if named is None:  # one name and attribute set per call site, not per call
+            named = _name_and_attributes(site)
+            if len(self._names) >= _MAX_CACHED_NAMES:
+                self._names.clear()
+            self._names[site] = named
         span_name, base = named
         attributes: dict[str, Any] = {**base}
         if record.temperature is not None:
@@ -77,7 +69,7 @@ class SpanConsumer:
             attributes["statek.job.id"] = job.job_id
         if config.capture_content and record.request is not None:
             attributes.update(_input_content(record.request))
-        if not record.capture_context:
+        if not site.capture_context:
             # Nothing runs inside a call read off the wire's span, so it is made when the call ends,
             # backdated to now, under the context of now: one attribute pass in the SDK instead of two.
             extras = record.extras
@@ -238,21 +230,21 @@ def _answer_attributes(record: CallRecord, config: TelemetryConfig | None) -> di
     return attributes
 
 
-def _name_and_attributes(record: CallRecord) -> tuple[str, dict[str, Any]]:
+def _name_and_attributes(site: CallSite) -> tuple[str, dict[str, Any]]:
     attributes: dict[str, Any] = {
-        inst.GEN_AI_OPERATION_NAME: record.operation,
-        inst.GEN_AI_PROVIDER_NAME: record.genai_provider,
-        inst.GEN_AI_REQUEST_MODEL: record.request_model,
+        inst.GEN_AI_OPERATION_NAME: site.operation,
+        inst.GEN_AI_PROVIDER_NAME: site.genai_provider,
+        inst.GEN_AI_REQUEST_MODEL: site.request_model,
     }
-    if record.server_address:
-        attributes[inst.SERVER_ADDRESS] = record.server_address
-        if record.server_port:
-            attributes[inst.SERVER_PORT] = record.server_port
-    if record.stream:
+    if site.server_address:
+        attributes[inst.SERVER_ADDRESS] = site.server_address
+        if site.server_port:
+            attributes[inst.SERVER_PORT] = site.server_port
+    if site.stream:
         attributes["gen_ai.request.stream"] = True
-    if record.output_type is not None:
-        attributes["gen_ai.output.type"] = record.output_type
-    return f"{record.operation} {record.request_model}", attributes
+    if site.output_type is not None:
+        attributes["gen_ai.output.type"] = site.output_type
+    return f"{site.operation} {site.request_model}", attributes
 
 
 def _note_refusal(record: CallRecord) -> None:
