@@ -301,6 +301,21 @@ async def test_token_and_cost_counters_carry_the_trace_id_as_exemplar(captured: 
     assert not requests.exemplars
 
 
+async def test_a_call_whose_span_is_not_sampled_leaves_no_exemplar(prices: Any) -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    captured = Captured()
+    try:
+        configure_telemetry(
+            tracer_provider=TracerProvider(sampler=ALWAYS_OFF), meter_provider=captured.meter_provider
+        )
+        await call(scripted_api(), "in=10 out=2")
+        point = captured.points("statek.tokens")[model(statek__token__type="input")]
+        assert point.value == 10 and not point.exemplars
+    finally:
+        configure_telemetry()
+
+
 async def test_job_ids_never_become_metric_attributes_only_allow_listed_job_labels(
     captured: Captured,
 ) -> None:

@@ -317,8 +317,8 @@ class Counted(NamedTuple):
     error_type: str | None
     detail: CallDetail | None
     cost: CallCost | None
-    exemplar: Any
-    """The call span's context when it was sampled (token and cost exemplars), else ``None``."""
+    span_context: Any
+    """The call span's context, or ``None``: token and cost exemplars when it was sampled."""
     duration: float
     first_chunk_s: float | None
     bytes_sent: int
@@ -352,9 +352,6 @@ class MetricsConsumer:
         config: TelemetryConfig | None = record.series
         if config is None:  # start failed or telemetry is off: nothing was opened
             return
-        exemplar = record.span_context
-        if exemplar is not None and not exemplar.trace_flags.sampled:
-            exemplar = None
         counted = _new_counted(
             Counted,
             (
@@ -365,7 +362,7 @@ class MetricsConsumer:
                 record.error_type,
                 record.detail,
                 record.cost,
-                exemplar,
+                record.span_context,
                 record.duration,
                 record.first_chunk_s,
                 record.bytes_sent,
@@ -440,7 +437,9 @@ def _count(counted: Counted) -> None:
     stats = counted.detail
     if stats is None:
         return
-    exemplar = counted.exemplar
+    exemplar = counted.span_context
+    if exemplar is not None and not exemplar.trace_flags.sampled:
+        exemplar = None
     tokens = series.tokens
     cost, ok_requests, extra_tokens = series.success_cells(stats)
     in_cell, out_cell, duration_cell = series.histogram_cells(stats.response_model)
