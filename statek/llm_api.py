@@ -256,10 +256,7 @@ class LLM_API(ABC):
             return await telemetry.observe_call(
                 self, request, lambda: self._process_request(**request.seed_kwargs())
             )
-        payload = self._payload(request)
-        return await telemetry.observe_call(
-            self, request, lambda: self._send(request, payload), payload=payload
-        )
+        return await telemetry.observe_call(self, request, payload=self._payload(request))
 
     def stream_request(
         self,

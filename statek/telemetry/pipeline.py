@@ -243,15 +243,16 @@ def _new_site(api: LLM_API, model: str, stream: bool) -> CallSite:
 async def observe_call(
     api: LLM_API,
     params: PreparedRequest,
-    run: Callable[[], Awaitable[LLM_Response]],
+    run: Callable[[], Awaitable[LLM_Response]] | None = None,
     *,
     payload: dict[str, Any] | None = None,
 ) -> LLM_Response:
-    """Run one provider call (``run``) on the metering path; return its response with the cost filled in.
+    """Run one provider call on the metering path; return its response with the cost filled in.
 
-    Raises :class:`~statek.exceptions.BudgetExceededError` before ``run`` when a budget refuses the
-    call; exceptions from ``run`` propagate unchanged after their outcome is recorded. ``payload``:
-    the request body ``run`` will send (a dict), where a ``cap_output`` budget writes its cap.
+    The call is ``run()``, by default ``api._send(params, payload)`` (statek's send hook).
+    Raises :class:`~statek.exceptions.BudgetExceededError` before the call when a budget refuses it;
+    exceptions from the call propagate unchanged after their outcome is recorded. ``payload``: the
+    request body the call will send (a dict), where a ``cap_output`` budget writes its cap.
     """
     consumers = call_consumers()
     record = CallRecord(
@@ -267,7 +268,8 @@ async def observe_call(
         apply_output_cap(record, payload)
     token = _current.set(record)
     try:
-        response = await run()
+        # payload is given whenever run is not (process_request), so _send gets its dict.
+        response = await (api._send(params, payload) if run is None else run())  # type: ignore[arg-type]
     except BaseException as exc:
         _current.reset(token)
         tally = wire_tally(exc)  # also a cancelled call's: what it sent still counts
