@@ -129,8 +129,7 @@ class Exchange:
                         encoding,
                     )
                 return
-            is_sse = "text/event-stream" in response.headers.get("content-type", "")
-            if self._request.stream and is_sse:
+            if self._request.stream and "text/event-stream" in response.headers.get("content-type", ""):
                 # Only usage is kept: the caller has the text, and memory stays flat however long it is.
                 self._reader = stream_reader(self._request, self._route.profile, keep_content=False)
             else:

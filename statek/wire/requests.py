@@ -20,13 +20,13 @@ Everything else (model lists, files, batches, token counting, ...) is not a mete
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
 from . import anthropic_messages, embeddings, gemini, openai_chat, openai_responses
 from .answer import Answer, StreamReader
+from .json_text import parse_json
 from .openai_chat import OPENAI_PROFILE, ChatCompletionsProfile
 
 __all__ = ["WireFormat", "WireRequest", "read_answer", "recognise", "stream_reader"]
@@ -137,7 +137,7 @@ def recognise(method: str, path: str, body: bytes) -> WireRequest | None:
         return None
     wire_format, path_model = found
     try:
-        fields: Any = json.loads(body) if body else {}
+        fields: Any = parse_json(body) if body else {}
     except ValueError:
         fields = {}
     if not isinstance(fields, dict):
@@ -197,7 +197,7 @@ def read_answer(
 ) -> Answer:
     """The whole (non-streamed) answer to ``request``. Raises ``ValueError`` (a
     :class:`~statek.wire.errors.WireFormatError` or a JSON error) for a body its codec cannot read."""
-    parsed = json.loads(body)
+    parsed = parse_json(body)
     if request.format == "openai_chat":
         return openai_chat.read_whole(parsed, profile, bytes_sent, bytes_received)
     if request.format == "openai_responses":

@@ -18,11 +18,11 @@ the decoder hold more than that.
 from __future__ import annotations
 
 import codecs
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from .errors import WireFormatError
+from .json_text import parse_json
 
 __all__ = ["MAX_EVENT_BYTES", "EventTooLargeError", "SSEDecoder", "iter_sse_json"]
 
@@ -200,20 +200,11 @@ class SSEDecoder:
                 events.append((event, _parsed(text)))
 
 
-_raw_decode = json.JSONDecoder().raw_decode  # json.loads's own decoder settings
-
-
 def _parsed(text: str) -> Any:
     """``text`` parsed as JSON, exactly as :func:`json.loads` parses it (``ValueError`` for what is
-    not JSON). The common event, a JSON document with no whitespace around it, is read with
-    :meth:`json.JSONDecoder.raw_decode` directly (``json.loads`` adds only type and whitespace
-    handling around it); anything else goes to ``json.loads``, errors included."""
+    not JSON)."""
     try:
-        try:
-            data, end = _raw_decode(text)
-        except ValueError:
-            end = -1
-        return data if end == len(text) else json.loads(text)
+        return parse_json(text)
     except RecursionError:  # nested deeper than Python's stack: not an answer to read
         raise ValueError("an event's data is nested too deeply to read") from None
 
