@@ -20,8 +20,7 @@ Everything else (model lists, files, batches, token counting, ...) is not a mete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote
 
 from . import anthropic_messages, embeddings, gemini, openai_chat, openai_responses
@@ -39,8 +38,7 @@ _GEMINI_CHAT = {"generateContent": False, "streamGenerateContent": True}
 _GEMINI_EMBED = frozenset({"embedContent", "batchEmbedContents", "predict"})
 
 
-@dataclass(frozen=True, slots=True)
-class WireRequest:
+class WireRequest(NamedTuple):
     """A recognised LLM request: its format, operation, model and whether it asked for a stream.
 
     ``include_usage`` is, for a chat-completions stream, whether ``stream_options.include_usage``
