@@ -97,6 +97,9 @@ class SpanConsumer:
         span = record.span
         if span is None:
             return
+        if not span.is_recording():  # sampled out, or no tracing SDK: its attributes would be dropped
+            span.end()
+            return
         first_chunk = record.first_chunk_s
         if first_chunk is not None:  # a stream's first chunk: an event at the time it came
             at = int((record.started_wall + first_chunk) * 1e9)
