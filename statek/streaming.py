@@ -106,7 +106,9 @@ class _Pieces:
 
     def add(self, piece: str) -> None:
         self.ready.append(piece)
-        self.wake()
+        waiter = self._waiter  # as wake(), without its frame: this runs for every piece
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def wake(self, _: object = None) -> None:
         """Wake the waiting caller (a piece came, or, as the task's done callback, the call ended)."""
