@@ -161,8 +161,9 @@ class CallFacts(NamedTuple):
 
     The writer's queue holds these, not the records, for up to an interval: a record keeps its span,
     request, response and job alive, and a second of them waiting sent the garbage collector's cost
-    from 27 to 96 µs a call (``benchmarks/ledger.py``'s set-up, an in-memory loop). A tuple of plain
-    values is untracked by the collector once it survives one collection."""
+    from 27 to 96 µs a call (``benchmarks/ledger.py``'s set-up, an in-memory loop). A waiting call is
+    then a few small tuples for the collector to traverse (a ``NamedTuple`` stays tracked, unlike a
+    plain tuple of plain values), not its record's whole object graph."""
 
     record_id: str | None
     """The record's id when a consumer already made it (the row then carries the same one)."""
