@@ -8,8 +8,9 @@ sockets), with the telemetry stack of :func:`benchmarks._loopback.telemetry_on` 
 each client makes a warm-up, then ``--calls`` traced calls (``sys.settrace`` with opcode events).
 
 Clients: ``raw`` (httpx posting the body and parsing the JSON answer), ``statek`` (``process_request``
-in a new ``Job`` per call), ``statek, no Job``, ``statek, no-op tracer`` (its difference to ``raw`` is
-statek's own Python work), ``statek, ledger on`` (the usage ledger's consumer attached: its share on
+in a new ``Job`` per call), ``statek, no Job``, ``statek, no-op tracer`` (tracing off: its difference
+to ``raw`` is statek's own Python work; a span that does not record gets no answer attributes, so
+statek's work for a recording span's attributes counts with the SDK's span), ``statek, ledger on`` (the usage ledger's consumer attached: its share on
 the calling thread), ``raw streamed`` and ``statek, streamed`` (the same answer as server-sent
 events: raw httpx reading lines and parsing each event, ``stream_request`` in a ``Job`` per call), ``openai SDK`` and ``openai SDK + statek`` (the official sync client,
 plain and with ``http_client=statek.http_client(...)``) and ``openai SDK + statek, no-op tracer``.
@@ -252,7 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     for label, a, b in (
         ("statek (a Job per call) over raw", "statek", "raw"),
         ("statek's own Python work (no-op tracer) over raw", "statek, no-op tracer", "raw"),
-        ("the SDK's span (statek minus no-op tracer)", "statek", "statek, no-op tracer"),
+        (
+            "the SDK's span and its answer attributes (statek minus no-op tracer)",
+            "statek",
+            "statek, no-op tracer",
+        ),
         ("a Job per call", "statek", "statek, no Job"),
         (
             "streamed: statek (a Job per call) over raw httpx reading the stream",

@@ -16,9 +16,10 @@ Clients (all with the telemetry stack of :func:`benchmarks._loopback.telemetry_o
 - ``statek``: ``api.process_request`` in a new ``Job`` per call (as a server uses it);
 - ``statek, no Job``: the same call outside any job;
 - ``statek, no-op tracer``: a ``Job`` per call with OpenTelemetry's no-op tracer instead of the
-  SDK's: the difference to ``statek`` is what the SDK's own span costs a call (start with the call's
-  attributes, make current, end, hand to the ``BatchSpanProcessor``) - a floor for any wrapper that
-  keeps a span per call;
+  SDK's (tracing off): the difference to ``statek`` is what the SDK's own span costs a call (start
+  with the call's attributes, make current, end, hand to the ``BatchSpanProcessor``) - a floor for
+  any wrapper that keeps a span per call - plus statek's building of the answer attributes, which
+  it skips for a span that does not record;
 - ``statek, USD budget``: a ``Job`` with a USD budget per call (a budget per request);
 - ``statek, one long Job`` and ``statek, long budgeted Job``: every call in one ``Job``, without and
   with a USD budget: the difference is the budget check of one call alone (issue 14: estimate,
@@ -67,7 +68,7 @@ CLIENTS = (
 )
 DIFFERENCES = (
     # (what, client, minus client)
-    ("the SDK's own span per call", "statek", "statek, no-op tracer"),
+    ("the SDK's span and its answer attributes", "statek", "statek, no-op tracer"),
     ("a Job per call", "statek", "statek, no Job"),
     ("a Job with a USD budget per call instead of a plain Job", "statek, USD budget", "statek"),
     (
