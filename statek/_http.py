@@ -53,6 +53,7 @@ __all__ = [
     "note_wire_bytes",
     "parse_retry_after",
     "post",
+    "read_whole",
     "retry_hint",
     "wire_tally",
 ]
@@ -502,7 +503,7 @@ async def exchange(
             attempt += 1
             sent += len(body)
             try:
-                if read is _read_whole:  # the common case, without a streamed response's extra work
+                if read is read_whole:  # the common case, without a streamed response's extra work
                     request = client.build_request("POST", url, content=body, headers=headers, params=params)
                     response = await client.send(request, stream=True)
                     if response.is_success:
@@ -581,8 +582,9 @@ async def exchange(
         deadlines.release(task)
 
 
-async def _read_whole(response: httpx.Response, so_far: WireBytes) -> RawResponse:
-    """The whole 2xx answer (what :func:`post` reads; :func:`exchange` inlines it on its hot path)."""
+async def read_whole(response: httpx.Response, so_far: WireBytes) -> RawResponse:
+    """The whole 2xx answer: :func:`exchange`'s ``read`` for a call answered at once (what :func:`post`
+    passes; :func:`exchange` inlines it on its hot path)."""
     content = await response.aread()
     return RawResponse(
         response.status_code,
@@ -616,7 +618,7 @@ def post(
         headers=headers,
         provider=provider,
         retry=retry,
-        read=_read_whole,
+        read=read_whole,
         on_retry=on_retry,
         params=params,
     )
