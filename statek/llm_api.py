@@ -262,7 +262,7 @@ class LLM_API(ABC):
             return await telemetry.observe_call(
                 self, request, lambda: self._process_request(**request.seed_kwargs())
             )
-        payload = self._payload(request)
+        payload = self._build_payload(request) if self._seed_build is False else self._payload(request)
         return await telemetry.observe_call(
             self, request, lambda: self._send(request, payload), payload=payload
         )
@@ -297,7 +297,7 @@ class LLM_API(ABC):
             temperature,
             enable_reasoning,
         )
-        payload = self._payload(request)
+        payload = self._build_payload(request) if self._seed_build is False else self._payload(request)
         return LLM_Stream(
             self,
             lambda emit: telemetry.observe_call(
@@ -395,6 +395,8 @@ class LLM_API(ABC):
         return await self._process_request(**request.seed_kwargs())
 
     def _payload(self, request: PreparedRequest) -> dict[str, Any]:
+        """The JSON body of ``request`` by whichever build hook the class uses (statek's own, when
+        ``_seed_build`` is ``False``, is also called directly on the per-call path)."""
         if self._seed_build:
             return self._build_request_payload(**request.seed_kwargs())
         if self._seed_build is None:
