@@ -19,6 +19,7 @@ import json
 from abc import ABC
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -264,7 +265,7 @@ class LLM_API(ABC):
             )
         payload = self._build_payload(request) if self._seed_build is False else self._payload(request)
         return await telemetry.observe_call(
-            self, request, lambda: self._send(request, payload), payload=payload
+            self, request, partial(self._send, request, payload), payload=payload
         )
 
     def stream_request(
@@ -301,7 +302,7 @@ class LLM_API(ABC):
         return LLM_Stream(
             self,
             lambda emit: telemetry.observe_call(
-                self, request, lambda: self._stream(request, payload, emit), payload=payload
+                self, request, partial(self._stream, request, payload, emit), payload=payload
             ),
         )
 
