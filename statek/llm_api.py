@@ -20,7 +20,7 @@ from abc import ABC
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,10 +31,8 @@ from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_
 from .exceptions import ConfigurationError, ResponseFormatError
 from .secrets import scrub
 from .settings import ProviderSettings
+from .streaming import LLM_Stream
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
-
-if TYPE_CHECKING:
-    from .streaming import LLM_Stream
 
 __all__ = [
     "LLM_API",
@@ -286,8 +284,6 @@ class LLM_API(ABC):
         same way (plus the time to the first chunk). Bad arguments raise here, before anything is sent.
         See :mod:`statek.streaming`.
         """
-        from .streaming import LLM_Stream
-
         request = self._prepare(
             system_prompt,
             model,
