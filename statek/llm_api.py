@@ -351,12 +351,13 @@ class LLM_API(ABC):
     @staticmethod
     def require_model(model: str | None) -> str:
         """``model`` itself; ``ValueError`` when it is missing or blank."""
-        if not model or not str(model).strip():
+        name = str(model).strip() if model else ""
+        if not name:
             raise ConfigurationError(
                 "model must be provided to process_request "
                 "(pass model=... or give LLM_API.get a default model)"
             )
-        return str(model).strip()
+        return name
 
     @staticmethod
     def parse_enable_reasoning(value: object) -> bool:
