@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import telemetry
-from ._http import ClientPool, RawResponse, RetryPolicy, exchange, json_body, read_whole
+from ._http import ClientPool, RawResponse, RetryEvent, RetryPolicy, exchange, json_body, read_whole
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
 from .secrets import scrub
@@ -465,7 +465,7 @@ class LLM_API(ABC):
             provider=self.provider_key,
             retry=self.retry,
             read=read_whole,
-            on_retry=telemetry.current_retry_hook(),
+            on_retry=_report_retry,
             params=params,
         )
 
@@ -593,6 +593,15 @@ class LLM_API(ABC):
             max_tokens=_positive_int(meta[MAX_TOKENS], MAX_TOKENS) if MAX_TOKENS in meta else None,
             metadata=meta,
         )
+
+
+def _report_retry(event: RetryEvent) -> None:
+    """The ``on_retry`` of every exchange :meth:`LLM_API._post_raw` starts: hands ``event`` to the
+    observed call in flight. The exchange runs in that call's context, so the hook is looked up when
+    a retry happens rather than made for every call (few calls retry)."""
+    hook = telemetry.current_retry_hook()
+    if hook is not None:
+        hook(event)
 
 
 def _tool_name(function: Callable[..., Any]) -> str:

@@ -139,3 +139,19 @@ def test_each_loops_deadlines_go_with_the_loop() -> None:
         gc.collect()
         assert gone() is None
         assert len(_http._deadlines) == before  # dropped with the loop, before its id can be reused
+
+
+async def test_a_retry_outside_an_observed_call_reports_nothing_and_still_retries() -> None:
+    """``_post_raw`` looks the retry hook up only when a retry happens (inside ``process_request``
+    the call's record counts it: tests/test_telemetry.py); outside any observed call there is none."""
+    statuses = iter([503, 200, 503, 200])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status = next(statuses)
+        return httpx.Response(status, json=ANSWER if status == 200 else {"error": "busy"})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    api = _api(http_client=client, retry=_http.RetryPolicy(initial_backoff=0, jitter=False))
+    assert (await api.process_request(model="m")).text == "ok"
+    raw = await api._post_raw({"model": "m", "messages": []})
+    assert raw.status_code == 200 and raw.attempts == 2
