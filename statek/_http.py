@@ -53,6 +53,7 @@ __all__ = [
     "note_wire_bytes",
     "parse_retry_after",
     "post",
+    "read_whole",
     "retry_hint",
     "wire_tally",
 ]
@@ -389,11 +390,12 @@ class _Deadlines:
     :meth:`expired` tells the exchange that the cancellation is its deadline's and no one else's (then
     it is undone and becomes a timeout).
 
-    Holds no reference to its loop (the loop holds it, through the timer), so that the per-loop
-    registry lets the loop go.
+    Lives as long as its timer is armed or an exchange holds it: the loop holds it through the timer,
+    and the per-loop registry (:data:`_deadlines`) only weakly, so that loop and deadlines go together
+    (the armed timer refers to its loop: held strongly, the registry would keep every loop alive).
     """
 
-    __slots__ = ("_due", "_expired", "_timer", "_timer_at")
+    __slots__ = ("__weakref__", "_due", "_expired", "_timer", "_timer_at")
 
     def __init__(self) -> None:
         self._due: dict[asyncio.Task[Any], tuple[float, int]] = {}
@@ -445,14 +447,26 @@ class _Deadlines:
             self._arm(loop, later)
 
 
-_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = weakref.WeakKeyDictionary()
+_deadlines: dict[int, weakref.ref[_Deadlines]] = {}
+"""Each loop's deadlines, by the loop's ``id``, held weakly (see :class:`_Deadlines`). An entry goes
+when its deadlines are collected, which is no later than their loop's collection (an armed timer
+holds the loop), so a reused ``id`` never finds another loop's deadlines."""
 
 
 def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
-    deadlines = _deadlines.get(loop)
+    """``loop``'s deadlines; made on the first exchange, and again when they were let go idle."""
+    key = id(loop)
+    held = _deadlines.get(key)
+    deadlines = held() if held is not None else None
     if deadlines is None:
-        deadlines = _deadlines[loop] = _Deadlines()
+        deadlines = _Deadlines()
+        _deadlines[key] = weakref.ref(deadlines, lambda ref: _forget_deadlines(key, ref))
     return deadlines
+
+
+def _forget_deadlines(key: int, ref: weakref.ref[_Deadlines]) -> None:
+    if _deadlines.get(key) is ref:  # not a newer entry for the same loop
+        del _deadlines[key]
 
 
 def _timed_out(cancelled: asyncio.CancelledError) -> asyncio.TimeoutError:
@@ -502,7 +516,7 @@ async def exchange(
             attempt += 1
             sent += len(body)
             try:
-                if read is _read_whole:  # the common case, without a streamed response's extra work
+                if read is read_whole:  # the common case, without a streamed response's extra work
                     request = client.build_request("POST", url, content=body, headers=headers, params=params)
                     response = await client.send(request, stream=True)
                     if response.is_success:
@@ -581,8 +595,9 @@ async def exchange(
         deadlines.release(task)
 
 
-async def _read_whole(response: httpx.Response, so_far: WireBytes) -> RawResponse:
-    """The whole 2xx answer (what :func:`post` reads; :func:`exchange` inlines it on its hot path)."""
+async def read_whole(response: httpx.Response, so_far: WireBytes) -> RawResponse:
+    """The whole 2xx answer: :func:`exchange`'s ``read`` for a call answered at once (what :func:`post`
+    passes; :func:`exchange` inlines it on its hot path)."""
     content = await response.aread()
     return RawResponse(
         response.status_code,
@@ -616,7 +631,7 @@ def post(
         headers=headers,
         provider=provider,
         retry=retry,
-        read=_read_whole,
+        read=read_whole,
         on_retry=on_retry,
         params=params,
     )

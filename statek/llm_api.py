@@ -19,21 +19,20 @@ import json
 from abc import ABC
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from functools import partial
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from . import telemetry
-from ._http import ClientPool, RawResponse, RetryPolicy, json_body, post
+from ._http import ClientPool, RawResponse, RetryPolicy, exchange, json_body, read_whole
 from .chat import LLM_TOOLS_SCOPE, ChatHistoryItem, ChatStyle, ToolSpec, select_tools
 from .exceptions import ConfigurationError, ResponseFormatError
 from .secrets import scrub
 from .settings import ProviderSettings
+from .streaming import LLM_Stream
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
-
-if TYPE_CHECKING:
-    from .streaming import LLM_Stream
 
 __all__ = [
     "LLM_API",
@@ -164,6 +163,10 @@ class LLM_API(ABC):
     _seed_send: ClassVar[bool | None] = None
     _call_sites: Any = None
     """The metering path's :class:`~statek.call_record.CallSite` of each model (its own cache)."""
+    _parses_plainly: ClassVar[bool] = True
+    """Whether the class keeps the base ``parse_temperature`` and ``parse_enable_reasoning`` (public
+    hooks a subclass may override, e.g. with a default temperature): only then may :meth:`_prepare`
+    skip them for a call that sets neither. Worked out when the class is made, like ``_seed_send``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -175,6 +178,10 @@ class LLM_API(ABC):
                 _check_hook(cls, name, positional, {}, "statek")
         cls._seed_build = _uses_seed_hook(cls, "_build_request_payload", "_build_payload")
         cls._seed_send = _uses_seed_hook(cls, "_process_request", "_send")
+        cls._parses_plainly = (
+            cls.parse_temperature is LLM_API.parse_temperature
+            and cls.parse_enable_reasoning is LLM_API.parse_enable_reasoning
+        )
 
     def __init__(
         self,
@@ -256,7 +263,8 @@ class LLM_API(ABC):
             return await telemetry.observe_call(
                 self, request, lambda: self._process_request(**request.seed_kwargs())
             )
-        return await telemetry.observe_call(self, request, payload=self._payload(request))
+        payload = self._build_payload(request) if self._seed_build is False else self._payload(request)
+        return await telemetry.observe_call(self, request, payload=payload)
 
     def stream_request(
         self,
@@ -276,8 +284,6 @@ class LLM_API(ABC):
         same way (plus the time to the first chunk). Bad arguments raise here, before anything is sent.
         See :mod:`statek.streaming`.
         """
-        from .streaming import LLM_Stream
-
         request = self._prepare(
             system_prompt,
             model,
@@ -288,11 +294,11 @@ class LLM_API(ABC):
             temperature,
             enable_reasoning,
         )
-        payload = self._payload(request)
+        payload = self._build_payload(request) if self._seed_build is False else self._payload(request)
         return LLM_Stream(
             self,
             lambda emit: telemetry.observe_call(
-                self, request, lambda: self._stream(request, payload, emit), payload=payload
+                self, request, partial(self._stream, request, payload, emit), payload=payload
             ),
         )
 
@@ -345,12 +351,13 @@ class LLM_API(ABC):
     @staticmethod
     def require_model(model: str | None) -> str:
         """``model`` itself; ``ValueError`` when it is missing or blank."""
-        if not model or not str(model).strip():
+        name = str(model).strip() if model else ""
+        if not name:
             raise ConfigurationError(
                 "model must be provided to process_request "
                 "(pass model=... or give LLM_API.get a default model)"
             )
-        return str(model).strip()
+        return name
 
     @staticmethod
     def parse_enable_reasoning(value: object) -> bool:
@@ -386,6 +393,8 @@ class LLM_API(ABC):
         return await self._process_request(**request.seed_kwargs())
 
     def _payload(self, request: PreparedRequest) -> dict[str, Any]:
+        """The JSON body of ``request`` by whichever build hook the class uses (statek's own, when
+        ``_seed_build`` is ``False``, is also called directly on the per-call path)."""
         if self._seed_build:
             return self._build_request_payload(**request.seed_kwargs())
         if self._seed_build is None:
@@ -448,15 +457,15 @@ class LLM_API(ABC):
 
         Not a coroutine function itself (``await api._post_raw(...)`` as before): it returns the
         exchange's coroutine, so the call path has one layer fewer to resume at each suspension."""
-        body = json_body(payload)
-        return post(
+        return exchange(
             self._clients.get(),
             url or self.api_url,
-            body=body,
+            body=json_body(payload),
             headers=headers if headers is not None else self._request_headers(),
             provider=self.provider_key,
             retry=self.retry,
-            on_retry=telemetry.current_retry_hook(),
+            read=read_whole,
+            on_retry=telemetry.report_retry,
             params=params,
         )
 
@@ -512,9 +521,28 @@ class LLM_API(ABC):
         *,
         tools_selected: bool = False,
     ) -> PreparedRequest:
-        plain = chat_style is None and temperature is None
-        if plain and not (metadata or available_tools or enable_reasoning) and _parses_plainly(type(self)):
-            return self._plain_request(system_prompt, model, chat_history)
+        if (
+            chat_style is None
+            and temperature is None
+            and not (metadata or available_tools or enable_reasoning)
+            and self._parses_plainly
+        ):
+            # The common call: no metadata, tools, chat style, temperature or reasoning switch, so
+            # every field but these three is at its default (as the general path below makes it).
+            return PreparedRequest(
+                model=self.require_model(model or self.model),
+                system_prompt=system_prompt,
+                chat_history=tuple(chat_history) if chat_history else (),
+                tools=(),
+                tool_functions=(),
+                chat_style=ChatStyle.NATIVE,
+                temperature=None,
+                enable_reasoning=False,
+                reasoning_effort=None,
+                reasoning_budget_tokens=None,
+                max_tokens=None,
+                metadata={},
+            )
         meta: dict[str, Any] = dict(metadata) if metadata else {}
         if chat_style is None:
             style = ChatStyle.NATIVE
@@ -565,36 +593,6 @@ class LLM_API(ABC):
             max_tokens=_positive_int(meta[MAX_TOKENS], MAX_TOKENS) if MAX_TOKENS in meta else None,
             metadata=meta,
         )
-
-    def _plain_request(
-        self, system_prompt: str | None, model: str | None, chat_history: Iterable[ChatHistoryItem] | None
-    ) -> PreparedRequest:
-        """What :meth:`_prepare` makes of the common call: no metadata, tools, chat style, temperature
-        or reasoning switch (each of those left at its default or empty)."""
-        return PreparedRequest(
-            model=self.require_model(model or self.model),
-            system_prompt=system_prompt,
-            chat_history=tuple(chat_history) if chat_history else (),
-            tools=(),
-            tool_functions=(),
-            chat_style=ChatStyle.NATIVE,
-            temperature=None,
-            enable_reasoning=False,
-            reasoning_effort=None,
-            reasoning_budget_tokens=None,
-            max_tokens=None,
-            metadata={},
-        )
-
-
-def _parses_plainly(cls: type[LLM_API]) -> bool:
-    """Whether ``cls`` keeps the base ``parse_temperature`` and ``parse_enable_reasoning`` (public
-    hooks a subclass may override, e.g. with a default temperature): only then may
-    :meth:`LLM_API._prepare` skip them for a call that sets neither."""
-    return (
-        cls.parse_temperature is LLM_API.parse_temperature
-        and cls.parse_enable_reasoning is LLM_API.parse_enable_reasoning
-    )
 
 
 def _tool_name(function: Callable[..., Any]) -> str:

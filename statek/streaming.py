@@ -165,7 +165,7 @@ async def stream_answer(
         provider=api.provider_key,
         retry=api.retry,
         read=read,
-        on_retry=telemetry.current_retry_hook(),
+        on_retry=telemetry.report_retry,
         params=params,
     )
 

@@ -56,6 +56,8 @@ __all__ = [
 
 
 _MAX_TOKENS_FIELDS = frozenset({"max_tokens", "max_completion_tokens"})
+_ROLE_NAMES = {role: role.value for role in ChatRole}
+"""Each role's wire name (``role.value``, without the enum property's two calls)."""
 
 
 class OpenAICompatible_API(LLM_API):
@@ -76,6 +78,13 @@ class OpenAICompatible_API(LLM_API):
     output_cap_wire: ClassVar[str | None] = "chat_completions"
     profile: ClassVar[ChatCompletionsProfile] = ChatCompletionsProfile()
     _endpoint_cache: _Endpoint | None = None
+    _keeps_headers: ClassVar[bool] = True
+    """Whether the class keeps this class's ``_request_headers``: then a request sends its endpoint's
+    headers as they are, without the copy the hook hands out (httpx only reads them)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._keeps_headers = cls._request_headers is OpenAICompatible_API._request_headers
 
     def __init__(
         self,
@@ -126,9 +135,14 @@ class OpenAICompatible_API(LLM_API):
 
     def _messages(self, params: PreparedRequest) -> list[dict[str, Any]]:
         plain = params.chat_style is ChatStyle.PLAIN
-        messages = [_message(item, plain) for item in params.chat_history]
+        messages: list[dict[str, Any]] = []
         if params.system_prompt:
-            messages.insert(0, {"role": "system", "content": params.system_prompt})
+            messages.append({"role": "system", "content": params.system_prompt})
+        for item in params.chat_history:
+            if item.tool_calls or item.role is ChatRole.TOOL:
+                messages.append(_message(item, plain))
+            else:  # text, the same in either chat style (what _message makes of it)
+                messages.append({"role": _ROLE_NAMES[item.role], "content": item.content})
         return messages
 
     def _endpoint(self) -> _Endpoint:
@@ -161,8 +175,8 @@ class OpenAICompatible_API(LLM_API):
     # ----------------------------------------------------------------- response
     async def _send(self, params: PreparedRequest, payload: dict[str, Any]) -> LLM_Response:
         endpoint = self._endpoint()
-        url, query, headers = endpoint.url, endpoint.query, self._request_headers()
-        raw = await self._post_raw(payload, url=url, headers=headers, params=query)
+        headers = endpoint.headers if self._keeps_headers else self._request_headers()
+        raw = await self._post_raw(payload, url=endpoint.url, headers=headers, params=endpoint.query)
         try:
             if payload.get("stream"):
                 content_type = raw.headers.get("content-type", "")
@@ -202,7 +216,7 @@ class OpenAICompatible_API(LLM_API):
             reader,
             emit,
             url=endpoint.url,
-            headers=self._request_headers(),
+            headers=endpoint.headers if self._keeps_headers else self._request_headers(),
             params=endpoint.query,
         )
 

@@ -29,6 +29,7 @@ from .pipeline import (
     current_retry_hook,
     observe_call,
     operation_name,
+    report_retry,
     reserve_wire_call,
 )
 from .span import SpanConsumer
@@ -46,6 +47,7 @@ __all__ = [
     "current_retry_hook",
     "observe_call",
     "operation_name",
+    "report_retry",
     "reserve_wire_call",
     "telemetry_config",
 ]

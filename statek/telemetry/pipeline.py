@@ -56,6 +56,7 @@ __all__ = [
     "current_retry_hook",
     "observe_call",
     "operation_name",
+    "report_retry",
     "reserve_wire_call",
 ]
 
@@ -157,6 +158,15 @@ def current_retry_hook() -> Callable[[RetryEvent], None] | None:
     (which also tells a client-library hook that no ``LLM_API`` call is in flight)."""
     record = _current.get()
     return None if record is None else partial(_retried, record)
+
+
+def report_retry(event: RetryEvent) -> None:
+    """An ``on_retry`` for exchanges that run inside the observed call (``LLM_API`` requests and
+    streams): hands ``event`` to the call in flight, looked up when the retry happens rather than
+    bound for every call (few calls retry); nothing happens outside an observed call."""
+    record = _current.get()
+    if record is not None:
+        _retried(record, event)
 
 
 def _retried(record: CallRecord, event: RetryEvent) -> None:
