@@ -121,3 +121,13 @@ def test_one_long_line_costs_linear_cpu_and_bounded_memory_whatever_the_pieces(s
     assert len(events) == 1 and len(events[0][1]["image"]) == 1024 * 1024
     assert cpu < 2.0
     assert peak < 8 * len(body)
+
+
+def test_an_event_nested_deeper_than_the_stack_is_a_wire_format_error() -> None:
+    decoder = SSEDecoder()
+    with pytest.raises(WireFormatError, match="nested too deeply"):
+        decoder.feed(b"data: " + b"[" * 200_000 + b"\n\n")
+    unfinished = SSEDecoder()
+    assert unfinished.feed(b"data: " + b"[" * 200_000) == []
+    with pytest.raises(WireFormatError, match="nested too deeply"):
+        unfinished.close()

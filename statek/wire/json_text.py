@@ -22,18 +22,20 @@ def parse_json(data: bytes | bytearray | str) -> Any:
     ``ValueError``: ``JSONDecodeError`` or ``UnicodeDecodeError``; ``RecursionError`` when nested
     deeper than the stack).
 
-    A document that starts with ``{`` or ``[`` and (bytes) whose second byte is not NUL is UTF-8 to
-    ``json.loads`` too (no BOM, not UTF-16/32), so it is decoded the same way (``surrogatepass``)
-    and scanned directly; one with whitespace or anything else after it, and every other document,
-    goes to ``json.loads``.
+    Bytes that start with ``{`` or ``[`` and whose second byte is not NUL are UTF-8 to
+    ``json.loads`` too (no BOM, not UTF-16/32), so they are decoded the same way (``surrogatepass``);
+    other bytes go to ``json.loads``. The text is scanned directly; a document with whitespace or
+    anything else around it, or none at all, goes to ``json.loads``, which says what is wrong in its
+    own words.
     """
     if isinstance(data, str):
         text = data
-        if text[:1] not in ("{", "["):
-            return json.loads(text)
-    else:
-        if data[:1] not in _OPENERS or data[1:2] == b"\x00":
-            return json.loads(data)
+    elif data[:1] in _OPENERS and data[1:2] != b"\x00":
         text = data.decode("utf-8", "surrogatepass")
-    value, end = _raw_decode(text)
+    else:
+        return json.loads(data)
+    try:
+        value, end = _raw_decode(text)
+    except ValueError:
+        return json.loads(text)
     return value if end == len(text) else json.loads(text)

@@ -80,6 +80,8 @@ class SSEDecoder:
             raise
         except ValueError as exc:
             raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
+        except RecursionError:  # nested deeper than Python's stack: not an answer to read
+            raise WireFormatError("a stream event is not JSON: it is nested too deeply to read") from None
 
     def close(self) -> list[SSEEvent]:
         """The last event, when the stream ended without the blank line that closes it."""
@@ -89,6 +91,8 @@ class SSEDecoder:
             raise
         except ValueError as exc:
             raise WireFormatError(f"a stream event is not JSON: {exc}") from exc
+        except RecursionError:  # nested deeper than Python's stack: not an answer to read
+            raise WireFormatError("a stream event is not JSON: it is nested too deeply to read") from None
 
     def _feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
@@ -137,7 +141,7 @@ class SSEDecoder:
             if one_line_each and block.startswith(b"data: "):
                 text = block[6:].decode()
                 if text != "[DONE]" and (select is None or select(None, text)):
-                    events.append((None, _parsed(text)))
+                    events.append((None, parse_json(text)))
             else:
                 self._lines(block, events)
                 self._dispatch(events)
@@ -197,16 +201,7 @@ class SSEDecoder:
         if data and data != ["[DONE]"]:
             text = data[0] if len(data) == 1 else "\n".join(data)
             if self._select is None or self._select(event, text):
-                events.append((event, _parsed(text)))
-
-
-def _parsed(text: str) -> Any:
-    """``text`` parsed as JSON, exactly as :func:`json.loads` parses it (``ValueError`` for what is
-    not JSON)."""
-    try:
-        return parse_json(text)
-    except RecursionError:  # nested deeper than Python's stack: not an answer to read
-        raise ValueError("an event's data is nested too deeply to read") from None
+                events.append((event, parse_json(text)))
 
 
 def iter_sse_json(body: bytes, *, max_event_bytes: int | None = None) -> Iterator[SSEEvent]:
