@@ -73,7 +73,10 @@ def _shaped(wire_format: str, fields: dict[str, Any], model: str | None) -> bool
         return False
     if wire_format == "gemini_embeddings":
         return any(key in fields for key in ("content", "requests", "instances"))
-    return all(key in fields for key in _SHAPES[wire_format])
+    for key in _SHAPES[wire_format]:  # a loop, not all(genexpr): this runs for every request
+        if key not in fields:
+            return False
+    return True
 
 
 def _path_format(path: str) -> tuple[WireFormat, str | None] | None:
