@@ -47,6 +47,25 @@ CLIENTS = (
     "openai SDK + statek",
     "openai SDK + statek, no-op tracer",
 )
+DIFFERENCES = (
+    # (what, client, minus client)
+    ("statek (a Job per call) over raw", "statek", "raw"),
+    ("statek's own Python work (no-op tracer) over raw", "statek, no-op tracer", "raw"),
+    (
+        "the SDK's span and its answer attributes (statek minus no-op tracer)",
+        "statek",
+        "statek, no-op tracer",
+    ),
+    ("a Job per call", "statek", "statek, no Job"),
+    (
+        "streamed: statek (a Job per call) over raw httpx reading the stream",
+        "statek, streamed",
+        "raw streamed",
+    ),
+    ("the usage ledger, on the calling thread", "statek, ledger on", "statek"),
+    ("openai SDK: statek's transport over the plain SDK", "openai SDK + statek", "openai SDK"),
+    ("openai SDK: statek's own part of it", "openai SDK + statek, no-op tracer", "openai SDK"),
+)
 ANSWER = (
     b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"bench-model-2025",'
     b'"choices":[{"index":0,"message":{"role":"assistant","content":"Paris."},"finish_reason":"stop"}],'
@@ -94,7 +113,8 @@ def _where(code: CodeType) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def _call_of(client: str) -> Callable[[], Any]:
+def call_of(client: str) -> Callable[[], Any]:
+    """A function making one call as ``client`` (one of :data:`CLIENTS`), its telemetry set up."""
     telemetry_on(sdk_tracer="no-op" not in client)
     if "ledger" in client:  # the ledger consumer attached, its writer thread writing Parquet files
         import tempfile
@@ -187,7 +207,7 @@ def _call_of(client: str) -> Callable[[], Any]:
 
 def child(client: str, calls: int) -> None:
     """Count ``client``'s bytecodes over ``calls`` calls; print them as JSON (by code location)."""
-    call = _call_of(client)
+    call = call_of(client)
     for _ in range(WARM_UP):
         call()
     counts: collections.Counter[CodeType] = collections.Counter()
@@ -250,24 +270,7 @@ def main(argv: list[str] | None = None) -> None:
             "  statek's largest: " + ", ".join(f"{w.split('/', 1)[1]} {n:,.0f}" for n, w in own[: args.top])
         )
     print()
-    for label, a, b in (
-        ("statek (a Job per call) over raw", "statek", "raw"),
-        ("statek's own Python work (no-op tracer) over raw", "statek, no-op tracer", "raw"),
-        (
-            "the SDK's span and its answer attributes (statek minus no-op tracer)",
-            "statek",
-            "statek, no-op tracer",
-        ),
-        ("a Job per call", "statek", "statek, no Job"),
-        (
-            "streamed: statek (a Job per call) over raw httpx reading the stream",
-            "statek, streamed",
-            "raw streamed",
-        ),
-        ("the usage ledger, on the calling thread", "statek, ledger on", "statek"),
-        ("openai SDK: statek's transport over the plain SDK", "openai SDK + statek", "openai SDK"),
-        ("openai SDK: statek's own part of it", "openai SDK + statek, no-op tracer", "openai SDK"),
-    ):
+    for label, a, b in DIFFERENCES:
         if a in totals and b in totals:
             print(f"{label}: {totals[a] - totals[b]:+,.0f} bytecodes")
 

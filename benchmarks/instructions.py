@@ -33,7 +33,12 @@ Clients (all with the telemetry stack of :func:`benchmarks._loopback.telemetry_o
 Printed: instructions per call, the difference to raw, and raw / client (the throughput a
 CPU-bound client keeps, x raw). Needs ``valgrind`` (Debian: ``apt-get install valgrind``).
 
-    python -m benchmarks instructions [--quick] [--calls N]
+``--in-memory`` counts the clients of ``benchmarks bytecodes`` instead (an ``httpx.MockTransport``
+answers in process: no server, no sockets, no event-loop waits). Their differences hold statek's
+work alone, and they barely move with the machine's load, which the loopback runs do (a slower
+server answer lets the exporter threads and timers run more often per call).
+
+    python -m benchmarks instructions [--quick] [--calls N] [--in-memory] [--only CLIENT...]
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from benchmarks import bytecodes
 from benchmarks._loopback import MODEL, QUESTION, SYSTEM
 
 CLIENTS = (
@@ -154,13 +160,20 @@ def _sdk_calls(client: str, url: str, calls: int) -> None:
     sdk.close()
 
 
-def child(client: str, calls: int) -> None:
+def child(client: str, calls: int, in_memory: bool) -> None:
     """Make ``calls`` calls (after the warm-up) as ``client``; run under valgrind by the parent."""
     from benchmarks._loopback import LoopbackServer, telemetry_on
 
-    telemetry_on(sdk_tracer=client != "statek, no-op tracer")
-    with LoopbackServer() as server:
-        asyncio.run(_calls(client, server.url, calls))
+    if in_memory:
+        from benchmarks.bytecodes import call_of
+
+        call = call_of(client)
+        for _ in range(WARM_UP + calls):
+            call()
+    else:
+        telemetry_on(sdk_tracer=client != "statek, no-op tracer")
+        with LoopbackServer() as server:
+            asyncio.run(_calls(client, server.url, calls))
     # No exit-time flush on this thread: it is no call's work, and what it finds waiting (histogram
     # deltas, deferred calls) depends on the number of calls modulo the collection and backlog
     # rhythms, which the differencing would charge to the calls.
@@ -169,7 +182,7 @@ def child(client: str, calls: int) -> None:
 
 
 # ----------------------------------------------------------------------------- in the parent
-def instructions(client: str, calls: int) -> int:
+def instructions(client: str, calls: int, in_memory: bool = False) -> int:
     """Instructions the child's main thread executed in all (start-up included), counted by
     callgrind. The exporter threads are left out: they run on a timer, so under valgrind's slowdown
     how often they run depends on the machine's load, not on the calls."""
@@ -187,6 +200,7 @@ def instructions(client: str, calls: int) -> int:
             "--child",
             client,
             str(calls),
+            *(["--in-memory"] if in_memory else []),
         ]
         done = subprocess.run(command, env=env, capture_output=True, check=False)
         main_thread = out.with_name(out.name + "-01")
@@ -197,10 +211,10 @@ def instructions(client: str, calls: int) -> int:
     return int(found.group(1))
 
 
-def per_call(client: str, calls: int) -> float:
+def per_call(client: str, calls: int, in_memory: bool = False) -> float:
     """Instructions of one call: the runs with ``calls`` and ``4 * calls`` calls, differenced (also
     printed at once, so a run cut short keeps what it counted)."""
-    low, high = instructions(client, calls), instructions(client, 4 * calls)
+    low, high = instructions(client, calls, in_memory), instructions(client, 4 * calls, in_memory)
     count = (high - low) / (3 * calls)
     print(f"  counted {client}: {count:,.0f} instructions/call", flush=True)
     return count
@@ -217,10 +231,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", nargs="+", metavar="CLIENT", help="count only these clients (and the raw baseline)"
     )
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="the clients of `benchmarks bytecodes`, answered in process (see the module docstring)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("CLIENT", "CALLS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], int(args.child[1]))
+        child(args.child[0], int(args.child[1]), args.in_memory)
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind (Debian), then run this again")
@@ -230,16 +249,21 @@ def main(argv: list[str] | None = None) -> None:
         f"runs of {calls} and {4 * calls} calls after {WARM_UP} warm-up calls",
         flush=True,
     )
-    chosen = [c for c in CLIENTS if not args.only or c in args.only or c == "raw sharded"]
+    clients, baseline, differences = (
+        (bytecodes.CLIENTS, "raw", bytecodes.DIFFERENCES)
+        if args.in_memory
+        else (CLIENTS, "raw sharded", DIFFERENCES)
+    )
+    chosen = [c for c in clients if not args.only or c in args.only or c == baseline]
     with ThreadPoolExecutor(max_workers=max(1, min(len(chosen), os.cpu_count() or 1))) as pool:
-        counts = dict(zip(chosen, pool.map(lambda client: per_call(client, calls), chosen)))
-    raw = counts["raw sharded"]
-    print(f"\n{'client':<26}{'instructions/call':>18}{'+ over raw':>12}{'raw / client':>14}")
+        counts = dict(zip(chosen, pool.map(lambda client: per_call(client, calls, args.in_memory), chosen)))
+    raw = counts[baseline]
+    print(f"\n{'client':<36}{'instructions/call':>18}{'+ over raw':>12}{'raw / client':>14}")
     for client in chosen:
         count = counts[client]
-        print(f"{client:<26}{count:18,.0f}{count - raw:+12,.0f}{raw / count:14.2f}")
+        print(f"{client:<36}{count:18,.0f}{count - raw:+12,.0f}{raw / count:14.2f}")
     print()
-    for label, minuend, subtrahend in DIFFERENCES:
+    for label, minuend, subtrahend in differences:
         if minuend in counts and subtrahend in counts:
             print(f"{label}: {counts[minuend] - counts[subtrahend]:+,.0f} instructions")
     if "openai SDK + statek" in counts and "openai SDK" in counts:
