@@ -10,7 +10,10 @@ each client makes a warm-up, then ``--calls`` traced calls (``sys.settrace`` wit
 Clients: ``raw`` (httpx posting the body and parsing the JSON answer), ``statek`` (``process_request``
 in a new ``Job`` per call), ``statek, no Job``, ``statek, no-op tracer`` (tracing off: its difference
 to ``raw`` is statek's own Python work; a span that does not record gets no answer attributes, so
-statek's work for a recording span's attributes counts with the SDK's span), ``statek, ledger on`` (the usage ledger's consumer attached: its share on
+statek's work for a recording span's attributes counts with the SDK's span), ``metering path alone,
+no-op tracer`` (a ``Job`` and ``observe_call`` around a provider step that returns an answer read
+once: the record, its consumers and pricing without HTTP or request building) beside ``an event loop
+turn`` (running one empty coroutine, to subtract), ``statek, ledger on`` (the usage ledger's consumer attached: its share on
 the calling thread), ``raw streamed`` and ``statek, streamed`` (the same answer as server-sent
 events: raw httpx reading lines and parsing each event, ``stream_request`` in a ``Job`` per call), ``openai SDK`` and ``openai SDK + statek`` (the official sync client,
 plain and with ``http_client=statek.http_client(...)``) and ``openai SDK + statek, no-op tracer``.
@@ -40,6 +43,8 @@ CLIENTS = (
     "statek",
     "statek, no Job",
     "statek, no-op tracer",
+    "metering path alone, no-op tracer",
+    "an event loop turn",
     "statek, ledger on",
     "raw streamed",
     "statek, streamed",
@@ -57,6 +62,11 @@ DIFFERENCES = (
         "statek, no-op tracer",
     ),
     ("a Job per call", "statek", "statek, no Job"),
+    (
+        "the metering path alone (a Job, the record, its consumers, pricing; no HTTP, no-op tracer)",
+        "metering path alone, no-op tracer",
+        "an event loop turn",
+    ),
     (
         "streamed: statek (a Job per call) over raw httpx reading the stream",
         "statek, streamed",
@@ -177,6 +187,24 @@ def call_of(client: str) -> Callable[[], Any]:
     async def no_job() -> Any:
         return await api.process_request(SYSTEM, MODEL, chat_history=history)
 
+    # The metering path alone: a Job and observe_call around a provider step that returns an answer
+    # read once (what the codec makes of ANSWER, unpriced): record, consumers, pricing, no HTTP.
+    from statek import telemetry
+
+    request = api._prepare(SYSTEM, MODEL, None, None, history, None, None, False)
+    payload = api._payload(request)
+    answered = loop.run_until_complete(api._send(request, payload))
+
+    async def answer() -> Any:
+        return answered
+
+    async def metering_path() -> Any:
+        async with Job("bench-request"):
+            return await telemetry.observe_call(api, request, answer, payload=payload)
+
+    async def nothing() -> Any:  # what running one coroutine to its end costs, to subtract
+        return None
+
     stream_body = json.dumps(
         {**json.loads(body), "stream": True, "stream_options": {"include_usage": True}}, separators=(",", ":")
     ).encode()
@@ -199,6 +227,8 @@ def call_of(client: str) -> Callable[[], Any]:
     one = {
         "raw": raw,
         "statek, no Job": no_job,
+        "metering path alone, no-op tracer": metering_path,
+        "an event loop turn": nothing,
         "raw streamed": raw_streamed,
         "statek, streamed": streamed_in_job,
     }.get(client, in_job)
