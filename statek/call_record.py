@@ -213,7 +213,6 @@ class CallRecord:
         self,
         site: CallSite,
         job: Any,
-        *,
         temperature: float | None = None,
         max_tokens: int | None = None,
         api: Any = None,

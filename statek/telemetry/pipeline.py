@@ -266,12 +266,7 @@ async def observe_call(
     """
     consumers = call_consumers()
     record = CallRecord(
-        _site_of(api, params.model),
-        current_job(),
-        temperature=params.temperature,
-        max_tokens=params.max_tokens,
-        api=api,
-        request=params,
+        _site_of(api, params.model), current_job(), params.temperature, params.max_tokens, api, params
     )
     _start(record, consumers)
     if record.reservation is not None and record.reservation.output_cap is not None:
