@@ -187,20 +187,23 @@ def call_of(client: str) -> Callable[[], Any]:
     async def no_job() -> Any:
         return await api.process_request(SYSTEM, MODEL, chat_history=history)
 
-    # The metering path alone: a Job and observe_call around a provider step that returns an answer
-    # read once (what the codec makes of ANSWER, unpriced): record, consumers, pricing, no HTTP.
-    from statek import telemetry
-
-    request = api._prepare(SYSTEM, MODEL, None, None, history, None, None, False)
-    payload = api._payload(request)
-    answered = loop.run_until_complete(api._send(request, payload))
-
-    async def answer() -> Any:
-        return answered
-
     async def metering_path() -> Any:
         async with Job("bench-request"):
             return await telemetry.observe_call(api, request, answer, payload=payload)
+
+    if client == "metering path alone, no-op tracer":
+        # A Job and observe_call around a provider step that returns an answer read once (what the
+        # codec makes of ANSWER, unpriced): the record, its consumers and pricing, no HTTP.
+        from statek import LLM_Response, telemetry
+        from statek.wire.openai_chat import read_whole
+
+        request = api._prepare(SYSTEM, MODEL, None, None, history, None, None, False)
+        payload = api._payload(request)
+        read = read_whole(json.loads(ANSWER), api.profile, len(body), len(ANSWER))  # type: ignore[attr-defined]
+        answered = LLM_Response._of_detail(read.text, read.tool_calls, read.detail)
+
+        async def answer() -> Any:
+            return answered
 
     async def nothing() -> Any:  # what running one coroutine to its end costs, to subtract
         return None
