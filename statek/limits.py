@@ -26,6 +26,7 @@ __all__ = [
     "bounded",
     "cost_problem",
     "count_problem",
+    "in_bounds",
     "problems",
 ]
 
@@ -97,21 +98,27 @@ _COUNT_INDEXES = tuple(CallDetail._fields.index(name) for name in COUNT_FIELDS)
 _COST_INDEXES = tuple(CallDetail._fields.index(name) for name in _COST_FIELDS)
 _ZERO = Decimal(0)
 _counts_of = itemgetter(*_COUNT_INDEXES)
+_costs_of = itemgetter(*_COST_INDEXES)
+_NO_COSTS = (None,) * len(_COST_FIELDS)
 _JUST_INT = {int}
 
 
-def _fine(detail: CallDetail) -> bool:
-    # The hot path: the counts checked by C-level builtins, no messages built. problems() says what is
-    # wrong otherwise.
+def in_bounds(detail: CallDetail) -> bool:
+    """True when every number of ``detail`` is in its range (a sufficient test: an ``int`` subclass,
+    say, fails it though :func:`problems` finds nothing wrong; :func:`bounded` then decides).
+
+    The hot path: the counts checked by C-level builtins, no messages built; the costs compared at
+    once with "none at all" (an unpriced answer with no reported cost), else one by one."""
     counts = _counts_of(detail)
     if {*map(type, counts)} != _JUST_INT or min(counts) < 0 or max(counts) > MAX_COUNT:
         return False
-    for i in _COST_INDEXES:
-        value = detail[i]
-        if value is not None and not (
-            type(value) is Decimal and value.is_finite() and _ZERO <= value <= MAX_COST_USD
-        ):
-            return False
+    costs = _costs_of(detail)
+    if costs != _NO_COSTS:
+        for value in costs:
+            if value is not None and not (
+                type(value) is Decimal and value.is_finite() and _ZERO <= value <= MAX_COST_USD
+            ):
+                return False
     return True
 
 
@@ -119,7 +126,7 @@ def bounded(detail: CallDetail) -> tuple[CallDetail, list[str]]:
     """``detail`` with every field outside its range replaced (counts by 0, costs by ``None``, an
     unusable priced cost also marks the call ``unpriced``), and the problems found. The same object
     when there were none (the common case costs one pass over ten fields)."""
-    if _fine(detail):
+    if in_bounds(detail):
         return detail, []
     found = problems(detail)
     if not found:  # an int subclass, say: fine, only not on the fast path

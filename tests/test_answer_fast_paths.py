@@ -4,11 +4,21 @@ the input is outside input (usages) or a price (rates)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from statek.limits import COUNT_FIELDS, MAX_COST_USD, MAX_COUNT, in_bounds, problems
+from statek.metering.index import FROM_PROVIDER, PriceTable
+from statek.metering.records import PriceRow
+from statek.metering.registry import PriceRegistry, set_default_registry
+from statek.model_pricing import set_model_pricing
+from statek.telemetry.pricing import checked, priced
 from statek.types import CallDetail
 from statek.wire.openai_chat import OPENAI_PROFILE, _plain_detail
 
@@ -75,3 +85,63 @@ def test_the_plain_detail_is_the_detail_its_keywords_make(
         response_id=response_id,
         service_tier=tier,
     )
+
+
+# ----------------------------------------------------------------------------- checking and pricing
+_count = st.integers(-2, 3) | st.integers(MAX_COUNT - 1, MAX_COUNT + 1) | st.just(0)
+_cost = (
+    st.none()
+    | st.decimals(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([Decimal(0), MAX_COST_USD, MAX_COST_USD + 1, Decimal("-0.1")])
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(_count, min_size=len(COUNT_FIELDS), max_size=len(COUNT_FIELDS)),
+    st.lists(_cost, min_size=3, max_size=3),
+)
+def test_in_bounds_is_true_exactly_when_no_problem_is_found(counts: list[int], costs: list[Any]) -> None:
+    """The hot check agrees with the one that names the problems, for plain ints and Decimals."""
+    detail = CallDetail(0, 0, None)._replace(
+        **dict(zip(COUNT_FIELDS, counts)), **dict(zip(("cost", "priced_cost", "explained_cost"), costs))
+    )
+    assert in_bounds(detail) == (not problems(detail))
+    assert (checked("p", "m", detail) is detail) == (not problems(detail))
+
+
+@pytest.fixture
+def own_registry() -> Iterator[PriceRegistry]:
+    registry = PriceRegistry(shipped=False, model_info_dir=None)
+    previous = set_default_registry(registry)
+    yield registry
+    set_default_registry(previous)
+
+
+@pytest.mark.usefixtures("own_registry")
+def test_the_priced_copy_replaces_priced_cost_and_cost_status_only() -> None:
+    set_model_pricing("OPENAI", "fast-path-model", "0.15", "0.60", "0.075")
+    detail = CallDetail(1, 2, None, 1200, 3, 1024, response_model="r", response_id="i", service_tier="flex")
+    detail = detail._replace(service_tier=None)
+    stats, cost = priced("OPENAI", "fast-path-model", detail, 1_700_000_000.0, FROM_PROVIDER)
+    assert cost.status == "calculated"
+    assert stats == detail._replace(priced_cost=cost.amount, cost_status="calculated")
+    assert type(stats) is CallDetail
+
+
+def test_a_start_in_epoch_seconds_picks_the_price_its_datetime_picks() -> None:
+    """Dated rows: a call's start given as epoch seconds is priced as the same start given as a
+    datetime, at the boundary of a price change too (rounded to a datetime's microseconds)."""
+    change = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    rows = [
+        PriceRow("openai", "", "dated-model", Decimal(1), None, Decimal(2)),
+        PriceRow("openai", "", "dated-model", Decimal(3), None, Decimal(4), valid_from=change),
+    ]
+    table = PriceTable.from_rows(rows)
+    detail = CallDetail(0, 0, None, 1000, 10)
+    boundary = change.timestamp()
+    for started in (boundary - 1, boundary - 4e-7, boundary - 1e-9, boundary, boundary + 2e-7, boundary + 9):
+        as_datetime = datetime.fromtimestamp(started, timezone.utc)
+        assert table.price_call("openai", "dated-model", detail, started) == table.price_call(
+            "openai", "dated-model", detail, as_datetime
+        )
