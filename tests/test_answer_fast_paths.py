@@ -88,7 +88,14 @@ def test_the_plain_detail_is_the_detail_its_keywords_make(
 
 
 # ----------------------------------------------------------------------------- checking and pricing
-_count = st.integers(-2, 3) | st.integers(MAX_COUNT - 1, MAX_COUNT + 1) | st.just(0)
+_count = (
+    st.integers(-2, 3)
+    | st.integers(MAX_COUNT - 1, MAX_COUNT + 1)
+    | st.just(0)
+    | st.booleans()
+    | st.floats(0, 10)
+    | st.none()
+)
 _cost = (
     st.none()
     | st.decimals(allow_nan=True, allow_infinity=True)
@@ -102,7 +109,8 @@ _cost = (
     st.lists(_cost, min_size=3, max_size=3),
 )
 def test_in_bounds_is_true_exactly_when_no_problem_is_found(counts: list[int], costs: list[Any]) -> None:
-    """The hot check agrees with the one that names the problems, for plain ints and Decimals."""
+    """The hot check agrees with the one that names the problems (bools, floats and None counts
+    included); ``checked`` returns the same object exactly when nothing is wrong."""
     detail = CallDetail(0, 0, None)._replace(
         **dict(zip(COUNT_FIELDS, counts)), **dict(zip(("cost", "priced_cost", "explained_cost"), costs))
     )
