@@ -38,7 +38,7 @@ def priced(
         # The priced copy, built by position: NamedTuple._replace (and the NamedTuple's own
         # Python-level __new__) cost several times as much on this hot path, for the same tuple.
         return _new_tuple(
-            type(stats), (*stats[:_PRICED], cost.amount, cost.status, *stats[_PRICED + 2 :])
+            type(stats), stats[:_PRICED] + (cost.amount, cost.status) + stats[_PRICED + 2 :]
         ), cost
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
@@ -67,7 +67,7 @@ def checked(provider_key: str, model: str, stats: CallDetail) -> CallDetail:
 
 def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
     """``stats`` with ``priced_cost`` and ``cost_status`` replaced."""
-    return _new_tuple(type(stats), (*stats[:_PRICED], amount, status, *stats[_PRICED + 2 :]))  # type: ignore[no-any-return]
+    return _new_tuple(type(stats), stats[:_PRICED] + (amount, status) + stats[_PRICED + 2 :])  # type: ignore[no-any-return]
 
 
 _new_tuple: Callable[..., Any] = tuple.__new__
