@@ -4,6 +4,7 @@ the input is outside input (usages) or a price (rates)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statek.limits import COUNT_FIELDS, MAX_COST_USD, MAX_COUNT, in_bounds, problems
+from statek.metering.cost import Prices, compile_rate
 from statek.metering.index import FROM_PROVIDER, PriceTable
 from statek.metering.records import PriceRow
 from statek.metering.registry import PriceRegistry, set_default_registry
@@ -153,3 +155,40 @@ def test_a_start_in_epoch_seconds_picks_the_price_its_datetime_picks() -> None:
         assert table.price_call("openai", "dated-model", detail, started) == table.price_call(
             "openai", "dated-model", detail, as_datetime
         )
+
+
+_price = st.decimals(min_value=0, max_value=1000, places=6, allow_nan=False, allow_infinity=False)
+_tokens = st.integers(0, 10**7)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.builds(
+        Prices,
+        input=_price,
+        output=_price,
+        cached=st.none() | _price,
+        cache_write_5m=st.none() | _price,
+        cache_write_1h=st.none() | _price,
+        reasoning=st.none() | _price,
+    ),
+    _tokens,
+    _tokens,
+    _tokens,
+    _tokens,
+    _tokens,
+    _tokens,
+)
+def test_a_plain_rates_cost_is_the_general_cost(
+    prices: Prices, inp: int, cached: int, write: int, write_1h: int, out: int, reasoning: int
+) -> None:
+    """A rate without tiers, fees, modality, search or own reasoning price takes a formula of its
+    own: exactly the general formula's Decimal, on any counts (inconsistent ones included)."""
+    rate = compile_rate(prices)
+    general = copy.copy(rate)
+    general.plain = False
+    assert rate.plain == (prices.reasoning is None or prices.reasoning == prices.output)
+    amount = rate.cost(inp, cached, write, write_1h, out, reasoning)
+    expected = general.cost(inp, cached, write, write_1h, out, reasoning)
+    assert amount == expected
+    assert amount.as_tuple() == expected.as_tuple()  # the same digits and exponent, not only value
