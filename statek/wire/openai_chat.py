@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ..limits import MAX_COUNT
@@ -265,7 +264,9 @@ def _profile_usage(usage: Mapping[str, Any], profile: ChatCompletionsProfile) ->
     )
 
 
-_NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+_NO_DETAILS: Mapping[str, Any] = {}
+"""An absent details object, read as an empty one (never written to). A dict, not a read-only
+proxy: a proxy's ``get`` looks its mapping's ``get`` up by name on every call."""
 OpenAICounts = tuple[int, int, int, int, int]
 """(input, output, cached, cache write, reasoning) tokens, as :class:`UsageCounts` names them."""
 
