@@ -158,9 +158,9 @@ class CompiledRate:
         ``web_searches`` are priced at :attr:`search_fee` (the caller checks it is listed)."""
         if self.plain:  # the general way below gives the same sum for such a rate
             uncached = input_tokens - cached_tokens - cache_write_tokens
-            if uncached < 0:
-                uncached = 0
-            total = uncached * self.input + output_tokens * self.output + cached_tokens * self.cached
+            total = output_tokens * self.output + cached_tokens * self.cached
+            if uncached > 0:  # (not max(): a builtin call costs more than the whole sum)
+                total += uncached * self.input
             if cache_write_tokens:
                 one_hour = min(cache_write_tokens, cache_write_1h_tokens)
                 five_minutes = cache_write_tokens - one_hour
