@@ -92,6 +92,7 @@ class CompiledRate:
         "modal",
         "output",
         "output_listed",
+        "plain",
         "reasoning",
         "request_fee",
         "search_fee",
@@ -129,6 +130,15 @@ class CompiledRate:
         self.exponent = exponent
         self.threshold = threshold
         self.long_context = long_context
+        # The common rate (no tiers, fee, modality, search or own reasoning price) has a formula of
+        # its own in cost(): the same integer sum, without the branches for what it does not have.
+        self.plain = (
+            long_context is None
+            and modal is None
+            and self.reasoning == output
+            and not request_fee
+            and not search_fee
+        )
 
     def cost(
         self,
@@ -146,6 +156,16 @@ class CompiledRate:
         ``modal_tokens`` are the counts named by :data:`MODALITY_ORDER`; they matter only when the
         rate lists a price for that modality (else they are priced as their parent's tokens).
         ``web_searches`` are priced at :attr:`search_fee` (the caller checks it is listed)."""
+        if self.plain:  # the general way below gives the same sum for such a rate
+            uncached = input_tokens - cached_tokens - cache_write_tokens
+            total = output_tokens * self.output + cached_tokens * self.cached
+            if uncached > 0:  # (not max(): a builtin call costs more than the whole sum)
+                total += uncached * self.input
+            if cache_write_tokens:
+                one_hour = min(cache_write_tokens, cache_write_1h_tokens)
+                five_minutes = cache_write_tokens - one_hour
+                total += five_minutes * self.cache_write_5m + one_hour * self.cache_write_1h
+            return Decimal(total).scaleb(self.exponent, _EXACT)
         rate = self
         if rate.long_context is not None:
             while rate.long_context is not None and input_tokens > rate.threshold:  # type: ignore[operator]

@@ -96,7 +96,7 @@ class _Entry:
             self.rates[0] if len(rows) == 1 and rows[0].valid_from is None else None
         )
 
-    def rate_at(self, at: datetime | None) -> CompiledRate | None:
+    def rate_at(self, at: datetime | float | None) -> CompiledRate | None:
         i = bisect.bisect_right(self.starts, _timestamp(at)) - 1
         return self.rates[i] if i >= 0 else None
 
@@ -116,8 +116,8 @@ class _DatabaseEntry:
         self.name = f"{model.provider_id}{tier}/{model.model_id}"
         self.only = model.only
 
-    def rate_at(self, at: datetime | None) -> CompiledRate | None:
-        at = _now() if at is None else at
+    def rate_at(self, at: datetime | float | None) -> CompiledRate | None:
+        at = _datetime(at)
         starts = self.model.starts
         if (
             starts is not None
@@ -135,9 +135,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _timestamp(at: datetime | None) -> float:
+def _datetime(at: datetime | float | None) -> datetime:
+    """``at`` as a datetime: now for ``None``, UTC for epoch seconds."""
     if at is None:
-        return _now().timestamp()
+        return _now()
+    if isinstance(at, datetime):
+        return at
+    return datetime.fromtimestamp(at, timezone.utc)
+
+
+def _timestamp(at: datetime | float | None) -> float:
+    """``at`` as epoch seconds (now for ``None``; a naive datetime is UTC). Epoch seconds go through
+    a datetime too: rounded to its microseconds, a call is priced as when it was given as one."""
+    at = _datetime(at)
     if at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
     return at.timestamp()
@@ -202,11 +212,12 @@ class PriceTable:
         provider: str,
         model: str,
         stats: CallDetail,
-        at: datetime | None = None,
+        at: datetime | float | None = None,
         model_family: str | None = None,
         database_provider: str | None = FROM_PROVIDER,
     ) -> CallCost:
-        """Price one call. See :func:`statek.metering.price_call` for the rule.
+        """Price one call. See :func:`statek.metering.price_call` for the rule (``at``: a datetime
+        or epoch seconds; default now).
 
         ``stats`` is a :class:`~statek.types.CallDetail` (or any tuple with its six seed fields: the
         other counts then default to 0). An answer without usage (``has_usage`` false, or no token

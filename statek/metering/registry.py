@@ -324,7 +324,7 @@ def price_call(
     model: str,
     stats: CallDetail,
     *,
-    at: datetime | None = None,
+    at: datetime | float | None = None,
     model_family: str | None = None,
     database_provider: str | None = FROM_PROVIDER,
 ) -> CallCost:
@@ -336,8 +336,8 @@ def price_call(
     * else, when the answer carried no usage (no tokens and no cost): ``no_usage``;
     * else ``unpriced``. Neither of the last two is ever ``$0``.
 
-    ``at`` (default: now) picks the prices in force (``VALID_FROM``, the database's effective dates
-    and time-of-day prices); naive datetimes are UTC. ``provider`` is the price-table provider
+    ``at`` (default: now; a datetime or epoch seconds) picks the prices in force (``VALID_FROM``,
+    the database's effective dates and time-of-day prices); naive datetimes are UTC. ``provider`` is the price-table provider
     (``LLM_API.pricing_provider``); ``database_provider`` the ``genai-prices`` provider id to use
     when no file row matches (default: the one ``provider`` names; ``None``: never the database).
     """

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from ..limits import bounded
+from ..limits import bounded, in_bounds
 from ..metering import price_call
 from ..metering.index import FROM_PROVIDER
 from ..metering.types import UNPRICED, CallCost
@@ -34,9 +33,13 @@ def priced(
     call to ``model`` that started at epoch second ``started`` (``database_provider``: see
     :func:`statek.metering.price_call`). Never raises."""
     try:
-        at = datetime.fromtimestamp(started, timezone.utc)
-        cost = price_call(pricing_provider, model, stats, at=at, database_provider=database_provider)
-        return _with_cost(stats, cost.amount, cost.status), cost
+        # ``at`` as epoch seconds: a datetime is made only for a price that depends on the date
+        cost = price_call(pricing_provider, model, stats, at=started, database_provider=database_provider)
+        # The priced copy, built by position: NamedTuple._replace (and the NamedTuple's own
+        # Python-level __new__) cost several times as much on this hot path, for the same tuple.
+        return _new_tuple(
+            type(stats), stats[:_PRICED] + (cost.amount, cost.status) + stats[_PRICED + 2 :]
+        ), cost
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
             "statek could not price a %s call to %s; recorded as unpriced", pricing_provider, model
@@ -49,6 +52,8 @@ def checked(provider_key: str, model: str, stats: CallDetail) -> CallDetail:
 
     Built-in providers refuse such answers already; this guards providers added with ``add_provider``.
     """
+    if in_bounds(stats):  # the common case: the same object
+        return stats
     result, problems = bounded(stats)
     if problems:
         _log.warning(
@@ -61,10 +66,10 @@ def checked(provider_key: str, model: str, stats: CallDetail) -> CallDetail:
 
 
 def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
-    # Positional rebuild through tuple.__new__: NamedTuple._replace (and the NamedTuple's own
-    # Python-level __new__) cost several times as much on this hot path, for the same tuple.
-    i = stats._fields.index("priced_cost")
-    return _new_tuple(type(stats), (*stats[:i], amount, status, *stats[i + 2 :]))  # type: ignore[no-any-return]
+    """``stats`` with ``priced_cost`` and ``cost_status`` replaced."""
+    return _new_tuple(type(stats), stats[:_PRICED] + (amount, status) + stats[_PRICED + 2 :])  # type: ignore[no-any-return]
 
 
 _new_tuple: Callable[..., Any] = tuple.__new__
+_PRICED = CallDetail._fields.index("priced_cost")
+"""Where ``priced_cost`` is in a :class:`CallDetail`; ``cost_status`` follows it (a test pins it)."""

@@ -17,11 +17,10 @@ count (xAI, Perplexity); provider cost is an exact ``Decimal`` in USD.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from ..limits import MAX_COUNT
@@ -265,26 +264,19 @@ def _profile_usage(usage: Mapping[str, Any], profile: ChatCompletionsProfile) ->
     )
 
 
-_NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
-_INT_OR_NONE = frozenset({int, type(None)})
+_NO_DETAILS: Mapping[str, Any] = {}
+"""An absent details object, read as an empty one (never written to). A dict, not a read-only
+proxy: a proxy's ``get`` looks its mapping's ``get`` up by name on every call."""
+OpenAICounts = tuple[int, int, int, int, int]
+"""(input, output, cached, cache write, reasoning) tokens, as :class:`UsageCounts` names them."""
 
 
-def _plain_ints(values: tuple[Any, ...]) -> bool:
-    """True when every one of ``values`` is ``None`` or a plain ``int`` in ``[0, MAX_COUNT]`` (what
-    :func:`~statek.wire.numbers.count` takes as it is). Checked by C-level builtins, however many
-    values: the types as one set; then the bounds of the non-zero ones (``None`` and 0 drop out)."""
-    if not {*map(type, values)} <= _INT_OR_NONE:
-        return False
-    numbers = [*filter(None, values)]
-    return not numbers or (min(numbers) >= 0 and max(numbers) <= MAX_COUNT)
-
-
-def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
-    """:func:`_profile_usage` under a profile with OpenAI's own usage paths
+def _openai_counts(usage: dict[str, Any]) -> OpenAICounts | None:
+    """The token counts :func:`_profile_usage` reads under a profile with OpenAI's own usage paths
     (:attr:`ChatCompletionsProfile.usage_like_openai`), for the plain shape: the counts absent,
-    ``null`` or plain in-bounds ints, the details objects absent or dicts of such counts, no audio or
-    image count above 0, no ``cost``. ``None`` (read it the general way) for anything else. Never
-    raises."""
+    ``null`` or plain ints in ``[0, MAX_COUNT]``, the details objects absent or dicts of such counts,
+    no audio or image count above 0, no ``cost`` (so the reading's cost, explained cost and modality
+    split are all empty). ``None`` (read it the general way) for anything else. Never raises."""
     if "cost" in usage:
         return None
     prompt_details = usage.get("prompt_tokens_details")
@@ -301,9 +293,11 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
     completion = usage.get("completion_tokens")
     total = usage.get("total_tokens")
     # Every detail value, read or not, must be a plain count: a nested object (cached audio) or an
-    # unusual value sends the whole usage the general way.
-    if not _plain_ints((prompt, completion, total, *prompt_details.values(), *completion_details.values())):
-        return None
+    # unusual value sends the whole usage the general way. One pass (the interpreter's specialised
+    # type(x) costs less than a set of the types plus min and max of the numbers).
+    for value in (prompt, completion, total, *prompt_details.values(), *completion_details.values()):
+        if value is not None and (type(value) is not int or value < 0 or value > MAX_COUNT):
+            return None
     if (
         prompt_details.get("audio_tokens")
         or prompt_details.get("image_tokens")
@@ -320,13 +314,20 @@ def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
         if rest > 0:
             reasoning = rest
             output = completion + rest
-    return UsageCounts(
+    return (
         prompt,
         output,
         prompt_details.get("cached_tokens") or 0,
         prompt_details.get("cache_write_tokens") or 0,
         reasoning or 0,
     )
+
+
+def _openai_usage(usage: dict[str, Any]) -> UsageCounts | None:
+    """:func:`_profile_usage` under a profile with OpenAI's own usage paths, for the plain shape
+    :func:`_openai_counts` reads; ``None`` for any other. Never raises."""
+    counts = _openai_counts(usage)
+    return None if counts is None else UsageCounts(*counts)
 
 
 class ChatAnswer(NamedTuple):
@@ -712,19 +713,21 @@ def _plain_whole(
     if calls is not None and (type(calls) is not list or calls):
         return None
     tier = body.get("service_tier")
+    model = body.get("model")
+    finish = choice.get("finish_reason")
     detail = _plain_detail(
         body.get("usage"),
         profile,
         None if tier is None else tier_label(tier),
-        _label(body.get("model")) or None,
-        _label(choice.get("finish_reason")),
+        model if isinstance(model, str) and model else None,  # _label(model) or None
+        finish if isinstance(finish, str) else None,  # _label(finish)
         text_id(body.get("id")),
         bytes_sent,
         bytes_received,
     )
     if detail is None:
         return None
-    return Answer(text, None, detail)
+    return _new_tuple(Answer, (text, None, detail))  # type: ignore[no-any-return]
 
 
 class ChatStreamReader:
@@ -783,7 +786,7 @@ def _plain_stream_answer(
     )
     if detail is None:
         return None
-    return Answer("".join(stream.text), None, detail)
+    return _new_tuple(Answer, ("".join(stream.text), None, detail))  # type: ignore[no-any-return]
 
 
 def _plain_detail(
@@ -797,33 +800,55 @@ def _plain_detail(
     bytes_received: int,
 ) -> CallDetail | None:
     """The :class:`CallDetail` of a plain answer (whole or streamed): no usage, or a plain one under
-    a profile that reads it like OpenAI (:func:`_openai_usage`); ``None`` for any other usage, which
+    a profile that reads it like OpenAI (:func:`_openai_counts`); ``None`` for any other usage, which
     the general reading then takes. ``tier``: the answer's service tier label, if it named one."""
     if usage is None:
-        counts = _NO_USAGE
+        counts: OpenAICounts = _NO_COUNTS
     elif type(usage) is dict and profile.usage_like_openai:
-        read = _openai_usage(usage)
+        read = _openai_counts(usage)
         if read is None:
             return None
         counts = read
+        if tier is None:
+            # Perplexity bills a request by its search context size (low / medium / high): its tier
+            context_size = usage.get("search_context_size")
+            tier = None if context_size is None else tier_label(context_size)
     else:
         return None
-    if tier is None and usage is not None:
-        # Perplexity bills a request by its search context size (low / medium / high): its tier
-        context_size = usage.get("search_context_size")
-        tier = None if context_size is None else tier_label(context_size)
-    return CallDetail(  # no cost and no modality split: the fast usage reading declines both
-        total_bytes_sent=bytes_sent,
-        total_bytes_received=bytes_received,
-        cost=None,
-        input_tokens=counts.input_tokens,
-        output_tokens=counts.output_tokens,
-        cached_tokens=counts.cached_tokens,
-        cache_write_tokens=counts.cache_write_tokens,
-        reasoning_tokens=counts.reasoning_tokens,
-        response_model=model,
-        finish_reason=finish_reason,
-        has_usage=usage is not None,
-        response_id=response_id,
-        service_tier=tier,
+    input_tokens, output_tokens, cached, cache_write, reasoning = counts
+    # Built by position (what CallDetail(...) with these keywords builds, without its Python-level
+    # __new__): no cost, no priced cost yet, no modality split, no one-hour writes or web searches,
+    # all of which the fast usage reading declines. A test pins the order of the fields.
+    return _new_tuple(  # type: ignore[no-any-return]
+        CallDetail,
+        (
+            bytes_sent,
+            bytes_received,
+            None,  # cost
+            input_tokens,
+            output_tokens,
+            cached,
+            cache_write,
+            0,  # cache_write_1h_tokens
+            reasoning,
+            model,
+            finish_reason,
+            None,  # priced_cost
+            "unpriced",  # cost_status
+            usage is not None,  # has_usage
+            response_id,
+            tier,
+            0,  # input_audio_tokens
+            0,  # cached_audio_tokens
+            0,  # output_audio_tokens
+            0,  # input_image_tokens
+            0,  # output_image_tokens
+            None,  # explained_cost
+            0,  # web_search_requests
+        ),
     )
+
+
+_NO_COUNTS: OpenAICounts = (0, 0, 0, 0, 0)
+_new_tuple: Callable[..., Any] = tuple.__new__
+"""Builds a named tuple from a tuple of all its fields, without its Python-level ``__new__``."""
