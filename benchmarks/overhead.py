@@ -101,7 +101,9 @@ def _install_own_time_hook() -> None:
 
     original = telemetry.observe_call
 
-    async def timed(api: Any, params: Any, run: Callable[[], Awaitable[Any]], **kwargs: Any) -> Any:
+    async def timed(
+        api: Any, params: Any, run: Callable[[], Awaitable[Any]] | None = None, **kwargs: Any
+    ) -> Any:
         sink = _own_ns.get()
         if sink is None:
             return await original(api, params, run, **kwargs)
@@ -112,8 +114,8 @@ def _install_own_time_hook() -> None:
         async def timed_run() -> Any:
             nonlocal inner
             started = clock()
-            try:
-                return await run()
+            try:  # the provider step: run, or by default the API's own send (as observe_call does)
+                return await (run() if run is not None else api._send(params, kwargs.get("payload")))
             finally:
                 inner += clock() - started
 
