@@ -35,11 +35,7 @@ def priced(
     try:
         # ``at`` as epoch seconds: a datetime is made only for a price that depends on the date
         cost = price_call(pricing_provider, model, stats, at=started, database_provider=database_provider)
-        # The priced copy, built by position: NamedTuple._replace (and the NamedTuple's own
-        # Python-level __new__) cost several times as much on this hot path, for the same tuple.
-        return _new_tuple(
-            type(stats), stats[:_PRICED] + (cost.amount, cost.status) + stats[_PRICED + 2 :]
-        ), cost
+        return _with_cost(stats, cost.amount, cost.status), cost
     except Exception:  # noqa: BLE001 - an unpriced call beats a failed one
         _log.exception(
             "statek could not price a %s call to %s; recorded as unpriced", pricing_provider, model
@@ -66,7 +62,9 @@ def checked(provider_key: str, model: str, stats: CallDetail) -> CallDetail:
 
 
 def _with_cost(stats: CallDetail, amount: Decimal | None, status: str) -> CallDetail:
-    """``stats`` with ``priced_cost`` and ``cost_status`` replaced."""
+    """``stats`` with ``priced_cost`` and ``cost_status`` replaced, built by position:
+    ``NamedTuple._replace`` (and the NamedTuple's own Python-level ``__new__``) cost several times as
+    much on this hot path, for the same tuple."""
     return _new_tuple(type(stats), stats[:_PRICED] + (amount, status) + stats[_PRICED + 2 :])  # type: ignore[no-any-return]
 
 
