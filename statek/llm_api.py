@@ -33,6 +33,7 @@ from .secrets import scrub
 from .settings import ProviderSettings
 from .streaming import LLM_Stream
 from .types import CallDetail, CallParams, CostStatus, LLM_Response, LLM_Stats
+from .wire.json_text import parse_json
 
 __all__ = [
     "LLM_API",
@@ -484,7 +485,7 @@ class LLM_API(ABC):
     def _json_of(self, raw: RawResponse) -> Any:
         """The body of ``raw`` parsed as JSON; :class:`ResponseFormatError` when it is not JSON."""
         try:
-            return json.loads(raw.content)
+            return parse_json(raw.content)
         except (ValueError, RecursionError) as exc:
             raise self._format_error(
                 f"answered HTTP {raw.status_code} with a body that is not JSON: {_not_json(raw.content, exc)}",
