@@ -110,6 +110,9 @@ class _ResponseFields(NamedTuple):
     call_requests: list[CallParams] | None
 
 
+_READ = "_read_by_codec"
+
+
 class LLM_Response(_ResponseFields):
     """What a provider call returns: generated text, usage, and the tool calls the model asked for.
 
@@ -147,11 +150,26 @@ class LLM_Response(_ResponseFields):
     def _of_detail(
         cls, text: str, call_requests: list[CallParams] | None, detail: CallDetail
     ) -> LLM_Response:
-        """``LLM_Response(text, None, call_requests, detail=detail)`` for a ``detail`` that is a
-        :class:`CallDetail` (what the built-in providers make), without ``__new__``'s argument checks."""
+        """``LLM_Response(text, None, call_requests, detail=detail)`` for a ``detail`` that a built-in
+        codec read (so every number is in range: :mod:`statek.limits`), without ``__new__``'s argument
+        checks. The response is marked as such until the metering path prices it (:meth:`_take_read`)."""
         self = tuple.__new__(cls, (text, tuple.__new__(LLM_Stats, detail[:6]), call_requests))
-        self.__dict__["_detail"] = detail
+        state = self.__dict__
+        state["_detail"] = detail
+        state[_READ] = True
         return self
+
+    def _take_read(self) -> bool:
+        """Whether this response came from :meth:`_of_detail` and was not priced since: then its
+        numbers need no range check and it belongs to the call at hand, so its detail may be replaced
+        in place (:meth:`_set_detail`). Answers once: a provider that hands the same response back
+        again gets the general path (checked, copied)."""
+        return self.__dict__.pop(_READ, False)  # type: ignore[no-any-return]
+
+    def _set_detail(self, detail: CallDetail) -> None:
+        """Replace the detail of a response :meth:`_take_read` vouched for; ``detail``'s first six
+        fields must be this response's ``stats`` (a priced copy of its own detail)."""
+        self.__dict__["_detail"] = detail
 
     def _with_detail(self, detail: CallDetail) -> LLM_Response:
         """This response as a plain :class:`LLM_Response` carrying ``detail``, whose first six fields

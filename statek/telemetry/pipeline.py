@@ -290,12 +290,15 @@ async def observe_call(
         _fail(record, exc, None, 0, 0)
         _finish(record, consumers)
         raise
-    detail = checked(api.provider_key, params.model, answered)
-    stats = _answered(record, detail)
-    if detail is answered:  # pricing changed no seed number: share the answer's tuple
-        response = response._with_detail(stats)
+    if response._take_read():  # a built-in codec's answer, made for this call: checked as it was read
+        response._set_detail(_answered(record, answered))
     else:
-        response = LLM_Response(response.text, None, response.call_requests, detail=stats)
+        detail = checked(api.provider_key, params.model, answered)
+        stats = _answered(record, detail)
+        if detail is answered:  # pricing changed no seed number: share the answer's tuple
+            response = response._with_detail(stats)
+        else:
+            response = LLM_Response(response.text, None, response.call_requests, detail=stats)
     record.response = response
     _finish(record, consumers)
     return response
