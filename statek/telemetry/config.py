@@ -50,6 +50,10 @@ class TelemetryConfig:
     job_label_keys: tuple[str, ...] = ()
     latest_genai: bool = False
     """``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental``: main-branch GenAI names too."""
+    traces: bool = True
+    """False when ``tracer`` is OpenTelemetry's :class:`~opentelemetry.trace.NoOpTracer` (tracing
+    switched off with a ``NoOpTracerProvider``): its spans would only repeat the current span, so
+    none is started."""
 
 
 _config: TelemetryConfig | None = None
@@ -95,12 +99,14 @@ def configure_telemetry(
                 aggregate=is_plain(meter_provider),
             )
             _instruments_by_provider[meter_provider] = instruments
+        tracer = tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL)
         _config = TelemetryConfig(
-            tracer_provider.get_tracer(SCOPE, _version(), schema_url=SCHEMA_URL),
+            tracer,
             instruments,
             bool(capture_content),
             keys,
             latest,
+            traces=not isinstance(tracer, trace.NoOpTracer),
         )
         return _config
 

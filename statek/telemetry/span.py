@@ -51,6 +51,11 @@ class SpanConsumer:
         config = current_config()
         if config is None:
             return
+        if not config.traces:
+            # The no-op tracer's span is the current one (or a non-recording span with its
+            # context): nothing to start, annotate or make current; its context is the same.
+            record.span_context = trace.get_current_span().get_span_context()
+            return
         site = record.site
         named = self._names.get(site)
         if named is None:  # one name and attribute set per call site, not per call
