@@ -25,6 +25,7 @@ import re
 import ssl
 import sys
 import time
+import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -185,9 +186,7 @@ class ClientPool:
         if client is None or client.is_closed:
             # Shards are opened on first use: a loop that makes one call (asyncio.run per request)
             # pays for one client, not sixteen.
-            client = entry.clients[turn] = httpx.AsyncClient(
-                timeout=self._timeout, limits=self._limits, verify=_tls_context()
-            )
+            client = entry.clients[turn] = _PoolClient(self._timeout, self._limits)
         return client
 
     def _open(self, loop: asyncio.AbstractEventLoop) -> _LoopClients:
@@ -223,6 +222,140 @@ def _tls_context() -> ssl.SSLContext:
     """One default TLS context for every pool, shard and loop: building one loads the CA bundle, which
     costs 20-130 ms, and a context may be shared by any number of clients."""
     return httpx.create_ssl_context()
+
+
+class _PoolClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` the pool made, which :func:`exchange` may pass by: ``direct`` sends its
+    requests straight to its network transport. ``direct`` is ``None`` when the environment names a
+    proxy: the client then keeps httpx's own transport and proxy mounts, and every request goes
+    through ``client.send``."""
+
+    def __init__(self, timeout: httpx.Timeout, limits: httpx.Limits) -> None:
+        verify = _tls_context()
+        if urllib.request.getproxies():
+            # httpx mounts the environment's proxies only on a client given no transport of its own.
+            super().__init__(timeout=timeout, limits=limits, verify=verify)
+            self.direct: _Direct | None = None
+            return
+        # The transport AsyncClient would make itself (http1, trust_env, no retries), held here too.
+        transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+        super().__init__(timeout=timeout, limits=limits, verify=verify, transport=transport)
+        self.direct = _Direct(transport, self.headers, self.cookies, self.timeout)
+
+
+_CACHED = 64
+"""Entries a :class:`_Direct` keeps of URLs and of merged headers (each); a full cache starts over."""
+
+
+class _Direct:
+    """Sends a pool client's POSTs straight to its transport: what the client layer does on the way
+    (URL parse, auth and redirect flows, event hooks, cookie jar, logging) costs more than the
+    exchange's own work, and a pool client has no hooks, auth, base URL, params or redirects to apply.
+
+    :meth:`request` builds the request ``client.build_request("POST", url, content=body,
+    headers=headers, params=params)`` would: the same URL, the client's default headers then
+    ``headers`` in the same order, ``Host`` and ``Content-Length``, its cookies, its timeout. The
+    URL and merged headers are made once per distinct value (bounded caches), not per call.
+    :meth:`answered` does to the answer what ``client.send`` does that statek's callers rely on:
+    ``response.request`` set, and ``Set-Cookie`` kept in the client's jar. Given up: httpx's INFO
+    log line per request and ``response.elapsed`` (statek reads neither).
+    """
+
+    __slots__ = ("_defaults", "_extensions", "_headers", "_urls", "jar", "transport")
+
+    def __init__(
+        self,
+        transport: httpx.AsyncHTTPTransport,
+        defaults: httpx.Headers,
+        jar: httpx.Cookies,
+        timeout: httpx.Timeout,
+    ) -> None:
+        self.transport = transport
+        self.jar = jar
+        self._defaults = defaults
+        self._extensions = {"timeout": timeout.as_dict()}  # httpx.Request copies it
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...] | None], httpx.URL] = {}
+        self._headers: dict[tuple[tuple[str, str], ...], httpx.Headers] = {}
+
+    def request(
+        self, url: str, body: bytes, headers: Mapping[str, str], params: Mapping[str, str] | None
+    ) -> httpx.Request | None:
+        """The request ``client.build_request`` would make, or ``None`` when its URL needs the client
+        (not absolute ``http(s)``, or with user info, which the client turns into basic auth)."""
+        target = self._url(url, params)
+        if target is None:
+            return None
+        jar = self.jar
+        return httpx.Request(
+            "POST",
+            target,
+            content=body,
+            headers=self._merged(headers),
+            cookies=jar if jar else None,  # before Content-Length, as build_request adds it
+            extensions=self._extensions,
+        )
+
+    def _url(self, url: str, params: Mapping[str, str] | None) -> httpx.URL | None:
+        """:func:`_direct_url`, cached for ``params`` ``None`` or a plain ``dict`` (a URL the client must
+        send itself is not: it is rare, and goes the slow way anyway)."""
+        if params is None:
+            key: tuple[str, tuple[tuple[str, str], ...] | None] = (url, None)
+        elif type(params) is dict:
+            key = (url, tuple(params.items()))
+        else:
+            return _direct_url(url, params)
+        target = self._urls.get(key)
+        if target is None:
+            target = _direct_url(url, params)
+            if target is not None:
+                _cache(self._urls, key, target)
+        return target
+
+    def _merged(self, headers: Mapping[str, str]) -> httpx.Headers:
+        """The client's default headers updated with ``headers`` (cached for a plain ``dict``: its
+        items are the whole of it, where a ``Headers`` may repeat a name)."""
+        if type(headers) is not dict:
+            return _merge_headers(self._defaults, headers)
+        key = tuple(headers.items())
+        merged = self._headers.get(key)
+        if merged is None:
+            merged = _cache(self._headers, key, _merge_headers(self._defaults, headers))
+        return merged
+
+    def answered(self, request: httpx.Request, response: httpx.Response) -> None:
+        """What ``client.send`` does to a fresh ``response`` that statek relies on."""
+        response.request = request
+        if "set-cookie" in response.headers:  # the jar's own look costs a urllib round trip per answer
+            self.jar.extract_cookies(response)
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _cache(cache: dict[K, V], key: K, value: V) -> V:
+    """Keep ``value`` under ``key`` in ``cache`` (emptied first when it holds :data:`_CACHED`)."""
+    if len(cache) >= _CACHED:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _direct_url(url: str, params: Mapping[str, str] | None) -> httpx.URL | None:
+    """The URL ``build_request`` makes of ``url`` and ``params`` for a client with neither base URL
+    nor params of its own; ``None`` when that client would do more than send it (see
+    :meth:`_Direct.request`). Parses ``url``: raises as ``build_request`` would."""
+    merged = httpx.QueryParams(params) if params else params
+    target = httpx.URL(url) if merged is None else httpx.URL(url, params=merged)
+    if target.scheme not in ("http", "https") or target.is_relative_url or target.userinfo:
+        return None
+    return target
+
+
+def _merge_headers(defaults: httpx.Headers, headers: Mapping[str, str]) -> httpx.Headers:
+    merged = httpx.Headers(defaults)
+    merged.update(headers)
+    return merged
 
 
 @dataclass(slots=True)
@@ -506,6 +639,9 @@ async def exchange(
     task = asyncio.current_task(loop)
     if task is None:
         raise RuntimeError("an exchange runs inside a task (its total_timeout cancels the task)")
+    # A pool client's requests go straight to its transport (see _Direct); any other client's through
+    # its send(), with everything it was configured with.
+    direct = client.direct if isinstance(client, _PoolClient) else None
     deadline = loop.time() + retry.total_timeout
     deadlines = _deadlines_of(loop)
     deadlines.watch(loop, task, deadline)
@@ -516,9 +652,25 @@ async def exchange(
             attempt += 1
             sent += len(body)
             try:
-                if read is read_whole:  # the common case, without a streamed response's extra work
+                if (
+                    direct is not None
+                    and not client.is_closed  # else send() raises its error for a closed client
+                    and (request := direct.request(url, body, headers, params)) is not None
+                ):
+                    try:
+                        response = await direct.transport.handle_async_request(request)
+                    except httpx.RequestError as failed:
+                        failed.request = request  # as client.send does: the error names its request
+                        raise
+                    try:
+                        direct.answered(request, response)
+                    except BaseException:
+                        await response.aclose()
+                        raise
+                else:
                     request = client.build_request("POST", url, content=body, headers=headers, params=params)
                     response = await client.send(request, stream=True)
+                if read is read_whole:  # the common case, without a streamed response's extra work
                     if response.is_success:
                         # Read here, not by send(): a body cut by total_timeout keeps the bytes it had.
                         pieces: list[bytes] = []
@@ -545,12 +697,12 @@ async def exchange(
                         await response.aclose()  # as send() does: the connection goes back either way
                         raise
                 else:
-                    async with client.stream(
-                        "POST", url, content=body, headers=headers, params=params
-                    ) as response:
+                    try:
                         if response.is_success:
                             return await read(response, WireBytes(attempt, sent, received))
                         await response.aread()
+                    finally:
+                        await response.aclose()
             except asyncio.CancelledError as cancelled:
                 if not deadlines.expired(task):
                     raise
