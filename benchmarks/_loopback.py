@@ -26,6 +26,7 @@ __all__ = [
     "MODEL",
     "LoopbackServer",
     "RawClient",
+    "RawTransportClient",
     "percentile",
     "telemetry_on",
 ]
@@ -203,6 +204,45 @@ class RawClient:
         if self._single is not None:
             await self._single.aclose()
             self._single = None
+
+
+class RawTransportClient:
+    """Raw httpx sent straight to its transports, past ``httpx.AsyncClient``'s client layer (URL
+    parse, cookie jar, auth and redirect flows, hooks, logging): what statek's own pool clients do
+    since issue 25's sixth pass, written by hand. The like-for-like baseline for statek's own part,
+    beside ``RawClient`` (the issue's, through ``client.post``).
+
+    16 transports of 16 connections used in turn (statek's pool layout); the URL, the headers (an
+    ``httpx.AsyncClient``'s defaults, then the same two ``RawClient`` sends) and the timeout made once.
+    """
+
+    def __init__(self, url: str, body: bytes, shards: int = 16) -> None:
+        limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        self._transports = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        self._turn = 0
+        self.url = httpx.URL(url)
+        self.body = body
+        self.headers = httpx.Headers(httpx.AsyncClient().headers)
+        self.headers.update({"content-type": "application/json", "authorization": "Bearer bench-key"})
+        self.extensions = {"timeout": httpx.Timeout(60.0).as_dict()}
+
+    async def call(self) -> Any:
+        self._turn = turn = (self._turn + 1) % len(self._transports)
+        request = httpx.Request(
+            "POST", self.url, content=self.body, headers=self.headers, extensions=self.extensions
+        )
+        response = await self._transports[turn].handle_async_request(request)
+        try:
+            content = await response.aread()
+        finally:
+            await response.aclose()
+        if not 200 <= response.status_code < 300:
+            raise RuntimeError(f"raw transport call answered HTTP {response.status_code}")
+        return json.loads(content)
+
+    async def aclose(self) -> None:
+        for transport in self._transports:
+            await transport.aclose()
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

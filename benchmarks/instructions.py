@@ -12,7 +12,11 @@ layouts the same from run to run.
 Clients (all with the telemetry stack of :func:`benchmarks._loopback.telemetry_on`, priced model):
 
 - ``raw sharded``: raw ``httpx`` posting the same body through statek's pool layout and parsing
-  the JSON answer - the baseline;
+  the JSON answer - the baseline (issue 25's);
+- ``raw transport``: the same, sent straight to httpx's transports past the client layer, as
+  statek's own pool clients send since issue 25's sixth pass: the like-for-like baseline, whose
+  difference to ``statek, no-op tracer`` is statek's own work alone (the difference to ``raw
+  sharded`` also holds the client layer statek no longer runs);
 - ``statek``: ``api.process_request`` in a new ``Job`` per call (as a server uses it);
 - ``statek, no Job``: the same call outside any job;
 - ``statek, no-op tracer``: a ``Job`` per call with OpenTelemetry's no-op tracer instead of the
@@ -61,6 +65,7 @@ from benchmarks._loopback import MODEL, QUESTION, SYSTEM
 
 CLIENTS = (
     "raw sharded",
+    "raw transport",
     "statek",
     "statek, no Job",
     "statek, no-op tracer",
@@ -74,6 +79,17 @@ CLIENTS = (
 )
 DIFFERENCES = (
     # (what, client, minus client)
+    (
+        "statek's own part (no-op tracer) over raw httpx, the issue's measure",
+        "statek, no-op tracer",
+        "raw sharded",
+    ),
+    (
+        "statek's own part (no-op tracer) over raw httpx sent straight to its transport, like for like",
+        "statek, no-op tracer",
+        "raw transport",
+    ),
+    ("httpx's client layer (raw sharded minus raw transport)", "raw sharded", "raw transport"),
     ("the SDK's span and its answer attributes", "statek", "statek, no-op tracer"),
     ("a Job per call", "statek", "statek, no Job"),
     ("a Job with a USD budget per call instead of a plain Job", "statek, USD budget", "statek"),
@@ -119,6 +135,8 @@ async def _calls(client: str, url: str, calls: int) -> None:
 
     elif client == "raw sharded":
         call = clients.sharded.call
+    elif client == "raw transport":
+        call = clients.transport.call
     elif client == "statek, no Job":
         call = clients.statek_call
     elif client == "statek, USD budget":

@@ -16,6 +16,9 @@ Clients:
 - ``raw sharded``: raw ``httpx`` posting the same body and parsing the JSON answer, through
   statek's own pool layout (``statek._http.ClientPool``: 16 clients x 16 connections) - the
   baseline every ratio is taken against;
+- ``raw transport``: the same body sent straight to 16 httpx transports of 16 connections, past
+  the client layer, as statek's own pool clients send (issue 25, sixth pass): the like-for-like
+  baseline (hot and concurrent cells; its ratios are printed against ``raw sharded`` too);
 - ``raw single``: one ``httpx.AsyncClient`` with 256 connections, for reference (sequential and
   at 64 only: httpcore's pool scan makes it crawl at 256 and 1,000).
 
@@ -47,7 +50,16 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks._loopback import MODEL, QUESTION, SYSTEM, LoopbackServer, RawClient, percentile, telemetry_on
+from benchmarks._loopback import (
+    MODEL,
+    QUESTION,
+    SYSTEM,
+    LoopbackServer,
+    RawClient,
+    RawTransportClient,
+    percentile,
+    telemetry_on,
+)
 
 __all__ = ["LoopbackServer", "MODEL", "main", "run_suite"]
 
@@ -141,6 +153,7 @@ class Clients:
             self.api.preview_request(SYSTEM, MODEL, chat_history=self.history), separators=(",", ":")
         ).encode()
         self.sharded = RawClient(url, body, sharded=True)
+        self.transport = RawTransportClient(url, body)
         self.single = RawClient(url, body, sharded=False)
 
     async def statek_call(self) -> Any:
@@ -190,6 +203,8 @@ class Clients:
             return lambda: self.statek_timed_call(own, own_cpu)
         if client == "raw sharded":
             return self.sharded.call
+        if client == "raw transport":
+            return self.transport.call
         if client == "raw single":
             return self.single.call
         raise ValueError(client)
@@ -197,18 +212,19 @@ class Clients:
     async def aclose(self) -> None:
         await self.api.aclose()
         await self.sharded.aclose()
+        await self.transport.aclose()
         await self.single.aclose()
 
 
 def cells(full: bool = True) -> list[Cell]:
     out: list[Cell] = []
     statek_kinds = ("statek", "statek long job", "statek gc.freeze")
-    for client in (*statek_kinds, "statek timed", "raw sharded", "raw single"):
+    for client in (*statek_kinds, "statek timed", "raw sharded", "raw transport", "raw single"):
         out.append(Cell("hot", client))
     for client in ("statek", "statek long job", "raw sharded", "raw single"):
         out.append(Cell("paused", client))
     for n in CONCURRENCY:
-        clients = [*statek_kinds, "raw sharded"]
+        clients = [*statek_kinds, "raw sharded", "raw transport"]
         if n == 64 and full:
             clients.append("raw single")
         if n == 256:
@@ -406,7 +422,14 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         f"{'client':<18}{'hot p50':>9}{'hot p99':>9}{'overhead':>10}{'range':>11}"
         f"{'paused p50':>12}{'overhead':>10}{'range':>11}"
     )
-    for client in ("statek", "statek long job", "statek gc.freeze", "raw sharded", "raw single"):
+    for client in (
+        "statek",
+        "statek long job",
+        "statek gc.freeze",
+        "raw sharded",
+        "raw transport",
+        "raw single",
+    ):
         row = f"{client:<18}"
         for scenario in ("hot", "paused"):
             cell, base = by.get((scenario, client)), by[(scenario, "raw sharded")]
@@ -436,6 +459,7 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         "statek gc.freeze",
         "statek timed",
         "raw sharded",
+        "raw transport",
         "raw single",
     ):
         row = f"{client:<18}"
@@ -458,7 +482,14 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         f"{'client':<18}{'hot':>8}{'+ over raw':>12}{'paused':>9}{'+ over raw':>12}"
         + "".join(f"{'calls/CPU-s c' + str(n):>20}{'x raw':>7}" for n in CONCURRENCY)
     )
-    for client in ("statek", "statek long job", "statek gc.freeze", "raw sharded", "raw single"):
+    for client in (
+        "statek",
+        "statek long job",
+        "statek gc.freeze",
+        "raw sharded",
+        "raw transport",
+        "raw single",
+    ):
         row = f"{client:<18}"
         for scenario in ("hot", "paused"):
             cell, base = by.get((scenario, client)), by[(scenario, "raw sharded")]
