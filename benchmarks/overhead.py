@@ -409,6 +409,17 @@ def _spread(values: list[float]) -> str:
     return f"{min(values):.0f}..{max(values):.0f}" if values else "-"
 
 
+_SEQUENTIAL_ROWS = (
+    "statek",
+    "statek long job",
+    "statek gc.freeze",
+    "raw sharded",
+    "raw transport",
+    "raw single",
+)
+"""The clients of the sequential tables (latency, CPU per call), in print order."""
+
+
 def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
     """Print the tables; return the goal figures."""
     by = _by(all_cells)
@@ -422,14 +433,7 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         f"{'client':<18}{'hot p50':>9}{'hot p99':>9}{'overhead':>10}{'range':>11}"
         f"{'paused p50':>12}{'overhead':>10}{'range':>11}"
     )
-    for client in (
-        "statek",
-        "statek long job",
-        "statek gc.freeze",
-        "raw sharded",
-        "raw transport",
-        "raw single",
-    ):
+    for client in _SEQUENTIAL_ROWS:
         row = f"{client:<18}"
         for scenario in ("hot", "paused"):
             cell, base = by.get((scenario, client)), by[(scenario, "raw sharded")]
@@ -482,14 +486,7 @@ def report(all_cells: list[Cell], sizes: Sizes, seed: int) -> dict[str, Any]:
         f"{'client':<18}{'hot':>8}{'+ over raw':>12}{'paused':>9}{'+ over raw':>12}"
         + "".join(f"{'calls/CPU-s c' + str(n):>20}{'x raw':>7}" for n in CONCURRENCY)
     )
-    for client in (
-        "statek",
-        "statek long job",
-        "statek gc.freeze",
-        "raw sharded",
-        "raw transport",
-        "raw single",
-    ):
+    for client in _SEQUENTIAL_ROWS:
         row = f"{client:<18}"
         for scenario in ("hot", "paused"):
             cell, base = by.get((scenario, client)), by[(scenario, "raw sharded")]
